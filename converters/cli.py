@@ -12,6 +12,7 @@ import sys
 
 from . import __version__
 from .errors import GateportError
+from .sanitize import one_line
 
 EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -181,6 +182,28 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gateport: interrupted", file=sys.stderr)
         return 130
+    except (OSError, MemoryError, RecursionError) as e:  # disk full, permission, exhausted: one line
+        if args.debug:
+            raise
+        print(f"gateport: error: {one_line(_describe(e))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as e:  # a case gateport did not foresee: still one line, never a traceback
+        if args.debug:
+            raise
+        print(f"gateport: error: unexpected {type(e).__name__}: {one_line(e)} "
+              "(a gateport bug; --debug shows the traceback)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _describe(e: BaseException) -> str:
+    """``[Errno 28] No space left on device: 'out.onnx'`` -> ``out.onnx: No space left on device``."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    if isinstance(e, MemoryError):
+        return "out of memory (the input declares more than this machine holds)"
+    if isinstance(e, RecursionError):
+        return "input nested too deeply"
+    return f"{type(e).__name__}: {e}"
 
 
 if __name__ == "__main__":

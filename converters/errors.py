@@ -16,8 +16,10 @@ class GateportError(Exception):
         self.layer = layer
 
     def __str__(self) -> str:
+        from .sanitize import one_line
+
         parts = [p for p in (self.file, self.layer) if p]
-        return ": ".join(parts + [self.message])
+        return one_line(": ".join(parts + [self.message]))
 
     def at(self, *, file: str | None = None, layer: str | None = None) -> "GateportError":
         """Fill in the file / layer if not known yet; returns self for ``raise e.at(...)``."""
@@ -40,6 +42,10 @@ class UnsafeError(GateportError):
 
 class OutputError(GateportError):
     """An output cannot be written (exists without --force, folder not writable)."""
+
+
+class UsageError(GateportError):
+    """The command line or API call itself is wrong (bad option value, missing argument)."""
 
 
 class MissingDependencyError(GateportError):

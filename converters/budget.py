@@ -1,0 +1,86 @@
+"""Every size an input declares is checked here before anything of that size is allocated or read.
+
+A 10 KB file can declare a 10**12-element dataset, a 5 GiB deflated archive member or a
+``(-1, 8.5)`` shape. Readers call :func:`shape` on every declared shape (it must be a tuple of
+non-negative Python ints) and :meth:`Budget.take` before reading the bytes, so a hostile file is
+refused in one line instead of exhausting memory.
+
+The budget of one read is ``min(MAX_BYTES, FLOOR + RATIO * file size)``: real weights are stored
+about as large as they are in memory (float data hardly compresses), so a file that declares far
+more than it holds is refused. ``GATEPORT_MAX_BYTES`` (bytes) raises or lowers the ceiling.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import os
+
+from .errors import UnsafeError
+from .sanitize import quote
+
+#: Absolute ceiling of what one read may allocate (default 16 GiB; env GATEPORT_MAX_BYTES).
+MAX_BYTES = int(os.environ.get("GATEPORT_MAX_BYTES", 16 << 30))
+#: What any file may declare regardless of its size (small files with zero-filled weights).
+FLOOR = 64 << 20
+#: How much more than its own size a file may declare (a little compression, headers).
+RATIO = 4
+#: Most dimensions an array may have.
+MAX_RANK = 32
+
+
+def limit_for(file_size: int) -> int:
+    """The byte budget of reading a file of ``file_size`` bytes."""
+    return min(MAX_BYTES, FLOOR + RATIO * max(0, int(file_size)))
+
+
+def shape(value: object, what: str, *, file: str | None = None, layer: str | None = None) -> tuple[int, ...]:
+    """``value`` as a shape tuple of non-negative ints, or a one-line :class:`UnsafeError`.
+
+    Refuses floats (``8.5``, ``inf``, ``nan``), bools, strings, negative numbers, more than
+    :data:`MAX_RANK` dimensions and any dimension above :data:`MAX_BYTES`.
+    """
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (value,)
+    if not isinstance(value, (tuple, list)) or len(value) > MAX_RANK:
+        raise UnsafeError(f"{what}: expected a shape (a list of at most {MAX_RANK} non-negative integers), "
+                          f"found {quote(value)}", file=file, layer=layer)
+    dims = []
+    for d in value:
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral) or not 0 <= int(d) <= MAX_BYTES:
+            raise UnsafeError(f"{what}: expected non-negative integer dimensions, found {quote(list(value))}",
+                              file=file, layer=layer)
+        dims.append(int(d))
+    return tuple(dims)
+
+
+def nbytes(dims: tuple[int, ...], itemsize: int) -> int:
+    """Bytes of an array of ``dims`` (Python ints: no overflow)."""
+    return math.prod(dims) * int(itemsize)
+
+
+class Budget:
+    """What one read may still allocate; :meth:`take` refuses what does not fit."""
+
+    def __init__(self, file: str | None = None, file_size: int | None = None, limit: int | None = None):
+        self.file = file
+        if limit is None:
+            if file_size is None:
+                file_size = os.path.getsize(file) if file and os.path.isfile(file) else 0
+            limit = limit_for(file_size)
+        self.limit = int(limit)
+        self.used = 0
+
+    def take(self, nbytes: int, what: str, *, layer: str | None = None) -> None:
+        """Count ``nbytes`` for ``what``; refuse (UnsafeError) if the total exceeds the budget."""
+        nbytes = int(nbytes)
+        if nbytes < 0 or self.used + nbytes > self.limit:
+            raise UnsafeError(f"{what} declares {nbytes} bytes, more than the {self.limit - self.used} left of "
+                              f"this file's budget of {self.limit} bytes (set GATEPORT_MAX_BYTES to allow more)",
+                              file=self.file, layer=layer)
+        self.used += nbytes
+
+    def take_array(self, value: object, itemsize: int, what: str, *, layer: str | None = None) -> tuple[int, ...]:
+        """Validate a declared shape and count its bytes; returns the shape as a tuple of ints."""
+        dims = shape(value, what, file=self.file, layer=layer)
+        self.take(nbytes(dims, itemsize), what, layer=layer)
+        return dims

@@ -1,0 +1,69 @@
+"""The one place where text from an input file becomes part of code, a message or a name.
+
+Every name, string and label gateport reads (layer and tensor names, versions, file names,
+metadata) comes from a stranger. Nothing of it reaches generated code, an error message, a
+report or a path except through these functions:
+
+- :func:`identifier` -- a valid, unique, ASCII Python identifier (never a keyword, never one of
+  ``taken``); Python's NFKC normalization of identifiers cannot make two of them collide;
+- :func:`literal` -- a Python string literal (``repr`` of a ``str``): evaluates to the text itself;
+- :func:`comment` -- text for a comment or docstring: printable ASCII without quotes,
+  backslashes or line breaks, cut to a length, so it cannot end the comment or docstring;
+- :func:`quote` -- a name inside a one-line message: quoted, control and invisible characters
+  escaped, cut to a length;
+- :func:`one_line` -- a whole message: control and invisible characters escaped.
+"""
+from __future__ import annotations
+
+import keyword
+import re
+import unicodedata
+
+#: Longest name shown in a message or a comment; longer ones end in "...".
+MAX_SHOWN = 120
+
+_NOT_IDENT = re.compile(r"[^A-Za-z0-9_]+")
+_COMMENT_SAFE = re.compile(r"[^A-Za-z0-9 _.,:;=+*/()\[\]<>@%&!?^|~$-]")
+
+
+def identifier(text: object, taken: set[str] | frozenset[str] = frozenset(), *, fallback: str = "t") -> str:
+    """A valid ASCII Python identifier like ``text``, not a keyword and not in ``taken``.
+
+    Non-ASCII letters are reduced to their ASCII base (``é`` -> ``e``, ``ﬁ`` -> ``fi``) where NFKD
+    has one, anything else becomes ``_``. The caller adds the result to ``taken``.
+    """
+    ascii_text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode("ascii")
+    name = _NOT_IDENT.sub("_", ascii_text).strip("_")[:60] or fallback
+    if name[0].isdigit():
+        name = f"{fallback}_{name}"
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name) or name.startswith("__"):
+        name = f"{name}_"
+    candidate, k = name, 2
+    while candidate in taken:
+        candidate, k = f"{name}_{k}", k + 1
+    return candidate
+
+
+def literal(text: object) -> str:
+    """A Python string literal whose value is ``str(text)`` (safe anywhere an expression is)."""
+    return repr(str(text))
+
+
+def comment(text: object, limit: int = MAX_SHOWN) -> str:
+    """``text`` made safe for a ``#`` comment or a docstring: printable ASCII, no quote/backslash/newline."""
+    ascii_text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "replace").decode("ascii")
+    safe = _COMMENT_SAFE.sub("?", ascii_text)
+    return safe if len(safe) <= limit else safe[: limit - 3] + "..."
+
+
+def quote(text: object, limit: int = MAX_SHOWN) -> str:
+    """``text`` quoted for a one-line message: ``'name'`` with control/invisible characters escaped."""
+    text = str(text)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return repr(text)
+
+
+def one_line(text: object) -> str:
+    """``text`` with every line break, control and invisible (format) character escaped."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(text))
