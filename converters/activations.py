@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import UnsupportedError
+from .sanitize import quote
 
 
 def _sigmoid(x):
@@ -70,8 +71,8 @@ def from_keras(name, keras_version: str | None, where: str = "") -> str:
         return "hard_sigmoid_keras3" if keras_major(keras_version) >= 3 else "hard_sigmoid_keras2"
     if name in NUMPY:
         return name
-    raise UnsupportedError(f"{where}activation {name!r} is not supported "
-                           f"(supported: {', '.join(sorted(set(NUMPY) - {'hard_sigmoid_keras2', 'hard_sigmoid_keras3'}) | {'hard_sigmoid'})})")
+    supported = (set(NUMPY) - {"hard_sigmoid_keras2", "hard_sigmoid_keras3"}) | {"hard_sigmoid"}
+    raise UnsupportedError(f"{where}activation {quote(name)} is not supported (supported: {', '.join(sorted(supported))})")
 
 
 def apply(name: str, x: np.ndarray) -> np.ndarray:
