@@ -13,10 +13,12 @@ torch is never imported here.
 """
 from __future__ import annotations
 
+import ast
 import json
 import keyword
+import math
+import operator
 import os
-import re
 from pathlib import Path
 from typing import Callable
 
@@ -25,6 +27,7 @@ import numpy as np
 from .. import __version__
 from ..errors import FormatError, OutputError, UnsupportedError
 from ..ir import Model, Node
+from ..sanitize import comment, identifier, quote
 from ..shapes import node_output_shapes
 from .torch_state import NN_CLASS, nn_constructor, nn_incompatibility, nn_params
 from .torch_templates import ACTIVATIONS, helper_source
@@ -50,11 +53,6 @@ _MERGES = {
 }
 
 
-def _identifier(name: str) -> str:
-    ident = re.sub(r"\W+", "_", name).strip("_") or "t"
-    return f"t_{ident}" if ident[0].isdigit() else ident
-
-
 class _Writer:
     """Collects the submodules, forward lines, weights and helpers of one model."""
 
@@ -73,12 +71,9 @@ class _Writer:
     def unique(self, base: str, taken: set[str] | None = None) -> str:
         """A new identifier like ``base`` (a local variable unless ``taken`` says otherwise)."""
         taken = self.taken if taken is None else taken
-        name, k = _identifier(base), 2
-        candidate = name
-        while candidate in taken:
-            candidate, k = f"{name}_{k}", k + 1
-        taken.add(candidate)
-        return candidate
+        name = identifier(base, taken)
+        taken.add(name)
+        return name
 
     def var(self, tensor: str, node: Node | None = None) -> str:
         try:
@@ -140,12 +135,32 @@ def _shapes(model: Model) -> dict[str, tuple | None]:
 
 
 def _int(value) -> int:
-    """A Keras int option that may be stored as a 1-tuple (``strides: [2]``)."""
+    """A Keras int option that may be stored as a 1-tuple (``strides: [2]``); never a string."""
     if isinstance(value, (list, tuple)):
         if len(value) != 1:
-            raise UnsupportedError(f"expected one value, found {list(value)}")
+            raise UnsupportedError(f"expected one value, found {quote(list(value))}")
         value = value[0]
-    return int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise FormatError(f"expected an integer, found {quote(value)}") from None
+
+
+def _number(value) -> str:
+    """Python source for the real number ``value``; NaN and infinities as ``float('nan')`` / ``float('inf')``."""
+    if isinstance(value, (str, bytes)):
+        raise FormatError(f"expected a number, found {quote(value)}")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise FormatError(f"expected a number, found {quote(value)}") from None
+    if math.isnan(x):
+        return "float('nan')"
+    if math.isinf(x):
+        return "float('inf')" if x > 0 else "-float('inf')"
+    return repr(int(x)) if x.is_integer() and abs(x) < 2**53 else repr(x)
 
 
 def _f32(a) -> np.ndarray:
@@ -155,20 +170,20 @@ def _f32(a) -> np.ndarray:
 def _describe(node: Node) -> str:
     """A short comment for a node: ``lstm_1 (LSTM): 32 units, return_sequences``."""
     o = node.options
-    cls = node.source.get("class_name") or node.op
+    name, cls = comment(node.name), comment(node.source.get("class_name") or node.op)
     if not node.is_recurrent:
-        return f"# {node.name} ({cls})"
+        return f"# {name} ({cls})"
     kind = _KERAS_CLASS[node.op]
     if o.get("bidirectional"):
-        kind = f"Bidirectional({kind}, merge_mode={o.get('merge_mode')})"
+        kind = f"Bidirectional({kind}, merge_mode={comment(o.get('merge_mode'))})"
     flags = [f for f in ("return_sequences", "return_state", "go_backwards") if o.get(f)]
     if node.op == "gru":
         flags.append(f"reset_after={bool(o.get('reset_after', True))}")
     acts = [o.get("activation", "tanh")] + ([o.get("recurrent_activation", "sigmoid")] if node.op != "simple_rnn" else [])
-    flags.append("/".join(acts))
+    flags.append(comment("/".join(map(str, acts))))
     if node.mask:
         flags.append("masked")
-    return f"# {node.name}: {kind}, {o['units']} units, " + ", ".join(flags)
+    return f"# {name}: {kind}, {_int(o['units'])} units, " + ", ".join(flags)
 
 
 # -- recurrent layers ----------------------------------------------------------------------
@@ -219,7 +234,7 @@ gru_to_torch = simple_rnn_to_torch = lstm_to_torch
 
 def _recurrent_nn(w: _Writer, node: Node, n_states: int, init) -> tuple[list[str], list[str]]:
     o = node.options
-    bi, units = bool(o.get("bidirectional")), o["units"]
+    bi, units = bool(o.get("bidirectional")), _int(o["units"])
     args = nn_constructor(node)
     ctor = ", ".join([str(args.pop("input_size")), str(args.pop("hidden_size")), "batch_first=True"]
                      + [f"{k}={v!r}" for k, v in args.items()])
@@ -234,7 +249,7 @@ def _recurrent_nn(w: _Writer, node: Node, n_states: int, init) -> tuple[list[str
             packed.append(f"torch.stack([{', '.join(parts)}])" if bi else f"{parts[0]}.unsqueeze(0)")
         hx = ", " + (f"({packed[0]}, {packed[1]})" if n_states == 2 else packed[0])
     seq_whole = o.get("return_sequences") and (not bi or o.get("merge_mode") == "concat")
-    base = _identifier(node.name)
+    base = identifier(node.name)
     seq = w.unique(node.outputs[0] if seq_whole else f"{base}_seq") if o.get("return_sequences") else "_"
     need_states = o.get("return_state") or not o.get("return_sequences")
     h_n = w.unique(f"{base}_h") if need_states else "_"
@@ -264,7 +279,7 @@ def _loop_constructor(w: _Writer, node: Node, direction: str) -> str:
     cls = {"lstm": "LSTMLoop", "gru": "GRULoop", "simple_rnn": "SimpleRNNLoop"}[node.op]
     w.helpers.add(cls)
     n_in = node.weights[f"forward.{node.gate_names[0]}.input_weights"].shape[1]
-    args = [str(n_in), str(o["units"]), w.activation_module(o.get("activation", "tanh"))]
+    args = [str(n_in), str(_int(o["units"])), w.activation_module(o.get("activation", "tanh"))]
     if node.op != "simple_rnn":
         args.append(w.activation_module(o.get("recurrent_activation", "sigmoid")))
     if node.op == "gru" and not o.get("reset_after", True):
@@ -281,7 +296,7 @@ def _recurrent_loop(w: _Writer, node: Node, n_states: int, init) -> tuple[list[s
     bi = bool(o.get("bidirectional"))
     x = w.var(node.inputs[0], node)
     mask = w.var(node.mask, node) if node.mask else None
-    base = _identifier(node.name)
+    base = identifier(node.name)
     ys, states = [], []
     for k, direction in enumerate(node.directions):
         suffix = f"_{direction}" if bi else ""
@@ -328,15 +343,10 @@ def embedding_to_torch(w: _Writer, node: Node) -> None:
     w.assign(node.outputs[0], f"self.{attr}({w.var(node.inputs[0], node)})")
 
 
-def _literal(value) -> str:
-    value = float(value)
-    return repr(int(value)) if value.is_integer() else repr(value)
-
-
 def mask_not_equal_to_torch(w: _Writer, node: Node) -> None:
     o = node.options
     value = o.get("value", o.get("mask_value", 0))
-    expr = f"{w.var(node.inputs[0], node)} != {_literal(value)}"
+    expr = f"{w.var(node.inputs[0], node)} != {_number(value)}"
     w.assign(node.outputs[0], f"({expr}).any(dim=-1)" if o.get("reduce") else expr)
 
 
@@ -345,23 +355,24 @@ def mask_and_to_torch(w: _Writer, node: Node) -> None:
 
 
 def masking_to_torch(w: _Writer, node: Node) -> None:
+    """Keras' Masking: ``where(mask, x, 0)`` (keras/src/layers/core/masking.py; not ``x * mask``: inf * 0 is NaN)."""
     x = w.var(node.inputs[0], node)
     if len(node.inputs) > 1:
         mask = w.var(node.inputs[1], node)
     elif node.mask:
         mask = w.var(node.mask, node)
     else:
-        mask = f"({x} != {_literal(node.options.get('mask_value', 0))}).any(dim=-1)"
-    w.assign(node.outputs[0], f"{x} * {mask}.unsqueeze(-1).to({x}.dtype)")
+        mask = f"({x} != {_number(node.options.get('mask_value', 0))}).any(dim=-1)"
+    w.assign(node.outputs[0], f"torch.where({mask}.unsqueeze(-1), {x}, torch.zeros_like({x}))")
 
 
 def repeat_vector_to_torch(w: _Writer, node: Node) -> None:
-    w.assign(node.outputs[0], f"{w.var(node.inputs[0], node)}.unsqueeze(1).repeat(1, {int(node.options['n'])}, 1)")
+    w.assign(node.outputs[0], f"{w.var(node.inputs[0], node)}.unsqueeze(1).repeat(1, {_int(node.options['n'])}, 1)")
 
 
 def concatenate_to_torch(w: _Writer, node: Node) -> None:
     parts = ", ".join(w.var(t, node) for t in node.inputs)
-    w.assign(node.outputs[0], f"torch.cat([{parts}], dim={int(node.options.get('axis', -1))})")
+    w.assign(node.outputs[0], f"torch.cat([{parts}], dim={_int(node.options.get('axis', -1))})")
 
 
 def merge_to_torch(w: _Writer, node: Node) -> None:
@@ -396,7 +407,7 @@ def flatten_to_torch(w: _Writer, node: Node) -> None:
 
 def reshape_to_torch(w: _Writer, node: Node) -> None:
     x = w.var(node.inputs[0], node)
-    dims = ", ".join(str(int(d)) for d in node.options["shape"])
+    dims = ", ".join(str(_int(d)) for d in node.options["shape"])
     w.assign(node.outputs[0], f"{x}.reshape({x}.size(0), {dims})")
 
 
@@ -416,8 +427,8 @@ def batch_norm_to_torch(w: _Writer, node: Node) -> None:
               "running_mean": mean, "running_var": _f32(wts["moving_variance"]),
               "num_batches_tracked": np.zeros((), np.int64)}
     cls = {2: "BatchNorm1d", 3: "BatchNorm1d", 4: "BatchNorm2d", 5: "BatchNorm3d"}[rank]
-    eps = float(node.options.get("epsilon", 1e-3))
-    attr = w.module(node, f"nn.{cls}({n}, eps={eps!r})", params)
+    eps = _number(node.options.get("epsilon", 1e-3))
+    attr = w.module(node, f"nn.{cls}({n}, eps={eps})", params)
     x = w.var(node.inputs[0], node)
     if axis == 1:
         expr = f"self.{attr}({x})"
@@ -472,7 +483,31 @@ EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
 # -- the file ------------------------------------------------------------------------------
 
 def _shape(shape) -> str:
-    return "(" + ", ".join(["batch"] + ["None" if d is None else str(d) for d in shape]) + ")"
+    """``(batch, 6, None)`` for the docstring (every dimension through :func:`comment`)."""
+    return "(" + ", ".join(["batch"] + [comment(d) for d in shape]) + ")"
+
+
+#: What the generated file may import: ``(import line, names it binds)``; only lines whose names
+#: the code uses are written.
+_IMPORTS = (
+    ("import os", ("os",)),
+    ("from typing import {}", ("List", "Optional", "Tuple")),
+    ("", ()),
+    ("import torch", ("torch",)),
+    ("from torch import {}", ("Tensor", "nn")),
+    ("from torch.nn import functional as F", ("F",)),
+)
+
+
+def _imports(code: str) -> str:
+    """The import lines ``code`` needs: those of :data:`_IMPORTS` binding a name it uses."""
+    used = {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)}
+    lines = []
+    for line, names in _IMPORTS:
+        wanted = [n for n in names if n in used]
+        if not names or wanted:
+            lines.append(line.format(", ".join(wanted)))
+    return "\n".join(lines).strip("\n").replace("\n\n\n", "\n\n")
 
 
 def _build(model: Model) -> tuple[str, dict[str, np.ndarray]]:
@@ -496,18 +531,19 @@ def _build(model: Model) -> tuple[str, dict[str, np.ndarray]]:
 
 def _source(model: Model, w: _Writer, args: list[str], outputs: list[str]) -> str:
     src = model.source or {}
-    origin = ", ".join(p for p in (os.path.basename(str(src["path"])) if src.get("path") else "",
-                                   f"Keras {src['keras_version']}" if src.get("keras_version") else "") if p)
-    ins = "\n".join(f"    {a}: {s.dtype} {_shape(s.shape)}" + ("  token ids" if s.dtype == "int64" else "")
+    origin = ", ".join(p for p in (comment(os.path.basename(str(src["path"]))) if src.get("path") else "",
+                                   f"Keras {comment(src['keras_version'])}" if src.get("keras_version") else "") if p)
+    ins = "\n".join(f"    {a}: {comment(s.dtype)} {_shape(s.shape)}" + ("  token ids" if s.dtype == "int64" else "")
                     for a, s in zip(args, model.inputs))
-    outs = "\n".join(f"    {t}: {_shape(w.shapes[t]) if w.shapes.get(t) is not None else '?'}"
+    outs = "\n".join(f"    {comment(t)}: {_shape(w.shapes[t]) if w.shapes.get(t) is not None else '?'}"
                      for t in model.outputs)
+    name = comment(model.name)
     returns = "Tensor" if len(outputs) == 1 else f"Tuple[{', '.join(['Tensor'] * len(outputs))}]"
     signature = ", ".join(["self"] + [f"{a}: Tensor" for a in args])
     helpers = helper_source(w.helpers)
     init = "\n".join(f"        {line}" for line in w.init) or "        pass"
     body = "\n".join(f"        {line}" for line in w.body)
-    return f'''"""PyTorch port of the Keras model {model.name!r}{f" ({origin})" if origin else ""}, generated by gateport {__version__}.
+    doc = f'''"""PyTorch port of the Keras model {name}{f" ({origin})" if origin else ""}, generated by gateport {__version__}.
 
 Standalone: needs torch, and safetensors to read the weights stored next to this file.
 
@@ -519,16 +555,11 @@ Inputs:
 Outputs (in Keras' order):
 {outs}
 """
-import os
-from typing import List, Optional, Tuple
-
-import torch
-from torch import Tensor, nn
-from torch.nn import functional as F
-{helpers}
+'''
+    code = f'''{helpers}
 
 class Model(nn.Module):
-    """{model.name}, layer by layer as in Keras."""
+    """{name}, layer by layer as in Keras."""
 
     def __init__(self):
         super().__init__()
@@ -549,6 +580,7 @@ def load_model(path: Optional[str] = None) -> Model:
     model.load_state_dict(load_file(path))
     return model.eval()
 '''
+    return doc + _imports(code) + "\n" + code
 
 
 def generate_source(model: Model) -> str:
