@@ -5,12 +5,14 @@ framework.
 """
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import numpy as np
 
 from .gates import LETTER, gate_order, gate_slice
 from .ir import Model, Node
+from .sanitize import one_line
 from .shapes import infer_shapes
 
 def keras_layout(model: Model, node: Node) -> str:
@@ -152,55 +154,133 @@ def _shape(s) -> list | None:
     return None if s is None else [d for d in s]
 
 
+#: Width of ``inspect``'s text lines.
+WIDTH = 100
+
+#: What each source format is, for the first line of ``inspect``.
+FORMAT_NAMES = {
+    "keras_h5": "Keras full-model HDF5",
+    "keras_v3": "Keras 3 .keras archive",
+    "keras_weights_h5": "Keras weights-only HDF5",
+    "torch-state-dict": "PyTorch state_dict",
+    "onnx": "ONNX model",
+    "gates": "gateport IR file",
+}
+
+#: Printed under the gate tables: what the letters and layouts mean.
+LEGEND = textwrap.fill(
+    "legend: each gate row gives the slice of every array of that framework holding the gate; the letters "
+    "after a gate name are its symbol in Keras / PyTorch / ONNX (Keras calls the LSTM cell gate c, PyTorch g; "
+    "the GRU candidate is h in Keras and ONNX, n in PyTorch). keras layout: keras = Keras 2/3 packed kernels; "
+    "keras1 = Keras 1 per-gate W_i/U_i/b_i arrays; keras1_packed = Keras 1 consume_less='gpu' W/U/b; "
+    "cudnn = CuDNNLSTM/CuDNNGRU (each kernel block stored flattened in cuDNN's order, both biases kept).",
+    WIDTH, subsequent_indent="  ")
+
+
+def producer(source: dict[str, Any]) -> str:
+    """Who wrote the file, as far as the file says: ``Keras 2.21.0``, ``ONNX (pytorch 2.13, opset 17)``."""
+    fmt = source.get("format", "?")
+    name = FORMAT_NAMES.get(fmt, fmt)
+    if fmt == "gates":
+        origin = source.get("converted_from") or {}
+        return f"{name} (converted by gateport from {one_line(origin.get('path', '?'))}, {producer(origin)})"
+    if fmt == "onnx":
+        parts = [one_line(source["producer"])] if source.get("producer") else []
+        parts += [f"opset {source['opset']}"] if source.get("opset") else []
+        return f"{name} ({', '.join(parts) or 'no producer recorded'})"
+    if fmt == "torch-state-dict":
+        return f"{name} (no producer recorded)"
+    if source.get("keras_version"):
+        return f"{name}, written by Keras {one_line(source['keras_version'])}"
+    if source.get("assumed_keras_version"):
+        return (f"{name}, written by Keras {one_line(source['assumed_keras_version'])} "
+                "(no version recorded; assumed from the file's layout)")
+    return f"{name}, no Keras version recorded"
+
+
 def render(desc: dict[str, Any], layer: str | None = None) -> str:
-    """A readable table of ``describe()``'s output for people."""
+    """A readable table of ``describe()``'s output for people: lines under 100 columns, names escaped."""
     src = desc["source"]
-    if src.get("keras_version"):
-        writer = src["keras_version"]
-    elif src.get("assumed_keras_version"):
-        writer = f"{src['assumed_keras_version']} (no version recorded; assumed from the file's layout)"
-    else:
-        writer = "1.x (no version recorded)"
-    lines = [f"{src.get('path', desc['name'])}: {src.get('format', '?')}, written by Keras {writer}"]
+    lines = textwrap.wrap(f"{one_line(src.get('path', desc['name']))}: {producer(src)}", WIDTH,
+                          subsequent_indent="  ", break_on_hyphens=False, break_long_words=False)
     fmt = lambda s: "(" + ", ".join("?" if d is None else str(d) for d in (s or [])) + ")"  # noqa: E731
-    lines.append("inputs:  " + ", ".join(f"{t['name']} {fmt(t['shape'])} {t['dtype']}" for t in desc["inputs"]))
-    lines.append("outputs: " + ", ".join(f"{t['name']} {fmt(t['shape'])}" for t in desc["outputs"]))
+    lines.append("inputs:  " + ", ".join(f"{one_line(t['name'])} {fmt(t['shape'])} {t['dtype']}" for t in desc["inputs"]))
+    lines.append("outputs: " + ", ".join(f"{one_line(t['name'])} {fmt(t['shape'])}" for t in desc["outputs"]))
     lines.append("")
-    rows = [("layer", "op", "keras class", "output shape", "options")]
+    rows = [("layer", "op", "class", "output shape")]
+    options = {}
     for e in desc["layers"]:
         if layer and e["name"] != layer:
             continue
-        opts = _brief_options(e)
-        rows.append((e["name"], e["op"], e["class_name"] or "", " ".join(fmt(s) for s in e["output_shapes"]), opts))
-    lines += _table(rows)
-    for e in desc["layers"]:
-        if "directions" not in e or (layer and e["name"] != layer):
-            continue
+        rows.append((one_line(e["name"]), e["op"], one_line(e["class_name"] or ""),
+                     " ".join(fmt(s) for s in e["output_shapes"])))
+        options[len(rows) - 1] = _brief_options(e)
+    for i, row in enumerate(_table(rows)):
+        lines.append(row)
+        if options.get(i):
+            lines += textwrap.wrap(options[i], WIDTH, initial_indent="    ", subsequent_indent="    ")
+    shown = [e for e in desc["layers"] if "directions" in e and (not layer or e["name"] == layer)]
+    for e in shown:
         lines.append("")
-        o = e["options"]
-        lines.append(f"{e['name']}: {e['op'].upper()} units={o['units']} input={o['input_size']} "
-                     f"keras layout={e['keras_layout']}")
-        for d in e["directions"]:
-            arrays = ", ".join(f"{k} {tuple(v)}" for k, v in d["keras_arrays"].items())
-            lines.append(f"  {d['direction']}: {arrays}")
-            for k, p in d["keras_paths"].items():
-                lines.append(f"    {k}: {p}")
-            rows = [("gate", "keras", "pytorch", "onnx")]
-            for g in d["gates"]:
-                letters = g["letters"]
-                name = f"{g['gate']} ({letters['keras']}/{letters['torch']}/{letters['onnx']})"
-                keras = "  ".join(g["keras"].values())
-                torch = "  ".join(g["torch"].values())
-                onnx = "  ".join(g["onnx"].values())
-                rows.append((name, keras, torch, onnx))
-            lines += ["    " + r for r in _table(rows)]
+        lines += _recurrent_lines(e, paths=bool(layer))
+    if shown:
+        lines += ["", LEGEND]
     return "\n".join(lines)
+
+
+def _recurrent_lines(e: dict[str, Any], paths: bool) -> list[str]:
+    """One recurrent layer: per direction its Keras arrays (with their stored paths if ``paths``) and a
+    table per framework of gate slices."""
+    o = e["options"]
+    head = f"{one_line(e['name'])}: {e['op'].upper()} units={o['units']} input={o['input_size']} keras layout={e['keras_layout']}"
+    if e["op"] == "gru":
+        head += f" reset_after={o.get('reset_after')}"
+    lines = [head]
+    no_torch = e["op"] == "gru" and not o.get("reset_after")
+    for d in e["directions"]:
+        arrays = ", ".join(f"{k} {tuple(v)}" for k, v in d["keras_arrays"].items())
+        lines += textwrap.wrap(f"{d['direction']}: {arrays}", WIDTH, initial_indent="  ", subsequent_indent="    ")
+        for k, p in d["keras_paths"].items() if paths else ():
+            lines.append(f"    {k}: {one_line(p)}")
+        for fw in ("keras", "torch", "onnx"):
+            if fw == "torch" and no_torch:
+                lines += textwrap.wrap("pytorch: no nn.GRU equivalent (reset_after=False applies the reset gate "
+                                       "before the recurrent matmul); --to torch generates an exact loop", WIDTH,
+                                       initial_indent="    ", subsequent_indent="      ")
+                continue
+            lines += ["    " + r for r in _gate_table(d["gates"], fw)]
+    return lines
+
+
+def _gate_table(gates: list[dict[str, Any]], fw: str) -> list[str]:
+    """Rows ``gate | slice ...`` for one framework, the array names in the header where all gates share
+    them (Keras 1's per-gate arrays have a name per gate: then the cells hold the names)."""
+    label = {"keras": "keras", "torch": "pytorch", "onnx": "onnx"}[fw]
+    locs = [list(g[fw].values()) for g in gates]
+    names = [[loc.split("[")[0] for loc in row] for row in locs]
+    shared = all("[" in loc for row in locs for loc in row) and all(row == names[0] for row in names)
+    if fw == "onnx":
+        header = ["W", "R", "B (input)", "B (recurrent)"]
+    else:
+        header = names[0] if shared else [k.replace("_", " ") for k in gates[0][fw]]
+        if len(set(header)) < len(header):  # cuDNN and reset_after GRU biases: two arrays named bias
+            header = [f"{h} ({k.split('_')[0]})" if header.count(h) > 1 else h for h, k in zip(header, gates[0][fw])]
+    rows = [(label, *header)]
+    for g, row in zip(gates, locs):
+        letters = g["letters"]
+        name = f"{g['gate']} ({letters['keras']}/{letters['torch']}/{letters['onnx']})" if fw == "keras" else g["gate"]
+        cells = ["[" + loc.split("[", 1)[1] if shared or fw == "onnx" else loc for loc in row]
+        rows.append((name, *(c.split(" (cuDNN")[0] for c in cells)))
+    return _table(rows)
 
 
 def _brief_options(e: dict[str, Any]) -> str:
     o = e["options"]
     skip = {"units", "input_size"}
     parts = []
+    if e["op"] == "gru" and "reset_after" in o:
+        parts.append(f"reset_after={o['reset_after']}")
+        skip = skip | {"reset_after"}
     for k, v in o.items():
         if k in skip or v in (False, None) and k not in ("merge_mode",):
             continue
@@ -208,8 +288,8 @@ def _brief_options(e: dict[str, Any]) -> str:
             continue
         parts.append(f"{k}={v}")
     if e.get("mask"):
-        parts.append(f"mask={e['mask']}")
-    return " ".join(parts)
+        parts.append(f"mask={one_line(e['mask'])}")
+    return one_line(" ".join(parts))
 
 
 def _table(rows: list[tuple]) -> list[str]:

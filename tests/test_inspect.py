@@ -10,7 +10,8 @@ import pytest
 from converters.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-AUTOENCODER = ROOT / "fixtures" / "models" / "autoencoder_bilstm.h5"
+MODELS = ROOT / "fixtures" / "models"
+AUTOENCODER = MODELS / "autoencoder_bilstm.h5"
 CORPUS = ROOT.parent / "shared" / "corpus"
 
 
@@ -40,7 +41,30 @@ def test_autoencoder_table_for_people(capsys):
     code, out, _ = run_cli(capsys, "inspect", AUTOENCODER)
     assert code == 0
     assert "encoder_lstm" in out and "kernel (100, 80)" in out
-    assert "forget (f/f/f)" in out and "kernel[:, 20:40]" in out
+    lines = out.splitlines()
+    keras_header = next(i for i, line in enumerate(lines) if line.split()[:4] == ["keras", "kernel", "recurrent_kernel", "bias"])
+    assert lines[keras_header + 2].split() == ["forget", "(f/f/f)", "[:,", "20:40]", "[:,", "20:40]", "[20:40]"]
+    assert max(len(line) for line in lines) <= 100  # without --layer: no stored paths, every line fits
+
+
+def test_labels_name_the_real_producer(capsys, tmp_path):
+    """A state_dict, ONNX or .gates file is never labelled as written by Keras 1 (another gate order)."""
+    labels = {}
+    for to, name in (("torch-state-dict", "m.safetensors"), ("onnx", "m.onnx"), ("gates", "m.gates")):
+        assert run_cli(capsys, "convert", AUTOENCODER, "--to", to, "-o", tmp_path / name)[0] == 0
+        code, out, _ = run_cli(capsys, "inspect", tmp_path / name)
+        assert code == 0
+        labels[to] = " ".join(out.split("\ninputs:")[0].split())  # the first line, wrapped at 100 columns
+    assert all("Keras 1" not in label for label in labels.values())
+    assert "PyTorch state_dict" in labels["torch-state-dict"]
+    assert "ONNX model (gateport" in labels["onnx"] and "opset" in labels["onnx"]
+    assert labels["gates"].startswith(f"{tmp_path / 'm.gates'}: gateport IR file (converted by gateport from")
+
+
+def test_gru_reset_before_says_nn_gru_cannot_express_it(capsys):
+    code, out, _ = run_cli(capsys, "inspect", MODELS / "gru_reset_before_hard_sigmoid.h5")
+    assert code == 0
+    assert "reset_after=False" in out and "no nn.GRU equivalent" in out and "bias_hh" not in out
 
 
 def test_extract_one_gate(capsys, tmp_path):
