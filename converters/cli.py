@@ -68,6 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run an artifact converted earlier instead of converting (torch folder, .onnx or "
                           ".keras file); adds TARGET to --to; repeatable")
     ver.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    dif = sub.add_parser("diff", help="compare two models' weights per layer, direction and gate, and name the "
+                                      "mistake (exit 0 same numbers, 1 different, 2 bad input)")
+    dif.add_argument("a", help="the reference: any supported model file (Keras, PyTorch state_dict, ONNX, .gates)")
+    dif.add_argument("b", help="the model to check against A, in any supported format")
+    dif.add_argument("--config-a", help="A's architecture (weights-only Keras) or layer description (state_dict)")
+    dif.add_argument("--config-b", help="B's architecture or layer description, as --config-a")
+    dif.add_argument("--partial", action="store_true", help="B holds only some of A's recurrent layers")
+    dif.add_argument("--atol", type=float, default=1e-6, help="absolute tolerance (default: %(default)g)")
+    dif.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance (default: %(default)g)")
+    dif.add_argument("--json", action="store_true", help="print the report as JSON")
+    dif.add_argument("--plot", metavar="FILE.png", help="also draw a heatmap of max |A-B| per gate and layer "
+                                                       "(needs matplotlib)")
+    dif.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     return p
 
 
@@ -154,7 +168,20 @@ def cmd_verify(args) -> int:
     return EXIT_OK if report.ok else EXIT_MISMATCH
 
 
-COMMANDS = {"inspect": cmd_inspect, "convert": cmd_convert, "verify": cmd_verify}
+def cmd_diff(args) -> int:
+    from .diff import check_plot, diff, plot, render
+
+    if args.plot:
+        check_plot(args.plot, args.force)
+    report = diff(args.a, args.b, config_a=args.config_a, config_b=args.config_b, partial=args.partial,
+                  atol=args.atol, rtol=args.rtol)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else render(report))
+    if args.plot:
+        print(f"wrote {plot(report, args.plot, args.force)}", file=sys.stderr)
+    return EXIT_OK if report.ok else EXIT_MISMATCH
+
+
+COMMANDS = {"inspect": cmd_inspect, "convert": cmd_convert, "verify": cmd_verify, "diff": cmd_diff}
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
