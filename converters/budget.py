@@ -7,7 +7,8 @@ refused in one line instead of exhausting memory.
 
 The budget of one read is ``min(MAX_BYTES, FLOOR + RATIO * file size)``: real weights are stored
 about as large as they are in memory (float data hardly compresses), so a file that declares far
-more than it holds is refused. ``GATEPORT_MAX_BYTES`` (bytes) raises or lowers the ceiling.
+more than it holds is refused. ``GATEPORT_MAX_BYTES`` (bytes), when set, is the budget of every
+file whatever its size (for trusted files of very compressible weights, or to lower the ceiling).
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from .sanitize import quote
 
 #: Absolute ceiling of what one read may allocate (default 16 GiB; env GATEPORT_MAX_BYTES).
 MAX_BYTES = int(os.environ.get("GATEPORT_MAX_BYTES", 16 << 30))
+#: Whether the user set the budget themselves: then it holds for every file, whatever its size.
+EXPLICIT = "GATEPORT_MAX_BYTES" in os.environ
 #: What any file may declare regardless of its size (small files with zero-filled weights).
 FLOOR = 64 << 20
 #: How much more than its own size a file may declare (a little compression, headers).
@@ -30,6 +33,8 @@ MAX_RANK = 32
 
 def limit_for(file_size: int) -> int:
     """The byte budget of reading a file of ``file_size`` bytes."""
+    if EXPLICIT:
+        return MAX_BYTES
     return min(MAX_BYTES, FLOOR + RATIO * max(0, int(file_size)))
 
 
@@ -78,6 +83,11 @@ class Budget:
                               f"this file's budget of {self.limit} bytes (set GATEPORT_MAX_BYTES to allow more)",
                               file=self.file, layer=layer)
         self.used += nbytes
+
+    @property
+    def left(self) -> int:
+        """Bytes this read may still allocate."""
+        return self.limit - self.used
 
     def take_array(self, value: object, itemsize: int, what: str, *, layer: str | None = None) -> tuple[int, ...]:
         """Validate a declared shape and count its bytes; returns the shape as a tuple of ints."""

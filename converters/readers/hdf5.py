@@ -1,7 +1,10 @@
 """Safe HDF5 access shared by the Keras readers: arrays, attributes, and the stored-weight record.
 
 Only hard links to plain datasets are followed: external links, external storage and virtual
-datasets could make h5py read files other than the one given (UnsafeError).
+datasets could make h5py read files other than the one given, a FIFO or ``/dev/zero``
+(UnsafeError). :func:`read_dataset` is the one place a Keras reader turns a dataset into an array:
+storage, dtype and declared shape are checked, and the bytes taken from the file's
+:class:`~converters.budget.Budget`, before anything is read.
 """
 from __future__ import annotations
 
@@ -10,7 +13,13 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
+from .. import budget as budgets
 from ..errors import FormatError, UnsafeError
+from ..sanitize import quote
+from .malformed import IO_ERRORS, malformed
+
+#: dtype kinds a weight may have: bool, signed and unsigned integers, floats.
+NUMERIC_KINDS = "biuf"
 
 
 @dataclass
@@ -54,15 +63,74 @@ def check_link(group: h5py.Group, name: str, file: str | None = None) -> None:
                           "data stored in the file itself", file=file)
 
 
-def read_array(group: h5py.Group, name: str, file: str | None = None) -> np.ndarray:
-    """The dataset ``group[name]`` as a numpy array (float arrays as float32 unless float64)."""
+def read_array(group: h5py.Group, name: str, budget: budgets.Budget, file: str | None = None) -> np.ndarray:
+    """The dataset ``group[name]`` as a numpy array (see :func:`read_dataset`)."""
     check_link(group, name, file)
     ds = group[name]
     if not isinstance(ds, h5py.Dataset):
-        raise FormatError(f"expected a dataset at {ds.name}, found a group", file=file)
-    if ds.is_virtual or ds.external:
-        raise UnsafeError(f"{ds.name} refers to data outside the file", file=file)
-    return as_float(np.asarray(ds[()]))
+        raise FormatError(f"expected a dataset at {quote(ds.name)}, found a group", file=file)
+    return read_dataset(ds, budget, file)
+
+
+def outside_storage(dcpl) -> str | None:
+    """Why a dataset's data would come from outside its file (creation property list), or None."""
+    if dcpl.get_external_count() > 0:
+        return "HDF5 external storage (its data lives in other files)"
+    if dcpl.get_layout() == h5py.h5d.VIRTUAL:
+        return "an HDF5 virtual dataset (its data is mapped from other files)"
+    return None
+
+
+def read_dataset(ds: h5py.Dataset, budget: budgets.Budget, file: str | None = None) -> np.ndarray:
+    """``ds`` as a numpy array (floats as float32 unless float64), checked before it is read.
+
+    Refused: data outside the file (UnsafeError), a non-numeric dtype (strings, compounds,
+    references: FormatError), a shape the budget does not allow, and more declared bytes than the
+    file stores uncompressed (a never-written dataset reads as gigabytes of fill value).
+    """
+    what = f"dataset {quote(ds.name)}"
+    with malformed(what, file=file, errors=(*IO_ERRORS, TypeError, ValueError)):
+        dcpl = ds.id.get_create_plist()
+        if why := outside_storage(dcpl):
+            raise UnsafeError(f"{what} uses {why}; gateport reads only data stored in the file itself",
+                              file=file)
+        dtype, declared_shape = ds.dtype, ds.shape  # TypeError: a type numpy has no equivalent for
+    if dtype.kind not in NUMERIC_KINDS or dtype.fields or dtype.subdtype or dtype.hasobject:
+        raise FormatError(f"{what}: expected numbers (a weight), found dtype {quote(dtype)}", file=file)
+    if declared_shape is None:
+        raise FormatError(f"{what}: expected an array, found an empty (null) dataspace", file=file)
+    dims = budgets.shape(declared_shape, what, file=file)
+    declared = budgets.nbytes(dims, dtype.itemsize)
+    _check_stored(ds, dcpl, declared, what, file)
+    budget.take(declared + _chunk_buffer(dcpl, dtype), what)
+    array = np.empty(dims, dtype=dtype)
+    if array.size:
+        with malformed(what, file=file, errors=(*IO_ERRORS, TypeError, ValueError)):
+            ds.read_direct(array)
+    return as_float(array)
+
+
+def _chunk_buffer(dcpl, dtype: np.dtype) -> int:
+    """Bytes libhdf5 allocates to unpack one compressed chunk (chunks may exceed the dataset)."""
+    if dcpl.get_layout() != h5py.h5d.CHUNKED or not dcpl.get_nfilters():
+        return 0
+    return budgets.nbytes(tuple(int(d) for d in dcpl.get_chunk()), dtype.itemsize)
+
+
+def _check_stored(ds: h5py.Dataset, dcpl, declared: int, what: str, file: str | None) -> None:
+    """Refuse a dataset that stores less than it declares without compressing it (a never-written
+    dataset reads as its fill value, whatever its size) or more than the whole file holds."""
+    stored = ds.id.get_storage_size()
+    if declared and not stored:
+        raise UnsafeError(f"{what} declares {declared} bytes but stores none (never written)", file=file)
+    if dcpl.get_nfilters():
+        return  # compressed: the budget bounds what it may unpack to
+    if stored < declared:
+        raise UnsafeError(f"{what} declares {declared} bytes but stores only {stored}, uncompressed",
+                          file=file)
+    if declared > (size := ds.file.id.get_filesize()):
+        raise UnsafeError(f"{what} declares {declared} bytes uncompressed, more than the whole file "
+                          f"({size} bytes)", file=file)
 
 
 def as_float(array: np.ndarray) -> np.ndarray:

@@ -5,6 +5,10 @@ variable-length string attribute, found by tests/fuzz_readers.py) or fail with e
 map; no Python code can interrupt that call. So the child walks the file and reads each attribute;
 if it does not finish in time, or fails, the file is refused with one line before the reader
 touches it. libhdf5 is deterministic, so attributes the child read, the reader reads too.
+
+The child also refuses, before the parent touches any dataset, datasets whose data lives outside
+the file (external storage on a FIFO would block forever, virtual datasets map other files) and
+attributes that declare more bytes than the file's budget (budget.py).
 """
 from __future__ import annotations
 
@@ -15,20 +19,40 @@ import sys
 
 import h5py
 
-from ..errors import FormatError
+from .. import budget as budgets
+from ..errors import FormatError, UnsafeError
+from ..sanitize import quote
+from .hdf5 import outside_storage
 
 #: Seconds the child may take; a healthy Keras file needs milliseconds.
 TIMEOUT = 20.0
+#: How the child marks a refusal for a hostile file (UnsafeError) rather than a damaged one.
+_UNSAFE = "unsafe: "
 
 
-def _walk(source) -> None:
+class _Unsafe(Exception):
+    pass
+
+
+def _walk(source, limit: int) -> None:
     with h5py.File(source, "r") as f:
         def visit(name, obj):
-            for key in obj.attrs:
-                obj.attrs[key]
-        for key in f.attrs:
-            f.attrs[key]
+            _read_attrs(obj, limit)
+            if isinstance(obj, h5py.Dataset) and (why := outside_storage(obj.id.get_create_plist())):
+                raise _Unsafe(f"dataset {quote('/' + name)} uses {why}; gateport reads only data "
+                              "stored in the file itself")
+        _read_attrs(f, limit)
         f.visititems(visit)
+
+
+def _read_attrs(obj, limit: int) -> None:
+    for key in obj.attrs:
+        attr = obj.attrs.get_id(key)
+        declared = budgets.nbytes(tuple(attr.shape or ()), attr.dtype.itemsize)
+        if declared > limit:
+            raise _Unsafe(f"attribute {quote(key)} of {quote(obj.name)} declares {declared} bytes, more "
+                          f"than this file's budget of {limit}")
+        obj.attrs[key]
 
 
 def probe(source: str | os.PathLike | bytes, timeout: float = TIMEOUT) -> None:
@@ -41,7 +65,11 @@ def probe(source: str | os.PathLike | bytes, timeout: float = TIMEOUT) -> None:
         code = 0
         try:
             os.close(read_end)
-            _walk(io.BytesIO(source) if isinstance(source, bytes) else source)
+            size = len(source) if isinstance(source, bytes) else os.path.getsize(source)
+            _walk(io.BytesIO(source) if isinstance(source, bytes) else source, budgets.limit_for(size))
+        except _Unsafe as e:
+            os.write(write_end, f"{_UNSAFE}{e}".encode()[:2000])
+            code = 1
         except BaseException as e:  # noqa: BLE001 - reported to the parent as one line
             os.write(write_end, f"{type(e).__name__}: {e}".encode()[:2000])
             code = 1
@@ -58,6 +86,8 @@ def probe(source: str | os.PathLike | bytes, timeout: float = TIMEOUT) -> None:
     finally:
         os.close(read_end)
         os.waitpid(pid, 0)
+    if message.startswith(_UNSAFE):
+        raise UnsafeError(message[len(_UNSAFE):])
     if message:
         raise FormatError(f"cannot read the HDF5 file's attributes ({message.splitlines()[0]})")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import h5py
 
+from ..budget import Budget
 from ..errors import FormatError
 from .hdf5 import Weight, attr_list, attr_str, read_array
 from .keras_config import KerasGraph, LayerSpec
@@ -21,6 +22,7 @@ class LegacyH5Weights:
     def __init__(self, group: h5py.Group, file: str | None, graph: KerasGraph | None = None):
         self.group = group
         self.file = file
+        self.budget = Budget(file)  # what reading this file's arrays may allocate in all
         self.layer_names = attr_list(group.attrs, "layer_names")
         self.rename: dict[str, str] = {}  # config layer name -> stored group name
         # a nested model stores all its layers' weights in one group: who owns which name
@@ -42,7 +44,7 @@ class LegacyH5Weights:
             inner = self.nested_names.get(name, set())
             names = [wn for wn in names
                      if next((seg for seg in wn.split("/") if seg in inner), None) == owner]
-        return [Weight(f"{base}/{wn}", read_array(g, wn, self.file)) for wn in names]
+        return [Weight(f"{base}/{wn}", read_array(g, wn, self.budget, self.file)) for wn in names]
 
     def layer_weights(self, spec: LayerSpec) -> list[Weight]:
         if spec.scope:

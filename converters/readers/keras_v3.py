@@ -11,22 +11,22 @@ Windows use backslashes inside group names (``layers\\lstm\\cell/vars/0``) and K
 """
 from __future__ import annotations
 
-import io
 import json
 import re
-import zipfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from ..errors import FormatError, UnsafeError, UnsupportedError
-from .hdf5 import Weight, as_float, attr_str, walk
+from ..budget import Budget
+from ..errors import FormatError, UnsupportedError
+from .bounded_zip import open_zip, read_member, read_npz
+from .hdf5 import Weight, as_float, attr_str, read_dataset, walk
 from .hdf5_probe import probe
 from .keras_config import KerasGraph, LayerSpec
 from .keras_recurrent import HANDLERS as RECURRENT_HANDLERS
 
-#: Largest archive member gateport unpacks (bytes): a guard against zip bombs.
+#: Largest archive member gateport unpacks (bytes), within the file's budget (budget.py).
 MAX_MEMBER_BYTES = 4 << 30
 MAX_CONFIG_BYTES = 256 << 20
 _LEGACY_PREFIX = "_layer_checkpoint_dependencies"
@@ -50,14 +50,16 @@ class V3Weights:
     """Arrays of a Keras 3 weights tree, looked up by layer through the config's layer order."""
 
     def __init__(self, arrays: dict[str, object], names: dict[str, str], graph: KerasGraph,
-                 file: str | None, label: str):
+                 file: str | None, label: str, budget: Budget | None = None):
         self.arrays = arrays  # normalized path -> h5py.Dataset or ndarray
         self.file = file
+        self.budget = budget or Budget(file)  # what reading the datasets may allocate in all
         self.label = label  # how the weight paths are shown: "model.weights.h5:" prefix etc.
         self.prefix = self._assign(graph, names)
 
     @classmethod
-    def from_h5(cls, root: h5py.Group, graph: KerasGraph, file: str | None, label: str = "") -> "V3Weights":
+    def from_h5(cls, root: h5py.Group, graph: KerasGraph, file: str | None, label: str = "",
+                budget: Budget | None = None) -> "V3Weights":
         objects = walk(root, file)
         arrays = {_normalize(p): o for p, o in objects.items() if isinstance(o, h5py.Dataset)}
         names = {}
@@ -65,7 +67,7 @@ class V3Weights:
             name = attr_str(o.attrs, "name") if isinstance(o, h5py.Group) else None
             if name and _normalize(p).endswith("/vars"):
                 names[_normalize(p)[: -len("/vars")]] = name
-        return cls(arrays, names, graph, file, label)
+        return cls(arrays, names, graph, file, label, budget)
 
     @staticmethod
     def _assign(graph: KerasGraph, names: dict[str, str]) -> dict[tuple, str]:
@@ -102,10 +104,9 @@ class V3Weights:
         weights = []
         for _, path in sorted(found):
             data = self.arrays[path]
-            array = np.asarray(data[()]) if isinstance(data, h5py.Dataset) else np.asarray(data)
-            if isinstance(data, h5py.Dataset) and (data.is_virtual or data.external):
-                raise UnsafeError(f"{path} refers to data outside the file", file=self.file)
-            weights.append(Weight(f"{self.label}{path}", as_float(array)))
+            array = read_dataset(data, self.budget, self.file) if isinstance(data, h5py.Dataset) \
+                else as_float(np.asarray(data))
+            weights.append(Weight(f"{self.label}{path}", array))
         return weights
 
     def _recurrent(self, prefix: str) -> list[Weight]:
@@ -125,27 +126,16 @@ class V3Weights:
 
 
 # -- the .keras archive ---------------------------------------------------------------------
-def _read_member(z: zipfile.ZipFile, name: str, limit: int, file: str) -> bytes:
-    info = z.getinfo(name)
-    if info.file_size > limit:
-        raise UnsafeError(f"archive member {name} unpacks to {info.file_size} bytes, more than "
-                          f"the {limit} gateport accepts", file=file)
-    with z.open(info) as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise UnsafeError(f"archive member {name} unpacks to more than {limit} bytes", file=file)
-    return data
-
-
 class Archive:
-    """The parts of a ``.keras`` zip gateport reads: config, metadata and the weights store."""
+    """The parts of a ``.keras`` zip gateport reads: config, metadata and the weights store.
+
+    Every member is read within the file's budget (bounded_zip.py), the npz store inside too.
+    """
 
     def __init__(self, path: str | Path):
         self.file = str(path)
-        try:
-            self.zip = zipfile.ZipFile(path)
-        except zipfile.BadZipFile as e:
-            raise FormatError(f"not a readable .keras zip ({e})", file=self.file) from None
+        self.zip = open_zip(path, self.file, ".keras zip")
+        self.budget = Budget(self.file)
         self.names = set(self.zip.namelist())
         if "config.json" not in self.names:
             raise FormatError(f"expected config.json in the .keras archive, found "
@@ -154,14 +144,17 @@ class Archive:
     def close(self) -> None:
         self.zip.close()
 
+    def _member(self, name: str, limit: int):
+        return read_member(self.zip, name, self.budget, limit=limit, file=self.file)
+
     def config_text(self) -> bytes:
-        return _read_member(self.zip, "config.json", MAX_CONFIG_BYTES, self.file)
+        return self._member("config.json", MAX_CONFIG_BYTES).getvalue()
 
     def metadata(self) -> dict:
         if "metadata.json" not in self.names:
             return {}
         try:
-            meta = json.loads(_read_member(self.zip, "metadata.json", MAX_CONFIG_BYTES, self.file))
+            meta = json.loads(self._member("metadata.json", MAX_CONFIG_BYTES).getvalue())
         except ValueError as e:
             raise FormatError(f"metadata.json is not valid JSON ({e})", file=self.file) from None
         return meta if isinstance(meta, dict) else {}
@@ -169,18 +162,16 @@ class Archive:
     def weights(self, graph: KerasGraph) -> tuple[V3Weights, object]:
         """The weight source and the object to close after reading."""
         if "model.weights.h5" in self.names:
-            data = _read_member(self.zip, "model.weights.h5", MAX_MEMBER_BYTES, self.file)
-            probe(data)
-            h5 = h5py.File(io.BytesIO(data), "r")
-            return V3Weights.from_h5(h5, graph, self.file, "model.weights.h5:"), h5
+            data = self._member("model.weights.h5", MAX_MEMBER_BYTES)
+            probe(data.getvalue())
+            h5 = h5py.File(data, "r")
+            return V3Weights.from_h5(h5, graph, self.file, "model.weights.h5:", self.budget), h5
         if "model.weights.npz" in self.names:
-            data = _read_member(self.zip, "model.weights.npz", MAX_MEMBER_BYTES, self.file)
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                arrays = {_normalize(k): npz[k] for k in npz.files}
-            return V3Weights(arrays, {}, graph, self.file, "model.weights.npz:"), None
+            arrays = read_npz(self._member("model.weights.npz", MAX_MEMBER_BYTES), self.budget, self.file)
+            arrays = {_normalize(k): v for k, v in arrays.items()}
+            return V3Weights(arrays, {}, graph, self.file, "model.weights.npz:", self.budget), None
         if "model.weights.json" in self.names:
             raise UnsupportedError("sharded .keras weights (model.weights.json) are not supported",
                                    file=self.file)
         raise FormatError("expected model.weights.h5 in the .keras archive, found "
                           f"{sorted(self.names)[:8]}", file=self.file)
-

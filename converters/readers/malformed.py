@@ -13,7 +13,8 @@ from ..errors import FormatError
 DATA_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
                RecursionError)
 #: What a damaged HDF5 file or zip archive raises in h5py / zipfile (h5py: KeyError for objects
-#: it cannot open).
+#: it cannot open; zipfile: RuntimeError for an encrypted member, and its subclass
+#: NotImplementedError for a compression method it does not know).
 IO_ERRORS = (OSError, EOFError, RuntimeError, KeyError, zipfile.BadZipFile, zlib.error)
 
 
