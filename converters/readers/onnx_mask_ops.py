@@ -9,7 +9,11 @@ recurrent node gets the mask and its ``zero_output_for_mask`` back. One small fu
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+from ..errors import FormatError
 
 from .onnx_values import (IR, Const, Equal, MaskRef, NotEqual, Plan, Seq, ShapeOf, State, Value, View, Zeros,
                           axes_of, ints, is_mask, out_name, scalar)
@@ -58,6 +62,8 @@ def _greater(r, node, args, attrs):
 
 
 def _cumsum(r, node, args, attrs):
+    if attrs.get("exclusive", 0) or attrs.get("reverse", 0):
+        raise r.unsupported("expected an inclusive, forward CumSum (exclusive=0, reverse=0)")
     if isinstance(args[0], Plan) and args[0].role == "ones" and scalar(args[1]) == 1:
         return [Plan(args[0].mask, "count")]
     raise r.unsupported("expected CumSum of a mask over time")
@@ -65,6 +71,10 @@ def _cumsum(r, node, args, attrs):
 
 def _shape(r, node, args, attrs):
     x = args[0]
+    if "start" in attrs or "end" in attrs:  # Shape-15: a slice [start:end] of the shape
+        if isinstance(x, Const):
+            return [Const(np.asarray(x.value.shape[int(attrs.get("start", 0)):attrs.get("end")], np.int64))]
+        raise r.unsupported("expected Shape of the whole tensor (no start/end)")
     if is_mask(x):
         return [Plan(x, "shape")]
     if isinstance(x, Const):
@@ -76,7 +86,8 @@ def _range(r, node, args, attrs):
     start, limit, delta = args
     if isinstance(limit, Plan) and limit.role == "steps" and scalar(start) == 0 and scalar(delta) == 1:
         return [Plan(limit.mask, "t")]
-    if all(isinstance(a, Const) for a in args):
+    if all(isinstance(a, Const) for a in args) and None not in map(scalar, args) and scalar(delta) != 0:
+        r.fold((max(0, math.ceil((scalar(limit) - scalar(start)) / scalar(delta))),), start.value.dtype)
         return [Const(np.arange(scalar(start), scalar(limit), scalar(delta)).astype(start.value.dtype))]
     raise r.unsupported("expected Range over a mask's time steps")
 
@@ -101,13 +112,16 @@ def _expand(r, node, args, attrs):
 
 
 def _constant_of_shape(r, node, args, attrs):
-    value = r.onnx.numpy_helper.to_array(attrs["value"]) if "value" in attrs else np.zeros(1, np.float32)
+    value = r.array(attrs["value"]) if "value" in attrs else np.zeros(1, np.float32)
+    if value.size != 1:
+        raise FormatError(f"expected a one-element ConstantOfShape value, found shape {list(value.shape)}")
     if not np.any(value):
         return [Zeros()]
     if isinstance(args[0], ShapeOf):
         raise r.unsupported("expected ConstantOfShape of zeros for a run-time shape")
     shape = ints(args[0])
     if shape is not None:
+        r.fold(shape, value.dtype)
         return [Const(np.full(shape, value.reshape(-1)[0]))]
     raise r.unsupported("expected ConstantOfShape of zeros or of a constant shape")
 
@@ -139,7 +153,26 @@ def _where(r, node, args, attrs):
             return [Seq(a.rec, a.slot, False, a.flipped, "keras", zero)]
         if a.stage == "keras" and zero:
             return [Seq(a.rec, a.slot, False, a.flipped, "keras", True)]
-    raise r.unsupported("expected Where of gateport's masked-RNN plan")
+    masked = _masking(r, node, cond, r.as_ir(a)) if scalar(b) == 0 else None
+    if masked is not None:
+        return [masked]
+    raise r.unsupported("expected Where of gateport's masked-RNN plan or of Keras Masking")
+
+
+def _masking(r, node, keep: Value, x: Value) -> IR | None:
+    """``Where(keep, x, 0)``: Keras Masking (keras/src/layers/core/masking.py), with the mask it was given
+    (``keep`` = the mask with a last axis added) or its own (``any(x != mask_value, -1, keepdims)``)."""
+    if not isinstance(x, IR):
+        return None
+    if isinstance(keep, NotEqual) and keep.stage == "kd" and keep.x is x:
+        return r.add("masking", [x.name], out_name(node), {"mask_value": keep.value}, rank=x.rank)
+    if isinstance(keep, Plan) and keep.role == "mask^":
+        mask = r.mask_name(keep.mask, out_name(node))
+        producer = r.producer.get(mask)
+        value = producer.options.get("value", 0.0) if producer is not None and producer.op == "mask_not_equal" \
+            else 0.0
+        return r.add("masking", [x.name, mask], out_name(node), {"mask_value": value}, mask=mask, rank=x.rank)
+    return None
 
 
 _PLAN_BINARY = {  # (op, left role or constant, right role or constant) -> role

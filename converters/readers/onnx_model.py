@@ -21,11 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FormatError, GateportError, UnsafeError, UnsupportedError, require
+from ..budget import MAX_BYTES, Budget, shape as checked_shape
+from ..errors import FormatError, GateportError, UnsupportedError, require
 from ..ir import Model, Node, TensorSpec
+from ..sanitize import quote
+from ..shapes import node_output_shapes
 from .onnx_mask_ops import HANDLERS as MASK_HANDLERS
 from .onnx_ops import ELEM, HANDLERS as OP_HANDLERS
+from .onnx_opset import check_node, default_opset
 from .onnx_recurrent import RecurrentNode
+from .onnx_tensors import TensorReader
 from .onnx_values import (IR, Const, Last, MaskRef, Merged, NotEqual, Pending, Seq, ShapeOf, State, Value, Zeros, is_mask,
                           rec_key, shape_arithmetic)
 
@@ -38,6 +43,8 @@ _SHAPE_OPS = ("Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice", "Add"
 
 #: ops that keep zeros zeros
 _LAYOUT_OPS = ("Slice", "Gather", "Squeeze", "Unsqueeze", "Reshape", "Transpose", "Cast", "Identity", "Expand")
+#: protobuf refuses messages above 2 GiB; bigger models keep their weights as external data
+_PROTOBUF_MAX = 2**31 - 1
 
 
 class OnnxReader:
@@ -57,13 +64,37 @@ class OnnxReader:
         self.keep_alive: list[Value] = []
         self.producer: dict[str, Node] = {}
         self.ranks: dict[str, int] = {}
+        self.shapes: dict[str, tuple] = {}  # IR tensor -> shape without batch (None: unknown size)
         self.onnx_node = None
+        self.opset = 0
+        self.op_version = 0  # the version of the op being read (its schema's since_version)
+        self.tensors: TensorReader | None = None
 
     # -- errors and names ----------------------------------------------------------------------
-    def unsupported(self, message: str) -> UnsupportedError:
+    def where(self) -> str | None:
+        """The node being read, for messages: ``ONNX node 'name' (Op)``."""
         n = self.onnx_node
-        where = f"ONNX node {n.name or n.output[0]!r} ({n.op_type})" if n is not None else None
-        return UnsupportedError(message, file=self.path, layer=where)
+        if n is None:
+            return None
+        return f"ONNX node {quote(n.name or (n.output[0] if n.output else ''))} ({quote(n.op_type)[1:-1]})"
+
+    def unsupported(self, message: str) -> UnsupportedError:
+        return UnsupportedError(message, file=self.path, layer=self.where())
+
+    def array(self, tensor_proto) -> np.ndarray:
+        """The numbers of a TensorProto (an attribute of the node being read), checked first."""
+        return self.tensors.array(tensor_proto, self.where())
+
+    def fold(self, shape: tuple, dtype, what: str = "a folded constant") -> None:
+        """Count a constant the reader is about to compute against the budget (before computing it)."""
+        self.tensors.budget.take_array(list(shape), np.dtype(dtype).itemsize, what, layer=self.where())
+
+    def dim(self, name: str, axis: int) -> int | None:
+        """The static size of axis ``axis`` (batch counted, negative from the end) of IR tensor ``name``."""
+        shape = self.shapes.get(name)
+        if shape is None or axis == 0 or -axis > len(shape):
+            return None
+        return shape[axis - 1] if axis > 0 else shape[axis]
 
     def fresh(self, hint: str) -> str:
         """A new IR tensor name like ``hint`` that no ONNX tensor and no IR tensor has."""
@@ -96,6 +127,9 @@ class OnnxReader:
         self.producer[out] = node
         if rank is not None:
             self.ranks[out] = rank
+        shape = node_output_shapes(node, [self.shapes.get(i) for i in node.inputs])[0]
+        if shape is not None:
+            self.shapes[out] = tuple(shape)
         return IR(out, rank)
 
     # -- materializing symbolic values as IR tensors ----------------------------------------
@@ -124,20 +158,29 @@ class OnnxReader:
             return self._rec_tensor(v, name, exact)
         if isinstance(v, Pending):
             return self._finish_pending(v, name)
-        raise self.unsupported(f"expected a Keras-level (batch-first) tensor for {name!r}, found a "
+        raise self.unsupported(f"expected a Keras-level (batch-first) tensor for {quote(name)}, found a "
                                f"{v.what} ({type(v).__name__}) with no IR equivalent")
 
     def _rec_tensor(self, v: Value, name: str, exact: bool) -> str:
         key = rec_key(v)
         if key is None:
-            raise self.unsupported(f"expected a recurrent output as Keras returns it for {name!r}, found a "
+            raise self.unsupported(f"expected a recurrent output as Keras returns it for {quote(name)}, found a "
                                    f"{'time-major ' if getattr(v, 'time_major', False) else ''}{v.what} "
                                    f"({getattr(v, 'stage', '')})")
         if not exact and id(v) not in self.value_names:
             name = self.fresh(v.rec.name if key[0] != "state" else f"{v.rec.name}:state")
         name = v.rec.request(key, name, exact)
         self.claimed.add(name)
+        shape = self.shapes.setdefault(name, self._rec_shape(v))
+        self.ranks.setdefault(name, len(shape) + 1)
         return name
+
+    def _rec_shape(self, v: Value) -> tuple:
+        """The shape (without batch) of a finished recurrent value."""
+        rec = v.rec
+        seq = isinstance(v, Seq) or isinstance(v, Merged) and isinstance(v.parts[0], Seq)
+        units = rec.hidden * (2 if isinstance(v, Merged) and v.mode == "concat" else 1)
+        return (self.dim(rec.x, 1), units) if seq else (units,)
 
     def as_ir(self, v: Value) -> Value:
         """``v`` as a plain IR tensor when it is a finished Keras-level value; else ``v`` itself."""
@@ -156,9 +199,10 @@ class OnnxReader:
     # -- the walk ----------------------------------------------------------------------------
     def run(self) -> Model:
         g = self.proto.graph
-        numpy_helper = self.onnx.numpy_helper
+        self.opset = default_opset(self.onnx, self.proto, self.path)
+        self.tensors = TensorReader(self.proto, self.path)
         for init in g.initializer:
-            self.env[init.name] = Const(numpy_helper.to_array(init))
+            self.env[init.name] = Const(self.tensors.array(init, f"initializer {quote(init.name)}"))
         inputs = []
         for vi in g.input:
             if vi.name in self.env:
@@ -167,26 +211,17 @@ class OnnxReader:
             inputs.append(spec)
             self.env[vi.name] = IR(vi.name, len(spec.shape) + 1, spec.dtype)
             self.ranks[vi.name] = len(spec.shape) + 1
+            self.shapes[vi.name] = tuple(spec.shape)
             self.claimed.add(vi.name)
         for node in g.node:
             self.onnx_node = node
-            if node.domain not in ("", "ai.onnx"):
-                raise self.unsupported(f"expected standard ONNX ops, found domain {node.domain!r}")
-            handler = HANDLERS.get(node.op_type)
-            if handler is None:
-                raise self.unsupported(f"expected an op gateport reads ({', '.join(sorted(HANDLERS))}), "
-                                       f"found {node.op_type}")
-            args = [self.env[i] if i else None for i in node.input]
-            missing = [i for i in node.input if i and i not in self.env]
-            if missing:
-                raise FormatError(f"input {missing[0]!r} is not computed before it is used", file=self.path)
-            attrs = {a.name: self.onnx.helper.get_attribute_value(a) for a in node.attribute}
-            if node.op_type in _SHAPE_OPS and shape_arithmetic(args):
-                outs = [ShapeOf(None)] * len(node.output)  # run-time sizes (e.g. zero states' shape)
-            elif node.op_type in _LAYOUT_OPS and isinstance(args[0], Zeros):
-                outs = [args[0]]  # a slice of zero states is zeros
-            else:
-                outs = handler(self, node, args, attrs)
+            try:
+                outs = self._read_node(node)
+            except GateportError as e:
+                raise e.at(file=self.path, layer=self.where())
+            except Exception as e:  # a hostile node the checks above did not foresee: one line, not a traceback
+                raise FormatError(f"cannot read this node ({type(e).__name__}: {quote(str(e), 200)})",
+                                  file=self.path, layer=self.where()) from None
             for name, value in zip(node.output, outs):
                 if name:
                     self.env[name] = value
@@ -195,24 +230,46 @@ class OnnxReader:
         self.onnx_node = None
         outputs = []
         for vi in g.output:
+            if vi.name not in self.env:
+                raise FormatError(f"graph output {quote(vi.name)} is computed by no node", file=self.path)
             outputs.append(self.tensor(self.env[vi.name], vi.name, exact=True))
         nodes = self._finish_recurrent()
         nodes = simplify(nodes, outputs)
-        opset = next((o.version for o in self.proto.opset_import if o.domain in ("", "ai.onnx")), None)
         return Model(g.name or "onnx_model", inputs, outputs, nodes,
-                     {"format": "onnx", "path": self.path, "opset": opset,
+                     {"format": "onnx", "path": self.path, "opset": self.opset,
                       "producer": f"{self.proto.producer_name} {self.proto.producer_version}".strip()})
 
+    def _read_node(self, node) -> list[Value]:
+        """The values of one node's outputs (the op's version checked against the model's opset)."""
+        if node.domain not in ("", "ai.onnx"):
+            raise self.unsupported(f"expected standard ONNX ops, found domain {quote(node.domain)}")
+        handler = HANDLERS.get(node.op_type)
+        if handler is None:
+            raise self.unsupported(f"expected an op gateport reads ({', '.join(sorted(HANDLERS))}), "
+                                   f"found {quote(node.op_type)}")
+        self.op_version = check_node(self.onnx, node, self.opset, self.where(), self.path)
+        missing = [i for i in node.input if i and i not in self.env]
+        if missing:
+            raise FormatError(f"input {quote(missing[0])} is not computed before it is used")
+        args = [self.env[i] if i else None for i in node.input]
+        attrs = {a.name: self.onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type in _SHAPE_OPS and shape_arithmetic(args):
+            return [ShapeOf(None)] * len(node.output)  # run-time sizes (e.g. zero states' shape)
+        if node.op_type in _LAYOUT_OPS and isinstance(args[0], Zeros):
+            return [args[0]]  # a slice of zero states is zeros
+        return handler(self, node, args, attrs)
+
     def _input_spec(self, vi) -> TensorSpec:
-        t = vi.type.tensor_type
+        t, where = vi.type.tensor_type, f"input {quote(vi.name)}"
         dtype = ELEM.get(t.elem_type)
         if dtype not in ("float32", "int64", "int32"):
             raise UnsupportedError(f"expected a float32 or integer input, found element type {t.elem_type}",
-                                   file=self.path, layer=vi.name)
+                                   file=self.path, layer=where)
         dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
         if not dims:
             raise UnsupportedError("expected an input with a batch axis, found a scalar or no shape",
-                                   file=self.path, layer=vi.name)
+                                   file=self.path, layer=where)
+        checked_shape([d or 0 for d in dims], "input shape", file=self.path, layer=where)  # no negative sizes
         return TensorSpec(vi.name, tuple(dims[1:]), dtype)
 
     def _finish_recurrent(self) -> list[Node]:
@@ -222,7 +279,7 @@ class OnnxReader:
                 try:
                     node = item.build(self.claimed)
                 except GateportError as e:
-                    raise e.at(file=self.path, layer=f"ONNX {item.attrs['op_type']} {item.name!r}")
+                    raise e.at(file=self.path, layer=f"ONNX {item.attrs['op_type']} {quote(item.name)}")
                 nodes.append(node)
                 nodes += [Node(alias, "identity", [name], [alias], source={"class_name": "ONNX Identity"})
                           for alias, name in item.aliases]
@@ -237,24 +294,45 @@ class OnnxReader:
             return self.add("dense", [x.name], hint, {"units": int(w.shape[0]), "activation": "linear",
                                                       "use_bias": False}, {"weight": w}, rank=x.rank).name
         if v.kind == "scale":
-            x, scale = v.args
-            return self.batch_norm(x, scale, None, hint).name
+            x, (axis, scale) = v.args
+            return self.batch_norm(x, axis, scale, None, hint).name
         if v.kind == "add_of_rec":
             raise self.unsupported("expected the sum of two directions to be used whole or halved (ave)")
         raise self.unsupported(f"expected {v.kind} to be followed by the op that completes it")
 
-    def batch_norm(self, x: IR, scale: np.ndarray | None, shift: np.ndarray | None, hint: str) -> IR:
+    def channel_vector(self, x: IR, c: np.ndarray) -> tuple[int, np.ndarray] | None:
+        """``(axis, vector)`` when ``x <op> c`` applies one number per channel of one axis of ``x`` (what
+        a batch_norm folds exactly): ``c`` has the shape ``(C, 1, ..., 1)`` (leading 1s allowed, no more
+        axes than ``x``, not on the batch axis) and ``x`` has ``C`` channels there, or ``c`` is one
+        number and the last axis of ``x`` has a known size. Else None: a ``(T, C)`` constant, one that
+        would add axes or change the shape of ``x`` by broadcasting."""
+        rank = x.rank or self.ranks.get(x.name)
+        if rank is None or c.dtype.kind != "f" or c.ndim > rank:
+            return None
+        if c.size == 1:
+            size = self.dim(x.name, -1)
+            return None if size is None else (-1, np.full(size, c.reshape(-1)[0], c.dtype))
+        dims = list(c.shape)
+        while dims and dims[0] == 1:
+            dims.pop(0)
+        axis = -len(dims)
+        if any(d != 1 for d in dims[1:]) or -axis > rank - 1:
+            return None
+        size = self.dim(x.name, axis)
+        if size is not None and size != dims[0]:
+            return None
+        return axis, c.reshape(-1)
+
+    def batch_norm(self, x: IR, axis: int, scale: np.ndarray | None, shift: np.ndarray | None, hint: str) -> IR:
+        """``x * scale + shift`` per channel of ``axis`` (vectors from :meth:`channel_vector`)."""
         ref = scale if scale is not None else shift
-        size = int(ref.reshape(-1).shape[0])
         weights = {}
         if scale is not None:
-            weights["gamma"] = scale.reshape(-1)
+            weights["gamma"] = scale
         if shift is not None:
-            weights["beta"] = shift.reshape(-1)
-        weights["moving_mean"] = np.zeros(size, ref.dtype)
-        weights["moving_variance"] = np.ones(size, ref.dtype)
-        trailing = np.shape(ref)
-        axis = -len(trailing) if trailing and np.prod(trailing) == size else -1
+            weights["beta"] = shift
+        weights["moving_mean"] = np.zeros(ref.shape[0], ref.dtype)
+        weights["moving_variance"] = np.ones(ref.shape[0], ref.dtype)
         return self.add("batch_norm", [x.name], hint, {"epsilon": 0.0, "axis": axis}, weights, rank=x.rank)
 
 
@@ -310,46 +388,39 @@ def _prune(nodes: list[Node], outputs: list[str]) -> list[Node]:
 
 
 def read(path: str | os.PathLike) -> Model:
-    """Read an ONNX model file into the IR (external data next to it is loaded too)."""
+    """Read an ONNX model file into the IR; external data is read only from files in its folder.
+
+    The file is parsed as a protobuf message (never as text or JSON, whatever its name) after its
+    size is checked (protobuf stops at 2 GiB, the budget before that); ``onnx.load``'s loading of
+    external data is not used: :class:`converters.readers.onnx_tensors.TensorReader` reads each
+    tensor's external data itself, checked and confined to the model's folder.
+    """
     onnx = require("onnx", "onnx")
     path = Path(path)
     if not path.is_file():
         raise FormatError("no such file", file=str(path))
+    size = path.stat().st_size
+    if size > _PROTOBUF_MAX:
+        raise FormatError(f"expected an ONNX protobuf file of at most 2 GiB (larger models keep their weights "
+                          f"as external data), found {size} bytes", file=str(path))
+    Budget(str(path), limit=MAX_BYTES).take(size, "the ONNX file")
+    proto = onnx.ModelProto()
     try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # protobuf DecodeError and friends
-        raise FormatError(f"not an ONNX model ({type(e).__name__}: {str(e)[:200]})", file=str(path)) from None
-    _load_external_data(onnx, proto, path)
+        proto.ParseFromString(path.read_bytes())
+    except Exception as e:  # protobuf DecodeError (bad bytes, nesting past protobuf's recursion limit)
+        raise FormatError(f"not an ONNX model ({type(e).__name__}: {quote(str(e), 200)})", file=str(path)) from None
+    if not proto.HasField("graph") or not proto.opset_import:
+        raise FormatError("not an ONNX model (no graph or no opset import)", file=str(path))
     return from_proto(proto, str(path))
 
 
-def _load_external_data(onnx, proto, path: Path) -> None:
-    """Load external tensor data only from files inside the model's own folder."""
-    from onnx.external_data_helper import _get_all_tensors, load_external_data_for_model, uses_external_data
-
-    folder = path.resolve().parent
-    external = [t for t in _get_all_tensors(proto) if uses_external_data(t)]
-    for tensor in external:
-        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        target = (folder / location).resolve()
-        if not location or Path(location).is_absolute() or not target.is_relative_to(folder):
-            raise UnsafeError(f"tensor {tensor.name!r}: external data location {location!r} is outside "
-                              f"the model's folder {folder}", file=str(path))
-        if not target.is_file():
-            raise FormatError(f"tensor {tensor.name!r}: external data file {location!r} is missing",
-                              file=str(path))
-    if external:
-        try:
-            load_external_data_for_model(proto, str(folder))
-        except Exception as e:  # short files, bad offsets
-            raise FormatError(f"cannot load external data ({type(e).__name__}: {str(e)[:200]})",
-                              file=str(path)) from None
-
-
 def from_proto(proto, path: str | None = None) -> Model:
-    """The IR of an ``onnx.ModelProto``."""
+    """The IR of an ``onnx.ModelProto`` (external data is read from ``path``'s folder)."""
     onnx = require("onnx", "onnx")
     try:
         return OnnxReader(onnx, proto, path).run()
     except GateportError as e:
         raise e.at(file=path)
+    except (RecursionError, MemoryError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+            OSError) as e:  # outside any node (the graph's outputs, the tidying): one line all the same
+        raise FormatError(f"cannot read the model ({type(e).__name__}: {quote(str(e), 200)})", file=path) from None

@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import GateportError, UnsupportedError
+import math
+
+from ..errors import FormatError, GateportError, UnsupportedError
 from ..ir import Node
+from ..sanitize import quote
 from .onnx_mask_ops import plan_binary
 from .onnx_recurrent import KINDS, RecurrentNode, ir_activation
 from .onnx_values import (IR, Const, Last, MaskRef, Merged, NotEqual, Pending, Plan, RecOut, Seq, State, Value,
                           View, Zeros, axes_of, ints, is_mask, out_name, scalar)
 
 ELEM = {1: "float32", 6: "int32", 7: "int64", 9: "bool", 11: "float64"}
+#: constant folding of the element-wise ops
+_FOLD = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Max": np.maximum,
+         "Min": np.minimum}
 _INT64_MIN = np.iinfo(np.int64).min
 
 
@@ -40,7 +46,7 @@ _REC_MERGES = {"Add": "sum", "Mul": "mul", "Concat": "concat"}
 
 def _constant(r, node, args, attrs):
     if "value" in attrs:
-        return [Const(r.onnx.numpy_helper.to_array(attrs["value"]))]
+        return [Const(r.array(attrs["value"]))]
     for key, dtype in (("value_float", np.float32), ("value_floats", np.float32), ("value_int", np.int64),
                        ("value_ints", np.int64)):
         if key in attrs:
@@ -56,8 +62,12 @@ def _identity(r, node, args, attrs):
 
 
 def _cast(r, node, args, attrs):
-    x, to = r.as_ir(args[0]), ELEM.get(int(attrs["to"]), str(attrs["to"]))
+    x, to = r.as_ir(args[0]), ELEM.get(int(attrs["to"]))
+    if to is None:
+        raise r.unsupported(f"expected a Cast to float, double, int32, int64 or bool, found element type "
+                            f"{int(attrs['to'])}")
     if isinstance(x, Const):
+        r.fold(x.value.shape, to)
         return [Const(x.value.astype(to))]
     if isinstance(x, NotEqual) and to == "int64" and x.stage == "mask" and not x.reduce:
         return [Plan(x, "ones")]  # either the reduce pattern's cast or a mask plan's "ones"
@@ -85,8 +95,20 @@ def _rec_part(v) -> bool:
     return isinstance(v, (Seq, State, Last)) and (not isinstance(v, Seq) or v.stage == "keras")
 
 
+def _folded(r, op: str, values: list[np.ndarray]) -> Const:
+    """``op`` of constants, computed once its broadcast shape is within the budget."""
+    shape = np.broadcast_shapes(*(v.shape for v in values))
+    r.fold(shape, np.result_type(*values))
+    out = values[0]
+    for v in values[1:]:
+        out = _FOLD[op](out, v)
+    return Const(np.asarray(out))
+
+
 def _binary(r, node, args, attrs):
     op = node.op_type
+    if len(args) != 2:  # Max / Min of one or of three and more inputs
+        return [_variadic(r, node, args)]
     a, b = args
     if op in ("Add", "Mul") and isinstance(a, Const) and not isinstance(b, Const):
         a, b = b, a  # commutative: the constant second
@@ -94,17 +116,17 @@ def _binary(r, node, args, attrs):
     if plan is not None:
         return [plan]
     if isinstance(a, Const) and isinstance(b, Const):
-        fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Max": np.maximum, "Min": np.minimum}[op]
-        return [Const(fn(a.value, b.value))]
+        return [_folded(r, op, [a.value, b.value])]
     if op in _REC_MERGES and _rec_part(a) and _rec_part(b) and a.rec is b.rec:
         return [Merged(a.rec, _REC_MERGES[op], (a, b))]
     if op == "Add" and isinstance(b, Const) and isinstance(a, Pending) and a.kind == "matmul":
         x, w = a.args
-        return [r.add("dense", [x.name], out_name(node), {"units": int(w.shape[0]), "activation": "linear",
-                                                        "use_bias": True},
-                      {"weight": w, "bias": b.value.reshape(-1)}, rank=x.rank)]
+        return [_dense(r, node, x, w, b.value)]
     if op == "Add" and isinstance(b, Const) and isinstance(a, Pending) and a.kind == "scale":
-        return [r.batch_norm(a.args[0], a.args[1], b.value, out_name(node))]
+        x, (axis, scale) = a.args
+        shift = r.channel_vector(x, b.value)
+        if shift is not None and shift[0] == axis and shift[1].shape == scale.shape:
+            return [r.batch_norm(x, axis, scale, shift[1], out_name(node))]
     a, b = r.as_ir(a), r.as_ir(b)
     if op == "Mul":
         masked = _masking(r, node, a, b) or _masking(r, node, b, a)
@@ -114,11 +136,62 @@ def _binary(r, node, args, attrs):
         if swish is not None:
             return [swish]
         if isinstance(a, IR) and isinstance(b, Const):
-            return [Pending("scale", (a, b.value))]
+            return [Pending("scale", (a, _per_channel(r, op, a, b.value)))]
     if op == "Add" and isinstance(a, IR) and isinstance(b, Const):
-        return [r.batch_norm(a, None, b.value, out_name(node))]
+        axis, shift = _per_channel(r, op, a, b.value)
+        return [r.batch_norm(a, axis, None, shift, out_name(node))]
     names = [r.tensor(v, out_name(node)) for v in (a, b)]
     return [r.add(_MERGE_OPS[op], names, out_name(node), rank=r.ranks.get(names[0]))]
+
+
+def _per_channel(r, op: str, x: IR, c: np.ndarray) -> tuple[int, np.ndarray]:
+    """:meth:`OnnxReader.channel_vector` of ``x <op> c``, or the refusal saying why it is not one."""
+    found = r.channel_vector(x, c)
+    if found is None:
+        raise r.unsupported(f"expected {op} of a tensor by one number per channel (a constant of shape (C,) "
+                            f"or (C, 1, ...) on an axis of C channels, or a scalar on a last axis of known size), "
+                            f"found a {c.dtype} constant of shape {list(c.shape)}; a batch_norm would not "
+                            f"compute it exactly")
+    return found
+
+
+def _variadic(r, node, args):
+    """Max / Min of any number of inputs (Max-8: Numpy-style broadcasting)."""
+    if any(a is None for a in args):
+        raise r.unsupported("expected every input of Max/Min given")
+    if all(isinstance(a, Const) for a in args):
+        return _folded(r, node.op_type, [a.value for a in args])
+    if len(args) == 1:
+        return args[0]  # the maximum of one tensor is itself
+    names = [r.tensor(r.as_ir(a), out_name(node)) for a in args]
+    return r.add(_MERGE_OPS[node.op_type], names, out_name(node), rank=r.ranks.get(names[0]))
+
+
+def _bias(c: np.ndarray, units: int, rank: int | None) -> np.ndarray | None:
+    """``c`` as the bias of ``units`` outputs when adding it broadcasts exactly that way: one float per
+    unit (leading 1s allowed, no more axes than the output) or one float; else None."""
+    if c.dtype.kind != "f" or c.ndim > (rank if rank is not None else 1):
+        return None
+    if c.size == 1:
+        return np.full(units, c.reshape(-1)[0], c.dtype)
+    dims = [d for d in c.shape]
+    while dims and dims[0] == 1:
+        dims.pop(0)
+    return c.reshape(-1) if dims == [units] else None
+
+
+def _dense(r, node, x: IR, w: np.ndarray, c: np.ndarray | None) -> IR:
+    """``x @ w.T (+ c)`` as a dense layer; ``c`` must be a per-unit bias."""
+    units = int(w.shape[0])
+    bias = None
+    if c is not None:
+        bias = _bias(c, units, x.rank or r.ranks.get(x.name))
+        if bias is None:
+            raise r.unsupported(f"expected a bias of one float per unit ({units},) (or one float), found a "
+                                f"{c.dtype} constant of shape {list(c.shape)}")
+    return r.add("dense", [x.name], out_name(node), {"units": units, "activation": "linear",
+                                                     "use_bias": bias is not None},
+                 {"weight": w, **({"bias": bias} if bias is not None else {})}, rank=x.rank)
 
 
 def _masking(r, node, x, m) -> IR | None:
@@ -155,7 +228,7 @@ def _div(r, node, args, attrs):
         if p is not None and p.op == "add" and len(_flat_add_inputs(r, p)) == n:
             return [r.add("average", _flat_add_inputs(r, p), out_name(node), rank=a.rank)]
     if isinstance(a, Const) and isinstance(b, Const):
-        return [Const(a.value / b.value)]
+        return [_folded(r, "Div", [a.value, b.value])]
     raise r.unsupported("expected Div of a sum by its number of terms (Keras Average)")
 
 
@@ -172,6 +245,8 @@ def _gather(r, node, args, attrs):
     axis = int(attrs.get("axis", 0))
     i = ints(index)
     if isinstance(data, Const) and isinstance(index, Const):
+        d = data.value.shape
+        r.fold(d[:axis % max(len(d), 1)] + index.value.shape + d[axis % max(len(d), 1) + 1:], data.value.dtype)
         return [Const(np.take(data.value, index.value, axis=axis))]
     if isinstance(data, Const) and data.value.ndim == 2 and axis == 0:
         ids = index.of if isinstance(index, View) and index.kind == "int" else r.as_ir(index)
@@ -280,12 +355,20 @@ def _transposed(v: Value) -> Value:
 def _reshape(r, node, args, attrs):
     x, shape = args[0], ints(args[1])
     x = x if isinstance(x, RecOut) else r.as_ir(x)
-    if isinstance(x, Const) and shape is not None:
-        return [Const(x.value.reshape([s if s else x.value.shape[k] for k, s in enumerate(shape)]))]
+    allowzero = int(attrs.get("allowzero", 0))  # Reshape-14: 1 makes a 0 a zero-size axis, not a copy
     if shape is None:
         raise r.unsupported("expected Reshape to a constant shape")
+    if any(s < -1 for s in shape) or shape.count(-1) > 1 or allowzero and 0 in shape and -1 in shape:
+        raise FormatError(f"expected a Reshape shape of sizes, 0 and at most one -1, found {shape}")
+    if isinstance(x, Const):
+        return [Const(x.value.reshape([s if s or allowzero else x.value.shape[k] for k, s in enumerate(shape)]))]
+    if allowzero and 0 in shape:
+        raise r.unsupported(f"expected Reshape without zero-size axes, found shape {shape} with allowzero=1")
     if isinstance(x, IR) and shape and shape[0] == 0:
-        return [r.add("reshape", [x.name], out_name(node), {"shape": shape[1:]}, rank=len(shape))]
+        rest = [s if s else r.dim(x.name, k) for k, s in enumerate(shape[1:], start=1)]
+        if None in rest:
+            raise r.unsupported(f"expected Reshape copying (0) only axes of known size, found shape {shape}")
+        return [r.add("reshape", [x.name], out_name(node), {"shape": rest}, rank=len(shape))]
     if isinstance(x, RecOut) and x.k is None and len(shape) == 3 and shape[2] in (-1, x.rec.n_dirs * x.rec.hidden):
         rec = x.rec
         batch_time = x.perm == (2, 0, 1, 3) or (x.perm is None and rec.layout == 1)
@@ -305,7 +388,15 @@ def _is_time_flip(starts, ends, axes, steps) -> bool:
 
 def _slice(r, node, args, attrs):
     x = args[0]
-    starts, ends, axes, steps = (ints(a) if a is not None else None for a in (args + [None] * 5)[1:5])
+    if r.op_version < 10:  # Slice-1: starts, ends, axes as attributes, no steps (Changelog Slice-1, -10)
+        starts, ends, axes, steps = ([int(i) for i in attrs[k]] if k in attrs else None
+                                     for k in ("starts", "ends", "axes", "steps"))
+    else:
+        starts, ends, axes, steps = (ints(a) if a is not None else None for a in (args + [None] * 5)[1:5])
+    if starts is None or ends is None or len(starts) != len(ends) or axes is not None and len(axes) != len(starts) \
+            or steps is not None and (len(steps) != len(starts) or 0 in steps):
+        raise r.unsupported(f"expected Slice with constant starts, ends, axes and non-zero steps of one length, "
+                            f"found {starts}, {ends}, {axes}, {steps}")
     if isinstance(x, Const) and starts is not None and ends is not None:
         axes = axes or list(range(len(starts)))
         steps = steps or [1] * len(starts)
@@ -357,24 +448,27 @@ def _flatten(r, node, args, attrs):
 def _gemm(r, node, args, attrs):
     a, b = args[:2]
     c = args[2] if len(args) > 2 else None
-    if attrs.get("transA", 0) or float(attrs.get("alpha", 1.0)) != 1.0 or float(attrs.get("beta", 1.0)) != 1.0:
-        raise r.unsupported("expected Gemm with transA=0, alpha=1, beta=1")
-    if not isinstance(b, Const) or (c is not None and not isinstance(c, Const)):
-        raise r.unsupported("expected Gemm with constant weights")
+    if attrs.get("transA", 0) or float(attrs.get("alpha", 1.0)) != 1.0 or float(attrs.get("beta", 1.0)) != 1.0 \
+            or attrs.get("transB", 0) not in (0, 1):
+        raise r.unsupported("expected Gemm with transA=0, transB 0 or 1, alpha=1, beta=1")
+    if not isinstance(b, Const) or b.value.ndim != 2 or b.value.dtype.kind != "f" \
+            or (c is not None and not isinstance(c, Const)):
+        raise r.unsupported("expected Gemm with constant 2-D float weights")
     w = b.value if attrs.get("transB", 0) else np.ascontiguousarray(b.value.T)
     x = r.tensor(a, out_name(node))
-    weights = {"weight": w}
-    if c is not None:
-        weights["bias"] = np.broadcast_to(c.value, (w.shape[0],)).copy() if c.value.size == 1 else c.value.reshape(-1)
-    return [r.add("dense", [x], out_name(node), {"units": int(w.shape[0]), "activation": "linear",
-                                             "use_bias": c is not None}, weights, rank=2)]
+    if r.ranks.get(x, 2) != 2:
+        raise FormatError(f"expected Gemm of a 2-D tensor, found rank {r.ranks[x]}")
+    return [_dense(r, node, IR(x, 2), w, None if c is None else c.value)]
 
 
 def _matmul(r, node, args, attrs):
     a, b = r.as_ir(args[0]), args[1]
-    if isinstance(a, IR) and isinstance(b, Const) and b.value.ndim == 2:
+    if isinstance(a, IR) and isinstance(b, Const) and b.value.ndim == 2 and b.value.dtype.kind == "f":
         return [Pending("matmul", (a, np.ascontiguousarray(b.value.T)))]
     if isinstance(a, Const) and isinstance(b, Const):
+        if a.value.ndim >= 2 and b.value.ndim >= 2:
+            r.fold(np.broadcast_shapes(a.value.shape[:-2], b.value.shape[:-2]) + (a.value.shape[-2], b.value.shape[-1]),
+                   np.result_type(a.value, b.value))
         return [Const(a.value @ b.value)]
     raise r.unsupported("expected MatMul of a tensor by a constant 2-D weight")
 
@@ -386,6 +480,10 @@ def _conv(r, node, args, attrs):
         raise r.unsupported("expected a 1-D Conv of Transpose(x, [0, 2, 1]) with constant weights")
     if int(attrs.get("group", 1)) != 1:
         raise r.unsupported(f"expected group=1, found {attrs['group']}")
+    if list(attrs.get("kernel_shape") or w.value.shape[2:]) != list(w.value.shape[2:]):
+        raise FormatError(f"kernel_shape {list(attrs['kernel_shape'])} disagrees with W of shape {list(w.value.shape)}")
+    if any(len(attrs.get(k) or [0] * n) != n for k, n in (("pads", 2), ("strides", 1), ("dilations", 1))):
+        raise FormatError("expected 1-D Conv pads (2 values), strides and dilations (1 value each)")
     return [Pending("conv", (x.of, w.value, None if b is None else b.value, attrs))]
 
 
@@ -424,9 +522,49 @@ def _activation(r, node, args, attrs):
                          or not np.isclose(attrs.get("gamma", _SELU[1]), _SELU[1])):
         raise r.unsupported("expected Selu with the standard alpha and gamma")
     x = r.tensor(args[0], out_name(node))
-    if op == "Softmax" and int(attrs.get("axis", -1)) not in (-1, (r.ranks.get(x) or 0) - 1):
-        raise r.unsupported(f"expected Softmax on the last axis, found axis {attrs.get('axis')}")
+    if op == "Softmax":
+        return [_softmax(r, node, x, attrs)]
     return [r.add("activation", [x], out_name(node), {"activation": name}, rank=r.ranks.get(x))]
+
+
+def _softmax(r, node, x: str, attrs) -> IR:
+    """Softmax by version (onnx/onnx docs/Changelog.md, Softmax-1/-11/-13).
+
+    Softmax-13: one ``axis``, default -1. Softmax-1 and -11: the input "will be coerced into a
+    2-dimensional tensor with dimensions [a_0 * ... * a_{k-1}, a_k * ... * a_{n-1}]" at ``axis``
+    (default 1) and the softmax taken over its second dimension: over every axis from ``axis`` on at
+    once. That is the last-axis softmax when ``axis`` is the last axis; otherwise it is read as
+    reshape (axes from ``axis`` on flattened into one) -> softmax -> reshape back, which needs the
+    sizes of those axes.
+    """
+    rank = r.ranks.get(x)
+    legacy = r.op_version < 13
+    axis = int(attrs.get("axis", 1 if legacy else -1))
+    if rank is None:
+        raise r.unsupported(f"expected Softmax of a tensor of known rank (axis {axis} at Softmax-{r.op_version})")
+    if not -rank <= axis < rank:
+        raise FormatError(f"expected a Softmax axis in [{-rank}, {rank - 1}], found {axis}")
+    axis %= rank
+    if axis == rank - 1:
+        return r.add("activation", [x], out_name(node), {"activation": "softmax"}, rank=rank)
+    if not legacy:
+        raise r.unsupported(f"expected Softmax on the last axis, found axis {attrs.get('axis')}")
+    if axis == 0:
+        raise r.unsupported(f"expected Softmax-{r.op_version} not over the batch axis, found axis 0 (one softmax "
+                            "over the whole batch)")
+    shape = r.shapes.get(x) or (None,) * (rank - 1)
+    outer, inner = shape[:axis - 1], shape[axis - 1:]
+    if None in inner or outer.count(None) > 1:
+        raise r.unsupported(f"Softmax-{r.op_version} with axis {axis} of a rank-{rank} tensor is one softmax over "
+                            f"axes {axis}..{rank - 1} together, which needs their sizes; found shape "
+                            f"{['batch', *shape]}")
+    sizes = [-1 if d is None else d for d in outer]
+    flat = r.add("reshape", [x], r.fresh(f"{out_name(node)}/coerced"), {"shape": sizes + [math.prod(inner)]},
+                 rank=axis + 1)
+    soft = r.add("activation", [flat.name], r.fresh(f"{out_name(node)}/softmax"), {"activation": "softmax"},
+                 rank=axis + 1)
+    return r.add("reshape", [soft.name], out_name(node), {"shape": [-1 if d is None else d for d in shape]},
+                 rank=rank)
 
 
 def _recurrent(r, node, args, attrs):
@@ -449,12 +587,14 @@ def _recurrent(r, node, args, attrs):
             raise r.unsupported(f"expected {key} as an initializer or constant, found a {value.what}")
         weights[key] = value.value
     n_dirs = 2 if attrs.get("direction", b"forward") in (b"bidirectional", "bidirectional") else 1
-    initial = [_initial_state(r, node, v, n_dirs) for v in ((h0, c0) if node.op_type == "LSTM" else (h0,))]
+    hidden = int(attrs.get("hidden_size", 0) or 0)
+    initial = [_initial_state(r, node, v, n_dirs, hidden, layout)
+               for v in ((h0, c0) if node.op_type == "LSTM" else (h0,))]
     if all(s is None for s in initial):
         initial = None
     elif any(s is None for s in initial):
         raise r.unsupported("expected both initial_h and initial_c, or neither")
-    attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
+    attrs = {k: (v.decode("utf-8", "replace") if isinstance(v, bytes) else v) for k, v in attrs.items()}
     attrs["op_type"] = node.op_type
     scope = (node.name or "").strip("/").rsplit("/", 1)[0] if "/" in (node.name or "").strip("/") else ""
     name, k = scope or node.name or KINDS[node.op_type], 1
@@ -462,9 +602,9 @@ def _recurrent(r, node, args, attrs):
         name, k = f"{scope or node.name or KINDS[node.op_type]}_{k}", k + 1
     r.node_names.add(name)
     try:
-        rec = RecurrentNode(name, node.op_type, attrs, weights, x, mask, initial, None, flipped)
+        rec = RecurrentNode(name, node.op_type, attrs, weights, x, mask, initial, r.dim(x, -1), flipped)
     except GateportError as e:
-        raise e.at(file=r.path, layer=f"ONNX {node.op_type} {node.name or name!r}")
+        raise e.at(file=r.path, layer=f"ONNX {node.op_type} {quote(node.name or name)}")
     r.items.append(rec)
     outs = [RecOut(rec, None), RecOut(rec, 0)]
     return outs + ([RecOut(rec, 1)] if node.op_type == "LSTM" else [])
@@ -487,8 +627,13 @@ def _recurrent_input(r, node, v: Value, layout: int) -> tuple[str, str | None, b
     return r.tensor(v, out_name(node)), None, False
 
 
-def _initial_state(r, node, v: Value | None, n_dirs: int) -> list[str] | None:
+def _initial_state(r, node, v: Value | None, n_dirs: int, hidden: int, layout: int) -> list[str] | None:
     """Per direction, the IR tensor of an initial state (None: zeros or absent)."""
+    if isinstance(v, Const):  # [dirs, batch, hidden] (layout 0) or [batch, dirs, hidden] (layout 1)
+        shape = v.value.shape
+        if len(shape) != 3 or shape[1 if layout else 0] != n_dirs or hidden and shape[2] != hidden:
+            want = ["batch", n_dirs] if layout else [n_dirs, "batch"]
+            raise FormatError(f"expected an initial state of shape {want + [hidden or 'hidden']}, found {list(shape)}")
     if v is None or isinstance(v, Zeros) or isinstance(v, Const) and not np.any(v.value):
         return None
     if isinstance(v, Pending) and v.kind == "stacked" and len(v.args) == n_dirs:

@@ -82,7 +82,7 @@ class RecurrentNode:
         self.attrs = attrs
         self.x, self.mask, self.initial = x, mask, initial
         self.input_flipped = input_flipped  # X is the IR input reversed in time
-        self.hidden = int(attrs.get("hidden_size") or weights["R"].shape[-1])
+        self.hidden = self._hidden_size(weights)
         self.direction = attrs.get("direction", "forward")
         if self.direction not in ("forward", "reverse", "bidirectional"):
             raise FormatError(f"expected direction forward|reverse|bidirectional, found {self.direction!r}")
@@ -94,8 +94,26 @@ class RecurrentNode:
         self.uses: dict[tuple, list[str]] = {}
         self.aliases: list[tuple[str, str]] = []
 
-    # -- parsing -------------------------------------------------------------------------------
+    # -- parsing (onnx/defs/rnn/defs.cc: the attributes and input shapes of LSTM-14, GRU-14, RNN-14) --------
+    def _hidden_size(self, weights: dict[str, np.ndarray]) -> int:
+        """``hidden_size`` (a positive int; from R's shape when absent); W and R must be given."""
+        for key in ("W", "R"):
+            if weights.get(key) is None:
+                raise FormatError(f"expected input {key} as an initializer, found none")
+        if "hidden_size" not in self.attrs:
+            r = weights["R"]
+            if r.ndim != 3:
+                raise FormatError(f"R: expected shape (directions, gates * hidden, hidden), found {r.shape}")
+            return int(r.shape[-1])
+        hidden = self.attrs["hidden_size"]
+        if not isinstance(hidden, int) or hidden < 1:
+            raise FormatError(f"expected hidden_size a positive integer, found {hidden!r}")
+        return hidden
+
     def _check_attrs(self) -> None:
+        for flag in ("input_forget", "linear_before_reset"):
+            if self.attrs.get(flag, 0) not in (0, 1):
+                raise FormatError(f"expected {flag} 0 or 1, found {self.attrs[flag]!r}")
         if self.attrs.get("clip") is not None:
             raise UnsupportedError(f"clip={self.attrs['clip']} (Keras cells do not clip)")
         if self.attrs.get("input_forget"):
@@ -105,12 +123,12 @@ class RecurrentNode:
 
     def _activations(self) -> dict[str, str]:
         per_dir = len(DEFAULT_ACTIVATIONS[self.kind])
-        names = [a.decode() if isinstance(a, bytes) else a for a in self.attrs.get("activations") or []]
+        names = [a.decode("utf-8", "replace") if isinstance(a, bytes) else a
+                 for a in self.attrs.get("activations") or []]
         names = names or list(DEFAULT_ACTIVATIONS[self.kind]) * self.n_dirs
-        if len(names) == per_dir and self.n_dirs == 2:
-            names = names * 2
-        if len(names) != per_dir * self.n_dirs:
-            raise FormatError(f"expected {per_dir * self.n_dirs} activations, found {len(names)}")
+        if len(names) != per_dir * self.n_dirs:  # the spec: 3 (6 if bidirectional) for LSTM, 2 (4) GRU, 1 (2) RNN
+            raise FormatError(f"expected {per_dir * self.n_dirs} activations ({per_dir} per direction, "
+                              f"{self.direction}), found {len(names)}")
         acts = parse_activations(names, list(self.attrs.get("activation_alpha") or []),
                                  list(self.attrs.get("activation_beta") or []))
         if acts[:per_dir] != acts[per_dir:] and self.n_dirs == 2:
@@ -128,18 +146,18 @@ class RecurrentNode:
 
     def _check_weights(self, w: dict[str, np.ndarray], input_size: int) -> dict[str, np.ndarray]:
         g, h, d = len(GATES[self.kind]), self.hidden, self.n_dirs
-        expected = {"W": (d, g * h, None), "R": (d, g * h, h), "B": (d, 2 * g * h)}
+        expected = {"W": (d, g * h, None), "R": (d, g * h, h), "B": (d, 2 * g * h), "P": (d, 3 * h)}
         for key, shape in expected.items():
             if key not in w:
-                if key == "B":
-                    continue
-                raise FormatError(f"expected input {key} as an initializer, found none")
+                continue  # W and R: checked by _hidden_size
             a = w[key]
-            if a.ndim != len(shape) or any(e is not None and e != s for e, s in zip(shape, a.shape)):
-                shown = tuple("in" if e is None else e for e in shape)
-                raise FormatError(f"{key}: expected shape {shown}, found {a.shape}")
-            if a.dtype.kind != "f":
-                raise FormatError(f"{key}: expected floating-point weights, found {a.dtype}")
+            if a.ndim != len(shape) or any(e is not None and e != s for e, s in zip(shape, a.shape)) \
+                    or key == "W" and a.shape[2] < 1:
+                shown = tuple("input_size" if e is None else e for e in shape)
+                raise FormatError(f"{key}: expected shape {shown} (hidden_size {h}, {self.direction}), found "
+                                  f"{a.shape}")
+            if a.dtype != np.float32:
+                raise FormatError(f"{key}: expected float32 weights (the type of X), found {a.dtype}")
         if input_size is not None and w["W"].shape[2] != input_size:
             raise FormatError(f"W: expected {input_size} input columns (the input's size), found {w['W'].shape[2]}")
         if w.get("P") is not None and np.any(w["P"]):

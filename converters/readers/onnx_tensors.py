@@ -1,0 +1,139 @@
+"""ONNX ``TensorProto`` -> numpy, every declared size checked before anything is allocated or read.
+
+    tensors = TensorReader(proto, path)
+    tensors.array(tensor_proto, layer) -> np.ndarray
+
+``onnx.numpy_helper.to_array`` trusts ``dims``: a tensor declaring ``[10**9, 10**9]`` or ``[-3]``,
+``raw_data`` shorter than ``dims`` say, or external data at an offset past the end of its file
+gives a traceback or a huge allocation. Here ``dims`` go through :class:`converters.budget.Budget`
+first, the data must hold exactly ``prod(dims)`` elements, and external data is read only from
+regular files inside the model's folder (no NUL bytes, no absolute or escaping paths, the
+offset and length inside the file).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..budget import Budget
+from ..errors import FormatError, UnsafeError, UnsupportedError
+from ..sanitize import quote
+
+#: ONNX element type -> (numpy dtype, the typed field that holds the values when there is no raw_data)
+DTYPES = {1: ("float32", "float_data"), 6: ("int32", "int32_data"), 7: ("int64", "int64_data"),
+          9: ("bool", "int32_data"), 11: ("float64", "double_data")}
+#: TensorProto.DataLocation.EXTERNAL
+_EXTERNAL = 1
+
+
+class TensorReader:
+    """Reads the tensors of one model under one byte budget."""
+
+    def __init__(self, proto, path: str | None):
+        self.path = path
+        self.folder = Path(path).resolve().parent if path else None
+        if path:
+            size = Path(path).stat().st_size + self._external_bytes(proto)
+        else:
+            size = proto.ByteSize()
+        self.budget = Budget(path, file_size=size)
+
+    def _external_bytes(self, proto) -> int:
+        """Total size of the distinct external data files the main graph names inside the folder."""
+        files = set()
+        tensors = list(proto.graph.initializer) + [a.t for n in proto.graph.node for a in n.attribute
+                                                   if a.HasField("t")]
+        for t in tensors:
+            if t.data_location == _EXTERNAL:
+                location = _entries(t).get("location", "")
+                try:
+                    files.add(self._confined(t, location))
+                except (FormatError, UnsafeError):
+                    pass  # refused when the tensor is read
+        return sum(f.stat().st_size for f in files)
+
+    def array(self, t, layer: str | None = None) -> np.ndarray:
+        """The numbers of tensor ``t`` (FormatError / UnsafeError / UnsupportedError in one line)."""
+        what = f"tensor {quote(t.name)}"
+        if t.data_type not in DTYPES:
+            raise UnsupportedError(f"{what}: expected element type float, double, int32, int64 or bool, "
+                                   f"found type {t.data_type}", file=self.path, layer=layer)
+        if t.HasField("segment"):
+            raise UnsupportedError(f"{what}: segmented tensors are not read", file=self.path, layer=layer)
+        dtype, field = DTYPES[t.data_type]
+        itemsize = np.dtype(dtype).itemsize
+        dims = self.budget.take_array(list(t.dims), itemsize, what, layer=layer)
+        count = math.prod(dims)
+        if t.data_location == _EXTERNAL:
+            return self._read_external(t, dims, dtype, layer)
+        if t.raw_data:
+            if len(t.raw_data) != count * itemsize:
+                raise FormatError(f"{what}: dims {list(dims)} need {count * itemsize} bytes of raw_data, "
+                                  f"found {len(t.raw_data)}", file=self.path, layer=layer)
+            return _from_bytes(t.raw_data, dtype, dims)
+        values = getattr(t, field)
+        if len(values) != count:
+            raise FormatError(f"{what}: dims {list(dims)} hold {count} values, found {len(values)} in "
+                              f"{field}", file=self.path, layer=layer)
+        return np.asarray(values, dtype=np.int32 if dtype == "bool" else dtype).astype(dtype).reshape(dims)
+
+    def _confined(self, t, location: str) -> Path:
+        """The external data file of ``t``: a regular file inside the model's folder."""
+        what = f"tensor {quote(t.name)}"
+        if self.folder is None:
+            raise FormatError(f"{what}: external data needs the model's file (read the model by path)",
+                              file=self.path)
+        if not location or "\x00" in location or Path(location).is_absolute():
+            raise UnsafeError(f"{what}: expected external data at a relative path inside the model's "
+                              f"folder, found location {quote(location)}", file=self.path)
+        target = (self.folder / location).resolve()
+        if not target.is_relative_to(self.folder):
+            raise UnsafeError(f"{what}: external data location {quote(location)} is outside the model's "
+                              f"folder", file=self.path)
+        if not target.is_file():
+            raise FormatError(f"{what}: external data file {quote(location)} is missing (or not a regular "
+                              f"file)", file=self.path)
+        return target
+
+    def _read_external(self, t, dims: tuple, dtype: str, layer: str | None) -> np.ndarray:
+        what = f"tensor {quote(t.name)}"
+        info = _entries(t)
+        target = self._confined(t, info.get("location", ""))
+        nbytes = math.prod(dims) * np.dtype(dtype).itemsize
+        offset = _nonnegative(info.get("offset", "0"), what, "offset", self.path)
+        length = _nonnegative(info["length"], what, "length", self.path) if "length" in info else nbytes
+        size = target.stat().st_size
+        if length != nbytes or offset + nbytes > size:
+            raise FormatError(f"{what}: dims {list(dims)} need {nbytes} bytes of external data, found length "
+                              f"{length} at offset {offset} of a {size}-byte file", file=self.path, layer=layer)
+        buf = bytearray(nbytes)
+        with open(target, "rb") as f:
+            f.seek(offset)
+            got = f.readinto(buf)
+        if got != nbytes:
+            raise FormatError(f"{what}: external data file ended after {got} of {nbytes} bytes",
+                              file=self.path, layer=layer)
+        return _from_bytes(buf, dtype, dims)
+
+
+def _from_bytes(data, dtype: str, dims: tuple) -> np.ndarray:
+    """Little-endian bytes (ONNX's raw layout) as an array; bool bytes other than 0 are True."""
+    if dtype == "bool":
+        return np.frombuffer(data, dtype=np.uint8).reshape(dims) != 0
+    return np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<")).reshape(dims)
+
+
+def _entries(t) -> dict[str, str]:
+    return {e.key: e.value for e in t.external_data}
+
+
+def _nonnegative(text: str, what: str, key: str, path: str | None) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise FormatError(f"{what}: expected a non-negative external data {key}, found {quote(text)}", file=path)
+    return value
