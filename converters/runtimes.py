@@ -7,23 +7,31 @@ missing one raises :class:`~converters.errors.MissingDependencyError` naming the
     run_reference(model, inputs)          the numpy reference (float64)
     run_keras(path, inputs)               Keras 3: safe_mode=True, compile=False
     run_tf_keras(path, inputs, config)    tf_keras (Keras 2) for legacy .h5 files
-    run_torch(folder, inputs)             a generated model.py + model.safetensors
+    run_torch(folder, inputs)             a generated model.py + model.safetensors, in this process
+    run_torch_isolated(folder, inputs)    the same in a child process, with every recurrent submodule's
+                                          input, outputs and states (what verify uses)
     run_onnx(model_or_path, inputs)       onnxruntime, CPU
+    run_onnx_traced(model_or_path, ...)   the same, with every fused LSTM/GRU/RNN node's X, Y, Y_h, Y_c
 """
 from __future__ import annotations
 
 import contextlib
 import importlib.util
 import itertools
+import json
 import os
+import subprocess
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from .errors import FormatError, require
+from .errors import FormatError, UnsafeError, require
 from .ir import Model
+from .sanitize import one_line
 
 Inputs = Sequence[np.ndarray]
 
@@ -154,6 +162,151 @@ def run_torch(folder_or_module, inputs: Inputs) -> list[np.ndarray]:
     return [o.detach().cpu().numpy() for o in _as_list(out)]
 
 
+# -- PyTorch in a child process -------------------------------------------------------------------
+#: Seconds a child torch run may take by default.
+CHILD_TIMEOUT = 300.0
+#: The child: gateport importable from where this file is, nothing else from the environment (-I).
+_CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); from converters.runtimes import torch_child; "
+          "sys.exit(torch_child(sys.argv[2], sys.argv[3]))")
+_STDERR_TAIL = 4096
+_META_MAX = 1 << 20
+
+
+class ArtifactError(Exception):
+    """An artifact could not run: the runtime's first error line, or a timeout."""
+
+
+def run_torch_isolated(folder: str | os.PathLike, inputs: Inputs, *, timeout: float = CHILD_TIMEOUT,
+                       max_bytes: int = 1 << 30) -> tuple[list[np.ndarray], list[dict]]:
+    """Run a generated PyTorch folder in a child process; returns ``(outputs, records)``.
+
+    Nothing of ``model.py`` runs in this process: the child (``python -I``) imports it, reads the
+    inputs from an .npz in a temporary folder and writes the outputs there. ``records``: one per call
+    of a recurrent submodule (``nn.LSTM/GRU/RNN`` or a generated ``*Loop``) in call order,
+    ``{"cls", "x", "y", "states"}`` as the module received and returned them. The results may hold
+    at most ``max_bytes``. Raises :class:`ArtifactError` with the child's first error line, or after
+    ``timeout`` seconds (the child and its children are killed).
+    """
+    for module in ("torch", "safetensors"):
+        if importlib.util.find_spec(module) is None:
+            require(module, "torch")  # raises MissingDependencyError naming the extra
+    folder = Path(folder).resolve()
+    if not (folder / "model.py").is_file():
+        raise FormatError("expected a folder with model.py and model.safetensors, found no model.py",
+                          file=str(folder))
+    with tempfile.TemporaryDirectory(prefix="gateport-torch-") as tmp:
+        work = Path(tmp)
+        np.savez(work / "inputs.npz", **{f"x{k}": np.ascontiguousarray(x) for k, x in enumerate(inputs)})
+        root = str(Path(__file__).resolve().parent.parent)
+        code = _run_child([sys.executable, "-I", "-c", _CHILD, root, str(folder), str(work)], work, timeout)
+        return _child_results(work, code, max_bytes)
+
+
+def _run_child(argv: list[str], work: Path, timeout: float) -> int:
+    """Run ``argv`` in its own session with stderr to a file; kill the whole group after ``timeout``."""
+    import signal
+
+    with open(work / "stderr.txt", "wb") as err:
+        proc = subprocess.Popen(argv, cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=err, start_new_session=True)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise ArtifactError(f"no result within {timeout:g} s: the torch child process was stopped "
+                                "(--timeout sets the limit)") from None
+
+
+def _child_results(work: Path, code: int, max_bytes: int) -> tuple[list[np.ndarray], list[dict]]:
+    """Read what the child left in ``work``: its error, or its outputs and records."""
+    if (work / "error.txt").is_file():
+        raise ArtifactError(first_line(_tail(work / "error.txt")))
+    if code != 0:
+        last = (_tail(work / "stderr.txt").strip().splitlines() or [""])[-1]
+        raise ArtifactError(f"the torch child process exited with status {code}: {first_line(last)}")
+    try:
+        meta_path = work / "meta.json"
+        if meta_path.stat().st_size > _META_MAX:
+            raise ValueError("meta.json too large")
+        meta = json.loads(meta_path.read_text())
+        arrays = _load_bounded_npz(work / "outputs.npz", max_bytes)
+        outputs = [arrays[f"out{k}"] for k in range(int(meta["outputs"]))]
+        records = [{"cls": str(cls), "x": arrays.get(f"r{j}x"), "y": arrays[f"r{j}y"],
+                    "states": [arrays[f"r{j}s{k}"] for k in range(int(n_states))]}
+                   for j, (cls, n_states) in enumerate(meta["records"])]
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
+        raise ArtifactError(f"the torch child process left unreadable results ({type(e).__name__}: {e})") from None
+    return outputs, records
+
+
+def _load_bounded_npz(path: Path, max_bytes: int) -> dict[str, np.ndarray]:
+    with zipfile.ZipFile(path) as z:
+        declared = sum(i.file_size for i in z.infolist())
+    if declared > max_bytes:
+        raise UnsafeError(f"the torch child process returned {declared} bytes, more than the verify budget "
+                          f"of {max_bytes} bytes")
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def _tail(path: Path) -> str:
+    """The last few KB of a text file the child wrote."""
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - _STDERR_TAIL))
+        return f.read().decode("utf-8", "replace")
+
+
+def first_line(text: object, limit: int = 200) -> str:
+    """The first non-empty line of an error message, made one line, at most ``limit`` characters."""
+    line = next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
+    line = one_line(line)
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def torch_child(folder: str, work: str) -> int:
+    """The child side of :func:`run_torch_isolated` (runs in its own process)."""
+    work_dir = Path(work)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+        module = load_torch_folder(folder)
+        records: list = []
+        for sub in module.modules():
+            if isinstance(sub, torch.nn.RNNBase) or (type(sub).__name__.endswith("Loop") and hasattr(sub, "go_backwards")):
+                sub.register_forward_hook(_recorder(records))
+        with np.load(work_dir / "inputs.npz", allow_pickle=False) as f:
+            xs = [f[f"x{k}"] for k in range(len(f.files))]
+        with torch.no_grad():
+            out = module(*(torch.from_numpy(x) for x in xs))
+        arrays = {f"out{k}": o.detach().cpu().numpy() for k, o in enumerate(_as_list(out))}
+        meta = {"outputs": len(arrays), "records": []}
+        for j, (cls, x, y, states) in enumerate(records):
+            arrays.update({f"r{j}y": y, **({f"r{j}x": x} if x is not None else {}),
+                           **{f"r{j}s{k}": s for k, s in enumerate(states)}})
+            meta["records"].append([cls, len(states)])
+        np.savez(work_dir / "outputs.npz", **arrays)
+        (work_dir / "meta.json").write_text(json.dumps(meta))
+        return 0
+    except BaseException as e:  # noqa: BLE001 - whatever the artifact raises is reported, in one line
+        (work_dir / "error.txt").write_text(f"{type(e).__name__}: {e}")
+        return 1
+
+
+def _recorder(records: list):
+    """A forward hook keeping a recurrent module's input, output sequence and states as numpy."""
+    def hook(module, args, out):
+        def arr(t):
+            return t.detach().cpu().numpy().copy()
+
+        states = out[1]
+        states = list(states) if isinstance(states, (tuple, list)) else [states]
+        x = arr(args[0]) if args and hasattr(args[0], "detach") else None
+        records.append((type(module).__name__, x, arr(out[0]), [arr(s) for s in states]))
+    return hook
+
+
 # -- onnxruntime ---------------------------------------------------------------------------------
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
                "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
@@ -164,17 +317,78 @@ def run_onnx(model_or_path, inputs: Inputs, input_names: Sequence[str] | None = 
 
     Inputs are fed by ``input_names`` (the Keras names the ONNX writer keeps) or by position.
     """
-    ort = require("onnxruntime", "onnx")
+    session = _onnx_session(_onnx_payload(model_or_path))
+    return list(session.run(None, _onnx_feed(session, inputs, input_names)))
+
+
+def run_onnx_traced(model_or_path, inputs: Inputs, input_names: Sequence[str] | None = None
+                    ) -> tuple[list[np.ndarray], list[dict] | None]:
+    """:func:`run_onnx`, plus one probe per fused LSTM / GRU / RNN node in graph order.
+
+    A probe is ``{"op", "direction", "x", "y", "states"}``: the node's ``X`` (time-major), ``Y``
+    ``[time, dirs, batch, units]`` and ``Y_h`` (, ``Y_c``), fetched by adding them as graph outputs.
+    Probes are None where the graph cannot expose them; the outputs are still returned then.
+    """
+    onnx = require("onnx", "onnx")
+    proto = onnx.load_model_from_string(_onnx_payload(model_or_path))
+    own = [o.name for o in proto.graph.output]
+    probes = _add_probe_outputs(onnx, proto)
+    if not probes:
+        return run_onnx(proto, inputs, input_names), None
+    try:
+        session = _onnx_session(proto.SerializeToString())
+        feed = _onnx_feed(session, inputs, input_names)
+        names = [o.name for o in proto.graph.output]
+        values = {**feed, **dict(zip(names, session.run(names, feed)))}
+    except Exception:  # noqa: BLE001 - the probes broke the graph: run it as it is (raises if it is broken)
+        del proto.graph.output[len(own):]
+        return run_onnx(proto, inputs, input_names), None
+    for probe in probes:
+        x, y, *states = (values.get(n) if n else None for n in probe.pop("names"))
+        probe.update(x=x, y=y, states=[s for s in states if s is not None])
+    return [values[n] for n in own], probes
+
+
+_RNN_OPS = ("LSTM", "GRU", "RNN")
+
+
+def _add_probe_outputs(onnx, proto) -> list[dict]:
+    """Add every fused recurrent node's X, Y, Y_h, Y_c as graph outputs; returns ``{"op", "direction",
+    "names"}`` per node (the graph's own inputs are read from the feed instead)."""
+    graph = proto.graph
+    taken = {o.name for o in graph.output} | {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    probes = []
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx") or node.op_type not in _RNN_OPS:
+            continue
+        direction = next((a.s.decode("utf-8", "replace") for a in node.attribute if a.name == "direction"), "forward")
+        names = [node.input[0] if node.input else "", *list(node.output)[:3]]
+        for name in names:
+            if name and name not in taken:
+                graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+                taken.add(name)
+        probes.append({"op": node.op_type, "direction": direction, "names": names})
+    return probes
+
+
+def _onnx_payload(model_or_path) -> bytes:
     if isinstance(model_or_path, (str, os.PathLike)):
-        payload = Path(model_or_path).read_bytes()
-    elif isinstance(model_or_path, bytes):
-        payload = model_or_path
-    else:
-        payload = model_or_path.SerializeToString()
+        return Path(model_or_path).read_bytes()
+    if isinstance(model_or_path, bytes):
+        return model_or_path
+    return model_or_path.SerializeToString()
+
+
+def _onnx_session(payload: bytes):
+    """An onnxruntime CPU session on one thread (see :func:`one_torch_thread`)."""
+    ort = require("onnxruntime", "onnx")
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    session = ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"])
+
+
+def _onnx_feed(session, inputs: Inputs, input_names: Sequence[str] | None) -> dict[str, np.ndarray]:
     graph_inputs = session.get_inputs()
     names = [i.name for i in graph_inputs]
     if len(names) != len(inputs):
@@ -183,5 +397,4 @@ def run_onnx(model_or_path, inputs: Inputs, input_names: Sequence[str] | None = 
         raise FormatError(f"expected ONNX inputs named {list(input_names)}, found {names}")
     order = list(input_names) if input_names is not None else names
     types = {i.name: _ORT_DTYPES.get(i.type) for i in graph_inputs}
-    feed = {n: np.asarray(x, dtype=types[n] or np.asarray(x).dtype) for n, x in zip(order, inputs)}
-    return list(session.run(None, feed))
+    return {n: np.asarray(x, dtype=types[n] or np.asarray(x).dtype) for n, x in zip(order, inputs)}

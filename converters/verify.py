@@ -1,30 +1,52 @@
 """``gateport verify``: the same inputs through the source model and every converted artifact.
 
     report = verify("model.h5", targets=("torch", "onnx"))
-    report.ok, report.reference, report.rows  # rows: runtime, output, max_abs, max_rel, passed | skipped
+    report.verdict, report.reference_kind, report.rows, report.where
 
 The reference is, in this order: stored outputs (``expected=FILE.npz``); Keras itself where an
 installed Keras loads the file exactly (Keras 3 for files Keras 3 wrote, tf_keras for Keras 2
-``.h5``); otherwise the numpy reference. The numpy reference is always run, as a row when it is
-not the reference. An element passes when ``|got - ref| <= atol + rtol * |ref|`` (defaults:
-float32 in ``torch.testing.assert_close``). A writer that refuses a model, or a missing runtime,
-gives a skipped row; a crash or a mismatch gives a failed row.
+``.h5``); otherwise the numpy reference, which is gateport's own reading of the file and so proves
+only that the artifacts agree with that reading. An element passes when
+``|got - ref| <= atol + rtol * |ref|`` (defaults: float32 in ``torch.testing.assert_close``); a
+NaN/Inf passes only where the reference holds the same NaN/Inf.
+
+Every row has a status: ``pass``, ``fail`` (a mismatch), ``error`` (the runtime crashed or timed
+out), ``skipped`` (a writer refused the model, or a runtime is missing). The verdict and exit
+status (:data:`EXIT`):
+
+* ``fail`` (1): a row failed;
+* ``error`` (2): a runtime crashed (the row shows its first line);
+* ``unproven`` (3): no artifact was compared, or (``require="independent"``, the default) the only
+  reference is gateport's own reading;
+* ``ok`` (0): otherwise.
+
+Generated PyTorch code runs in a child process (:func:`converters.runtimes.run_torch_isolated`).
+Every recurrent layer's input, per-direction outputs and states are compared with the numpy
+reference's (:mod:`converters.divergence`): ``report.where`` names, per runtime, the first layer,
+direction and time step that departs. Inputs and activations must fit :data:`VERIFY_BYTES`,
+estimated from the shapes before anything is allocated.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import tempfile
+import threading
+import time
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .errors import FormatError, GateportError, MissingDependencyError, UnsupportedError
+from . import budget
+from .errors import (FormatError, GateportError, MissingDependencyError, UnsafeError, UnsupportedError,
+                     UsageError)
 from .ir import Model
+from .sanitize import one_line, quote
 
 #: float32 tolerances of torch.testing.assert_close.
 ATOL, RTOL = 1e-5, 1.3e-6
@@ -32,7 +54,19 @@ ATOL, RTOL = 1e-5, 1.3e-6
 TARGETS = {"torch": "torch", "onnx": "onnx", "keras": "keras (converted)"}
 DEFAULT_TARGETS = ("torch", "onnx")
 DEFAULT_STEPS = 6
-Runner = Callable[[list], list]
+#: What a pass needs: a reference independent of gateport's reading, or any reference.
+REQUIRE = ("independent", "any")
+#: Exit status of each verdict.
+EXIT = {"ok": 0, "fail": 1, "error": 2, "unproven": 3}
+#: Bytes the inputs and activations (float64, estimated from shapes) may take (env GATEPORT_VERIFY_BYTES).
+VERIFY_BYTES = int(os.environ.get("GATEPORT_VERIFY_BYTES", 1 << 30))
+#: Seconds a stage runs before progress says so.
+PROGRESS_AFTER = 1.5
+#: Seconds a child torch run may take by default.
+DEFAULT_TIMEOUT = 300.0
+#: Reference kinds: stored outputs and Keras are independent of gateport's reading of the file.
+INDEPENDENT = ("stored", "keras")
+Progress = Callable[[str], None]
 
 
 @dataclass
@@ -43,17 +77,41 @@ class Row:
     output: str | None = None
     max_abs: float | None = None
     max_rel: float | None = None
-    passed: bool | None = None  # None when skipped
+    passed: bool | None = None  # None when skipped or error
     skipped: str | None = None
     error: str | None = None
+    status: str = ""  # pass | fail | error | skipped
+    nonfinite: int | None = None  # NaN/Inf values found at the same places in the reference
+
+    def __post_init__(self):
+        if not self.status:
+            self.status = ("skipped" if self.skipped is not None else "error" if self.passed is None
+                           else "pass" if self.passed else "fail")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass
+class Where:
+    """Where one runtime departs from gateport's numpy reference, layer by layer."""
+
+    runtime: str
+    departures: list = field(default_factory=list)  # divergence.Departure of the first layer that differs
+    unavailable: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"runtime": self.runtime, "departures": [x.to_dict() for x in self.departures]}
+        if self.unavailable:
+            d["unavailable"] = self.unavailable
+        else:
+            d["layers_agree"] = not self.departures
+        return d
+
+
+@dataclass
 class Report:
-    """What ``verify`` found; ``ok`` when no row failed."""
+    """What ``verify`` found; :attr:`verdict` says what it proves."""
 
     model: str
     reference: str
@@ -62,36 +120,77 @@ class Report:
     rtol: float
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    reference_kind: str = "gateport"  # stored | keras | gateport
+    require: str = "independent"
+    artifacts: tuple[str, ...] = ()  # the row labels of the converted artifacts
+    where: list[Where] = field(default_factory=list)
+    hint: str = "pass --expected with outputs the producing Keras computed"
+
+    @property
+    def independent(self) -> bool:
+        return self.reference_kind in INDEPENDENT
+
+    def _with(self, status: str) -> list[Row]:
+        return [r for r in self.rows if r.status == status]
+
+    def failures(self) -> list[Row]:
+        return self._with("fail")
+
+    def errors(self) -> list[Row]:
+        return self._with("error")
+
+    def compared(self) -> list[Row]:
+        """Artifact rows that were compared (passed or failed)."""
+        return [r for r in self.rows if r.runtime in self.artifacts and r.status in ("pass", "fail")]
+
+    @property
+    def verdict(self) -> str:
+        if self.failures():
+            return "fail"
+        if self.errors():
+            return "error"
+        if not self.compared() or (self.require == "independent" and not self.independent):
+            return "unproven"
+        return "ok"
 
     @property
     def ok(self) -> bool:
-        return all(r.passed for r in self.rows if r.skipped is None)
+        return self.verdict == "ok"
 
-    def failures(self) -> list[Row]:
-        return [r for r in self.rows if r.skipped is None and not r.passed]
+    @property
+    def exit_status(self) -> int:
+        return EXIT[self.verdict]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "ok": self.ok, "reference": self.reference, "inputs": self.inputs,
-                "atol": self.atol, "rtol": self.rtol, "notes": self.notes,
-                "rows": [r.to_dict() for r in self.rows]}
+        counts = {s: len(self._with(s)) for s in ("pass", "fail", "error", "skipped")}
+        return {"model": self.model, "verdict": self.verdict, "ok": self.ok, "exit_status": self.exit_status,
+                "summary": summary(self), "reference": self.reference, "reference_kind": self.reference_kind,
+                "independent": self.independent, "require": self.require, "counts": counts,
+                "inputs": self.inputs, "atol": self.atol, "rtol": self.rtol, "notes": self.notes,
+                "rows": [r.to_dict() for r in self.rows], "where": [w.to_dict() for w in self.where]}
 
 
 # -- comparing ---------------------------------------------------------------------------------------
 def compare(runtime: str, output: str, got, want, atol: float, rtol: float) -> Row:
-    """One row: max abs error, max relative error (over elements with ``|ref| > atol``), pass/fail."""
+    """One row: max abs and max relative error (over elements with ``|ref| > atol``) of the elements
+    finite on both sides, pass/fail; a NaN/Inf passes only where the reference has the same one."""
+    from .divergence import mismatches
+
     got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
     if got.shape != want.shape:
         return Row(runtime, output, passed=False,
                    error=f"expected shape {want.shape} (the reference's), found {got.shape}")
-    diff = np.abs(got - want)
-    same_nan = np.isnan(got) & np.isnan(want)
-    diff = np.where(same_nan, 0.0, diff)
-    diff = np.where(np.isnan(diff), np.inf, diff)
-    big = np.abs(want) > atol
-    max_abs = float(diff.max()) if diff.size else 0.0
-    max_rel = float((diff[big] / np.abs(want[big])).max()) if big.any() else 0.0
-    passed = bool(np.all(diff <= atol + rtol * np.nan_to_num(np.abs(want))))
-    return Row(runtime, output, max_abs, max_rel, passed)
+    bad = mismatches(got, want, atol, rtol)
+    finite = np.isfinite(got) & np.isfinite(want)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.where(finite, np.abs(got - want), 0.0)
+    big = finite & (np.abs(want) > atol)
+    max_abs = float(diff.max()) if finite.any() else None
+    max_rel = float((diff[big] / np.abs(want[big])).max()) if big.any() else (0.0 if finite.any() else None)
+    odd = int(np.count_nonzero(~finite & bad))
+    error = (f"{odd} NaN/Inf value{'s' * (odd != 1)} where the reference differs" if odd else None)
+    same = int(np.count_nonzero(~finite & ~bad))
+    return Row(runtime, output, max_abs, max_rel, not bad.any(), error=error, nonfinite=same or None)
 
 
 def compare_all(runtime: str, names: Sequence[str], got: Sequence, want: Sequence,
@@ -109,6 +208,52 @@ def compare_all(runtime: str, names: Sequence[str], got: Sequence, want: Sequenc
     return rows
 
 
+# -- the verify budget -------------------------------------------------------------------------------
+class VerifyBudget:
+    """What one verify run may allocate for inputs and activations; refuses in one line."""
+
+    def __init__(self, file: str | None, limit: int | None = None):
+        self.file, self.limit, self.used = file, VERIFY_BYTES if limit is None else int(limit), 0
+
+    def take(self, shape, itemsize: int, what: str, layer: str | None = None) -> tuple[int, ...]:
+        """Count an array of ``shape``; an invalid shape or one past the budget raises UnsafeError."""
+        dims = budget.shape(shape, what, file=self.file, layer=layer)
+        n = budget.nbytes(dims, itemsize)
+        if self.used + n > self.limit:
+            raise UnsafeError(f"verify: {what} {dims} needs {n} bytes, more than the {self.limit - self.used} "
+                              f"left of verify's budget of {self.limit} bytes for inputs and activations "
+                              "(use a smaller --batch / --steps, or set GATEPORT_VERIFY_BYTES)",
+                              file=self.file, layer=layer)
+        self.used += n
+        return dims
+
+
+def check_activations(model: Model, input_shapes: Sequence[tuple], vb: VerifyBudget) -> None:
+    """Count the inputs and every tensor the model computes (and each recurrent direction's
+    per-step outputs) as float64, from shapes alone, before anything is allocated."""
+    from .shapes import node_output_shapes
+
+    shapes: dict[str, tuple | None] = {}
+    for spec, shape in zip(model.inputs, input_shapes):
+        dims = vb.take(shape, 8, f"input {quote(spec.name)}")
+        shapes[spec.name] = dims[1:]
+    batch = int(input_shapes[0][0]) if input_shapes else 1
+    for node in model.nodes:
+        ins = [shapes.get(t) for t in node.inputs]
+        try:
+            outs = node_output_shapes(node, ins)
+        except (KeyError, TypeError, ValueError, IndexError):  # an option the shape needs is odd
+            outs = [None] * len(node.outputs)
+        for name, shape in zip(node.outputs, outs):
+            shapes[name] = shape
+            if shape is not None and None not in shape:
+                vb.take((batch, *shape), 8, f"output {quote(name)}", layer=node.label())
+        x = ins[0] if ins else None
+        if node.is_recurrent and x and x[0] is not None:
+            for d in node.directions:
+                vb.take((batch, x[0], node.options.get("units")), 8, f"{d} steps", layer=node.label())
+
+
 # -- inputs ------------------------------------------------------------------------------------------
 def _consumers(model: Model, tensor: str, op: str) -> list:
     return [n for n in model.nodes if n.op == op and tensor in n.inputs[:1]]
@@ -116,6 +261,11 @@ def _consumers(model: Model, tensor: str, op: str) -> list:
 
 def _shape(spec, batch: int, steps: int) -> tuple[int, ...]:
     return (batch, *(steps if d is None else d for d in spec.shape))
+
+
+def input_shapes(model: Model, batch: int, steps: int | None) -> list[tuple[int, ...]]:
+    """The shapes :func:`random_inputs` allocates."""
+    return [_shape(spec, batch, steps or DEFAULT_STEPS) for spec in model.inputs]
 
 
 def random_inputs(model: Model, batch: int = 2, steps: int | None = None, seed: int = 0) -> list[np.ndarray]:
@@ -126,10 +276,8 @@ def random_inputs(model: Model, batch: int = 2, steps: int | None = None, seed: 
     masked steps, and the last row also has one masked step in the middle.
     """
     rng = np.random.default_rng(seed)
-    steps = steps or DEFAULT_STEPS
     xs = []
-    for spec in model.inputs:
-        shape = _shape(spec, batch, steps)
+    for spec, shape in zip(model.inputs, input_shapes(model, batch, steps)):
         masks = _consumers(model, spec.name, "mask_not_equal")
         if np.dtype(spec.dtype).kind in "iu":
             embeddings = _consumers(model, spec.name, "embedding")
@@ -152,45 +300,87 @@ def _pad(x: np.ndarray, value) -> None:
         x[batch - 1, steps // 2 - 1] = value
 
 
-def load_inputs(model: Model, path: str | os.PathLike) -> list[np.ndarray]:
-    """Inputs from an .npz keyed by Keras input name (``name`` or ``in:name``), checked and cast."""
-    arrays = _load_npz(path)
+def _input_key(spec, headers: Mapping, path) -> str:
+    """The .npz key of one model input, its declared shape checked against the input's."""
+    key = next((k for k in (spec.name, f"in:{spec.name}") if k in headers), None)
+    if key is None:
+        raise FormatError(f"expected an array named {quote(spec.name)} (or 'in:{spec.name}'), found keys "
+                          f"{quote(sorted(headers))}", file=str(path))
+    shape = headers[key][0]
+    if len(shape) != len(spec.shape) + 1 or any(d is not None and d != n for d, n in zip(spec.shape, shape[1:])):
+        raise FormatError(f"{quote(key)}: expected shape (batch, {', '.join(map(str, spec.shape))}) "
+                          f"(None = any), found {shape}", file=str(path))
+    return key
+
+
+def load_inputs(model: Model, path: str | os.PathLike, vb: VerifyBudget | None = None) -> list[np.ndarray]:
+    """Inputs from an .npz keyed by Keras input name (``name`` or ``in:name``), checked and cast.
+
+    Declared shapes are checked (and with ``vb``, counted) before any array is read."""
+    headers = _npz_headers(path)
+    keys = [_input_key(spec, headers, path) for spec in model.inputs]
+    if vb is not None:
+        check_activations(model, [headers[k][0] for k in keys], vb)
+    arrays = _read_npz(path, keys)
     xs = []
-    for spec in model.inputs:
-        key = next((k for k in (spec.name, f"in:{spec.name}") if k in arrays), None)
-        if key is None:
-            raise FormatError(f"expected an array named {spec.name!r} (or 'in:{spec.name}'), found keys "
-                              f"{sorted(arrays)}", file=str(path))
-        x = arrays[key]
-        if x.ndim != len(spec.shape) + 1 or any(d is not None and d != n for d, n in zip(spec.shape, x.shape[1:])):
-            raise FormatError(f"{key}: expected shape (batch, {', '.join(map(str, spec.shape))}) "
-                              f"(None = any), found {x.shape}", file=str(path))
-        want = np.dtype(spec.dtype)
+    for spec, key in zip(model.inputs, keys):
+        x, want = arrays[key], np.dtype(spec.dtype)
         if want.kind in "iu" and x.dtype.kind not in "iu" and not np.array_equal(x, np.round(x)):
-            raise FormatError(f"{key}: expected integer token ids, found {x.dtype} values that are not "
+            raise FormatError(f"{quote(key)}: expected integer token ids, found {x.dtype} values that are not "
                               f"whole numbers", file=str(path))
         xs.append(x.astype(want))
     return xs
 
 
-def load_expected(path: str | os.PathLike, n_outputs: int) -> list[np.ndarray]:
-    """Stored outputs ``out:0 .. out:n-1`` from an .npz."""
-    arrays = _load_npz(path)
-    keys = sorted((k for k in arrays if k.startswith("out:")), key=lambda k: (len(k), k))
+def load_expected(path: str | os.PathLike, n_outputs: int, vb: VerifyBudget | None = None) -> list[np.ndarray]:
+    """Stored outputs ``out:0 .. out:n-1`` from an .npz (declared sizes counted in ``vb`` first)."""
+    headers = _npz_headers(path)
+    keys = sorted((k for k in headers if k.startswith("out:")), key=lambda k: (len(k), k))
     want = [f"out:{k}" for k in range(n_outputs)]
     if keys != want:
-        raise FormatError(f"expected stored outputs {want}, found {keys}", file=str(path))
+        raise FormatError(f"expected stored outputs {want}, found {quote(keys)}", file=str(path))
+    for k in want:
+        shape, dtype = headers[k]
+        if vb is not None:
+            vb.take(shape, dtype.itemsize, f"stored output {k}")
+    arrays = _read_npz(path, want)
     return [arrays[k] for k in want]
 
 
-def _load_npz(path) -> dict[str, np.ndarray]:
+_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _npz_headers(path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Each array's declared shape and dtype, read from the .npy headers without reading the data."""
+    headers = {}
     try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with z.open(info) as f:
+                    read = _NPY_HEADERS.get(np.lib.format.read_magic(f))
+                    if read is None:
+                        raise ValueError("unsupported .npy format version")
+                    shape, _, dtype = read(f)
+                if dtype.hasobject:
+                    raise ValueError(f"{info.filename} holds Python objects")
+                headers[info.filename[:-4]] = (budget.shape(shape, info.filename, file=str(path)), dtype)
     except FileNotFoundError:
         raise FormatError("no such file", file=str(path)) from None
-    except (OSError, ValueError) as e:
-        raise FormatError(f"expected an .npz of arrays, found an unreadable file ({e})", file=str(path)) from None
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise FormatError(f"expected an .npz of arrays, found an unreadable file ({one_line(e)})",
+                          file=str(path)) from None
+    return headers
+
+
+def _read_npz(path, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in keys}
+    except (OSError, ValueError, KeyError) as e:
+        raise FormatError(f"expected an .npz of arrays, found an unreadable file ({one_line(e)})",
+                          file=str(path)) from None
 
 
 def describe_inputs(model: Model, xs: Sequence[np.ndarray], source: str, seed: int | None) -> dict[str, Any]:
@@ -278,10 +468,16 @@ def _classes(obj) -> set[str]:
 
 
 # -- converted artifacts -----------------------------------------------------------------------------
-def build_runner(model: Model, target: str, artifact: Model | str | os.PathLike | None, workdir: Path) -> Runner:
+def run_artifact(model: Model, target: str, artifact: Model | str | os.PathLike | None, workdir: Path,
+                 xs: Sequence[np.ndarray], masks: Mapping, *, timeout: float = DEFAULT_TIMEOUT,
+                 max_bytes: int = VERIFY_BYTES) -> tuple[list, dict | None, str | None]:
     """Convert ``model`` (or an IR given as ``artifact``) to ``target`` in ``workdir``, or take a written
-    ``artifact`` path, and return a function running it on a list of inputs."""
-    from . import runtimes
+    ``artifact`` path, and run it on ``xs``: ``(outputs, traces by layer or None, why no traces)``.
+
+    Generated PyTorch code runs in a child process; ONNX in onnxruntime with the fused nodes'
+    tensors as extra outputs; a ``.keras`` file in Keras (safe_mode) without traces.
+    """
+    from . import divergence, runtimes
 
     ir = artifact if isinstance(artifact, Model) else model
     path = None if isinstance(artifact, Model) else artifact
@@ -291,38 +487,79 @@ def build_runner(model: Model, target: str, artifact: Model | str | os.PathLike 
             from .writers import torch_code
 
             path = torch_code.write(ir, workdir / "torch")
-        module = runtimes.load_torch_folder(path)
-        return lambda xs: runtimes.run_torch(module, xs)
-    names = [s.name for s in model.inputs]
+        outputs, records = runtimes.run_torch_isolated(path, xs, timeout=timeout, max_bytes=max_bytes)
+        return (outputs, *_traces(lambda: divergence.torch_traces(model, records)))
     if target == "onnx":
         if path is None:
             from .writers import onnx_graph
 
-            proto = onnx_graph.to_onnx(ir).SerializeToString()
-        else:
-            proto = Path(path).read_bytes()
-        return lambda xs: runtimes.run_onnx(proto, xs, names)
+            path = onnx_graph.to_onnx(ir)
+        outputs, probes = runtimes.run_onnx_traced(path, xs, [s.name for s in model.inputs])
+        if probes is None:
+            return outputs, None, "the graph does not expose its recurrent nodes' outputs"
+        return (outputs, *_traces(lambda: divergence.onnx_traces(model, probes, masks)))
     if target == "keras":
         if path is None:
             from .writers import keras_v3
 
             path = workdir / "model.keras"
             keras_v3.write(ir, path)
-        return lambda xs: runtimes.run_keras(path, xs)
+        return runtimes.run_keras(path, xs), None, "a Keras artifact is compared at its outputs only"
     raise UnsupportedError(f"expected a verify target ({', '.join(TARGETS)}), found {target!r}")
 
 
-def _attempt(label: str, names: Sequence[str], make: Callable[[], list], want, atol, rtol) -> list[Row]:
-    """Run one runtime; a refusal or a missing runtime is a skipped row, any other failure a failed row."""
+def _traces(make: Callable[[], dict]) -> tuple[dict | None, str | None]:
+    from .divergence import TraceUnavailable
+
     try:
-        got = make()
+        return make(), None
+    except TraceUnavailable as e:
+        return None, one_line(e)
+
+
+def _error_row(label: str, e: BaseException) -> Row:
+    from .runtimes import first_line
+
+    return Row(label, status="error", error=f"{type(e).__name__}: {first_line(e)}")
+
+
+def _attempt(label: str, run: Callable[[], tuple]) -> tuple[Row | None, tuple | None]:
+    """Run one runtime: ``(None, results)``, or a skipped row (refusal, missing runtime) or an error
+    row (a crash, a timeout, an unreadable artifact) and None."""
+    try:
+        return None, run()
     except MissingDependencyError as e:
-        return [Row(label, skipped=e.message)]
+        return Row(label, skipped=one_line(e.message)), None
     except UnsupportedError as e:
-        return [Row(label, skipped=f"cannot convert: {e}")]
-    except Exception as e:  # noqa: BLE001 - a crash of a converted artifact is a verification failure
-        return [Row(label, passed=False, error=f"{type(e).__name__}: {e}")]
-    return compare_all(label, names, got, want, atol, rtol)
+        return Row(label, skipped=f"cannot convert: {e}"), None
+    except Exception as e:  # noqa: BLE001 - a crash of a converted artifact is its own status
+        return _error_row(label, e), None
+
+
+# -- progress ----------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _stage(progress: Progress | None, label: str) -> Iterator[None]:
+    """Tell ``progress`` about a stage still running after :data:`PROGRESS_AFTER` seconds, and when it ends."""
+    if progress is None:
+        yield
+        return
+    start, shown = time.monotonic(), threading.Event()
+
+    def announce() -> None:
+        shown.set()
+        progress(f"{label} ...")
+
+    timer = threading.Timer(PROGRESS_AFTER, announce)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        if timer.is_alive():
+            timer.join()
+        if shown.is_set():
+            progress(f"{label}: done in {time.monotonic() - start:.1f} s")
 
 
 # -- the whole check ---------------------------------------------------------------------------------
@@ -331,96 +568,168 @@ def verify(model_path: str | os.PathLike, targets: Sequence[str] = DEFAULT_TARGE
            expected: str | os.PathLike | Sequence[np.ndarray] | None = None,
            batch: int = 2, steps: int | None = None, seed: int = 0,
            atol: float = ATOL, rtol: float = RTOL, config: str | os.PathLike | None = None,
-           artifacts: Mapping[str, Model | str | os.PathLike] | None = None) -> Report:
-    """Convert ``model_path`` to each target in memory, run everything on the same inputs, compare.
+           artifacts: Mapping[str, Model | str | os.PathLike] | None = None,
+           require: str = "independent", timeout: float = DEFAULT_TIMEOUT,
+           progress: Progress | None = None) -> Report:
+    """Convert ``model_path`` to each target, run everything on the same inputs, compare.
 
     ``inputs``: an .npz (keys = Keras input names, or ``in:<name>``) or arrays in input order;
     default random (:func:`random_inputs`). ``expected``: stored outputs (an .npz with ``out:<k>``
     keys, or arrays) used as the reference. ``artifacts``: per target, an IR to convert instead of
     the file's, or an already written artifact (torch folder, .onnx file, .keras file) to run as is.
-    Raises :class:`GateportError` for a bad model file or bad inputs.
+    ``require``: ``independent`` (default) or ``any`` reference for an ``ok`` verdict. ``timeout``:
+    seconds for the child torch run. ``progress``: called with a line about each stage still running
+    after :data:`PROGRESS_AFTER` seconds. Raises :class:`GateportError` for a bad model file, bad
+    inputs or what does not fit the verify budget.
     """
-    from . import runtimes
+    from . import divergence, runtimes
     from .api import read
 
-    unknown = [t for t in targets if t not in TARGETS]
-    if unknown:
-        raise UnsupportedError(f"expected verify targets from {', '.join(TARGETS)}, found {', '.join(unknown)}")
-    if batch < 1 or (steps is not None and steps < 1):
-        raise GateportError(f"expected --batch and --steps >= 1, found {batch} and {steps}")
-    for target, artifact in (artifacts or {}).items():
-        if target not in targets:
-            raise UnsupportedError(f"expected an artifact for one of the targets {', '.join(targets)}, "
-                                   f"found one for {target!r}")
-        if not isinstance(artifact, Model) and not Path(artifact).exists():
-            raise FormatError("no such file or folder", file=str(artifact))
-    model = read(model_path, config)
+    _check_arguments(targets, artifacts, batch, steps, require, timeout)
+    vb = VerifyBudget(str(model_path))
+    with _stage(progress, "reading the model"):
+        model = read(model_path, config)
     names = list(model.outputs)
-    xs, input_desc = _resolve_inputs(model, inputs, batch, steps, seed)
-    report = Report(str(model_path), "", input_desc, atol, rtol)
+    xs, input_desc = _resolve_inputs(model, inputs, batch, steps, seed, vb)
+    report = Report(str(model_path), "", input_desc, atol, rtol, require=require,
+                    artifacts=tuple(TARGETS[t] for t in targets))
     backend_note = runtimes.ensure_keras_backend()
 
     ref = None
     if expected is not None:
-        ref = (load_expected(expected, len(names)) if isinstance(expected, (str, os.PathLike))
-               else [np.asarray(e) for e in expected])
-        report.reference = "stored outputs" + (f" ({expected})" if isinstance(expected, (str, os.PathLike)) else "")
-    ref = _run_source(report, model_path, config, names, xs, ref)
-    if ref is None:
-        ref, report.reference = runtimes.run_reference(model, xs), "numpy reference"
-    else:
-        report.rows += _attempt("numpy", names, lambda: runtimes.run_reference(model, xs), ref, atol, rtol)
+        if isinstance(expected, (str, os.PathLike)):
+            ref, report.reference = load_expected(expected, len(names), vb), f"stored outputs ({expected})"
+        else:
+            ref, report.reference = [np.asarray(e) for e in expected], "stored outputs"
+        report.reference_kind = "stored"
+    ref = _run_source(report, model_path, config, names, xs, ref, progress)
+    ref, ref_traces, masks = _run_reference(report, model, names, xs, ref, progress)
 
     artifacts = dict(artifacts or {})
     with tempfile.TemporaryDirectory(prefix="gateport-verify-") as tmp:
         for target in targets:
-            report.rows += _attempt(TARGETS[target], names, lambda: build_runner(
-                model, target, artifacts.get(target), Path(tmp) / target)(xs), ref, atol, rtol)
-    if backend_note and "keras" in sys.modules:
-        report.notes.append(backend_note)
+            label = TARGETS[target]
+            with _stage(progress, f"{label}: converting and running"):
+                row, result = _attempt(label, lambda: run_artifact(
+                    model, target, artifacts.get(target), Path(tmp) / target, xs, masks,
+                    timeout=timeout, max_bytes=vb.limit))
+            if row is not None:
+                report.rows.append(row)
+                continue
+            outputs, traces, why = result
+            report.rows += compare_all(label, names, outputs, ref, atol, rtol)
+            if target != "keras":
+                report.where.append(_where(model, label, ref_traces, traces, masks, why, atol, rtol))
+    _add_notes(report, backend_note)
     return report
 
 
-def _run_source(report: Report, path, config, names, xs, ref: list | None) -> list | None:
+def _check_arguments(targets, artifacts, batch, steps, require, timeout) -> None:
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown:
+        raise UnsupportedError(f"expected verify targets from {', '.join(TARGETS)}, found "
+                               f"{', '.join(map(quote, unknown))}")
+    if batch < 1 or (steps is not None and steps < 1):
+        raise UsageError(f"expected --batch and --steps >= 1, found {batch} and {steps}")
+    if require not in REQUIRE:
+        raise UsageError(f"expected --require {' or '.join(REQUIRE)}, found {quote(require)}")
+    if not timeout > 0:
+        raise UsageError(f"expected a --timeout above 0 seconds, found {timeout}")
+    for target, artifact in (artifacts or {}).items():
+        if target not in targets:
+            raise UnsupportedError(f"expected an artifact for one of the targets {', '.join(targets)}, "
+                                   f"found one for {quote(target)}")
+        if not isinstance(artifact, Model) and not Path(artifact).exists():
+            raise FormatError("no such file or folder", file=str(artifact))
+
+
+def _run_reference(report: Report, model: Model, names, xs, ref, progress):
+    """The numpy reference with every recurrent layer's trace: the reference when there is no other,
+    else a row. Returns ``(ref, traces, masks)``."""
+    from .divergence import reference_run
+
+    with _stage(progress, "numpy reference"):
+        try:
+            outputs, traces, masks = reference_run(model, xs)
+        except GateportError as e:
+            if ref is None:
+                raise
+            report.rows.append(Row("numpy", skipped=f"cannot run: {e}"))
+            return ref, {}, {}
+    if ref is None:
+        report.reference, report.reference_kind = "numpy reference (gateport's own reading of the file)", "gateport"
+        return outputs, traces, masks
+    report.rows += compare_all("numpy", names, outputs, ref, report.atol, report.rtol)
+    return ref, traces, masks
+
+
+def _where(model, label, ref_traces, traces, masks, why, atol, rtol) -> Where:
+    from .divergence import first_departure
+
+    if traces is None or not ref_traces:
+        return Where(label, unavailable=why or "the numpy reference did not run")
+    return Where(label, first_departure(model, ref_traces, traces, masks, atol, rtol))
+
+
+def _add_notes(report: Report, backend_note: str | None) -> None:
+    if backend_note and "keras" in sys.modules:
+        report.notes.append(backend_note)
+    odd = [r for r in report.rows if r.nonfinite]
+    if odd:
+        report.notes.append(f"{len(odd)} compared output{'s' * (len(odd) != 1)} hold NaN/Inf (the same places "
+                            "in the reference): the model itself computes them; check its weights")
+    if any(r.runtime == "tf_keras (source)" and r.skipped and "pip install tf-keras" in r.skipped
+           for r in report.rows):
+        report.hint = "install tf-keras or pass --expected"
+
+
+def _run_source(report: Report, path, config, names, xs, ref: list | None, progress) -> list | None:
     """Run the source file in Keras where :func:`keras_plan` allows: its outputs become the reference
     if there is none yet, else a row. Keras failing to load the file is a skipped row. Returns ``ref``."""
     from . import runtimes
 
     source, why = keras_plan(path, config)
     if source is None:
-        report.notes.append(f"Keras not used: {why}")
+        report.notes.append(f"Keras not used: {one_line(why)}")
         return ref
     label = f"{source} (source)"
     try:
-        if source == "keras":
-            got, version = runtimes.run_keras(path, xs), f"keras {runtimes.keras_version()}"
-        else:
-            got, version = runtimes.run_tf_keras(path, xs, config), f"tf_keras {runtimes.tf_keras_version()}"
+        with _stage(progress, f"{label}: loading and running the file"):
+            if source == "keras":
+                got, version = runtimes.run_keras(path, xs), f"keras {runtimes.keras_version()}"
+            else:
+                got, version = runtimes.run_tf_keras(path, xs, config), f"tf_keras {runtimes.tf_keras_version()}"
     except MissingDependencyError as e:
-        report.rows.append(Row(label, skipped=e.message))
+        report.rows.append(Row(label, skipped=one_line(e.message)))
         return ref
     except GateportError:
         raise
     except Exception as e:  # noqa: BLE001 - Keras cannot load or run this file: fall back to numpy
-        report.rows.append(Row(label, skipped=f"{source} could not load or run the file: {type(e).__name__}: {e}"))
+        from .runtimes import first_line
+
+        report.rows.append(Row(label, skipped=f"{source} could not load or run the file: "
+                                              f"{type(e).__name__}: {first_line(e)}"))
         return ref
     if ref is None:
-        report.reference = version
+        report.reference, report.reference_kind = version, "keras"
         return got
     report.rows += compare_all(label, names, got, ref, report.atol, report.rtol)
     return ref
 
 
-def _resolve_inputs(model, inputs, batch, steps, seed) -> tuple[list[np.ndarray], dict]:
+def _resolve_inputs(model, inputs, batch, steps, seed, vb: VerifyBudget) -> tuple[list[np.ndarray], dict]:
+    """The inputs, every size counted in ``vb`` before it is allocated."""
     if inputs is None:
+        check_activations(model, input_shapes(model, batch, steps), vb)
         xs = random_inputs(model, batch, steps, seed)
         return xs, describe_inputs(model, xs, "random", seed)
     if isinstance(inputs, (str, os.PathLike)):
-        xs = load_inputs(model, inputs)
+        xs = load_inputs(model, inputs, vb)
         return xs, describe_inputs(model, xs, str(inputs), None)
     xs = [np.asarray(x) for x in inputs]
     if len(xs) != len(model.inputs):
-        raise GateportError(f"expected {len(model.inputs)} input arrays, found {len(xs)}")
+        raise UsageError(f"expected {len(model.inputs)} input arrays, found {len(xs)}")
+    check_activations(model, [x.shape for x in xs], vb)
     return xs, describe_inputs(model, xs, "given", None)
 
 
@@ -429,26 +738,68 @@ def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:.2e}"
 
 
+def _result(r: Row) -> str:
+    if r.status == "skipped":
+        return f"skipped: {one_line(r.skipped)}"
+    text = {"pass": "pass", "fail": "FAIL", "error": "ERROR"}[r.status]
+    if r.nonfinite:
+        text += f" ({r.nonfinite} NaN/Inf, as in the reference)"
+    return text + (f": {one_line(r.error)}" if r.error else "")
+
+
+def summary(report: Report) -> str:
+    """The verdict in words, as the last line of :func:`render` says it."""
+    verdict = report.verdict
+    self_only = (f"consistent with gateport's own reading only (no independent reference: {report.hint})")
+    if verdict == "fail":
+        return "FAIL (" + ", ".join(f"{r.runtime}: {one_line(r.output)}" if r.output else r.runtime
+                                    for r in report.failures()) + ")"
+    if verdict == "error":
+        return "ERROR (" + "; ".join(f"{r.runtime}: {one_line(r.error)}" for r in report.errors()) + ")"
+    if verdict == "unproven":
+        return ("UNPROVEN: nothing was compared (every artifact was skipped)" if not report.compared()
+                else f"UNPROVEN: {self_only}")
+    return "OK" if report.independent else f"OK, but {self_only}"
+
+
+def _where_lines(report: Report) -> list[str]:
+    """One line per departure, and why a failed runtime is not localised."""
+    failed = {r.runtime for r in report.failures()}
+    lines = []
+    for w in report.where:
+        if w.unavailable:
+            if w.runtime in failed:
+                lines.append(f"where: {w.runtime}: not localised ({one_line(w.unavailable)})")
+        elif w.departures:
+            lines += [f"where: {w.runtime}: {d.describe()}" for d in w.departures]
+        elif w.runtime in failed:
+            numpy_failed = "numpy" in failed
+            lines.append(f"where: {w.runtime}: every recurrent layer agrees with gateport's reading; " + (
+                "that reading itself differs from the reference (see the numpy row)" if numpy_failed
+                else "the departure is in a layer after them"))
+    return lines
+
+
 def render(report: Report) -> str:
     """The table ``gateport verify`` prints."""
-    shapes = ", ".join(f"{n} {tuple(s)} {d}" for n, (s, d) in report.inputs["shapes"].items())
+    shapes = ", ".join(f"{one_line(n)} {tuple(s)} {d}" for n, (s, d) in report.inputs["shapes"].items())
     seed = f" (seed {report.inputs['seed']})" if "seed" in report.inputs else ""
-    lines = [f"model: {report.model}",
-             f"reference: {report.reference}",
-             f"inputs: {report.inputs['source']}{seed}: {shapes}",
+    lines = [f"model: {one_line(report.model)}",
+             f"reference: {one_line(report.reference)}",
+             f"inputs: {one_line(report.inputs['source'])}{seed}: {shapes}",
              f"tolerance: |error| <= {report.atol:g} + {report.rtol:g} * |reference|"]
-    lines += [f"note: {n}" for n in report.notes]
+    lines += [f"note: {one_line(n)}" for n in report.notes]
     table = [("runtime", "output", "max abs", "max rel", "result")]
     for r in report.rows:
-        result = (f"skipped: {r.skipped}" if r.skipped is not None
-                  else ("pass" if r.passed else "FAIL") + (f": {r.error}" if r.error else ""))
-        table.append((r.runtime, r.output or "-", _num(r.max_abs), _num(r.max_rel), result))
+        table.append((r.runtime, one_line(r.output or "-"), _num(r.max_abs), _num(r.max_rel), _result(r)))
     widths = [max(len(row[k]) for row in table) for k in range(4)]
     lines.append("")
     lines += ["  ".join(c.ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4] for row in table]
-    failed, skipped = report.failures(), [r for r in report.rows if r.skipped is not None]
-    passed = len(report.rows) - len(failed) - len(skipped)
-    verdict = "OK" if report.ok else "FAIL (" + ", ".join(
-        f"{r.runtime}: {r.output}" if r.output else r.runtime for r in failed) + ")"
-    lines += ["", f"{passed} passed, {len(failed)} failed, {len(skipped)} skipped: {verdict}"]
+    where = _where_lines(report)
+    if where:
+        lines += [""] + where
+    counts = {s: len(report._with(s)) for s in ("pass", "fail", "skipped", "error")}
+    errors = f", {counts['error']} error{'s' * (counts['error'] != 1)}" if counts["error"] else ""
+    lines += ["", f"{counts['pass']} passed, {counts['fail']} failed, {counts['skipped']} skipped{errors}: "
+                  f"{summary(report)}"]
     return "\n".join(lines)
