@@ -23,7 +23,6 @@ from the description or the metadata: the weights do not tell tanh from relu.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -32,9 +31,13 @@ from typing import Any
 
 import numpy as np
 
+from .. import safe_json
+from ..budget import Budget
 from ..errors import FormatError, GateportError, UnsafeError, UnsupportedError, require
 from ..gates import GATES
 from ..ir import MERGE_MODES, Model, Node, TensorSpec, set_recurrent_weights, unique_name
+from ..sanitize import quote
+from .bounded_zip import open_zip
 
 _KEY = re.compile(r"^(?P<prefix>.*?)(?P<part>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
                   r"_l(?P<layer>\d+)(?P<reverse>_reverse)?$")
@@ -59,6 +62,8 @@ class ModuleSpec:
     nonlinearity: str | None = None
     name: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: sizes and flags the weights also tell (input_size, hidden_size, ...): checked, never applied
+    declared: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -68,6 +73,14 @@ class Description:
 
 
 # -- loading ---------------------------------------------------------------------------------
+#: Largest ``data.pkl`` of a ``.pt`` (a state_dict pickles in a few hundred bytes per tensor).
+MAX_PICKLE = 8 << 20
+#: Deepest dict nesting of a ``.pt`` (a checkpoint wraps its state_dict once or twice).
+MAX_NESTING = 8
+#: Most tensors one state_dict may hold.
+MAX_TENSORS = 100_000
+
+
 def load_tensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """``(name -> array, metadata)`` of a ``.safetensors`` or ``.pt``/``.pth`` state_dict."""
     path = Path(path)
@@ -85,81 +98,211 @@ def _looks_like_safetensors(path: Path) -> bool:
 
 
 def _load_torch(path: Path) -> dict[str, np.ndarray]:
+    """The tensors of a zip-format ``torch.save`` file, its member sizes checked before loading."""
     torch = require("torch", "torch")
+    file = str(path)
+    _check_archive(path)
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises UnpicklingError, RuntimeError ... for foreign files
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
-            raise UnsafeError("torch.load(weights_only=True) refused the file: it holds more than "
-                              "tensors (a pickled module?); save model.state_dict() instead",
-                              file=str(path)) from None
-        raise FormatError(f"not a PyTorch state_dict: {type(e).__name__}: {str(e)[:200]}",
-                          file=str(path)) from None
-    tensors = _flatten(obj, "", torch)
+        obj = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError, RuntimeError, EOFError, RecursionError, MemoryError ...
+        raise _load_error(e, file) from None
+    tensors = _flatten(obj, torch, Budget(file))
     if not tensors:
-        raise FormatError(f"expected a state_dict of tensors, found {type(obj).__name__} with none",
-                          file=str(path))
+        raise FormatError(f"expected a state_dict of tensors, found {type(obj).__name__} with none", file=file)
     return tensors
 
 
-def _flatten(obj, prefix: str, torch) -> dict[str, np.ndarray]:
-    """Tensors of a (possibly nested, e.g. ``{"state_dict": ...}``) dict, keys joined by dots."""
-    if isinstance(obj, torch.Tensor):
-        t = obj.detach().cpu()
+def _check_archive(path: Path) -> None:
+    """A zip-format torch.save (PyTorch >= 1.6) whose members fit the file's budget, pickle included."""
+    file = str(path)
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":
+        raise UnsupportedError("expected a zip-format torch.save file (PyTorch >= 1.6); the legacy format sizes "
+                               "its storages from the pickle alone: re-save it with a current torch.save or as "
+                               ".safetensors", file=file)
+    budget = Budget(file)
+    with open_zip(path, file, "torch.save archive") as z:
+        for info in z.infolist():
+            what = f"archive member {quote(info.filename)}"
+            if info.filename.endswith(".pkl") and info.file_size > MAX_PICKLE:
+                raise UnsafeError(f"{what}: expected a pickle of at most {MAX_PICKLE} bytes, found "
+                                  f"{info.file_size}", file=file)
+            budget.take(info.file_size, what)
+
+
+def _load_error(e: Exception, file: str) -> GateportError:
+    """One line for whatever ``torch.load`` raised on a foreign or hostile file."""
+    text = str(e)
+    if "Unsupported global" in text or "Unsupported class" in text:
+        return UnsafeError("torch.load(weights_only=True) refused the file: it holds more than tensors "
+                           "(a pickled module?); save model.state_dict() instead", file=file)
+    detail = text.split("WeightsUnpickler error:")[-1].strip().splitlines()
+    return FormatError(f"not a loadable PyTorch state_dict ({type(e).__name__}: "
+                       f"{quote(detail[0] if detail else '', 200)})", file=file)
+
+
+def _flatten(obj, torch, budget: Budget) -> dict[str, np.ndarray]:
+    """Tensors of a (possibly nested, e.g. ``{"state_dict": ...}``) dict, keys joined by dots.
+
+    Walked without recursion, at most :data:`MAX_NESTING` dicts deep; values that are neither
+    dicts nor tensors (an epoch number, a list) are skipped.
+    """
+    out: dict[str, np.ndarray] = {}
+    stack = [(obj, "", 0)]
+    while stack:
+        value, prefix, depth = stack.pop()
+        if isinstance(value, torch.Tensor):
+            if len(out) >= MAX_TENSORS:
+                raise UnsafeError(f"expected at most {MAX_TENSORS} tensors, found more", file=budget.file)
+            out[prefix] = _to_numpy(value, prefix, torch, budget)
+        elif isinstance(value, dict):
+            if depth >= MAX_NESTING:
+                raise FormatError(f"expected a state_dict nested at most {MAX_NESTING} dicts deep, found "
+                                  f"deeper (at {quote(prefix)})", file=budget.file)
+            for key, item in reversed(list(value.items())):
+                name = str(key)
+                if name in ("state_dict", "model", "model_state_dict") and isinstance(item, dict):
+                    name = ""  # a checkpoint wrapping the state_dict: keep the inner names
+                stack.append((item, f"{prefix}.{name}" if prefix and name else prefix or name, depth + 1))
+    return out
+
+
+def _to_numpy(t, key: str, torch, budget: Budget) -> np.ndarray:
+    """A dense CPU tensor as numpy (bfloat16 widened to float32, exactly), its bytes taken from the budget."""
+    what = f"tensor {quote(key)}"
+    if t.layout != torch.strided or t.is_quantized or t.device.type != "cpu":
+        raise UnsupportedError(f"{what}: expected a dense CPU tensor, found layout {t.layout}, "
+                               f"device {t.device.type}", file=budget.file)
+    budget.take(t.numel() * t.element_size(), what)  # a zero-stride view can declare far more than it stores
+    try:
+        t = t.detach().resolve_conj().resolve_neg()
         if t.dtype == torch.bfloat16:  # numpy has no bfloat16; float32 holds it exactly
             t = t.float()
-        return {prefix: t.numpy()}
-    if isinstance(obj, dict):
-        out = {}
-        for key, value in obj.items():
-            name = str(key)
-            if name in ("state_dict", "model", "model_state_dict") and isinstance(value, dict):
-                name = ""  # a checkpoint wrapping the state_dict: keep the inner names
-            out.update(_flatten(value, f"{prefix}.{name}" if prefix and name else prefix or name, torch))
-        return out
-    return {}
+        return t.numpy()
+    except (TypeError, RuntimeError) as e:
+        raise UnsupportedError(f"{what}: dtype {t.dtype} has no numpy equivalent ({type(e).__name__})",
+                               file=budget.file) from None
 
 
 # -- descriptions ----------------------------------------------------------------------------
+#: Largest description file or metadata text.
+MAX_DESCRIPTION = 1 << 20
+#: {"layers": [{"options": {...}}]}: 4 levels.
+DESCRIPTION_DEPTH = 4
+#: Longest prefix or name a description may give.
+MAX_NAME = 1000
+#: What a description entry may say, and of what type; ``_DECLARED`` ones are checked against the weights.
+_BOOL_KEYS = ("go_backwards", "return_sequences", "return_state", "zero_output_for_mask", "bias",
+              "bidirectional", "batch_first")
+_SIZE_KEYS = ("input_size", "hidden_size", "units", "num_layers")
+_DECLARED = ("input_size", "hidden_size", "units", "num_layers", "bias", "bidirectional")
+_ENTRY_KEYS = frozenset(("prefix", "kind", "module", "nonlinearity", "name", "layer", "options", "merge_mode",
+                         *_BOOL_KEYS, *_SIZE_KEYS))
+_OPTION_KEYS = frozenset((*_OVERRIDES, *_DECLARED))
+
+
 def load_description(description, metadata: dict[str, str]) -> Description | None:
     """The description given (dict, JSON file), else the writer's metadata, else None."""
     if description is None:
         if METADATA_KEY not in metadata:
             return None
-        try:
-            entries = json.loads(metadata[METADATA_KEY])
-        except ValueError as e:
-            raise FormatError(f"metadata {METADATA_KEY!r} is not JSON ({e})") from None
-        return Description([_module_spec(e) for e in entries])
+        entries = safe_json.loads(metadata[METADATA_KEY], what=f"metadata {quote(METADATA_KEY)}",
+                                  max_depth=DESCRIPTION_DEPTH, max_bytes=MAX_DESCRIPTION)
+        if not isinstance(entries, list):
+            raise FormatError(f"metadata {quote(METADATA_KEY)}: expected a list of layer entries, found "
+                              f"{type(entries).__name__}")
+        return Description(_module_specs(entries))
     if isinstance(description, (str, os.PathLike)):
-        try:
-            description = json.loads(Path(description).read_text())
-        except (OSError, ValueError) as e:
-            raise FormatError(f"description is not a readable JSON file ({e})", file=str(description)) from None
+        description = _read_description_file(Path(description))
     if not isinstance(description, dict) or not isinstance(description.get("layers"), list):
-        raise FormatError('expected a description {"layers": [{"prefix": ..., "kind": ...}, ...]}, '
-                          f"found {str(description)[:120]}")
-    return Description([_module_spec(e) for e in description["layers"]], bool(description.get("chain", True)))
+        raise FormatError('expected a description {"layers": [{"prefix": ..., "kind": ...}, ...]}, found '
+                          f"{type(description).__name__} without a list of layers")
+    extra = sorted(set(description) - {"layers", "chain"})
+    if extra:
+        raise FormatError(f"description: expected only the keys layers and chain, found {quote(extra[0])}")
+    chain = description.get("chain", True)
+    if not isinstance(chain, bool):
+        raise FormatError(f"description: expected chain true or false, found {type(chain).__name__}")
+    return Description(_module_specs(description["layers"]), chain)
+
+
+def _read_description_file(path: Path):
+    """A description JSON file, its size and nesting checked before parsing."""
+    file = str(path)
+    try:
+        with open(path, "rb") as f:
+            text = f.read(MAX_DESCRIPTION + 1)
+    except OSError as e:
+        raise FormatError(f"description is not a readable file ({e.strerror or type(e).__name__})",
+                          file=file) from None
+    try:
+        return safe_json.loads(text, what="description", max_depth=DESCRIPTION_DEPTH, max_bytes=MAX_DESCRIPTION)
+    except GateportError as e:
+        raise e.at(file=file)
+
+
+def _module_specs(entries: list) -> list[ModuleSpec]:
+    if len(entries) > MAX_TENSORS:
+        raise FormatError(f"description: expected at most {MAX_TENSORS} layer entries, found {len(entries)}")
+    specs = [_module_spec(e) for e in entries]
+    prefixes = [s.prefix for s in specs]
+    for prefix in prefixes:
+        if prefixes.count(prefix) > 1:
+            raise FormatError(f"description: module prefix {quote(prefix)} is listed twice")
+    return specs
 
 
 def _module_spec(entry) -> ModuleSpec:
-    if not isinstance(entry, dict) or "prefix" not in entry:
-        raise FormatError(f'expected a layer entry with a "prefix", found {str(entry)[:120]}')
-    kind = entry.get("kind", entry.get("module"))
-    if kind is not None and kind not in _KIND_NAMES:
-        raise FormatError(f"expected kind lstm|gru|rnn, found {kind!r}", layer=entry["prefix"] or None)
-    nonlinearity = entry.get("nonlinearity")
-    if kind in ("nn.RNN",) and nonlinearity is None:
+    """One description entry, every value's type and range checked."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("prefix"), str) or len(entry["prefix"]) > MAX_NAME:
+        raise FormatError('description: expected each layer entry to be an object with a "prefix" string '
+                          f"of at most {MAX_NAME} characters, found {type(entry).__name__}")
+    prefix = entry["prefix"]
+    layer = quote(prefix) if prefix else None
+    options = entry.get("options") or {}
+    if not isinstance(options, dict):
+        raise FormatError(f"description: expected options to be an object, found {type(options).__name__}",
+                          layer=layer)
+    unknown = sorted(set(entry) - _ENTRY_KEYS) + sorted(set(options) - _OPTION_KEYS)
+    if unknown:
+        raise FormatError(f"description: unknown key {quote(unknown[0])}; expected some of "
+                          f"{', '.join(sorted(_ENTRY_KEYS))}", layer=layer)
+    fields = {**{k: v for k, v in entry.items() if k != "options"}, **options}
+    for key, value in fields.items():
+        _check_field(key, value, layer)
+    kind = fields.get("kind", fields.get("module"))
+    nonlinearity = fields.get("nonlinearity")
+    if kind == "nn.RNN" and nonlinearity is None:
         nonlinearity = "tanh"  # the writer records nonlinearity only when it is not tanh
-    if nonlinearity not in (None, "tanh", "relu"):
-        raise UnsupportedError(f"expected nonlinearity tanh or relu, found {nonlinearity!r}",
-                               layer=entry["prefix"] or None)
-    overrides = {k: entry[k] for k in _OVERRIDES if k in entry}
-    overrides.update((entry.get("options") or {}))
-    if overrides.get("merge_mode", "concat") not in MERGE_MODES:
-        raise FormatError(f"expected merge_mode in {list(MERGE_MODES)}, found {overrides['merge_mode']!r}")
-    return ModuleSpec(str(entry["prefix"]), _KIND_NAMES.get(kind), nonlinearity,
-                      entry.get("name", entry.get("layer")), overrides)
+    overrides = {k: fields[k] for k in _OVERRIDES if k in fields}
+    declared = {k: fields[k] for k in _DECLARED if k in fields}
+    return ModuleSpec(prefix, _KIND_NAMES.get(kind), nonlinearity, fields.get("name", fields.get("layer")),
+                      overrides, declared)
+
+
+def _check_field(key: str, value, layer: str | None) -> None:
+    """One description value of the right type and range, or a one-line FormatError."""
+    if key in ("kind", "module"):
+        ok, expected = value is None or (isinstance(value, str) and value in _KIND_NAMES), "lstm, gru or rnn"
+    elif key == "nonlinearity":
+        ok, expected = value is None or value in ("tanh", "relu") and isinstance(value, str), "tanh or relu"
+    elif key == "merge_mode":
+        ok, expected = value is None or isinstance(value, str) and value in MERGE_MODES, \
+            f"one of {', '.join(str(m) for m in MERGE_MODES)}"
+    elif key in ("name", "layer"):
+        ok, expected = value is None or isinstance(value, str) and 0 < len(value) <= MAX_NAME, \
+            f"a name of 1 to {MAX_NAME} characters"
+    elif key in _BOOL_KEYS:
+        ok, expected = isinstance(value, bool), "true or false"
+    elif key in _SIZE_KEYS:
+        ok, expected = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1 << 31, \
+            "an integer from 1 to 2**31"
+    else:  # prefix, checked by the caller
+        return
+    if not ok:
+        shown = value if isinstance(value, (str, int, float, bool)) or value is None else type(value).__name__
+        raise FormatError(f"description: expected {key} {expected}, found {quote(shown)}", layer=layer)
 
 
 # -- grouping keys into modules -----------------------------------------------------------------
@@ -186,7 +329,9 @@ def group_modules(tensors: dict[str, np.ndarray]) -> tuple[dict[str, TorchModule
             continue
         if m["part"] == "weight_hr":
             raise UnsupportedError("nn.LSTM proj_size (weight_hr) has no equivalent in Keras or the IR",
-                                   layer=m["prefix"] or None)
+                                   layer=quote(m["prefix"]) if m["prefix"] else None)
+        if len(m["layer"]) > 4:
+            raise FormatError(f"key {quote(key)}: expected a layer index below 10000, found {len(m['layer'])} digits")
         module = modules.setdefault(m["prefix"], TorchModule(m["prefix"]))
         direction = "backward" if m["reverse"] else "forward"
         module.layers.setdefault(int(m["layer"]), {}).setdefault(direction, {})[m["part"]] = value
@@ -194,16 +339,21 @@ def group_modules(tensors: dict[str, np.ndarray]) -> tuple[dict[str, TorchModule
 
 
 # -- building nodes ---------------------------------------------------------------------------
-def _float(a: np.ndarray) -> np.ndarray:
+def _float(a: np.ndarray, key: str) -> np.ndarray:
     a = np.asarray(a)
     if a.dtype.kind != "f":
-        raise FormatError(f"expected floating-point weights, found {a.dtype}")
+        raise FormatError(f"{quote(key)}: expected floating-point weights, found {a.dtype}")
     return a if a.dtype in (np.float32, np.float64) else a.astype(np.float32)
+
+
+def _shown(key: str) -> str:
+    """A state_dict key for a message: escaped and cut by :func:`quote`, without the quotes."""
+    return quote(key)[1:-1]
 
 
 def _check_layer(module: TorchModule, k: int) -> tuple[str, int, int, bool, bool]:
     """(kind, hidden, input_size, bidirectional, bias) of layer ``k``, checking every key and shape."""
-    p = module.prefix
+    p = _shown(module.prefix)
     dirs = module.layers[k]
     if "forward" not in dirs:
         raise FormatError(f"expected {p}weight_ih_l{k} next to {p}weight_ih_l{k}_reverse, found none")
@@ -219,7 +369,11 @@ def _check_layer(module: TorchModule, k: int) -> tuple[str, int, int, bool, bool
     if n_gates not in _KIND_OF_GATES:
         raise FormatError(f"{p}weight_hh_l{k}: expected 4 (LSTM), 3 (GRU) or 1 (RNN) gate blocks "
                           f"of {hidden} rows, found {n_gates}")
-    input_size = fw["weight_ih"].shape[1] if fw["weight_ih"].ndim == 2 else -1
+    w_ih = fw["weight_ih"]
+    if w_ih.ndim != 2 or w_ih.shape[1] == 0:
+        raise FormatError(f"{p}weight_ih_l{k}: expected shape ({n_gates * hidden}, input_size >= 1), "
+                          f"found {w_ih.shape}")
+    input_size = w_ih.shape[1]
     bias = "bias_ih" in fw or "bias_hh" in fw
     expected = {"weight_ih": (n_gates * hidden, input_size), "weight_hh": (n_gates * hidden, hidden),
                 "bias_ih": (n_gates * hidden,), "bias_hh": (n_gates * hidden,)}
@@ -234,6 +388,19 @@ def _check_layer(module: TorchModule, k: int) -> tuple[str, int, int, bool, bool
     return _KIND_OF_GATES[n_gates], hidden, input_size, "backward" in dirs, bias
 
 
+def _check_declared(spec: ModuleSpec, module: TorchModule, k: int, hidden: int, input_size: int,
+                    bidirectional: bool, bias: bool) -> None:
+    """What a description says about sizes and flags must be what the weights of layer ``k`` say."""
+    found = {"hidden_size": hidden, "units": hidden, "num_layers": module.num_layers, "bias": bias,
+             "bidirectional": bidirectional}
+    if k == 0:
+        found["input_size"] = input_size
+    for key, said in spec.declared.items():
+        if key in found and said != found[key]:
+            raise FormatError(f"description says {key}={said}, the weights have {key}={found[key]}",
+                              layer=quote(spec.prefix) if spec.prefix else None)
+
+
 def _base_name(module: TorchModule, spec: ModuleSpec | None) -> str:
     if spec and spec.name:
         return str(spec.name)
@@ -243,19 +410,22 @@ def _base_name(module: TorchModule, spec: ModuleSpec | None) -> str:
 def _module_nodes(module: TorchModule, spec: ModuleSpec | None, x: str, x_width: int | None) -> list[Node]:
     """The chained IR nodes of one module reading tensor ``x``."""
     if sorted(module.layers) != list(range(module.num_layers)):
-        raise FormatError(f"{module.prefix}: expected layers l0..l{module.num_layers - 1}, "
-                          f"found {['l%d' % k for k in sorted(module.layers)]}")
+        raise FormatError(f"{_shown(module.prefix)}: expected layers l0..l{module.num_layers - 1}, "
+                          f"found {', '.join('l%d' % k for k in sorted(module.layers)[:8])}"
+                          f"{' ...' if module.num_layers > 8 else ''}")
     base = _base_name(module, spec)
     nodes = []
     for k in range(module.num_layers):
         kind, hidden, input_size, bidirectional, bias = _check_layer(module, k)
         name = base if module.num_layers == 1 else f"{base}_l{k}"
+        if spec:
+            _check_declared(spec, module, k, hidden, input_size, bidirectional, bias)
         if spec and spec.kind and spec.kind != kind:
             raise FormatError(f"description says {spec.kind}, the weights have {len(GATES[kind])} gate "
-                              f"blocks ({kind})", layer=name)
+                              f"blocks ({kind})", layer=quote(name))
         if x_width is not None and input_size != x_width:
             raise FormatError(f"weight_ih_l{k}: expected {x_width} input columns (the previous layer's "
-                              f"output width), found {input_size}", layer=name)
+                              f"output width), found {input_size}", layer=quote(name))
         options: dict[str, Any] = {
             "units": hidden, "input_size": input_size, "activation": "tanh", "use_bias": bias,
             "go_backwards": False, "return_sequences": True, "return_state": False,
@@ -271,13 +441,13 @@ def _module_nodes(module: TorchModule, spec: ModuleSpec | None, x: str, x_width:
             if not (spec and spec.nonlinearity):
                 raise UnsupportedError(
                     "nn.RNN weights do not say whether its nonlinearity is tanh or relu; pass a "
-                    f'description {{"layers": [{{"prefix": "{module.prefix}", "kind": "rnn", '
-                    '"nonlinearity": "tanh"}]}', layer=name)
+                    f'description {{"layers": [{{"prefix": "{_shown(module.prefix)}", "kind": "rnn", '
+                    '"nonlinearity": "tanh"}]}', layer=quote(name))
             options["activation"] = spec.nonlinearity
         last = k == module.num_layers - 1
         if spec and spec.overrides:
             if not last and spec.overrides.get("go_backwards"):
-                raise UnsupportedError("go_backwards on a multi-layer module has no nn.* meaning", layer=name)
+                raise UnsupportedError("go_backwards on a multi-layer module has no nn.* meaning", layer=quote(name))
             if last:
                 options.update(spec.overrides)
                 if not bidirectional:
@@ -287,10 +457,10 @@ def _module_nodes(module: TorchModule, spec: ModuleSpec | None, x: str, x_width:
         node = Node(name, kind, [x], [name], options,
                     source={"class_name": _NN_CLASS[kind], "module": module.prefix, "layer": k})
         for direction, parts in module.layers[k].items():
-            set_recurrent_weights(node, direction, "torch", _float(parts["weight_ih"]),
-                                  _float(parts["weight_hh"]),
-                                  _float(parts["bias_ih"]) if bias else None,
-                                  _float(parts["bias_hh"]) if bias else None)
+            sfx = f"_l{k}" + ("_reverse" if direction == "backward" else "")
+            arrays = {part: _float(parts[part], f"{module.prefix}{part}{sfx}") if part in parts else None
+                      for part in _PARTS}
+            set_recurrent_weights(node, direction, "torch", *arrays.values())
         node.outputs = _outputs(node)
         nodes.append(node)
         x = node.outputs[0]
@@ -323,8 +493,8 @@ def to_model(tensors: dict[str, np.ndarray], description: Description | None, na
     specs = {s.prefix: s for s in description.modules} if description else {}
     missing = [p for p in specs if p not in modules]
     if missing:
-        raise FormatError(f"description names module prefix {missing[0]!r}; the state_dict has "
-                          f"{', '.join(repr(p) for p in modules)}")
+        raise FormatError(f"description names module prefix {quote(missing[0])}; the state_dict has "
+                          f"{', '.join(quote(p) for p in list(modules)[:6])}{' ...' if len(modules) > 6 else ''}")
     order = [s.prefix for s in description.modules] if description else []
     order += [p for p in modules if p not in order]
     chain = bool(description and description.chain)
@@ -342,7 +512,7 @@ def to_model(tensors: dict[str, np.ndarray], description: Description | None, na
         for node in new:
             if node.name in taken:
                 raise FormatError(f"two modules map to the IR node name {node.name!r}; name them in a "
-                                  "description", layer=module.prefix)
+                                  "description", layer=quote(module.prefix))
             taken.update([node.name, *node.outputs])
         nodes += new
         prev_out, prev_width = new[-1].outputs[0], _output_width(new[-1])
