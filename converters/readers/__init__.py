@@ -23,7 +23,7 @@ from ..ir import Model
 from . import detect
 from .hdf5 import attr_str
 from .hdf5_probe import probe
-from .keras_build import WEIGHTED_CLASSES, build_model, build_recurrent_only
+from .keras_build import build_model, build_recurrent_only, holds_weights
 from .keras_config import KerasGraph, load_config_json, parse_model
 from .keras_h5 import LegacyH5Weights, full_model_weights, versions
 from .keras_infer import infer_recurrent_model
@@ -147,8 +147,7 @@ def _read_h5(f: h5py.File, path: Path, config: Any, recurrent_only: bool) -> Mod
         else:
             graph = _graph(config, version, backend, file)
         weights = LegacyH5Weights(group, file, graph)
-        if config is not None:
-            weights.match(graph, WEIGHTED_CLASSES)
+        weights.match(graph, holds_weights)
         return _build(graph, weights, file, _source("keras_h5", graph, path, config), recurrent_only)
 
     version, backend = versions(f.attrs)
@@ -160,7 +159,7 @@ def _read_h5(f: h5py.File, path: Path, config: Any, recurrent_only: bool) -> Mod
     graph = _graph(config, version, backend, file)
     if layout == "legacy_weights":
         weights = LegacyH5Weights(f, file, graph)
-        weights.match(graph, WEIGHTED_CLASSES)
+        weights.match(graph, holds_weights)
     else:
         weights = V3Weights.from_h5(f, graph, file)
     source = _source("keras_weights_h5", graph, path, config,

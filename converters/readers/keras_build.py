@@ -25,14 +25,32 @@ HANDLERS = {**LAYER_HANDLERS, **RECURRENT_HANDLERS}
 #: ``mask`` argument of layers; ``not_equal``/``any`` become mask nodes, the rest stand for the
 #: mask gateport propagates itself.
 OP_NODES = OP_CLASSES
-#: Layer classes that store weights (to match weights-only files to a config by order).
+#: Layer classes that always have weights (Keras gives them variables whatever their config).
 WEIGHTED_CLASSES = frozenset({*RECURRENT_HANDLERS, "Dense", "Embedding", "BatchNormalization",
-                              "Conv1D", "TimeDistributed"})
+                              "Conv1D"})
 _INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 
 
 class WeightSource(Protocol):
     def layer_weights(self, spec: LayerSpec) -> list[Weight]: ...
+
+
+def holds_weights(spec: LayerSpec, graph: KerasGraph) -> bool | None:
+    """Whether Keras gives this top-level layer weights (``_legacy_weights(layer)`` non-empty),
+    None for a class gateport does not know. A nested model holds the weights of its layers."""
+    if spec.is_input or spec.is_op:
+        return False
+    if spec.is_container:
+        inner = [holds_weights(s, graph) for s in graph.layers
+                 if s.scope[:1] == (spec.name,) and not s.is_copy and not s.is_container]
+        return True if any(inner) else None if None in inner else False
+    cls = spec.class_name
+    if cls == "TimeDistributed":
+        inner = spec.config.get("layer")
+        cls = inner.get("class_name") if isinstance(inner, dict) else None
+    if cls in WEIGHTED_CLASSES:
+        return True
+    return False if cls in HANDLERS else None
 
 
 def supported_classes() -> list[str]:

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..activations import keras_major
-from ..errors import FormatError, UnsafeError
+from ..errors import FormatError, GateportError, UnsafeError, UnsupportedError
+from ..sanitize import quote
 from .malformed import malformed
 
 #: Layer classes that hold Python code (refused without reading their config).
@@ -96,6 +97,52 @@ class KerasGraph:
         raise KeyError(name)
 
 
+# -- built-in objects only -------------------------------------------------------------------
+def is_keras_module(module: object) -> bool:
+    """``module`` of a serialized object that Keras resolves inside Keras itself (or absent,
+    as in Keras 1/2 configs): ``keras``, ``keras.layers``, ``keras.src...``, ``tf_keras...``."""
+    return module is None or (isinstance(module, str) and (
+        module in ("keras", "tf_keras") or module.startswith(("keras.", "tf_keras."))))
+
+
+def check_builtin(item: dict, what: str, layer: str | None = None) -> None:
+    """Refuse a serialized class Keras would not take from its own modules.
+
+    Keras 3 deserializes ``{"module", "class_name", "registered_name"}`` by looking
+    ``registered_name`` up among registered custom objects first, then importing ``module``
+    (keras/src/saving/serialization_lib.py ``_retrieve_class_or_fn``): a custom class saved as
+    ``LSTM`` from ``my_pkg``, or registered as ``my_pkg>LSTM``, is not Keras' LSTM.
+    """
+    cls, module, registered = item.get("class_name"), item.get("module"), item.get("registered_name")
+    if not is_keras_module(module):
+        raise UnsupportedError(f"{what} {quote(cls)} comes from module {quote(module)}: expected a "
+                               "Keras built-in (module keras...), found a custom object", layer=layer)
+    if registered is not None and registered != cls:
+        raise UnsupportedError(f"{what} {quote(cls)} is registered as {quote(registered)}: expected "
+                               f"the built-in registered name {quote(cls)} or none, found a custom "
+                               "object", layer=layer)
+
+
+def check_activation(value: object, layer: str | None = None) -> object:
+    """The activation name of a config value; a serialized function must be Keras' own.
+
+    Keras 3 writes ``{"module": "keras.activations" | "builtins", "class_name": "function",
+    "config": "tanh", "registered_name": "tanh" | "function"}``; a custom function has its
+    own module or a ``package>name`` registered name.
+    """
+    if not isinstance(value, dict):
+        return value
+    name, module, registered = value.get("config"), value.get("module"), value.get("registered_name")
+    if not (is_keras_module(module) or module == "builtins"):
+        raise UnsupportedError(f"activation {quote(name)} comes from module {quote(module)}: expected "
+                               "a Keras activation (module keras.activations), found a custom "
+                               "function", layer=layer)
+    if registered not in (None, "function", name):
+        raise UnsupportedError(f"activation {quote(name)} is registered as {quote(registered)}: "
+                               f"expected the built-in {quote(name)}, found a custom function", layer=layer)
+    return value
+
+
 # -- entry points --------------------------------------------------------------------------
 def load_config_json(text: str | bytes, file: str | None = None) -> dict:
     try:
@@ -120,9 +167,10 @@ def parse_model(cfg: dict, keras_version: str | None = None, backend: str | None
     cls = cfg.get("class_name")
     body = cfg.get("config")
     try:
+        check_builtin(cfg, "model class")
         with malformed("model config"):
             graph = _parse_body(cls, body, major)
-    except FormatError as e:
+    except GateportError as e:
         raise e.at(file=file)
     graph.keras_version = keras_version
     graph.semantics_version = semantics
@@ -307,7 +355,8 @@ def _layer_spec(item: dict, major: int) -> LayerSpec:
         config = {}
     name = item.get("name") or config.get("name") or cls.lower()
     if not isinstance(name, str):
-        raise FormatError(f"expected a layer name, found {name!r:.80}", layer=cls)
+        raise FormatError(f"expected a layer name, found {quote(name, 80)}", layer=quote(cls))
+    check_builtin(item, "layer class", layer=f"{name} ({cls})")
     if cls in CODE_LAYERS:
         raise UnsafeError(f"{cls} layers hold Python code; gateport refuses to deserialize them",
                           layer=f"{name} ({cls})")
@@ -355,6 +404,7 @@ def normalize_config(cls: str, config: dict, major: int) -> dict:
         sub = config.get(key)
         if isinstance(sub, dict) and "class_name" in sub:
             sub_cls = sub["class_name"]
+            check_builtin(sub, f"{key} class", layer=f"{config.get('name')} ({cls})")
             if sub_cls in CODE_LAYERS:
                 raise UnsafeError(f"{sub_cls} layers hold Python code; gateport refuses to "
                                   "deserialize them", layer=f"{config.get('name')} ({cls})")

@@ -15,7 +15,7 @@ from .. import activations
 from ..errors import FormatError, GateportError, UnsupportedError
 from ..ir import Node
 from .hdf5 import Weight
-from .keras_config import LayerSpec
+from .keras_config import LayerSpec, check_activation
 
 if TYPE_CHECKING:  # pragma: no cover
     from .keras_build import GraphBuilder
@@ -117,7 +117,7 @@ class LayerCall:
     # -- options ---------------------------------------------------------------------------
     def activation(self, name: Any, elementwise: bool = False) -> str:
         try:
-            act = activations.from_keras(name, self.builder.keras_version)
+            act = activations.from_keras(check_activation(name), self.builder.keras_version)
         except GateportError as e:
             raise e.at(file=self.builder.file, layer=self.label)
         if elementwise and act not in activations.ELEMENTWISE:

@@ -12,6 +12,7 @@ import h5py
 
 from ..budget import Budget
 from ..errors import FormatError
+from ..sanitize import quote
 from .hdf5 import Weight, attr_list, attr_str, read_array
 from .keras_config import KerasGraph, LayerSpec
 
@@ -24,7 +25,7 @@ class LegacyH5Weights:
         self.file = file
         self.budget = Budget(file)  # what reading this file's arrays may allocate in all
         self.layer_names = attr_list(group.attrs, "layer_names")
-        self.rename: dict[str, str] = {}  # config layer name -> stored group name
+        self.rename: dict[str, str] = {}  # top-level config layer -> stored group (match())
         # a nested model stores all its layers' weights in one group: who owns which name
         self.nested_names: dict[str, set[str]] = {}
         for spec in graph.layers if graph else []:
@@ -47,25 +48,43 @@ class LegacyH5Weights:
         return [Weight(f"{base}/{wn}", read_array(g, wn, self.budget, self.file)) for wn in names]
 
     def layer_weights(self, spec: LayerSpec) -> list[Weight]:
-        if spec.scope:
-            return self.stored(self.rename.get(spec.scope[0], spec.scope[0]), spec.local_name)
-        return self.stored(self.rename.get(spec.name, spec.name))
+        name = spec.scope[0] if spec.scope else spec.name
+        if name not in self.rename:  # a layer without weights in Keras' order
+            return []
+        return self.stored(self.rename[name], spec.local_name if spec.scope else None)
 
-    def match(self, graph: KerasGraph, weighted: set[str]) -> None:
-        """Map config layers to stored groups for a weights-only file whose names may differ.
+    def _has_weights(self, name: str) -> bool:
+        """Whether group ``name`` lists weights (a listed group that is missing lists none)."""
+        return name in self.group and bool(attr_list(self.group[name].attrs, "weight_names"))
 
-        Like Keras' ``load_weights`` (not by name): when some layer of ``weighted`` classes is
-        missing by name, the k-th such layer takes the k-th stored group that holds weights.
+    def match(self, graph: KerasGraph, holds_weights) -> None:
+        """Map the config's top-level layers to the stored groups by position, as Keras does.
+
+        tf_keras/src/saving/legacy/hdf5_format.py ``load_weights_from_hdf5_group`` (and Keras
+        1.2.2 topology.py, keras/src/legacy/saving/legacy_h5_format.py): the model's layers that
+        have weights are zipped, in order, with the groups of ``attrs["layer_names"]`` whose
+        ``weight_names`` are not empty; the counts must agree. Names are never compared (that
+        is ``by_name=True``, not the default): a config with two same-shaped layers' names
+        swapped gets the weights Keras gives it. ``holds_weights(spec, graph)`` tells which
+        layers have weights (None: a class gateport does not know, then as its group says).
         """
-        layers = [s for s in graph.layers if s.class_name in weighted]
-        if all(s.name in self.group for s in layers):
-            return
-        stored = [n for n in self.layer_names if attr_list(self.group[n].attrs, "weight_names")]
+        layers = []
+        for spec in graph.layers:
+            if spec.scope:
+                continue
+            has = holds_weights(spec, graph)
+            if has is None:
+                has = self._has_weights(spec.name)
+            if has:
+                layers.append(spec.name)
+        stored = [n for n in self.layer_names if self._has_weights(n)]
         if len(stored) != len(layers):
-            missing = [s.name for s in layers if s.name not in self.group]
-            raise FormatError(f"expected weights for layers {missing} (or {len(layers)} layers with "
-                              f"weights to match by order), found groups {stored}", file=self.file)
-        self.rename = {s.name: n for s, n in zip(layers, stored)}
+            shown = lambda names: ", ".join(quote(n) for n in names[:8]) + (" ..." if len(names) > 8 else "")  # noqa: E731
+            raise FormatError(f"expected {len(layers)} saved layers with weights for the config's "
+                              f"layers with weights ({shown(layers)}), found {len(stored)} "
+                              f"({shown(stored)}); Keras loads them by position and refuses this",
+                              file=self.file)
+        self.rename = dict(zip(layers, stored))
 
 
 def versions(*attr_sets) -> tuple[str | None, str | None]:

@@ -83,7 +83,8 @@ def infer_recurrent_model(f: h5py.File, layout: str, path: Path, version: str | 
     specs = []
     if layout == "legacy_weights":
         source = LegacyH5Weights(f, file)
-        for name in attr_list(f.attrs, "layer_names"):
+        source.rename = {n: n for n in source.layer_names}  # the layers are the stored groups
+        for name in source.layer_names:
             spec = _spec(name, source.stored(name), version)
             if spec:
                 specs.append(spec)

@@ -55,7 +55,8 @@ class V3Weights:
         self.file = file
         self.budget = budget or Budget(file)  # what reading the datasets may allocate in all
         self.label = label  # how the weight paths are shown: "model.weights.h5:" prefix etc.
-        self.prefix = self._assign(graph, names)
+        self.stored_names = names  # vars attrs['name'] by path: shown, never used to match
+        self.prefix = self._assign(graph)
 
     @classmethod
     def from_h5(cls, root: h5py.Group, graph: KerasGraph, file: str | None, label: str = "",
@@ -70,11 +71,16 @@ class V3Weights:
         return cls(arrays, names, graph, file, label, budget)
 
     @staticmethod
-    def _assign(graph: KerasGraph, names: dict[str, str]) -> dict[tuple, str]:
+    def _assign(graph: KerasGraph) -> dict[tuple, str]:
         """``weight_key -> path``: ``layers/<snake>[_n]`` counted per class in each model's
-        layer order, nested models adding ``/layers/...``; a top-level ``vars`` name wins."""
-        by_name = {name: path for path, name in names.items()
-                   if path.startswith("layers/") and path.count("/") == 1}
+        layer order, nested models adding ``/layers/...``.
+
+        Exactly what Keras loads: keras/src/saving/saving_lib.py ``_load_container_state``
+        names each saveable ``_get_unique_name(naming.to_snake_case(cls.__name__))`` and
+        ``H5IOStore.get`` looks up ``<path>/vars`` and nothing else. The ``vars`` group's
+        ``attrs["name"]`` (Keras >= 3.6) is written for people and never read back, so it is
+        never used here: a config whose layer names are swapped loads by position, as in Keras.
+        """
         used: dict[tuple, dict[str, int]] = {}
         scope_path: dict[tuple, str] = {(): ""}
         prefix = {}
@@ -87,8 +93,6 @@ class V3Weights:
             n = counters.get(base, 0)
             counters[base] = n + 1
             path = f"{scope_path.get(scope, '')}layers/{base}" + (f"_{n}" if n else "")
-            if not scope:
-                path = by_name.get(name, path)
             prefix[spec.weight_key] = path
             if spec.is_container:
                 scope_path[(*scope, name)] = path + "/"
