@@ -37,7 +37,7 @@ def source_kind(path: Path) -> str:
 
         try:
             names = zipfile.ZipFile(path).namelist()
-        except zipfile.BadZipFile:
+        except (zipfile.BadZipFile, ValueError):  # ValueError: a member name that is not its UTF-8
             return "keras"  # the Keras reader says what is wrong with it
         return "torch" if any(n.endswith("/data.pkl") for n in names) else "keras"
     if head[:1] == b"\x08" and path.suffix.lower() == ".onnx":  # ModelProto field 1, ir_version
@@ -97,6 +97,7 @@ def convert(source: str | os.PathLike | Model, to: str, output: str | os.PathLik
     """Convert ``source`` (a path or an IR model) to target ``to``, written atomically at ``output``."""
     if to not in TARGETS:
         raise UnsupportedError(f"unknown target {to!r}; expected one of {', '.join(TARGETS)}")
+    check_outputs(to, output, _inputs(source, config), force)
     if to in ("gates", "torch-state-dict") and not isinstance(source, Model):
         from .readers import read_recurrent_weights
 
@@ -128,19 +129,50 @@ def convert(source: str | os.PathLike | Model, to: str, output: str | os.PathLik
 
         return keras_v3.write(model, output, force=force)
     if to == "keras-weights":
-        from .atomic import check_writable
         from .writers import keras_v3
 
-        architecture = Path(str(output).removesuffix(".weights.h5").removesuffix(".h5") + ".json")
-        check_writable(architecture, force)  # both outputs are checked before either is written
-        check_writable(output, force)
-        written = keras_v3.write_weights(model, output, force=force)
-        keras_v3.write_config(model, architecture, force=force)
-        return written
+        return keras_v3.write_weights(model, output, force=force, architecture=architecture_path(output))
     from .writers import onnx_graph
 
     kwargs = {} if opset is None else {"opset": opset}
     return onnx_graph.write(model, output, force=force, **kwargs)
+
+
+def _inputs(source: str | os.PathLike | Model, config) -> list:
+    """The files a conversion reads (an IR model: the ones it was read from)."""
+    if isinstance(source, Model):
+        return [(source.source or {}).get("path"), (source.source or {}).get("config"), config]
+    return [source, config]
+
+
+def architecture_path(output: str | os.PathLike) -> Path:
+    """Where ``--to keras-weights -o OUTPUT`` writes the architecture JSON."""
+    return Path(str(output).removesuffix(".weights.h5").removesuffix(".h5") + ".json")
+
+
+def output_paths(to: str, output: str | os.PathLike) -> list[Path]:
+    """Every path converting to ``to`` at ``output`` may write, the main one first."""
+    from .writers.torch_code import FILES
+
+    output = Path(output)
+    if to == "torch":
+        return [output] + [output / name for name in FILES]
+    if to == "keras-weights":
+        return [output, architecture_path(output)]
+    if to == "onnx":
+        return [output, output.with_name(output.name + ".data")]
+    return [output]
+
+
+def check_outputs(to: str, output: str | os.PathLike, inputs: list, force: bool = False) -> None:
+    """Before any work: refuse an output that is one of ``inputs`` (the model, its config) or a folder
+    holding one, that exists (without ``force``), or that cannot be written."""
+    from . import atomic
+    from .writers.torch_code import FILES
+
+    atomic.refuse_inputs(output_paths(to, output) if os.fspath(output) else [], inputs)
+    for path in ([architecture_path(output)] if to == "keras-weights" else []) + [output]:
+        atomic.check_output(path, force, FILES if to == "torch" else None)
 
 
 def inspect(source: str | os.PathLike | Model, config: str | os.PathLike | None = None) -> dict[str, Any]:

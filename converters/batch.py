@@ -1,6 +1,7 @@
 """Convert many files in one command (the per-epoch checkpoints ModelCheckpoint writes).
 
-Each file converts on its own: a broken one is reported and the others are still written. With
+Each file converts on its own: a broken one is reported and the others are still written. Outputs
+that would collide, or overwrite an input, refuse the whole command before anything is written. With
 ``jobs > 1`` the files are spread over worker processes. Progress goes to a callback, one call per
 finished file, so the CLI can draw it.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .errors import GateportError
+from .errors import GateportError, OutputError
 
 #: What each target's output is called inside the output folder.
 OUTPUT_NAME = {
@@ -57,6 +58,24 @@ def output_for(source: str, to: str, out_dir: str | os.PathLike) -> Path:
     return Path(out_dir) / OUTPUT_NAME[to].format(stem=stem)
 
 
+def check_outputs(sources: list[str], to: str, out_dir: Path, config: str | None = None) -> None:
+    """Before anything is written: refuse two inputs whose outputs share a name (also differing only
+    in case, which collide on macOS and Windows), and an output that is one of the inputs."""
+    from .api import output_paths
+    from .atomic import refuse_inputs
+
+    owner: dict[str, str] = {}
+    outputs = []
+    for source in sources:
+        for path in output_paths(to, output_for(source, to, out_dir)):
+            first = owner.setdefault(os.path.normcase(str(path)).casefold(), source)
+            if first != source:
+                raise OutputError(f"{first} and {source} would both be written to {path}; "
+                                  "convert them into different folders")
+            outputs.append(path)
+    refuse_inputs(outputs, [*sources, config])
+
+
 def convert_one(source: str, to: str, output: str, options: dict) -> Result:
     """Convert one file; any error becomes the result's one-line message."""
     from .api import convert
@@ -72,8 +91,14 @@ def convert_one(source: str, to: str, output: str, options: dict) -> Result:
 def convert_many(sources: list[str], to: str, out_dir: str | os.PathLike, *, jobs: int = 1,
                  progress: Callable[[int, int, Result], None] | None = None, **options) -> list[Result]:
     """Convert every file in ``sources`` into ``out_dir``; results in the order of ``sources``."""
+    if not os.fspath(out_dir):
+        raise OutputError("expected an output folder, found an empty one")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_outputs(sources, to, out_dir, options.get("config"))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create the output folder: {e.strerror or e}", file=str(out_dir)) from None
     tasks = [(s, to, str(output_for(s, to, out_dir)), options) for s in sources]
     results: dict[str, Result] = {}
 

@@ -87,15 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_inspect(args) -> int:
     from . import api
+    from .atomic import atomic_path, check_output, refuse_inputs
     from .explain import extract_gate, render
 
-    model = api.read(args.model, args.config)
-    if args.gate or args.output:
-        if not (args.layer and args.gate and args.output):
+    if args.gate or args.output is not None:
+        if not (args.layer and args.gate and args.output is not None):
             raise GateportError("--gate needs --layer and -o FILE.npz")
+        refuse_inputs([args.output], [args.model, args.config])
+        check_output(args.output, args.force)
+    model = api.read(args.model, args.config)
+    if args.gate or args.output is not None:
         import numpy as np
-
-        from .atomic import atomic_path
 
         try:
             arrays = extract_gate(model, args.layer, args.gate)

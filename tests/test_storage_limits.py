@@ -149,6 +149,31 @@ def lying_npz() -> bytes:
     return bytes(data)
 
 
+def patched_keras(dst: Path, offset: int, value: int, central: bool = True, local: int | None = None) -> Path:
+    """K3 with a 2-byte field of every central directory record (at ``offset``) set to ``value``,
+    and of every local header (at ``local``) too."""
+    data = bytearray(write_keras(dst, keras_members(K3)).read_bytes())
+    for signature, at in ((b"PK\x01\x02", offset if central else None), (b"PK\x03\x04", local)):
+        i = 0
+        while at is not None and (i := data.find(signature, i)) != -1:
+            data[i + at:i + at + 2] = value.to_bytes(2, "little")
+            i += 4
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def non_utf8_names(dst: Path) -> Path:
+    """Member names flagged UTF-8 that are not (the first byte of each name is 0xff)."""
+    patched_keras(dst, 8, 0x800)
+    data = bytearray(dst.read_bytes())
+    i = 0
+    while (i := data.find(b"PK\x01\x02", i)) != -1:
+        data[i + 46] = 0xFF
+        i += 4
+    dst.write_bytes(bytes(data))
+    return dst
+
+
 def v3_weights(make, part="cell/vars/0"):
     return lambda d: (replaced(V3_WEIGHTS, d / "w.weights.h5", part, make), ["--config", V3_WEIGHTS_JSON])
 
@@ -196,6 +221,10 @@ CASES = {
                                  []), "version"),
     "npz with a non-array member": (lambda d: (keras_npz(d / "m.keras", npz_of({"a.txt": b"x"})), []), ".npy"),
     "npz that is not a zip": (lambda d: (keras_npz(d / "m.keras", b"PK\x03\x04" + bytes(100)), []), "readable"),
+    # the .keras zip itself
+    "zip member names not in their UTF-8": (lambda d: (non_utf8_names(d / "m.keras"), []), "readable"),
+    "zip compression method unknown": (lambda d: (patched_keras(d / "m.keras", 10, 99, local=8), []), "compression"),
+    "zip members encrypted": (lambda d: (patched_keras(d / "m.keras", 8, 1, local=6), []), "encrypted"),
     "npz member lying about its size": (lambda d: (keras_npz(d / "m.keras", lying_npz()), []), "malformed"),
 }
 

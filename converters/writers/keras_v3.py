@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, atomic_paths
 from ..errors import GateportError
 from ..ir import Model
 from ..shapes import infer_shapes
@@ -122,14 +122,19 @@ def write(model: Model, path: str | os.PathLike, force: bool = False) -> Path:
     return Path(path)
 
 
-def write_weights(model: Model, path: str | os.PathLike, force: bool = False) -> Path:
+def write_weights(model: Model, path: str | os.PathLike, force: bool = False,
+                  architecture: str | os.PathLike | None = None) -> Path:
     """Write ``model``'s weights as a Keras 3 ``.weights.h5`` (for ``model.load_weights``), atomically.
 
-    The layer structure is that of :func:`model_config`; :func:`write_config` writes it as JSON.
+    The layer structure is that of :func:`model_config`; :func:`write_config` writes it as JSON, and
+    so does ``architecture`` (a path), committed with the weights: both files or neither.
     """
     graph = _prepare(model)
-    with atomic_path(path, force) as tmp:
-        _write_weights_h5(str(tmp), graph, model)
+    paths = [architecture, path] if architecture is not None else [path]
+    with atomic_paths(paths, force) as tmps:
+        if architecture is not None:
+            tmps[0].write_text(json.dumps(model_config(model, graph), indent=1))
+        _write_weights_h5(str(tmps[-1]), graph, model)
     return Path(path)
 
 

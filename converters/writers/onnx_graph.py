@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..atomic import atomic_path
+from ..atomic import atomic_paths
 from ..errors import GateportError, UnsupportedError, require
 from ..ir import Model
 from .onnx_builder import GraphBuilder
@@ -83,18 +83,19 @@ def write(model: Model, path: str | os.PathLike, opset: int = DEFAULT_OPSET, for
     onnx = require("onnx", "onnx")
     proto = to_onnx(model, opset)
     path = Path(path)
-    with atomic_path(path, force) as tmp:
-        if _weight_bytes(proto) <= external_data_above:
+    external = _weight_bytes(proto) > external_data_above
+    data_path = path.with_name(path.name + ".data")
+    with atomic_paths([data_path, path] if external else [path], force) as tmps:  # both or neither
+        tmp = tmps[-1]
+        if not external:
             onnx.checker.check_model(proto, full_check=True)
             tmp.write_bytes(proto.SerializeToString())
             return path
-        data_path = path.with_name(path.name + ".data")
-        with atomic_path(data_path, force) as tmp_data:
-            _move_weights_out(onnx, proto, tmp_data)
-            tmp.write_bytes(proto.SerializeToString())
-            onnx.checker.check_model(str(tmp), full_check=True)  # finds the data next to it
-            _set_location(proto, data_path.name)
-            tmp.write_bytes(proto.SerializeToString())
+        _move_weights_out(onnx, proto, tmps[0])
+        tmp.write_bytes(proto.SerializeToString())
+        onnx.checker.check_model(str(tmp), full_check=True)  # finds the data next to it
+        _set_location(proto, data_path.name)
+        tmp.write_bytes(proto.SerializeToString())
     return path
 
 

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from .. import __version__
-from ..errors import FormatError, OutputError, UnsupportedError
+from ..errors import FormatError, UnsupportedError
 from ..ir import Model, Node
 from ..sanitize import comment, identifier, quote
 from ..shapes import node_output_shapes
@@ -593,26 +593,22 @@ def state_dict(model: Model) -> dict[str, np.ndarray]:
     return _build(model)[1]
 
 
+#: What ``write`` puts in the output folder, the weights first (committed in this order).
+FILES = ("model.safetensors", "model.py")
+
+
 def write(model: Model, out_dir: str | os.PathLike, force: bool = False) -> Path:
-    """Write ``out_dir/model.py`` and ``out_dir/model.safetensors`` (each atomically); returns ``out_dir``."""
-    from ..atomic import atomic_path, check_writable
+    """Write ``out_dir/model.py`` and ``out_dir/model.safetensors``, both or neither; returns ``out_dir``.
+
+    Other files already in ``out_dir`` are kept (:func:`converters.atomic.atomic_dir`).
+    """
+    from ..atomic import atomic_dir
     from ..safetensors_io import save
 
     source, tensors = _build(model)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out} exists and is not a folder")
-    files = {"py": out / "model.py", "weights": out / "model.safetensors"}
-    if out.is_dir():
-        for f in files.values():
-            check_writable(f, force)
-    else:
-        check_writable(out, force)  # the parent folder must exist and be writable
-        out.mkdir()
     metadata = {"format": "pt", "gateport.model": model.name, "gateport.version": __version__,
                 "gateport.source": json.dumps(model.source or {}, default=str)}
-    with atomic_path(files["weights"], force=True) as tmp:
-        save(tmp, tensors, metadata)
-    with atomic_path(files["py"], force=True) as tmp:
-        tmp.write_text(source)
-    return out
+    with atomic_dir(out_dir, FILES, force) as tmp:
+        save(tmp / "model.safetensors", tensors, metadata)
+        (tmp / "model.py").write_text(source)
+    return Path(out_dir)
