@@ -10,14 +10,16 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..activations import keras_major
+from ..budget import Budget
 from ..errors import FormatError, UnsupportedError
+from ..sanitize import quote
 from ..ir import Model, Node, TensorSpec
 from .hdf5 import Weight
 from .malformed import malformed
 from .keras_config import OP_CLASSES, KerasGraph, LayerSpec, Ref, batch_input_shape
 from .keras_context import LayerCall, Tensor
 from .keras_layers import HANDLERS as LAYER_HANDLERS
-from .keras_recurrent import HANDLERS as RECURRENT_HANDLERS
+from .keras_recurrent import HANDLERS as RECURRENT_HANDLERS, stores_keras1_layout
 
 HANDLERS = {**LAYER_HANDLERS, **RECURRENT_HANDLERS}
 #: Keras 3 operation nodes accepted in configs: the mask computations Keras 3 serializes
@@ -79,13 +81,35 @@ class GraphBuilder:
         self.graph = graph
         self.weight_source = weights
         self.file = file
-        self.keras_version = graph.semantics_version or graph.keras_version
-        #: Keras 3 merges masks with a logical or (tf-keras with an and)
-        self.keras3_masks = keras_major(self.keras_version) >= 3
+        #: what the config's declared (not stored) sizes may make one sample allocate
+        self.budget = Budget(file)
+        self._semantics(graph.semantics_version or graph.keras_version)
         self.nodes: list[Node] = []
         self.tensors: dict[Ref, Tensor] = {}
         self._masks: dict[tuple, str] = {}
         self._weights: dict[tuple, list[Weight]] = {}
+
+    def _semantics(self, version: str | None) -> None:
+        self.keras_version = version
+        #: Keras 3 merges masks with a logical or (tf-keras with an and)
+        self.keras3_masks = keras_major(version) >= 3
+
+    def layout_semantics(self) -> None:
+        """Keras 1 per-gate arrays (``W_i, U_i, b_i ...``) mean Keras 1 semantics (hard_sigmoid
+        ``0.2x + 0.5``, and-merged masks) whatever version the file records: only Keras 1 wrote
+        them, and no later Keras loads them as they are (tf_keras converts them only for files
+        without a version, ``preprocess_weights_for_loading``; Keras 3 never)."""
+        if keras_major(self.keras_version) == 1:
+            return
+        found = next((s for s in self.graph.layers if s.class_name in RECURRENT_HANDLERS and not s.is_copy
+                      and stores_keras1_layout(s, self.layer_weights(s))), None)
+        if found is None:
+            return
+        self.graph.semantics_note = (f"layer {quote(found.name)} stores Keras 1 per-gate arrays, so Keras 1 "
+                                     f"semantics apply although the file records Keras "
+                                     f"{quote(self.keras_version)}")
+        self.graph.semantics_version = "1"
+        self._semantics("1")
 
     # -- services for LayerCall --------------------------------------------------------------
     def layer_weights(self, spec: LayerSpec) -> list[Weight]:
@@ -128,6 +152,7 @@ class GraphBuilder:
     # -- the walk -----------------------------------------------------------------------------
     def build(self) -> tuple[list[TensorSpec], list[str], list[Node]]:
         check_supported(self.graph, self.file)
+        self.layout_semantics()
         for spec in self.graph.layers:
             if spec.is_input:
                 with malformed("input layer config", file=self.file, layer=spec.name):
@@ -264,9 +289,18 @@ class GraphBuilder:
         return live[::-1]
 
 
+def with_semantics(source: dict, graph: KerasGraph) -> dict:
+    """``source`` saying whose semantics apply when the storage layout overrode the version."""
+    if not graph.semantics_note:
+        return source
+    return {**source, "assumed_keras_version": graph.semantics_version,
+            "semantics_note": graph.semantics_note}
+
+
 def build_model(graph: KerasGraph, weights: WeightSource, file: str | None, source: dict) -> Model:
     inputs, outputs, nodes = GraphBuilder(graph, weights, file).build()
-    return Model(name=graph.name, inputs=inputs, outputs=outputs, nodes=nodes, source=source)
+    return Model(name=graph.name, inputs=inputs, outputs=outputs, nodes=nodes,
+                 source=with_semantics(source, graph))
 
 
 def build_recurrent_only(graph: KerasGraph, weights: WeightSource, file: str | None,
@@ -274,6 +308,7 @@ def build_recurrent_only(graph: KerasGraph, weights: WeightSource, file: str | N
     """Only the recurrent layers, each on its own input (``<layer>_input``); other layers,
     supported or not, are skipped. Layers with no stored weights are skipped too."""
     builder = GraphBuilder(graph, weights, file)
+    builder.layout_semantics()
     inputs, outputs = [], []
     for spec in graph.layers:
         if spec.is_op or spec.is_copy or spec.class_name not in RECURRENT_HANDLERS \
@@ -284,4 +319,5 @@ def build_recurrent_only(graph: KerasGraph, weights: WeightSource, file: str | N
             outs = RECURRENT_HANDLERS[spec.class_name](LayerCall(builder, spec, 0, [x]))
         inputs.append(TensorSpec(x.name, tuple(x.shape), "float32"))
         outputs.extend(t.name for t in outs)
-    return Model(name=graph.name, inputs=inputs, outputs=outputs, nodes=builder.nodes, source=source)
+    return Model(name=graph.name, inputs=inputs, outputs=outputs, nodes=builder.nodes,
+                 source=with_semantics(source, graph))

@@ -18,10 +18,10 @@ keras/src/models/functional.py ``functional_from_config``, Keras 1.2.2 engine/to
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import safe_json
 from ..activations import keras_major
 from ..errors import FormatError, GateportError, UnsafeError, UnsupportedError
 from ..sanitize import quote
@@ -89,6 +89,8 @@ class KerasGraph:
     #: with Keras 3 "module" keys and no version (Keras 3 to_json / .weights.h5 record none)
     semantics_version: str | None = None
     backend: str | None = None
+    #: why semantics_version differs from the recorded version (the storage layout decided)
+    semantics_note: str | None = None
 
     def layer(self, name: str) -> LayerSpec:
         for spec in self.layers:
@@ -144,11 +146,13 @@ def check_activation(value: object, layer: str | None = None) -> object:
 
 
 # -- entry points --------------------------------------------------------------------------
+#: Largest model config JSON gateport parses (bytes); real ones are well under a megabyte.
+MAX_CONFIG_BYTES = 256 << 20
+
+
 def load_config_json(text: str | bytes, file: str | None = None) -> dict:
-    try:
-        cfg = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise FormatError(f"model config is not valid JSON ({e})", file=file) from None
+    """A model config from JSON text: size and nesting depth limited (safe_json.py)."""
+    cfg = safe_json.loads(text, what="model config", file=file, max_bytes=MAX_CONFIG_BYTES)
     if not isinstance(cfg, dict) or "class_name" not in cfg:
         raise FormatError("expected a model config with a 'class_name', found "
                           f"{type(cfg).__name__}", file=file)

@@ -254,5 +254,19 @@ HANDLERS = {
 }
 
 
+def stores_keras1_layout(spec, weights: list[Weight]) -> bool:
+    """Whether a recurrent layer's stored arrays are Keras 1 per-gate ones (``W_i, U_i, b_i ...``)."""
+    cls, cfg, n = spec.class_name, spec.config, len(weights)
+    if cls == "Bidirectional":
+        inner = cfg.get("layer")
+        cls, cfg, n = (inner.get("class_name"), inner.get("config") or {}, n // 2) if isinstance(inner, dict) \
+            else (None, {}, n)
+    if cls == "RNN":
+        cell = cfg.get("cell")
+        cls = cell.get("class_name") if isinstance(cell, dict) else None
+    kind = LAYER_KINDS.get(cls) or CELL_KINDS.get(cls)
+    return kind is not None and n > 0 and is_keras1_per_gate(kind, n)
+
+
 def is_recurrent_class(class_name: str) -> bool:
     return class_name in HANDLERS

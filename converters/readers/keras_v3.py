@@ -11,13 +11,13 @@ Windows use backslashes inside group names (``layers\\lstm\\cell/vars/0``) and K
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from .. import safe_json
 from ..budget import Budget
 from ..errors import FormatError, UnsupportedError
 from .bounded_zip import open_zip, read_member, read_npz
@@ -157,10 +157,8 @@ class Archive:
     def metadata(self) -> dict:
         if "metadata.json" not in self.names:
             return {}
-        try:
-            meta = json.loads(self._member("metadata.json", MAX_CONFIG_BYTES).getvalue())
-        except ValueError as e:
-            raise FormatError(f"metadata.json is not valid JSON ({e})", file=self.file) from None
+        meta = safe_json.loads(self._member("metadata.json", MAX_CONFIG_BYTES).getvalue(),
+                               what="metadata.json", file=self.file, max_bytes=MAX_CONFIG_BYTES)
         return meta if isinstance(meta, dict) else {}
 
     def weights(self, graph: KerasGraph) -> tuple[V3Weights, object]:
