@@ -11,14 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
-from . import safetensors_io
+from . import manifest_check, safe_json, safetensors_io
 from .atomic import atomic_path
 from .errors import FormatError
+from .manifest_check import FORMAT, VERSION
+from .sanitize import quote
 from .ir import Model, Node, TensorSpec
 
-FORMAT = "gateport-ir"
-VERSION = 1
 METADATA_KEY = "gateport.manifest"
+#: Deepest nesting of a manifest: options and sources nest a few levels, ``converted_from`` one per re-conversion.
+MANIFEST_DEPTH = 32
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "ir-manifest.schema.json"
 
 
@@ -57,23 +59,22 @@ def save(model: Model, path: str | os.PathLike, force: bool = False) -> Path:
 
 
 def load(path: str | os.PathLike) -> Model:
-    """Read a file written by :func:`save`."""
-    tensors, meta = safetensors_io.load(path)
-    if METADATA_KEY not in meta:
-        raise FormatError(f"no {METADATA_KEY!r} metadata: not a gateport IR file", file=str(path))
-    m = json.loads(meta[METADATA_KEY])
-    if m.get("format") != FORMAT or m.get("version") != VERSION:
-        raise FormatError(f"expected {FORMAT} version {VERSION}, found {m.get('format')} {m.get('version')}",
-                          file=str(path))
-    nodes = []
-    for n in m["nodes"]:
-        try:
-            weights = {k: tensors[f"{n['name']}/{k}"] for k in n["weights"]}
-        except KeyError as e:
-            raise FormatError(f"manifest names tensor {e.args[0]} that the file does not hold",
-                              file=str(path), layer=n["name"]) from None
-        nodes.append(Node(n["name"], n["op"], n["inputs"], n["outputs"], n["options"], weights,
-                          n.get("mask"), n.get("source") or {}))
+    """Read a file written by :func:`save`; the manifest is checked (:mod:`converters.manifest_check`),
+    graph and weights included, against the header before any tensor data is read."""
+    file = str(path)
+    header = safetensors_io.read_header(path)
+    if METADATA_KEY not in header.metadata:
+        raise FormatError(f"no {quote(METADATA_KEY)} metadata: not a gateport IR file", file=file)
+    m = safe_json.loads(header.metadata[METADATA_KEY], what=f"metadata {quote(METADATA_KEY)}", file=file,
+                        max_depth=MANIFEST_DEPTH)
+    manifest_check.check(m, file)
+    manifest_check.check_graph(m, file)
+    manifest_check.check_weights(m, {name: (e.shape, safetensors_io.dtype_name(e.dtype))
+                                     for name, e in header.entries.items()}, file)
+    tensors = safetensors_io.read_tensors(path, header)
+    nodes = [Node(n["name"], n["op"], list(n["inputs"]), list(n["outputs"]), n["options"],
+                  {k: tensors[f"{n['name']}/{k}"] for k in n["weights"]}, n.get("mask"), n.get("source") or {})
+             for n in m["nodes"]]
     inputs = [TensorSpec(t["name"], tuple(t["shape"]), t["dtype"]) for t in m["inputs"]]
     return Model(m["name"], inputs, m["outputs"], nodes, m.get("source") or {})
 

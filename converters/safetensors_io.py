@@ -172,6 +172,11 @@ def _itemsize(code: str) -> int:
     return 2 if code == "BF16" else np.dtype(_DTYPES[code]).itemsize
 
 
+def dtype_name(code: str) -> str:
+    """The numpy name of a header dtype code (``F32`` -> ``float32``); ``bfloat16`` for BF16."""
+    return "bfloat16" if code == "BF16" else np.dtype(_DTYPES[code]).name
+
+
 def _brief(value: object) -> str:
     """A short text of a JSON value for a message (never recursing deeper than the header allows)."""
     text = json.dumps(value, allow_nan=True) if not isinstance(value, str) else value
