@@ -12,7 +12,7 @@ Biases are compared the way they compute: only ``bias_ih + bias_hh`` enters an L
 GRU's update and reset gates, so a different split of the same sum is the same model (a note);
 a GRU ``reset_after=True`` candidate gate keeps both. A side with Keras 3's hard_sigmoid is compared
 with a Keras 2 side after scaling the Keras 2 side's gates by 1.2, which makes them compute the same.
-Non-recurrent layers (Dense ...) are compared by name where both models have them. numpy only.
+Dense, Embedding and Conv1D layers are compared by name where both models have them. numpy only.
 """
 from __future__ import annotations
 
@@ -304,12 +304,16 @@ def _merge_directions(layer: str, named: list[Mistake], side: str) -> list[Findi
     return list(out.values())
 
 
+#: Non-recurrent ops whose IR weights every format stores as they are (a batch_norm may come back folded).
+COMPARED_OPS = ("dense", "embedding", "conv1d")
+
+
 def _compare_others(a: Model, b: Model, report: Report) -> None:
-    """Non-recurrent layers with weights, matched by name and op."""
-    others = {n.name: n for n in b.nodes if not n.is_recurrent and n.weights}
+    """Dense, Embedding and Conv1D layers, matched by name and op."""
+    others = {n.name: n for n in b.nodes if n.op in COMPARED_OPS}
     for node in a.nodes:
         other = others.get(node.name)
-        if node.is_recurrent or not node.weights or other is None or other.op != node.op:
+        if node.op not in COMPARED_OPS or other is None or other.op != node.op:
             continue
         for key, x in node.weights.items():
             y = other.weights.get(key)
