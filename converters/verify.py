@@ -518,9 +518,10 @@ def _traces(make: Callable[[], dict]) -> tuple[dict | None, str | None]:
 
 
 def _error_row(label: str, e: BaseException) -> Row:
-    from .runtimes import first_line
+    from .runtimes import ArtifactError, first_line
 
-    return Row(label, status="error", error=f"{type(e).__name__}: {first_line(e)}")
+    message = first_line(e) if isinstance(e, ArtifactError) else f"{type(e).__name__}: {first_line(e)}"
+    return Row(label, status="error", error=message)
 
 
 def _attempt(label: str, run: Callable[[], tuple]) -> tuple[Row | None, tuple | None]:
@@ -551,7 +552,10 @@ def _stage(progress: Progress | None, label: str) -> Iterator[None]:
 
     timer = threading.Timer(PROGRESS_AFTER, announce)
     timer.daemon = True
-    timer.start()
+    if PROGRESS_AFTER <= 0:
+        announce()
+    else:
+        timer.start()
     try:
         yield
     finally:
