@@ -14,6 +14,7 @@
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -39,17 +40,28 @@ class KerasGraph:
 
 
 def keras_name(name: str) -> str:
-    """A Keras-safe layer name (no ``/``; word characters, dots and dashes)."""
-    return re.sub(r"[^\w.\-]", "_", name) or "layer"
+    """A layer name Keras 3 takes on every backend: word characters and dashes.
+
+    Keras refuses ``/`` (keras/src/ops/operation.py); its torch backend keys parameters by
+    variable path in a ``torch.nn.ParameterDict``, which refuses ``.``; control characters and
+    lone surrogates cannot be stored in the weights file's attributes.
+    """
+    return re.sub(r"[^\w\-]", "_", str(name)) or "layer"
 
 
 # -- masks ----------------------------------------------------------------------------------
+def _value_key(value) -> float | str:
+    """A mask value as a comparable key: NaN equals NaN here (``!=`` against it is true everywhere)."""
+    x = float(value)
+    return "nan" if math.isnan(x) else x
+
+
 def _ir_mask_keys(model: Model) -> dict[str, tuple]:
     """IR mask tensor -> a comparable key: ("ne", tensor, value, reduce), or what it combines."""
     keys: dict[str, tuple] = {}
     for node in model.nodes:
         if node.op == "mask_not_equal":
-            keys[node.outputs[0]] = ("ne", node.inputs[0], float(node.options.get("value", 0)),
+            keys[node.outputs[0]] = ("ne", node.inputs[0], _value_key(node.options.get("value", 0)),
                                      bool(node.options.get("reduce")))
         elif node.op == "mask_and":
             parts = sorted({keys.get(m, ("?", m)) for m in node.inputs}, key=repr)
@@ -88,7 +100,8 @@ class _MaskTracker:
         return out
 
     def ir_key(self, mask: str | None):
-        return None if mask is None else self.ir_keys.get(mask, ("?", mask))
+        """The key of an IR mask; an empty name is no mask, as in :func:`converters.reference.run_node`."""
+        return None if not mask else self.ir_keys.get(mask, ("?", mask))
 
     def layer_call(self, layer: KerasLayer) -> list[str]:
         """Record the layer's output masks; return the mask tensors its call takes as arguments."""
@@ -102,9 +115,8 @@ class _MaskTracker:
             self._check_recurrent(layer, first)
         out_masks: list = [None] * len(layer.outputs)
         if cls == "Masking":
-            value = float(layer.config["mask_value"])
-            key = ("ne", layer.args[0], value, True)
-            given = node.inputs[1] if len(node.inputs) > 1 else node.mask
+            key = ("ne", layer.args[0], _value_key(layer.config["mask_value"]), True)
+            given = node.inputs[1] if len(node.inputs) > 1 else node.mask or None
             if given is not None and self.ir_key(given) != key:
                 raise UnsupportedError("Keras' Masking computes its mask from its own input and mask_value; "
                                        "the IR gives it another mask", layer=node.label())

@@ -4,17 +4,22 @@ One fused LSTM / GRU / RNN node per recurrent layer (no Loop or Scan), batch and
 weights as initializers, graph inputs and outputs with the Keras names in Keras' order. Models
 whose weights pass ~2 GB keep them in ``<file>.data`` next to the file (ONNX external data).
 
+Any string is a legal ONNX name, with two exceptions an input can bring: the empty string (ONNX's
+"no tensor") and text that is not UTF-8 (lone surrogates from JSON ``"\ud800"``). Such tensors get a
+unique name of their own (:func:`onnx_names`); every other name stays as Keras wrote it.
+
     to_onnx(model, opset=DEFAULT_OPSET) -> onnx.ModelProto
     write(model, path, opset=DEFAULT_OPSET, force=False) -> Path
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 from ..atomic import atomic_paths
 from ..errors import GateportError, UnsupportedError, require
-from ..ir import Model
+from ..ir import Model, unique_name
 from .onnx_builder import GraphBuilder
 from .onnx_layers import LAYERS
 from .onnx_masks import mask_and_to_onnx, mask_not_equal_to_onnx, masking_to_onnx
@@ -46,12 +51,13 @@ def to_onnx(model: Model, opset: int = DEFAULT_OPSET):
     onnx = require("onnx", "onnx")
     where = model.source.get("path")
     _check_opset(onnx, opset, where)
+    model = onnx_names(model)
     g = GraphBuilder(opset)
     own_names = {t.name for t in model.inputs} | {n for node in model.nodes for n in node.outputs}
     g.reserve(own_names)
     inputs = [_graph_input(g, spec, where) for spec in model.inputs]
     for node in model.nodes:
-        g.scope = node.name
+        g.scope = utf8(node.name)
         convert = CONVERTERS.get(node.op)
         try:
             if convert is None:
@@ -64,7 +70,7 @@ def to_onnx(model: Model, opset: int = DEFAULT_OPSET):
     g.fold_identities(keep=own_names)
     outputs = [onnx.helper.make_tensor_value_info(name, g.elem_type(g.dtypes.get(name, "float32")), None)
                for name in model.outputs]
-    graph = onnx.helper.make_graph(g.nodes, model.name or "model", inputs, outputs, g.initializers)
+    graph = onnx.helper.make_graph(g.nodes, utf8(model.name) or "model", inputs, outputs, g.initializers)
     proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)],
                                    producer_name="gateport", producer_version=_version())
     proto.ir_version = onnx.helper.find_min_ir_version_for(list(proto.opset_import))
@@ -97,6 +103,38 @@ def write(model: Model, path: str | os.PathLike, opset: int = DEFAULT_OPSET, for
         _set_location(proto, data_path.name)
         tmp.write_bytes(proto.SerializeToString())
     return path
+
+
+def utf8(text: str) -> str:
+    """``text`` if it is UTF-8 (what protobuf strings hold), else with its lone surrogates escaped."""
+    text = str(text)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def onnx_names(model: Model) -> Model:
+    """``model`` with every tensor name ONNX cannot hold (empty, or not UTF-8) replaced by a unique one.
+
+    An empty ``mask`` stays "no mask", as everywhere in the IR (:func:`converters.reference.run_node`).
+    """
+    names = [t.name for t in model.inputs] + list(model.outputs) + [
+        t for node in model.nodes for t in [*node.inputs, *node.outputs, node.mask or None] if t is not None]
+    bad = [t for t in dict.fromkeys(names) if not t or utf8(t) != t]
+    if not bad:
+        return model
+    taken = set(names) - set(bad)
+    new = {t: unique_name(utf8(t) or "tensor", taken) for t in bad}
+
+    def name(t):
+        return new.get(t, t)
+
+    nodes = [dataclasses.replace(node, inputs=[name(t) for t in node.inputs], outputs=[name(t) for t in node.outputs],
+                                 mask=name(node.mask) if node.mask else None) for node in model.nodes]
+    inputs = [dataclasses.replace(spec, name=name(spec.name)) for spec in model.inputs]
+    return dataclasses.replace(model, inputs=inputs, outputs=[name(t) for t in model.outputs], nodes=nodes)
 
 
 def _check_opset(onnx, opset: int, where: str | None) -> None:

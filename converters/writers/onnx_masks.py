@@ -33,18 +33,19 @@ def mask_and_to_onnx(g: GraphBuilder, node: Node) -> None:
 
 
 def masking_to_onnx(g: GraphBuilder, node: Node) -> None:
-    """Keras ``Masking``: ``x * mask[..., None]`` (keras/src/layers/core/masking.py).
+    """Keras ``Masking``: ``where(mask[..., None], x, 0)`` (keras/src/layers/core/masking.py; not
+    ``x * mask``, which turns a masked inf into NaN).
 
     The mask is the node's second input or its ``mask``; without either, Keras' own from
-    ``mask_value``.
+    ``mask_value`` (``x != NaN`` holds everywhere: a NaN mask_value masks nothing, as in Keras).
     """
     x = node.inputs[0]
     mask = node.inputs[1] if len(node.inputs) > 1 else node.mask
-    if mask is None:
+    if not mask:  # "" is no mask, as in the reference
         keep = _any_differs(g, x, node.options.get("mask_value", 0.0), keepdims=True)
     else:
         keep = g.unsqueeze(mask, [-1])
-    g.op("Mul", [x, g.cast(keep, "float32")], out=node.outputs[0])
+    g.op("Where", [keep, x, g.const(0.0, g.dtypes.get(x, "float32"))], out=node.outputs[0])
 
 
 def _any_differs(g: GraphBuilder, x: str, value, keepdims: bool, out: str | None = None) -> str:

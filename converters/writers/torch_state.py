@@ -3,7 +3,8 @@
 * :func:`state_dict` / :func:`write`: the recurrent layers' weights under PyTorch's own key names
   (``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``, ``..._reverse``), for people
   who already have their PyTorch model. One recurrent layer gives bare keys; several are prefixed
-  with the layer name (``encoder.weight_ih_l0``).
+  with the layer name made a unique ASCII identifier (``encoder.weight_ih_l0``;
+  :func:`converters.sanitize.identifier`), the metadata keeping the Keras name.
 * :func:`load_into`: copy the Keras recurrent and dense layers into the matching submodules of a
   user's ``nn.Module``, in order, checking every shape and that nn.* computes what Keras does.
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from ..errors import GateportError, UnsupportedError
 from ..ir import Model, Node
+from ..sanitize import identifier
 
 #: IR op -> the nn module that can hold it.
 NN_CLASS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "RNN"}
@@ -99,6 +101,20 @@ def _check_exact(nodes: list[Node]) -> None:
         raise UnsupportedError("; ".join(problems) + " (use --to torch for an exact module)")
 
 
+def _prefixed(model: Model) -> list[tuple[Node, str]]:
+    """The recurrent nodes and their key prefixes: ``""`` for one layer, else ``<identifier>.``, unique."""
+    nodes = list(model.recurrent_nodes())
+    if len(nodes) == 1:
+        return [(nodes[0], "")]
+    taken: set[str] = set()
+    prefixed = []
+    for n in nodes:
+        name = identifier(n.name, taken, fallback="layer")
+        taken.add(name)
+        prefixed.append((n, f"{name}."))
+    return prefixed
+
+
 def state_dict(model: Model) -> dict[str, np.ndarray]:
     """The recurrent layers' nn.* parameters: bare keys for one layer, ``<layer>.`` prefixed for several.
 
@@ -108,18 +124,15 @@ def state_dict(model: Model) -> dict[str, np.ndarray]:
     if not nodes:
         raise UnsupportedError("the model has no LSTM, GRU or SimpleRNN layer")
     _check_exact(nodes)
-    if len(nodes) == 1:
-        return nn_params(nodes[0])
-    return {f"{n.name}.{k}": v for n in nodes for k, v in nn_params(n).items()}
+    return {prefix + k: v for n, prefix in _prefixed(model) for k, v in nn_params(n).items()}
 
 
 def _layers_metadata(model: Model) -> list[dict]:
     """Per layer: its key prefix, the nn module to build, and the Keras options the weights cannot say."""
-    nodes = list(model.recurrent_nodes())
     entries = []
-    for n in nodes:
+    for n, prefix in _prefixed(model):
         o = n.options
-        entry = {"layer": n.name, "prefix": "" if len(nodes) == 1 else f"{n.name}.",
+        entry = {"layer": n.name, "prefix": prefix,
                  "module": f"nn.{NN_CLASS[n.op]}", **nn_constructor(n), "batch_first": True,
                  **{k: bool(o.get(k)) for k in ("go_backwards", "return_sequences", "return_state")}}
         if o.get("bidirectional"):
