@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from ..errors import UnsupportedError
 from ..ir import Model, unique_name
+from ..sanitize import quote
 from .keras_layers import IMPLICIT, LAYERS, KerasLayer, embedding_layer, to_snake_case
 
 #: Layers whose ``call`` takes ``mask`` (Keras fills it from the input when it is the only tensor).
@@ -193,7 +194,7 @@ def build(model: Model) -> KerasGraph:
             continue
         if node.op not in LAYERS:
             raise UnsupportedError(f"expected an op Keras 3 has a layer for ({', '.join(LAYERS)}), "
-                                   f"found {node.op!r}", layer=node.label())
+                                   f"found {quote(node.op)}", layer=node.label())
         name = unique_name(keras_name(node.name), taken)
         if node.op == "embedding":
             layer = embedding_layer(node, name, mask_zero=node.inputs[0] in mask_zero)
@@ -206,7 +207,7 @@ def build(model: Model) -> KerasGraph:
     missing += [t for t in model.outputs if t not in refs]
     if missing:
         raise UnsupportedError(f"expected every tensor to come from an input or a layer, found "
-                               f"{missing[0]!r} made by a mask op")
+                               f"{quote(missing[0])} made by a mask op")
     specs = {s.name: (tuple(s.shape), s.dtype) for s in model.inputs}
     return KerasGraph(keras_name(model.name) or "model", inputs, layers, refs, list(model.outputs), specs)
 

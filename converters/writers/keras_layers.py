@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import Node
+from ..sanitize import quote
 
 #: IR activation -> the Keras 3 name of the same function.
 KERAS3_ACTIVATIONS = {
@@ -71,7 +72,7 @@ def keras_activation(name: str | None, node: Node, where: str = "activation") ->
             layer=node.label())
     if name not in KERAS3_ACTIVATIONS:
         raise UnsupportedError(f"{where}: expected an activation Keras 3 has "
-                               f"({', '.join(KERAS3_ACTIVATIONS)}), found {name!r}; convert to PyTorch "
+                               f"({', '.join(KERAS3_ACTIVATIONS)}), found {quote(name)}; convert to PyTorch "
                                "(--to torch) instead", layer=node.label())
     return KERAS3_ACTIVATIONS[name]
 
@@ -164,7 +165,7 @@ def recurrent_layer(node: Node, name: str) -> KerasLayer:
                           list(node.outputs), {"": (name, []), "cell": (cell, cell_variables(scaled, "forward"))},
                           initial_state=node.inputs[1:], node=node)
     if o.get("merge_mode", "concat") not in ("concat", "sum", "mul", "ave", None):
-        raise UnsupportedError(f"expected merge_mode concat|sum|mul|ave|None, found {o['merge_mode']!r}",
+        raise UnsupportedError(f"expected merge_mode concat|sum|mul|ave|None, found {quote(o['merge_mode'])}",
                                layer=node.label())
     subs = {"forward_layer": (f"forward_{name}", go_backwards),
             "backward_layer": (f"backward_{name}", not go_backwards)}

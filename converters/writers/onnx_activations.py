@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..activations import NUMPY
 from ..errors import UnsupportedError
+from ..sanitize import quote
 from .onnx_builder import GraphBuilder
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -54,7 +55,7 @@ def apply_activation(g: GraphBuilder, name: str | None, x: str, out: str | None 
     if name in ELEMENTWISE_OPS:
         op_type, attrs = ELEMENTWISE_OPS[name]
         return g.op(op_type, [x], out=out, **attrs)
-    raise UnsupportedError(f"expected an IR activation ({', '.join(NUMPY)}), found {name!r}")
+    raise UnsupportedError(f"expected an IR activation ({', '.join(NUMPY)}), found {quote(name)}")
 
 
 def recurrent_activation_attrs(names: list[str]) -> dict:
@@ -66,7 +67,7 @@ def recurrent_activation_attrs(names: list[str]) -> dict:
     if missing:
         raise UnsupportedError(
             f"expected a recurrent activation ONNX can express exactly ({', '.join(RECURRENT)}), "
-            f"found {missing[0]!r}; convert to PyTorch (--to torch) instead, which runs any activation")
+            f"found {quote(missing[0])}; convert to PyTorch (--to torch) instead, which runs any activation")
     table = [RECURRENT[n] for n in names]
     attrs = {"activations": [t[0] for t in table]}
     alphas = [t[1] for t in table if t[1] is not None]

@@ -20,6 +20,7 @@ from pathlib import Path
 from ..atomic import atomic_paths
 from ..errors import GateportError, UnsupportedError, require
 from ..ir import Model, unique_name
+from ..sanitize import quote
 from .onnx_builder import GraphBuilder
 from .onnx_layers import LAYERS
 from .onnx_masks import mask_and_to_onnx, mask_not_equal_to_onnx, masking_to_onnx
@@ -62,7 +63,7 @@ def to_onnx(model: Model, opset: int = DEFAULT_OPSET):
         try:
             if convert is None:
                 raise UnsupportedError(f"expected an op of the IR ({', '.join(sorted(CONVERTERS))}), "
-                                       f"found {node.op!r}")
+                                       f"found {quote(node.op)}")
             convert(g, node)
         except GateportError as e:
             raise e.at(file=where, layer=node.label())

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import Node
+from ..sanitize import quote
 from .onnx_activations import apply_activation
 from .onnx_builder import GraphBuilder
 
@@ -135,7 +136,7 @@ def _conv_padding(padding: str, span: int, stride: int, dilation: int) -> dict:
     if padding == "causal":
         return {"pads": [span, 0]}
     if padding != "same":
-        raise UnsupportedError(f"expected conv1d padding valid|same|causal, found {padding!r}")
+        raise UnsupportedError(f"expected conv1d padding valid|same|causal, found {quote(padding)}")
     if stride == 1:
         return {"pads": [span // 2, span - span // 2]}
     if dilation != 1:

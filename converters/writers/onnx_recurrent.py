@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import FormatError, UnsupportedError
 from ..ir import MERGE_MODES, Node
 from ..reference_rnn import N_STATES
+from ..sanitize import quote
 from .onnx_activations import recurrent_activation_attrs
 from .onnx_builder import GraphBuilder
 from .onnx_masks import MaskPlan
@@ -91,7 +92,7 @@ def _check_signature(node: Node, n_dirs: int) -> None:
     o = node.options
     n = N_STATES[node.op]
     if o.get("bidirectional") and o.get("merge_mode", "concat") not in MERGE_MODES:
-        raise UnsupportedError(f"expected merge_mode in {list(MERGE_MODES)}, found {o['merge_mode']!r}")
+        raise UnsupportedError(f"expected merge_mode in {list(MERGE_MODES)}, found {quote(o['merge_mode'])}")
     n_given = len(node.inputs) - 1
     if n_given not in (0, n * n_dirs):
         raise FormatError(f"expected 0 or {n * n_dirs} initial states, found {n_given}")

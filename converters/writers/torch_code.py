@@ -79,7 +79,7 @@ class _Writer:
         try:
             return self.vars[tensor]
         except KeyError:
-            raise FormatError(f"expected tensor {tensor!r} to be computed before it is used, found it is not",
+            raise FormatError(f"expected tensor {quote(tensor)} to be computed before it is used, found it is not",
                               layer=node.label() if node else None) from None
 
     def assign(self, tensor: str, expr: str) -> None:
@@ -118,7 +118,7 @@ class _Writer:
     def _activation(name: str | None):
         name = name or "linear"
         if name not in ACTIVATIONS:
-            raise UnsupportedError(f"expected an IR activation ({', '.join(ACTIVATIONS)}), found {name!r}")
+            raise UnsupportedError(f"expected an IR activation ({', '.join(ACTIVATIONS)}), found {quote(name)}")
         return ACTIVATIONS[name]
 
 
@@ -199,7 +199,7 @@ def _merge(node: Node, fw: str, bw: str) -> list[str]:
     if mode is None:
         return [fw, bw]
     if mode not in _MERGES:
-        raise UnsupportedError(f"expected merge_mode in {list(_MERGES)} or None, found {mode!r}", layer=node.label())
+        raise UnsupportedError(f"expected merge_mode in {list(_MERGES)} or None, found {quote(mode)}", layer=node.label())
     return [_MERGES[mode].format(a=fw, b=bw)]
 
 
@@ -464,7 +464,7 @@ def conv1d_to_torch(w: _Writer, node: Node) -> None:
         w.line(f"{t} = {x}")
         x = f"F.pad({t}, keras_same_padding({t}.size(2), {k}, {stride}, {dilation}))"
     elif padding not in ("valid", "same"):
-        raise UnsupportedError(f"expected padding valid, same or causal, found {padding!r}", layer=node.label())
+        raise UnsupportedError(f"expected padding valid, same or causal, found {quote(padding)}", layer=node.label())
     w.assign(node.outputs[0], w.activation(o.get("activation"), f"self.{attr}({x}).transpose(1, 2)"))
 
 
@@ -520,7 +520,7 @@ def _build(model: Model) -> tuple[str, dict[str, np.ndarray]]:
     for node in model.nodes:
         emit = EMITTERS.get(node.op)
         if emit is None:
-            raise UnsupportedError(f"expected an op the PyTorch writer knows, found {node.op!r}", layer=node.label())
+            raise UnsupportedError(f"expected an op the PyTorch writer knows, found {quote(node.op)}", layer=node.label())
         try:
             emit(w, node)
         except (FormatError, UnsupportedError) as e:

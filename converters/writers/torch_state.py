@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import GateportError, UnsupportedError
 from ..ir import Model, Node
-from ..sanitize import identifier
+from ..sanitize import identifier, quote
 
 #: IR op -> the nn module that can hold it.
 NN_CLASS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "RNN"}
@@ -198,7 +198,7 @@ def _match_recurrent(nodes: list[Node], rnns: list) -> tuple[list, list[str]]:
                 continue
             act = node.options.get("activation", "tanh")
             if kind == "RNN" and mod.nonlinearity != act:
-                problems.append(f"{where}: expected nonlinearity={act!r}, found {mod.nonlinearity!r}")
+                problems.append(f"{where}: expected nonlinearity={quote(act)}, found {quote(mod.nonlinearity)}")
                 continue
             pairs.append((node, mod, layer, where))
     if i < len(nodes):
