@@ -48,13 +48,14 @@ def open_zip(source, file: str | None, what: str = "archive") -> zipfile.ZipFile
 
 
 def read_member(z: zipfile.ZipFile, name: str, budget: budgets.Budget, *, limit: int | None = None,
-                file: str | None = None) -> io.BytesIO:
+                file: str | None = None, inside: str = "") -> io.BytesIO:
     """Member ``name`` unpacked into memory, its declared size taken from ``budget`` first.
 
-    ``limit`` caps this one member. The unpacked bytes are counted: a member that unpacks to
-    more or fewer bytes than its header declares is refused (zipfile checks the CRC at the end).
+    ``limit`` caps this one member; ``inside`` names the archive member holding ``z``, if any. The
+    unpacked bytes are counted: a member that unpacks to more or fewer bytes than its header
+    declares is refused (zipfile checks the CRC at the end).
     """
-    what = f"archive member {quote(name)}"
+    what = f"archive member {quote(inside + name)}"
     info = z.getinfo(name)
     declared = info.file_size
     if limit is not None and declared > limit:
@@ -86,7 +87,7 @@ def read_npz(data: io.BytesIO, budget: budgets.Budget, file: str | None,
             if not name.endswith(".npy"):
                 raise FormatError(f"expected only .npy arrays in {label}, found member {quote(name)}",
                                   file=file)
-            member = read_member(z, name, budget, file=file)
+            member = read_member(z, name, budget, file=file, inside=f"{label}:")
             arrays[name[: -len(".npy")]] = parse_npy(member, f"{label}:{name}", file)
     return arrays
 
