@@ -50,9 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("-j", "--jobs", type=int, default=1, help="worker processes for several files (default: 1)")
 
     from .verify import ATOL, DEFAULT_STEPS, DEFAULT_TARGETS, RTOL, TARGETS as VERIFY_TARGETS
+    from .verify import DEFAULT_TIMEOUT as VERIFY_TIMEOUT, REQUIRE as VERIFY_REQUIRE
 
     ver = sub.add_parser("verify", help="convert in memory, run the source and every artifact on the same "
-                                        "inputs, compare (exit 0 all pass, 1 a mismatch, 2 bad input)")
+                                        "inputs, compare (exit 0 proven, 1 a mismatch, 2 bad input or a runtime "
+                                        "error, 3 unproven: nothing compared or no independent reference)")
     ver.add_argument("model", help="Keras .h5 / .keras / .weights.h5 file, or a gateport IR file")
     ver.add_argument("--to", default=",".join(DEFAULT_TARGETS),
                      help=f"comma-separated targets from {', '.join(VERIFY_TARGETS)} (default: %(default)s)")
@@ -67,7 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--artifact", action="append", default=[], metavar="TARGET=PATH",
                      help="run an artifact converted earlier instead of converting (torch folder, .onnx or "
                           ".keras file); adds TARGET to --to; repeatable")
-    ver.add_argument("--json", action="store_true", help="print the report as JSON")
+    ver.add_argument("--require", choices=VERIFY_REQUIRE, default=VERIFY_REQUIRE[0],
+                     help="independent (default): exit 0 only if an artifact matched Keras or --expected, not "
+                          "only gateport's own reading of the file (that gives exit 3); any: either reference")
+    ver.add_argument("--timeout", type=float, default=VERIFY_TIMEOUT,
+                     help="seconds the generated PyTorch code may run in its child process (default: %(default)g)")
+    ver.add_argument("--json", action="store_true", help="print the report as JSON (no progress on stderr)")
 
     dif = sub.add_parser("diff", help="compare two models' weights per layer, direction and gate, and name the "
                                       "mistake (exit 0 same numbers, 1 different, 2 bad input)")
@@ -163,11 +170,15 @@ def cmd_verify(args) -> int:
             raise GateportError(f"expected --artifact TARGET=PATH, found {item!r}")
         artifacts[target] = path
         targets += [target] if target not in targets else []
+    progress = None
+    if not args.json and sys.stderr.isatty():
+        def progress(line: str) -> None:
+            print(f"gateport: verify: {line}", file=sys.stderr, flush=True)
     report = verify(args.model, targets, inputs=args.inputs, expected=args.expected, batch=args.batch,
                     steps=args.steps, seed=args.seed, atol=args.atol, rtol=args.rtol, config=args.config,
-                    artifacts=artifacts)
+                    artifacts=artifacts, require=args.require, timeout=args.timeout, progress=progress)
     print(json.dumps(report.to_dict(), indent=2) if args.json else render(report))
-    return EXIT_OK if report.ok else EXIT_MISMATCH
+    return report.exit_status
 
 
 def cmd_diff(args) -> int:
