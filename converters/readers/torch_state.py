@@ -214,7 +214,15 @@ def load_description(description, metadata: dict[str, str]) -> Description | Non
                               f"{type(entries).__name__}")
         return Description(_module_specs(entries))
     if isinstance(description, (str, os.PathLike)):
-        description = _read_description_file(Path(description))
+        try:
+            return _description(_read_description_file(Path(description)))
+        except GateportError as e:
+            raise e.at(file=str(description))
+    return _description(description)
+
+
+def _description(description) -> Description:
+    """A parsed description ``{"layers": [...], "chain": bool}``, every entry checked."""
     if not isinstance(description, dict) or not isinstance(description.get("layers"), list):
         raise FormatError('expected a description {"layers": [{"prefix": ..., "kind": ...}, ...]}, found '
                           f"{type(description).__name__} without a list of layers")
@@ -236,10 +244,7 @@ def _read_description_file(path: Path):
     except OSError as e:
         raise FormatError(f"description is not a readable file ({e.strerror or type(e).__name__})",
                           file=file) from None
-    try:
-        return safe_json.loads(text, what="description", max_depth=DESCRIPTION_DEPTH, max_bytes=MAX_DESCRIPTION)
-    except GateportError as e:
-        raise e.at(file=file)
+    return safe_json.loads(text, what="description", max_depth=DESCRIPTION_DEPTH, max_bytes=MAX_DESCRIPTION)
 
 
 def _module_specs(entries: list) -> list[ModuleSpec]:
