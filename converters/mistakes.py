@@ -94,15 +94,25 @@ def _framework_mapping(op: str, packed: str, read: str) -> dict[str, str]:
     return dict(zip(ORDER[read][op], ORDER[packed][op]))
 
 
+def _plausible(packed: str, read: str, op: str) -> bool:
+    """A forgotten reorder between two frameworks; Keras 1 arrays are only ever packed, for Keras or PyTorch."""
+    if packed == read or read == "keras1":
+        return False
+    if packed == "keras1":
+        return read in ("keras", "torch") and ORDER["keras1"][op] != ORDER["keras"][op]
+    return True
+
+
 def _describe_permutation(op: str, mapping: dict[str, str]) -> str:
     moved = [g for g in GATES[op] if mapping[g] != g]
     if len(moved) == 2:
         what = f"{moved[0]} and {moved[1]} gates swapped"
     else:
-        what = "gates permuted: " + ", ".join(f"{g} holds {mapping[g]}" for g in moved)
-    # Keras 1 is named only where its order is its own (a Keras 1 GRU is saved in the Keras order)
-    names = [f for f in FRAMEWORK_NAMES if f != "keras1" or ORDER["keras1"][op] != ORDER["keras"][op]]
-    pairs = [(p, r) for p in names for r in names if p != r and _framework_mapping(op, p, r) == mapping]
+        what = "gates permuted"
+    order = ORDER["keras"][op]
+    what += f": B's {_letters(order)} hold A's {_letters(mapping[g] for g in order)}"
+    pairs = [(p, r) for p in FRAMEWORK_NAMES for r in FRAMEWORK_NAMES
+             if _plausible(p, r, op) and _framework_mapping(op, p, r) == mapping]
     if pairs:
         p, r = pairs[0]
         what += (f" ({FRAMEWORK_NAMES[p]} order {_letters(ORDER[p][op], p)} read as "
