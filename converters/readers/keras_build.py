@@ -7,6 +7,7 @@ pruned at the end.
 """
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 from ..activations import keras_major
@@ -17,7 +18,7 @@ from ..ir import Model, Node, TensorSpec
 from .hdf5 import Weight
 from .malformed import malformed
 from .keras_config import OP_CLASSES, KerasGraph, LayerSpec, Ref, batch_input_shape
-from .keras_context import LayerCall, Tensor
+from .keras_context import LayerCall, Tensor, declared_dims
 from .keras_layers import HANDLERS as LAYER_HANDLERS
 from .keras_recurrent import HANDLERS as RECURRENT_HANDLERS, stores_keras1_layout
 
@@ -174,6 +175,10 @@ class GraphBuilder:
 
     def _input(self, spec: LayerSpec) -> None:
         shape = batch_input_shape(spec.config, "InputLayer")
+        if shape is not None:
+            shape = declared_dims(shape, "input shape in the config", file=self.file, layer=spec.name)
+            self.budget.take(8 * math.prod(d or 1 for d in shape[1:]), "one sample of the declared input",
+                             layer=spec.name)
         dtype = spec.config.get("dtype") or spec.config.get("input_dtype") or "float32"
         if isinstance(dtype, dict):
             dtype = (dtype.get("config") or {}).get("name", "float32")
@@ -303,12 +308,30 @@ def build_model(graph: KerasGraph, weights: WeightSource, file: str | None, sour
                  source=with_semantics(source, graph))
 
 
+def check_other_weights(graph: KerasGraph, weights: WeightSource, file: str | None) -> None:
+    """Check the stored arrays of the non-recurrent layers gateport knows against their configs
+    (the checks of their builders, on an input of unknown shape, in a scratch graph): a file
+    whose Embedding or Dense disagrees with the config is refused even when only the recurrent
+    layers are converted. Unsupported options there do not matter."""
+    scratch = GraphBuilder(graph, weights, file)
+    for spec in graph.layers:
+        if spec.is_op or spec.is_copy or spec.class_name not in LAYER_HANDLERS \
+                or not holds_weights(spec, graph) or not scratch.layer_weights(spec):
+            continue
+        with malformed("layer config or weights", file=file, layer=f"{spec.name} ({spec.class_name})"):
+            try:
+                LAYER_HANDLERS[spec.class_name](LayerCall(scratch, spec, 0, [Tensor(f"{spec.name}_input", None)]))
+            except UnsupportedError:
+                pass
+
+
 def build_recurrent_only(graph: KerasGraph, weights: WeightSource, file: str | None,
                          source: dict) -> Model:
     """Only the recurrent layers, each on its own input (``<layer>_input``); other layers,
     supported or not, are skipped. Layers with no stored weights are skipped too."""
     builder = GraphBuilder(graph, weights, file)
     builder.layout_semantics()
+    check_other_weights(graph, weights, file)
     inputs, outputs = [], []
     for spec in graph.layers:
         if spec.is_op or spec.is_copy or spec.class_name not in RECURRENT_HANDLERS \

@@ -6,13 +6,15 @@ the tensors, nodes, masks and weight source behind it.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import activations
+from .. import activations, budget
 from ..errors import FormatError, GateportError, UnsupportedError
+from ..sanitize import quote
 from ..ir import Node
 from .hdf5 import Weight
 from .keras_config import LayerSpec, check_activation
@@ -21,6 +23,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from .keras_build import GraphBuilder
 
 Shape = tuple  # without batch; entries int or None
+
+
+def declared_dims(value: object, what: str, *, file: str | None, layer: str | None,
+                  unknown: tuple = (None,)) -> tuple:
+    """A shape the config declares (``batch_shape``, ``target_shape``): a list whose entries are
+    non-negative ints (budget.shape: no floats, bools, inf) or one of ``unknown``."""
+    if not isinstance(value, (list, tuple)):
+        raise FormatError(f"{what}: expected a list of dimensions, found {quote(value)}", file=file, layer=layer)
+    known = [d for d in value if not (d is None and None in unknown) and not (type(d) is int and d in unknown)]
+    budget.shape(known, what, file=file, layer=layer)
+    return tuple(value)
 
 
 @dataclass
@@ -101,6 +114,32 @@ class LayerCall:
         if not ok:
             shown = tuple("?" if e is None else e for e in expected)
             raise self.error(f"{what} has shape {tuple(array.shape)}, expected {shown} from the config")
+
+    # -- declared sizes ----------------------------------------------------------------------
+    def size(self, what: str, value: object, minimum: int = 1) -> int:
+        """A size the config declares (``units``, ``n``, ``filters`` ...): an int >= ``minimum``
+        (budget.shape refuses floats, bools, inf and negatives), or a one-line error."""
+        if value is None:
+            raise self.error(f"expected {what} in the config, found none")
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+            raise self.error(f"{what}: expected an integer >= {minimum}, found {quote(value)}")
+        (n,) = budget.shape(value, f"{what} in the config", file=self.builder.file, layer=self.label)
+        return n
+
+    def axis(self, value: object) -> int:
+        """An axis from the config: a Python int (negative allowed), never a float or bool."""
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(f"axis: expected an integer, found {quote(value)}")
+        return value
+
+    def dims(self, what: str, value: object, unknown: tuple = (None,)) -> tuple:
+        return declared_dims(value, f"{what} in the config", file=self.builder.file, layer=self.label,
+                             unknown=unknown)
+
+    def take(self, elements: int, what: str) -> None:
+        """Count what one sample of a declared size allocates at run time (float64) against the
+        file's budget, before anything is built with it."""
+        self.builder.budget.take(elements * 8, what, layer=self.label)
 
     # -- weights ---------------------------------------------------------------------------
     def weights(self) -> list[Weight]:

@@ -69,7 +69,7 @@ def dense(call: LayerCall) -> list[Tensor]:
     _refuse_quantized(call)
     x = call.single_input()
     cfg = call.config
-    units = int(cfg["units"])
+    units = call.size("units", cfg.get("units"))
     use_bias = bool(cfg.get("use_bias", True))
     ws = call.expect_weights(2 if use_bias else 1, " (kernel, bias)" if use_bias else " (kernel)")
     kernel = ws[0].array
@@ -102,11 +102,13 @@ def embedding(call: LayerCall) -> list[Tensor]:
     x = call.single_input()
     cfg = call.config
     (w,) = call.expect_weights(1, " (embeddings)")
-    call.check_shape("embeddings", w.array, (cfg.get("input_dim"), cfg.get("output_dim")))
+    call.check_shape("embeddings", w.array, (call.size("input_dim", cfg.get("input_dim")),
+                                             call.size("output_dim", cfg.get("output_dim"))))
     input_dim, output_dim = (int(n) for n in w.array.shape)
     call.mark_int(x)
     if x.shape is None and x.is_model_input:
-        x.shape = (cfg.get("input_length"),)
+        length = cfg.get("input_length")
+        x.shape = (None if length is None else call.size("input_length", length),)
     mask = call.mask_not_equal(x, 0, reduce=False) if cfg.get("mask_zero") else None
     call.add("embedding", [x.name], [call.out()], {"input_dim": input_dim, "output_dim": output_dim},
              {"embeddings": w.array}, weight_paths={"embeddings": w.path})
@@ -124,8 +126,9 @@ def masking(call: LayerCall) -> list[Tensor]:
 
 def repeat_vector(call: LayerCall) -> list[Tensor]:
     x = call.single_input()
-    n = int(call.config["n"])
+    n = call.size("n", call.config.get("n"), minimum=0)
     call.expect_rank(x, 1, None)
+    call.take(n * ((x.shape[0] if x.shape else None) or 1), f"RepeatVector(n={n}) output")
     call.add("repeat_vector", [x.name], [call.out()], {"n": n})
     return [Tensor(call.out(), (n, *x.shape) if x.shape else None)]
 
@@ -141,7 +144,8 @@ def flatten(call: LayerCall) -> list[Tensor]:
 
 def reshape(call: LayerCall) -> list[Tensor]:
     x = call.single_input()
-    target = [int(n) for n in call.config["target_shape"]]
+    target = list(call.dims("target_shape", call.config.get("target_shape"), unknown=(-1,)))
+    call.take(math.prod(n for n in target if n != -1), f"Reshape target_shape {target}")
     if target.count(-1) > 1:
         raise call.error(f"target_shape {target} has more than one -1")
     shape = tuple(target)
@@ -179,7 +183,7 @@ def concatenate(call: LayerCall) -> list[Tensor]:
     ins = call.inputs
     if len(ins) < 2:
         raise call.error(f"expected at least 2 inputs to concatenate, found {len(ins)}")
-    axis = int(call.config.get("axis", call.config.get("concat_axis", -1)))
+    axis = call.axis(call.config.get("axis", call.config.get("concat_axis", -1)))
     shapes = [t.shape for t in ins]
     shape = None
     if all(s is not None for s in shapes):
@@ -245,13 +249,15 @@ def batch_normalization(call: LayerCall) -> list[Tensor]:
         if len(axis) != 1:
             raise call.unsupported(f"BatchNormalization over axes {axis} is not supported")
         axis = axis[0]
-    axis = int(axis)
+    axis = call.axis(axis)
     if x.shape is not None and axis > 0:
         axis -= len(x.shape) + 1  # as a negative axis, batch included
     roles = [r for r, on in (("gamma", cfg.get("scale", True)), ("beta", cfg.get("center", True))) if on]
     roles += ["moving_mean", "moving_variance"]
     ws = call.expect_weights(len(roles), f" ({', '.join(roles)})")
     channels = x.shape[axis] if x.shape is not None and -len(x.shape) <= axis < 0 else None
+    if channels is None and ws[0].array.ndim == 1:  # unknown input: the four must still agree
+        channels = int(ws[0].array.shape[0])
     arrays = {}
     for role, w in zip(roles, ws):
         call.check_shape(role, w.array, (channels,))
@@ -271,7 +277,7 @@ def _one(value, what: str, call: LayerCall) -> int:
         if len(value) != 1:
             raise call.error(f"expected one {what} for Conv1D, found {value}")
         value = value[0]
-    return int(value)
+    return call.size(what, value)
 
 
 def conv1d(call: LayerCall) -> list[Tensor]:
@@ -279,9 +285,9 @@ def conv1d(call: LayerCall) -> list[Tensor]:
     cfg = call.config
     if cfg.get("data_format", "channels_last") != "channels_last":
         raise call.unsupported(f"Conv1D data_format {cfg.get('data_format')!r} is not supported")
-    if int(cfg.get("groups", 1)) != 1:
+    if call.size("groups", cfg.get("groups", 1)) != 1:
         raise call.unsupported("grouped Conv1D (groups > 1) is not supported")
-    filters = int(cfg["filters"])
+    filters = call.size("filters", cfg.get("filters"))
     k = _one(cfg["kernel_size"], "kernel size", call)
     strides = _one(cfg.get("strides", 1), "stride", call)
     dilation = _one(cfg.get("dilation_rate", 1), "dilation rate", call)

@@ -64,10 +64,8 @@ def _options(rc: RecurrentConfig, call: LayerCall) -> dict:
     cfg = rc.config
     if cfg.get("time_major"):
         raise call.unsupported("time_major=True is not supported (inputs must be batch-major)")
-    if "units" not in cfg:
-        raise call.error("expected 'units' in the recurrent layer config")
     opts = {
-        "units": int(cfg["units"]),
+        "units": call.size("units", cfg.get("units")),
         "activation": call.activation(cfg.get("activation", "tanh"), elementwise=True),
     }
     if rc.kind != "simple_rnn":
