@@ -43,8 +43,9 @@ METADATA = "__metadata__"
 def save(path: str | os.PathLike, tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None) -> None:
     """Write ``tensors`` (name -> array) and string ``metadata`` to ``path``."""
     header: dict = {}
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    if metadata:  # a lone surrogate (a name from JSON "\ud800") is escaped: the header must be UTF-8
+        header["__metadata__"] = {str(k).encode("utf-8", "backslashreplace").decode(): str(v).encode(
+            "utf-8", "backslashreplace").decode() for k, v in metadata.items()}
     offset = 0
     arrays = []
     for name in sorted(tensors):

@@ -78,7 +78,15 @@ EXAMPLES = [
     fixed([PAYLOADS[3], PAYLOADS[4], "", " ", "\\", "\x00", "\u202e", "a/b"], ["", "a/b", "/", "\x00"],
           PAYLOADS[3]),
     fixed(list(TENSORS), ["lstm"], PAYLOADS[-1]),  # ran its code on import before names were sanitized
+    fixed(["\ud800", "\udfff", "m", "xm", "\ud800y", "y2", "s", "out"], ["\ud800"], "\ud800"),  # JSON "\ud800"
 ]
+
+
+def with_examples(test):
+    """``test`` run on every explicit example of :data:`EXAMPLES` as well."""
+    for n in reversed(EXAMPLES):
+        test = example(n)(test)
+    return test
 
 
 # -- the model -----------------------------------------------------------------------------------
@@ -164,10 +172,7 @@ def unused_imports(source: str) -> set[str]:
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(names())
-@example(EXAMPLES[0])
-@example(EXAMPLES[1])
-@example(EXAMPLES[2])
-@example(EXAMPLES[3])
+@with_examples
 def test_torch_code_is_safe_and_exact(n):
     ir = build(n)
     with tempfile.TemporaryDirectory() as tmp:
@@ -217,9 +222,7 @@ def test_torch_state_keys_are_unique_identifiers(layer_names):
 # -- ONNX ---------------------------------------------------------------------------------------------
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(names())
-@example(EXAMPLES[0])
-@example(EXAMPLES[1])
-@example(EXAMPLES[2])
+@with_examples
 def test_onnx_is_valid_and_exact(n):
     ir = build(n)
     with tempfile.TemporaryDirectory() as tmp:
@@ -240,9 +243,7 @@ def test_onnx_is_valid_and_exact(n):
 # -- Keras --------------------------------------------------------------------------------------------
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(names())
-@example(EXAMPLES[0])
-@example(EXAMPLES[1])
-@example(EXAMPLES[2])
+@with_examples
 def test_keras_file_loads_safely_and_is_exact(n):
     ir = build(n)
     with tempfile.TemporaryDirectory() as tmp:
