@@ -310,16 +310,7 @@ def _exchange(new: Path, target: Path) -> Path:
     """Put ``new`` at ``target`` in one step; returns where ``target``'s old content now is."""
     if _renameat2(new, target, _RENAME_EXCHANGE):
         return new
-    if not new.is_dir():
-        old = _sibling(target, ".old")
-        os.link(target, old) if not target.is_symlink() else os.symlink(os.readlink(target), old)
-        try:
-            os.replace(new, target)
-        except BaseException:
-            _remove(old)
-            raise
-        return old
-    old = _sibling(target, ".old")
+    old = _sibling(target, ".old")  # without renameat2: old aside, new in, old back if that fails
     os.rename(target, old)
     try:
         os.rename(new, target)
@@ -367,8 +358,15 @@ def _copy_folder_mode(old: Path, new: Path) -> None:
             os.chown(new, st.st_uid, st.st_gid)
 
 
+def _read_umask() -> int:
+    umask = os.umask(0o22)  # reading it means setting it: done once, at import, not while threads write
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _read_umask()
+
+
 def _default_mode(mode: int) -> int:
     """``mode`` less the process umask: what ``open()`` would have given a new file."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return mode & ~umask
+    return mode & ~_UMASK

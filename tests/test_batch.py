@@ -48,3 +48,12 @@ def test_no_match_is_one_line(tmp_path, capsys):
     code = main(["convert", str(tmp_path / "*.h5"), "--to", "onnx", "-o", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "no file matches" in err
+
+
+def test_output_folder_that_is_a_file_is_one_line(checkpoints, tmp_path, capsys):
+    blocker = tmp_path / "out"
+    blocker.write_text("not a folder")
+    code = main(["convert", str(checkpoints / "*.hdf5"), "--to", "onnx", "-o", str(blocker)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "cannot create the output folder" in err, err
+    assert blocker.read_text() == "not a folder"
