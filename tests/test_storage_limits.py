@@ -59,24 +59,39 @@ def first_dataset(f: h5py.File, part: str) -> str:
     return names[0]
 
 
-def replaced(src: Path, dst: Path, part: str, make) -> Path:
-    """``src`` (.h5 or .keras) with its first dataset whose path holds ``part`` replaced by ``make(f, name)``."""
+def edited(src: Path, dst: Path, edit) -> Path:
+    """``src`` (.h5, or .keras: its model.weights.h5) copied to ``dst`` and changed by ``edit(f)``."""
     h5_path = dst.with_name(dst.name + ".tmp.h5") if src.suffix == ".keras" else dst
     if src.suffix == ".keras":
         h5_path.write_bytes(keras_members(src)["model.weights.h5"])
     else:
         shutil.copy(src, dst)
     with h5py.File(h5_path, "r+") as f:
-        name = first_dataset(f, part)
-        shape = f[name].shape
-        del f[name]
-        make(f, name, shape)
+        edit(f)
     if src.suffix == ".keras":
         members = keras_members(src)
         members["model.weights.h5"] = h5_path.read_bytes()
         h5_path.unlink()
         write_keras(dst, members)
     return dst
+
+
+def replaced(src: Path, dst: Path, part: str, make) -> Path:
+    """``src`` with its first dataset whose path holds ``part`` replaced by ``make(f, name, shape)``."""
+    def edit(f):
+        name = first_dataset(f, part)
+        shape = f[name].shape
+        del f[name]
+        make(f, name, shape)
+    return edited(src, dst, edit)
+
+
+def looped(src: Path, dst: Path, group: str) -> Path:
+    """``src`` with two hard links from ``group`` back to itself (a cycle, not a tree)."""
+    def edit(f):
+        f[f"{group}/again"] = f[group]
+        f[f"{group}/and_again"] = f[group]
+    return edited(src, dst, edit)
 
 
 def external(target):
@@ -201,6 +216,9 @@ CASES = {
     "legacy weights never written": (legacy_weights(never_written((300, 300), (10, 10))), "never written"),
     "v3 weights external file": (v3_weights(external(ROOT / "README.md")), "external storage"),
     "v3 weights never written": (v3_weights(never_written((300, 300), (10, 10))), "never written"),
+    "keras groups linked in a loop": (lambda d: (looped(K3, d / "loop.keras", "layers"), []), "tree"),
+    "v3 weights groups linked in a loop": (lambda d: (looped(V3_WEIGHTS, d / "loop.weights.h5", "layers/lstm"),
+                                                      ["--config", V3_WEIGHTS_JSON]), "tree"),
     # npz stores and their .npy headers
     "npy declaring 4 GiB": (lambda d: (keras_npz(d / "m.keras", npz_of({"layers/lstm/cell/vars/0.npy": npy(
         f4_header("(1024, 1024, 1024)"))})), []), "declares"),

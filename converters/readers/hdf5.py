@@ -139,18 +139,33 @@ def as_float(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def walk(group: h5py.Group, file: str | None = None) -> dict[str, h5py.Dataset | h5py.Group]:
-    """Every object under ``group`` by its path relative to ``group``, hard links only."""
-    found: dict[str, h5py.Dataset | h5py.Group] = {}
+#: Deepest group nesting :func:`walk` follows (Keras 3 paths are about 10 deep).
+MAX_DEPTH = 100
 
-    def visit(g: h5py.Group, prefix: str) -> None:
+
+def walk(group: h5py.Group, file: str | None = None) -> dict[str, h5py.Dataset | h5py.Group]:
+    """Every object under ``group`` by its path relative to ``group``, hard links only.
+
+    The objects must form a tree: a hard link back to a group already seen (a cycle, or two
+    paths to one object, which could multiply the paths without end) is a FormatError.
+    """
+    found: dict[str, h5py.Dataset | h5py.Group] = {}
+    seen = {group.id: ""}
+
+    def visit(g: h5py.Group, prefix: str, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            raise FormatError(f"groups nested more than {MAX_DEPTH} deep at {quote(prefix)}", file=file)
         for key in g.keys():
             check_link(g, key, file)
             obj = g[key]
             path = f"{prefix}{key}"
+            if obj.id in seen:
+                raise FormatError(f"{quote(path)} links to the object already at {quote(seen[obj.id] or '/')}: "
+                                  "expected a tree of groups", file=file)
+            seen[obj.id] = path
             found[path] = obj
             if isinstance(obj, h5py.Group):
-                visit(obj, path + "/")
+                visit(obj, path + "/", depth + 1)
 
-    visit(group, "")
+    visit(group, "", 0)
     return found
