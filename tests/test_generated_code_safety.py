@@ -92,10 +92,12 @@ def with_examples(test):
 # -- the model -----------------------------------------------------------------------------------
 def _recurrent(op: str, name: str, x: str, out: str, seed: int, mask: str | None = None) -> Node:
     rng = np.random.default_rng(seed)
-    options = {"units": U, "activation": "tanh", "use_bias": True, "return_sequences": True,
+    options = {"units": U, "input_size": F, "activation": "tanh", "use_bias": True, "return_sequences": True,
                "return_state": False, "go_backwards": False, "bidirectional": False, "zero_output_for_mask": False}
     if op != "simple_rnn":
         options["recurrent_activation"] = "sigmoid"
+    if op == "gru":
+        options["reset_after"] = True
     node = Node(name, op, [x], [out], options, mask=mask)
     for gate in node.gate_names:
         node.set_gate("forward", gate, Gate(*(rng.uniform(-0.8, 0.8, shape).astype(np.float32)
@@ -322,3 +324,18 @@ def test_masking_with_nan_or_inf_mask_value_matches_keras(mask_value, tmp_path):
 def import_generated_from(ir: Model, folder: Path):
     torch_code.write(ir, folder)
     return import_generated(folder)
+
+
+@pytest.mark.parametrize("carrier, suffix", [("gates", ".gates"), ("onnx", ".onnx")])
+def test_names_carried_by_a_file_do_not_run(carrier, suffix, tmp_path):
+    """The same hostile names read back from a .gates manifest or an ONNX graph, then --to torch."""
+    import converters
+
+    ir = build(EXAMPLES[1])
+    carried = converters.convert(ir, carrier, tmp_path / f"m{suffix}")
+    converters.convert(carried, "torch", tmp_path / "torch")
+    module = import_generated(tmp_path / "torch")
+    assert not payload_ran()
+    with torch.no_grad():
+        got = module.load_model()(*(torch.from_numpy(a) for a in inputs()))
+    assert_close([o.numpy() for o in got], reference.run(ir, inputs()), f"{carrier} -> torch")
