@@ -3,9 +3,9 @@
 - An output that exists is never replaced without ``force``. Without ``force`` the commit itself is a
   no-overwrite operation (``renameat2(RENAME_NOREPLACE)``, or ``link`` + ``unlink``), so of two
   conversions racing to one path exactly one succeeds and the other gets an "exists" error.
-- With ``force`` a file is replaced by one ``rename``; a folder is swapped by one
-  ``renameat2(RENAME_EXCHANGE)`` (where the system lacks it: old folder aside, new one in, the old one
-  put back if that fails).
+- With ``force`` an existing file or folder is swapped by one ``renameat2(RENAME_EXCHANGE)``; the old
+  one is deleted once everything is in, or swapped back on failure (where the system lacks renameat2:
+  old aside, new in, old back on failure).
 - Several files of one output (``.weights.h5`` + ``.json``; ``.onnx`` + ``.onnx.data``; ``model.py`` +
   ``model.safetensors`` in a folder that holds other files of the user) are all written first, then
   committed one rename each, the main file last; if one rename fails the earlier ones are undone. The
@@ -147,8 +147,8 @@ def atomic_path(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_paths(paths: Sequence[str | os.PathLike], force: bool = False) -> Iterator[list[Path]]:
-    """Yield one temporary file per path (all in existing folders); after the block all are committed
-    in order, or none: list the main file last."""
+    """Yield one temporary file per path (in one folder); after the block all are committed in order,
+    or none: list the main file last."""
     targets = [check_output(p, force) for p in paths]
     with contextlib.ExitStack() as stack:
         tmps = [stack.enter_context(_temporary(t, t.parent, folder=False)) for t in targets]

@@ -164,11 +164,14 @@ def _fail_on_commit(monkeypatch, number):
     return calls
 
 
+@pytest.mark.parametrize("renameat2", [True, False])
 @pytest.mark.parametrize("to, names", [
     ("keras-weights", ["out.weights.h5", "out.json"]),
     ("torch", ["out/model.py", "out/model.safetensors", "out/notes.txt"]),  # a folder with a file of the user
 ])
-def test_failure_between_the_two_files_keeps_the_old_output(capsys, tmp_path, monkeypatch, to, names):
+def test_failure_between_the_two_files_keeps_the_old_output(capsys, tmp_path, monkeypatch, to, names, renameat2):
+    if not renameat2:  # the fallback: old aside, new in, old back
+        monkeypatch.setattr(atomic, "_renameat2_fn", None)
     output = tmp_path / ("out" if to == "torch" else "out.weights.h5")
     assert run(capsys, "convert", TINY, "--to", to, "-o", output)[0] == 0
     if to == "torch":
@@ -212,13 +215,17 @@ def test_failing_second_write_of_torch_keeps_the_old_folder(capsys, tmp_path, mo
     no_temporaries(tmp_path)
 
 
-def test_forced_torch_folder_is_swapped_whole(capsys, tmp_path):
+@pytest.mark.parametrize("renameat2", [True, False])
+def test_forced_torch_folder_is_swapped_whole(capsys, tmp_path, monkeypatch, renameat2):
+    if not renameat2:
+        monkeypatch.setattr(atomic, "_renameat2_fn", None)
     output = tmp_path / "out"
     assert run(capsys, "convert", TINY, "--to", "torch", "-o", output)[0] == 0
     old = snapshot(output)
     assert run(capsys, "convert", OTHER, "--to", "torch", "-o", output, "--force")[0] == 0
     new = snapshot(output)
     assert set(new) == set(old) and all(new[k] != old[k] for k in old)
+    assert new[Path("model.safetensors")] == written(tmp_path / "ref", "torch", "out", OTHER)["model.safetensors"]
     no_temporaries(tmp_path)
 
 
