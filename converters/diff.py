@@ -192,23 +192,35 @@ def _max_abs(x: np.ndarray, y: np.ndarray) -> float | None:
     return float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)))) if x.size else 0.0
 
 
-def _mismatches(node: Node, weights, target: dict, atol: float, rtol: float) -> int:
+def _mismatches(node: Node, weights, target: dict, atol: float, rtol: float, seen: dict) -> int:
+    """How many blocks of ``weights`` differ from ``target``; ``seen`` memoizes array pairs already compared.
+
+    (A permutation only moves arrays, so most pairs recur from one candidate to the next; the memo keeps
+    both arrays alive, so their ids stay theirs.)
+    """
     got = blocks(node, weights)
-    return sum(not _close(got[k], target[k], atol, rtol) for k in target)
+    count = 0
+    for k, y in target.items():
+        x = got[k]
+        key = (id(x), id(y))
+        if key not in seen:
+            seen[key] = (x, y, _close(x, y, atol, rtol))
+        count += not seen[key][2]
+    return count
 
 
 def explain(node: Node, a: dict, b: dict, atol: float, rtol: float) -> tuple[list[Mistake], int]:
     """The mistakes that, applied to weights ``a`` one after the other, give ``b``; and the blocks left unexplained."""
     target = blocks(node, b)
     table = candidates(node)
-    current, named = a, []
-    left = _mismatches(node, current, target, atol, rtol)
+    current, named, seen = a, [], {}
+    left = _mismatches(node, current, target, atol, rtol, seen)
     for _ in range(MAX_STEPS):
         if not left:
             break
         best, best_left = None, left
         for mistake in table:
-            n = _mismatches(node, mistake.transform(current), target, atol, rtol)
+            n = _mismatches(node, mistake.transform(current), target, atol, rtol, seen)
             if n < best_left:
                 best, best_left = mistake, n
         if best is None:
@@ -424,29 +436,42 @@ def check_plot(path: str | os.PathLike, force: bool = False) -> None:
     check_writable(path, force)
 
 
+#: Short column labels of the parts in the plot.
+PART_SHORT = {"input_weights": "W", "recurrent_weights": "R", "bias": "b", "input_bias": "b_ih",
+              "recurrent_bias": "b_hh"}
+
+
 def plot(report: Report, path: str | os.PathLike, force: bool = False) -> Path:
-    """A heatmap of max |A - B| per gate (columns) and layer/direction (rows), written as PNG."""
+    """A heatmap of max |A - B| per gate and part (columns) and layer/direction (rows), written as PNG.
+
+    Cells a layer does not have (an LSTM row under a GRU gate) are blank; shape mismatches are the top colour.
+    """
     from .atomic import atomic_path
 
     plt = _pyplot()
-
     rows = [r for r in report.rows if r.direction != "-"]
     if not rows:
         raise UnsupportedError("nothing to plot: no recurrent layer pair was compared")
-    ylabels = list(dict.fromkeys(f"{r.layer} {r.direction}" for r in rows))
-    xlabels = list(dict.fromkeys(f"{r.gate}\n{r.part.replace('_', ' ')}" for r in rows))
+    row_of = lambda r: f"{one_line(r.layer)[:40]} {r.direction}"  # noqa: E731
+    col_of = lambda r: f"{r.gate}\n{PART_SHORT[r.part]}"  # noqa: E731  (gate and part names are gateport's own)
+    ylabels, xlabels = list(dict.fromkeys(map(row_of, rows))), list(dict.fromkeys(map(col_of, rows)))
     grid = np.full((len(ylabels), len(xlabels)), np.nan)
     for r in rows:
-        v = np.inf if r.max_abs is None else r.max_abs
-        grid[ylabels.index(f"{r.layer} {r.direction}"), xlabels.index(f"{r.gate}\n{r.part.replace('_', ' ')}")] = v
-    shown = np.log10(np.clip(np.nan_to_num(grid, posinf=1e3), 1e-12, None))
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(xlabels)), max(2.5, 0.4 * len(ylabels) + 1.5)))
-    im = ax.imshow(shown, cmap="magma_r", vmin=-12, vmax=max(1.0, float(np.nanmax(shown))), aspect="auto")
-    ax.set_xticks(range(len(xlabels)), [one_line(x)[:40] for x in xlabels], fontsize=6, rotation=90)
-    ax.set_yticks(range(len(ylabels)), [one_line(y)[:40] for y in ylabels], fontsize=7)
+        grid[ylabels.index(row_of(r)), xlabels.index(col_of(r))] = 1e3 if r.max_abs is None else r.max_abs
+    shown = np.ma.masked_invalid(np.log10(np.clip(grid, 1e-12, None)))
+    top = max(1.0, float(shown.max()))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.45 * len(xlabels) + 3), max(2.5, 0.35 * len(ylabels) + 1.8)))
+    im = ax.imshow(shown, cmap="magma_r", vmin=-12, vmax=top, aspect="auto")
+    if grid.size <= 400:
+        for (i, j), v in np.ndenumerate(grid):
+            if not np.isnan(v):
+                ax.text(j, i, "0" if v == 0 else f"{v:.0e}", ha="center", va="center", fontsize=5,
+                        color="white" if np.log10(max(v, 1e-12)) > (top - 12) / 2 else "black")
+    ax.set_xticks(range(len(xlabels)), xlabels, fontsize=6)
+    ax.set_yticks(range(len(ylabels)), ylabels, fontsize=7)
     fig.colorbar(im, ax=ax, label="log10 max |A - B|")
-    ax.set_title("same numbers" if report.ok else "; ".join(sorted({m.kind for m in report.mistakes}))[:80],
-                 fontsize=8)
+    title = "same numbers" if report.ok else "; ".join(sorted({m.kind for m in report.mistakes}))
+    ax.set_title(title[:100], fontsize=8)
     fig.tight_layout()
     with atomic_path(path, force) as tmp:
         fig.savefig(tmp, format="png", dpi=120)

@@ -190,10 +190,8 @@ def _direction_candidates(node: Node, direction: str) -> list[Mistake]:
         if all(g == s for g, s in mapping.items()):
             continue
         kind = "keras1_order" if mapping == keras1 else "permuted_gates"
-        text = _describe_permutation(op, mapping)
-        if kind == "keras1_order":
-            text = f"Keras 1 gate order: {text}"
-        out.append(Mistake(kind, where + text, _permuted(node, direction, mapping), direction))
+        out.append(Mistake(kind, where + _describe_permutation(op, mapping), _permuted(node, direction, mapping),
+                           direction))
     for part, size, label in (("input_weights", inputs, "kernel"), ("recurrent_weights", units, "recurrent kernel")):
         n = len(gates)
         if size > 1:
