@@ -291,3 +291,19 @@ def test_safe_json_counts_brackets_outside_strings_only():
         safe_json.loads(text, what="t", max_bytes=10)
     with pytest.raises(FormatError, match="UTF-8"):
         safe_json.loads(b'{"a": "\xff"}', what="t")
+
+
+def test_swapped_names_inside_a_nested_model_are_refused(tmp_path, capsys):
+    """Keras gives a nested model's group to its layers by position; the weight names say which
+    layer each array was saved from. Swapped in the config, gateport refuses rather than guess."""
+    L = keras.layers
+    inner = keras.Sequential([keras.Input((5, 4)), L.LSTM(4, return_sequences=True, name="p"),
+                              L.LSTM(4, return_sequences=True, name="q")], name="enc")
+    x = keras.Input((5, 4), name="x")
+    model = keras.Model(x, L.Dense(2, name="d")(inner(x)))
+    model.save(tmp_path / "nested.h5")
+    assert np.abs(gateport_output(tmp_path / "nested.h5") - np.asarray(model(X).detach().cpu())).max() <= TOL
+    with h5py.File(tmp_path / "nested.h5", "r+") as f:
+        f.attrs["model_config"] = swapped(f.attrs["model_config"], "p", "q")
+    err = one_line_refusal(capsys, tmp_path / "nested.h5")
+    assert "nested model 'enc'" in err and "by position" in err

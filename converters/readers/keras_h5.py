@@ -13,7 +13,7 @@ import h5py
 from ..budget import Budget
 from ..errors import FormatError
 from ..sanitize import quote
-from .hdf5 import Weight, attr_list, attr_str, read_array
+from .hdf5 import Weight, attr_list, attr_str, member, read_array
 from .keras_config import KerasGraph, LayerSpec
 
 
@@ -36,7 +36,7 @@ class LegacyH5Weights:
         """The arrays of group ``name``; of a nested model's group, those of layer ``owner``."""
         if name not in self.group:
             return []
-        g = self.group[name]
+        g = member(self.group, name, self.file)
         if not isinstance(g, h5py.Group):
             raise FormatError(f"expected a group of weights at {g.name}, found a dataset", file=self.file)
         base = g.name.lstrip("/")
@@ -85,6 +85,30 @@ class LegacyH5Weights:
                               f"({shown(stored)}); Keras loads them by position and refuses this",
                               file=self.file)
         self.rename = dict(zip(layers, stored))
+        for spec in graph.layers:
+            if spec.is_container and not spec.scope and spec.name in self.rename:
+                self._check_nested_order(spec.name, graph, holds_weights)
+
+    def _check_nested_order(self, name: str, graph: KerasGraph, holds_weights) -> None:
+        """A nested model's group holds all its layers' weights; Keras assigns them by position
+        (trainable ones first, layer by layer, then the frozen ones), gateport by the layer
+        name inside each weight name. Both agree when the names appear in the config's order;
+        otherwise (names swapped in the config) the file is refused rather than guessed."""
+        owners = self.nested_names.get(name, set())
+        found: list[str] = []
+        for wn in attr_list(self.group[self.rename[name]].attrs, "weight_names"):
+            owner = next((seg for seg in wn.split("/") if seg in owners), None)
+            if owner is not None and owner not in found:
+                found.append(owner)
+        inner = [s for s in graph.layers if s.scope[:1] == (name,) and not s.is_copy and not s.is_container]
+        has = {s.local_name: holds_weights(s, graph) for s in inner}
+        inner = [s for s in inner if has[s.local_name] or (has[s.local_name] is None and s.local_name in found)]
+        expected = [s.local_name for s in sorted(inner, key=lambda s: s.config.get("trainable") is False)]
+        if found != expected:
+            raise FormatError(f"nested model {quote(name)}: expected the weights of its layers in the "
+                              f"config's order ({', '.join(map(quote, expected))}), found them stored in "
+                              f"the order {', '.join(map(quote, found))}; Keras assigns them by position",
+                              file=self.file)
 
 
 def versions(*attr_sets) -> tuple[str | None, str | None]:
@@ -98,4 +122,4 @@ def full_model_weights(f: h5py.File) -> h5py.Group:
     if "model_weights" not in f:
         raise FormatError("expected a model_weights group next to model_config, found none",
                           file=f.filename)
-    return f["model_weights"]
+    return member(f, "model_weights", f.filename)
