@@ -339,3 +339,18 @@ def test_names_carried_by_a_file_do_not_run(carrier, suffix, tmp_path):
     with torch.no_grad():
         got = module.load_model()(*(torch.from_numpy(a) for a in inputs()))
     assert_close([o.numpy() for o in got], reference.run(ir, inputs()), f"{carrier} -> torch")
+
+
+@pytest.mark.parametrize("where, value", [("dtype", "float32\"); import os #"), ("padding", "valid\n")])
+def test_keras_writer_refuses_what_keras_would_not_load(where, value, tmp_path):
+    """An option Keras 3 would refuse on load is refused before anything is written."""
+    ir = build(fixed(list(TENSORS), ["a"], "m"))
+    if where == "dtype":
+        ir.inputs[1].dtype = value
+    else:
+        ir.nodes.append(Node("conv", "conv1d", [ir.outputs[0]], ["c"], {"padding": value, "activation": "linear"},
+                             {"weight": np.ones((2, 2, 1), np.float32)}))
+        ir.outputs = ["c"]
+    with pytest.raises(UnsupportedError, match=where):
+        keras_v3.write(ir, tmp_path / "m.keras")
+    assert not (tmp_path / "m.keras").exists()

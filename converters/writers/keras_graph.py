@@ -27,6 +27,8 @@ from .keras_layers import IMPLICIT, LAYERS, KerasLayer, embedding_layer, to_snak
 _MASK_ARG = ("LSTM", "GRU", "SimpleRNN", "Bidirectional", "BatchNormalization")
 #: Layers that pass their input's mask on unchanged (``supports_masking`` with the default compute_mask).
 _PASS_MASK = ("Dense", "Dropout", "Activation", "BatchNormalization")
+#: Input dtypes written (as the ONNX writer takes them).
+INPUT_DTYPES = ("float32", "int32", "int64")
 _MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")
 
 
@@ -208,6 +210,10 @@ def build(model: Model) -> KerasGraph:
     if missing:
         raise UnsupportedError(f"expected every tensor to come from an input or a layer, found "
                                f"{quote(missing[0])} made by a mask op")
+    bad = [s for s in model.inputs if s.dtype not in INPUT_DTYPES]
+    if bad:
+        raise UnsupportedError(f"expected input dtype {', '.join(INPUT_DTYPES)}, found {quote(bad[0].dtype)}",
+                               layer=bad[0].name)
     specs = {s.name: (tuple(s.shape), s.dtype) for s in model.inputs}
     return KerasGraph(keras_name(model.name) or "model", inputs, layers, refs, list(model.outputs), specs)
 

@@ -226,10 +226,18 @@ def conv1d_layer(node: Node, name: str) -> KerasLayer:
     if b is not None:
         arrays.append(_scale(b, factor) if factor != 1.0 else np.asarray(b))
     cfg = {**_base(name), "filters": int(np.shape(w)[0]), "kernel_size": [int(np.shape(w)[2])],
-           "strides": [_int(o.get("strides", 1))], "padding": o.get("padding", "valid"),
+           "strides": [_int(o.get("strides", 1))], "padding": _choice(o, "padding", "valid", ("valid", "same", "causal")),
            "data_format": "channels_last", "dilation_rate": [_int(o.get("dilation_rate", 1))],
            "groups": 1, "activation": act, "use_bias": b is not None}
     return KerasLayer(name, "Conv1D", cfg, node.inputs[:1], list(node.outputs), {"": (name, arrays)}, node=node)
+
+
+def _choice(options: dict, key: str, default: str, allowed: tuple[str, ...]) -> str:
+    """``options[key]`` if it is one of ``allowed`` (Keras would refuse the file otherwise)."""
+    value = options.get(key, default)
+    if value not in allowed:
+        raise UnsupportedError(f"expected {key} {'|'.join(allowed)}, found {quote(value)}")
+    return value
 
 
 def _int(v) -> int:
