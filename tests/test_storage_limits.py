@@ -26,7 +26,7 @@ from converters import budget
 from converters.cli import main
 from converters.errors import FormatError, UnsafeError
 from converters.readers import bounded_zip
-from converters.readers.hdf5 import read_dataset
+from converters.readers.hdf5 import read_array, read_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "fixtures" / "models"
@@ -91,6 +91,22 @@ def looped(src: Path, dst: Path, group: str) -> Path:
     def edit(f):
         f[f"{group}/again"] = f[group]
         f[f"{group}/and_again"] = f[group]
+    return edited(src, dst, edit)
+
+
+def linked_away(src: Path, dst: Path, group: str, target: str | Path | None) -> Path:
+    """``src`` with ``group`` replaced by a link: to a copy in the file ``target`` (an external
+    link), or with ``target`` None to a copy elsewhere in the file (a soft link)."""
+    def edit(f):
+        if target is None:
+            f.move(group, group + "_moved")
+            f[group] = h5py.SoftLink("/" + group + "_moved")
+            return
+        if not Path(target).exists():
+            with h5py.File(target, "w") as other:
+                f.copy(f[group], other, "copy")
+        del f[group]
+        f[group] = h5py.ExternalLink(str(target), "copy")
     return edited(src, dst, edit)
 
 
@@ -213,6 +229,12 @@ CASES = {
                                              never_written((300, 300), (10, 10))), []), "never written"),
     "h5 strings": (lambda d: (replaced(H5, d / "m.h5", "lstm_cell/kernel", strings), []), "expected numbers"),
     "legacy weights virtual": (legacy_weights(virtual), "virtual"),
+    "h5 external link halfway": (lambda d: (linked_away(H5, d / "m.h5", "model_weights/lstm/lstm", d / "o.h5"), []),
+                                 "link to another file"),
+    "h5 soft link halfway": (lambda d: (linked_away(H5, d / "m.h5", "model_weights/lstm/lstm", None), []),
+                             "soft link"),
+    "legacy weights soft link halfway": (lambda d: (linked_away(LEGACY_WEIGHTS, d / "w_weights.h5", "lstm/lstm", None),
+                                                    ["--config", LEGACY_WEIGHTS_JSON]), "soft link"),
     "legacy weights never written": (legacy_weights(never_written((300, 300), (10, 10))), "never written"),
     "v3 weights external file": (v3_weights(external(ROOT / "README.md")), "external storage"),
     "v3 weights never written": (v3_weights(never_written((300, 300), (10, 10))), "never written"),
@@ -274,6 +296,8 @@ BOMBS = {
                                  "external storage"),
     "h5 external FIFO": (lambda d: (replaced(H5, d / "fifo.h5", "lstm_cell/kernel", external(d / "fifo")), []),
                          "external storage"),
+    "h5 external link to a FIFO": (lambda d: (linked_away(H5, d / "elink.h5", "model_weights/lstm/lstm", d / "fifo"),
+                                              []), "link to another file"),
     "legacy weights external FIFO": (lambda d: legacy_weights(external(d / "fifo"))(d), "external storage"),
     "v3 weights external /dev/zero": (v3_weights(external("/dev/zero")), "external storage"),
 }
@@ -374,6 +398,16 @@ def test_read_dataset_checks_storage_before_reading(tmp_path):
         small = budget.Budget(str(path), limit=1000)
         with pytest.raises(UnsafeError, match="budget"):
             read_dataset(f["zipped"], small, str(path))
+
+
+def test_every_path_component_must_be_a_hard_link(tmp_path):
+    """Without the probe in front: a weight name whose middle component is an external link to
+    another file is refused (the last component alone being a hard link is not enough)."""
+    path = linked_away(H5, tmp_path / "m.h5", "model_weights/lstm/lstm", tmp_path / "o.h5")
+    with h5py.File(path, "r") as f:
+        with pytest.raises(UnsafeError, match="'/model_weights/lstm/lstm' is an HDF5 external link"):
+            read_array(f["model_weights/lstm"], "lstm/lstm_cell/kernel:0", budget.Budget(str(path)), str(path))
+        assert read_array(f["model_weights/dense"], "dense/./bias:0", budget.Budget(str(path)), str(path)).shape == (5,)
 
 
 def test_read_dataset_budget_is_per_file(tmp_path):

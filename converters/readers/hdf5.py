@@ -55,18 +55,34 @@ def attr_list(attrs, key: str) -> list[str]:
 
 
 def check_link(group: h5py.Group, name: str, file: str | None = None) -> None:
+    """Refuse ``group``'s link ``name`` (one component) unless it is a hard link."""
     link = group.get(name, getlink=True)
     if link is None:
-        raise FormatError(f"{group.name}/{name} is missing", file=file)
+        raise FormatError(f"{quote(group.name.rstrip('/') + '/' + name)} is missing", file=file)
     if not isinstance(link, h5py.HardLink):
-        raise UnsafeError(f"{group.name}/{name} is a {type(link).__name__}; gateport only reads "
-                          "data stored in the file itself", file=file)
+        kind = type(link).__name__.removesuffix("Link").lower() or "user-defined"
+        raise UnsafeError(f"{quote(group.name.rstrip('/') + '/' + name)} is an HDF5 {kind} link; gateport "
+                          "reads only data stored in the file itself, through hard links", file=file)
+
+
+def member(group: h5py.Group, name: str, file: str | None = None) -> h5py.Group | h5py.Dataset:
+    """``group[name]``, each component of ``name`` (``lstm/lstm_cell/kernel:0``) a hard link: a
+    soft or external link halfway would lead elsewhere, even to another file."""
+    obj = group
+    for part in name.split("/"):
+        if part in ("", "."):
+            continue
+        if not isinstance(obj, h5py.Group):
+            raise FormatError(f"expected a group at {quote(obj.name)} on the way to {quote(name)}, "
+                              "found a dataset", file=file)
+        check_link(obj, part, file)
+        obj = obj[part]
+    return obj
 
 
 def read_array(group: h5py.Group, name: str, budget: budgets.Budget, file: str | None = None) -> np.ndarray:
     """The dataset ``group[name]`` as a numpy array (see :func:`read_dataset`)."""
-    check_link(group, name, file)
-    ds = group[name]
+    ds = member(group, name, file)
     if not isinstance(ds, h5py.Dataset):
         raise FormatError(f"expected a dataset at {quote(ds.name)}, found a group", file=file)
     return read_dataset(ds, budget, file)

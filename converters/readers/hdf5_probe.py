@@ -6,9 +6,9 @@ map; no Python code can interrupt that call. So the child walks the file and rea
 if it does not finish in time, or fails, the file is refused with one line before the reader
 touches it. libhdf5 is deterministic, so attributes the child read, the reader reads too.
 
-The child also refuses, before the parent touches any dataset, datasets whose data lives outside
-the file (external storage on a FIFO would block forever, virtual datasets map other files) and
-attributes that declare more bytes than the file's budget (budget.py).
+The child also refuses, before the parent touches any object, links to other files and datasets
+whose data lives outside the file (opening or reading a FIFO would block forever, virtual datasets
+map other files), and attributes that declare more bytes than the file's budget (budget.py).
 """
 from __future__ import annotations
 
@@ -42,7 +42,15 @@ def _walk(source, limit: int) -> None:
                 raise _Unsafe(f"dataset {quote('/' + name)} uses {why}; gateport reads only data "
                               "stored in the file itself")
         _read_attrs(f, limit)
+        # links are listed, not followed; the first one to another file stops the visit
+        if (name := f.visititems_links(_foreign_link)) is not None:
+            raise _Unsafe(f"{quote('/' + name)} is a link to another file; gateport reads only data "
+                          "stored in the file itself")
         f.visititems(visit)
+
+
+def _foreign_link(name, link) -> str | None:
+    return None if isinstance(link, (h5py.HardLink, h5py.SoftLink)) else name
 
 
 def _read_attrs(obj, limit: int) -> None:
