@@ -193,19 +193,22 @@ def _max_abs(x: np.ndarray, y: np.ndarray) -> float | None:
 
 
 def _mismatches(node: Node, weights, target: dict, atol: float, rtol: float, seen: dict) -> int:
-    """How many blocks of ``weights`` differ from ``target``; ``seen`` memoizes array pairs already compared.
+    """How many blocks of ``weights`` differ from ``target``.
 
-    (A permutation only moves arrays, so most pairs recur from one candidate to the next; the memo keeps
-    both arrays alive, so their ids stay theirs.)
+    ``seen`` memoizes the comparisons of arrays it holds (``id -> array``, alive so their ids stay
+    theirs): a permutation only moves arrays, so those pairs recur from one candidate to the next.
     """
     got = blocks(node, weights)
     count = 0
     for k, y in target.items():
         x = got[k]
+        if id(x) not in seen["arrays"]:
+            count += not _close(x, y, atol, rtol)
+            continue
         key = (id(x), id(y))
         if key not in seen:
-            seen[key] = (x, y, _close(x, y, atol, rtol))
-        count += not seen[key][2]
+            seen[key] = _close(x, y, atol, rtol)
+        count += not seen[key]
     return count
 
 
@@ -213,7 +216,8 @@ def explain(node: Node, a: dict, b: dict, atol: float, rtol: float) -> tuple[lis
     """The mistakes that, applied to weights ``a`` one after the other, give ``b``; and the blocks left unexplained."""
     target = blocks(node, b)
     table = candidates(node)
-    current, named, seen = a, [], {}
+    current, named = a, []
+    seen: dict = {"arrays": {id(v): v for v in a.values()}}
     left = _mismatches(node, current, target, atol, rtol, seen)
     for _ in range(MAX_STEPS):
         if not left:
@@ -226,6 +230,7 @@ def explain(node: Node, a: dict, b: dict, atol: float, rtol: float) -> tuple[lis
         if best is None:
             break
         current, left = best.transform(current), best_left
+        seen["arrays"].update((id(v), v) for v in current.values())
         named.append(best)
     return named, left
 
@@ -248,7 +253,7 @@ def _hard_sigmoid_normalized(a: Node, b: Node, notes: list[str]) -> tuple[Node, 
 
     try:
         return fixed(a, b), fixed(b, a)
-    except UnsupportedError:  # an LSTM cell activation that no weights feed: reported as an option difference
+    except UnsupportedError:  # an LSTM cell activation that no weights feed: left as an option difference
         return a, b
 
 
@@ -259,7 +264,7 @@ def _option_findings(a: Node, b: Node) -> list[Finding]:
         if opt == "reset_after" and a.op != "gru" or opt == "recurrent_activation" and a.op == "simple_rnn":
             continue
         va, vb = a.options.get(opt, defaults[opt]), b.options.get(opt, defaults[opt])
-        if va != vb and {va, vb} != {KERAS2_HS, KERAS3_HS}:  # the two hard_sigmoids: compared after scaling
+        if va != vb:
             out.append(Finding("activation" if "activation" in opt else opt, a.name,
                                f"{opt} differs: A {quote(va)}, B {quote(vb)}"))
     return out
@@ -275,8 +280,8 @@ def compare_layer(a: Node, b: Node, report: Report) -> None:
         report.mistakes.append(Finding("shape", name, f"{what} differs: A {sa[0]} units={sa[1]} input={sa[2]} "
                                        f"directions={sa[3]}, B {sb[0]} units={sb[1]} input={sb[2]} directions={sb[3]}"))
         return
-    report.mistakes += _option_findings(a, b)
     a, b = _hard_sigmoid_normalized(a, b, report.notes)
+    report.mistakes += _option_findings(a, b)
     ba, bb = blocks(a, a.weights), blocks(a, b.weights)
     for (d, g, part), x in ba.items():
         y = bb[d, g, part]

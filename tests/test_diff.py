@@ -225,6 +225,25 @@ def test_kernel_sliced_as_ifoc_is_named(tmp_path, capsys):
     assert "cell and output gates swapped" in out and "[permuted_gates]" in out, out
 
 
+def test_keras_bias_in_both_torch_biases_is_named(tmp_path):
+    state = _hand_made_state_dict(AUTOENCODER, {"encoder_lstm": "enc.", "decoder_lstm": "dec."})
+    for key in [k for k in state if k.startswith("enc.bias_hh")]:
+        state[key] = state[key.replace("bias_hh", "bias_ih")].clone()  # the Keras bias copied twice
+    report = diff(AUTOENCODER, _save_pt(state, tmp_path / "twice.pt"))
+    assert [(m.kind, m.layer) for m in report.mistakes] == [("doubled_bias", "encoder_lstm")], render(report)
+    assert "forward, backward: the bias counted twice" in report.mistakes[0].text
+
+
+def test_activation_difference_is_named(tmp_path):
+    src = ROOT / "fixtures/models/lstm_hard_sigmoid.h5"
+    model = api.read(src)
+    for node in model.recurrent_nodes():  # what nn.LSTM computes instead
+        node.options = {**node.options, "recurrent_activation": "sigmoid"}
+    report = diff(src, api.convert(model, "torch-state-dict", tmp_path / "sigmoid.safetensors"))
+    assert _kinds(report) == {"activation"}, render(report)
+    assert "recurrent_activation differs: A 'hard_sigmoid_keras2', B 'sigmoid'" in report.mistakes[0].text
+
+
 def test_gru_kernel_in_keras_order_in_an_nn_gru_is_named(tmp_path):
     torch = pytest.importorskip("torch")
     src = ROOT / "fixtures/models/gru_stacked_dynamic_time.h5"
@@ -251,10 +270,9 @@ def test_keras3_conversion_of_keras2_hard_sigmoid_is_the_same_numbers(tmp_path):
 
 def test_keras3_hard_sigmoid_without_the_factor_is_named(tmp_path):
     src = ROOT / "fixtures/models/lstm_hard_sigmoid.h5"
-    model = mistakes.break_model(api.read(src), "scaled_gates")  # start from a copy
-    for node, orig in zip(model.recurrent_nodes(), api.read(src).recurrent_nodes()):
-        node.weights = orig.weights  # the original weights ...
-        node.options = {**node.options, "recurrent_activation": "hard_sigmoid_keras3"}  # ... Keras 3's function
+    model = api.read(src)
+    for node in model.recurrent_nodes():  # the same weights under Keras 3's hard_sigmoid
+        node.options = {**node.options, "recurrent_activation": "hard_sigmoid_keras3"}
     report = diff(src, api.convert(model, "onnx", tmp_path / "k3hs.onnx"))
     assert _kinds(report) == {"scaled_gates"} and "divided by 1.2" in report.mistakes[0].text, render(report)
 
