@@ -307,3 +307,16 @@ def test_swapped_names_inside_a_nested_model_are_refused(tmp_path, capsys):
         f.attrs["model_config"] = swapped(f.attrs["model_config"], "p", "q")
     err = one_line_refusal(capsys, tmp_path / "nested.h5")
     assert "nested model 'enc'" in err and "by position" in err
+
+
+def test_keras1_gate_names_out_of_the_saved_order_are_refused(tmp_path, capsys):
+    """Keras 1 and tf_keras set per-gate arrays by position (i, c, f, o); a file whose names say
+    another order would load differently by name and by position: refused."""
+    path = tmp_path / "reordered.h5"
+    shutil.copy(ROOT / "fixtures" / "models" / "keras1_lstm.h5", path)
+    with h5py.File(path, "r+") as f:
+        g = f["model_weights"]["lstm_1"]
+        names = list(g.attrs["weight_names"])
+        g.attrs["weight_names"] = np.array(names[6:9] + names[3:6] + names[0:3] + names[9:])  # f, c, i, o
+    err = one_line_refusal(capsys, path)
+    assert "saved order W_i, U_i, b_i, W_c" in err and "found them named W_f, U_f, b_f" in err

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..gates import GATES, LETTER
+from ..gates import GATES, LETTER, gate_order
 from ..ir import set_recurrent_weights
 from .hdf5 import Weight
 from .keras_context import LayerCall, Tensor
@@ -85,6 +85,11 @@ def _options(rc: RecurrentConfig, call: LayerCall) -> dict:
 
 
 # -- weights of one direction ------------------------------------------------------------------
+def _part_names(parts: list[tuple[str, str]]) -> str:
+    """``W_i, U_i, b_i, W_c ...``: Keras 1 array names of ``(part, gate)`` pairs."""
+    return ", ".join(f"{part}_{LETTER['keras'][gate]}" for part, gate in parts)
+
+
 def decode_direction(kind: str, opts: dict, weights: list[Weight], input_size: int | None,
                      call: LayerCall, direction: str) -> tuple[Packed, dict[str, str]]:
     """Keras-ordered packed arrays of one direction, and which stored array each came from."""
@@ -93,6 +98,13 @@ def decode_direction(kind: str, opts: dict, weights: list[Weight], input_size: i
     arrays = [w.array for w in weights]
     if is_keras1_per_gate(kind, len(weights)):
         parts = keras1_parts(kind, [w.path for w in weights])
+        saved = [(part, gate) for gate in gate_order("keras1", kind) for part in ("W", "U", "b")]
+        if parts != saved:
+            # Keras 1 sets them by position (trainable_weights order) and so does tf_keras'
+            # preprocess_weights_for_loading (w[0], w[6], w[3], w[9]): names that disagree
+            # with the position mean two readers would load different numbers.
+            raise call.error(f"expected Keras 1 {where}arrays in the saved order {_part_names(saved)}, "
+                             f"found them named {_part_names(parts)}; Keras loads them by position")
         for (part, _), w in zip(parts, weights):
             expected = {"W": (input_size, units), "U": (units, units), "b": (units,)}[part]
             call.check_shape(f"{where}{w.short}", w.array, expected)
