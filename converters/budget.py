@@ -58,6 +58,12 @@ def shape(value: object, what: str, *, file: str | None = None, layer: str | Non
     return tuple(dims)
 
 
+def plain_numeric(dtype) -> bool:
+    """Whether a declared numpy ``dtype`` is plain numbers (bool, int, uint, float): no objects
+    (pickle), strings, records or sub-arrays."""
+    return dtype.kind in "biuf" and not (dtype.fields or dtype.subdtype or dtype.hasobject)
+
+
 def nbytes(dims: tuple[int, ...], itemsize: int) -> int:
     """Bytes of an array of ``dims`` (Python ints: no overflow)."""
     return math.prod(dims) * int(itemsize)

@@ -29,8 +29,6 @@ MAX_MEMBERS = 100_000
 CHUNK = 1 << 20
 #: Largest .npy header (numpy's own limit for untrusted files).
 MAX_NPY_HEADER = 10_000
-#: dtype kinds an .npy weight may have: bool, signed and unsigned integers, floats.
-NUMERIC_KINDS = "biuf"
 
 
 def open_zip(source, file: str | None, what: str = "archive") -> zipfile.ZipFile:
@@ -117,7 +115,7 @@ def _npy_header(data: io.BytesIO, what: str, file: str | None) -> tuple[tuple[in
         else:
             raise FormatError(f"{what}: expected .npy format version 1.0 or 2.0, found {quote(version)}",
                               file=file)
-    if dtype.kind not in NUMERIC_KINDS or dtype.fields or dtype.subdtype or dtype.hasobject:
+    if not budgets.plain_numeric(dtype):
         raise UnsafeError(f"{what}: expected a numeric dtype, found {quote(dtype)} (object arrays would "
                           "need pickle, which gateport never runs)", file=file)
     dims = budgets.shape(shape, f".npy shape of {what}", file=file)

@@ -18,9 +18,6 @@ from ..errors import FormatError, UnsafeError
 from ..sanitize import quote
 from .malformed import IO_ERRORS, malformed
 
-#: dtype kinds a weight may have: bool, signed and unsigned integers, floats.
-NUMERIC_KINDS = "biuf"
-
 
 @dataclass
 class Weight:
@@ -111,7 +108,7 @@ def read_dataset(ds: h5py.Dataset, budget: budgets.Budget, file: str | None = No
             raise UnsafeError(f"{what} uses {why}; gateport reads only data stored in the file itself",
                               file=file)
         dtype, declared_shape = ds.dtype, ds.shape  # TypeError: a type numpy has no equivalent for
-    if dtype.kind not in NUMERIC_KINDS or dtype.fields or dtype.subdtype or dtype.hasobject:
+    if not budgets.plain_numeric(dtype):
         raise FormatError(f"{what}: expected numbers (a weight), found dtype {quote(dtype)}", file=file)
     if declared_shape is None:
         raise FormatError(f"{what}: expected an array, found an empty (null) dataspace", file=file)
