@@ -239,9 +239,11 @@ def _hard_sigmoid_normalized(a: Node, b: Node, notes: list[str]) -> tuple[Node, 
     """Where one side has Keras 2's hard_sigmoid and the other Keras 3's, scale the Keras 2 side's gates by 1.2."""
     from .writers.keras_layers import scaled_recurrent
 
+    assumed = _assumed(a) | _assumed(b)
+
     def fixed(node: Node, other: Node) -> Node:
-        slots = [s for s in ("activation", "recurrent_activation")
-                 if node.options.get(s) == KERAS2_HS and other.options.get(s) == KERAS3_HS]
+        slots = [s for s in ("activation", "recurrent_activation") if s not in assumed
+                 and node.options.get(s) == KERAS2_HS and other.options.get(s) == KERAS3_HS]
         if not slots or any(node.options.get(s) == KERAS2_HS for s in ("activation", "recurrent_activation")
                             if s not in slots):
             return node
@@ -257,16 +259,29 @@ def _hard_sigmoid_normalized(a: Node, b: Node, notes: list[str]) -> tuple[Node, 
         return a, b
 
 
-def _option_findings(a: Node, b: Node) -> list[Finding]:
+def _assumed(node: Node) -> set[str]:
+    """Options a reader assumed rather than read (a weights-only file without its architecture)."""
+    return set(node.source.get("assumed") or ())
+
+
+def _option_findings(a: Node, b: Node, notes: list[str]) -> list[Finding]:
     out = []
     defaults = {"activation": "tanh", "recurrent_activation": "sigmoid", "reset_after": True}
+    assumed = _assumed(a) | _assumed(b)
+    skipped = []
     for opt in COMPUTING:
         if opt == "reset_after" and a.op != "gru" or opt == "recurrent_activation" and a.op == "simple_rnn":
+            continue
+        if opt in assumed:
+            skipped.append(opt)
             continue
         va, vb = a.options.get(opt, defaults[opt]), b.options.get(opt, defaults[opt])
         if va != vb:
             out.append(Finding("activation" if "activation" in opt else opt, a.name,
                                f"{opt} differs: A {quote(va)}, B {quote(vb)}"))
+    if skipped:
+        notes.append(f"{quote(a.name)}: {', '.join(skipped)} not compared: a side read without its architecture "
+                     "assumes them (pass --config-a / --config-b)")
     return out
 
 
@@ -281,7 +296,7 @@ def compare_layer(a: Node, b: Node, report: Report) -> None:
                                        f"directions={sa[3]}, B {sb[0]} units={sb[1]} input={sb[2]} directions={sb[3]}"))
         return
     a, b = _hard_sigmoid_normalized(a, b, report.notes)
-    report.mistakes += _option_findings(a, b)
+    report.mistakes += _option_findings(a, b, report.notes)
     ba, bb = blocks(a, a.weights), blocks(a, b.weights)
     for (d, g, part), x in ba.items():
         y = bb[d, g, part]

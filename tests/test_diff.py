@@ -244,6 +244,20 @@ def test_activation_difference_is_named(tmp_path):
     assert "recurrent_activation differs: A 'hard_sigmoid_keras2', B 'sigmoid'" in report.mistakes[0].text
 
 
+def test_weights_only_file_without_architecture_compares_weights_not_assumed_activations(tmp_path):
+    weights, config = (ROOT / "fixtures/models" / n for n in ("weights_only_gru_lstm_weights.h5",
+                                                               "weights_only_gru_lstm.json"))
+    model = api.read(weights, config)
+    # the architecture says sigmoid; the weights alone make the reader assume Keras 2's default hard_sigmoid
+    assert model.node("lstm").options["recurrent_activation"] == "sigmoid"
+    out = api.convert(model, "onnx", tmp_path / "wo.onnx")
+    report = diff(weights, out)
+    assert report.ok and any("not compared" in n for n in report.notes), render(report)
+    assert diff(weights, out, config_a=config).ok
+    broken = api.convert(mistakes.break_model(model, "permuted_gates"), "onnx", tmp_path / "bad.onnx")
+    assert _kinds(diff(weights, broken)) == {"permuted_gates"}
+
+
 def test_gru_kernel_in_keras_order_in_an_nn_gru_is_named(tmp_path):
     torch = pytest.importorskip("torch")
     src = ROOT / "fixtures/models/gru_stacked_dynamic_time.h5"
