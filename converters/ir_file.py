@@ -76,7 +76,9 @@ def load(path: str | os.PathLike) -> Model:
                   {k: tensors[f"{n['name']}/{k}"] for k in n["weights"]}, n.get("mask"), n.get("source") or {})
              for n in m["nodes"]]
     inputs = [TensorSpec(t["name"], tuple(t["shape"]), t["dtype"]) for t in m["inputs"]]
-    return Model(m["name"], inputs, m["outputs"], nodes, m.get("source") or {})
+    model = Model(m["name"], inputs, m["outputs"], nodes, m.get("source") or {})
+    manifest_check.check_shapes(model, file)
+    return model
 
 
 def _json_default(o):

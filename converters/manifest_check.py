@@ -205,29 +205,65 @@ def check(manifest: object, file: str | None = None) -> dict:
     return manifest
 
 
+#: ops reading one tensor (masking: x and maybe its mask); the merges read one or more (subtract two);
+#: recurrent ops read x and maybe initial states.
+_UNARY = ("dense", "embedding", "repeat_vector", "activation", "identity", "flatten", "reshape",
+          "batch_norm", "conv1d", "mask_not_equal")
+MASK_OPS = ("mask_not_equal", "mask_and")
+
+
+def _arity(node: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(input counts, output counts) ``node`` may have; an empty tuple for "one or more"."""
+    op, o = node["op"], node["options"]
+    if op in RECURRENT_OPS:
+        dirs = 2 if o["bidirectional"] else 1
+        states = (2 if op == "lstm" else 1) * dirs
+        n_y = 2 if dirs == 2 and "merge_mode" in o and o["merge_mode"] is None else 1
+        return (1, 1 + states), (n_y + (states if o["return_state"] else 0),)
+    if op in _UNARY:
+        return (1,), (1,)
+    if op == "masking":
+        return (1, 2), (1,)
+    return ((2,) if op == "subtract" else ()), (1,)
+
+
 def check_graph(manifest: dict, file: str | None = None) -> None:
-    """Unique names; every node input and mask made earlier (or a model input); outputs made."""
+    """Unique names; each node reads tensors made before it (masks only from mask_* nodes, data never
+    from them) in the number its op takes; the model's outputs are made and are data."""
     c = _Checker(file)
-    made: set[str] = set()
+    made: dict[str, bool] = {}  # tensor -> whether it is a mask
     for i, spec in enumerate(manifest["inputs"]):
         if spec["name"] in made:
             c.fail(f"inputs[{i}].name", "a name not used before", spec["name"])
-        made.add(spec["name"])
+        made[spec["name"]] = False
     names: set[str] = set()
     for i, node in enumerate(manifest["nodes"]):
+        where = f"nodes[{i}]"
         if node["name"] in names:
-            c.fail(f"nodes[{i}].name", "a node name not used before", node["name"])
+            c.fail(f"{where}.name", "a node name not used before", node["name"])
         names.add(node["name"])
-        for t in node["inputs"] + ([node["mask"]] if node.get("mask") is not None else []):
+        ins, outs = _arity(node)
+        if ins and len(node["inputs"]) not in ins or not node["inputs"]:
+            c.fail(f"{where}.inputs", f"{' or '.join(map(str, ins)) or 'one or more'} inputs for {node['op']}",
+                   found=str(len(node["inputs"])))
+        if len(node["outputs"]) not in outs:
+            c.fail(f"{where}.outputs", f"{outs[0]} outputs for {node['op']} with these options",
+                   found=str(len(node["outputs"])))
+        for k, t in enumerate(node["inputs"]):
             if t not in made:
-                c.fail(f"nodes[{i}]", "inputs made by an earlier node or a model input", t)
+                c.fail(f"{where}.inputs", "tensors made by an earlier node or model inputs", t)
+            mask = node["op"] == "mask_and" or node["op"] == "masking" and k == 1
+            if made[t] != mask:
+                c.fail(f"{where}.inputs[{k}]", "a mask" if mask else "data, not a mask", t)
+        if node.get("mask") is not None and not made.get(node["mask"], False):
+            c.fail(f"{where}.mask", "a mask made by an earlier mask_* node", node["mask"])
         for t in node["outputs"]:
             if t in made:
-                c.fail(f"nodes[{i}].outputs", "tensor names not made before", t)
-            made.add(t)
+                c.fail(f"{where}.outputs", "tensor names not made before", t)
+            made[t] = node["op"] in MASK_OPS
     for i, t in enumerate(manifest["outputs"]):
-        if t not in made:
-            c.fail(f"outputs[{i}]", "a tensor some node makes", t)
+        if made.get(t, True):
+            c.fail(f"outputs[{i}]", "a data tensor some node makes", t)
 
 
 def check_weights(manifest: dict, tensors: dict[str, tuple[tuple[int, ...], str]], file: str | None = None) -> None:
@@ -285,3 +321,39 @@ def _check_sizes(c: _Checker, node: dict, where: str) -> None:
 def _dim(node: dict, key: str, axis: int) -> int | None:
     shape = node["weights"].get(key, {}).get("shape", [])
     return shape[axis] if len(shape) > axis else None
+
+
+def check_shapes(model, file: str | None = None) -> None:
+    """Each recurrent, dense, conv1d and repeat_vector node of the IR ``model`` reads a tensor of the
+    rank its op takes and, where known, the width its weights take (shapes from :mod:`converters.shapes`)."""
+    from .shapes import infer_shapes
+
+    c = _Checker(file)
+    try:
+        shapes = infer_shapes(model)
+    except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError) as e:
+        c.fail("nodes", "tensor shapes the ops can compute", found=type(e).__name__)
+    for i, node in enumerate(model.nodes):
+        x = shapes.get(node.inputs[0])
+        wanted = _input_shape(node)
+        if x is None or wanted is None:
+            continue
+        rank, width = wanted
+        if (len(x) != rank if rank else not x) or width is not None and x[-1] not in (None, width):
+            shown = "(" + ", ".join("None" if d is None else str(d) for d in x) + ")"
+            expected = f"rank {rank}" if rank else "rank 1 or more"
+            c.fail(f"nodes[{i}].inputs[0]", f"a tensor of {expected}" + (f" and width {width}" if width else ""),
+                   found=f"shape {shown}")
+
+
+def _input_shape(node) -> tuple[int, int | None] | None:
+    """(rank, width) the first input of ``node`` must have (rank 0 = one or more), or None if free."""
+    if node.op in RECURRENT_OPS:
+        return 2, node.options["input_size"]
+    if node.op == "dense":
+        return 0, int(node.weights["weight"].shape[1])
+    if node.op == "conv1d":
+        return 2, int(node.weights["weight"].shape[1])
+    if node.op == "repeat_vector":
+        return 1, None
+    return None

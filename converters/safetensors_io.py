@@ -23,7 +23,7 @@ import numpy as np
 from . import safe_json
 from . import budget as budgets
 from .budget import Budget
-from .errors import FormatError, UnsupportedError
+from .errors import FormatError, UnsafeError, UnsupportedError
 from .sanitize import quote
 
 _DTYPES = {
@@ -32,7 +32,11 @@ _DTYPES = {
     "U64": np.uint64, "U32": np.uint32, "U16": np.uint16, "U8": np.uint8, "BOOL": np.bool_,
 }
 _CODES = {np.dtype(v): k for k, v in _DTYPES.items()}
-MAX_HEADER = 100 * 1024 * 1024  # the reference implementation's limit
+#: Largest header read (the reference implementation allows 100 MiB; parsing that many small entries
+#: takes gigabytes, and a real header, even of thousands of tensors, stays far below).
+MAX_HEADER = 16 << 20
+#: Most tensors one file may list.
+MAX_TENSORS = 100_000
 #: The header is ``{name: {"shape": [...]}}`` and ``{"__metadata__": {key: value}}``: 3 levels.
 HEADER_DEPTH = 3
 #: dtypes of the spec that numpy cannot hold (BF16 is read as float32, exactly).
@@ -95,15 +99,21 @@ def read_header(path: str | os.PathLike) -> Header:
         if len(head) != 8:
             raise FormatError("not a safetensors file: shorter than its 8-byte header length", file=file)
         (n,) = struct.unpack("<Q", head)
-        if n > min(MAX_HEADER, size - 8):
-            raise FormatError(f"not a safetensors file: header length {n} exceeds the file's {size} bytes "
-                              f"(or the {MAX_HEADER}-byte limit)", file=file)
+        if n > size - 8:
+            raise FormatError(f"not a safetensors file: header length {n} exceeds the file's {size} bytes",
+                              file=file)
+        if n > MAX_HEADER:
+            raise UnsafeError(f"safetensors header of {n} bytes, more than the {MAX_HEADER} gateport reads",
+                              file=file)
         header = safe_json.loads(f.read(n), what="safetensors header", file=file, max_depth=HEADER_DEPTH,
                                  max_bytes=MAX_HEADER)
     if not isinstance(header, dict):
         raise FormatError(f"not a safetensors file: expected a JSON object as header, found "
                           f"{type(header).__name__}", file=file)
     metadata = _metadata(header.pop(METADATA, None), file)
+    if len(header) > MAX_TENSORS:
+        raise UnsafeError(f"the header lists {len(header)} tensors, more than the {MAX_TENSORS} gateport accepts",
+                          file=file)
     data_size = size - 8 - n
     budget = Budget(file, file_size=size)
     entries = {name: _entry(name, info, data_size, budget, file) for name, info in header.items()}

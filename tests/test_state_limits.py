@@ -318,6 +318,8 @@ def test_good_files_read_bit_identical(good, tmp_path, capsys):
         b = from_pt.node(a.name)
         assert a.weights.keys() == b.weights.keys()
         assert all(a.weights[k].tobytes() == b.weights[k].tobytes() for k in a.weights)
+    back = ir_file.load(ir_file.save(from_st, tmp_path / "st.gates"))  # a state_dict's IR as a gates file
+    assert ir_file.manifest(back) == ir_file.manifest(from_st)
     model, want = ir_file.load(good["gates"]), api.read(FIXTURE)
     assert ir_file.manifest(model) == ir_file.manifest(want)
     for a, b in zip(model.nodes, want.nodes):
@@ -380,6 +382,38 @@ def test_mutated_headers_raise_only_gateport_errors(good, tmp_path, data):
             read(p)
         except GateportError:
             pass
+
+
+PLAUSIBLE = st.sampled_from([0, 1, 3, 4, -1, 2 ** 31 - 1, True, False, None, "tanh", "concat", "sum", "x", [], [3]])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_plausible_manifest_edits_convert_or_fail_in_one_line(good, tmp_path, capsys, data):
+    """Edits a schema may let through (options, wiring, input shapes) never reach a writer as a crash."""
+    header, blob = split(good["gates"])
+    m = json.loads(header["__metadata__"]["gateport.manifest"])
+    tensors = [t for n in m["nodes"] for t in n["outputs"]] + [t["name"] for t in m["inputs"]]
+    node = data.draw(st.sampled_from(m["nodes"]))
+    what = data.draw(st.sampled_from(["option", "inputs", "mask", "outputs", "input shape"]))
+    if what == "option":
+        key = data.draw(st.sampled_from(sorted(node["options"]) + ["merge_mode", "axis"]))
+        node["options"][key] = data.draw(PLAUSIBLE)
+    elif what == "inputs":
+        node["inputs"] = data.draw(st.lists(st.sampled_from(tensors), max_size=3))
+    elif what == "mask":
+        node["mask"] = data.draw(st.sampled_from(tensors))
+    elif what == "outputs":
+        m["outputs"] = data.draw(st.lists(st.sampled_from(tensors), min_size=1, max_size=2))
+    else:
+        m["inputs"][0]["shape"] = data.draw(st.lists(st.sampled_from([None, 0, 1, 4, 7]), max_size=3))
+    header["__metadata__"]["gateport.manifest"] = json.dumps(m)
+    p = tmp_path / "e.gates"
+    p.write_bytes(join(header, blob))
+    for to, out in [("onnx", tmp_path / "e.onnx"), ("torch", tmp_path / "e_torch")]:
+        code = main(["convert", str(p), "--to", to, "-o", str(out), "--force"])
+        err = capsys.readouterr().err
+        assert code == 0 or (code == 2 and err.count("\n") == 1 and "unexpected" not in err), err
 
 
 def schema() -> dict:
