@@ -49,6 +49,7 @@ class Row:
     gate: str
     part: str
     max_abs: float | None  # None: the shapes differ
+    same: bool  # within the tolerance
     shape_a: tuple[int, ...]
     shape_b: tuple[int, ...]
 
@@ -298,11 +299,13 @@ def compare_layer(a: Node, b: Node, report: Report) -> None:
     a, b = _hard_sigmoid_normalized(a, b, report.notes)
     report.mistakes += _option_findings(a, b, report.notes)
     ba, bb = blocks(a, a.weights), blocks(a, b.weights)
+    rows = []
     for (d, g, part), x in ba.items():
         y = bb[d, g, part]
-        report.rows.append(Row(name, b.name, d, g, part, _max_abs(x, y), tuple(x.shape), tuple(y.shape)))
-    bad = [k for k in ba if not _close(bb[k], ba[k], report.atol, report.rtol)]
-    if not bad:
+        rows.append(Row(name, b.name, d, g, part, _max_abs(x, y), _close(y, x, report.atol, report.rtol),
+                        x.shape, y.shape))
+    report.rows += rows
+    if all(r.same for r in rows):
         split = [k for k in a.weights if k.endswith("_bias") and not _close(b.weights[k], a.weights[k], report.atol,
                                                                               report.rtol)]
         if split:
@@ -351,9 +354,10 @@ def _compare_others(a: Model, b: Model, report: Report) -> None:
             y = other.weights.get(key)
             if y is None:
                 continue
-            d = _max_abs(x, y)
-            report.rows.append(Row(node.name, other.name, "-", "-", key, d, tuple(x.shape), tuple(y.shape)))
-            if d is None or not _close(np.asarray(y), np.asarray(x, np.float64), report.atol, report.rtol):
+            same = _close(np.asarray(y), np.asarray(x, np.float64), report.atol, report.rtol)
+            report.rows.append(Row(node.name, other.name, "-", "-", key, _max_abs(x, y), same,
+                                   tuple(x.shape), tuple(y.shape)))
+            if not same:
                 report.mistakes.append(Finding("different_weights", node.name, f"{node.op} weight {quote(key)} differs"))
 
 
@@ -419,11 +423,10 @@ def render(report: Report) -> str:
             for r in parts.values():
                 table.append((one_line(layer), "-", one_line(r.part), _num(r.max_abs), "", "", ""))
             continue
-        bias = parts.get("bias") or Row(layer, layer, direction, gate, "bias", max(
-            (parts[p].max_abs for p in ("input_bias", "recurrent_bias")), key=lambda v: -1 if v is None else v),
-            (), ())
-        cells = [parts[p].max_abs for p in GATE_PARTS[:2]] + [bias.max_abs]
-        flag = "" if all(v is not None and v <= report.atol for v in cells) else "differs"
+        biases = [parts[p] for p in ("bias", "input_bias", "recurrent_bias") if p in parts]  # b_ih, b_hh: the larger
+        bias = max((r.max_abs for r in biases), key=lambda v: np.inf if v is None else v)
+        cells = [parts[p].max_abs for p in GATE_PARTS[:2]] + [bias]
+        flag = "" if all(r.same for r in parts.values()) else "differs"
         table.append((one_line(layer), direction, gate, *map(_num, cells), flag))
     lines += _table(table)
     lines += [f"note: {n}" for n in report.notes]
