@@ -320,3 +320,10 @@ def test_keras1_gate_names_out_of_the_saved_order_are_refused(tmp_path, capsys):
         g.attrs["weight_names"] = np.array(names[6:9] + names[3:6] + names[0:3] + names[9:])  # f, c, i, o
     err = one_line_refusal(capsys, path)
     assert "saved order W_i, U_i, b_i, W_c" in err and "found them named W_f, U_f, b_f" in err
+
+
+def test_inferred_object_path_weights_assume_keras3_defaults(saved):
+    """Without an architecture, the defaults assumed are those of Keras 3, the writer of the layout."""
+    model = read_recurrent_weights(saved / "m.weights.h5")
+    assert [n.options["recurrent_activation"] for n in model.recurrent_nodes()] == ["sigmoid", "sigmoid"]
+    assert "object-path" in model.source["semantics_note"] and model.source["assumed_keras_version"] == "3"

@@ -18,14 +18,12 @@ from typing import Any
 
 import h5py
 
-from ..activations import keras_major
 from ..errors import FormatError, GateportError
 from ..ir import Model
-from ..sanitize import quote
 from . import detect
 from .hdf5 import attr_str
 from .hdf5_probe import probe
-from .keras_build import build_model, build_recurrent_only, holds_weights
+from .keras_build import build_model, build_recurrent_only, holds_weights, object_path_semantics
 from .keras_config import MAX_CONFIG_BYTES, KerasGraph, load_config_json, parse_model
 from .keras_h5 import LegacyH5Weights, full_model_weights, versions
 from .keras_infer import infer_recurrent_model
@@ -111,24 +109,6 @@ def _build(graph: KerasGraph, weights, file: str, source: dict, recurrent_only: 
     return build(graph, weights, file, source)
 
 
-def _object_path_semantics(graph: KerasGraph) -> None:
-    """Weights stored by object path (``layers/<class>/vars``) were written by Keras 3 or by
-    tf-keras >= 2.13 (keras_v3.py): a version older than that, or none, cannot have written
-    them, and Keras 3 semantics apply (hard_sigmoid ``x/6 + 0.5``, or-merged masks)."""
-    version = graph.semantics_version
-    major = keras_major(version)
-    try:
-        minor = int(str(version).split(".")[1]) if major == 2 else 0
-    except (IndexError, ValueError):
-        minor = 0
-    if major >= 3 or (major == 2 and minor >= 13):
-        return
-    recorded = f"records Keras {quote(version)}" if version else "records no version"
-    graph.semantics_note = ("the weights use the Keras 3 object-path layout (layers/.../vars), so Keras 3 "
-                            f"semantics apply although the file {recorded}")
-    graph.semantics_version = "3"
-
-
 def _source(fmt: str, graph: KerasGraph, path: Path, config: Any, **extra) -> dict:
     source = {"format": fmt, "keras_version": graph.keras_version, "backend": graph.backend,
               "path": str(path), **extra}
@@ -151,7 +131,7 @@ def _read_archive(path: Path, config: Any, recurrent_only: bool) -> Model:
             graph = parse_model(load_config_json(archive.config_text(), file), version, file=file)
         else:
             graph = _graph(config, version, None, file)
-        _object_path_semantics(graph)
+        object_path_semantics(graph)
         weights, handle = archive.weights(graph)
         source = _source("keras_v3", graph, path, config)
         return _build(graph, weights, file, source, recurrent_only)
@@ -187,7 +167,7 @@ def _read_h5(f: h5py.File, path: Path, config: Any, recurrent_only: bool) -> Mod
         weights = LegacyH5Weights(f, file, graph)
         weights.match(graph, holds_weights)
     else:
-        _object_path_semantics(graph)
+        object_path_semantics(graph)
         weights = V3Weights.from_h5(f, graph, file)
     source = _source("keras_weights_h5", graph, path, config,
                      layout="legacy" if layout == "legacy_weights" else "v3")

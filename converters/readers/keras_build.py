@@ -294,6 +294,24 @@ class GraphBuilder:
         return live[::-1]
 
 
+def object_path_semantics(graph: KerasGraph) -> None:
+    """Weights stored by object path (``layers/<class>/vars``) were written by Keras 3 or by
+    tf-keras >= 2.13 (keras_v3.py): a version older than that, or none, cannot have written
+    them, and Keras 3 semantics apply (hard_sigmoid ``x/6 + 0.5``, or-merged masks)."""
+    version = graph.semantics_version
+    major = keras_major(version)
+    try:
+        minor = int(str(version).split(".")[1]) if major == 2 else 0
+    except (IndexError, ValueError):
+        minor = 0
+    if major >= 3 or (major == 2 and minor >= 13):
+        return
+    recorded = f"records Keras {quote(version)}" if version else "records no version"
+    graph.semantics_note = ("the weights use the Keras 3 object-path layout (layers/.../vars), so Keras 3 "
+                            f"semantics apply although the file {recorded}")
+    graph.semantics_version = "3"
+
+
 def with_semantics(source: dict, graph: KerasGraph) -> dict:
     """``source`` saying whose semantics apply when the storage layout overrode the version."""
     if not graph.semantics_note:

@@ -15,7 +15,7 @@ import h5py
 from ..activations import keras_major
 from ..ir import Model
 from .hdf5 import Weight, attr_list
-from .keras_build import build_recurrent_only
+from .keras_build import build_recurrent_only, object_path_semantics
 from .keras_config import KerasGraph, LayerSpec
 from .keras_h5 import LegacyH5Weights
 from .keras_legacy import KERAS1_COUNTS, keras1_parts
@@ -81,11 +81,15 @@ def infer_recurrent_model(f: h5py.File, layout: str, path: Path, version: str | 
                           backend: str | None) -> Model:
     file = str(path)
     specs = []
+    semantics = KerasGraph("model", [], [], [], keras_version=version, semantics_version=version)
+    if layout != "legacy_weights":
+        object_path_semantics(semantics)  # defaults below are those of the Keras that wrote it
+    version_for_defaults = semantics.semantics_version
     if layout == "legacy_weights":
         source = LegacyH5Weights(f, file)
         source.rename = {n: n for n in source.layer_names}  # the layers are the stored groups
         for name in source.layer_names:
-            spec = _spec(name, source.stored(name), version)
+            spec = _spec(name, source.stored(name), version_for_defaults)
             if spec:
                 specs.append(spec)
     else:
@@ -97,11 +101,12 @@ def infer_recurrent_model(f: h5py.File, layout: str, path: Path, version: str | 
             probe = LayerSpec(name, "Bidirectional", {})
             source.prefix[((), name)] = top
             weights = source.layer_weights(probe) or source._recurrent(top)
-            spec = _spec(name, weights, version)
+            spec = _spec(name, weights, version_for_defaults)
             if spec:
                 specs.append(spec)
     graph = KerasGraph(name=path.stem, layers=specs, inputs=[], outputs=[], keras_version=version,
-                       backend=backend)
+                       semantics_version=version_for_defaults, backend=backend,
+                       semantics_note=semantics.semantics_note)
     model = build_recurrent_only(graph, source, file, {
         "format": "keras_weights_h5", "keras_version": version, "backend": backend,
         "path": file, "layout": "legacy" if layout == "legacy_weights" else "v3",
