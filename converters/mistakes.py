@@ -78,7 +78,7 @@ def _unit_count(node: Node) -> tuple[int, int]:
 
 
 # -- the transformations ------------------------------------------------------------------------------
-def _permuted(node: Node, direction: str, mapping: dict[str, str]) -> Callable[[Weights], Weights]:
+def _permuted(direction: str, mapping: dict[str, str]) -> Callable[[Weights], Weights]:
     """Gate ``g`` of the result holds gate ``mapping[g]`` of the input."""
     def transform(w: Weights) -> Weights:
         out = dict(w)
@@ -184,13 +184,13 @@ def _direction_candidates(node: Node, direction: str) -> list[Mistake]:
     units, inputs = _unit_count(node)
     where = f"{direction}: " if node.options.get("bidirectional") else ""
     out: list[Mistake] = []
-    keras1 = _framework_mapping(op, "keras1", "keras") if op in ORDER["keras1"] else None
+    keras1 = _framework_mapping(op, "keras1", "keras")
     for perm in itertools.permutations(gates):
         mapping = dict(zip(gates, perm))
         if all(g == s for g, s in mapping.items()):
             continue
         kind = "keras1_order" if mapping == keras1 else "permuted_gates"
-        out.append(Mistake(kind, where + _describe_permutation(op, mapping), _permuted(node, direction, mapping),
+        out.append(Mistake(kind, where + _describe_permutation(op, mapping), _permuted(direction, mapping),
                            direction))
     for part, size, label in (("input_weights", inputs, "kernel"), ("recurrent_weights", units, "recurrent kernel")):
         n = len(gates)
@@ -241,7 +241,7 @@ def canonical(node: Node, kind: str) -> list[Mistake] | str:
             return (f"a {op} has one gate" if op == "simple_rnn" else
                     f"Keras 1 saves a {op}'s gates in the Keras order")
         mapping = _framework_mapping(op, packed, read)
-        return [Mistake(kind, _describe_permutation(op, mapping), _permuted(node, d, mapping), d)
+        return [Mistake(kind, _describe_permutation(op, mapping), _permuted(d, mapping), d)
                 for d in node.directions]
     if kind == "transposed_kernel":
         if inputs == 1 and units == 1:
