@@ -196,13 +196,19 @@ def test_builtin_activation_dicts_are_accepted(saved, module, registered):
 
 
 # -- 3. the storage layout decides over a version label ------------------------------------------------
-def test_keras1_file_relabelled_as_keras3_keeps_keras1_semantics(tmp_path):
+@pytest.mark.parametrize("drop_default", [False, True], ids=["as_saved", "inner_activation_dropped"])
+def test_keras1_file_relabelled_as_keras3_keeps_keras1_semantics(tmp_path, drop_default):
+    """Also with inner_activation removed from the config: the default is Keras 1's hard_sigmoid."""
     entry = next(e for e in json.loads((ROOT / "fixtures" / "legacy.json").read_text())
                  if e["name"] == "keras1_lstm")
     path = tmp_path / "relabelled.h5"
     shutil.copy(ROOT / entry["file"], path)
     with h5py.File(path, "r+") as f:
         f.attrs["keras_version"] = "3.0.0"
+        if drop_default:
+            cfg = json.loads(f.attrs["model_config"])
+            assert cfg["config"][0]["config"].pop("inner_activation") == "hard_sigmoid"
+            f.attrs["model_config"] = json.dumps(cfg)
     model = read(path)
     data = np.load(ROOT / entry["expected"])
     got = reference.run(model, [data[f"in:{s.name}"] for s in model.inputs])[0]

@@ -398,12 +398,8 @@ def normalize_config(cls: str, config: dict, major: int) -> dict:
         config["use_bias"] = config.pop("bias")
     if cls == "Dropout" and "rate" not in config and "p" in config:
         config["rate"] = config.pop("p")
-    if cls in ("LSTM", "GRU", "LSTMCell", "GRUCell"):
-        # Keras 1 and Keras 2.0-2.2 default to hard_sigmoid; later versions to sigmoid.
-        config.setdefault("recurrent_activation", "hard_sigmoid" if major <= 2 else "sigmoid")
-    if cls in ("GRU", "GRUCell"):
-        # reset_after appeared in Keras 2.1.5 (default False there); Keras 1 GRUs are reset-before.
-        config.setdefault("reset_after", False if major <= 2 else True)
+    # Version-dependent defaults (recurrent_activation, reset_after) are filled when the layer
+    # is built (keras_recurrent.py), once the storage layout has decided whose Keras applies.
     for key in ("layer", "backward_layer", "cell"):
         sub = config.get(key)
         if isinstance(sub, dict) and "class_name" in sub:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..activations import keras_major
 from ..gates import GATES, LETTER, gate_order
 from ..ir import set_recurrent_weights
 from .hdf5 import Weight
@@ -68,11 +69,14 @@ def _options(rc: RecurrentConfig, call: LayerCall) -> dict:
         "units": call.size("units", cfg.get("units")),
         "activation": call.activation(cfg.get("activation", "tanh"), elementwise=True),
     }
+    # Defaults of the Keras whose semantics apply: Keras 1 and 2.0-2.2 hard_sigmoid and
+    # reset-before GRUs (reset_after appeared in 2.1.5, default False); Keras 3 sigmoid, reset after.
+    keras3 = keras_major(call.builder.keras_version) >= 3
     if rc.kind != "simple_rnn":
-        opts["recurrent_activation"] = call.activation(cfg.get("recurrent_activation", "sigmoid"),
-                                                       elementwise=True)
+        opts["recurrent_activation"] = call.activation(
+            cfg.get("recurrent_activation", "sigmoid" if keras3 else "hard_sigmoid"), elementwise=True)
     if rc.kind == "gru":
-        opts["reset_after"] = bool(cfg.get("reset_after", True))
+        opts["reset_after"] = bool(cfg.get("reset_after", keras3))
     opts.update(
         use_bias=bool(cfg.get("use_bias", True)),
         go_backwards=bool(cfg.get("go_backwards", False)),
