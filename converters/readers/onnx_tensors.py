@@ -79,31 +79,30 @@ class TensorReader:
                               f"{field}", file=self.path, layer=layer)
         return np.asarray(values, dtype=np.int32 if dtype == "bool" else dtype).astype(dtype).reshape(dims)
 
-    def _confined(self, t, location: str) -> Path:
+    def _confined(self, t, location: str, layer: str | None = None) -> Path:
         """The external data file of ``t``: a regular file inside the model's folder."""
-        what = f"tensor {quote(t.name)}"
+        what, where = f"tensor {quote(t.name)}", {"file": self.path, "layer": layer}
         if self.folder is None:
-            raise FormatError(f"{what}: external data needs the model's file (read the model by path)",
-                              file=self.path)
+            raise FormatError(f"{what}: external data needs the model's file (read the model by path)", **where)
         if not location or "\x00" in location or Path(location).is_absolute():
             raise UnsafeError(f"{what}: expected external data at a relative path inside the model's "
-                              f"folder, found location {quote(location)}", file=self.path)
+                              f"folder, found location {quote(location)}", **where)
         target = (self.folder / location).resolve()
         if not target.is_relative_to(self.folder):
             raise UnsafeError(f"{what}: external data location {quote(location)} is outside the model's "
-                              f"folder", file=self.path)
+                              f"folder", **where)
         if not target.is_file():
             raise FormatError(f"{what}: external data file {quote(location)} is missing (or not a regular "
-                              f"file)", file=self.path)
+                              f"file)", **where)
         return target
 
     def _read_external(self, t, dims: tuple, dtype: str, layer: str | None) -> np.ndarray:
         what = f"tensor {quote(t.name)}"
         info = _entries(t)
-        target = self._confined(t, info.get("location", ""))
+        target = self._confined(t, info.get("location", ""), layer)
         nbytes = math.prod(dims) * np.dtype(dtype).itemsize
-        offset = _nonnegative(info.get("offset", "0"), what, "offset", self.path)
-        length = _nonnegative(info["length"], what, "length", self.path) if "length" in info else nbytes
+        offset = _nonnegative(info.get("offset", "0"), what, "offset", self.path, layer)
+        length = _nonnegative(info["length"], what, "length", self.path, layer) if "length" in info else nbytes
         size = target.stat().st_size
         if length != nbytes or offset + nbytes > size:
             raise FormatError(f"{what}: dims {list(dims)} need {nbytes} bytes of external data, found length "
@@ -129,11 +128,12 @@ def _entries(t) -> dict[str, str]:
     return {e.key: e.value for e in t.external_data}
 
 
-def _nonnegative(text: str, what: str, key: str, path: str | None) -> int:
+def _nonnegative(text: str, what: str, key: str, path: str | None, layer: str | None) -> int:
     try:
         value = int(text)
     except ValueError:
         value = -1
     if value < 0:
-        raise FormatError(f"{what}: expected a non-negative external data {key}, found {quote(text)}", file=path)
+        raise FormatError(f"{what}: expected a non-negative external data {key}, found {quote(text)}", file=path,
+                          layer=layer)
     return value
