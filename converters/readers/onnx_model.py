@@ -9,8 +9,11 @@ The graph is walked once in order; every ONNX tensor gets a symbolic value
 IR tensors, the materializing of symbolic values into IR nodes, and the tidying after the walk
 (dead nodes dropped, ``dense`` + activation and merge chains folded back together).
 
-Anything else is refused with an UnsupportedError naming the ONNX node. ``onnx`` is imported
-inside :func:`read` only.
+Every node is first checked against its op's schema at the model's default opset
+(:mod:`converters.readers.onnx_opset`: op versions whose meaning the reader does not implement are
+refused), every tensor is read under the file's byte budget (:mod:`converters.readers.onnx_tensors`),
+and anything a node raises becomes one line naming the file and the node. Anything else is refused
+with an UnsupportedError naming the ONNX node. ``onnx`` is imported inside :func:`read` only.
 """
 
 
@@ -421,6 +424,6 @@ def from_proto(proto, path: str | None = None) -> Model:
         return OnnxReader(onnx, proto, path).run()
     except GateportError as e:
         raise e.at(file=path)
-    except (RecursionError, MemoryError, ValueError, TypeError, KeyError, IndexError, AttributeError,
-            OSError) as e:  # outside any node (the graph's outputs, the tidying): one line all the same
+    except (RecursionError, MemoryError, ArithmeticError, ValueError, TypeError, KeyError, IndexError,
+            AttributeError, OSError) as e:  # outside any node (the graph's outputs, the tidying): one line all the same
         raise FormatError(f"cannot read the model ({type(e).__name__}: {quote(str(e), 200)})", file=path) from None

@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import FormatError, UnsupportedError
 from ..gates import GATES
 from ..ir import Node, set_recurrent_weights
+from ..sanitize import quote
 
 KINDS = {"LSTM": "lstm", "GRU": "gru", "RNN": "simple_rnn"}
 #: ONNX activations per direction of each op, and their defaults.
@@ -49,8 +50,9 @@ def ir_activation(name: str, alpha: float | None, beta: float | None) -> str:
         return "linear"
     if name == "Elu" and _f32_equal(alpha, 1.0):
         return "elu"
-    shown = name + (f"(alpha={alpha:g}" + (f", beta={beta:g}" if beta is not None else "") + ")"
-                    if alpha is not None else "")
+    shown = name if name in _ARGS or name in _PLAIN else quote(name)  # a stranger's name only quoted
+    if alpha is not None:
+        shown += f"(alpha={alpha:g}" + (f", beta={beta:g}" if beta is not None else "") + ")"
     raise UnsupportedError(f"expected a recurrent activation the IR has (Sigmoid, Tanh, Relu, Softsign, "
                            f"Softplus, Elu(1), Affine(1, 0), HardSigmoid(0.2, 0.5) or (1/6, 0.5)), found {shown}")
 
@@ -85,7 +87,7 @@ class RecurrentNode:
         self.hidden = self._hidden_size(weights)
         self.direction = attrs.get("direction", "forward")
         if self.direction not in ("forward", "reverse", "bidirectional"):
-            raise FormatError(f"expected direction forward|reverse|bidirectional, found {self.direction!r}")
+            raise FormatError(f"expected direction forward|reverse|bidirectional, found {quote(self.direction)}")
         self.n_dirs = 2 if self.direction == "bidirectional" else 1
         self.layout = int(attrs.get("layout", 0))
         self._check_attrs()
