@@ -91,6 +91,15 @@ def test_nothing_compared_is_unproven():
     assert [r["status"] for r in report["rows"] if r["runtime"] == "onnx"] == ["skipped"]
 
 
+def test_core_install_compares_nothing_and_says_so():
+    """numpy + h5py only: every runtime is missing, which used to read '0 passed, 0 failed, 3 skipped: OK'."""
+    out = _run_cli_isolated(["verify", _file("tiny_lstm")],
+                            poison=["torch", "onnx", "onnxruntime", "keras", "tf_keras", "safetensors"])
+    assert out.returncode == 3, out.stderr
+    last = out.stdout.rstrip().splitlines()[-1]
+    assert last == "0 passed, 0 failed, 3 skipped: UNPROVEN: nothing was compared (every artifact was skipped)"
+
+
 # -- NaN / Inf ---------------------------------------------------------------------------------------------
 def test_compare_nan_and_inf():
     want = np.array([1.0, np.nan, np.inf, -np.inf])
