@@ -1,16 +1,27 @@
 """The Python API: read a model, convert it, inspect it, load it into a PyTorch module.
 
-Each function is a thin path down the layers: reader -> IR -> writer. Writers and runtimes are
-imported only when used, so ``import converters`` needs numpy and h5py alone.
+Each function is a thin path down the layers: reader -> IR -> writer. Sources are paths or models
+in memory (:mod:`converters.inmemory`); results are files (:func:`convert`) or objects
+(:func:`to_torch`, :func:`to_onnx`, :func:`to_keras`). Writers and runtimes are imported only when
+used, so ``import converters`` needs numpy and h5py alone.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence, Union
 
-from .errors import FormatError, GateportError, UnsupportedError
+from .errors import FormatError, GateportError, ModelNotFoundError, UnsupportedError, UsageError
 from .ir import Model
+
+#: A file path.
+PathLike = Union[str, "os.PathLike[str]"]
+#: What :func:`read` accepts: a path, an IR Model, a Keras 3 model, a torch nn.Module or state_dict,
+#: an onnx.ModelProto.
+Source = Union[PathLike, Model, Any]
+#: The ONNX axes left symbolic by default.
+DYNAMIC_AXES = ("batch", "time")
 
 #: Conversion targets: name -> (what -o names, one-line description).
 TARGETS = {
@@ -47,21 +58,32 @@ def source_kind(path: Path) -> str:
     return "keras"
 
 
-def read(path: str | os.PathLike, config: str | os.PathLike | None = None) -> Model:
-    """Read any supported model file into the IR.
+def read(source: Source, config: PathLike | None = None) -> Model:
+    """Read a model into the IR: a file path, or a model in memory.
 
-    Keras (``.h5``, ``.keras``, weights-only with ``config`` = the architecture), a PyTorch
+    Files: Keras (``.h5``, ``.keras``, weights-only with ``config`` = the architecture), a PyTorch
     state_dict (``.safetensors``, ``.pt``; ``config`` = an optional JSON layer description), an
-    ONNX model, or a gateport IR file. The kind is decided from the file's bytes.
+    ONNX model, or a gateport IR file; the kind is decided from the file's bytes. In memory: a
+    Keras 3 model, a torch ``nn.Module`` or state_dict, an ``onnx.ModelProto``, an IR Model.
+    A missing file raises :class:`~converters.errors.ModelNotFoundError` (a ``FileNotFoundError``).
+
+    >>> model = converters.read("model.h5")
+    >>> [spec.name for spec in model.inputs], model.outputs
+    (['x'], ['dense'])
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FormatError("no such file", file=str(path))
+    if not isinstance(source, (str, os.PathLike)):
+        from .inmemory import read_object
+
+        return read_object(source, config)
+    path = Path(source)
+    check_source(path)
     kind = source_kind(path)
     if kind == "gates":
         from . import ir_file
 
-        return ir_file.load(path)
+        model = ir_file.load(path)
+        model.source = {"format": "gates", "path": str(path), "converted_from": model.source}
+        return model
     if kind == "torch":
         from .readers import torch_state
 
@@ -70,9 +92,39 @@ def read(path: str | os.PathLike, config: str | os.PathLike | None = None) -> Mo
         from .readers import onnx_model
 
         return onnx_model.read(path)
+    if path.suffix.lower() == ".pb":
+        raise UnsupportedError(SAVED_MODEL, file=str(path))
     from .readers import read as read_keras
 
     return warn_non_finite(read_keras(path, config=config))
+
+
+#: What a TensorFlow SavedModel is, and the way out.
+SAVED_MODEL = ("expected a Keras model file, found a TensorFlow SavedModel (saved_model.pb), which gateport does "
+               "not read: load it with tf.keras.models.load_model(FOLDER) and save it as .keras or .h5 "
+               "(model.save('model.keras')), then convert that file")
+
+
+def check_source(path: Path) -> None:
+    """Refuse, in one line, a model path that is not a regular file: missing, a folder (a SavedModel
+    is named as such), a FIFO, a device."""
+    import stat
+
+    if path.is_file():
+        return
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise ModelNotFoundError(file=str(path)) from None
+    except OSError as e:
+        raise FormatError(f"cannot read: {e.strerror}", file=str(path)) from None
+    if stat.S_ISDIR(mode):
+        if (path / "saved_model.pb").exists():
+            raise UnsupportedError(SAVED_MODEL, file=str(path))
+        raise FormatError("expected a model file, found a folder", file=str(path))
+    found = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else \
+        "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+    raise FormatError(f"expected a model file, found {found}", file=str(path))
 
 
 def warn_non_finite(model: Model) -> Model:
@@ -92,26 +144,33 @@ def warn_non_finite(model: Model) -> Model:
     return model
 
 
-def convert(source: str | os.PathLike | Model, to: str, output: str | os.PathLike, *,
-            config: str | os.PathLike | None = None, opset: int | None = None, force: bool = False) -> Path:
-    """Convert ``source`` (a path or an IR model) to target ``to``, written atomically at ``output``."""
-    if to not in TARGETS:
-        raise UnsupportedError(f"unknown target {to!r}; expected one of {', '.join(TARGETS)}")
-    check_outputs(to, output, _inputs(source, config), force)
-    if to in ("gates", "torch-state-dict") and not isinstance(source, Model):
-        from .readers import read_recurrent_weights
+def convert(source: Source, to: str, output: PathLike, *, config: PathLike | None = None,
+            opset: int | None = None, force: bool = False, dynamic: Sequence[str] = DYNAMIC_AXES,
+            input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None) -> Path:
+    """Convert ``source`` (a path or a model in memory, see :func:`read`) to target ``to``, written
+    atomically at ``output``; returns the path written.
 
-        try:
-            model = read(source, config)
-        except (UnsupportedError, FormatError) as full_error:
-            # a custom layer elsewhere in the model, or a weights-only file without its architecture,
-            # does not stop its recurrent weights from converting
-            try:
-                model = read_recurrent_weights(source, config)
-            except GateportError:
-                raise full_error from None
-    else:
-        model = source if isinstance(source, Model) else read(source, config)
+    ``to`` is one of :data:`TARGETS`. ONNX only: ``opset``, ``dynamic`` (the axes left symbolic, of
+    ``batch`` and ``time``), ``input_names`` / ``output_names`` for the graph. Each deliberate change
+    (:mod:`converters.notes`) is warned as a :class:`~converters.notes.GateportNote` and recorded
+    in the artifact.
+
+    >>> converters.convert("model.h5", "onnx", "model.onnx", dynamic=["batch"], output_names=["y"])
+    PosixPath('model.onnx')
+    """
+    if to not in TARGETS:
+        raise UsageError(f"unknown target {to!r}; expected one of {', '.join(TARGETS)}")
+    check_outputs(to, output, _inputs(source, config), force)
+    model = _with_notes(_read_for(source, to, config), to)
+    try:
+        return _write(model, to, output, force, opset, dynamic=dynamic, input_names=input_names,
+                      output_names=output_names)
+    except GateportError as e:  # a writer's refusal names the layer; the file is the source's
+        raise e.at(file=model.source.get("path") or model.source.get("object"))
+
+
+def _write(model: Model, to: str, output: PathLike, force: bool, opset: int | None, **onnx_options) -> Path:
+    """Write ``model`` with the writer of target ``to``."""
     if to == "gates":
         from . import ir_file
 
@@ -134,15 +193,84 @@ def convert(source: str | os.PathLike | Model, to: str, output: str | os.PathLik
         return keras_v3.write_weights(model, output, force=force, architecture=architecture_path(output))
     from .writers import onnx_graph
 
-    kwargs = {} if opset is None else {"opset": opset}
-    return onnx_graph.write(model, output, force=force, **kwargs)
+    return onnx_graph.write(model, output, force=force, **onnx_options, **({} if opset is None else {"opset": opset}))
 
 
-def _inputs(source: str | os.PathLike | Model, config) -> list:
-    """The files a conversion reads (an IR model: the ones it was read from)."""
+def _read_for(source: Source, to: str, config: PathLike | None) -> Model:
+    """The IR of ``source``; for targets holding recurrent layers only, a file whose other layers
+    cannot be read (a custom layer, no architecture) still gives its recurrent layers."""
+    if to not in ("gates", "torch-state-dict") or not isinstance(source, (str, os.PathLike)):
+        return read(source, config)
+    from .readers import read_recurrent_weights
+
+    try:
+        return read(source, config)
+    except (UnsupportedError, FormatError) as full_error:
+        if isinstance(full_error, ModelNotFoundError):
+            raise
+        try:
+            return read_recurrent_weights(source, config)
+        except GateportError:
+            raise full_error from None
+
+
+def _with_notes(model: Model, to: str) -> Model:
+    """``model`` with the notes of converting it to ``to`` in ``source["notes"]`` (warned once each)."""
+    from . import notes
+
+    lines = notes.notes(model, to)
+    notes.emit(lines)
+    if not lines or to == "gates":
+        return model
+    return dataclasses.replace(model, source={**(model.source or {}), "notes": lines})
+
+
+def to_torch(source: Source, config: PathLike | None = None):
+    """A ready ``torch.nn.Module`` of ``source`` (a path or a model in memory): the generated
+    ``model.py`` imported from a private temporary folder, weights loaded, in eval mode.
+
+    >>> net = converters.to_torch(keras_model)
+    >>> y = net(torch.from_numpy(x))
+    """
+    from .inmemory import torch_module
+
+    return torch_module(_with_notes(read(source, config), "torch"))
+
+
+def to_onnx(source: Source, config: PathLike | None = None, *, opset: int | None = None,
+            dynamic: Sequence[str] = DYNAMIC_AXES, input_names: Sequence[str] | None = None,
+            output_names: Sequence[str] | None = None):
+    """An ``onnx.ModelProto`` of ``source``, checked by ``onnx.checker``; options as :func:`convert`.
+
+    >>> proto = converters.to_onnx(keras_model, input_names=["x"])
+    >>> onnxruntime.InferenceSession(proto.SerializeToString()).run(None, {"x": x})
+    """
+    from .errors import require
+    from .writers import onnx_graph
+
+    onnx = require("onnx", "onnx")
+    model = _with_notes(read(source, config), "onnx")
+    proto = onnx_graph.deployable(model, opset or onnx_graph.DEFAULT_OPSET, dynamic, input_names, output_names)
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def to_keras(source: Source, config: PathLike | None = None):
+    """A Keras 3 model of ``source``: the ``.keras`` gateport writes, loaded by ``keras.saving.load_model``.
+
+    >>> keras_model = converters.to_keras("model.onnx")
+    >>> y = keras_model(x)
+    """
+    from .inmemory import keras_model
+
+    return keras_model(_with_notes(read(source, config), "keras"))
+
+
+def _inputs(source: Source, config) -> list:
+    """The files a conversion reads (an IR model: the ones it was read from; an object: none)."""
     if isinstance(source, Model):
         return [(source.source or {}).get("path"), (source.source or {}).get("config"), config]
-    return [source, config]
+    return [source, config] if isinstance(source, (str, os.PathLike)) else [config]
 
 
 def architecture_path(output: str | os.PathLike) -> Path:
@@ -175,27 +303,47 @@ def check_outputs(to: str, output: str | os.PathLike, inputs: list, force: bool 
         atomic.check_output(path, force, FILES if to == "torch" else None)
 
 
-def inspect(source: str | os.PathLike | Model, config: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The JSON-ready description ``gateport inspect --json`` prints."""
+def inspect(source: Source, config: PathLike | None = None) -> dict[str, Any]:
+    """The JSON-ready description ``gateport inspect --json`` prints (``source`` as :func:`read`).
+
+    >>> desc = converters.inspect("model.h5")
+    >>> [layer["name"] for layer in desc["layers"]]
+    ['lstm', 'dense']
+    """
     from .explain import describe
 
-    return describe(source if isinstance(source, Model) else read(source, config))
+    return describe(read(source, config))
 
 
-def verify(source, targets=("torch", "onnx"), **options):
-    """Convert ``source`` in memory, run it and every artifact on the same inputs, compare.
+def verify(source: PathLike, targets: Sequence[str] = ("torch", "onnx"), *,
+           inputs: PathLike | Sequence[Any] | None = None, expected: PathLike | Sequence[Any] | None = None,
+           batch: int = 2, steps: int | None = None, seed: int = 0, atol: float | None = None,
+           rtol: float | None = None, config: PathLike | None = None,
+           artifacts: Mapping[str, Model | PathLike] | None = None, require: str = "independent",
+           timeout: float | None = None):
+    """Convert the model file ``source`` in memory, run it and every artifact on the same inputs, compare.
 
-    Returns a :class:`converters.verify.Report` (``report.ok``, ``report.rows``); options are those of
-    :func:`converters.verify.verify` (inputs, expected, batch, steps, seed, atol, rtol, config, artifacts).
+    Returns a :class:`converters.verify.Report` (``report.ok``, ``report.rows``, ``report.exit_status``);
+    the arguments are those of :func:`converters.verify.verify` (``None``: its default).
+
+    >>> report = converters.verify("model.h5", ["torch", "onnx"], batch=4, steps=7)
+    >>> report.ok
+    True
     """
     from .verify import verify as run_verify
 
-    return run_verify(source, targets, **options)
+    given = {"atol": atol, "rtol": rtol, "timeout": timeout}
+    return run_verify(source, targets, inputs=inputs, expected=expected, batch=batch, steps=steps, seed=seed,
+                      config=config, artifacts=artifacts, require=require,
+                      **{k: v for k, v in given.items() if v is not None})
 
 
-def load_into(module, source, config: str | os.PathLike | None = None):
-    """Copy the Keras recurrent and dense layers of ``source`` into ``module``'s matching submodules."""
+def load_into(module, source: Source, config: PathLike | None = None):
+    """Copy the Keras recurrent and dense layers of ``source`` into ``module``'s matching submodules
+    (``nn.LSTM``/``nn.GRU``/``nn.RNN``/``nn.Linear``, in registration order); returns ``module``.
+
+    >>> net = converters.load_into(MyNet(), "model.h5")
+    """
     from .writers import torch_state
 
-    model = source if isinstance(source, Model) else read(source, config)
-    return torch_state.load_into(module, model)
+    return torch_state.load_into(module, read(source, config))

@@ -1,30 +1,97 @@
 """The ``gateport`` command: argument parsing and printing only; the work is in :mod:`converters.api`.
 
 Any :class:`~converters.errors.GateportError` becomes one line
-``gateport: error: <file>: <layer>: <what>`` and exit status 2 (``--debug`` shows the traceback).
+``gateport: error: <file>: <layer>: <what>`` and exit status 2 (``--debug`` shows the traceback);
+with ``--json`` it is one JSON object on stdout, ``{"error", "kind", "file", "layer"}``. Notes of a
+conversion (:mod:`converters.notes`) print as ``gateport: note: ...``; ``-q`` hides them.
 """
 from __future__ import annotations
 
 import argparse
 import glob
 import json
+import os
 import sys
 
 from . import __version__
-from .errors import GateportError
-from .sanitize import one_line
+from .errors import GateportError, UsageError
+from .sanitize import one_line, quote
 
 EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT = 0, 1, 2
+
+
+EXAMPLES = """examples:
+  gateport inspect model.h5                          layers, shapes and where each gate sits
+  gateport convert model.h5 --to onnx -o model.onnx  one fused LSTM/GRU node per layer
+  gateport convert model.h5 --to torch -o model_pt   a folder: model.py + model.safetensors
+  gateport convert 'ckpt/*.hdf5' --to onnx -o out/ -j 4
+  gateport verify model.h5 --to torch,onnx           run Keras, PyTorch and onnxruntime, compare
+  gateport diff model.h5 model.onnx                  name the mistake between two models
+
+--debug, -q and -v go anywhere on the line. With --json, an error is a JSON object on stdout:
+{"error": "...", "kind": "FormatError", "file": ..., "layer": ...} (exit status 2).
+"""
+#: The ONNX axes --dynamic may name.
+DYNAMIC_AXES = ("batch", "time")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, found {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, found {value}")
+    return value
+
+
+def names(text: str) -> list[str]:
+    """argparse type: comma-separated names."""
+    return [n.strip() for n in text.split(",")]
+
+
+def axes(text: str) -> list[str]:
+    """argparse type: --dynamic's comma-separated axes (``none``: no axis)."""
+    found = [a.strip() for a in text.split(",") if a.strip() and a.strip() != "none"]
+    wrong = [a for a in found if a not in DYNAMIC_AXES]
+    if wrong:
+        raise argparse.ArgumentTypeError(f"expected axes from {', '.join(DYNAMIC_AXES)} or none, found {wrong[0]!r}")
+    return found
+
+
+def _common_options(parser: argparse.ArgumentParser, default) -> None:
+    """--debug, -q and -v, accepted before and after the subcommand (a subcommand's own copy only
+    sets them when given, so it never hides the value given before it)."""
+    kw = {} if default is None else {"default": default}
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors", **kw)
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true", help="print only errors (no notes, warnings, "
+                      "progress or 'wrote' lines)", **kw)
+    loud.add_argument("-v", "--verbose", action="store_true", help="also list every file written, with its size", **kw)
+
+
+class _Subparsers:
+    """``add_parser`` that gives every subcommand the common options."""
+
+    def __init__(self, action):
+        self.action = action
+
+    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        parser = self.action.add_parser(name, **kwargs)
+        _common_options(parser, argparse.SUPPRESS)
+        return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .api import TARGETS
 
     p = argparse.ArgumentParser(prog="gateport", description=(
-        "Move trained Keras LSTM/GRU/SimpleRNN models to PyTorch and ONNX, gate by gate, verified."))
+        "Move trained Keras LSTM/GRU/SimpleRNN models to PyTorch and ONNX, gate by gate, verified."),
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"gateport {__version__}")
-    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _common_options(p, None)
+    sub = _Subparsers(p.add_subparsers(dest="command", required=True, metavar="COMMAND"))
 
     ins = sub.add_parser("inspect", help="show layers, shapes, options and where each gate sits in "
                                          "Keras, PyTorch and ONNX")
@@ -47,7 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--opset", type=int, help="ONNX opset (default: the writer's)")
     conv.add_argument("--force", action="store_true", help="overwrite an existing output")
     conv.add_argument("--json", action="store_true", help="print the result as JSON")
-    conv.add_argument("-j", "--jobs", type=int, default=1, help="worker processes for several files (default: 1)")
+    conv.add_argument("-j", "--jobs", type=positive_int, default=1,
+                      help="worker processes for several files (default: 1)")
+    conv.add_argument("--dynamic", type=axes, default=",".join(DYNAMIC_AXES), metavar="AXES",
+                      help="ONNX: comma-separated axes left symbolic, of batch and time, or 'none'; an axis left "
+                           "out is fixed (batch 1, time the model's declared length) (default: %(default)s)")
+    conv.add_argument("--input-names", type=names, metavar="A,B", help="ONNX: names of the graph inputs, in order")
+    conv.add_argument("--output-names", type=names, metavar="A,B", help="ONNX: names of the graph outputs, in order")
 
     from .verify import ATOL, DEFAULT_STEPS, DEFAULT_TARGETS, RTOL, TARGETS as VERIFY_TARGETS
     from .verify import DEFAULT_TIMEOUT as VERIFY_TIMEOUT, REQUIRE as VERIFY_REQUIRE
@@ -132,15 +205,26 @@ def cmd_convert(args) -> int:
     from . import api, batch
 
     options = dict(config=args.config, opset=args.opset, force=args.force)
+    onnx_options = dict(dynamic=args.dynamic, input_names=args.input_names, output_names=args.output_names)
+    if args.to != "onnx" and (args.input_names or args.output_names or args.dynamic != list(DYNAMIC_AXES)):
+        raise UsageError(f"--dynamic, --input-names and --output-names apply to --to onnx, found --to {args.to}")
     if len(args.model) == 1 and not glob.has_magic(args.model[0]):  # one file: -o names the output
         (source,) = args.model
-        out = api.convert(source, args.to, args.output, **options)
-        print(json.dumps({"input": source, "to": args.to, "output": str(out)}) if args.json else f"wrote {out}")
+        api.check_outputs(args.to, args.output, [source, args.config], args.force)  # graver mistakes first
+        check_suffix(args.to, args.output)
+        out = api.convert(source, args.to, args.output, **options, **onnx_options)
+        if args.json:
+            print(json.dumps({"input": source, "to": args.to, "output": str(out)}))
+        elif not args.quiet:
+            print(f"wrote {out}")
+        if args.verbose:
+            _list_written(args.to, out)
         return EXIT_OK
+    options.update({k: v for k, v in onnx_options.items() if v != list(DYNAMIC_AXES)})
     sources = batch.expand(args.model)
 
     def progress(done: int, total: int, r) -> None:
-        if not args.json:
+        if not args.json and not args.quiet:
             width = 30
             bar = "#" * (width * done // total)
             status = "ok    " if r.ok else "FAILED"
@@ -150,6 +234,9 @@ def cmd_convert(args) -> int:
     failed = [r for r in results if not r.ok]
     if args.json:
         print(json.dumps([{"input": r.source, "output": r.output, "error": r.error} for r in results], indent=2))
+    elif args.quiet:
+        for r in failed:
+            print(f"gateport: error: {r.error}", file=sys.stderr)
     else:
         width = max(len(r.source) for r in results)
         print(f"{'file':<{width}}  result")
@@ -157,6 +244,31 @@ def cmd_convert(args) -> int:
             print(f"{r.source:<{width}}  {'-> ' + r.output if r.ok else 'FAILED: ' + r.error}")
         print(f"{len(results) - len(failed)} converted, {len(failed)} failed")
     return EXIT_BAD_INPUT if failed else EXIT_OK
+
+
+def check_suffix(to: str, output: str) -> None:
+    """Refuse an output name whose suffix is not the target's (``--to onnx -o out.h5``: gateport could
+    not read it back as what it is). A name without a suffix is taken as it is, and a folder
+    (``--to torch``) may have any suffix but a model file's."""
+    from .batch import OUTPUT_NAME
+
+    expected = OUTPUT_NAME[to].replace("{stem}", "")
+    name = os.path.basename(os.path.normpath(output)).lower()
+    files = tuple(t.replace("{stem}", "") for t in OUTPUT_NAME.values() if t != "{stem}")
+    if expected and os.path.splitext(name)[1] and not name.endswith(expected):
+        raise UsageError(f"expected an output name ending in {expected} for --to {to}, found {quote(output)}")
+    if not expected and name.endswith(files + (".h5", ".hdf5", ".pt", ".pth")):
+        raise UsageError(f"expected a folder name without a model-file suffix for --to {to} (it writes a folder: "
+                         f"model.py + model.safetensors), found {quote(output)}")
+
+
+def _list_written(to: str, out) -> None:
+    """-v: every file the conversion wrote, with its size."""
+    from .api import output_paths
+
+    for path in output_paths(to, out)[int(to == "torch"):]:
+        if path.is_file():
+            print(f"  {path}  {path.stat().st_size} bytes")
 
 
 def cmd_verify(args) -> int:
@@ -171,7 +283,7 @@ def cmd_verify(args) -> int:
         artifacts[target] = path
         targets += [target] if target not in targets else []
     progress = None
-    if not args.json and sys.stderr.isatty():
+    if not args.json and not args.quiet and sys.stderr.isatty():
         def progress(line: str) -> None:
             print(f"gateport: verify: {line}", file=sys.stderr, flush=True)
     report = verify(args.model, targets, inputs=args.inputs, expected=args.expected, batch=args.batch,
@@ -198,7 +310,20 @@ COMMANDS = {"inspect": cmd_inspect, "convert": cmd_convert, "verify": cmd_verify
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"gateport: warning: {message}", file=sys.stderr)
+    from .notes import GateportNote
+
+    kind = "note" if issubclass(category, GateportNote) else "warning"
+    print(f"gateport: {kind}: {one_line(message)}", file=sys.stderr)
+
+
+def _error(args, e: BaseException, text: str) -> int:
+    """One line on stderr, or with --json one JSON object on stdout; exit status 2."""
+    if getattr(args, "json", False):
+        print(json.dumps({"error": text, "kind": type(e).__name__, "file": getattr(e, "file", None),
+                          "layer": getattr(e, "layer", None)}))
+    else:
+        print(f"gateport: error: {text}", file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,14 +333,13 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning if not args.debug else warnings.showwarning
-    warnings.simplefilter("always", GateportWarning)
+    warnings.simplefilter("ignore" if args.quiet else "always", GateportWarning)
     try:
         return COMMANDS[args.command](args)
     except GateportError as e:
         if args.debug:
             raise
-        print(f"gateport: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _error(args, e, str(e))
     except BrokenPipeError:  # `gateport inspect ... | head`
         sys.stderr.close()
         return EXIT_OK
@@ -225,14 +349,12 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, MemoryError, RecursionError) as e:  # disk full, permission, exhausted: one line
         if args.debug:
             raise
-        print(f"gateport: error: {one_line(_describe(e))}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _error(args, e, one_line(_describe(e)))
     except Exception as e:  # a case gateport did not foresee: still one line, never a traceback
         if args.debug:
             raise
-        print(f"gateport: error: unexpected {type(e).__name__}: {one_line(e)} "
-              "(a gateport bug; --debug shows the traceback)", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _error(args, e, f"unexpected {type(e).__name__}: {one_line(e)} "
+                               "(a gateport bug; --debug shows the traceback)")
 
 
 def _describe(e: BaseException) -> str:

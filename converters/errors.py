@@ -1,12 +1,20 @@
 """One exception hierarchy. The CLI turns any :class:`GateportError` into one line and exit 2."""
 from __future__ import annotations
 
+import errno
+
 
 class GateportError(Exception):
     """Base of every error gateport raises on purpose.
 
     ``file`` and ``layer`` are filled in where known so the message reads
     ``<file>: <layer>: <what was expected, what was found>``.
+
+    >>> try:
+    ...     converters.read("notes.txt")
+    ... except converters.GateportError as e:
+    ...     print(e)
+    notes.txt: expected an HDF5 file, a .keras zip or a JSON model config, ...
     """
 
     def __init__(self, message: str, *, file: str | None = None, layer: str | None = None):
@@ -29,23 +37,54 @@ class GateportError(Exception):
 
 
 class FormatError(GateportError):
-    """The file is not what it should be: not a model, truncated, foreign, inconsistent."""
+    """The file is not what it should be: not a model, truncated, foreign, inconsistent.
+
+    >>> converters.read("/dev/null")  # raises FormatError: /dev/null: expected a model file, found a device
+    """
+
+
+class ModelNotFoundError(FormatError, FileNotFoundError):
+    """The model file does not exist: caught by ``except FileNotFoundError`` and ``except FormatError``.
+
+    >>> import converters
+    >>> try:
+    ...     converters.read("missing.h5")
+    ... except FileNotFoundError as e:
+    ...     print(e)
+    missing.h5: no such file
+    """
+
+    def __init__(self, message: str = "no such file", *, file: str | None = None, layer: str | None = None):
+        FormatError.__init__(self, message, file=file, layer=layer)
+        self.errno, self.strerror, self.filename = errno.ENOENT, message, file
 
 
 class UnsupportedError(GateportError):
-    """A valid model uses a layer, option or feature gateport cannot convert exactly."""
+    """A valid model uses a layer, option or feature gateport cannot convert exactly.
+
+    >>> converters.read("lambda_model.h5")  # raises UnsupportedError naming the Lambda layer
+    """
 
 
 class UnsafeError(GateportError):
-    """The file asks for something gateport refuses to do: run code, escape its folder, explode."""
+    """The file asks for something gateport refuses to do: run code, escape its folder, explode.
+
+    >>> converters.read("bomb.keras")  # raises UnsafeError: declares more bytes than it holds
+    """
 
 
 class OutputError(GateportError):
-    """An output cannot be written (exists without --force, folder not writable)."""
+    """An output cannot be written (exists without --force, folder not writable).
+
+    >>> converters.convert("model.h5", "onnx", "exists.onnx")  # raises OutputError unless force=True
+    """
 
 
 class UsageError(GateportError):
-    """The command line or API call itself is wrong (bad option value, missing argument)."""
+    """The command line or API call itself is wrong (bad option value, missing argument).
+
+    >>> converters.convert("model.h5", "tflite", "m.tflite")  # raises UsageError: unknown target
+    """
 
 
 class MissingDependencyError(GateportError):

@@ -3,7 +3,7 @@
 Plain float64 numpy written from each op's equations (converters/ir.py lists them), independent of
 any reader or writer. Recurrent ops live in :mod:`converters.reference_rnn`.
 
-    run(model, inputs) -> [outputs in model.outputs order]
+    run(model, inputs) -> Outputs: [outputs in model.outputs order], also read by name: out["dense"]
     run_node(node, values) -> [outputs of one node]
 """
 from __future__ import annotations
@@ -174,8 +174,39 @@ def _bind_inputs(model: Model, inputs) -> dict[str, np.ndarray]:
     return values
 
 
-def run(model: Model, inputs) -> list[np.ndarray]:
-    """The model's outputs (``model.outputs`` order) in float64 for ``inputs`` (dict or list)."""
+class Outputs(list):
+    """What :func:`run` returns: the outputs as a list in ``model.outputs`` order, also read by name.
+
+    >>> y = run(model, {"x": x})
+    >>> y[0] is y["dense"], list(y.keys()), dict(y)["dense"].shape
+    (True, ['dense'], (2, 3))
+    """
+
+    def __init__(self, names: Sequence[str], arrays: Sequence[np.ndarray]):
+        super().__init__(arrays)
+        self.names = list(names)
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            if key not in self.names:
+                raise KeyError(f"expected an output of {self.names}, found {key!r}")
+            return list.__getitem__(self, self.names.index(key))
+        return list.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        """The output names (so ``dict(outputs)`` is a dict keyed by output name)."""
+        return list(self.names)
+
+    def items(self) -> list[tuple[str, np.ndarray]]:
+        return list(zip(self.names, self))
+
+
+def run(model: Model, inputs) -> Outputs:
+    """The model's outputs in float64 for ``inputs``: a dict keyed by the model's input names
+    (``[s.name for s in model.inputs]``), a list in that order, or one array for a one-input model.
+
+    Returns :class:`Outputs`: a list in ``model.outputs`` order that is also indexed by output name.
+    """
     values = _bind_inputs(model, inputs)
     for node in model.nodes:
         outputs = run_node(node, values)
@@ -183,4 +214,4 @@ def run(model: Model, inputs) -> list[np.ndarray]:
             raise UnsupportedError(f"expected {len(node.outputs)} outputs, found {len(outputs)}",
                                    layer=node.label())
         values.update(zip(node.outputs, outputs))
-    return [np.asarray(values[name], dtype=np.float64) for name in model.outputs]
+    return Outputs(model.outputs, [np.asarray(values[name], dtype=np.float64) for name in model.outputs])

@@ -110,8 +110,10 @@ def write(model: Model, path: str | os.PathLike, force: bool = False) -> Path:
     """Write ``model`` as a Keras 3 ``.keras`` file at ``path``, atomically."""
     graph = _prepare(model)
     config = json.dumps(model_config(model, graph))
+    notes = (model.source or {}).get("notes")  # what the conversion changed (converters.notes)
     metadata = json.dumps({"keras_version": KERAS_VERSION,
-                           "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")})
+                           "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
+                           **({"gateport_notes": list(notes)} if notes else {})})
     weights = io.BytesIO()
     _write_weights_h5(weights, graph, model)
     with atomic_path(path, force) as tmp:

@@ -9,18 +9,21 @@ Any string is a legal ONNX name, with two exceptions an input can bring: the emp
 unique name of their own (:func:`onnx_names`); every other name stays as Keras wrote it.
 
     to_onnx(model, opset=DEFAULT_OPSET) -> onnx.ModelProto
-    write(model, path, opset=DEFAULT_OPSET, force=False) -> Path
+    deployable(model, opset, dynamic=("batch", "time"), input_names=None, output_names=None) -> onnx.ModelProto
+    write(model, path, opset=DEFAULT_OPSET, force=False, dynamic=..., input_names=..., output_names=...) -> Path
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
+from typing import Sequence
 
 from ..atomic import atomic_paths
-from ..errors import GateportError, UnsupportedError, require
+from ..errors import GateportError, UnsupportedError, UsageError, require
 from ..ir import Model, unique_name
-from ..sanitize import quote
+from ..sanitize import comment, one_line, quote
 from .onnx_builder import GraphBuilder
 from .onnx_layers import LAYERS
 from .onnx_masks import mask_and_to_onnx, mask_not_equal_to_onnx, masking_to_onnx
@@ -80,15 +83,106 @@ def to_onnx(model: Model, opset: int = DEFAULT_OPSET):
     return proto
 
 
+#: The axes ``--dynamic`` may name; both are dynamic by default wherever the model allows.
+DYNAMIC_AXES = ("batch", "time")
+
+
+def deployable(model: Model, opset: int = DEFAULT_OPSET, dynamic: Sequence[str] = DYNAMIC_AXES,
+               input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None):
+    """:func:`to_onnx` ready for deployment: graph inputs/outputs renamed, ``dynamic`` axes symbolic
+    (``batch``, ``time``), the others fixed (batch 1, time the model's declared length), provenance
+    and the conversion's notes in ``metadata_props``."""
+    onnx = require("onnx", "onnx")
+    where = model.source.get("path")
+    unknown = [a for a in dynamic if a not in DYNAMIC_AXES]
+    if unknown:
+        raise UsageError(f"expected dynamic axes from {', '.join(DYNAMIC_AXES)} (or none), found {quote(unknown[0])}",
+                         file=where)
+    proto = to_onnx(model, opset)
+    _rename(proto, proto.graph.input, input_names, "input", where)
+    _rename(proto, proto.graph.output, output_names, "output", where)
+    if _fix_axes(proto, set(dynamic), where) and _weight_bytes(proto) <= EXTERNAL_DATA_ABOVE:
+        _declare_output_shapes(onnx, proto)
+    onnx.helper.set_model_props(proto, provenance(model))
+    return proto
+
+
+def provenance(model: Model) -> dict[str, str]:
+    """What ``metadata_props`` records: the source file's basename, its Keras version, gateport's version
+    and the conversion's notes (JSON list); names pass through :mod:`converters.sanitize`."""
+    src = model.source or {}
+    props = {"gateport.version": _version()}
+    if src.get("path"):
+        props["gateport.source"] = comment(os.path.basename(str(src["path"])))
+    elif src.get("object"):
+        props["gateport.source"] = comment(src["object"])
+    if src.get("keras_version"):
+        props["gateport.keras_version"] = comment(src["keras_version"])
+    if src.get("notes"):
+        props["gateport.notes"] = json.dumps([one_line(n) for n in src["notes"]])
+    return props
+
+
+def _rename(proto, values, names: Sequence[str] | None, what: str, where: str | None) -> None:
+    """Give the graph's inputs (or outputs) ``names``, in order, everywhere they are used."""
+    if names is None:
+        return
+    names = [str(n) for n in names]
+    old = [v.name for v in values]
+    if len(names) != len(old) or len(set(names)) != len(names) or not all(names):
+        raise UsageError(f"expected {len(old)} distinct non-empty {what} names ({', '.join(quote(n) for n in old)}), "
+                         f"found {len(names)}: {', '.join(quote(n) for n in names)}", file=where)
+    graph = proto.graph
+    taken = {t for n in graph.node for t in [*n.input, *n.output]} | {t.name for t in graph.initializer}
+    taken |= {v.name for v in [*graph.input, *graph.output]}
+    clash = [n for n, o in zip(names, old) if n != o and n in taken - set(old)]
+    if clash:
+        raise UsageError(f"{what} name {quote(clash[0])} is already a tensor of the graph; choose another",
+                         file=where)
+    new = dict(zip(old, names))
+    for node in graph.node:
+        node.input[:] = [new.get(t, t) for t in node.input]
+        node.output[:] = [new.get(t, t) for t in node.output]
+    for v in [*graph.input, *graph.output, *graph.value_info]:
+        v.name = new.get(v.name, v.name)
+
+
+def _time_axis(value) -> int | None:
+    """The time axis of a graph input: axis 1 of (batch, time, features...) or of int token ids."""
+    rank = len(value.type.tensor_type.shape.dim)
+    integer = value.type.tensor_type.elem_type != 1  # not FLOAT: int32/int64 token ids
+    return 1 if rank >= 3 or (rank == 2 and integer) else None
+
+
+def _fix_axes(proto, dynamic: set[str], where: str | None) -> bool:
+    """Name the dynamic batch/time axes of the graph inputs, fix the others; True if a size was fixed."""
+    timed = [v for v in proto.graph.input if _time_axis(v) is not None]
+    fixed = False
+    for v in proto.graph.input:
+        dims = v.type.tensor_type.shape.dim
+        if "batch" not in dynamic:
+            dims[0].dim_value, fixed = 1, True
+        axis = _time_axis(v)
+        if axis is None or dims[axis].HasField("dim_value"):
+            continue
+        if "time" not in dynamic:
+            raise UsageError("expected a fixed time length to make time static, found none declared by the "
+                             "model: keep time dynamic (--dynamic batch,time)", file=where, layer=quote(v.name))
+        dims[axis].dim_param = "time" if len(timed) == 1 else f"{v.name}_time"
+    return fixed
+
+
 def write(model: Model, path: str | os.PathLike, opset: int = DEFAULT_OPSET, force: bool = False,
-          external_data_above: int = EXTERNAL_DATA_ABOVE) -> Path:
+          external_data_above: int = EXTERNAL_DATA_ABOVE, dynamic: Sequence[str] = DYNAMIC_AXES,
+          input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None) -> Path:
     """Write ``model`` as ONNX at ``path`` atomically; returns the path.
 
+    The graph is :func:`deployable`'s (``dynamic``, ``input_names``, ``output_names``).
     ``onnx.checker.check_model(full_check=True)`` runs before anything is written. Weights over
     ``external_data_above`` bytes go to ``<name>.data`` next to the file.
     """
     onnx = require("onnx", "onnx")
-    proto = to_onnx(model, opset)
+    proto = deployable(model, opset, dynamic, input_names, output_names)
     path = Path(path)
     external = _weight_bytes(proto) > external_data_above
     data_path = path.with_name(path.name + ".data")
@@ -224,4 +318,4 @@ def _version() -> str:
     return __version__
 
 
-__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "to_onnx", "write"]
+__all__ = ["DEFAULT_OPSET", "DYNAMIC_AXES", "MIN_OPSET", "deployable", "to_onnx", "write"]

@@ -554,7 +554,7 @@ Inputs:
 {ins}
 Outputs (in Keras' order):
 {outs}
-"""
+{_notes(model)}"""
 '''
     code = f'''{helpers}
 
@@ -581,6 +581,12 @@ def load_model(path: Optional[str] = None) -> Model:
     return model.eval()
 '''
     return doc + _imports(code) + "\n" + code
+
+
+def _notes(model: Model) -> str:
+    """The docstring lines of the conversion's notes (:mod:`converters.notes`), or nothing."""
+    lines = (model.source or {}).get("notes") or []
+    return "".join(["Notes:\n"] + [f"    {comment(line, 400)}\n" for line in lines]) if lines else ""
 
 
 def generate_source(model: Model) -> str:
