@@ -241,7 +241,21 @@ def _npz_declaring(tmp: Path, name: str, shape: tuple) -> Path:
 ], ids=["steps", "batch", "repeat-vector", "time-steps", "inputs-npz"])
 def test_sizes_beyond_the_verify_budget_are_refused_in_one_line(tmp_path, capsys, make_args):
     assert cli.main(make_args(tmp_path)) == 2
-    assert "verify's budget" in _one_line_error(capsys)
+    assert "budget" in _one_line_error(capsys)  # verify's, or the reader's where it sees the size first
+
+
+def test_activations_are_counted_before_anything_is_allocated():
+    from converters.errors import UnsafeError
+    from converters.verify import VerifyBudget, check_activations
+
+    model = read(_file("autoencoder_bilstm"))  # (45, 100) -> encoder -> RepeatVector(45) -> decoder
+    inputs = 2 * 45 * 100 * 8
+    with pytest.raises(UnsafeError, match=r"verify: output 'repeat_vector.*' \(2, 45, 20\) needs 14400 bytes"):
+        encoder = 2 * 20 * 8 + 2 * (2 * 45 * 20 * 8)  # its output and each direction's steps
+        check_activations(model, [(2, 45, 100)], VerifyBudget("m.h5", limit=inputs + encoder + 100))
+    vb = VerifyBudget("m.h5")
+    check_activations(model, [(2, 45, 100)], vb)
+    assert inputs < vb.used < 10 * inputs
 
 
 # -- where an artifact departs -----------------------------------------------------------------------------
