@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -55,9 +56,13 @@ def run_case(case: Case, marker: Path, timeout: float) -> tuple[list[str], dict]
     start = time.time()
     rss_file = marker.with_name("rss")
     rss_file.unlink(missing_ok=True)
-    proc = subprocess.Popen([sys.executable, "-c", WRAPPER, str(rss_file)] + case.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    cwd = marker.with_name("cwd")  # an empty working folder: a payload that ran with a mangled path leaves a file here
+    shutil.rmtree(cwd, ignore_errors=True)
+    cwd.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", WRAPPER, str(rss_file)] + case.argv, cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, start_new_session=True,
-                            env={**os.environ, "KERAS_BACKEND": "torch"})
+                            env={**os.environ, "KERAS_BACKEND": "torch", "PYTHONPATH": str(HERE.parent)})
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -85,12 +90,14 @@ def run_case(case: Case, marker: Path, timeout: float) -> tuple[list[str], dict]
     for p, d in before.items():
         if digest(p) != d:
             problems.append(f"input changed: {p}")
-    problems += _check_output(case, proc.returncode, marker)
+    problems += _check_output(case, proc.returncode, marker, cwd)
+    if any(cwd.iterdir()):
+        problems.append(f"CODE EXECUTED? files appeared in the working folder: {sorted(p.name for p in cwd.iterdir())[:3]}")
     return problems, {"seconds": round(seconds, 2), "rss_mib": round(rss / 2**20), "exit": proc.returncode,
                       "stderr": stderr.strip()[:300]}
 
 
-def _check_output(case: Case, code: int | None, marker: Path) -> list[str]:
+def _check_output(case: Case, code: int | None, marker: Path, cwd: Path) -> list[str]:
     problems = []
     if not case.output:
         return problems
@@ -105,7 +112,8 @@ def _check_output(case: Case, code: int | None, marker: Path) -> list[str]:
         problems.append(f"refused but an output exists: {out}")
     if code == 0 and case.importable:
         check = ("import sys; sys.path.insert(0, sys.argv[1]); import model; model.load_model(); print('ok')")
-        r = subprocess.run([sys.executable, "-c", check, str(out)], capture_output=True, text=True, timeout=120)
+        r = subprocess.run([sys.executable, "-c", check, str(out)], capture_output=True, text=True, timeout=120,
+                           cwd=cwd)
         if r.returncode != 0:
             problems.append(f"model.py does not load: {r.stderr.strip().splitlines()[-1][:200] if r.stderr else ''}")
         if marker.exists():

@@ -59,6 +59,7 @@ def marker_code(marker: str) -> list[str]:
         f"x\x0cimport os;open({m},'w')",
         f"__import__('os').system('touch ' + {m})",
         f"{{open({m}, 'w')}}",
+        "x\nopen('pwned_relative', 'w')\n#",  # a relative path: caught by the empty working folder
     ]
 
 
