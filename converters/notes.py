@@ -24,7 +24,13 @@ SHOWN_KEYS = 6
 
 
 class GateportNote(GateportWarning):
-    """A deliberate change a conversion made (``gateport: note: ...`` on the command line)."""
+    """A deliberate change a conversion made (``gateport: note: ...`` on the command line).
+
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     converters.convert("lstm_hard_sigmoid.h5", "keras", "m.keras")
+    >>> [str(w.message) for w in caught if w.category is converters.GateportNote]
+    ["'lstm' ('LSTM'): Keras 2 hard_sigmoid clip(0.2x+0.5) kept exact in Keras 3 ... by 1.2"]
+    """
 
 
 def _where(node: Node) -> str:
