@@ -94,8 +94,9 @@ def _range(r, node, args, attrs):
 
 def _topk(r, node, args, attrs):
     keys, k = args
+    stable_ascending = int(attrs.get("largest", 1)) == 0 and int(attrs.get("sorted", 1)) == 1  # TopK-11
     if isinstance(keys, Plan) and keys.role == "keys" and isinstance(k, Plan) and k.role == "steps1d" \
-            and int(attrs.get("largest", 1)) == 0 and int(attrs.get("axis", -1)) == 1:
+            and stable_ascending and int(attrs.get("axis", -1)) == 1:
         return [Plan(keys.mask, "sorted_keys"), Plan(keys.mask, "order")]
     raise r.unsupported("expected TopK ordering a mask's steps")
 

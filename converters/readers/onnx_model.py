@@ -272,7 +272,10 @@ class OnnxReader:
         if not dims:
             raise UnsupportedError("expected an input with a batch axis, found a scalar or no shape",
                                    file=self.path, layer=where)
-        checked_shape([d or 0 for d in dims], "input shape", file=self.path, layer=where)  # no negative sizes
+        if any(d is not None and d < 0 for d in dims):
+            raise FormatError(f"expected non-negative sizes, found shape {['?' if d is None else d for d in dims]}",
+                              file=self.path, layer=where)
+        checked_shape([d or 0 for d in dims], "input shape", file=self.path, layer=where)  # no absurd sizes
         return TensorSpec(vi.name, tuple(dims[1:]), dtype)
 
     def _finish_recurrent(self) -> list[Node]:
@@ -420,9 +423,17 @@ def read(path: str | os.PathLike) -> Model:
 def from_proto(proto, path: str | None = None) -> Model:
     """The IR of an ``onnx.ModelProto`` (external data is read from ``path``'s folder)."""
     onnx = require("onnx", "onnx")
+    from .onnx_patterns import closest, normalize  # other tools' constructs -> the ops read below
+
+    misses: dict[str, str] = {}
     try:
+        if proto.producer_name != "gateport":
+            proto, misses, _ = normalize(onnx, proto, path, TensorReader(proto, path))
         return OnnxReader(onnx, proto, path).run()
     except GateportError as e:
+        hint = closest(misses, e.layer) if isinstance(e, UnsupportedError) else None
+        if hint:
+            e.message += f" (closest pattern {hint})"
         raise e.at(file=path)
     except (RecursionError, MemoryError, ArithmeticError, ValueError, TypeError, KeyError, IndexError,
             AttributeError, OSError) as e:  # outside any node (the graph's outputs, the tidying): one line all the same

@@ -141,7 +141,19 @@ def _binary(r, node, args, attrs):
         axis, shift = _per_channel(r, op, a, b.value)
         return [r.batch_norm(a, axis, None, shift, out_name(node))]
     names = [r.tensor(v, out_name(node)) for v in (a, b)]
+    _check_broadcast(r, op, names)
     return [r.add(_MERGE_OPS[op], names, out_name(node), rank=r.ranks.get(names[0]))]
+
+
+def _check_broadcast(r, op: str, names: list[str]) -> None:
+    """FormatError when the known sizes of the merged tensors cannot broadcast (ONNX would fail)."""
+    shapes = [r.shapes.get(n) for n in names]
+    if any(s is None for s in shapes):
+        return
+    for dims in zip(*(s[::-1] for s in shapes)):
+        known = {d for d in dims if d is not None and d != 1}
+        if len(known) > 1:
+            raise FormatError(f"{op} of tensors of shapes {[['batch', *s] for s in shapes]} that do not broadcast")
 
 
 def _per_channel(r, op: str, x: IR, c: np.ndarray) -> tuple[int, np.ndarray]:
@@ -164,6 +176,7 @@ def _variadic(r, node, args):
     if len(args) == 1:
         return args[0]  # the maximum of one tensor is itself
     names = [r.tensor(r.as_ir(a), out_name(node)) for a in args]
+    _check_broadcast(r, node.op_type, names)
     return r.add(_MERGE_OPS[node.op_type], names, out_name(node), rank=r.ranks.get(names[0]))
 
 

@@ -78,6 +78,12 @@ def check_node(onnx, node, opset: int, where: str | None, path: str | None) -> i
                                f"and later (opset {oldest}+)", file=path, layer=where)
     _check_attributes(node, schema, opset, where, path)
     n_in, n_out = len(node.input), len(node.output)
+    formal = list(schema.inputs)
+    for k, name in enumerate(node.input):
+        param = formal[min(k, len(formal) - 1)] if formal else None
+        if not name and param is not None and param.option != param.option.Optional:
+            raise FormatError(f"{op}-{version}: input {k} ({param.name}) is required, found none", file=path,
+                              layer=where)
     if not schema.min_input <= n_in <= schema.max_input or not schema.min_output <= n_out <= schema.max_output:
         raise FormatError(f"{op}-{version} takes {schema.min_input} to {schema.max_input} inputs and "
                           f"{schema.min_output} to {schema.max_output} outputs, found {n_in} and {n_out}",

@@ -126,8 +126,7 @@ class RecurrentNode:
     def _activations(self) -> dict[str, str]:
         per_dir = len(DEFAULT_ACTIVATIONS[self.kind])
         names = [a.decode("utf-8", "replace") if isinstance(a, bytes) else a
-                 for a in self.attrs.get("activations") or []]
-        names = names or list(DEFAULT_ACTIVATIONS[self.kind]) * self.n_dirs
+                 for a in self.attrs.get("activations", DEFAULT_ACTIVATIONS[self.kind] * self.n_dirs)]
         if len(names) != per_dir * self.n_dirs:  # the spec: 3 (6 if bidirectional) for LSTM, 2 (4) GRU, 1 (2) RNN
             raise FormatError(f"expected {per_dir * self.n_dirs} activations ({per_dir} per direction, "
                               f"{self.direction}), found {len(names)}")
