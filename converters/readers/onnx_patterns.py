@@ -1,0 +1,279 @@
+"""ONNX files from other tools (tf2onnx, Keras 3's exporter, torch.onnx) -> the ops the ONNX reader reads.
+
+    proto, misses, applied = normalize(onnx, proto, path, tensors)
+
+Other exporters surround the fused ``LSTM``/``GRU``/``RNN`` nodes with their own chains: zero states
+built from ``Shape``/``Expand``/``ConstantOfShape``/``Concat``, one step or one direction picked by
+``Slice`` + ``Squeeze``, both directions concatenated while still time-major, ``Dense`` on a sequence
+as ``Reshape`` -> ``MatMul`` -> ``Reshape`` (TensorFlow's Tensordot). Each construct is one small,
+named pattern over a :class:`converters.readers.onnx_value_graph.ValueGraph`; a pattern that matches
+replaces its nodes by the exactly equivalent ops gateport's own writer emits (so the rewritten graph
+computes the same numbers: the tests run both under onnxruntime). The rewrites run to a fixed point,
+then nodes nothing uses are dropped.
+
+A pattern whose anchor op matched but whose conditions did not is recorded as a near miss; when the
+reader then refuses that node, the message names the pattern that came closest and why
+(:func:`closest`). Recurrences exported as ``Loop`` are refused here, naming the loop and the cell
+its body computes (:func:`_loop`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..sanitize import quote
+from .onnx_value_graph import BIG, ValueGraph, where
+
+_RECURRENT = ("LSTM", "GRU", "RNN")
+#: ops through which a tensor of zeros stays zeros
+_KEEPS_ZEROS = ("Unsqueeze", "Squeeze", "Reshape", "Transpose", "Identity", "Cast", "Tile", "Slice", "Expand",
+                "Gather")
+#: the most rewrites one model may need (each removes at least one node); a bound, not a tuning
+_MAX_REWRITES = 10_000
+
+
+@dataclass
+class Rewrite:
+    """Replace ``remove`` by ``add`` (in order, where the last removed node was)."""
+
+    pattern: str
+    remove: list
+    add: list
+    initializers: list = field(default_factory=list)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _zeros(vg: ValueGraph, name: str, depth: int = 0) -> bool:
+    """Whether tensor ``name`` is all zeros whatever the input (constants and zero-preserving ops)."""
+    if depth > 32 or not name:
+        return False
+    node = vg.producer.get(name)
+    if node is None or node.op_type == "Constant":
+        value = vg.const(name)
+        return value is not None and value.size > 0 and not np.any(value)
+    if node.op_type == "ConstantOfShape":
+        value = vg.attr(node, "value")
+        return value is None or not np.any(vg.tensors.array(value, where(node)))
+    if node.op_type == "Concat":
+        return all(_zeros(vg, i, depth + 1) for i in node.input)
+    return node.op_type in _KEEPS_ZEROS and _zeros(vg, node.input[0], depth + 1)
+
+
+def _const(onnx, name: str, value) -> object:
+    return onnx.numpy_helper.from_array(np.asarray(value), name)
+
+
+def _fresh(vg: ValueGraph, hint: str) -> str:
+    name, k = hint, 1
+    while name in vg.producer or name in vg.initializers or name in vg.consumers:
+        name, k = f"{hint}_{k}", k + 1
+    vg.producer[name] = None  # reserved
+    return name
+
+
+def _is_state(vg: ValueGraph, name: str) -> bool:
+    """``name`` is a final state (Y_h / Y_c) of a recurrent node."""
+    node = vg.producer.get(name)
+    return node is not None and node.op_type in _RECURRENT and name in node.output[1:]
+
+
+# -- patterns --------------------------------------------------------------------------------------
+def _zero_initial_state(vg: ValueGraph, node):
+    """initial_h / initial_c computed to zeros (tf2onnx: Expand(0, Concat(batch, units))) -> absent."""
+    slots = [k for k in (5, 6) if k < len(node.input) and node.input[k]]
+    zero = [k for k in slots if _zeros(vg, node.input[k])]
+    if not slots:
+        return None
+    if not zero:
+        return f"initial state {quote(node.input[slots[0]])} is not computed to zeros"
+    new = vg.onnx.helper.make_node(node.op_type, [("" if k in zero else i) for k, i in enumerate(node.input)],
+                                   list(node.output), name=node.name)
+    new.attribute.extend(node.attribute)
+    return Rewrite("zero_initial_state", [node], [new])
+
+
+def _slice_one_squeeze(vg: ValueGraph, node):
+    """Slice of one index of one axis, then Squeeze of that axis -> Gather of the index (a last step
+    of a time-major sequence as Transpose + Gather on the time axis, the form the reader reads)."""
+    ins = list(node.input) + [""] * (5 - len(node.input))
+    starts, ends = vg.ints(ins[1]), vg.ints(ins[2])
+    axes = vg.ints(ins[3]) if ins[3] else [0]
+    steps = vg.ints(ins[4]) if ins[4] else [1]
+    rank = vg.rank(node.input[0])
+    if None in (starts, ends, axes, steps, rank) or not len(starts) == len(ends) == len(axes) == len(steps) == 1:
+        return "expected constant starts, ends, axes and steps of one axis and an input of known rank"
+    s, e, axis, step = starts[0], ends[0], axes[0] % rank, steps[0]
+    if step != 1 or not (s >= 0 and e == s + 1 or s == -1 and e >= BIG or s < -1 and e == s + 1):
+        return f"expected one index (step 1), found [{s}:{e}:{step}] on axis {axis}"
+    squeeze = vg.only_consumer(node.output[0])
+    if squeeze is None or squeeze.op_type != "Squeeze" \
+            or [a % rank for a in (vg.axes(squeeze) or [])] != [axis]:
+        return f"expected the slice used only by a Squeeze of axis {axis}"
+    h, index = vg.onnx.helper, _fresh(vg, f"{node.output[0]}/index")
+    inits = [_const(vg.onnx, index, np.int64(s))]
+    if axis == 0 and rank == 3 and not _is_state(vg, node.input[0]):  # [time, batch, units]: step s
+        batch_first = _fresh(vg, f"{node.output[0]}/batch_first")
+        return Rewrite("last_step", [node, squeeze],
+                       [h.make_node("Transpose", [node.input[0]], [batch_first], perm=[1, 0, 2], name=batch_first),
+                        h.make_node("Gather", [batch_first, index], list(squeeze.output), axis=1,
+                                    name=squeeze.name)], inits)
+    return Rewrite("slice_one_squeeze", [node, squeeze],
+                   [h.make_node("Gather", [node.input[0], index], list(squeeze.output), axis=axis,
+                                name=squeeze.name)], inits)
+
+
+def _time_major_concat(vg: ValueGraph, node):
+    """Transpose(Concat(a, b, last axis), [1, 0, 2]) -> Concat(Transpose(a), Transpose(b), -1): both
+    directions merged after they are put back batch-first (Keras' Bidirectional concat)."""
+    perm = [int(p) for p in vg.attr(node, "perm", [])]
+    concat = vg.producer.get(node.input[0])
+    if perm != [1, 0, 2] or concat is None or concat.op_type != "Concat":
+        return None
+    rank = vg.rank(concat.output[0])
+    if rank != 3 or int(vg.attr(concat, "axis", 0)) % 3 != 2:
+        return "expected a Concat on the last axis of time-major sequences"
+    if vg.only_consumer(concat.output[0]) is not node:
+        return f"expected the concatenation {quote(concat.output[0])} used only by this Transpose"
+    h, parts, adds = vg.onnx.helper, [], []
+    for i in concat.input:
+        parts.append(_fresh(vg, f"{i}/batch_first"))
+        adds.append(h.make_node("Transpose", [i], [parts[-1]], perm=[1, 0, 2], name=parts[-1]))
+    adds.append(h.make_node("Concat", parts, list(node.output), axis=-1, name=node.name))
+    return Rewrite("time_major_concat", [concat, node], adds)
+
+
+def _tensordot_dense(vg: ValueGraph, node):
+    """Reshape(x, [-1, F]) -> MatMul(W) [-> Add(b)] -> Reshape(back to x's leading axes + [U]) ->
+    MatMul(x, W) [-> Add(b)]: TensorFlow's Tensordot of Dense / TimeDistributed(Dense) on a sequence."""
+    flat = vg.producer.get(node.input[0])
+    w = vg.dims(node.input[1]) if node.input[1] in vg.initializers or vg.const(node.input[1]) is not None else None
+    if flat is None or flat.op_type != "Reshape" or w is None or len(w) != 2:
+        return None
+    x = flat.input[0]
+    xd, s1 = vg.dims(x), vg.shape_value(flat.input[1])
+    if xd is None or len(xd) < 3 or s1 is None or len(s1) != 2 or s1[-1] != w[0] or xd[-1] != w[0]:
+        return f"expected Reshape of a sequence to [-1, {w[0]}] before the MatMul"
+    if vg.only_consumer(flat.output[0]) is not node:
+        return "expected the flattened tensor used only by the MatMul"
+    chain, last = [node], node
+    nxt = vg.only_consumer(node.output[0])
+    if nxt is not None and nxt.op_type == "Add" and (vg.dims(nxt.input[1]) or (0, 0)) in ((w[1],), (1,)):
+        chain, last, nxt = chain + [nxt], nxt, vg.only_consumer(nxt.output[0])
+    if nxt is None or nxt.op_type != "Reshape":
+        return "expected the MatMul's result reshaped back to the sequence's axes"
+    s2 = vg.shape_value(nxt.input[1])
+    want = list(xd[:-1]) + [w[1]]
+    if s2 is None or len(s2) != len(want) or s2.count(-1) > 1 \
+            or any(a != b and not (a == -1) and not (a == 0 and k < len(xd) - 1 and b == xd[k])
+                   for k, (a, b) in enumerate(zip(s2, want))):
+        return f"expected the result reshaped to the sequence's axes + [{w[1]}], found {s2}"
+    h = vg.onnx.helper
+    mm_out = list(nxt.output) if last is node else [node.output[0]]
+    adds = [h.make_node("MatMul", [x, node.input[1]], mm_out, name=node.name)]
+    if last is not node:
+        adds.append(h.make_node("Add", [node.output[0], last.input[1]], list(nxt.output), name=last.name))
+    return Rewrite("tensordot_dense", [flat] + chain + [nxt], adds)
+
+
+_CELLS = {4: "an LSTM step (4 gates)", 3: "a GRU step (3 gates)"}
+
+
+def _loop(vg: ValueGraph, node):
+    """A recurrence unrolled into a ``Loop``: refused, naming the cell its body computes."""
+    body = vg.attr(node, "body")
+    ops: dict[str, int] = {}
+    splits = []
+    for n in body.node:
+        ops[n.op_type] = ops.get(n.op_type, 0) + 1
+        if n.op_type == "Split":
+            splits.append(len(n.output))
+    cell = next((_CELLS[k] for k in splits if k in _CELLS), None)
+    if cell is None and ops.get("MatMul", 0) >= 2 and not splits:
+        cell = "a SimpleRNN step"
+    masked = "Not" in ops or "Where" in ops
+    shown = ", ".join(f"{op} x{k}" for op, k in sorted(ops.items())[:12])
+    raise UnsupportedError(
+        f"expected fused LSTM/GRU/RNN nodes, found a recurrence unrolled into a Loop "
+        f"({cell or 'no recognized cell'}{', masked' if masked else ''}; body: {shown}); gateport does not "
+        f"read Loop bodies: export with tf2onnx from a tf-keras model whose layer it fuses (LSTM, GRU "
+        f"reset_after=True, no mask), or use gateport on the Keras file itself", layer=where(node))
+
+
+#: (name, anchor op(s), function): tried in this order on every node
+PATTERNS = [
+    ("recurrence_loop", ("Loop",), _loop),
+    ("zero_initial_state", _RECURRENT, _zero_initial_state),
+    ("slice_one_squeeze", ("Slice",), _slice_one_squeeze),
+    ("time_major_concat", ("Transpose",), _time_major_concat),
+    ("tensordot_dense", ("MatMul",), _tensordot_dense),
+]
+
+
+# -- driving ---------------------------------------------------------------------------------------
+def normalize(onnx, proto, path: str | None, tensors) -> tuple[object, dict[str, str], list[str]]:
+    """``(proto, misses, applied)``: the model with every pattern applied (a copy; ``proto`` itself when
+    nothing matched), per node that a pattern nearly matched (by :func:`where`) ``pattern: why not``,
+    and the names of the patterns applied, in order."""
+    nodes, cache, inits, misses, applied = list(proto.graph.node), {}, [], {}, []
+    changed = False
+    for _ in range(_MAX_REWRITES):
+        vg = ValueGraph(onnx, nodes, proto.graph, tensors, cache, inits)
+        rewrite = _first_rewrite(vg, misses)
+        if rewrite is None:
+            break
+        nodes = _apply(nodes, rewrite)
+        applied.append(rewrite.pattern)
+        inits += rewrite.initializers
+        nodes = _live(nodes, {o.name for o in proto.graph.output})
+        changed = True
+    alive = {where(n) for n in nodes}
+    misses = {k: v for k, v in misses.items() if k in alive}
+    if not changed:
+        return proto, misses, applied
+    out = type(proto)()
+    out.CopyFrom(proto)
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    out.graph.initializer.extend(inits)
+    return out, misses, applied
+
+
+def _first_rewrite(vg: ValueGraph, misses: dict[str, str]) -> Rewrite | None:
+    for node in vg.nodes:
+        for name, ops, fn in PATTERNS:
+            if node.op_type not in ops:
+                continue
+            found = fn(vg, node)
+            if isinstance(found, Rewrite):
+                misses.pop(where(node), None)
+                return found
+            if isinstance(found, str):
+                misses[where(node)] = f"{name}: {found}"
+    return None
+
+
+def _apply(nodes: list, rewrite: Rewrite) -> list:
+    gone = {id(n) for n in rewrite.remove}
+    at = max(k for k, n in enumerate(nodes) if id(n) in gone)
+    return [n for n in nodes[:at] if id(n) not in gone] + rewrite.add + \
+        [n for n in nodes[at:] if id(n) not in gone]
+
+
+def _live(nodes: list, outputs: set[str]) -> list:
+    """Drop nodes whose outputs nothing reads (the shape chains a rewrite left behind)."""
+    needed, kept = set(outputs), []
+    for n in reversed(nodes):
+        if needed.intersection(n.output):
+            kept.append(n)
+            needed.update(i for i in n.input if i)
+            for a in n.attribute:  # a subgraph reads names of the outer graph
+                if a.HasField("g"):
+                    needed.update(i for sub in a.g.node for i in sub.input)
+    return kept[::-1]
+
+
+def closest(misses: dict[str, str], layer: str | None) -> str | None:
+    """The near miss recorded for the node an error names, for its message."""
+    return misses.get(layer) if layer else None

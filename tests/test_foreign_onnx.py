@@ -1,0 +1,207 @@
+"""ONNX files written by other tools, read back: tf2onnx 1.17 (from tf-keras .h5 and Keras 3 models) and
+Keras 3's ``model.export(format="onnx")`` (fixtures/make_foreign_onnx.py, outputs from Keras), and
+torch.onnx's TorchScript exporter (exported here, compared with PyTorch).
+
+Every file either reads, converts to PyTorch and to Keras and matches Keras (<= 1e-5), or is refused in
+one line naming the node; every pattern's rewrite computes what the tool's graph computes (onnxruntime).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from converters import api
+from converters.cli import main
+from converters.errors import UnsupportedError
+from converters.readers import onnx_model
+from converters.readers.onnx_patterns import normalize
+from converters.readers.onnx_tensors import TensorReader
+
+onnx = pytest.importorskip("onnx")
+
+ROOT = Path(__file__).resolve().parent.parent
+FOREIGN = ROOT / "fixtures" / "foreign_onnx"
+MANIFEST = json.loads((FOREIGN / "manifest.json").read_text())
+TOL = 1e-5
+#: what each fixture model needs: the patterns its exports go through, or the refusal of its Loop
+#: (tf2onnx fuses only tf-keras LSTM and GRU(reset_after=True) without a mask; Keras 3 models only LSTM)
+EXPECTED = {
+    "lstm_dense": {"*": ["zero_initial_state", "last_step"]},
+    "stacked_lstm": {"*": ["zero_initial_state", "last_step"]},
+    "bilstm_concat": {"*": ["zero_initial_state", "slice_one_squeeze", "time_major_concat", "tensordot_dense"]},
+    "gru_seq_td": {"tf2onnx_h5": ["zero_initial_state", "tensordot_dense"], "*": "a GRU step (3 gates)"},
+    "gru_reset_before": {"*": "a GRU step (3 gates)"},
+    "simple_rnn": {"*": "a SimpleRNN step"},
+    "embedding_mask_lstm": {"*": "an LSTM step (4 gates), masked"},
+    "masking_gru": {"*": "a GRU step (3 gates), masked"},
+}
+CASES = [(m["name"], tool) for m in MANIFEST["models"] for tool in m["exports"]]
+
+
+def expected(name: str, tool: str):
+    e = EXPECTED[name]
+    return e.get(tool, e["*"])
+
+
+READ = [c for c in CASES if isinstance(expected(*c), list)]
+REFUSED = [c for c in CASES if isinstance(expected(*c), str)]
+
+
+def path_of(name: str, tool: str) -> Path:
+    return FOREIGN / f"{name}__{tool}.onnx"
+
+
+def keras_io(name: str) -> tuple[np.ndarray, np.ndarray]:
+    data = np.load(FOREIGN / f"{name}.npz")
+    return data["in:0"], data["out:0"]
+
+
+def feed(model, x: np.ndarray) -> np.ndarray:
+    return x.astype(model.inputs[0].dtype) if model.inputs[0].dtype.startswith("int") else x
+
+
+def ids(cases):
+    return [f"{n}-{t}" for n, t in cases]
+
+
+def test_every_fixture_has_a_verdict():
+    assert {m["name"] for m in MANIFEST["models"]} == set(EXPECTED)
+    assert len(CASES) == 3 * len(EXPECTED) and READ and REFUSED
+
+
+@pytest.mark.parametrize("name,tool", READ, ids=ids(READ))
+def test_inspect_reads_it(name, tool, capsys):
+    assert main(["inspect", str(path_of(name, tool))]) == 0
+    assert "lstm" in capsys.readouterr().out.lower() or name.startswith("gru")
+
+
+@pytest.mark.parametrize("name,tool", READ, ids=ids(READ))
+def test_converts_to_torch_and_matches_keras(name, tool, tmp_path):
+    from converters.runtimes import run_torch
+
+    x, want = keras_io(name)
+    model = api.read(path_of(name, tool))
+    api.convert(model, "torch", tmp_path / "torch")
+    err = float(np.max(np.abs(run_torch(tmp_path / "torch", [feed(model, x)])[0] - want)))
+    print(f"{name} {tool}: PyTorch vs Keras max abs error {err:.2e}")
+    assert err <= TOL
+
+
+@pytest.mark.parametrize("name,tool", READ, ids=ids(READ))
+def test_converts_to_keras_and_matches_keras(name, tool, tmp_path):
+    from converters.runtimes import run_keras
+
+    x, want = keras_io(name)
+    model = api.read(path_of(name, tool))
+    api.convert(model, "keras", tmp_path / "m.keras")
+    err = float(np.max(np.abs(run_keras(tmp_path / "m.keras", [feed(model, x)])[0] - want)))
+    print(f"{name} {tool}: Keras 3 (converted) vs Keras max abs error {err:.2e}")
+    assert err <= TOL
+
+
+@pytest.mark.parametrize("name,tool", READ, ids=ids(READ))
+def test_each_pattern_rewrite_computes_what_the_tool_wrote(name, tool):
+    """The patterns that fire are the expected ones, and the rewritten graph gives onnxruntime's numbers."""
+    from converters.runtimes import run_onnx
+
+    path = path_of(name, tool)
+    proto = onnx.load(str(path))
+    rewritten, misses, applied = normalize(onnx, proto, str(path), TensorReader(proto, str(path)))
+    assert sorted(set(applied)) == sorted(expected(name, tool)) and not misses
+    x, want = keras_io(name)
+    before = run_onnx(proto, [x])[0]
+    after = run_onnx(rewritten, [x])[0]
+    assert np.array_equal(before, after) or float(np.max(np.abs(before - after))) <= 1e-6
+    assert float(np.max(np.abs(after - want))) <= TOL
+
+
+@pytest.mark.parametrize("name,tool", READ, ids=ids(READ))
+def test_diff_against_the_keras_file_reports_identical_gates(name, tool):
+    from converters.diff import diff
+
+    keras_file = FOREIGN / (f"{name}.h5" if tool == "tf2onnx_h5" else f"{name}.keras")
+    report = diff(keras_file, path_of(name, tool))
+    assert report.ok, [m.text for m in report.mistakes]
+    assert report.pairs
+
+
+@pytest.mark.parametrize("name,tool", REFUSED, ids=ids(REFUSED))
+def test_loop_recurrence_is_refused_in_one_line_naming_the_loop_and_its_cell(name, tool, capsys):
+    with pytest.raises(UnsupportedError) as info:
+        onnx_model.read(path_of(name, tool))
+    e = info.value
+    assert "(Loop)" in e.layer and "while_loop" in e.layer
+    assert f"({expected(name, tool)};" in e.message and "\n" not in str(e)
+    assert main(["inspect", str(path_of(name, tool))]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_unrecognized_construct_names_the_node_and_the_closest_pattern(tmp_path):
+    """tf2onnx's last-step Slice changed to keep two steps: no pattern matches, the message says which came
+    closest and why, on one line naming the node."""
+    src = path_of("lstm_dense", "tf2onnx_h5")
+    proto = onnx.load(str(src))
+    node = next(n for n in proto.graph.node if n.name.endswith("strided_slice_2"))
+    proto.graph.initializer.append(onnx.numpy_helper.from_array(np.array([-2], np.int64), "two_steps"))
+    node.input[1] = "two_steps"
+    path = tmp_path / "m.onnx"
+    onnx.save(proto, str(path))
+    with pytest.raises(UnsupportedError) as info:
+        onnx_model.read(path)
+    text = str(info.value)
+    assert "strided_slice_2' (Slice)" in text
+    assert "closest pattern slice_one_squeeze: expected one index (step 1), found [-2:2147483647:1] on axis 0" in text
+
+
+# -- torch.onnx (TorchScript exporter) ---------------------------------------------------------------
+TORCH_CASES = {
+    "time_major_lstm_linear": dict(kind="LSTM", batch_first=False),
+    "embedding_gru_linear": dict(kind="GRU", embedding=True),
+    "stacked_bidirectional_lstm_linear": dict(kind="LSTM", num_layers=2, bidirectional=True),
+    "rnn_tanh_last_state": dict(kind="RNN", last_state=True),
+}
+
+
+@pytest.mark.parametrize("case", TORCH_CASES)
+def test_torch_onnx_export_reads_and_matches_pytorch(case, tmp_path):
+    torch = pytest.importorskip("torch")
+    o = dict(TORCH_CASES[case])
+    kind, batch_first = o.pop("kind"), o.pop("batch_first", True)
+    embedding, last_state = o.pop("embedding", False), o.pop("last_state", False)
+    torch.manual_seed(0)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(11, 4) if embedding else None
+            self.rnn = getattr(torch.nn, kind)(4, 5, batch_first=batch_first, **o)
+            self.out = torch.nn.Linear(5 * (2 if o.get("bidirectional") else 1), 3)
+
+        def forward(self, x):
+            if self.emb is not None:
+                x = self.emb(x)
+            y, state = self.rnn(x)
+            return self.out(state[-1] if last_state else y)
+
+    net = Net().eval()
+    shape = (3, 6) if embedding else ((3, 6, 4) if batch_first else (6, 3, 4))
+    x = torch.randint(0, 11, shape) if embedding else torch.randn(*shape)
+    path = tmp_path / "m.onnx"
+    axes = {0: "batch", 1: "time"} if batch_first or embedding else {0: "time", 1: "batch"}
+    torch.onnx.export(net, (x,), str(path), dynamo=False, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": axes})
+    with torch.no_grad():
+        want = net(x).numpy()
+    if not batch_first:
+        with pytest.raises(UnsupportedError, match="time-major"):
+            api.read(path)
+        return
+    from converters.runtimes import run_reference
+
+    model = api.read(path)
+    err = float(np.max(np.abs(run_reference(model, [x.numpy()])[0] - want)))
+    print(f"{case}: max abs error {err:.2e}")
+    assert err <= TOL
