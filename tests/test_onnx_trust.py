@@ -374,3 +374,25 @@ def test_negative_input_dimension(capsys, tmp_path):
 def test_constant_folding_is_bounded_and_one_line(capsys, tmp_path, nodes, inits, want):
     err = assert_refused(capsys, tmp_path, save(model(nodes, ["batch", 3], 13, inits), tmp_path), want)
     assert "ONNX node" in err
+
+
+def test_empty_activations_list_is_refused(capsys, tmp_path):
+    """An ``activations`` attribute given empty is not the default (onnxruntime refuses it too)."""
+    proto = recurrent("RNN", hidden_size=H)
+    proto.graph.node[1].attribute.append(helper.make_attribute("activations", [], attr_type=onnx.AttributeProto.STRINGS))
+    assert_refused(capsys, tmp_path, save(proto, tmp_path), "expected 1 activations")
+
+
+def test_empty_required_input_is_refused(capsys, tmp_path):
+    proto = recurrent("LSTM", hidden_size=H)
+    proto.graph.node[1].input[2] = ""
+    assert_refused(capsys, tmp_path, save(proto, tmp_path), "input 2 (R) is required")
+
+
+def test_merge_of_shapes_that_do_not_broadcast_is_refused(capsys, tmp_path):
+    graph = helper.make_graph([helper.make_node("Add", ["x", "z"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TP.FLOAT, ["batch", 4]),
+                               helper.make_tensor_value_info("z", TP.FLOAT, ["batch", 3])],
+                              [helper.make_tensor_value_info("y", TP.FLOAT, None)])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    assert_refused(capsys, tmp_path, save(proto, tmp_path), "do not broadcast")
