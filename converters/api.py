@@ -27,6 +27,7 @@ DYNAMIC_AXES = ("batch", "time")
 TARGETS = {
     "gates": ("file", "the gate-level IR: one safetensors file with its JSON manifest"),
     "torch": ("folder", "standalone PyTorch model.py + model.safetensors"),
+    "numpy": ("folder", "standalone numpy model.py + model.npz: each recurrent layer as its equations"),
     "torch-state-dict": ("file", "nn.LSTM/nn.GRU/nn.RNN state_dicts of the recurrent layers (.safetensors)"),
     "onnx": ("file", "ONNX model with fused LSTM/GRU/RNN nodes"),
     "keras": ("file", "Keras 3 .keras file, loadable by keras.models.load_model"),
@@ -179,6 +180,10 @@ def _write(model: Model, to: str, output: PathLike, force: bool, opset: int | No
         from .writers import torch_code
 
         return torch_code.write(model, output, force=force)
+    if to == "numpy":
+        from .writers import numpy_code
+
+        return numpy_code.write(model, output, force=force)
     if to == "torch-state-dict":
         from .writers import torch_state
 
@@ -280,11 +285,9 @@ def architecture_path(output: str | os.PathLike) -> Path:
 
 def output_paths(to: str, output: str | os.PathLike) -> list[Path]:
     """Every path converting to ``to`` at ``output`` may write, the main one first."""
-    from .writers.torch_code import FILES
-
     output = Path(output)
-    if to == "torch":
-        return [output] + [output / name for name in FILES]
+    if folder_files(to):
+        return [output] + [output / name for name in folder_files(to)]
     if to == "keras-weights":
         return [output, architecture_path(output)]
     if to == "onnx":
@@ -296,11 +299,21 @@ def check_outputs(to: str, output: str | os.PathLike, inputs: list, force: bool 
     """Before any work: refuse an output that is one of ``inputs`` (the model, its config) or a folder
     holding one, that exists (without ``force``), or that cannot be written."""
     from . import atomic
-    from .writers.torch_code import FILES
 
     atomic.refuse_inputs(output_paths(to, output) if os.fspath(output) else [], inputs)
     for path in ([architecture_path(output)] if to == "keras-weights" else []) + [output]:
-        atomic.check_output(path, force, FILES if to == "torch" else None)
+        atomic.check_output(path, force, folder_files(to))
+
+
+def folder_files(to: str) -> tuple[str, ...] | None:
+    """The files a folder target (``torch``, ``numpy``) writes in its folder; None for a file target."""
+    if to == "torch":
+        from .writers.torch_code import FILES
+    elif to == "numpy":
+        from .writers.numpy_code import FILES
+    else:
+        return None
+    return FILES
 
 
 def inspect(source: Source, config: PathLike | None = None) -> dict[str, Any]:

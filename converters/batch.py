@@ -20,6 +20,7 @@ from .errors import GateportError, OutputError
 OUTPUT_NAME = {
     "gates": "{stem}.gates",
     "torch": "{stem}",
+    "numpy": "{stem}",
     "torch-state-dict": "{stem}.safetensors",
     "onnx": "{stem}.onnx",
     "keras": "{stem}.keras",

@@ -259,7 +259,7 @@ def check_suffix(to: str, output: str) -> None:
         raise UsageError(f"expected an output name ending in {expected} for --to {to}, found {quote(output)}")
     if not expected and name.endswith(files + (".h5", ".hdf5", ".pt", ".pth")):
         raise UsageError(f"expected a folder name without a model-file suffix for --to {to} (it writes a folder: "
-                         f"model.py + model.safetensors), found {quote(output)}")
+                         f"model.py and its weights), found {quote(output)}")
 
 
 def _list_written(to: str, out) -> None:

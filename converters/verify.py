@@ -51,7 +51,7 @@ from .sanitize import one_line, quote
 #: float32 tolerances of torch.testing.assert_close.
 ATOL, RTOL = 1e-5, 1.3e-6
 #: Targets verify can convert to and run, and the label of their rows.
-TARGETS = {"torch": "torch", "onnx": "onnx", "keras": "keras (converted)"}
+TARGETS = {"torch": "torch", "onnx": "onnx", "keras": "keras (converted)", "numpy": "numpy (generated)"}
 DEFAULT_TARGETS = ("torch", "onnx")
 DEFAULT_STEPS = 6
 #: What a pass needs: a reference independent of gateport's reading, or any reference.
@@ -505,6 +505,12 @@ def run_artifact(model: Model, target: str, artifact: Model | str | os.PathLike 
             path = workdir / "model.keras"
             keras_v3.write(ir, path)
         return runtimes.run_keras(path, xs), None, "a Keras artifact is compared at its outputs only"
+    if target == "numpy":
+        from .writers import numpy_code
+
+        path = numpy_code.write(ir, workdir / "numpy") if path is None else path
+        outputs = numpy_code.run_isolated(path, xs, timeout=timeout, max_bytes=max_bytes)
+        return outputs, None, "generated numpy code is compared at its outputs only"
     raise UnsupportedError(f"expected a verify target ({', '.join(TARGETS)}), found {target!r}")
 
 

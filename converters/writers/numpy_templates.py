@@ -1,0 +1,143 @@
+"""Source text of the helpers a generated numpy ``model.py`` may need, and which ones need which.
+
+:mod:`converters.writers.numpy_code` emits only the helpers a model uses, in the order of
+:data:`HELPERS`. The loop follows Keras' generic ``backend.rnn`` (keras/src/backend/torch/rnn.py,
+tf_keras/src/backend.py ``rnn``), as :mod:`converters.reference_rnn` does; the activations are those
+of :mod:`converters.activations`.
+"""
+from __future__ import annotations
+
+_KERAS_RNN = '''
+def keras_rnn(cell, weights, x, states, go_backwards=False, mask=None, zero_output_for_mask=False):
+    """Keras' recurrent loop: ``cell`` over the time axis of x (batch, time, features).
+
+    Returns (outputs (batch, time, units) in processing order, final states). go_backwards walks
+    the input from its last step and the outputs stay in that order, as in Keras. At a masked step
+    the states keep their values and the output repeats the previous output (zeros before the
+    first step), or is zeros with zero_output_for_mask.
+    """
+    steps = range(x.shape[1] - 1, -1, -1) if go_backwards else range(x.shape[1])
+    output = np.zeros_like(states[0])
+    outputs = []
+    for t in steps:
+        new_output, new_states = cell(x[:, t], *states, **weights)
+        if mask is None:
+            output, states = new_output, new_states
+        else:
+            keep = mask[:, t, None]
+            if zero_output_for_mask:
+                output = np.zeros_like(output)
+            output = np.where(keep, new_output, output)
+            states = [np.where(keep, new, old) for new, old in zip(new_states, states)]
+        outputs.append(output)
+    return np.stack(outputs, axis=1), states
+'''
+
+_CONV1D = '''
+def conv1d(x, kernel, bias, strides, dilation_rate, padding):
+    """Keras Conv1D, channels last: y[t] = sum_j x[t*strides + j*dilation_rate] @ kernel[j] + bias.
+
+    kernel is Keras' (kernel_size, in, filters); padding 'same' follows TensorFlow's rule.
+    """
+    span = (kernel.shape[0] - 1) * dilation_rate + 1
+    left = right = 0
+    if padding == "causal":
+        left = span - 1
+    elif padding == "same":
+        total = max((-(-x.shape[1] // strides) - 1) * strides + span - x.shape[1], 0)
+        left, right = total // 2, total - total // 2
+    x = np.pad(x, ((0, 0), (left, right), (0, 0)))
+    n = (x.shape[1] - span) // strides + 1
+    taps = range(kernel.shape[0])
+    end = (n - 1) * strides + 1
+    d = dilation_rate
+    return sum(x[:, j * d:j * d + end:strides] @ kernel[j] for j in taps) + bias
+'''
+
+_BATCH_NORM = '''
+def batch_norm(x, axis, epsilon, gamma, beta, moving_mean, moving_variance):
+    """Keras BatchNormalization at inference, on feature axis ``axis`` (batch included)."""
+    shape = [1] * x.ndim
+    shape[axis] = x.shape[axis]
+    mean, variance = moving_mean.reshape(shape), moving_variance.reshape(shape)
+    return (x - mean) / np.sqrt(variance + epsilon) * gamma.reshape(shape) + beta.reshape(shape)
+'''
+
+_SIGMOID = '''
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+'''
+
+_HARD_SIGMOID_KERAS2 = '''
+def hard_sigmoid_keras2(x):
+    """Keras 1/2 and tf.keras hard_sigmoid."""
+    return np.clip(0.2 * x + 0.5, 0.0, 1.0)
+'''
+
+_HARD_SIGMOID_KERAS3 = '''
+def hard_sigmoid_keras3(x):
+    """Keras 3 hard_sigmoid: relu6(x + 3) / 6."""
+    return np.clip(x / 6.0 + 0.5, 0.0, 1.0)
+'''
+
+_SOFTMAX = '''
+def softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+'''
+
+_SOFTSIGN = '''
+def softsign(x):
+    return x / (1.0 + np.abs(x))
+'''
+
+_ELU = '''
+def elu(x):
+    return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+'''
+
+_SELU = '''
+def selu(x):
+    alpha, scale = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+    return scale * np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+'''
+
+_SWISH = '''
+def swish(x):
+    return x * sigmoid(x)
+'''
+
+#: helper name -> (source, helpers it needs). Emitted in this order.
+HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "sigmoid": (_SIGMOID, ()),
+    "hard_sigmoid_keras2": (_HARD_SIGMOID_KERAS2, ()),
+    "hard_sigmoid_keras3": (_HARD_SIGMOID_KERAS3, ()),
+    "softmax": (_SOFTMAX, ()),
+    "softsign": (_SOFTSIGN, ()),
+    "elu": (_ELU, ()),
+    "selu": (_SELU, ()),
+    "swish": (_SWISH, ("sigmoid",)),
+    "keras_rnn": (_KERAS_RNN, ()),
+    "conv1d": (_CONV1D, ()),
+    "batch_norm": (_BATCH_NORM, ()),
+}
+
+#: IR activation -> (expression with ``{}`` for the argument, helper needed or None).
+ACTIVATIONS: dict[str, tuple[str, str | None]] = {
+    "linear": ("{}", None),
+    "tanh": ("np.tanh({})", None),
+    "relu": ("np.maximum({}, 0.0)", None),
+    "exponential": ("np.exp({})", None),
+    "softplus": ("np.logaddexp(0.0, {})", None),
+    **{name: (name + "({})", name) for name in
+       ("sigmoid", "hard_sigmoid_keras2", "hard_sigmoid_keras3", "softmax", "softsign", "elu", "selu",
+        "swish")},
+}
+
+
+def helper_source(names: set[str]) -> str:
+    """The source of the helpers ``names`` (and what they need), in emission order."""
+    wanted = set(names)
+    for name in names:
+        wanted.update(HELPERS[name][1])
+    return "".join("\n" + HELPERS[n][0] for n in HELPERS if n in wanted)
