@@ -68,11 +68,12 @@ class TensorReader:
         count = math.prod(dims)
         if t.data_location == _EXTERNAL:
             return self._read_external(t, dims, dtype, layer)
-        if t.raw_data:
-            if len(t.raw_data) != count * itemsize:
+        raw = t.raw_data  # read once: each read of a bytes field is a copy
+        if raw:
+            if len(raw) != count * itemsize:
                 raise FormatError(f"{what}: dims {list(dims)} need {count * itemsize} bytes of raw_data, "
-                                  f"found {len(t.raw_data)}", file=self.path, layer=layer)
-            return _from_bytes(t.raw_data, dtype, dims)
+                                  f"found {len(raw)}", file=self.path, layer=layer)
+            return _from_bytes(raw, dtype, dims)
         values = getattr(t, field)
         if len(values) != count:
             raise FormatError(f"{what}: dims {list(dims)} hold {count} values, found {len(values)} in "
