@@ -2,7 +2,7 @@
 
 Builds every hostile input of attacks.py in a temporary folder and runs the `gateport` command on
 each in its own process. A case fails when it: prints a traceback; exits with anything but 0 or 2
-(or 0 where a refusal is required); prints more than one error line; runs past the timeout; peaks
+(verify: 0-3) (or 0 where a refusal is required); prints more than one error line; runs past the timeout; peaks
 above 1 GB of memory; creates the marker file (code ran); changes an input; leaves a temporary or
 partial output behind; or writes a torch folder whose model.py, imported in a fresh process, runs
 anything (the marker) or fails to load its weights. Prints one line per failure and a summary per
@@ -77,7 +77,8 @@ def run_case(case: Case, marker: Path, timeout: float) -> tuple[list[str], dict]
                    and not line.startswith("[")]  # progress bars
     if "Traceback" in stderr:
         problems.append("traceback: " + stderr.strip().splitlines()[-1][:200])
-    if proc.returncode not in (0, 2) and proc.returncode is not None:
+    allowed = (0, 1, 2, 3) if case.argv[0] == "verify" else (0, 2)  # verify: ok, fail, error, unproven
+    if proc.returncode not in allowed:
         problems.append(f"exit {proc.returncode}: {stderr.strip()[-200:]!r}")
     if proc.returncode == 0 and case.expect == "refuse" and case.argv[0] != "verify":
         problems.append("accepted where a refusal was required")
