@@ -252,7 +252,7 @@ def check_suffix(to: str, output: str) -> None:
     (``--to torch``) may have any suffix but a model file's."""
     from .batch import OUTPUT_NAME
 
-    expected = OUTPUT_NAME[to].replace("{stem}", "")
+    expected = OUTPUT_NAME.get(to, "{stem}").replace("{stem}", "")
     name = os.path.basename(os.path.normpath(output)).lower()
     files = tuple(t.replace("{stem}", "") for t in OUTPUT_NAME.values() if t != "{stem}")
     if expected and os.path.splitext(name)[1] and not name.endswith(expected):
@@ -266,7 +266,7 @@ def _list_written(to: str, out) -> None:
     """-v: every file the conversion wrote, with its size."""
     from .api import output_paths
 
-    for path in output_paths(to, out)[int(to == "torch"):]:
+    for path in output_paths(to, out):
         if path.is_file():
             print(f"  {path}  {path.stat().st_size} bytes")
 
