@@ -565,7 +565,9 @@ def _softmax(r, node, x: str, attrs) -> IR:
     if axis == 0:
         raise r.unsupported(f"expected Softmax-{r.op_version} not over the batch axis, found axis 0 (one softmax "
                             "over the whole batch)")
-    shape = r.shapes.get(x) or (None,) * (rank - 1)
+    shape = r.shapes.get(x)
+    if shape is None or len(shape) != rank - 1:
+        shape = (None,) * (rank - 1)
     outer, inner = shape[:axis - 1], shape[axis - 1:]
     if None in inner or outer.count(None) > 1:
         raise r.unsupported(f"Softmax-{r.op_version} with axis {axis} of a rank-{rank} tensor is one softmax over "
