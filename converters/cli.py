@@ -28,7 +28,8 @@ EXAMPLES = """examples:
   gateport verify model.h5 --to torch,onnx           run Keras, PyTorch and onnxruntime, compare
   gateport diff model.h5 model.onnx                  name the mistake between two models
 
---debug, -q and -v go anywhere on the line. With --json, an error is a JSON object on stdout:
+--debug, -q and -v go anywhere on the line. With --json, an error (a usage error too) is one JSON
+object on stdout:
 {"error": "...", "kind": "FormatError", "file": ..., "layer": ...} (exit status 2).
 """
 #: The ONNX axes --dynamic may name.
@@ -71,6 +72,18 @@ def _common_options(parser: argparse.ArgumentParser, default) -> None:
     loud.add_argument("-v", "--verbose", action="store_true", help="also list every file written, with its size", **kw)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are a JSON object on stdout when ``--json`` was given."""
+
+    json_errors = False
+
+    def error(self, message: str):
+        if not _Parser.json_errors:
+            super().error(message)
+        print(json.dumps({"error": f"{self.prog}: {message}", "kind": "UsageError", "file": None, "layer": None}))
+        self.exit(EXIT_BAD_INPUT)
+
+
 class _Subparsers:
     """``add_parser`` that gives every subcommand the common options."""
 
@@ -86,7 +99,7 @@ class _Subparsers:
 def build_parser() -> argparse.ArgumentParser:
     from .api import TARGETS
 
-    p = argparse.ArgumentParser(prog="gateport", description=(
+    p = _Parser(prog="gateport", description=(
         "Move trained Keras LSTM/GRU/SimpleRNN models to PyTorch and ONNX, gate by gate, verified."),
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"gateport {__version__}")
@@ -331,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .errors import GateportWarning
 
+    _Parser.json_errors = "--json" in (sys.argv[1:] if argv is None else [str(a) for a in argv])
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning if not args.debug else warnings.showwarning
     warnings.simplefilter("ignore" if args.quiet else "always", GateportWarning)

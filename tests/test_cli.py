@@ -91,6 +91,11 @@ def test_json_errors_are_one_json_object_on_stdout(capsys, tmp_path):
                       "file": str(tmp_path / "missing.h5"), "layer": None}
     code, out, _ = run(capsys, "inspect", HARD, "--layer", "nope", "--json")
     assert code == 2 and "no layer" in json.loads(out)["error"]
+    with pytest.raises(SystemExit) as info:  # a usage error too
+        main(["convert", str(TINY), "--to", "onnx", "-o", str(tmp_path / "m.onnx"), "-j", "0", "--json"])
+    out, err = capsys.readouterr()
+    assert info.value.code == 2 and err == "" and json.loads(out)["kind"] == "UsageError"
+    assert "expected a whole number >= 1" in json.loads(out)["error"]
 
 
 def test_help_ends_with_examples(capsys):
