@@ -34,7 +34,7 @@ from hypothesis import strategies as st  # noqa: E402
 from converters import reference  # noqa: E402
 from converters.errors import FormatError, UnsupportedError  # noqa: E402
 from converters.ir import Gate, Model, Node, TensorSpec  # noqa: E402
-from converters.writers import keras_v3, onnx_graph, torch_code, torch_state  # noqa: E402
+from converters.writers import keras_v3, numpy_code, onnx_graph, torch_code, torch_state  # noqa: E402
 from test_reference import KEEP, B, F, T, U, keras, keras_outputs, node_of, randomize  # noqa: E402
 
 L = keras.layers
@@ -219,6 +219,27 @@ def test_torch_state_keys_are_unique_identifiers(layer_names):
                 gru = torch.nn.GRU(entry["input_size"], entry["hidden_size"], batch_first=True)
                 gru.load_state_dict({k[len(entry["prefix"]):]: torch.from_numpy(f.get_tensor(k))
                                      for k in f.keys() if k.startswith(entry["prefix"])})
+
+
+# -- numpy ---------------------------------------------------------------------------------------------
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(names())
+@with_examples
+def test_numpy_code_is_safe_and_exact(n):
+    ir = build(n)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "out"
+        numpy_code.write(ir, folder)
+        module = import_generated(folder)  # parses, imports
+        assert not payload_ran()
+        source = (folder / "model.py").read_text()
+        assert source.isascii()
+        assert not unused_imports(source)
+        with np.load(folder / "model.npz", allow_pickle=False) as f:
+            assert all(re.fullmatch(r"[A-Za-z_]\w*\.\w+", k) and k.isascii() for k in f.files)
+        got = module.load_model()(*inputs())
+    assert_close(list(got), reference.run(ir, inputs()), "numpy")
+    assert not payload_ran()
 
 
 # -- ONNX ---------------------------------------------------------------------------------------------
