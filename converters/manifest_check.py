@@ -261,8 +261,9 @@ def check_graph(manifest: dict, file: str | None = None) -> None:
             if t in made:
                 c.fail(f"{where}.outputs", "tensor names not made before", t)
             made[t] = node["op"] in MASK_OPS
+    inputs = {spec["name"] for spec in manifest["inputs"]}
     for i, t in enumerate(manifest["outputs"]):
-        if made.get(t, True):
+        if made.get(t, True) or t in inputs:
             c.fail(f"outputs[{i}]", "a data tensor some node makes", t)
 
 

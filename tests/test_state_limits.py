@@ -218,7 +218,8 @@ def gates_variants(src: Path) -> dict[str, bytes]:
     v = {"manifest 50k deep": edit_manifest(src, lambda m: DEEP),
          "manifest not JSON": edit_manifest(src, lambda m: "{nope"),
          "manifest a list": edit_manifest(src, lambda m: "[]"),
-         "manifest deep source": edit_manifest(src, lambda m: m.update(source={"converted_from": json.loads("[" * 40 + "]" * 40)}))}
+         "manifest 40 levels deep": edit_manifest(
+             src, lambda m: m.update(source={"converted_from": json.loads("[" * 40 + "]" * 40)}))}
     for label, value in [("99", 99), ("10**30", 10 ** 30), ("4.0", 4.0), ("'4'", "4"), ("true", True),
                          ("nan", math.nan), ("-1", -1), ("0", 0), ("inf", math.inf)]:
         v[f"lstm units {label}"] = edit_manifest(src, lambda m, x=value: node_of(m, "lstm")["options"].update(units=x))
@@ -461,7 +462,10 @@ def test_hand_check_is_stricter_only_on_floats(good):
 
 
 def test_hand_check_enums_are_the_schema_enums():
+    from converters.activations import NUMPY
+
     defs = schema()["$defs"]
+    assert set(manifest_check.ACTIVATIONS) <= set(NUMPY)  # a new activation joins the schema and the check together
     assert tuple(defs["activation"]["enum"]) == manifest_check.ACTIVATIONS
     assert tuple(defs["node"]["properties"]["op"]["enum"]) == manifest_check.OPS
     assert tuple(defs["weight"]["properties"]["dtype"]["enum"]) == manifest_check.WEIGHT_DTYPES
