@@ -307,6 +307,14 @@ def test_hostile_config_description_is_one_line(good, tmp_path, capsys, desc, na
         assert not out.exists()
 
 
+def test_config_fifo_is_refused_without_blocking(good, tmp_path, capsys):
+    import os
+
+    fifo = tmp_path / "desc.json"
+    os.mkfifo(fifo)
+    one_line_error(capsys, ["inspect", good["safetensors"], "--config", fifo], fifo)
+
+
 def test_good_files_read_bit_identical(good, tmp_path, capsys):
     state = {k: v.numpy() for k, v in state_dict().items()}
     tensors, meta = safetensors_io.load(good["safetensors"])

@@ -238,6 +238,8 @@ def _description(description) -> Description:
 def _read_description_file(path: Path):
     """A description JSON file, its size and nesting checked before parsing."""
     file = str(path)
+    if not path.is_file():  # a FIFO would block, a device never end
+        raise FormatError("description is not a regular file", file=file)
     try:
         with open(path, "rb") as f:
             text = f.read(MAX_DESCRIPTION + 1)
