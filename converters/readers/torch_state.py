@@ -19,7 +19,15 @@ description, given as a dict or a JSON file, or from the ``gateport.layers`` met
 Listed modules are read in the listed order, and one whose ``input_size`` equals the previous
 module's output width reads that output (``"chain": false`` keeps every module on its own input).
 Without a description each module has its own input. An ``nn.RNN`` needs its ``nonlinearity``
-from the description or the metadata: the weights do not tell tanh from relu.
+from the description or the metadata: the weights do not tell tanh from relu. Every value of a
+description is type-checked, unknown keys are refused, and what the weights also tell
+(``input_size``, ``hidden_size``/``units``, ``num_layers``, ``bias``, ``bidirectional``) must agree
+with them: it is checked, never applied.
+
+Nothing is trusted before it is checked: a ``.pt`` must be a zip-format ``torch.save`` whose members
+fit the file's budget (:mod:`converters.budget`) before ``torch.load`` sees it, anything
+``torch.load`` raises becomes one line, dicts are walked without recursion and every tensor's
+bytes are budgeted (a zero-stride view can declare far more than it stores).
 """
 from __future__ import annotations
 
