@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..sanitize import quote
+from .onnx_loops import loop_recurrence
 from .onnx_value_graph import BIG, ValueGraph, where
 
 _RECURRENT = ("LSTM", "GRU", "RNN")
@@ -177,11 +178,83 @@ def _tensordot_dense(vg: ValueGraph, node):
     return Rewrite("tensordot_dense", [flat] + chain + [nxt], adds)
 
 
+def _step_of(vg: ValueGraph, name: str):
+    """``(sequence, t, [nodes])`` when ``name`` is ``Squeeze(Slice(sequence, t:t+1, axis 0), 0)``."""
+    squeeze = vg.producer.get(name)
+    if squeeze is None or squeeze.op_type != "Squeeze" or vg.axes(squeeze) != [0]:
+        return None
+    sl = vg.producer.get(squeeze.input[0])
+    if sl is None or sl.op_type != "Slice" or vg.only_consumer(sl.output[0]) is not squeeze:
+        return None
+    ins = list(sl.input) + [""] * (5 - len(sl.input))
+    starts, ends = vg.ints(ins[1]), vg.ints(ins[2])
+    axes, steps = (vg.ints(ins[3]) if ins[3] else [0]), (vg.ints(ins[4]) if ins[4] else [1])
+    if starts is None or ends is None or axes != [0] or steps != [1] or len(starts) != 1 or ends[0] != starts[0] + 1:
+        return None
+    return sl.input[0], starts[0], [sl, squeeze]
+
+
+def _unrolled_time_distributed(vg: ValueGraph, node):
+    """Transpose(Concat_t(Unsqueeze(Add(MatMul(step t of a time-major sequence, W), b), 0)), [1, 0, 2]) for
+    t = 0..T-1 -> Add(MatMul(Transpose(sequence), W), b): Keras 3's TimeDistributed(Dense) unrolled by
+    TensorFlow over a static time axis."""
+    if int(vg.attr(node, "axis", 0)) != 0 or len(node.input) < 2:
+        return None
+    after = vg.only_consumer(node.output[0])
+    if after is None or after.op_type != "Transpose" or [int(p) for p in vg.attr(after, "perm", [])] != [1, 0, 2]:
+        return None
+    seq, weight, bias, gone = None, None, None, [node, after]
+    for t, piece in enumerate(node.input):
+        chain = _td_step(vg, piece)
+        if chain is None:
+            return f"expected input {t} to be Unsqueeze(0) of a Dense of step {t} of one sequence"
+        s, step, w, b, nodes = chain
+        if step != t or seq not in (None, s) or weight not in (None, w) or bias not in (None, b):
+            return f"expected input {t} to be the same Dense of step {t} of the same sequence"
+        seq, weight, bias, gone = s, w, b, gone + nodes
+    dims = vg.dims(seq)
+    if dims is None or len(dims) != 3 or dims[0] != len(node.input):
+        return f"expected every one of the sequence's steps, found {len(node.input)} of dims {dims}"
+    h = vg.onnx.helper
+    batch_first = _fresh(vg, f"{seq}/batch_first")
+    adds = [h.make_node("Transpose", [seq], [batch_first], perm=[1, 0, 2], name=batch_first)]
+    if bias is None:
+        adds.append(h.make_node("MatMul", [batch_first, weight], list(after.output), name=after.name))
+    else:
+        product = _fresh(vg, f"{after.output[0]}/matmul")
+        adds += [h.make_node("MatMul", [batch_first, weight], [product], name=product),
+                 h.make_node("Add", [product, bias], list(after.output), name=after.name)]
+    return Rewrite("unrolled_time_distributed", gone, adds)
+
+
+def _td_step(vg: ValueGraph, name: str):
+    """``(sequence, t, W, b or None, nodes)`` of ``Unsqueeze(Add(MatMul(step t, W), b), 0)``."""
+    unsq = vg.producer.get(name)
+    if unsq is None or unsq.op_type != "Unsqueeze" or vg.axes(unsq) != [0] or len(vg.consumers.get(name, [])) != 1:
+        return None
+    top, bias, nodes = vg.producer.get(unsq.input[0]), None, [unsq]
+    if top is not None and top.op_type == "Add" and vg.const(top.input[1]) is not None \
+            and vg.only_consumer(top.output[0]) is unsq:
+        bias, nodes, top = top.input[1], nodes + [top], vg.producer.get(top.input[0])
+    if top is None or top.op_type != "MatMul" or vg.const(top.input[1]) is None \
+            or vg.only_consumer(top.output[0]) not in nodes:
+        return None
+    step = _step_of(vg, top.input[0])
+    if step is None or vg.only_consumer(top.input[0]) is not top:
+        return None
+    return step[0], step[1], top.input[1], bias, nodes + [top] + step[2]
+
+
 _CELLS = {4: "an LSTM step (4 gates)", 3: "a GRU step (3 gates)"}
 
 
 def _loop(vg: ValueGraph, node):
-    """A recurrence unrolled into a ``Loop``: refused, naming the cell its body computes."""
+    """A recurrence unrolled into a ``Loop``: the fused node its body computes
+    (:func:`converters.readers.onnx_loops.loop_recurrence`), else refused naming the loop, the cell its
+    body looks like and what was not recognized."""
+    found = loop_recurrence(vg, node)
+    if isinstance(found, Rewrite):
+        return found
     body = vg.attr(node, "body")
     ops: dict[str, int] = {}
     splits = []
@@ -193,17 +266,17 @@ def _loop(vg: ValueGraph, node):
     if cell is None and ops.get("MatMul", 0) >= 2 and not splits:
         cell = "a SimpleRNN step"
     masked = "Not" in ops or "Where" in ops
-    shown = ", ".join(f"{op} x{k}" for op, k in sorted(ops.items())[:12])
     raise UnsupportedError(
-        f"expected fused LSTM/GRU/RNN nodes, found a recurrence unrolled into a Loop "
-        f"({cell or 'no recognized cell'}{', masked' if masked else ''}; body: {shown}); gateport does not "
-        f"read Loop bodies: export with tf2onnx from a tf-keras model whose layer it fuses (LSTM, GRU "
-        f"reset_after=True, no mask), or use gateport on the Keras file itself", layer=where(node))
+        f"expected fused LSTM/GRU/RNN nodes or a Loop of one SimpleRNN/GRU step, found a recurrence Loop "
+        f"({cell or 'no recognized cell'}{', masked' if masked else ''}; {len(body.node)} body nodes) that "
+        f"was not recognized: {found}; use gateport on the Keras file itself", layer=where(node))
 
 
-#: (name, anchor op(s), function): tried in this order on every node
+#: (name, anchor op(s), function): each tried on every node, in this order (a later pattern may need
+#: what an earlier one leaves: the Dense of an unrolled TimeDistributed before its steps' slices are read)
 PATTERNS = [
     ("recurrence_loop", ("Loop",), _loop),
+    ("unrolled_time_distributed", ("Concat",), _unrolled_time_distributed),
     ("zero_initial_state", _RECURRENT, _zero_initial_state),
     ("slice_one_squeeze", ("Slice",), _slice_one_squeeze),
     ("time_major_concat", ("Transpose",), _time_major_concat),
@@ -241,8 +314,9 @@ def normalize(onnx, proto, path: str | None, tensors) -> tuple[object, dict[str,
 
 
 def _first_rewrite(vg: ValueGraph, misses: dict[str, str]) -> Rewrite | None:
-    for node in vg.nodes:
-        for name, ops, fn in PATTERNS:
+    """The first pattern (in :data:`PATTERNS` order) that matches a node (in graph order)."""
+    for name, ops, fn in PATTERNS:
+        for node in vg.nodes:
             if node.op_type not in ops:
                 continue
             found = fn(vg, node)
