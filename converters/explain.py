@@ -12,6 +12,7 @@ import numpy as np
 
 from .gates import LETTER, gate_order, gate_slice
 from .ir import Model, Node
+from .dense_sources import kernel_rows, render_rows
 from .sanitize import one_line
 from .shapes import infer_shapes
 
@@ -140,6 +141,8 @@ def describe(model: Model) -> dict[str, Any]:
             ]
         else:
             entry["weights"] = {k: list(v.shape) for k, v in node.weights.items()}
+        if node.op == "dense" and "weight" in node.weights:
+            entry["kernel_rows"] = [s.to_dict() for s in kernel_rows(model, node, shapes)]
         layers.append(entry)
     return {
         "name": model.name,
@@ -219,6 +222,10 @@ def render(desc: dict[str, Any], layer: str | None = None) -> str:
         lines.append(row)
         if options.get(i):
             lines += textwrap.wrap(options[i], WIDTH, initial_indent="    ", subsequent_indent="    ")
+    for e in desc["layers"] if layer else ():
+        if e["name"] == layer and e.get("kernel_rows"):
+            lines += ["", f"{one_line(e['name'])}: kernel rows by source"]
+            lines += ["  " + r for r in render_rows(e["kernel_rows"])]
     shown = [e for e in desc["layers"] if "directions" in e and (not layer or e["name"] == layer)]
     for e in shown:
         lines.append("")
