@@ -207,3 +207,25 @@ def test_torch_onnx_export_reads_and_matches_pytorch(case, tmp_path):
     err = float(np.max(np.abs(run_reference(model, [x.numpy()])[0] - want)))
     print(f"{case}: max abs error {err:.2e}")
     assert err <= TOL
+
+
+@pytest.mark.parametrize("edit,message", [
+    ("cell_add_to_sub", "the body does not compute a Keras simple_rnn step with these weights"),
+    ("counter_by_two", "expected step 1 read at iteration 1"),
+])
+def test_loop_body_that_is_not_the_keras_cell_is_refused(edit, message, tmp_path):
+    """The cell read from the body's structure is checked by running the body: a SimpleRNN loop whose
+    state update subtracts the recurrent term, or whose counter skips steps, is not read as SimpleRNN."""
+    proto = onnx.load(str(path_of("simple_rnn", "tf2onnx_h5")))
+    loop = next(n for n in proto.graph.node if n.op_type == "Loop")
+    body = loop.attribute[0].g
+    if edit == "cell_add_to_sub":
+        next(n for n in body.node if n.name.endswith("simple_rnn_cell/add")).op_type = "Sub"
+    else:
+        step = next(t for t in body.initializer if t.name.endswith("while/add/y:0"))
+        step.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(step) * 2, step.name))
+    path = tmp_path / "m.onnx"
+    onnx.save(proto, str(path))
+    with pytest.raises(UnsupportedError) as info:
+        onnx_model.read(path)
+    assert "(Loop)" in info.value.layer and message in info.value.message

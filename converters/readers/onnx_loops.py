@@ -27,10 +27,12 @@ _ACT = {"Sigmoid": lambda x: 1 / (1 + np.exp(-x)), "Tanh": np.tanh, "Relu": lamb
 _CAST = {1: np.float32, 6: np.int32, 7: np.int64, 9: np.bool_, 11: np.float64}
 _BIN = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Less": np.less,
         "Greater": np.greater, "And": np.logical_and, "Or": np.logical_or}
-#: a check runs the body once per step: longer sequences are checked on their first steps' semantics
-#: only if their trip count is static anyway; this bounds the work
+#: the check runs the body once per step of a static time axis up to this long
 _MAX_STEPS = 4096
 _ATOL = 1e-5
+#: bounds of the check's work: op runs (steps x body nodes) and numbers one op may make
+_MAX_WORK = 2_000_000
+_MAX_ELEMENTS = 1 << 22
 
 
 class NotRecognized(Exception):
@@ -188,6 +190,13 @@ def _options(cell: dict) -> list[dict]:
 def _run_body(p: dict, xs: np.ndarray, h0: np.ndarray) -> list[np.ndarray]:
     """The states the loop emits, and a NotRecognized unless it stops after exactly len(xs) steps."""
     body, carried = p["body"], p["carried"]
+    if len(xs) * len(body.node) > _MAX_WORK:
+        raise NotRecognized(f"expected a body small enough to check ({len(body.node)} nodes x {len(xs)} steps)")
+    with np.errstate(all="ignore"):
+        return _steps(p, body, carried, xs, h0)
+
+
+def _steps(p: dict, body, carried: int, xs: np.ndarray, h0: np.ndarray) -> list[np.ndarray]:
     env_carried = {body.input[k + 2].name: p["consts"].get(body.input[k + 2].name) for k in range(carried)}
     env_carried[p["h_in"]] = h0
     outs = []
@@ -200,7 +209,9 @@ def _run_body(p: dict, xs: np.ndarray, h0: np.ndarray) -> list[np.ndarray]:
                     raise NotRecognized(f"expected step {t} read at iteration {t}")
                 env[n.output[0]] = xs[t]
                 continue
-            for name, value in zip(n.output, _OPS[n.op_type](n, [env.get(i) for i in n.input], p)):
+            args = [env.get(i) for i in n.input]
+            _check_size(n, args)
+            for name, value in zip(n.output, _OPS[n.op_type](n, args, p)):
                 env[name] = value
         if not np.array_equal(env[p["scan"]], env[p["h_out"]]):
             raise NotRecognized("expected the scan output to be the new state")
@@ -235,6 +246,19 @@ def _cell_steps(cell: dict, option: dict, xs: np.ndarray, h: np.ndarray) -> list
             h = z * h + (1 - z) * hh
         outs.append(h.astype(np.float32))
     return outs
+
+
+def _check_size(n, args: list) -> None:
+    """Refuse an op whose result would exceed :data:`_MAX_ELEMENTS` (broadcasting, MatMul)."""
+    arrays = [np.asarray(a) for a in args if a is not None]
+    if n.op_type in _BIN and len(arrays) == 2:
+        size = int(np.prod(np.broadcast_shapes(arrays[0].shape, arrays[1].shape), dtype=np.int64))
+    elif n.op_type == "MatMul" and len(arrays) == 2 and arrays[0].ndim >= 1 and arrays[1].ndim >= 1:
+        size = int(np.prod(arrays[0].shape[:-1], dtype=np.int64)) * int(arrays[1].shape[-1])
+    else:
+        return
+    if size > _MAX_ELEMENTS:
+        raise NotRecognized(f"expected the body's {n.op_type} to make at most {_MAX_ELEMENTS} numbers, found {size}")
 
 
 # -- the fused node --------------------------------------------------------------------------------

@@ -31,8 +31,9 @@ _RECURRENT = ("LSTM", "GRU", "RNN")
 #: ops through which a tensor of zeros stays zeros
 _KEEPS_ZEROS = ("Unsqueeze", "Squeeze", "Reshape", "Transpose", "Identity", "Cast", "Tile", "Slice", "Expand",
                 "Gather")
-#: the most rewrites one model may need (each removes at least one node); a bound, not a tuning
-_MAX_REWRITES = 10_000
+#: the most passes over the graph (each applies every match of one pattern): constructs nest a few
+#: deep (a loop, then its last step, then ...); a bound on the work, not a tuning
+_MAX_PASSES = 64
 
 
 @dataclass
@@ -288,22 +289,23 @@ PATTERNS = [
 def normalize(onnx, proto, path: str | None, tensors) -> tuple[object, dict[str, str], list[str]]:
     """``(proto, misses, applied)``: the model with every pattern applied (a copy; ``proto`` itself when
     nothing matched), per node that a pattern nearly matched (by :func:`where`) ``pattern: why not``,
-    and the names of the patterns applied, in order."""
+    and the names of the patterns applied, in order.
+
+    Each pass applies every match of the first pattern that matches anywhere (matches that share no
+    node), so the work grows with the number of passes (a few per nesting of constructs), not with
+    the number of matches."""
     nodes, cache, inits, misses, applied = list(proto.graph.node), {}, [], {}, []
-    changed = False
-    for _ in range(_MAX_REWRITES):
+    for _ in range(_MAX_PASSES):
         vg = ValueGraph(onnx, nodes, proto.graph, tensors, cache, inits)
-        rewrite = _first_rewrite(vg, misses)
-        if rewrite is None:
+        batch = _rewrites(vg, misses)
+        if not batch:
             break
-        nodes = _apply(nodes, rewrite)
-        applied.append(rewrite.pattern)
-        inits += rewrite.initializers
-        nodes = _live(nodes, {o.name for o in proto.graph.output})
-        changed = True
+        nodes = _live(_apply(nodes, batch), {o.name for o in proto.graph.output})
+        applied += [rw.pattern for rw in batch]
+        inits += [t for rw in batch for t in rw.initializers]
     alive = {where(n) for n in nodes}
     misses = {k: v for k, v in misses.items() if k in alive}
-    if not changed:
+    if not applied:
         return proto, misses, applied
     out = type(proto)()
     out.CopyFrom(proto)
@@ -313,26 +315,39 @@ def normalize(onnx, proto, path: str | None, tensors) -> tuple[object, dict[str,
     return out, misses, applied
 
 
-def _first_rewrite(vg: ValueGraph, misses: dict[str, str]) -> Rewrite | None:
-    """The first pattern (in :data:`PATTERNS` order) that matches a node (in graph order)."""
+def _rewrites(vg: ValueGraph, misses: dict[str, str]) -> list[Rewrite]:
+    """Every match (sharing no node with an earlier one) of the first pattern, in :data:`PATTERNS` order,
+    that matches a node."""
     for name, ops, fn in PATTERNS:
+        batch, taken = [], set()
         for node in vg.nodes:
-            if node.op_type not in ops:
+            if node.op_type not in ops or id(node) in taken:
                 continue
             found = fn(vg, node)
-            if isinstance(found, Rewrite):
+            if isinstance(found, Rewrite) and not taken.intersection(id(n) for n in found.remove):
                 misses.pop(where(node), None)
-                return found
-            if isinstance(found, str):
+                batch.append(found)
+                taken.update(id(n) for n in found.remove)
+            elif isinstance(found, str):
                 misses[where(node)] = f"{name}: {found}"
-    return None
+        if batch:
+            return batch
+    return []
 
 
-def _apply(nodes: list, rewrite: Rewrite) -> list:
-    gone = {id(n) for n in rewrite.remove}
-    at = max(k for k, n in enumerate(nodes) if id(n) in gone)
-    return [n for n in nodes[:at] if id(n) not in gone] + rewrite.add + \
-        [n for n in nodes[at:] if id(n) not in gone]
+def _apply(nodes: list, batch: list[Rewrite]) -> list:
+    """``nodes`` with each rewrite's nodes removed and its new nodes where its last removed node was."""
+    index = {id(n): k for k, n in enumerate(nodes)}
+    gone = {id(n) for rw in batch for n in rw.remove}
+    at: dict[int, list] = {}
+    for rw in batch:
+        at.setdefault(max(index[id(n)] for n in rw.remove), []).extend(rw.add)
+    out = []
+    for k, n in enumerate(nodes):
+        if id(n) not in gone:
+            out.append(n)
+        out.extend(at.get(k, ()))
+    return out
 
 
 def _live(nodes: list, outputs: set[str]) -> list:
