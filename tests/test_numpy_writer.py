@@ -296,3 +296,13 @@ def test_generated_code_runs_with_numpy_alone(tmp_path):
     with np.load(tmp_path / "out.npz") as f:
         got = [f[k] for k in sorted(f.files)]
     assert_close(got, keras_outputs(model, [x]), "numpy alone vs keras")
+
+
+def test_readme_shows_the_real_generated_cell():
+    """The README's lstm_cell is what --to numpy writes for fixtures/models/two_inputs.h5, line for line."""
+    from converters import read
+
+    readme = (ROOT / "README.md").read_text()
+    shown = readme.split("```python\ndef lstm_cell", 1)[1].split("```", 1)[0]
+    source = numpy_code.generate_source(read(ROOT / "fixtures/models/two_inputs.h5"))
+    assert "def lstm_cell" + shown in source
