@@ -246,6 +246,47 @@ def _td_step(vg: ValueGraph, name: str):
     return step[0], step[1], top.input[1], bias, nodes + [top] + step[2]
 
 
+def _op(vg: ValueGraph, name: str, op: str):
+    """The node computing ``name`` when it is an ``op``, else None."""
+    node = vg.producer.get(name)
+    return node if node is not None and node.op_type == op else None
+
+
+def _through_cast(vg: ValueGraph, name: str) -> str:
+    cast = _op(vg, name, "Cast")
+    return cast.input[0] if cast is not None else name
+
+
+def _negative_ids_wrapped(vg: ValueGraph, node):
+    """Gather(table, where(ids < 0, ids + rows, ids)) -> Gather(table, ids): Keras 3's ``take`` wraps
+    negative ids itself (TensorFlow lowers the select to Cast/Mul/Add); ONNX Gather reads an index in
+    [-rows, -1] from the end, so the select changes nothing an in-range id would compute."""
+    table = vg.dims(node.input[0]) if vg.const(node.input[0]) is not None else None
+    select = _op(vg, node.input[1], "Add")
+    if table is None or len(table) != 2 or select is None or int(vg.attr(node, "axis", 0)) != 0:
+        return None
+    terms = [_op(vg, t, "Mul") for t in select.input]
+    if None in terms:
+        return "expected the ids chosen by Mul/Add of the two sides of a select"
+    ids = wrapped = less = not_less = None
+    for term in terms:
+        for a, b in (term.input, term.input[::-1]):
+            shifted = _op(vg, b, "Add")
+            gate = _op(vg, _through_cast(vg, a), "Less")
+            if shifted is not None and gate is not None and vg.ints(shifted.input[1]) == [table[0]]:
+                wrapped, less = shifted.input[0], gate
+            negated = _op(vg, _through_cast(vg, a), "Not")
+            if negated is not None and _op(vg, negated.input[0], "Less") is not None:
+                ids, not_less = b, _op(vg, negated.input[0], "Less")
+    if ids is None or wrapped != ids or less is None or less is not not_less \
+            or _through_cast(vg, less.input[0]) != ids or vg.const(less.input[1]) is None \
+            or np.any(vg.const(less.input[1]) != 0):
+        return "expected where(ids < 0, ids + rows, ids) as Keras 3's take writes it"
+    h = vg.onnx.helper
+    return Rewrite("negative_ids_wrapped", [node],
+                   [h.make_node("Gather", [node.input[0], ids], list(node.output), axis=0, name=node.name)])
+
+
 _CELLS = {4: "an LSTM step (4 gates)", 3: "a GRU step (3 gates)"}
 
 
@@ -278,6 +319,7 @@ def _loop(vg: ValueGraph, node):
 PATTERNS = [
     ("recurrence_loop", ("Loop",), _loop),
     ("unrolled_time_distributed", ("Concat",), _unrolled_time_distributed),
+    ("negative_ids_wrapped", ("Gather",), _negative_ids_wrapped),
     ("zero_initial_state", _RECURRENT, _zero_initial_state),
     ("slice_one_squeeze", ("Slice",), _slice_one_squeeze),
     ("time_major_concat", ("Transpose",), _time_major_concat),
