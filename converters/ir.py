@@ -38,6 +38,22 @@ Ops and their options / weights (``units``-sized arrays unless said otherwise):
 ``batch_norm``    options ``epsilon, axis``; weights ``gamma, beta, moving_mean, moving_variance``.
 ``conv1d``        options ``filters, kernel_size, strides, padding (valid|same|causal),
                   dilation_rate, activation, use_bias``; weights ``weight (filters, in, k)``, ``bias``.
+``relu``          Keras ReLU/LeakyReLU: options ``negative_slope, max_value (or None), threshold``;
+                  ``clip(x * (x > t), 0, max) - negative_slope * relu(t - x)`` (keras/src/activations).
+``elu``           options ``alpha``: ``x if x > 0 else alpha * (exp(x) - 1)``.
+``prelu``         options ``shared_axes``; weights ``alpha`` (input shape, 1 on shared axes):
+                  ``relu(x) - alpha * relu(-x)``.
+``global_pool``   options ``mode (max|average), axis (1: channels_last, 2: channels_first), keepdims``;
+                  an ``average`` with a ``mask`` leaves masked steps out of the sum and the count.
+``pool1d``        options ``mode (max|average), pool_size, strides, padding (valid|same)``; ``same``
+                  pads as TensorFlow (the odd step at the end) and leaves padding out of max and mean.
+``permute``       options ``dims`` (Keras' 1-based axes without batch).
+``layer_norm``    options ``axes`` (negative, the trailing axes), ``epsilon``; weights ``gamma``,
+                  ``beta`` (optional): ``(x - mean) / sqrt(var + epsilon) * gamma + beta``.
+``unit_norm``     options ``axes``: ``x * min(1 / sqrt(sum(x^2)), 1e12)``.
+``crop1d``        options ``cropping [left, right]`` time steps dropped.
+``zero_pad1d``    options ``padding [left, right]`` zero time steps added.
+``upsample1d``    options ``size``: each time step repeated ``size`` times.
 """
 from __future__ import annotations
 

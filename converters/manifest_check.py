@@ -17,16 +17,19 @@ from typing import Any, Callable
 
 from .errors import FormatError
 from .gates import GATES
+from .activations import NUMPY
 from .ir import DIRECTIONS, GATE_PARTS, RECURRENT_OPS
 from .sanitize import quote
 
 FORMAT, VERSION = "gateport-ir", 1
 MAX_NAME, MAX_SIZE, MAX_RANK, MAX_ITEMS, MAX_NODES = 4096, 2**31 - 1, 32, 10000, 100000
-ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu", "hard_sigmoid_keras2", "hard_sigmoid_keras3", "softmax",
-               "softsign", "softplus", "elu", "selu", "exponential", "swish")
+ACTIVATIONS = tuple(NUMPY)  # converters/activations.py
 OPS = ("lstm", "gru", "simple_rnn", "dense", "embedding", "mask_not_equal", "mask_and", "masking", "repeat_vector",
        "concatenate", "add", "subtract", "multiply", "average", "maximum", "minimum", "activation", "identity",
-       "flatten", "reshape", "batch_norm", "conv1d")
+       "flatten", "reshape", "batch_norm", "conv1d", "relu", "elu", "prelu", "global_pool", "pool1d", "permute",
+       "layer_norm", "unit_norm", "crop1d", "zero_pad1d", "upsample1d")
+#: ops on a (batch, time, features) tensor
+TIME_OPS = ("global_pool", "pool1d", "crop1d", "zero_pad1d", "upsample1d")
 WEIGHT_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                  "uint64", "bool")
 INPUT_DTYPES = ("float32", "int64")
@@ -64,6 +67,18 @@ TARGET_SHAPE: Rule = (lambda v: isinstance(v, list) and len(v) <= MAX_RANK
                       and all(_is_int(d) and -1 <= d <= MAX_SIZE for d in v),
                       f"a list of at most {MAX_RANK} integers from -1 to {MAX_SIZE}")
 
+FINITE: Rule = (lambda v: _is_number(v) and math.isfinite(v), "a finite number")
+NON_NEGATIVE: Rule = (lambda v: _is_number(v) and math.isfinite(v) and v >= 0, "a finite number >= 0")
+PAIR: Rule = (lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(d) and 0 <= d <= MAX_SIZE for d in v),
+              f"two integers from 0 to {MAX_SIZE}")
+AXES: Rule = (lambda v: isinstance(v, list) and 1 <= len(v) <= MAX_RANK and v == list(range(-len(v), 0)),
+              "the last axes as a list of negative integers, e.g. [-2, -1]")
+DIMS: Rule = (lambda v: isinstance(v, list) and 1 <= len(v) <= MAX_RANK and all(_is_int(d) for d in v)
+              and sorted(v) == list(range(1, len(v) + 1)), "a permutation of 1..n")
+SHARED_AXES: Rule = (lambda v: isinstance(v, list) and len(v) <= MAX_RANK and all(_is_int(d) and 1 <= d <= MAX_RANK
+                                                                                for d in v), "a list of axes >= 1")
+POOL_MODE = _one_of("max", "average")
+
 _RECURRENT_RULES = {
     "units": SIZE, "input_size": SIZE, "activation": ACTIVATION, "recurrent_activation": ACTIVATION,
     "reset_after": BOOL, "use_bias": BOOL, "go_backwards": BOOL, "return_sequences": BOOL, "return_state": BOOL,
@@ -86,6 +101,20 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Rule]]] = {
     "mask_not_equal": ((), {"value": NUMBER, "reduce": BOOL}),
     "masking": ((), {"mask_value": NUMBER}),
     "batch_norm": ((), {"epsilon": EPSILON, "axis": AXIS}),
+    "relu": (("negative_slope", "threshold"), {"negative_slope": NON_NEGATIVE, "threshold": NON_NEGATIVE,
+                                                "max_value": (lambda v: v is None or NON_NEGATIVE[0](v),
+                                                              "null or a finite number >= 0")}),
+    "elu": ((), {"alpha": FINITE}),
+    "prelu": ((), {"shared_axes": SHARED_AXES}),
+    "global_pool": (("mode", "axis"), {"mode": POOL_MODE, "axis": _int_range(1, 2), "keepdims": BOOL}),
+    "pool1d": (("mode", "pool_size"), {"mode": POOL_MODE, "pool_size": SIZE, "strides": SIZE,
+                                       "padding": _one_of("valid", "same")}),
+    "permute": (("dims",), {"dims": DIMS}),
+    "layer_norm": (("axes",), {"axes": AXES, "epsilon": EPSILON}),
+    "unit_norm": (("axes",), {"axes": AXES}),
+    "crop1d": (("cropping",), {"cropping": PAIR}),
+    "zero_pad1d": (("padding",), {"padding": PAIR}),
+    "upsample1d": (("size",), {"size": SIZE}),
     "conv1d": (("filters", "kernel_size"), {
         "filters": SIZE, "kernel_size": SIZE, "strides": SIZE, "dilation_rate": SIZE,
         "padding": _one_of("valid", "same", "causal"), "activation": ACTIVATION, "use_bias": BOOL}),
@@ -208,7 +237,7 @@ def check(manifest: object, file: str | None = None) -> dict:
 #: ops reading one tensor (masking: x and maybe its mask); the merges read one or more (subtract two);
 #: recurrent ops read x and maybe initial states.
 _UNARY = ("dense", "embedding", "repeat_vector", "activation", "identity", "flatten", "reshape",
-          "batch_norm", "conv1d", "mask_not_equal")
+          "batch_norm", "conv1d", "mask_not_equal", *OPS[OPS.index("relu"):])
 MASK_OPS = ("mask_not_equal", "mask_and")
 
 
@@ -357,4 +386,8 @@ def _input_shape(node) -> tuple[int, int | None] | None:
         return 2, int(node.weights["weight"].shape[1])
     if node.op == "repeat_vector":
         return 1, None
+    if node.op in TIME_OPS:
+        return 2, None
+    if node.op == "permute":
+        return len(node.options["dims"]), None
     return None

@@ -121,6 +121,67 @@ def _reduce(fn):
     return merge
 
 
+def _relu(node, x):
+    """Keras ReLU/LeakyReLU (keras/src/activations/activations.py ``ReLU.static_call``)."""
+    o = node.options
+    t, slope, top = float(o.get("threshold", 0.0)), float(o.get("negative_slope", 0.0)), o.get("max_value")
+    y = x * (x > t) if t != 0 else np.maximum(x, 0)
+    if top is not None:
+        y = np.clip(y, 0.0, float(top))
+    return y - slope * np.maximum(t - x, 0) if slope else y
+
+
+def _prelu(node, x):
+    return np.maximum(x, 0) - _f64(node.weights["alpha"]) * np.maximum(-x, 0)
+
+
+def _global_pool(node, x, mask=None):
+    o = node.options
+    axis, keep = int(o.get("axis", 1)), bool(o.get("keepdims"))
+    if o["mode"] == "max":
+        return x.max(axis=axis, keepdims=keep)
+    if mask is None:
+        return x.mean(axis=axis, keepdims=keep)
+    m = np.expand_dims(np.asarray(mask, dtype=bool), 2 if axis == 1 else 1)
+    return np.where(m, x, 0.0).sum(axis=axis, keepdims=keep) / m.sum(axis=axis, keepdims=keep)
+
+
+def _pool1d(node, x):
+    """Windows over the time axis; ``same`` padding (TensorFlow's rule) takes no part in max or mean."""
+    o = node.options
+    k = _scalar(o["pool_size"])
+    s = _scalar(o.get("strides") or k)
+    left, right = _conv1d_padding(o.get("padding", "valid"), x.shape[1], k, s)
+    valid = np.pad(np.ones(x.shape[1], bool), (left, right))
+    xp = np.pad(x, ((0, 0), (left, right), (0, 0)))
+    n_out = (xp.shape[1] - k) // s + 1
+    out = []
+    for i in range(n_out):
+        win, ok = xp[:, i * s: i * s + k], valid[i * s: i * s + k]
+        out.append(win[:, ok].max(axis=1) if o["mode"] == "max" else win[:, ok].mean(axis=1))
+    return np.stack(out, axis=1)
+
+
+def _layer_norm(node, x):
+    axes = tuple(node.options["axes"])
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    y = (x - mean) / np.sqrt(var + float(node.options.get("epsilon", 1e-3)))
+    w = node.weights
+    return y * (_f64(w["gamma"]) if "gamma" in w else 1.0) + (_f64(w["beta"]) if "beta" in w else 0.0)
+
+
+def _unit_norm(node, x):
+    square_sum = (x * x).sum(axis=tuple(node.options["axes"]), keepdims=True)
+    with np.errstate(divide="ignore"):
+        return x * np.minimum(1.0 / np.sqrt(square_sum), 1e12)
+
+
+def _crop1d(node, x):
+    left, right = (int(v) for v in node.options["cropping"])
+    return x[:, left: x.shape[1] - right]
+
+
 #: op -> f(node, *input arrays) -> one array. Recurrent ops are handled by run_recurrent.
 OPS = {
     "dense": _dense,
@@ -142,7 +203,20 @@ OPS = {
     "reshape": lambda node, x: x.reshape(x.shape[0], *node.options["shape"]),
     "batch_norm": _batch_norm,
     "conv1d": _conv1d,
+    "relu": _relu,
+    "elu": lambda node, x: np.where(x > 0, x, float(node.options.get("alpha", 1.0)) * np.expm1(np.minimum(x, 0))),
+    "prelu": _prelu,
+    "global_pool": _global_pool,
+    "pool1d": _pool1d,
+    "permute": lambda node, x: x.transpose(0, *(int(d) for d in node.options["dims"])),
+    "layer_norm": _layer_norm,
+    "unit_norm": _unit_norm,
+    "crop1d": _crop1d,
+    "zero_pad1d": lambda node, x: np.pad(x, ((0, 0), tuple(int(v) for v in node.options["padding"]), (0, 0))),
+    "upsample1d": lambda node, x: np.repeat(x, int(node.options["size"]), axis=1),
 }
+#: Non-recurrent ops that consume their node's ``mask`` (passed as the last argument).
+MASK_CONSUMERS = ("masking", "global_pool")
 
 
 def run_node(node: Node, values: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -154,7 +228,7 @@ def run_node(node: Node, values: Mapping[str, np.ndarray]) -> list[np.ndarray]:
     if node.op not in OPS:
         raise UnsupportedError(f"expected an op of the IR ({', '.join(sorted(OPS))}), found {node.op!r}",
                                layer=node.label())
-    if node.op == "masking" and mask is not None and len(args) == 1:
+    if node.op in MASK_CONSUMERS and mask is not None and len(args) == 1:
         args.append(mask)
     return [OPS[node.op](node, *args)]
 

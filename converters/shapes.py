@@ -65,5 +65,30 @@ def node_output_shapes(node: Node, ins: list) -> list:
             span = d * (k - 1) + 1
             time = (time - span) // s + 1 if o.get("padding", "valid") == "valid" else -(-time // s)
         return [(time, o["filters"])]
+    if op in ("global_pool", "pool1d", "permute", "crop1d", "zero_pad1d", "upsample1d"):
+        return [_time_op_shape(op, o, x)]
     # element-wise and shape-keeping ops
     return [x] * n_out
+
+
+def _time_op_shape(op: str, o: dict, x: Shape) -> Shape:
+    """The output shape of a pooling, permuting, cropping, padding or upsampling node."""
+    if op == "permute":
+        return tuple(x[d - 1] for d in o["dims"])
+    if op == "global_pool":
+        feat = x[-1] if o.get("axis", 1) == 1 else x[0]
+        if not o.get("keepdims"):
+            return (feat,)
+        return (1, feat) if o.get("axis", 1) == 1 else (feat, 1)
+    t = x[0]
+    if t is not None:
+        if op == "pool1d":
+            k, s = o["pool_size"], o.get("strides") or o["pool_size"]
+            t = (t - k) // s + 1 if o.get("padding", "valid") == "valid" else -(-t // s)
+        elif op == "crop1d":
+            t -= sum(o["cropping"])
+        elif op == "zero_pad1d":
+            t += sum(o["padding"])
+        else:
+            t *= o["size"]
+    return (t,) + tuple(x[1:])

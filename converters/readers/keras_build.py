@@ -19,8 +19,8 @@ from .hdf5 import Weight
 from .malformed import malformed
 from .keras_config import OP_CLASSES, KerasGraph, LayerSpec, Ref, batch_input_shape
 from .keras_context import LayerCall, Tensor, declared_dims
-from .keras_layers import HANDLERS as LAYER_HANDLERS
-from .keras_recurrent import HANDLERS as RECURRENT_HANDLERS, stores_keras1_layout
+from .keras_layers import HANDLERS as LAYER_HANDLERS, REFUSED
+from .keras_recurrent import CELL_KINDS, HANDLERS as RECURRENT_HANDLERS, stores_keras1_layout
 
 HANDLERS = {**LAYER_HANDLERS, **RECURRENT_HANDLERS}
 #: Keras 3 operation nodes accepted in configs: the mask computations Keras 3 serializes
@@ -60,21 +60,47 @@ def supported_classes() -> list[str]:
     return sorted(HANDLERS)
 
 
+def _rnn_cell(spec: LayerSpec) -> object:
+    """The cell class of an ``RNN`` layer (a list of cells is Keras 2's stacked form)."""
+    cell = spec.config.get("cell")
+    return cell.get("class_name") if isinstance(cell, dict) else "StackedRNNCells"
+
+
+#: At most this many unsupported layers are named in one message.
+MAX_REFUSALS_SHOWN = 20
+
+
 def check_supported(graph: KerasGraph, file: str | None) -> None:
-    """Name the first layer gateport cannot build, before any weight is read."""
+    """Name every layer gateport cannot build, in one error (``; `` between them), before any weight
+    is read; the supported classes are listed once at the end."""
+    refusals: list[tuple[LayerSpec, str]] = []  # (layer, why)
+    lists: dict[str, str] = {}
     for spec in graph.layers:
         if spec.is_input or spec.is_container:
             continue
-        label = f"{spec.name} ({spec.class_name})"
         if spec.is_op:
             if spec.class_name not in OP_NODES:
-                raise UnsupportedError(f"operation {spec.class_name!r} in the model graph is not "
-                                       f"supported (supported: {', '.join(OP_NODES)})",
-                                       file=file, layer=label)
+                refusals.append((spec, f"operation {quote(spec.class_name)} in the model graph is not supported"))
+                lists["operations"] = ", ".join(OP_NODES)
+        elif spec.class_name == "RNN" and _rnn_cell(spec) not in CELL_KINDS:
+            refusals.append((spec, f"RNN of {quote(_rnn_cell(spec))}: {REFUSED['RNN']}"))
         elif spec.class_name not in HANDLERS:
-            raise UnsupportedError(f"layer class {spec.class_name!r} is not supported "
-                                   f"(supported: {', '.join(supported_classes())})",
-                                   file=file, layer=label)
+            why = REFUSED.get(spec.class_name)
+            refusals.append((spec, why or f"layer class {quote(spec.class_name)} is not supported"))
+            if not why:
+                lists["layers"] = ", ".join(supported_classes())
+    if not refusals:
+        return
+    supported = "; ".join(f"supported {what}: {names}" for what, names in lists.items())
+    supported = f" ({supported})" if supported else ""
+    if len(refusals) == 1:  # one layer: named as every other error names it
+        spec, why = refusals[0]
+        raise UnsupportedError(why + supported, file=file, layer=f"{spec.name} ({spec.class_name})")
+    shown = "; ".join(f"{quote(spec.name)} ({quote(spec.class_name)}): {why}"
+                      for spec, why in refusals[:MAX_REFUSALS_SHOWN])
+    if len(refusals) > MAX_REFUSALS_SHOWN:
+        shown += f"; and {len(refusals) - MAX_REFUSALS_SHOWN} more"
+    raise UnsupportedError(f"{len(refusals)} layers cannot be converted: {shown}{supported}", file=file)
 
 
 class GraphBuilder:

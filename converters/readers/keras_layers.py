@@ -2,9 +2,11 @@
 
 Each builder checks the stored arrays against the config, converts them to the IR orientation
 (``(out, in)`` matrices), infers the output shape and propagates the Keras mask the way the
-layer's ``compute_mask`` does: pass-through for Dropout & friends, Activation, Dense,
-TimeDistributed and BatchNormalization; the logical and for merges; dropped by Flatten,
-Reshape, RepeatVector and Conv1D; created by Embedding(mask_zero) and Masking.
+layer's ``compute_mask`` does: pass-through for Dropout & friends, Activation, ReLU & co, Dense,
+TimeDistributed, Batch/Layer/UnitNormalization; the logical and for merges; consumed by
+GlobalAveragePooling1D; dropped by every layer without ``supports_masking`` (Flatten, Reshape,
+RepeatVector, Conv1D, pooling, Permute, Cropping1D, ZeroPadding1D, UpSampling1D: Keras 3 warns and
+drops it); created by Embedding(mask_zero) and Masking.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import math
 import numpy as np
 
 from ..errors import UnsafeError
+from ..sanitize import quote
 from .keras_context import LayerCall, Tensor
 
 #: Layers that are the identity at inference.
@@ -54,14 +57,73 @@ def activation(call: LayerCall) -> list[Tensor]:
         if axis not in (-1, [-1]) and not (x.shape and axis == len(x.shape)):
             raise call.unsupported(f"Softmax over axis {axis} is not supported (only the last axis)")
         act = "softmax"
-    elif call.class_name == "ReLU":
-        cfg = call.config
-        if cfg.get("max_value") is not None or cfg.get("negative_slope", 0) or cfg.get("threshold", 0):
-            raise call.unsupported("ReLU with max_value, negative_slope or threshold is not supported")
-        act = "relu"
     else:
         act = call.activation(call.config.get("activation", "linear"))
     call.add("activation", [x.name], [call.out()], {"activation": act})
+    return [Tensor(call.out(), x.shape, x.mask)]
+
+
+def _number(call: LayerCall, key: str, value: object, default: float | None) -> float | None:
+    """A finite real option of the config (``alpha``, ``max_value`` ...); None stays None where allowed."""
+    if value is None and default is None:
+        return None
+    value = default if value is None else value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise call.error(f"{key}: expected a finite number, found {quote(value)}")
+    return float(value)
+
+
+def relu(call: LayerCall) -> list[Tensor]:
+    """ReLU(max_value, negative_slope, threshold) and LeakyReLU (tf-keras ``alpha``, Keras 3
+    ``negative_slope``, default 0.3): plain ``relu`` / ``relu6`` activations where the options allow."""
+    x, cfg = call.single_input(), call.config
+    if call.class_name == "LeakyReLU":
+        slope = _number(call, "negative_slope", cfg.get("negative_slope", cfg.get("alpha")), 0.3)
+        opts = {"negative_slope": slope, "max_value": None, "threshold": 0.0}
+    else:
+        opts = {"negative_slope": _number(call, "negative_slope", cfg.get("negative_slope"), 0.0),
+                "max_value": _number(call, "max_value", cfg.get("max_value"), None),
+                "threshold": _number(call, "threshold", cfg.get("threshold"), 0.0)}
+    for key in ("negative_slope", "max_value", "threshold"):  # what Keras' ReLU refuses too
+        if opts[key] is not None and opts[key] < 0:
+            raise call.error(f"{key}: expected a number >= 0, found {opts[key]}")
+    plain = {(0.0, None, 0.0): "relu", (0.0, 6.0, 0.0): "relu6", (0.2, None, 0.0): "leaky_relu"}
+    act = plain.get((opts["negative_slope"], opts["max_value"], opts["threshold"]))
+    if act:
+        call.add("activation", [x.name], [call.out()], {"activation": act})
+    else:
+        call.add("relu", [x.name], [call.out()], opts)
+    return [Tensor(call.out(), x.shape, x.mask)]
+
+
+def elu(call: LayerCall) -> list[Tensor]:
+    x = call.single_input()
+    alpha = _number(call, "alpha", call.config.get("alpha"), 1.0)
+    if alpha == 1.0:
+        call.add("activation", [x.name], [call.out()], {"activation": "elu"})
+    else:
+        call.add("elu", [x.name], [call.out()], {"alpha": alpha})
+    return [Tensor(call.out(), x.shape, x.mask)]
+
+
+def prelu(call: LayerCall) -> list[Tensor]:
+    """``relu(x) - alpha * relu(-x)``; ``alpha`` has the input's shape (batch excluded) with 1 on
+    ``shared_axes``."""
+    x, cfg = call.single_input(), call.config
+    (w,) = call.expect_weights(1, " (alpha)")
+    shared = cfg.get("shared_axes") or []
+    shared = [shared] if isinstance(shared, int) else shared
+    axes = [call.axis(a) for a in shared]
+    alpha = w.array
+    if x.shape is not None:
+        rank = len(x.shape)
+        if any(not 1 <= a <= rank for a in axes):
+            raise call.error(f"shared_axes {axes}: expected axes from 1 to {rank}")
+        call.check_shape("alpha", alpha, tuple(1 if i + 1 in axes else d for i, d in enumerate(x.shape)))
+    elif x.is_model_input:
+        x.shape = tuple(None if i + 1 in axes else int(d) for i, d in enumerate(alpha.shape))
+    call.add("prelu", [x.name], [call.out()], {"shared_axes": sorted(axes)}, {"alpha": alpha},
+             weight_paths={"alpha": w.path})
     return [Tensor(call.out(), x.shape, x.mask)]
 
 
@@ -275,7 +337,7 @@ def batch_normalization(call: LayerCall) -> list[Tensor]:
 def _one(value, what: str, call: LayerCall) -> int:
     if isinstance(value, (list, tuple)):
         if len(value) != 1:
-            raise call.error(f"expected one {what} for Conv1D, found {value}")
+            raise call.error(f"expected one {what} for {call.class_name}, found {quote(value)}")
         value = value[0]
     return call.size(what, value)
 
@@ -315,11 +377,174 @@ def conv1d(call: LayerCall) -> list[Tensor]:
     return [Tensor(call.out(), (steps, filters))]
 
 
+def _time_steps(call: LayerCall, x: Tensor) -> int | None:
+    call.expect_rank(x, 2)
+    return x.shape[0] if x.shape else None
+
+
+def _channels_last(call: LayerCall) -> None:
+    fmt = call.config.get("data_format") or "channels_last"
+    if fmt != "channels_last":
+        raise call.unsupported(f"{call.class_name} data_format {quote(fmt)} is not supported (only channels_last)")
+
+
+def global_pooling(call: LayerCall) -> list[Tensor]:
+    """GlobalMax/AveragePooling1D over the time axis. Only the average takes the mask (masked steps
+    left out of sum and count, keras/src/layers/pooling/global_average_pooling1d.py); the max ignores
+    it, as Keras does. Neither passes a mask on."""
+    x, cfg = call.single_input(), call.config
+    fmt = cfg.get("data_format") or "channels_last"
+    if fmt not in ("channels_last", "channels_first"):
+        raise call.error(f"data_format: expected channels_last or channels_first, found {quote(fmt)}")
+    call.expect_rank(x, 2)
+    axis = 1 if fmt == "channels_last" else 2
+    keepdims = bool(cfg.get("keepdims", False))
+    mode = "average" if "Average" in call.class_name else "max"
+    mask = call.input_mask if mode == "average" else None
+    call.add("global_pool", [x.name], [call.out()], {"mode": mode, "axis": axis, "keepdims": keepdims},
+             mask=mask)
+    shape = None
+    if x.shape:
+        feat = x.shape[1] if axis == 1 else x.shape[0]
+        shape = ((1, feat) if axis == 1 else (feat, 1)) if keepdims else (feat,)
+    return [Tensor(call.out(), shape)]
+
+
+def pooling(call: LayerCall) -> list[Tensor]:
+    """Max/AveragePooling1D: windows of ``pool_size`` every ``strides`` steps; ``same`` pads as
+    TensorFlow does, the padding left out of the max and the average."""
+    x, cfg = call.single_input(), call.config
+    _channels_last(call)
+    k = _one(cfg.get("pool_size", 2), "pool size", call)
+    strides = _one(cfg.get("strides") or k, "stride", call)
+    padding = str(cfg.get("padding", "valid")).lower()
+    if padding not in ("valid", "same"):
+        raise call.unsupported(f"{call.class_name} padding {quote(padding)} is not supported")
+    steps = _time_steps(call, x)
+    if steps is not None:
+        steps = (steps - k) // strides + 1 if padding == "valid" else -(-steps // strides)
+        if steps < 1:
+            raise call.error(f"pool_size {k} is longer than the {x.shape[0]} input steps")
+    mode = "average" if "Average" in call.class_name else "max"
+    call.add("pool1d", [x.name], [call.out()], {"mode": mode, "pool_size": k, "strides": strides,
+                                                  "padding": padding})
+    return [Tensor(call.out(), (steps, x.shape[1]) if x.shape else None)]
+
+
+def permute(call: LayerCall) -> list[Tensor]:
+    x = call.single_input()
+    dims = [call.axis(d) for d in call.dims("dims", call.config.get("dims"))]
+    if sorted(dims) != list(range(1, len(dims) + 1)):
+        raise call.error(f"dims {dims}: expected a permutation of 1..{len(dims)}")
+    call.expect_rank(x, len(dims))
+    call.add("permute", [x.name], [call.out()], {"dims": dims})
+    return [Tensor(call.out(), tuple(x.shape[d - 1] for d in dims) if x.shape else None)]
+
+
+def _norm_axes(call: LayerCall, x: Tensor, value: object) -> list[int]:
+    """Keras axes (batch included) as negative axes, sorted; they must be the trailing ones."""
+    axes = value if isinstance(value, (list, tuple)) else [value]
+    axes = [call.axis(a) for a in axes]
+    if x.shape is None:
+        if any(a >= 0 for a in axes):
+            raise call.unsupported(f"{call.class_name} over axes {axes} of an input of unknown rank")
+        return sorted(axes)
+    rank = len(x.shape) + 1
+    if any(not -rank <= a < rank for a in axes):
+        raise call.error(f"axis {axes}: expected axes of a rank-{rank} input")
+    norm = sorted({a % rank - rank for a in axes})
+    if -rank in norm or norm != list(range(-len(norm), 0)):
+        raise call.unsupported(f"{call.class_name} over axes {axes} is not supported (only the last "
+                               "axes, batch excluded)")
+    return norm
+
+
+def layer_normalization(call: LayerCall) -> list[Tensor]:
+    x, cfg = call.single_input(), call.config
+    if cfg.get("rms_scaling"):
+        raise call.unsupported("LayerNormalization(rms_scaling=True) is not supported")
+    axes = _norm_axes(call, x, cfg.get("axis", -1))
+    roles = [r for r, on in (("gamma", cfg.get("scale", True)), ("beta", cfg.get("center", True))) if on]
+    ws = call.expect_weights(len(roles), f" ({', '.join(roles)})")
+    dims = tuple(x.shape[a] for a in axes) if x.shape else None
+    arrays = {}
+    for role, w in zip(roles, ws):
+        call.check_shape(role, w.array, dims if dims is not None else (None,) * w.array.ndim)
+        arrays[role] = w.array
+    call.add("layer_norm", [x.name], [call.out()],
+             {"axes": axes, "epsilon": _number(call, "epsilon", cfg.get("epsilon"), 1e-3)}, arrays,
+             weight_paths={role: w.path for role, w in zip(roles, ws)})
+    return [Tensor(call.out(), x.shape, x.mask)]
+
+
+def unit_normalization(call: LayerCall) -> list[Tensor]:
+    x = call.single_input()
+    axes = _norm_axes(call, x, call.config.get("axis", -1))
+    call.add("unit_norm", [x.name], [call.out()], {"axes": axes})
+    return [Tensor(call.out(), x.shape, x.mask)]
+
+
+def _pair(call: LayerCall, key: str, default) -> list[int]:
+    value = call.config.get(key, default)
+    value = [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise call.error(f"{key}: expected an integer or a pair, found {quote(value)}")
+    return [call.size(key, v, minimum=0) for v in value]
+
+
+def cropping(call: LayerCall) -> list[Tensor]:
+    x = call.single_input()
+    left, right = _pair(call, "cropping", (1, 1))
+    steps = _time_steps(call, x)
+    if steps is not None:
+        steps -= left + right
+        if steps < 0:
+            raise call.error(f"cropping {left}+{right} steps of {x.shape[0]}")
+    call.add("crop1d", [x.name], [call.out()], {"cropping": [left, right]})
+    return [Tensor(call.out(), (steps, x.shape[1]) if x.shape else None)]
+
+
+def zero_padding(call: LayerCall) -> list[Tensor]:
+    x = call.single_input()
+    _channels_last(call)
+    left, right = _pair(call, "padding", 1)
+    steps = _time_steps(call, x)
+    call.take((left + right) * ((x.shape[1] if x.shape else None) or 1), "ZeroPadding1D output")
+    call.add("zero_pad1d", [x.name], [call.out()], {"padding": [left, right]})
+    return [Tensor(call.out(), (None if steps is None else steps + left + right, x.shape[1]) if x.shape else None)]
+
+
+def upsampling(call: LayerCall) -> list[Tensor]:
+    x = call.single_input()
+    size = _one(call.config.get("size", 2), "size", call)
+    steps = _time_steps(call, x)
+    call.take(size * math.prod(d or 1 for d in (x.shape or ())), f"UpSampling1D(size={size}) output")
+    call.add("upsample1d", [x.name], [call.out()], {"size": size})
+    return [Tensor(call.out(), (None if steps is None else steps * size, x.shape[1]) if x.shape else None)]
+
+
 HANDLERS = {
     **{cls: identity for cls in IDENTITY_CLASSES},
     "Activation": activation,
     "Softmax": activation,
-    "ReLU": activation,
+    "ReLU": relu,
+    "LeakyReLU": relu,
+    "ELU": elu,
+    "PReLU": prelu,
+    "GlobalMaxPooling1D": global_pooling,
+    "GlobalAveragePooling1D": global_pooling,
+    "GlobalMaxPool1D": global_pooling,
+    "GlobalAvgPool1D": global_pooling,
+    "MaxPooling1D": pooling,
+    "AveragePooling1D": pooling,
+    "MaxPool1D": pooling,
+    "AvgPool1D": pooling,
+    "Permute": permute,
+    "LayerNormalization": layer_normalization,
+    "UnitNormalization": unit_normalization,
+    "Cropping1D": cropping,
+    "ZeroPadding1D": zero_padding,
+    "UpSampling1D": upsampling,
     "Dense": dense,
     "TimeDistributed": time_distributed,
     "Embedding": embedding,
@@ -332,4 +557,30 @@ HANDLERS = {
     "Merge": keras1_merge,
     "BatchNormalization": batch_normalization,
     "Conv1D": conv1d,
+}
+
+_TWO_D = "only 1-D sequence layers (batch, time, features) are supported"
+#: Keras layer classes gateport refuses on purpose, with the reason (README, "Keras layers still refused").
+REFUSED = {
+    **{cls: "attention layers are not supported yet" for cls in
+       ("Attention", "AdditiveAttention", "MultiHeadAttention", "GroupQueryAttention")},
+    **{cls: "convolutional recurrent layers are not supported yet" for cls in
+       ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")},
+    # an RNN of one LSTMCell/GRUCell/SimpleRNNCell is supported; keras_build names the others
+    "RNN": "only RNN(LSTMCell | GRUCell | SimpleRNNCell) is supported; StackedRNNCells and custom cells are "
+           "not supported yet (stacked cells compute what a stack of LSTM/GRU/SimpleRNN layers does)",
+    "Lambda": "a Lambda layer holds Python code, which gateport refuses to deserialize",
+    **{cls: _TWO_D for cls in
+       ("Conv2D", "Conv3D", "MaxPooling2D", "MaxPooling3D", "AveragePooling2D", "AveragePooling3D",
+        "GlobalMaxPooling2D", "GlobalMaxPooling3D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
+        "Cropping2D", "Cropping3D", "ZeroPadding2D", "ZeroPadding3D", "UpSampling2D", "UpSampling3D",
+        "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D")},
+    **{cls: "preprocessing layers are not supported: apply them to the data before the model" for cls in
+       ("TextVectorization", "StringLookup", "IntegerLookup", "Hashing", "Discretization", "Normalization",
+        "CategoryEncoding", "Rescaling", "Resizing")},
+    **{cls: "this convolution is not supported yet (Conv1D is)" for cls in
+       ("Conv1DTranspose", "SeparableConv1D", "DepthwiseConv1D", "LocallyConnected1D")},
+    **{cls: "this normalization is not supported yet (Batch/Layer/UnitNormalization are)" for cls in
+       ("GroupNormalization", "RMSNormalization", "SpectralNormalization")},
+    "Dot": "the Dot merge is not supported yet",
 }

@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from ..errors import UnsupportedError
 from ..ir import Model, unique_name
 from ..sanitize import quote
-from .keras_layers import IMPLICIT, LAYERS, KerasLayer, embedding_layer, to_snake_case
+from .keras_layers import (IMPLICIT, LAYERS, MASK_ARG_LAYERS, PASS_MASK_LAYERS, KerasLayer, embedding_layer,
+                           to_snake_case)
 
 #: Layers whose ``call`` takes ``mask`` (Keras fills it from the input when it is the only tensor).
-_MASK_ARG = ("LSTM", "GRU", "SimpleRNN", "Bidirectional", "BatchNormalization")
+_MASK_ARG = ("LSTM", "GRU", "SimpleRNN", "Bidirectional", "BatchNormalization", *MASK_ARG_LAYERS)
 #: Layers that pass their input's mask on unchanged (``supports_masking`` with the default compute_mask).
-_PASS_MASK = ("Dense", "Dropout", "Activation", "BatchNormalization")
+_PASS_MASK = ("Dense", "Dropout", "Activation", "BatchNormalization", *PASS_MASK_LAYERS)
 #: Input dtypes written (as the ONNX writer takes them).
 INPUT_DTYPES = ("float32", "int32", "int64")
 _MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")
@@ -116,6 +117,10 @@ class _MaskTracker:
             extra = [first[1]]
         if node is not None and node.is_recurrent:
             self._check_recurrent(layer, first)
+        elif cls in MASK_ARG_LAYERS and self.ir_key(node.mask) != (None if first is None else first[0]):
+            raise UnsupportedError("cannot keep this layer's mask in Keras 3: the mask Keras 3 derives for its "
+                                   "input differs from the source's; ONNX and --to torch keep masks exactly",
+                                   layer=node.label())
         out_masks: list = [None] * len(layer.outputs)
         if cls == "Masking":
             key = ("ne", layer.args[0], _value_key(layer.config["mask_value"]), True)

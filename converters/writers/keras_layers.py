@@ -30,6 +30,9 @@ KERAS3_ACTIVATIONS = {
     "linear": "linear", "sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu",
     "hard_sigmoid_keras3": "hard_sigmoid", "softmax": "softmax", "softsign": "softsign",
     "softplus": "softplus", "elu": "elu", "selu": "selu", "exponential": "exponential", "swish": "silu",
+    **{n: n for n in ("gelu", "leaky_relu", "relu6", "mish", "hard_silu", "log_softmax", "celu", "hard_tanh",
+                      "log_sigmoid", "hard_shrink", "soft_shrink", "tanh_shrink", "sparse_plus", "sparse_sigmoid",
+                      "squareplus")},
 }
 KERAS2_HARD_SIGMOID = "hard_sigmoid_keras2"
 #: Keras 2 hard_sigmoid(z) = Keras 3 hard_sigmoid(HARD_SIGMOID_SCALE * z)
@@ -273,6 +276,35 @@ def masking_layer(node: Node, name: str) -> KerasLayer:
     return _plain("Masking", mask_value=float(node.options.get("mask_value", 0.0)))(node, name)
 
 
+def prelu_layer(node: Node, name: str) -> KerasLayer:
+    cfg = {**_base(name), "alpha_initializer": "zeros", "alpha_regularizer": None, "alpha_constraint": None,
+           "shared_axes": [int(a) for a in node.options.get("shared_axes") or []] or None}
+    return KerasLayer(name, "PReLU", cfg, node.inputs[:1], list(node.outputs),
+                      {"": (name, [np.asarray(node.weights["alpha"])])}, node=node)
+
+
+def layer_norm_layer(node: Node, name: str) -> KerasLayer:
+    w = node.weights
+    cfg = {**_base(name), "axis": [int(a) for a in node.options["axes"]],
+           "epsilon": float(node.options.get("epsilon", 1e-3)), "center": "beta" in w, "scale": "gamma" in w}
+    arrays = [np.asarray(w[k]) for k in ("gamma", "beta") if k in w]
+    return KerasLayer(name, "LayerNormalization", cfg, node.inputs[:1], list(node.outputs), {"": (name, arrays)},
+                      node=node)
+
+
+def _data_format(node: Node) -> str:
+    return "channels_last" if int(node.options.get("axis", 1)) == 1 else "channels_first"
+
+
+def _pool_class(prefix: str) -> Callable[[Node], str]:
+    return lambda node: f"{prefix}{'Max' if node.options.get('mode') == 'max' else 'Average'}Pooling1D"
+
+
+def _by_class(class_of: Callable[[Node], str], **config) -> Callable[[Node, str], KerasLayer]:
+    """A layer whose class depends on the node (max or average pooling)."""
+    return lambda node, name: _plain(class_of(node), **config)(node, name)
+
+
 LAYERS: dict[str, Callable[[Node, str], KerasLayer]] = {
     "lstm": recurrent_layer,
     "gru": recurrent_layer,
@@ -283,6 +315,24 @@ LAYERS: dict[str, Callable[[Node, str], KerasLayer]] = {
     "batch_norm": batch_norm_layer,
     "activation": activation_layer,
     "masking": masking_layer,
+    "relu": _plain("ReLU", max_value=lambda n: n.options.get("max_value"),
+                   negative_slope=lambda n: float(n.options.get("negative_slope", 0.0)),
+                   threshold=lambda n: float(n.options.get("threshold", 0.0))),
+    "elu": _plain("ELU", alpha=lambda n: float(n.options.get("alpha", 1.0))),
+    "prelu": prelu_layer,
+    "global_pool": _by_class(_pool_class("Global"), data_format=_data_format,
+                             keepdims=lambda n: bool(n.options.get("keepdims"))),
+    "pool1d": _by_class(_pool_class(""), pool_size=lambda n: [_int(n.options["pool_size"])],
+                        strides=lambda n: [_int(n.options.get("strides") or n.options["pool_size"])],
+                        padding=lambda n: _choice(n.options, "padding", "valid", ("valid", "same")),
+                        data_format="channels_last"),
+    "permute": _plain("Permute", dims=lambda n: [int(d) for d in n.options["dims"]]),
+    "layer_norm": layer_norm_layer,
+    "unit_norm": _plain("UnitNormalization", axis=lambda n: [int(a) for a in n.options["axes"]]),
+    "crop1d": _plain("Cropping1D", cropping=lambda n: [int(v) for v in n.options["cropping"]]),
+    "zero_pad1d": _plain("ZeroPadding1D", padding=lambda n: [int(v) for v in n.options["padding"]],
+                         data_format="channels_last"),
+    "upsample1d": _plain("UpSampling1D", size=lambda n: int(n.options["size"])),
     "identity": _plain("Dropout", rate=0.0),
     "flatten": _plain("Flatten", data_format="channels_last"),
     "reshape": _plain("Reshape", target_shape=lambda n: [int(d) for d in n.options["shape"]]),
@@ -295,6 +345,10 @@ LAYERS: dict[str, Callable[[Node, str], KerasLayer]] = {
     "maximum": _merge("Maximum"),
     "minimum": _merge("Minimum"),
 }
+#: Layers written here whose ``call`` takes the mask, and those that pass it on unchanged
+#: (``supports_masking`` with the default compute_mask); writers/keras_graph.py reads both.
+MASK_ARG_LAYERS = ("GlobalAveragePooling1D",)
+PASS_MASK_LAYERS = ("ReLU", "ELU", "PReLU", "LayerNormalization", "UnitNormalization")
 #: IR ops Keras computes by itself (masks): no layer is written for them.
 IMPLICIT = ("mask_not_equal", "mask_and")
 

@@ -145,6 +145,119 @@ def _conv_padding(padding: str, span: int, stride: int, dilation: int) -> dict:
     return {"auto_pad": "SAME_UPPER"}
 
 
+def _reduce(g: GraphBuilder, op_type: str, x: str, axes: list[int], keepdims: bool, out: str | None = None) -> str:
+    """A Reduce* node: axes as an input from opset 18 (ReduceSum from 13), an attribute before."""
+    rank = g.rank(x) - (0 if keepdims else len(axes))
+    if op_type == "ReduceSum" or g.opset >= 18:
+        return g.op(op_type, [x, g.const(list(axes))], out=out, keepdims=int(keepdims), rank=rank)
+    return g.op(op_type, [x], out=out, axes=list(axes), keepdims=int(keepdims), rank=rank)
+
+
+def _f(g: GraphBuilder, value: float) -> str:
+    return g.const(float(value), "float32")
+
+
+def relu_to_onnx(g: GraphBuilder, node: Node) -> None:
+    """Keras ReLU/LeakyReLU: ``clip(x * (x > t), 0, max) - negative_slope * relu(t - x)``."""
+    o, x = node.options, node.inputs[0]
+    t, slope, top = float(o.get("threshold", 0.0)), float(o.get("negative_slope", 0.0)), o.get("max_value")
+    if t != 0:
+        y = g.op("Mul", [x, g.cast(g.op("Greater", [x, _f(g, t)], dtype="bool"), "float32")])
+    else:
+        y = g.op("Relu", [x])
+    if top is not None:
+        y = g.op("Clip", [y, _f(g, 0.0), _f(g, top)])
+    if slope:
+        negative = g.op("Relu", [g.op("Sub", [_f(g, t), x], rank=g.rank(x))])
+        y = g.op("Sub", [y, g.op("Mul", [negative, _f(g, slope)])])
+    g.finish(y, node.outputs[0])
+
+
+def elu_to_onnx(g: GraphBuilder, node: Node) -> None:
+    g.op("Elu", node.inputs[:1], out=node.outputs[0], alpha=float(node.options.get("alpha", 1.0)))
+
+
+def prelu_to_onnx(g: GraphBuilder, node: Node) -> None:
+    """ONNX PRelu: ``x < 0 ? alpha * x : x``, alpha broadcast over the batch."""
+    g.op("PRelu", [node.inputs[0], g.initializer(node.weights["alpha"], "alpha")], out=node.outputs[0])
+
+
+def global_pool_to_onnx(g: GraphBuilder, node: Node) -> None:
+    """ReduceMax / ReduceMean over the time axis; a masked mean is Where + ReduceSum over the count."""
+    o, x = node.options, node.inputs[0]
+    axis, keep = int(o.get("axis", 1)), bool(o.get("keepdims"))
+    if o.get("mode") == "max":
+        _reduce(g, "ReduceMax", x, [axis], keep, out=node.outputs[0])
+    elif not node.mask:
+        _reduce(g, "ReduceMean", x, [axis], keep, out=node.outputs[0])
+    else:
+        m = g.unsqueeze(node.mask, [2 if axis == 1 else 1])
+        total = _reduce(g, "ReduceSum", g.op("Where", [m, x, _f(g, 0.0)], rank=g.rank(x)), [axis], keep)
+        count = _reduce(g, "ReduceSum", g.cast(m, "float32"), [axis], keep)
+        g.op("Div", [total, count], out=node.outputs[0])
+
+
+def pool1d_to_onnx(g: GraphBuilder, node: Node) -> None:
+    """MaxPool / AveragePool between Transposes; ``same`` is SAME_UPPER (TensorFlow's odd step at the
+    end) with the padding left out of the average (count_include_pad=0)."""
+    o = node.options
+    k = _scalar(o["pool_size"])
+    s = _scalar(o.get("strides") or k)
+    padding = o.get("padding", "valid")
+    if padding not in ("valid", "same"):
+        raise UnsupportedError(f"expected pooling padding valid or same, found {quote(padding)}")
+    x = g.transpose(node.inputs[0], [0, 2, 1])
+    pads = {"auto_pad": "SAME_UPPER"} if padding == "same" else {"pads": [0, 0]}
+    y = g.op("MaxPool" if o.get("mode") == "max" else "AveragePool", [x], kernel_shape=[k], strides=[s], **pads)
+    g.transpose(y, [0, 2, 1], out=node.outputs[0])
+
+
+def permute_to_onnx(g: GraphBuilder, node: Node) -> None:
+    g.transpose(node.inputs[0], [0] + [int(d) for d in node.options["dims"]], out=node.outputs[0])
+
+
+def layer_norm_to_onnx(g: GraphBuilder, node: Node) -> None:
+    """``(x - mean) / sqrt(var + eps) * gamma + beta`` from ReduceMean (the LayerNormalization op
+    starts at opset 17)."""
+    x, axes, w = node.inputs[0], [int(a) for a in node.options["axes"]], node.weights
+    centered = g.op("Sub", [x, _reduce(g, "ReduceMean", x, axes, True)])
+    var = _reduce(g, "ReduceMean", g.op("Mul", [centered, centered]), axes, True)
+    eps = _f(g, float(node.options.get("epsilon", 1e-3)))
+    y = g.op("Div", [centered, g.op("Sqrt", [g.op("Add", [var, eps])])])
+    if "gamma" in w:
+        y = g.op("Mul", [y, g.initializer(w["gamma"], "gamma")])
+    if "beta" in w:
+        y = g.op("Add", [y, g.initializer(w["beta"], "beta")])
+    g.finish(y, node.outputs[0])
+
+
+def unit_norm_to_onnx(g: GraphBuilder, node: Node) -> None:
+    """``x * min(1 / sqrt(sum(x^2)), 1e12)`` as Keras 3 computes it."""
+    x = node.inputs[0]
+    square_sum = _reduce(g, "ReduceSum", g.op("Mul", [x, x]), [int(a) for a in node.options["axes"]], True)
+    inv = g.op("Min", [g.op("Reciprocal", [g.op("Sqrt", [square_sum])]), _f(g, 1e12)])
+    g.op("Mul", [x, inv], out=node.outputs[0])
+
+
+def crop1d_to_onnx(g: GraphBuilder, node: Node) -> None:
+    left, right = (int(v) for v in node.options["cropping"])
+    end = -right if right else np.iinfo(np.int64).max
+    g.op("Slice", [node.inputs[0], g.const([left]), g.const([end]), g.const([1])], out=node.outputs[0])
+
+
+def zero_pad1d_to_onnx(g: GraphBuilder, node: Node) -> None:
+    left, right = (int(v) for v in node.options["padding"])
+    g.op("Pad", [node.inputs[0], g.const([0, left, 0, 0, right, 0])], out=node.outputs[0], mode="constant")
+
+
+def upsample1d_to_onnx(g: GraphBuilder, node: Node) -> None:
+    """Each step repeated: ``(b, t, f) -> (b, t, size, f) -> (b, t * size, f)``."""
+    x, size = node.inputs[0], int(node.options["size"])
+    tiled = g.op("Tile", [g.unsqueeze(x, [2]), g.const([1, 1, size, 1])])
+    shape = g.op("Mul", [g.op("Shape", [x], rank=1, dtype="int64"), g.const([1, size, 1])], dtype="int64")
+    g.op("Reshape", [tiled, shape], out=node.outputs[0], rank=3)
+
+
 LAYERS = {
     "dense": dense_to_onnx,
     "embedding": embedding_to_onnx,
@@ -162,4 +275,15 @@ LAYERS = {
     "reshape": reshape_to_onnx,
     "batch_norm": batch_norm_to_onnx,
     "conv1d": conv1d_to_onnx,
+    "relu": relu_to_onnx,
+    "elu": elu_to_onnx,
+    "prelu": prelu_to_onnx,
+    "global_pool": global_pool_to_onnx,
+    "pool1d": pool1d_to_onnx,
+    "permute": permute_to_onnx,
+    "layer_norm": layer_norm_to_onnx,
+    "unit_norm": unit_norm_to_onnx,
+    "crop1d": crop1d_to_onnx,
+    "zero_pad1d": zero_pad1d_to_onnx,
+    "upsample1d": upsample1d_to_onnx,
 }

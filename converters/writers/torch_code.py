@@ -30,7 +30,7 @@ from ..ir import Model, Node
 from ..sanitize import comment, identifier, quote
 from ..shapes import node_output_shapes
 from .torch_state import NN_CLASS, nn_constructor, nn_incompatibility, nn_params
-from .torch_templates import ACTIVATIONS, helper_source
+from .torch_templates import ACTIVATIONS, FUNCTION_NAMES, helper_source
 
 #: Names the generated code uses itself, and nn.Module's own attributes.
 _RESERVED = set(keyword.kwlist) | {
@@ -42,7 +42,7 @@ _RESERVED = set(keyword.kwlist) | {
     "named_children", "register_buffer", "register_parameter", "register_module", "requires_grad_",
     "get_submodule", "get_parameter", "get_buffer", "share_memory", "to_empty", "xpu", "ipu", "mtia",
     "call_super_init", "dump_patches", "T_destination", "set_submodule", "get_extra_state",
-    "set_extra_state", "print", "len", "range", "max", "min", "list", "int",
+    "set_extra_state", "print", "len", "range", "max", "min", "list", "int", *FUNCTION_NAMES,
 }
 _KERAS_CLASS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}
 _MERGES = {
@@ -468,6 +468,114 @@ def conv1d_to_torch(w: _Writer, node: Node) -> None:
     w.assign(node.outputs[0], w.activation(o.get("activation"), f"self.{attr}({x}).transpose(1, 2)"))
 
 
+def relu_to_torch(w: _Writer, node: Node) -> None:
+    """Keras ReLU/LeakyReLU: ``clip(x * (x > t), 0, max) - negative_slope * relu(t - x)``."""
+    o, x = node.options, w.var(node.inputs[0], node)
+    t, slope, top = float(o.get("threshold", 0.0)), float(o.get("negative_slope", 0.0)), o.get("max_value")
+    expr = f"{x} * ({x} > {_number(t)}).to({x}.dtype)" if t != 0 else f"torch.relu({x})"
+    if top is not None:
+        expr = f"torch.clamp({expr}, 0.0, {_number(top)})"
+    if slope:
+        expr = f"{expr} - {_number(slope)} * torch.relu({_number(t)} - {x})"
+    w.assign(node.outputs[0], expr)
+
+
+def elu_to_torch(w: _Writer, node: Node) -> None:
+    alpha = _number(node.options.get("alpha", 1.0))
+    w.assign(node.outputs[0], f"F.elu({w.var(node.inputs[0], node)}, alpha={alpha})")
+
+
+def prelu_to_torch(w: _Writer, node: Node) -> None:
+    alpha = _f32(node.weights["alpha"])
+    w.helpers.add("KerasPReLU")
+    attr = w.module(node, f"KerasPReLU({tuple(int(d) for d in alpha.shape)})", {"alpha": alpha})
+    w.assign(node.outputs[0], f"self.{attr}({w.var(node.inputs[0], node)})")
+
+
+def global_pool_to_torch(w: _Writer, node: Node) -> None:
+    """Global max/mean over the time axis; a masked mean leaves masked steps out of sum and count."""
+    o, x = node.options, w.var(node.inputs[0], node)
+    dim, keep = _int(o.get("axis", 1)), bool(o.get("keepdims"))
+    if o.get("mode") == "max":
+        expr = f"{x}.amax(dim={dim}, keepdim={keep})"
+    elif node.mask:
+        m = w.unique(f"{node.name}_mask")
+        w.line(f"{m} = {w.var(node.mask, node)}.unsqueeze({2 if dim == 1 else 1})")
+        expr = (f"torch.where({m}, {x}, torch.zeros_like({x})).sum(dim={dim}, keepdim={keep}) "
+                f"/ {m}.to({x}.dtype).sum(dim={dim}, keepdim={keep})")
+    else:
+        expr = f"{x}.mean(dim={dim}, keepdim={keep})"
+    w.assign(node.outputs[0], expr)
+
+
+def pool1d_to_torch(w: _Writer, node: Node) -> None:
+    """F.max_pool1d / F.avg_pool1d channels-first; ``same`` padding as TensorFlow pads (the padding
+    is -inf for the max and left out of the mean's count)."""
+    o = node.options
+    k = _int(o["pool_size"])
+    s = _int(o.get("strides") or k)
+    x = f"{w.var(node.inputs[0], node)}.transpose(1, 2)"
+    if o.get("padding", "valid") == "same":
+        w.helpers.add("keras_same_padding")
+        t = w.unique(f"{node.name}_in")
+        w.line(f"{t} = {x}")
+        pad = f"keras_same_padding({t}.size(2), {k}, {s}, 1)"
+        if o.get("mode") == "max":
+            x = f"F.pad({t}, {pad}, value=-float('inf'))"
+        else:
+            ones = w.unique(f"{node.name}_count")
+            w.line(f"{ones} = F.avg_pool1d(F.pad(torch.ones_like({t}[:, :1]), {pad}), {k}, {s})")
+            x = f"F.pad({t}, {pad})"
+            w.assign(node.outputs[0], f"(F.avg_pool1d({x}, {k}, {s}) / {ones}).transpose(1, 2)")
+            return
+    elif o.get("padding", "valid") != "valid":
+        raise UnsupportedError(f"expected padding valid or same, found {quote(o.get('padding'))}", layer=node.label())
+    fn = "F.max_pool1d" if o.get("mode") == "max" else "F.avg_pool1d"
+    w.assign(node.outputs[0], f"{fn}({x}, {k}, {s}).transpose(1, 2)")
+
+
+def permute_to_torch(w: _Writer, node: Node) -> None:
+    dims = ", ".join(str(_int(d)) for d in node.options["dims"])
+    w.assign(node.outputs[0], f"{w.var(node.inputs[0], node)}.permute(0, {dims})")
+
+
+def layer_norm_to_torch(w: _Writer, node: Node) -> None:
+    """nn.LayerNorm over the trailing axes (gamma/beta left out by Keras become ones/zeros)."""
+    axes = [_int(a) for a in node.options["axes"]]
+    shape = w.shapes.get(node.inputs[0])
+    if shape is None or any(shape[a] is None for a in axes) or axes != list(range(-len(axes), 0)):
+        raise UnsupportedError(f"expected LayerNormalization over known trailing axes, found axes {axes} of "
+                               f"shape {shape}", layer=node.label())
+    dims = tuple(int(shape[a]) for a in axes)
+    params = {"weight": _f32(node.weights.get("gamma", np.ones(dims))),
+              "bias": _f32(node.weights.get("beta", np.zeros(dims)))}
+    eps = _number(node.options.get("epsilon", 1e-3))
+    attr = w.module(node, f"nn.LayerNorm({dims}, eps={eps})", params)
+    w.assign(node.outputs[0], f"self.{attr}({w.var(node.inputs[0], node)})")
+
+
+def unit_norm_to_torch(w: _Writer, node: Node) -> None:
+    """Keras UnitNormalization: ``x * min(rsqrt(sum(x^2)), 1e12)`` (keras/src/ops/nn.py ``_normalize``)."""
+    x = w.var(node.inputs[0], node)
+    dims = tuple(_int(a) for a in node.options["axes"])
+    w.assign(node.outputs[0], f"{x} * torch.clamp(torch.rsqrt(({x} * {x}).sum(dim={dims}, keepdim=True)), max=1e12)")
+
+
+def crop1d_to_torch(w: _Writer, node: Node) -> None:
+    left, right = (_int(v) for v in node.options["cropping"])
+    x = w.var(node.inputs[0], node)
+    w.assign(node.outputs[0], f"{x}[:, {left}:{x}.size(1) - {right}]")
+
+
+def zero_pad1d_to_torch(w: _Writer, node: Node) -> None:
+    left, right = (_int(v) for v in node.options["padding"])
+    w.assign(node.outputs[0], f"F.pad({w.var(node.inputs[0], node)}, (0, 0, {left}, {right}))")
+
+
+def upsample1d_to_torch(w: _Writer, node: Node) -> None:
+    w.assign(node.outputs[0], f"{w.var(node.inputs[0], node)}.repeat_interleave({_int(node.options['size'])}, dim=1)")
+
+
 #: IR op -> the function that writes its code.
 EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
     "lstm": lstm_to_torch, "gru": gru_to_torch, "simple_rnn": simple_rnn_to_torch,
@@ -477,6 +585,10 @@ EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
     **{op: merge_to_torch for op in ("add", "subtract", "multiply", "average", "maximum", "minimum")},
     "activation": activation_to_torch, "identity": identity_to_torch, "flatten": flatten_to_torch,
     "reshape": reshape_to_torch, "batch_norm": batch_norm_to_torch, "conv1d": conv1d_to_torch,
+    "relu": relu_to_torch, "elu": elu_to_torch, "prelu": prelu_to_torch, "global_pool": global_pool_to_torch,
+    "pool1d": pool1d_to_torch, "permute": permute_to_torch, "layer_norm": layer_norm_to_torch,
+    "unit_norm": unit_norm_to_torch, "crop1d": crop1d_to_torch, "zero_pad1d": zero_pad1d_to_torch,
+    "upsample1d": upsample1d_to_torch,
 }
 
 

@@ -27,6 +27,48 @@ class Exponential(nn.Module):
         return torch.exp(x)
 '''
 
+
+def _function_helper(name: str, cls: str, doc: str, body: str) -> str:
+    """Source of an activation function ``name(x)`` and its module ``cls``."""
+    return f'''
+def {name}(x: Tensor) -> Tensor:
+    """{doc}"""
+    return {body}
+
+
+class {cls}(nn.Module):
+    """{name} as a module."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return {name}(x)
+'''
+
+
+_SPARSE_PLUS = _function_helper(
+    "keras_sparse_plus", "SparsePlus", "Keras' sparse_plus: 0 below -1, (x + 1)^2 / 4 up to 1, x above.",
+    "torch.where(x <= -1, torch.zeros_like(x), torch.where(x < 1, 0.25 * (x + 1) ** 2, x))")
+_SPARSE_SIGMOID = _function_helper(
+    "keras_sparse_sigmoid", "SparseSigmoid", "Keras' sparse_sigmoid: clip((x + 1) / 2, 0, 1).",
+    "torch.clamp(0.5 * (x + 1), 0.0, 1.0)")
+_SQUAREPLUS = _function_helper(
+    "keras_squareplus", "Squareplus", "Keras' squareplus with b = 4: (x + sqrt(x^2 + 4)) / 2.",
+    "(x + torch.sqrt(x * x + 4.0)) / 2")
+#: Function names the helpers define at module level (generated variables must not shadow them).
+FUNCTION_NAMES = ("hard_sigmoid_keras2", "keras_same_padding", "keras_sparse_plus", "keras_sparse_sigmoid",
+                  "keras_squareplus")
+
+_PRELU = '''
+class KerasPReLU(nn.Module):
+    """Keras PReLU: relu(x) - alpha * relu(-x), alpha shaped like one sample (1 on shared axes)."""
+
+    def __init__(self, shape: Tuple[int, ...]):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.zeros(shape))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.relu(x) - self.alpha * torch.relu(-x)
+'''
+
 _KERAS_LOOP = '''
 class KerasLoop(nn.Module):
     """One direction of a Keras recurrent layer, computed step by step as Keras does.
@@ -165,6 +207,10 @@ def keras_same_padding(length: int, kernel_size: int, stride: int, dilation: int
 HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "HardSigmoidKeras2": (_HARD_SIGMOID_KERAS2, ()),
     "Exponential": (_EXPONENTIAL, ()),
+    "SparsePlus": (_SPARSE_PLUS, ()),
+    "SparseSigmoid": (_SPARSE_SIGMOID, ()),
+    "Squareplus": (_SQUAREPLUS, ()),
+    "KerasPReLU": (_PRELU, ()),
     "keras_same_padding": (_SAME_PADDING, ()),
     "KerasLoop": (_KERAS_LOOP, ()),
     "LSTMLoop": (_LSTM_LOOP, ("KerasLoop",)),
@@ -187,6 +233,22 @@ ACTIVATIONS: dict[str, tuple[str, str, str | None]] = {
     "selu": ("F.selu({})", "nn.SELU()", None),
     "exponential": ("torch.exp({})", "Exponential()", "Exponential"),
     "swish": ("F.silu({})", "nn.SiLU()", None),
+    "gelu": ("F.gelu({})", "nn.GELU()", None),
+    "gelu_tanh": ("F.gelu({}, approximate='tanh')", "nn.GELU(approximate='tanh')", None),
+    "leaky_relu": ("F.leaky_relu({}, 0.2)", "nn.LeakyReLU(0.2)", None),
+    "relu6": ("F.relu6({})", "nn.ReLU6()", None),
+    "mish": ("F.mish({})", "nn.Mish()", None),
+    "hard_silu": ("F.hardswish({})", "nn.Hardswish()", None),
+    "log_softmax": ("torch.log_softmax({}, dim=-1)", "nn.LogSoftmax(dim=-1)", None),
+    "celu": ("F.celu({})", "nn.CELU()", None),
+    "hard_tanh": ("F.hardtanh({})", "nn.Hardtanh()", None),
+    "log_sigmoid": ("F.logsigmoid({})", "nn.LogSigmoid()", None),
+    "hard_shrink": ("F.hardshrink({}, 0.5)", "nn.Hardshrink(0.5)", None),
+    "soft_shrink": ("F.softshrink({}, 0.5)", "nn.Softshrink(0.5)", None),
+    "tanh_shrink": ("F.tanhshrink({})", "nn.Tanhshrink()", None),
+    "sparse_plus": ("keras_sparse_plus({})", "SparsePlus()", "SparsePlus"),
+    "sparse_sigmoid": ("keras_sparse_sigmoid({})", "SparseSigmoid()", "SparseSigmoid"),
+    "squareplus": ("keras_squareplus({})", "Squareplus()", "Squareplus"),
 }
 
 

@@ -1,0 +1,265 @@
+"""Whole-model coverage: each row of :data:`CASES` is a Keras 3 model (torch backend) with one layer or
+activation around recurrent layers, read from its ``.keras`` file and run by every runtime: the numpy
+reference (also after a round trip through a ``.gates`` IR file, whose manifest follows the schema),
+the generated PyTorch module, onnxruntime and Keras 3 loading gateport's ``.keras``, each
+within 1e-5 of Keras' own outputs. Masks are used wherever the layer consumes or passes one. The ONNX
+files hold one fused node per recurrent layer and no loop.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections import Counter
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+keras = pytest.importorskip("keras")
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from converters import ir_file, reference  # noqa: E402
+from converters.errors import UnsupportedError  # noqa: E402
+from converters.readers import read  # noqa: E402
+from converters.writers import keras_v3, onnx_graph, torch_code  # noqa: E402
+
+L = keras.layers
+TOL = 1e-5
+B, T, F, U, VOCAB = 3, 7, 5, 4, 9
+
+
+def floats(shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype(np.float32) * 2
+
+
+def ids(seed=0):
+    """Token ids with 0 (masked) at the start, middle and end of rows."""
+    x = np.random.default_rng(seed).integers(1, VOCAB, size=(B, T))
+    x[0, :2] = 0
+    x[1, 3] = 0
+    x[2, -3:] = 0
+    return x.astype(np.int64)
+
+
+def padded(seed=0):
+    """Floats whose all-zero steps a Masking layer masks."""
+    x = floats((B, T, F), seed)
+    x[0, -2:] = 0
+    x[2, 1] = 0
+    return x
+
+
+def seq(*layers, shape=(None, F)):
+    inp = keras.Input(shape)
+    y = inp
+    for layer in layers:
+        y = layer(y)
+    return keras.Model(inp, y)
+
+
+def token_seq(*layers):
+    return seq(L.Embedding(VOCAB, F, mask_zero=True), *layers, shape=(None,))
+
+
+def randomize(model, seed=3):
+    """Non-default weights everywhere (gamma, beta, PReLU alpha included)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        ws = layer.get_weights()
+        if ws:
+            layer.set_weights([rng.normal(size=w.shape).astype(w.dtype) * 0.7 for w in ws])
+    return model
+
+
+def activation_case(name):
+    return (f"Dense({name})", lambda: seq(L.LSTM(U, return_sequences=True), L.Dense(3, activation=name)),
+            lambda: [floats((B, T, F))])
+
+
+def activation_layer_case(name):
+    return (f"Activation({name})", lambda: seq(L.Dense(6), L.Activation(name), L.GRU(U)),
+            lambda: [floats((B, T, F))])
+
+
+#: Every activation Keras 3 ships as a layer activation, except the refused glu/sparsemax/threshold.
+ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu", "hard_sigmoid", "softmax", "softsign", "softplus", "elu",
+               "selu", "exponential", "silu", "swish", "gelu", "leaky_relu", "relu6", "mish", "hard_silu",
+               "hard_swish", "log_softmax", "celu", "hard_tanh", "log_sigmoid", "hard_shrink", "soft_shrink",
+               "tanh_shrink", "sparse_plus", "sparse_sigmoid", "squareplus")
+
+#: (id, model builder, inputs builder)
+CASES = [
+    *(activation_case(a) for a in ACTIVATIONS),
+    *(activation_layer_case(a) for a in ("gelu", "log_softmax", "mish")),
+    ("GlobalAveragePooling1D masked", lambda: token_seq(L.LSTM(U, return_sequences=True),
+                                                         L.GlobalAveragePooling1D()), lambda: [ids()]),
+    ("GlobalAveragePooling1D keepdims", lambda: seq(L.Masking(), L.GRU(U, return_sequences=True),
+                                                    L.GlobalAveragePooling1D(keepdims=True)), lambda: [padded()]),
+    ("GlobalAveragePooling1D channels_first", lambda: seq(L.LSTM(U, return_sequences=True),
+                                                          L.GlobalAveragePooling1D(data_format="channels_first")),
+     lambda: [floats((B, T, F))]),
+    ("GlobalMaxPooling1D masked", lambda: token_seq(L.GRU(U, return_sequences=True), L.GlobalMaxPooling1D()),
+     lambda: [ids()]),
+    ("GlobalMaxPooling1D keepdims", lambda: seq(L.SimpleRNN(U, return_sequences=True),
+                                                L.GlobalMaxPooling1D(keepdims=True)), lambda: [floats((B, T, F))]),
+    ("MaxPooling1D", lambda: seq(L.MaxPooling1D(2), L.LSTM(U)), lambda: [floats((B, T, F))]),
+    ("MaxPooling1D same strides", lambda: seq(L.MaxPooling1D(3, strides=2, padding="same"), L.GRU(U)),
+     lambda: [floats((B, T, F))]),
+    ("AveragePooling1D", lambda: seq(L.LSTM(U, return_sequences=True), L.AveragePooling1D(3, strides=2)),
+     lambda: [floats((B, T, F))]),
+    # 'same' with symmetric padding: Keras 3's torch backend counts asymmetric padding (see README)
+    ("AveragePooling1D same", lambda: seq(L.AveragePooling1D(3, strides=1, padding="same"), L.LSTM(U)),
+     lambda: [floats((B, T, F))]),
+    ("Permute", lambda: seq(L.Permute((2, 1)), L.LSTM(U), shape=(T, F)), lambda: [floats((B, T, F))]),
+    ("LayerNormalization masked", lambda: seq(L.Masking(), L.LayerNormalization(), L.LSTM(U, return_sequences=True)),
+     lambda: [padded()]),
+    ("LayerNormalization 2 axes", lambda: seq(L.LayerNormalization(axis=[1, 2], epsilon=1e-5), L.GRU(U),
+                                              shape=(T, F)), lambda: [floats((B, T, F))]),
+    ("LayerNormalization no scale", lambda: seq(L.GRU(U, return_sequences=True),
+                                                L.LayerNormalization(center=False, scale=False)),
+     lambda: [floats((B, T, F))]),
+    ("UnitNormalization masked", lambda: token_seq(L.UnitNormalization(), L.LSTM(U, return_sequences=True)),
+     lambda: [ids()]),
+    ("Cropping1D", lambda: seq(L.Cropping1D((1, 2)), L.LSTM(U)), lambda: [floats((B, T, F))]),
+    ("ZeroPadding1D", lambda: seq(L.ZeroPadding1D((2, 1)), L.GRU(U)), lambda: [floats((B, T, F))]),
+    ("UpSampling1D", lambda: seq(L.LSTM(U, return_sequences=True), L.UpSampling1D(3)),
+     lambda: [floats((B, T, F))]),
+    ("ReLU options", lambda: seq(L.LSTM(U, return_sequences=True), L.Dense(6),
+                                 L.ReLU(max_value=1.5, negative_slope=0.1, threshold=0.3)), lambda: [floats((B, T, F))]),
+    ("ReLU threshold", lambda: seq(L.Dense(6), L.ReLU(negative_slope=0.05, threshold=0.5), L.GRU(U)),
+     lambda: [floats((B, T, F))]),
+    ("ReLU max_value 6", lambda: seq(L.Dense(6), L.ReLU(max_value=6.0), L.GRU(U)), lambda: [floats((B, T, F))]),
+    ("LeakyReLU masked", lambda: seq(L.Masking(), L.LeakyReLU(0.1), L.GRU(U, return_sequences=True)),
+     lambda: [padded()]),
+    ("PReLU shared time", lambda: seq(L.Dense(6), L.PReLU(shared_axes=[1]), L.LSTM(U)),
+     lambda: [floats((B, T, F))]),
+    ("PReLU full", lambda: seq(L.LSTM(U, return_sequences=True), L.PReLU(), shape=(T, F)),
+     lambda: [floats((B, T, F))]),
+    ("ELU alpha", lambda: seq(L.Dense(6), L.ELU(alpha=0.5), L.SimpleRNN(U)), lambda: [floats((B, T, F))]),
+    ("GRU leaky_relu", lambda: seq(L.GRU(U, activation="leaky_relu", return_sequences=True)),
+     lambda: [floats((B, T, F))]),
+]
+
+
+def keras_outputs(model, inputs):
+    out = model(inputs[0] if len(inputs) == 1 else inputs, training=False)
+    out = out if isinstance(out, (list, tuple)) else [out]
+    return [keras.ops.convert_to_numpy(o).astype(np.float64) for o in out]
+
+
+def error(got, want) -> float:
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert np.shape(g) == np.shape(w), (np.shape(g), np.shape(w))
+    return max(float(np.max(np.abs(np.asarray(g, np.float64) - w))) for g, w in zip(got, want))
+
+
+def torch_outputs(ir, inputs, folder: Path):
+    torch_code.write(ir, folder)
+    spec = importlib.util.spec_from_file_location(f"gen_{abs(hash(str(folder)))}", folder / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    args = [torch.from_numpy(np.asarray(x)) for x in inputs]
+    with torch.no_grad():
+        out = module.load_model()(*args)
+    return [o.numpy() for o in (out if isinstance(out, tuple) else (out,))]
+
+
+def onnx_outputs(ir, inputs, path: Path):
+    onnx_graph.write(ir, path)
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    counts = Counter(n.op_type for n in proto.graph.node)
+    assert not {"Loop", "Scan", "If"} & set(counts), counts
+    assert sum(counts[k] for k in ("LSTM", "GRU", "RNN")) == sum(1 for _ in ir.recurrent_nodes()), counts
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return sess.run(None, {s.name: x for s, x in zip(ir.inputs, inputs)})
+
+
+def schema_valid(ir) -> None:
+    """The manifest of ``ir`` follows schemas/ir-manifest.schema.json (where jsonschema is installed)."""
+    try:
+        import jsonschema
+    except ImportError:
+        return
+    import json
+
+    jsonschema.validate(ir_file.manifest(ir), json.loads(ir_file.SCHEMA_PATH.read_text()))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_layer_in_every_runtime(case, tmp_path):
+    _, build, make_inputs = case
+    model = randomize(build())
+    inputs = make_inputs()
+    want = keras_outputs(model, inputs)
+    model.save(tmp_path / "source.keras")
+    ir = read(tmp_path / "source.keras")
+    schema_valid(ir)
+    errors = {
+        "reference": error(reference.run(ir, inputs), want),
+        "gates file": error(reference.run(ir_file.load(ir_file.save(ir, tmp_path / "m.gates")), inputs), want),
+        "torch": error(torch_outputs(ir, inputs, tmp_path / "torch"), want),
+        "onnx": error(onnx_outputs(ir, inputs, tmp_path / "m.onnx"), want),
+        "keras": error(keras_outputs(keras.models.load_model(keras_v3.write(ir, tmp_path / "out.keras")),
+                                     inputs), want),
+    }
+    assert max(errors.values()) <= TOL, errors
+
+
+@pytest.mark.parametrize("act", ["gelu", "mish", "relu6", "log_sigmoid"])
+def test_recurrent_activation_onnx_cannot_express_refused_with_a_way_out(act, tmp_path):
+    model = randomize(seq(L.LSTM(U, activation=act, return_sequences=True)))
+    inputs = [floats((B, T, F))]
+    model.save(tmp_path / "m.keras")
+    ir = read(tmp_path / "m.keras")
+    want = keras_outputs(model, inputs)
+    assert error(torch_outputs(ir, inputs, tmp_path / "torch"), want) <= TOL
+    assert error(reference.run(ir, inputs), want) <= TOL
+    with pytest.raises(UnsupportedError, match="--to torch"):
+        onnx_graph.to_onnx(ir)
+
+
+def test_gelu_tanh_matches_keras_approximate_gelu(tmp_path):
+    """gelu(approximate=True) has no Keras activation string; the IR name still matches Keras."""
+    from converters.activations import apply
+
+    x = np.linspace(-6, 6, 101)
+    want = keras.ops.convert_to_numpy(keras.activations.gelu(x.astype(np.float32), approximate=True))
+    assert np.max(np.abs(apply("gelu_tanh", x) - want)) <= TOL
+
+
+@pytest.mark.parametrize("name,why", [("glu", "halves the last axis"), ("sparsemax", "projection")])
+def test_refused_activation_says_why(name, why, tmp_path):
+    model = seq(L.LSTM(U, return_sequences=True), L.Dense(4, activation=name))
+    model.save(tmp_path / "m.keras")
+    with pytest.raises(UnsupportedError, match=why):
+        read(tmp_path / "m.keras")
+
+
+def test_every_unsupported_layer_is_named_in_one_line(tmp_path, capsys):
+    """A model with several refused layers: one 'gateport: error:' line naming each, '; ' between."""
+    from converters.cli import main
+
+    inp = keras.Input((T, F))
+    x = L.LSTM(U, return_sequences=True, name="enc")(inp)
+    att = L.Attention(name="att")([x, x])
+    dot = L.Dot(axes=2, name="dot")([x, att])
+    rnn = L.RNN(L.StackedRNNCells([L.LSTMCell(3), L.LSTMCell(3)]), name="stacked")(x)
+    model = keras.Model(inp, [dot, rnn])
+    model.save(tmp_path / "m.keras")
+    assert main(["convert", str(tmp_path / "m.keras"), "--to", "onnx", "-o", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("gateport: error:"), err
+    line = err[0]
+    assert "3 layers cannot be converted" in line
+    for name, why in (("att", "attention"), ("dot", "Dot merge"), ("stacked", "StackedRNNCells")):
+        assert f"'{name}'" in line and why in line, (name, line)
+    assert line.count("; ") >= 2
+    assert not (tmp_path / "m.onnx").exists()
