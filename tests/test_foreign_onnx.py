@@ -232,3 +232,32 @@ def test_loop_body_that_is_not_the_keras_cell_is_refused(edit, message, tmp_path
     with pytest.raises(UnsupportedError) as info:
         onnx_model.read(path)
     assert "(Loop)" in info.value.layer and message in info.value.message
+
+
+# -- torch.onnx fixtures: both exporters (fixtures/make_foreign_onnx.py --torch) ------------------------
+TORCH_MANIFEST = json.loads((FOREIGN / "torch_manifest.json").read_text())
+TORCH_FILES = [(m["name"], tool) for m in TORCH_MANIFEST["models"] for tool in m["exports"]]
+#: the dynamo exporter unrolls nn.RNN into per-step MatMul/Tanh over a static time axis: not a recurrence
+#: node any more (refused where its zero state is first used)
+TORCH_REFUSED = {("torch_rnn_last_h_linear", "dynamo")}
+TORCH_READ = [c for c in TORCH_FILES if c not in TORCH_REFUSED]
+
+
+@pytest.mark.parametrize("name,tool", TORCH_READ, ids=ids(TORCH_READ))
+def test_torch_onnx_fixture_converts_to_torch_and_matches_pytorch(name, tool, tmp_path):
+    from converters.runtimes import run_torch
+
+    x, want = keras_io(name)
+    model = api.read(path_of(name, tool))
+    assert [n.op for n in model.nodes if n.is_recurrent]
+    api.convert(model, "torch", tmp_path / "torch")
+    err = float(np.max(np.abs(run_torch(tmp_path / "torch", [feed(model, x)])[0] - want)))
+    print(f"{name} {tool}: PyTorch (converted) vs PyTorch max abs error {err:.2e}")
+    assert err <= TOL
+
+
+@pytest.mark.parametrize("name,tool", sorted(TORCH_REFUSED), ids=ids(sorted(TORCH_REFUSED)))
+def test_torch_onnx_unrolled_recurrence_is_refused_in_one_line(name, tool):
+    with pytest.raises(UnsupportedError) as info:
+        onnx_model.read(path_of(name, tool))
+    assert info.value.layer.startswith("ONNX node ") and "\n" not in str(info.value)

@@ -287,6 +287,26 @@ def _negative_ids_wrapped(vg: ValueGraph, node):
                    [h.make_node("Gather", [node.input[0], ids], list(node.output), axis=0, name=node.name)])
 
 
+def _computed_reshape(vg: ValueGraph, node):
+    """Reshape(x, shape computed from Shape) -> Reshape(x, constant): each size that is x's size on the
+    same axis becomes 0 (copy), a static size stays, the one other (x's last axes merged: PyTorch's
+    exporter joining the directions of ``Y``) becomes -1."""
+    if vg.const(node.input[1]) is not None or int(vg.attr(node, "allowzero", 0)):
+        return None
+    xd, target = vg.dims(node.input[0]), vg.shape_value(node.input[1])
+    if xd is None or target is None:
+        return "expected a shape computed from the input's own sizes"
+    fixed = [0 if k < len(xd) and t == xd[k] else t if isinstance(t, int) and t > 0 else None
+             for k, t in enumerate(target)]
+    if fixed.count(None) > 1:
+        return f"expected at most one size not known from the input, found {target}"
+    merged = [t if t is not None else -1 for t in fixed]
+    h, shape = vg.onnx.helper, _fresh(vg, f"{node.output[0]}/shape")
+    return Rewrite("computed_reshape", [node],
+                   [h.make_node("Reshape", [node.input[0], shape], list(node.output), name=node.name)],
+                   [_const(vg.onnx, shape, np.asarray(merged, np.int64))])
+
+
 _CELLS = {4: "an LSTM step (4 gates)", 3: "a GRU step (3 gates)"}
 
 
@@ -324,6 +344,7 @@ PATTERNS = [
     ("slice_one_squeeze", ("Slice",), _slice_one_squeeze),
     ("time_major_concat", ("Transpose",), _time_major_concat),
     ("tensordot_dense", ("MatMul",), _tensordot_dense),
+    ("computed_reshape", ("Reshape",), _computed_reshape),
 ]
 
 

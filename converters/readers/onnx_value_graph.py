@@ -129,9 +129,10 @@ class ValueGraph:
         d = self.dims(ins[0]) if ins and ins[0] else None
         fresh = lambda k: ("?", out, k)  # noqa: E731
         sv = self.shape_value(ins[0]) if ins and ins[0] else None
-        if op == "Shape" and d is not None and not self.attr(n, "start") and self.attr(n, "end") is None:
-            self._dims[out] = (len(d),)
-            self._shape_values[out] = list(d)
+        if op == "Shape" and d is not None:  # Shape-15: a slice [start:end] of the dims
+            dims = list(d)[int(self.attr(n, "start", 0)):self.attr(n, "end")]
+            self._dims[out] = (len(dims),)
+            self._shape_values[out] = dims
         elif op in _SAME and d is not None:
             self._dims[out] = d
             if op in ("Cast", "Identity") and sv is not None:
@@ -171,6 +172,11 @@ class ValueGraph:
             known = [x for x in sv if isinstance(x, int)]
             rest = tuple(x for x in sv if not isinstance(x, int))
             self._shape_values[out] = [math.prod(known) if not rest else ("prod", math.prod(known), rest)]
+        elif op == "Mul" and sv is not None and len(sv) == 1 and self.shape_value(ins[1]) is not None \
+                and len(self.shape_value(ins[1])) == 1:
+            a, b = sv[0], self.shape_value(ins[1])[0]
+            self._dims[out] = d
+            self._shape_values[out] = [a * b if isinstance(a, int) and isinstance(b, int) else ("*", a, b)]
         elif op in _BROADCAST:
             shapes = [self.dims(i) for i in ins if i]
             if None not in shapes:
@@ -185,6 +191,8 @@ class ValueGraph:
             self._recurrent(n, d)
         elif op == "Reshape" and d is not None:
             self._reshape(n, d, out, fresh)
+            if sv is not None and len(sv) == 1:  # one size, as a 1-D or 0-D tensor
+                self._shape_values[out] = sv
         elif op in ("Expand", "ConstantOfShape"):
             target = self.shape_value(ins[1] if op == "Expand" else ins[0])
             if target is not None and (op == "ConstantOfShape" or d is not None and len(d) <= len(target)):
