@@ -26,6 +26,10 @@ REQUIRED_FEATURES = {
     "concatenate", "add", "flatten", "embedding", "multi_input", "multi_output", "weights_only",
     "stacked", "dropout", "bidirectional",
     "merge=concat", "merge=mul", "merge=ave", "merge=None", "relu", "use_bias=false",
+    # layers around the RNNs (issue 14)
+    "global_average_pooling1d", "global_max_pooling1d", "max_pooling1d", "average_pooling1d", "zero_padding1d",
+    "cropping1d", "upsampling1d", "permute", "layer_normalization", "unit_normalization", "leaky_relu_layer",
+    "prelu", "elu_layer", "relu_layer", "gelu", "mish", "log_softmax",
 }
 #: suffix -> (producer library, weights only). Longest suffixes first.
 SUFFIXES = {".weights.h5": ("keras", True), "_weights.h5": ("tf_keras", True),
@@ -131,6 +135,14 @@ TAG_CHECKS = {
     **{f"merge={m}": (lambda m: lambda ls: has_option(ls, ("Bidirectional",), merge_mode=m))(m)
        for m in ("concat", "sum", "mul", "ave")},
     "merge=None": lambda ls: has_option(ls, ("Bidirectional",), merge_mode=None),
+    **{tag: (lambda cls: lambda ls: has_option(ls, (cls,)))(cls) for tag, cls in (
+        ("global_average_pooling1d", "GlobalAveragePooling1D"), ("global_max_pooling1d", "GlobalMaxPooling1D"),
+        ("max_pooling1d", "MaxPooling1D"), ("average_pooling1d", "AveragePooling1D"),
+        ("zero_padding1d", "ZeroPadding1D"), ("cropping1d", "Cropping1D"), ("upsampling1d", "UpSampling1D"),
+        ("permute", "Permute"), ("layer_normalization", "LayerNormalization"),
+        ("unit_normalization", "UnitNormalization"), ("leaky_relu_layer", "LeakyReLU"), ("prelu", "PReLU"),
+        ("elu_layer", "ELU"), ("relu_layer", "ReLU"))},
+    **{act: (lambda act: lambda ls: has_option(ls, (), activation=act))(act) for act in ("gelu", "mish", "log_softmax")},
 }
 
 

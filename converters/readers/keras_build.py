@@ -30,7 +30,7 @@ HANDLERS = {**LAYER_HANDLERS, **RECURRENT_HANDLERS}
 OP_NODES = OP_CLASSES
 #: Layer classes that always have weights (Keras gives them variables whatever their config).
 WEIGHTED_CLASSES = frozenset({*RECURRENT_HANDLERS, "Dense", "Embedding", "BatchNormalization",
-                              "Conv1D"})
+                              "Conv1D", "PReLU"})
 _INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 
 
@@ -53,6 +53,9 @@ def holds_weights(spec: LayerSpec, graph: KerasGraph) -> bool | None:
         cls = inner.get("class_name") if isinstance(inner, dict) else None
     if cls in WEIGHTED_CLASSES:
         return True
+    if cls == "LayerNormalization":  # gamma and beta only where scale / center
+        cfg = spec.config
+        return bool(cfg.get("scale", True) or cfg.get("center", True))
     return False if cls in HANDLERS else None
 
 
