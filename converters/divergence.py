@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .ir import Model, Node
-from .sanitize import quote
+from .sanitize import one_line, quote
 
 #: Names of each op's states, in the IR's order.
 STATE_NAMES = {"lstm": ("h", "c"), "gru": ("h",), "simple_rnn": ("h",)}
@@ -51,6 +51,8 @@ class Departure:
     time: int | None = None  # input time index
     batch: int | None = None
     max_abs: float | None = None
+    gates: list[str] | None = None  # the gates whose weights differ from the source's (:func:`name_mistakes`)
+    mistakes: list[dict] | None = None  # what diff names: ``{"kind", "text"}``
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -66,7 +68,17 @@ class Departure:
             what = f"{self.tensor} first differs at step {self.step} (input time {self.time}, batch row {self.batch})"
         else:
             what = f"final {self.tensor} differs"
-        return f"{where}: {what}, max abs {self.max_abs:.2e}" if self.max_abs is not None else f"{where}: {what}"
+        text = f"{where}: {what}, max abs {self.max_abs:.2e}" if self.max_abs is not None else f"{where}: {what}"
+        return text + self._named()
+
+    def _named(self) -> str:
+        """``; gates ...: mistake [kind]``, once :func:`name_mistakes` has run."""
+        if self.gates is None:
+            return ""
+        if not self.gates:
+            return "; its weights equal the source's (not a weight mistake: the runtime or the code around them)"
+        named = "; ".join(f"{m['text']} [{m['kind']}]" for m in self.mistakes or ()) or "no known mistake explains it"
+        return f"; gate{'s' * (len(self.gates) != 1)} {', '.join(self.gates)}: {one_line(named)}"
 
 
 # -- comparing -------------------------------------------------------------------------------------
@@ -267,3 +279,167 @@ def _batch_first(a: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         steps = np.flatnonzero(mask[b])
         out[b, steps] = a[b, :len(steps)]
     return out
+
+
+# -- naming the gate and the mistake ------------------------------------------------------------------
+#: Weight markers: element ``k`` of the marked layer holds ``MARK + k``, exact in float32 while ``k < MARK``.
+MARK = float(1 << 23)
+
+
+class ReadBackUnavailable(Exception):
+    """An artifact's weights cannot be read back into the IR (the reason)."""
+
+
+def read_back(model: Model, layer: str, target: str, artifact) -> Node:
+    """Layer ``layer`` of ``artifact`` (an IR, an ``.onnx`` file, a torch folder, a ``.keras`` file) as an IR node.
+
+    A file goes through gateport's reader (:func:`converters.api.read`); a torch folder, or an ONNX
+    file the reader refuses, is mapped through the writer: ``model`` is written again with the
+    layer's weights replaced by markers, and each marker's place in the written tensors says which
+    weight the artifact holds there. Raises :class:`ReadBackUnavailable` with the reason.
+    """
+    from pathlib import Path
+
+    from .errors import GateportError
+
+    node = next(n for n in model.recurrent_nodes() if n.name == layer)
+    if artifact is None:
+        raise ReadBackUnavailable("converted by this run from gateport's reading of the file, so its weights are "
+                                  "that reading's: the departure is not a weight mistake")
+    if isinstance(artifact, Model):
+        return _counterpart(model, node, artifact)
+    path = Path(artifact)
+    try:
+        if target == "torch":
+            return _through_writer(model, node, _torch_tensors(path), _torch_layout)
+        from .api import read
+
+        try:
+            return _counterpart(model, node, read(path))
+        except GateportError as e:
+            if target != "onnx":
+                raise
+            first = e
+        try:
+            return _through_writer(model, node, _onnx_tensors(path), _onnx_layout)
+        except ReadBackUnavailable as e:
+            raise ReadBackUnavailable(f"the ONNX reader refuses it ({_brief(first)}) and {e}") from None
+    except GateportError as e:
+        raise ReadBackUnavailable(f"cannot be read back: {_brief(e)}") from None
+
+
+def _brief(e: BaseException) -> str:
+    return one_line(e)[:200]
+
+
+def _counterpart(model: Model, node: Node, artifact: Model) -> Node:
+    """The artifact's recurrent layer aligned with ``node`` (:func:`converters.diff.align`)."""
+    from .diff import align
+
+    _, pairs = align(list(model.recurrent_nodes()), list(artifact.recurrent_nodes()))
+    found = [b for a, b in pairs if a is node]
+    if not found:
+        raise ReadBackUnavailable(f"the artifact has no recurrent layer matching {quote(node.name)}")
+    return found[0]
+
+
+def _marked(model: Model, node: Node) -> tuple[Model, dict[str, tuple[int, int]]]:
+    """A copy of ``model`` whose ``node`` holds markers, and each weight's marker range."""
+    import copy
+
+    from .writers.torch_state import has_bias
+
+    marked = copy.copy(model)
+    marked.nodes = [copy.copy(n) for n in model.nodes]
+    target = marked.nodes[model.nodes.index(node)]
+    weights, spans, k = dict(node.weights), {}, 0
+    keep_biases = not has_bias(node)  # a layer without biases is written without them
+    for key in sorted(weights):
+        if keep_biases and key.endswith("_bias"):
+            continue
+        size = int(np.size(weights[key]))
+        weights[key] = (MARK + np.arange(k, k + size, dtype=np.float64)).reshape(np.shape(weights[key]))
+        spans[key] = (k, k + size)
+        k += size
+    if k >= MARK:
+        raise ReadBackUnavailable(f"layer {quote(node.name)} has too many weights to map ({k})")
+    target.weights = weights
+    return marked, spans
+
+
+def _through_writer(model: Model, node: Node, tensors: dict[str, np.ndarray], layout) -> Node:
+    """``node`` with the weights ``tensors`` (an artifact's) hold where the writer puts each of its weights."""
+    import copy
+
+    marked, spans = _marked(model, node)
+    written, plain = layout(marked), layout(model)
+    total = max((b for _, b in spans.values()), default=0)
+    flat = np.full(total, np.nan)
+    for name, values in written.items():
+        values = np.asarray(values, dtype=np.float64)
+        if name in plain and np.array_equal(values, np.asarray(plain[name], dtype=np.float64)):
+            continue  # another layer's tensor
+        got = tensors.get(name)
+        if got is None or np.shape(got) != values.shape:
+            raise ReadBackUnavailable(f"its tensor {quote(name)} is not the {values.shape} gateport writes "
+                                      "for this model")
+        index = values.ravel() - MARK
+        if not np.all((index >= 0) & (index < total) & (index == np.round(index))):
+            raise ReadBackUnavailable(f"the writer transforms layer {quote(node.name)}'s weights in {quote(name)}")
+        flat[index.astype(np.int64)] = np.asarray(got, dtype=np.float64).ravel()
+    out = copy.copy(node)
+    out.weights = dict(node.weights)
+    for key, (a, b) in spans.items():
+        if np.isnan(flat[a:b]).any():
+            raise ReadBackUnavailable(f"the written tensors do not hold weight {quote(key)}")
+        out.weights[key] = flat[a:b].reshape(np.shape(node.weights[key])).astype(node.weights[key].dtype)
+    return out
+
+
+def _torch_layout(model: Model) -> dict[str, np.ndarray]:
+    from .writers import torch_code
+
+    return torch_code.state_dict(model)
+
+
+def _torch_tensors(folder) -> dict[str, np.ndarray]:
+    from .safetensors_io import load
+
+    path = folder / "model.safetensors"
+    if not path.is_file():
+        raise ReadBackUnavailable("the torch folder has no model.safetensors")
+    return load(path)[0]
+
+
+def _onnx_layout(model: Model) -> dict[str, np.ndarray]:
+    from onnx import numpy_helper
+
+    from .writers import onnx_graph
+
+    return {t.name: numpy_helper.to_array(t) for t in onnx_graph.to_onnx(model).graph.initializer}
+
+
+def _onnx_tensors(path) -> dict[str, np.ndarray]:
+    import onnx
+
+    from .readers.onnx_tensors import TensorReader
+
+    proto = onnx.load(str(path), load_external_data=False)
+    reader = TensorReader(proto, str(path))
+    return {t.name: reader.array(t) for t in proto.graph.initializer}
+
+
+def name_mistakes(model: Model, departures: list[Departure], artifact: Node) -> None:
+    """Fill each departure's ``gates`` and ``mistakes``: :mod:`converters.diff` on its layer against ``artifact``."""
+    from . import diff
+
+    node = next(n for n in model.recurrent_nodes() if n.name == departures[0].layer)
+    report = diff.Report("source", "artifact", "", "", "verify")
+    diff.compare_layer(node, artifact, report)
+    for d in departures:
+        if d.tensor == "input":
+            continue
+        d.gates = list(dict.fromkeys(r.gate for r in report.rows if not r.same and r.direction == d.direction))
+        others = [f"{o}: " for o in node.directions if o != d.direction]
+        d.mistakes = [{"kind": m.kind, "text": m.text} for m in report.mistakes
+                      if not any(m.text.startswith(o) for o in others)]

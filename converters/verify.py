@@ -99,6 +99,7 @@ class Where:
     runtime: str
     departures: list = field(default_factory=list)  # divergence.Departure of the first layer that differs
     unavailable: str | None = None
+    read_back: str | None = None  # why the departing layer's weights could not be read back from the artifact
 
     def to_dict(self) -> dict[str, Any]:
         d = {"runtime": self.runtime, "departures": [x.to_dict() for x in self.departures]}
@@ -106,6 +107,8 @@ class Where:
             d["unavailable"] = self.unavailable
         else:
             d["layers_agree"] = not self.departures
+        if self.read_back:
+            d["read_back"] = self.read_back
         return d
 
 
@@ -629,7 +632,10 @@ def verify(model_path: str | os.PathLike, targets: Sequence[str] = DEFAULT_TARGE
             outputs, traces, why = result
             report.rows += compare_all(label, names, outputs, ref, atol, rtol)
             if target != "keras":
-                report.where.append(_where(model, label, ref_traces, traces, masks, why, atol, rtol))
+                where = _where(model, label, ref_traces, traces, masks, why, atol, rtol)
+                if where.departures and any(r.runtime == label and r.status == "fail" for r in report.rows):
+                    _name_mistakes(model, target, artifacts.get(target), where)
+                report.where.append(where)
     _add_notes(report, backend_note)
     return report
 
@@ -679,6 +685,22 @@ def _where(model, label, ref_traces, traces, masks, why, atol, rtol) -> Where:
     if traces is None or not ref_traces:
         return Where(label, unavailable=why or "the numpy reference did not run")
     return Where(label, first_departure(model, ref_traces, traces, masks, atol, rtol))
+
+
+def _name_mistakes(model: Model, target: str, artifact, where: Where) -> None:
+    """The gates and the mistake of the departing layer: the artifact read back and diffed against the source
+    (:func:`converters.divergence.read_back`); where it cannot be read back, ``where.read_back`` says why."""
+    from .divergence import ReadBackUnavailable, name_mistakes, read_back
+    from .runtimes import first_line
+
+    if all(d.tensor == "input" for d in where.departures):
+        return  # the departure is before the layer: its weights are not the cause
+    try:
+        name_mistakes(model, where.departures, read_back(model, where.departures[0].layer, target, artifact))
+    except ReadBackUnavailable as e:
+        where.read_back = one_line(e)
+    except Exception as e:  # noqa: BLE001 - an artifact no reader understands: said, never a traceback
+        where.read_back = f"cannot be read back: {type(e).__name__}: {one_line(first_line(e))}"
 
 
 def _add_notes(report: Report, backend_note: str | None) -> None:
@@ -782,6 +804,10 @@ def _where_lines(report: Report) -> list[str]:
                 lines.append(f"where: {w.runtime}: not localised ({one_line(w.unavailable)})")
         elif w.departures:
             lines += [f"where: {w.runtime}: {d.describe()}" for d in w.departures]
+            if w.read_back:
+                lines.append(f"where: {w.runtime}: gate and mistake not named: the artifact's weights "
+                             f"{'' if w.read_back.startswith('cannot') else 'cannot be read back: '}"
+                             f"{one_line(w.read_back)}")
         elif w.runtime in failed:
             numpy_failed = "numpy" in failed
             lines.append(f"where: {w.runtime}: every recurrent layer agrees with gateport's reading; " + (
