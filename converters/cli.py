@@ -175,6 +175,17 @@ def build_parser() -> argparse.ArgumentParser:
     dif.add_argument("--plot", metavar="FILE.png", help="also draw a heatmap of max |A-B| per gate and layer "
                                                        "(needs matplotlib)")
     dif.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
+
+    exp = sub.add_parser("explain", help="what the weights weigh: per recurrent layer and gate the weight norms "
+                                         "per input feature and unit; with --inputs each output's sensitivity "
+                                         "to each input time step and feature")
+    exp.add_argument("model", help="any supported model file (Keras, PyTorch state_dict, ONNX, .gates)")
+    exp.add_argument("--config", help="architecture for a weights-only file (model JSON, .keras or full .h5)")
+    exp.add_argument("--inputs", help="inputs .npz (keys = Keras input names): adds the sensitivities, by finite "
+                                      "differences through the numpy reference")
+    exp.add_argument("--json", action="store_true", help="print the report as JSON (every norm and sensitivity)")
+    exp.add_argument("--plot", metavar="FILE.png", help="also draw the heatmaps (needs matplotlib)")
+    exp.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     return p
 
 
@@ -319,7 +330,21 @@ def cmd_diff(args) -> int:
     return EXIT_OK if report.ok else EXIT_MISMATCH
 
 
-COMMANDS = {"inspect": cmd_inspect, "convert": cmd_convert, "verify": cmd_verify, "diff": cmd_diff}
+def cmd_explain(args) -> int:
+    from .diff import check_plot
+    from .explain_weights import explain, plot, render
+
+    if args.plot:
+        check_plot(args.plot, args.force)
+    report = explain(args.model, args.config, args.inputs)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else render(report))
+    if args.plot:
+        print(f"wrote {plot(report, args.plot, args.force)}", file=sys.stderr)
+    return EXIT_OK
+
+
+COMMANDS = {"inspect": cmd_inspect, "convert": cmd_convert, "verify": cmd_verify, "diff": cmd_diff,
+            "explain": cmd_explain}
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -77,6 +77,17 @@ def kernel_rows(model: Model, node: Node, shapes: dict | None = None) -> list[Sp
     return spans
 
 
+def feature_names(model: Model, tensor: str, width: int, shapes: dict | None = None) -> list[str]:
+    """A label per feature of ``tensor``'s last axis: ``aux_input[0]``, ``bi backward (unit 1) at step 2``."""
+    shapes = infer_shapes(model) if shapes is None else shapes
+    producers = {t: (n, k) for n in model.nodes for k, t in enumerate(n.outputs)}
+    spans = _spans(tensor, width, shapes, producers, 0)
+    if sum(s.stop - s.start for s in spans) != width:
+        spans = [_leaf(tensor, width, producers)]
+    return [Span(0, 1, s.tensor, s.layer, s.first + k, s.direction, s.step, s.absolute_step).label()
+            for s in spans for k in range(s.stop - s.start)]
+
+
 def _leaf(tensor: str, width: int, producers: dict, stopped: str | None = None) -> Span:
     node = producers.get(tensor, (None,))[0]
     return Span(0, width, tensor, node.name if node else None, stopped=stopped)
