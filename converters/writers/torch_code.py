@@ -215,14 +215,17 @@ def _initial_states(w: _Writer, node: Node, n_states: int) -> list[list[str]] | 
 
 
 def lstm_to_torch(w: _Writer, node: Node) -> None:
-    """LSTM / GRU / SimpleRNN, plain or Bidirectional: nn.* where exact and unmasked, else a loop."""
-    n_states = 2 if node.op == "lstm" else 1
+    """LSTM / GRU / SimpleRNN, plain or Bidirectional: nn.* where exact (masked: over the unmasked
+    steps, KerasMaskedRNN), else a loop (KerasLoop; also a masked LSTM returning its c)."""
+    o, n_states = node.options, (2 if node.op == "lstm" else 1)
     init = _initial_states(w, node, n_states)
     w.line(_describe(node))
-    if node.mask is None and nn_incompatibility(node) is None:
-        ys, states = _recurrent_nn(w, node, n_states, init)
+    if nn_incompatibility(node) is not None or (node.op == "lstm" and node.mask and o.get("return_state")):
+        ys, states = _recurrent_loop(w, node, n_states, init, _loop_module)
+    elif node.mask:
+        ys, states = _recurrent_loop(w, node, n_states, init, _masked_nn_module)
     else:
-        ys, states = _recurrent_loop(w, node, n_states, init)
+        ys, states = _recurrent_nn(w, node, n_states, init)
     exprs = ys + (states if node.options.get("return_state") else [])
     _check_outputs(node, exprs)
     for tensor, expr in zip(node.outputs, exprs):
@@ -274,7 +277,18 @@ def _loop_params(node: Node, direction: str) -> dict[str, np.ndarray]:
                                ("bias_ih", "input_bias"), ("bias_hh", "recurrent_bias"))}
 
 
-def _loop_constructor(w: _Writer, node: Node, direction: str) -> str:
+def _direction_flags(node: Node, direction: str) -> list[str]:
+    """The go_backwards / zero_output_for_mask arguments of one direction's module."""
+    o, flags = node.options, []
+    if bool(o.get("go_backwards")) != (direction == "backward"):
+        flags.append("go_backwards=True")
+    if node.mask and o.get("zero_output_for_mask"):
+        flags.append("zero_output_for_mask=True")
+    return flags
+
+
+def _loop_module(w: _Writer, node: Node, direction: str) -> tuple[str, dict[str, np.ndarray]]:
+    """One direction as an LSTMLoop / GRULoop / SimpleRNNLoop: (constructor, parameters)."""
     o = node.options
     cls = {"lstm": "LSTMLoop", "gru": "GRULoop", "simple_rnn": "SimpleRNNLoop"}[node.op]
     w.helpers.add(cls)
@@ -284,14 +298,27 @@ def _loop_constructor(w: _Writer, node: Node, direction: str) -> str:
         args.append(w.activation_module(o.get("recurrent_activation", "sigmoid")))
     if node.op == "gru" and not o.get("reset_after", True):
         args.append("reset_after=False")
-    if bool(o.get("go_backwards")) != (direction == "backward"):
-        args.append("go_backwards=True")
-    if node.mask and o.get("zero_output_for_mask"):
-        args.append("zero_output_for_mask=True")
-    return f"{cls}({', '.join(args)})"
+    return f"{cls}({', '.join(args + _direction_flags(node, direction))})", _loop_params(node, direction)
 
 
-def _recurrent_loop(w: _Writer, node: Node, n_states: int, init) -> tuple[list[str], list[str]]:
+def _masked_nn_module(w: _Writer, node: Node, direction: str) -> tuple[str, dict[str, np.ndarray]]:
+    """One masked direction as KerasMaskedRNN around a one-direction nn.*: (constructor, parameters)."""
+    cls = "KerasMaskedLSTM" if node.op == "lstm" else "KerasMaskedRNN"
+    w.helpers.add(cls)
+    args = nn_constructor(node)
+    args.pop("bidirectional", None)
+    rnn = ", ".join([str(args.pop("input_size")), str(args.pop("hidden_size")), "batch_first=True"]
+                    + [f"{k}={v!r}" for k, v in args.items()])
+    suffix = "_reverse" if direction == "backward" else ""
+    params = {f"rnn.{k[:-len(suffix)] if suffix else k}": v for k, v in nn_params(node).items()
+              if k.endswith("_reverse") == bool(suffix)}
+    ctor = ", ".join([f"nn.{NN_CLASS[node.op]}({rnn})"] + _direction_flags(node, direction))
+    return f"{cls}({ctor})", params
+
+
+def _recurrent_loop(w: _Writer, node: Node, n_states: int, init, make: Callable) -> tuple[list[str], list[str]]:
+    """One module per direction (``make(w, node, direction)`` -> constructor, parameters), each
+    returning (outputs in processing order, states); the Bidirectional flip and merge after."""
     o = node.options
     bi = bool(o.get("bidirectional"))
     x = w.var(node.inputs[0], node)
@@ -300,7 +327,7 @@ def _recurrent_loop(w: _Writer, node: Node, n_states: int, init) -> tuple[list[s
     ys, states = [], []
     for k, direction in enumerate(node.directions):
         suffix = f"_{direction}" if bi else ""
-        attr = w.module(node, _loop_constructor(w, node, direction), _loop_params(node, direction), suffix)
+        attr = w.module(node, *make(w, node, direction), suffix)
         args = [x]
         if mask or init:
             args.append(mask or "None")

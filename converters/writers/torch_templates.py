@@ -54,7 +54,8 @@ _SQUAREPLUS = _function_helper(
     "keras_squareplus", "Squareplus", "Keras' squareplus with b = 4: (x + sqrt(x^2 + 4)) / 2.",
     "(x + torch.sqrt(x * x + 4.0)) / 2")
 #: Function names the helpers define at module level (generated variables must not shadow them).
-FUNCTION_NAMES = ("hard_sigmoid_keras2", "keras_same_padding", "keras_sparse_plus", "keras_sparse_sigmoid",
+FUNCTION_NAMES = ("hard_sigmoid_keras2", "keras_same_padding", "keras_mask_plan", "keras_compact",
+                  "keras_unmask", "keras_final_states", "keras_sparse_plus", "keras_sparse_sigmoid",
                   "keras_squareplus")
 
 _PRELU = '''
@@ -69,15 +70,100 @@ class KerasPReLU(nn.Module):
         return torch.relu(x) - self.alpha * torch.relu(-x)
 '''
 
+_MASK_PLAN = '''
+def keras_mask_plan(mask: Tensor) -> Tuple[Tensor, Tensor]:
+    """A (batch, time) mask -> (order, count): order puts the unmasked steps first, in order;
+    count[b, t] is the number of unmasked steps up to and including t."""
+    steps = mask.to(torch.int64)
+    count = steps.cumsum(1)
+    time = torch.arange(mask.size(1), device=mask.device)
+    return torch.argsort(time + (1 - steps) * mask.size(1), dim=1), count
+
+
+def keras_compact(x: Tensor, order: Tensor) -> Tensor:
+    """x (batch, time, features) with the unmasked steps moved to the front (keras_mask_plan's order)."""
+    return x.gather(1, order.unsqueeze(2).expand(-1, -1, x.size(2)))
+
+
+def keras_unmask(y: Tensor, count: Tensor, mask: Tensor, zero_output_for_mask: bool) -> Tensor:
+    """Outputs of the compacted steps back at their time steps, as Keras gives them: a masked step
+    repeats the output of the step before (zeros before the first), or is zeros."""
+    index = (count - 1).clamp(min=0)
+    keep = mask if zero_output_for_mask else count > 0
+    out = y.gather(1, index.unsqueeze(2).expand(-1, -1, y.size(2)))
+    return torch.where(keep.unsqueeze(2), out, out.new_zeros(()))
+
+
+def keras_final_states(every: List[Tensor], count: Tensor, initial: List[Tensor]) -> List[Tensor]:
+    """The states after each sample's last unmasked step (its initial states when it has none),
+    from every compacted step's states (batch, time, units)."""
+    length = count[:, -1]
+    index = (length - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, every[0].size(2))
+    done = (length > 0).unsqueeze(1)
+    final: List[Tensor] = []
+    for k in range(len(every)):
+        final.append(torch.where(done, every[k].gather(1, index).squeeze(1), initial[k]))
+    return final
+'''
+
+_MASKED_NN = '''
+class KerasMaskedRNN(nn.Module):
+    """One direction of a masked Keras layer that nn.LSTM / nn.GRU / nn.RNN computes exactly.
+
+    Keras' masked step keeps the states and repeats (or zeros) the output, so the layer equals
+    the unmasked one run over each sample's unmasked steps: they are gathered to the front, run
+    by the native kernel, and the outputs put back at their time steps (keras_unmask). The
+    states returned are h only (an LSTM's c after the last unmasked step is not in nn.LSTM's output;
+    a layer that returns it uses LSTMLoop).
+    """
+
+    def __init__(self, rnn: nn.Module, go_backwards: bool = False, zero_output_for_mask: bool = False):
+        super().__init__()
+        self.rnn = rnn
+        self.go_backwards = go_backwards
+        self.zero_output_for_mask = zero_output_for_mask
+
+    def initial_states(self, x: Tensor) -> List[Tensor]:
+        return [x.new_zeros(x.size(0), self.rnn.hidden_size)]
+
+    def run(self, x: Tensor, states: List[Tensor]) -> Tensor:
+        return self.rnn(x, states[0].unsqueeze(0))[0]
+
+    def forward(self, x: Tensor, mask: Tensor,
+                states: Optional[List[Tensor]] = None) -> Tuple[Tensor, List[Tensor]]:
+        """x (batch, time, input_size) -> (outputs in processing order, [h])."""
+        if states is None:
+            states = self.initial_states(x)
+        if self.go_backwards:
+            x, mask = x.flip(1), mask.flip(1)
+        order, count = keras_mask_plan(mask)
+        y = self.run(keras_compact(x, order), states)
+        return keras_unmask(y, count, mask, self.zero_output_for_mask), keras_final_states([y], count, states[:1])
+
+
+class KerasMaskedLSTM(KerasMaskedRNN):
+    """KerasMaskedRNN of an nn.LSTM (initial states h and c)."""
+
+    def initial_states(self, x: Tensor) -> List[Tensor]:
+        h = x.new_zeros(x.size(0), self.rnn.hidden_size)
+        return [h, h]
+
+    def run(self, x: Tensor, states: List[Tensor]) -> Tensor:
+        return self.rnn(x, (states[0].unsqueeze(0), states[1].unsqueeze(0)))[0]
+'''
+
 _KERAS_LOOP = '''
 class KerasLoop(nn.Module):
     """One direction of a Keras recurrent layer, computed step by step as Keras does.
 
     Used where nn.LSTM / nn.GRU / nn.RNN cannot compute the layer exactly: other activations,
-    GRU reset_after=False, or a mask. At a masked step the states keep their previous values and
-    the output repeats the previous output (zeros before the first step), or is zeros with
-    zero_output_for_mask. go_backwards reverses the input and the mask; the outputs stay in
-    processing order, as in Keras. Weights are laid out as in nn.LSTM / nn.GRU / nn.RNN.
+    GRU reset_after=False (or an LSTM returning its c under a mask). The input part of every step is
+    one matmul before the loop; each step does one recurrent matmul (two for GRU reset_after=False).
+    A mask costs nothing per step: Keras' masked step keeps the states and repeats the previous
+    output (zeros before the first step), or gives zeros with zero_output_for_mask, so the loop runs
+    over each sample's unmasked steps gathered to the front and puts the outputs back
+    (keras_mask_plan). go_backwards reverses the input and the mask; the outputs stay in processing
+    order, as in Keras. Weights are laid out as in nn.LSTM / nn.GRU / nn.RNN.
     """
 
     def __init__(self, input_size: int, hidden_size: int, gates: int, go_backwards: bool,
@@ -94,8 +180,9 @@ class KerasLoop(nn.Module):
     def initial_states(self, x: Tensor) -> List[Tensor]:
         return [x.new_zeros(x.size(0), self.hidden_size)]
 
-    def cell(self, x_t: Tensor, states: List[Tensor]) -> List[Tensor]:
-        """One step: the input projection of this step and the states -> the new states."""
+    def steps(self, x: Tensor, states: List[Tensor], every: bool) -> Tuple[Tensor, List[Tensor]]:
+        """Every step of x (batch, time, input_size) -> (outputs, the final states, or with
+        ``every`` each state at every step (batch, time, units))."""
         raise NotImplementedError
 
     def forward(self, x: Tensor, mask: Optional[Tensor] = None,
@@ -105,27 +192,14 @@ class KerasLoop(nn.Module):
             states = self.initial_states(x)
         if self.go_backwards:
             x = x.flip(1)
-            if mask is not None:
-                mask = mask.flip(1)
-        x_proj = F.linear(x, self.weight_ih, self.bias_ih)  # the input part of every step at once
-        output = torch.zeros_like(states[0])
-        outputs: List[Tensor] = []
-        for t in range(x.size(1)):
-            new_states = self.cell(x_proj[:, t], states)
-            if mask is None:
-                states = new_states
-                output = new_states[0]
-            else:
-                keep = mask[:, t].unsqueeze(1)
-                if self.zero_output_for_mask:
-                    output = torch.zeros_like(output)
-                output = torch.where(keep, new_states[0], output)
-                kept: List[Tensor] = []
-                for k in range(len(states)):
-                    kept.append(torch.where(keep, new_states[k], states[k]))
-                states = kept
-            outputs.append(output)
-        return torch.stack(outputs, 1), states
+        if mask is None:
+            return self.steps(x, states, False)
+        if self.go_backwards:
+            mask = mask.flip(1)
+        order, count = keras_mask_plan(mask)
+        y, every = self.steps(keras_compact(x, order), states, True)
+        return (keras_unmask(y, count, mask, self.zero_output_for_mask),
+                keras_final_states(every, count, states))
 '''
 
 _LSTM_LOOP = '''
@@ -143,12 +217,25 @@ class LSTMLoop(KerasLoop):
         h = x.new_zeros(x.size(0), self.hidden_size)
         return [h, h]
 
-    def cell(self, x_t: Tensor, states: List[Tensor]) -> List[Tensor]:
+    def steps(self, x: Tensor, states: List[Tensor], every: bool) -> Tuple[Tensor, List[Tensor]]:
+        u = self.hidden_size
+        x_proj = F.linear(x.transpose(0, 1), self.weight_ih, self.bias_ih + self.bias_hh)
+        w_hh = self.weight_hh.t()
         h, c = states[0], states[1]
-        i, f, g, o = (x_t + F.linear(h, self.weight_hh, self.bias_hh)).chunk(4, 1)
-        c = self.recurrent_activation(f) * c + self.recurrent_activation(i) * self.activation(g)
-        h = self.recurrent_activation(o) * self.activation(c)
-        return [h, c]
+        hs: List[Tensor] = []
+        cs: List[Tensor] = []
+        for t in range(x_proj.size(0)):
+            z = torch.addmm(x_proj[t], h, w_hh)
+            gates = self.recurrent_activation(z)  # i, f and o (g's column is not used)
+            c = gates[:, u:2 * u] * c + gates[:, :u] * self.activation(z[:, 2 * u:3 * u])
+            h = gates[:, 3 * u:] * self.activation(c)
+            hs.append(h)
+            if every:
+                cs.append(c)
+        y = torch.stack(hs, 1) if len(hs) else x.new_zeros(x.size(0), 0, u)
+        if every:
+            return y, [y, torch.stack(cs, 1) if len(cs) else y]
+        return y, [h, c]
 '''
 
 _GRU_LOOP = '''
@@ -157,6 +244,7 @@ class GRULoop(KerasLoop):
 
     reset_after=True is nn.GRU's n = act(x_n + r * (W_hn h + b_hn)); reset_after=False (Keras 1,
     Keras 2 default) applies the reset gate before the product: n = act(x_n + W_hn (r * h) + b_hn).
+    Then h = z * h + (1 - z) * n.
     """
 
     def __init__(self, input_size: int, hidden_size: int, activation: nn.Module,
@@ -167,19 +255,32 @@ class GRULoop(KerasLoop):
         self.recurrent_activation = recurrent_activation
         self.reset_after = reset_after
 
-    def cell(self, x_t: Tensor, states: List[Tensor]) -> List[Tensor]:
-        h = states[0]
+    def steps(self, x: Tensor, states: List[Tensor], every: bool) -> Tuple[Tensor, List[Tensor]]:
         u = self.hidden_size
-        x_r, x_z, x_n = x_t.chunk(3, 1)
-        h_r, h_z = F.linear(h, self.weight_hh[: 2 * u], self.bias_hh[: 2 * u]).chunk(2, 1)
-        r = self.recurrent_activation(x_r + h_r)
-        z = self.recurrent_activation(x_z + h_z)
-        if self.reset_after:
-            h_n = r * F.linear(h, self.weight_hh[2 * u:], self.bias_hh[2 * u:])
+        b_hh = self.bias_hh
+        if self.reset_after:  # b_hn stays inside r * (W_hn h + b_hn)
+            folded = torch.cat([b_hh[:2 * u], torch.zeros_like(b_hh[2 * u:])])
         else:
-            h_n = F.linear(r * h, self.weight_hh[2 * u:], self.bias_hh[2 * u:])
-        n = self.activation(x_n + h_n)
-        return [z * h + (1 - z) * n]
+            folded = b_hh
+        x_proj = F.linear(x.transpose(0, 1), self.weight_ih, self.bias_ih + folded)
+        w_hh = self.weight_hh.t()
+        w_rz, w_n = w_hh[:, :2 * u], w_hh[:, 2 * u:]
+        b_n = torch.cat([torch.zeros_like(b_hh[:2 * u]), b_hh[2 * u:]])
+        h = states[0]
+        hs: List[Tensor] = []
+        for t in range(x_proj.size(0)):
+            x_t = x_proj[t]
+            if self.reset_after:
+                h_proj = torch.addmm(b_n, h, w_hh)
+                rz = self.recurrent_activation(x_t[:, :2 * u] + h_proj[:, :2 * u])
+                n = self.activation(x_t[:, 2 * u:] + rz[:, :u] * h_proj[:, 2 * u:])
+            else:
+                rz = self.recurrent_activation(torch.addmm(x_t[:, :2 * u], h, w_rz))
+                n = self.activation(torch.addmm(x_t[:, 2 * u:], rz[:, :u] * h, w_n))
+            h = torch.lerp(n, h, rz[:, u:])
+            hs.append(h)
+        y = torch.stack(hs, 1) if len(hs) else x.new_zeros(x.size(0), 0, u)
+        return y, [y] if every else [h]
 '''
 
 _SIMPLE_RNN_LOOP = '''
@@ -191,8 +292,16 @@ class SimpleRNNLoop(KerasLoop):
         super().__init__(input_size, hidden_size, 1, go_backwards, zero_output_for_mask)
         self.activation = activation
 
-    def cell(self, x_t: Tensor, states: List[Tensor]) -> List[Tensor]:
-        return [self.activation(x_t + F.linear(states[0], self.weight_hh, self.bias_hh))]
+    def steps(self, x: Tensor, states: List[Tensor], every: bool) -> Tuple[Tensor, List[Tensor]]:
+        x_proj = F.linear(x.transpose(0, 1), self.weight_ih, self.bias_ih + self.bias_hh)
+        w_hh = self.weight_hh.t()
+        h = states[0]
+        hs: List[Tensor] = []
+        for t in range(x_proj.size(0)):
+            h = self.activation(torch.addmm(x_proj[t], h, w_hh))
+            hs.append(h)
+        y = torch.stack(hs, 1) if len(hs) else x.new_zeros(x.size(0), 0, self.hidden_size)
+        return y, [y] if every else [h]
 '''
 
 _SAME_PADDING = '''
@@ -212,7 +321,10 @@ HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "Squareplus": (_SQUAREPLUS, ()),
     "KerasPReLU": (_PRELU, ()),
     "keras_same_padding": (_SAME_PADDING, ()),
-    "KerasLoop": (_KERAS_LOOP, ()),
+    "keras_mask_plan": (_MASK_PLAN, ()),
+    "KerasMaskedRNN": (_MASKED_NN, ("keras_mask_plan",)),
+    "KerasMaskedLSTM": (_MASKED_NN, ("keras_mask_plan",)),
+    "KerasLoop": (_KERAS_LOOP, ("keras_mask_plan",)),
     "LSTMLoop": (_LSTM_LOOP, ("KerasLoop",)),
     "GRULoop": (_GRU_LOOP, ("KerasLoop",)),
     "SimpleRNNLoop": (_SIMPLE_RNN_LOOP, ("KerasLoop",)),
@@ -254,9 +366,12 @@ ACTIVATIONS: dict[str, tuple[str, str, str | None]] = {
 
 def with_dependencies(names: set[str]) -> list[str]:
     """``names`` plus the helpers they need, in emission order."""
-    wanted = set(names)
-    for name in list(names):
-        wanted.update(HELPERS[name][1])
+    wanted, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo.extend(HELPERS[name][1])
     return [n for n in HELPERS if n in wanted]
 
 
