@@ -263,3 +263,17 @@ def test_every_unsupported_layer_is_named_in_one_line(tmp_path, capsys):
         assert f"'{name}'" in line and why in line, (name, line)
     assert line.count("; ") >= 2
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_readme_lists_every_refused_layer_and_supported_layer():
+    """The README's support tables name every layer class gateport reads and every one it refuses on purpose."""
+    from converters.readers.keras_layers import HANDLERS, REFUSED
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    refused = readme.split("### Keras layers still refused", 1)[1].strip().split("\n\n", 1)[0]
+    for cls in REFUSED:
+        assert cls in refused, cls
+    aliases = {"GlobalMaxPool1D", "GlobalAvgPool1D", "MaxPool1D", "AvgPool1D", "Softmax", "Identity",
+               "SpatialDropout2D", "SpatialDropout3D", "AlphaDropout", "Merge"}
+    for cls in set(HANDLERS) - aliases:
+        assert cls in readme, cls
