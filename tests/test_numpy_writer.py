@@ -153,6 +153,22 @@ def test_multiple_inputs_and_outputs_in_keras_order(tmp_path):
     assert "def __call__(self, b_first, a_second):" in source
 
 
+import test_layers_coverage as coverage  # noqa: E402  (one row per layer: the shared case table)
+
+
+@pytest.mark.parametrize("case", coverage.CASES, ids=[c[0] for c in coverage.CASES])
+def test_every_layer_of_the_coverage_table(case, tmp_path):
+    """Each layer or activation of tests/test_layers_coverage.py, from its saved .keras, vs Keras."""
+    from converters import read
+
+    _, build, make_inputs = case
+    model = coverage.randomize(build())
+    inputs = make_inputs()
+    model.save(tmp_path / "source.keras")
+    _, generated = load_generated(read(tmp_path / "source.keras"), tmp_path / "numpy_model")
+    assert coverage.error(outputs_of(generated, inputs), coverage.keras_outputs(model, inputs)) <= TOL
+
+
 # -- what the file reads like ---------------------------------------------------------------------
 def _function(source: str, name: str) -> str:
     tree = ast.parse(source)

@@ -31,7 +31,8 @@ from .torch_code import _check_outputs, _describe, _initial_states, _int, _notes
 
 #: Names the generated code binds itself, and builtins it calls.
 _RESERVED = set(keyword.kwlist) | set(HELPERS) | {
-    "np", "os", "self", "w", "weights", "Model", "load_model", "path", "model", "_", "range", "zip",
+    "np", "os", "math", "soft_shrink", "self", "w", "weights", "Model", "load_model", "path", "model", "_",
+    "range", "zip",
     "sum", "max", "len", "list", "tuple", "float", "int", "open",
 }
 #: Merge of a Bidirectional layer's two directions.
@@ -46,6 +47,7 @@ _GATE_TEXT = {"input": ("input gate", "i"), "forget": ("forget gate", "f"), "cel
               "output": ("output gate", "o"), "update": ("update gate", "z"), "reset": ("reset gate", "r"),
               "candidate": ("candidate", "h_tilde")}
 _PADDINGS = ("valid", "same", "causal")
+_POOL_MODES = ("max", "average")
 
 
 class _Writer:
@@ -365,6 +367,98 @@ def conv1d_to_numpy(w: _Writer, node: Node) -> None:
     w.assign(node.outputs[0], w.activation(o.get("activation"), f"conv1d({', '.join(args)})"))
 
 
+def relu_to_numpy(w: _Writer, node: Node) -> None:
+    """Keras ReLU/LeakyReLU: ``clip(x * (x > t), 0, max) - negative_slope * relu(t - x)``."""
+    o, x = node.options, w.var(node.inputs[0], node)
+    t, slope, top = _number(o.get("threshold", 0.0)), _number(o.get("negative_slope", 0.0)), o.get("max_value")
+    expr = f"np.maximum({x}, 0.0)" if float(t) == 0 else f"{x} * ({x} > {t})"
+    if top is not None:
+        expr = f"np.clip({expr}, 0.0, {_number(top)})"
+    if float(slope):
+        expr = f"{expr} - {slope} * np.maximum({t} - {x}, 0.0)"
+    w.assign(node.outputs[0], expr)
+
+
+def elu_to_numpy(w: _Writer, node: Node) -> None:
+    x, alpha = w.var(node.inputs[0], node), _number(node.options.get("alpha", 1.0))
+    w.assign(node.outputs[0], f"np.where({x} > 0, {x}, {alpha} * np.expm1(np.minimum({x}, 0)))")
+
+
+def prelu_to_numpy(w: _Writer, node: Node) -> None:
+    x, p = w.var(node.inputs[0], node), w.weights(node.name, {"alpha": _float(node.weights["alpha"])})
+    w.assign(node.outputs[0], f"np.maximum({x}, 0) - {p}['alpha'] * np.maximum(-{x}, 0)")
+
+
+def _mode(node: Node) -> str:
+    mode = node.options.get("mode")
+    if mode not in _POOL_MODES:
+        raise UnsupportedError(f"expected mode max or average, found {quote(mode)}", layer=node.label())
+    return mode
+
+
+def global_pool_to_numpy(w: _Writer, node: Node) -> None:
+    """Global max/mean over the time axis; a masked mean leaves masked steps out of sum and count."""
+    x, axis, keep = w.var(node.inputs[0], node), _int(node.options.get("axis", 1)), bool(node.options.get("keepdims"))
+    if _mode(node) == "max":
+        expr = f"{x}.max(axis={axis}, keepdims={keep})"
+    elif node.mask:
+        m = w.unique(f"{node.name}_mask")
+        w.line(f"{m} = np.expand_dims({w.var(node.mask, node)}, {2 if axis == 1 else 1})")
+        expr = f"np.where({m}, {x}, 0.0).sum(axis={axis}, keepdims={keep}) / {m}.sum(axis={axis}, keepdims={keep})"
+    else:
+        expr = f"{x}.mean(axis={axis}, keepdims={keep})"
+    w.assign(node.outputs[0], expr)
+
+
+def pool1d_to_numpy(w: _Writer, node: Node) -> None:
+    o = node.options
+    padding = o.get("padding", "valid")
+    if padding not in _PADDINGS[:2]:
+        raise UnsupportedError(f"expected padding valid or same, found {quote(padding)}", layer=node.label())
+    k = _int(o["pool_size"])
+    w.helpers.add("pool1d")
+    args = [w.var(node.inputs[0], node), literal(_mode(node)), str(k), str(_int(o.get("strides") or k)), literal(padding)]
+    w.assign(node.outputs[0], f"pool1d({', '.join(args)})")
+
+
+def _axes(node: Node) -> str:
+    return "(" + "".join(f"{_int(a)}, " for a in node.options["axes"]) + ")"
+
+
+def layer_norm_to_numpy(w: _Writer, node: Node) -> None:
+    params = {k: _float(node.weights[k]) for k in ("gamma", "beta") if k in node.weights}
+    w.helpers.add("layer_norm")
+    args = [w.var(node.inputs[0], node), _axes(node), _number(node.options.get("epsilon", 1e-3))]
+    if params:
+        args.append(f"**{w.weights(node.name, params)}")
+    w.assign(node.outputs[0], f"layer_norm({', '.join(args)})")
+
+
+def unit_norm_to_numpy(w: _Writer, node: Node) -> None:
+    w.helpers.add("unit_norm")
+    w.assign(node.outputs[0], f"unit_norm({w.var(node.inputs[0], node)}, {_axes(node)})")
+
+
+def permute_to_numpy(w: _Writer, node: Node) -> None:
+    dims = ", ".join(str(_int(d)) for d in node.options["dims"])
+    w.assign(node.outputs[0], f"{w.var(node.inputs[0], node)}.transpose(0, {dims})")
+
+
+def crop1d_to_numpy(w: _Writer, node: Node) -> None:
+    x = w.var(node.inputs[0], node)
+    left, right = (_int(v) for v in node.options["cropping"])
+    w.assign(node.outputs[0], f"{x}[:, {left}:{x}.shape[1] - {right}]")
+
+
+def zero_pad1d_to_numpy(w: _Writer, node: Node) -> None:
+    left, right = (_int(v) for v in node.options["padding"])
+    w.assign(node.outputs[0], f"np.pad({w.var(node.inputs[0], node)}, ((0, 0), ({left}, {right}), (0, 0)))")
+
+
+def upsample1d_to_numpy(w: _Writer, node: Node) -> None:
+    w.assign(node.outputs[0], f"np.repeat({w.var(node.inputs[0], node)}, {_int(node.options['size'])}, axis=1)")
+
+
 #: IR op -> the function that writes its code.
 EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
     "lstm": recurrent_to_numpy, "gru": recurrent_to_numpy, "simple_rnn": recurrent_to_numpy,
@@ -374,6 +468,10 @@ EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
     **{op: merge_to_numpy for op in ("add", "subtract", "multiply", "average", "maximum", "minimum")},
     "activation": activation_to_numpy, "identity": identity_to_numpy, "flatten": flatten_to_numpy,
     "reshape": reshape_to_numpy, "batch_norm": batch_norm_to_numpy, "conv1d": conv1d_to_numpy,
+    "relu": relu_to_numpy, "elu": elu_to_numpy, "prelu": prelu_to_numpy, "global_pool": global_pool_to_numpy,
+    "pool1d": pool1d_to_numpy, "layer_norm": layer_norm_to_numpy, "unit_norm": unit_norm_to_numpy,
+    "permute": permute_to_numpy, "crop1d": crop1d_to_numpy, "zero_pad1d": zero_pad1d_to_numpy,
+    "upsample1d": upsample1d_to_numpy,
 }
 
 
@@ -425,7 +523,8 @@ Outputs (in Keras' order):
 {outs}
 {_notes(model)}"""
 '''
-    return doc + f'''import os
+    imports = "import math\nimport os" if "gelu" in w.helpers else "import os"
+    return doc + f'''{imports}
 
 import numpy as np
 {helper_source(w.helpers)}{"".join(w.cells)}

@@ -107,6 +107,75 @@ def swish(x):
     return x * sigmoid(x)
 '''
 
+_GELU = '''
+def gelu(x):
+    """Exact gelu: 0.5 x (1 + erf(x / sqrt(2)))."""
+    erf = np.vectorize(math.erf, otypes=[np.float64])
+    return 0.5 * x * (1.0 + erf(np.asarray(x) / math.sqrt(2.0)))
+'''
+
+_GELU_TANH = '''
+def gelu_tanh(x):
+    """gelu(approximate=True)."""
+    return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 3)))
+'''
+
+_LOG_SOFTMAX = '''
+def log_softmax(x):
+    z = x - x.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+'''
+
+_SHRINK = '''
+def hard_shrink(x):
+    return np.where(np.abs(x) > 0.5, x, 0.0)
+
+
+def soft_shrink(x):
+    y = hard_shrink(x)
+    return y - np.sign(y) * 0.5
+'''
+
+_SMALL = {  # name -> body of an element-wise helper of x (Keras 3 activations, default arguments)
+    "leaky_relu": "np.where(x >= 0, x, 0.2 * x)",
+    "mish": "x * np.tanh(np.logaddexp(0.0, x))",
+    "hard_silu": "x * np.clip(x / 6.0 + 0.5, 0.0, 1.0)",
+    "tanh_shrink": "x - np.tanh(x)",
+    "sparse_plus": "np.where(x <= -1, 0.0, np.where(x < 1, 0.25 * (x + 1) ** 2, x))",
+    "squareplus": "(x + np.sqrt(x * x + 4.0)) / 2",
+}
+
+_POOL1D = '''
+def pool1d(x, mode, pool_size, strides, padding):
+    """Max/AveragePooling1D over time; 'same' pads as TensorFlow, the padding left out of max and mean."""
+    left = right = 0
+    if padding == "same":
+        total = max((-(-x.shape[1] // strides) - 1) * strides + pool_size - x.shape[1], 0)
+        left, right = total // 2, total - total // 2
+    valid = np.pad(np.ones(x.shape[1], bool), (left, right))
+    x = np.pad(x, ((0, 0), (left, right), (0, 0)))
+    out = []
+    for i in range(0, x.shape[1] - pool_size + 1, strides):
+        window = x[:, i:i + pool_size][:, valid[i:i + pool_size]]
+        out.append(window.max(axis=1) if mode == "max" else window.mean(axis=1))
+    return np.stack(out, axis=1)
+'''
+
+_LAYER_NORM = '''
+def layer_norm(x, axes, epsilon, gamma=1.0, beta=0.0):
+    """Keras LayerNormalization over ``axes``: (x - mean) / sqrt(var + epsilon) * gamma + beta."""
+    mean = x.mean(axis=axes, keepdims=True)
+    variance = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    return (x - mean) / np.sqrt(variance + epsilon) * gamma + beta
+'''
+
+_UNIT_NORM = '''
+def unit_norm(x, axes):
+    """Keras UnitNormalization: x * min(1 / sqrt(sum(x ** 2)), 1e12)."""
+    with np.errstate(divide="ignore"):
+        return x * np.minimum(1.0 / np.sqrt((x * x).sum(axis=axes, keepdims=True)), 1e12)
+'''
+
 #: helper name -> (source, helpers it needs). Emitted in this order.
 HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "sigmoid": (_SIGMOID, ()),
@@ -117,9 +186,17 @@ HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "elu": (_ELU, ()),
     "selu": (_SELU, ()),
     "swish": (_SWISH, ("sigmoid",)),
+    "gelu": (_GELU, ()),
+    "gelu_tanh": (_GELU_TANH, ()),
+    "log_softmax": (_LOG_SOFTMAX, ()),
+    "hard_shrink": (_SHRINK, ()),
+    **{name: (f"\ndef {name}(x):\n    return {body}\n", ()) for name, body in _SMALL.items()},
     "keras_rnn": (_KERAS_RNN, ()),
     "conv1d": (_CONV1D, ()),
     "batch_norm": (_BATCH_NORM, ()),
+    "pool1d": (_POOL1D, ()),
+    "layer_norm": (_LAYER_NORM, ()),
+    "unit_norm": (_UNIT_NORM, ()),
 }
 
 #: IR activation -> (expression with ``{}`` for the argument, helper needed or None).
@@ -129,9 +206,15 @@ ACTIVATIONS: dict[str, tuple[str, str | None]] = {
     "relu": ("np.maximum({}, 0.0)", None),
     "exponential": ("np.exp({})", None),
     "softplus": ("np.logaddexp(0.0, {})", None),
+    "relu6": ("np.clip({}, 0.0, 6.0)", None),
+    "hard_tanh": ("np.clip({}, -1.0, 1.0)", None),
+    "log_sigmoid": ("-np.logaddexp(0.0, -({}))", None),
+    "sparse_sigmoid": ("np.clip(0.5 * ({} + 1), 0.0, 1.0)", None),
+    "celu": ("elu({})", "elu"),  # alpha 1
+    "soft_shrink": ("soft_shrink({})", "hard_shrink"),
     **{name: (name + "({})", name) for name in
        ("sigmoid", "hard_sigmoid_keras2", "hard_sigmoid_keras3", "softmax", "softsign", "elu", "selu",
-        "swish")},
+        "swish", "gelu", "gelu_tanh", "log_softmax", "hard_shrink", *_SMALL)},
 }
 
 
