@@ -31,6 +31,8 @@ _RECURRENT = ("LSTM", "GRU", "RNN")
 #: ops through which a tensor of zeros stays zeros
 _KEEPS_ZEROS = ("Unsqueeze", "Squeeze", "Reshape", "Transpose", "Identity", "Cast", "Tile", "Slice", "Expand",
                 "Gather")
+#: what a pattern meeting a malformed node (wrong arity, attribute types) raises; it is then no match
+_MALFORMED = (IndexError, KeyError, TypeError, ValueError, AttributeError, ArithmeticError)
 #: the most passes over the graph (each applies every match of one pattern): constructs nest a few
 #: deep (a loop, then its last step, then ...); a bound on the work, not a tuning
 _MAX_PASSES = 64
@@ -386,7 +388,10 @@ def _rewrites(vg: ValueGraph, misses: dict[str, str]) -> list[Rewrite]:
         for node in vg.nodes:
             if node.op_type not in ops or id(node) in taken:
                 continue
-            found = fn(vg, node)
+            try:
+                found = fn(vg, node)
+            except _MALFORMED:  # a node not valid at its opset: the reader checks it and says why
+                continue
             if isinstance(found, Rewrite) and not taken.intersection(id(n) for n in found.remove):
                 misses.pop(where(node), None)
                 batch.append(found)
