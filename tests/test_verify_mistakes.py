@@ -1,0 +1,168 @@
+"""gateport verify on deliberately broken artifacts: for every fixture and every corpus file, each mistake
+class (:data:`converters.mistakes.KINDS`, missing_layer aside) made in the IR and written by a real writer
+is caught by ``verify --artifact`` against the stored outputs, naming the layer, the gates and the
+mistake; the correct artifacts pass.
+
+ONNX carries the whole matrix; PyTorch folders (each runs in a child process, ~4 s for its torch import)
+one fixture per mistake class. Whether a mistake changes the outputs at all is decided independently
+of verify, by the numpy reference on the correct and the broken model (test_diff's ``_outputs_change``):
+an LSTM's two biases merged compute the same numbers, and verify must then pass.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import pytest  # noqa: E402
+
+from converters import api, cli, mistakes  # noqa: E402
+from converters.errors import GateportError, UnsupportedError  # noqa: E402
+from converters.verify import render, verify  # noqa: E402
+
+pytest.importorskip("onnxruntime")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_diff import ENTRIES, WEIGHT_MISTAKES, _outputs_change, _paths, _write  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@functools.lru_cache(maxsize=None)
+def _source(entry_id: str):
+    """The file's full model, or the GateportError that refuses it (a weights-only file: diff's job only)."""
+    entry = next(e for e in ENTRIES if e["id"] == entry_id)
+    try:
+        return api.read(*_paths(entry))
+    except GateportError as e:
+        return e
+
+
+def _model(entry: dict):
+    model = _source(entry["id"])
+    if isinstance(model, GateportError):
+        pytest.skip(f"verify needs the whole model; gateport reads only its recurrent layers: {model}")
+    return model
+
+
+def _verify(entry: dict, target: str, artifact: Path):
+    path, config = _paths(entry)
+    stored = str(ROOT / entry["expected"])
+    return verify(path, (target,), inputs=stored, expected=stored, config=config, artifacts={target: str(artifact)})
+
+
+def _carrying(model, kind: str) -> list[str]:
+    """The recurrent layers that carry ``kind`` (the others cannot: break_model leaves them)."""
+    return [n.name for n in model.recurrent_nodes() if not isinstance(mistakes.canonical(n, kind), str)]
+
+
+def _assert_named(report, target: str, kind: str, layers: list[str]) -> None:
+    """Fail, the first departing layer one that carries the mistake, its gates and the mistake named."""
+    text = render(report)
+    assert report.verdict == "fail", text
+    (where,) = [w for w in report.where if w.runtime == target]
+    assert where.departures and not where.unavailable and not where.read_back, text
+    for d in where.departures:
+        assert d.layer in layers and d.tensor != "input", text
+        assert d.gates and kind in {m["kind"] for m in d.mistakes}, text
+        assert f"[{kind}]" in d.describe() and "; gate" in d.describe()
+    found = report.to_dict()["where"][0]["departures"][0]
+    assert found["gates"] == where.departures[0].gates and found["mistakes"], found
+
+
+def _broken_or_reason(model, kind: str):
+    try:
+        return mistakes.break_model(model, kind)
+    except UnsupportedError as e:  # the model cannot carry it: the reason names each layer
+        assert "no layer can carry" in str(e) and all(n.name in str(e) for n in model.recurrent_nodes())
+        return None
+
+
+# -- every file x every mistake class, as ONNX -----------------------------------------------------------------
+@pytest.mark.parametrize("kind", WEIGHT_MISTAKES)
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e["id"])
+def test_broken_onnx_artifact_is_caught_and_named(entry, kind, tmp_path):
+    model = _model(entry)
+    broken = _broken_or_reason(model, kind)
+    if broken is None:
+        return
+    path = _write(broken, tmp_path / "broken.onnx", "onnx")
+    assert path is not None, "the ONNX writer writes every model it is given here"
+    report = _verify(entry, "onnx", path)
+    if _outputs_change(model, broken):
+        _assert_named(report, "onnx", kind, _carrying(model, kind))
+    else:  # e.g. merged biases of an LSTM: the same sums, the same numbers
+        assert report.verdict == "ok", render(report)
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e["id"])
+def test_correct_onnx_artifact_passes(entry, tmp_path):
+    path = _write(_model(entry), tmp_path / "ok.onnx", "onnx")
+    report = _verify(entry, "onnx", path)
+    assert report.verdict == "ok", render(report)
+    assert all(not w.departures for w in report.where)
+
+
+def test_files_verify_cannot_read_whole_are_refused_in_one_line(capsys):
+    refused = [e for e in ENTRIES if (ROOT / e["file"]).resolve().is_file()
+               and isinstance(_source(e["id"]), GateportError)]
+    for entry in refused:
+        path, config = _paths(entry)
+        assert cli.main(["verify", path] + (["--config", config] if config else [])) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("gateport: error: ") and err.count("\n") == 1, err
+
+
+# -- PyTorch folders: one fixture per mistake class, and a correct one ------------------------------------------
+TORCH_CASES = {"permuted_gates": "bidir_stacked_concat", "keras1_order": "tiny_lstm",
+               "transposed_kernel": "bidir_gru_mul", "merged_biases": "bidir_gru_mul",
+               "swapped_directions": "autoencoder_bilstm", "scaled_gates": "keras1_lstm"}
+
+
+def _entry(name: str) -> dict:
+    return next(e for e in ENTRIES if e["id"] == name)
+
+
+@pytest.mark.parametrize("kind", WEIGHT_MISTAKES)
+def test_broken_torch_folder_is_caught_and_named(kind, tmp_path):
+    entry = _entry(TORCH_CASES[kind])
+    model = _model(entry)
+    broken = mistakes.break_model(model, kind)
+    assert _outputs_change(model, broken)
+    folder = api.convert(broken, "torch", tmp_path / "broken")
+    report = _verify(entry, "torch", folder)
+    _assert_named(report, "torch", kind, _carrying(model, kind))
+
+
+def test_correct_torch_folder_passes(tmp_path):
+    entry = _entry("bidir_stacked_concat")
+    report = _verify(entry, "torch", api.convert(_model(entry), "torch", tmp_path / "ok"))
+    assert report.verdict == "ok", render(report)
+
+
+# -- what cannot be named is said ---------------------------------------------------------------------------
+def test_a_departure_verify_converted_itself_says_why_no_mistake_is_named():
+    """verify's own conversion carries gateport's reading: a departure there is not a weight mistake."""
+    from converters.divergence import ReadBackUnavailable, read_back
+
+    model = _model(_entry("tiny_lstm"))
+    with pytest.raises(ReadBackUnavailable, match="not a weight mistake"):
+        read_back(model, next(model.recurrent_nodes()).name, "onnx", None)
+
+
+def test_an_unreadable_artifact_is_said_in_the_where_line(tmp_path):
+    entry = _entry("tiny_lstm")
+    model = _model(entry)
+    folder = api.convert(mistakes.break_model(model, "permuted_gates"), "torch", tmp_path / "broken")
+    (folder / "model.safetensors").rename(folder / "weights.safetensors")
+    text = (folder / "model.py").read_text().replace('"model.safetensors"', '"weights.safetensors"')
+    (folder / "model.py").write_text(text)
+    report = _verify(entry, "torch", folder)
+    assert report.verdict == "fail"
+    assert "where: torch: gate and mistake not named: the artifact's weights cannot be read back: the torch " \
+           "folder has no model.safetensors" in render(report), render(report)
+    assert report.to_dict()["where"][0]["read_back"] == "the torch folder has no model.safetensors"
