@@ -265,3 +265,56 @@ def test_torch_onnx_unrolled_recurrence_is_refused_in_one_line(name, tool):
     with pytest.raises(UnsupportedError) as info:
         onnx_model.read(path_of(name, tool))
     assert info.value.layer.startswith("ONNX node ") and "\n" not in str(info.value)
+
+
+def test_edited_foreign_files_read_or_fail_in_one_line(tmp_path):
+    """Seeded edits of the tool's files (an input dropped, an op swapped, a small constant changed, a Loop
+    body node removed) either raise a GateportError of one line (the patterns meet such nodes before the
+    reader's checks do) or read and compute what onnxruntime computes from the edited file."""
+    from converters.errors import GateportError
+    from converters.runtimes import run_onnx, run_reference
+
+    rng = np.random.default_rng(5)
+    ops = ["Slice", "Squeeze", "Transpose", "Reshape", "Concat", "MatMul", "Add", "Gather", "Loop", "Expand"]
+    sources = [path_of(n, t) for n, t in CASES if n in ("bilstm_concat", "simple_rnn", "gru_seq_td",
+                                                          "embedding_lstm_td")]
+    outcomes = {"read": 0, "refused": 0}
+    for k in range(60):
+        proto = onnx.load(str(sources[k % len(sources)]))
+        graph = proto.graph
+        loop = next((n for n in graph.node if n.op_type == "Loop"), None)
+        node = graph.node[int(rng.integers(len(graph.node)))]
+        edit = k % 4
+        if edit == 0 and len(node.input) > 1:
+            del node.input[int(rng.integers(len(node.input)))]
+        elif edit == 1:
+            node.op_type = ops[int(rng.integers(len(ops)))]
+        elif edit == 2:
+            small = [t for t in graph.initializer if t.data_type == 7 and 0 < len(t.raw_data) <= 64]
+            if small:
+                t = small[int(rng.integers(len(small)))]
+                a = onnx.numpy_helper.to_array(t).copy()
+                a.reshape(-1)[0] = int(rng.integers(-3, 7))
+                t.CopyFrom(onnx.numpy_helper.from_array(a, t.name))
+        elif loop is not None:
+            body = loop.attribute[0].g
+            del body.node[int(rng.integers(len(body.node)))]
+        path = tmp_path / f"m{k}.onnx"
+        path.write_bytes(proto.SerializeToString())
+        try:
+            model = onnx_model.read(path)
+        except GateportError as e:
+            assert "\n" not in str(e) and "Traceback" not in str(e)
+            outcomes["refused"] += 1
+            continue
+        outcomes["read"] += 1
+        x = keras_io(sources[k % len(sources)].name.split("__")[0])[0]
+        try:
+            want = run_onnx(proto, [x])[0]
+        except Exception:  # noqa: BLE001 - onnxruntime refuses the edited file: nothing to compare with
+            outcomes["ort_refused"] = outcomes.get("ort_refused", 0) + 1
+            continue
+        got = run_reference(model, [feed(model, x)])[0]
+        assert got.shape == want.shape and float(np.max(np.abs(got - want))) <= TOL, (k, edit)
+    print(outcomes)
+    assert outcomes["refused"] > 0
