@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FOREIGN = ROOT / "fixtures" / "foreign_onnx"
 MANIFEST = json.loads((FOREIGN / "manifest.json").read_text())
 TOL = 1e-5
+TIME = 5  # the fixtures' time steps (fixtures/make_foreign_onnx.py)
 #: what each fixture model needs: the patterns its exports go through, or the refusal of its Loop
 #: (tf2onnx fuses tf-keras LSTM and GRU(reset_after=True) and Keras 3 LSTM; the rest stay Loops)
 EXPECTED = {
@@ -265,6 +266,8 @@ def test_torch_onnx_unrolled_recurrence_is_refused_in_one_line(name, tool):
     with pytest.raises(UnsupportedError) as info:
         onnx_model.read(path_of(name, tool))
     assert info.value.layer.startswith("ONNX node ") and "\n" not in str(info.value)
+    assert "closest pattern unrolled_recurrence: the graph multiplies by" in info.value.message
+    assert f"({TIME} steps)" in info.value.message
 
 
 def test_edited_foreign_files_read_or_fail_in_one_line(tmp_path):

@@ -31,6 +31,8 @@ _RECURRENT = ("LSTM", "GRU", "RNN")
 #: ops through which a tensor of zeros stays zeros
 _KEEPS_ZEROS = ("Unsqueeze", "Squeeze", "Reshape", "Transpose", "Identity", "Cast", "Tile", "Slice", "Expand",
                 "Gather")
+#: the key of a near miss about the whole graph rather than one node
+GRAPH = "*"
 #: what a pattern meeting a malformed node (wrong arity, attribute types) raises; it is then no match
 _MALFORMED = (IndexError, KeyError, TypeError, ValueError, AttributeError, ArithmeticError)
 #: the most passes over the graph (each applies every match of one pattern): constructs nest a few
@@ -370,6 +372,9 @@ def normalize(onnx, proto, path: str | None, tensors) -> tuple[object, dict[str,
         inits += [t for rw in batch for t in rw.initializers]
     alive = {where(n) for n in nodes}
     misses = {k: v for k, v in misses.items() if k in alive}
+    unrolled = _unrolled_steps(ValueGraph(onnx, nodes, proto.graph, tensors, cache, inits))
+    if unrolled:
+        misses[GRAPH] = unrolled
     if not applied:
         return proto, misses, applied
     out = type(proto)()
@@ -432,5 +437,23 @@ def _live(nodes: list, outputs: set[str]) -> list:
 
 
 def closest(misses: dict[str, str], layer: str | None) -> str | None:
-    """The near miss recorded for the node an error names, for its message."""
-    return misses.get(layer) if layer else None
+    """The near miss recorded for the node an error names (else one recorded for the whole graph), for
+    its message."""
+    return (misses.get(layer) if layer else None) or misses.get(GRAPH)
+
+
+def _unrolled_steps(vg: ValueGraph) -> str | None:
+    """A recurrence unrolled step by step (PyTorch's dynamo exporter on nn.RNN): one constant weight
+    multiplying, again and again, what an activation made of the previous product."""
+    chained: dict[str, int] = {}
+    for n in vg.nodes:
+        if n.op_type == "MatMul" and len(n.input) == 2 and vg.const(n.input[1]) is not None:
+            src = vg.producer.get(n.input[0])
+            if src is not None and src.op_type in ("Tanh", "Sigmoid", "Relu"):
+                chained[n.input[1]] = chained.get(n.input[1], 0) + 1
+    weight, count = max(chained.items(), key=lambda kv: kv[1], default=(None, 0))
+    if count < 2:
+        return None
+    return (f"unrolled_recurrence: the graph multiplies by {quote(weight)} once per step ({count + 1} steps), "
+            f"a recurrence unrolled over a static time axis; gateport reads fused LSTM/GRU/RNN nodes and "
+            f"Loops, not unrolled steps")
