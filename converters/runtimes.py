@@ -202,7 +202,7 @@ def run_torch_isolated(folder: str | os.PathLike, inputs: Inputs, *, timeout: fl
         return _child_results(work, code, max_bytes)
 
 
-def _run_child(argv: list[str], work: Path, timeout: float) -> int:
+def _run_child(argv: list[str], work: Path, timeout: float, what: str = "torch") -> int:
     """Run ``argv`` in its own session with stderr to a file; kill the whole group after ``timeout``."""
     import signal
 
@@ -214,7 +214,7 @@ def _run_child(argv: list[str], work: Path, timeout: float) -> int:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            raise ArtifactError(f"no result within {timeout:g} s: the torch child process was stopped "
+            raise ArtifactError(f"no result within {timeout:g} s: the {what} child process was stopped "
                                 "(--timeout sets the limit)") from None
 
 

@@ -150,8 +150,9 @@ def test_a_reshape_keeping_feature_vectors_gives_step_offsets():
 
 def test_cli_text_and_json(lstm_aux):
     _, path, _ = lstm_aux
-    run = lambda *a: subprocess.run([sys.executable, "-m", "converters", "inspect", str(path), "--layer", "head", *a],  # noqa: E731
-                                    capture_output=True, text=True, cwd=ROOT, timeout=120)
+    command = [sys.executable, "-m", "converters", "inspect", str(path), "--layer", "head"]
+    run = lambda *a: subprocess.run(command + list(a), capture_output=True, text=True, cwd=ROOT,  # noqa: E731
+                                    timeout=120)
     text = run()
     assert text.returncode == 0, text.stderr
     assert f"kernel[{U}:{U + 2}]  <- aux_input[0:2]" in text.stdout and "<- lstm (units 0-3)" in text.stdout

@@ -322,3 +322,35 @@ def test_readme_shows_the_real_generated_cell():
     shown = readme.split("```python\ndef lstm_cell", 1)[1].split("```", 1)[0]
     source = numpy_code.generate_source(read(ROOT / "fixtures/models/two_inputs.h5"))
     assert "def lstm_cell" + shown in source
+
+
+def test_every_op_and_activation_of_the_reference_is_written():
+    from converters.activations import NUMPY
+    from converters.reference import OPS
+    from converters.writers.numpy_templates import ACTIVATIONS
+
+    assert set(numpy_code.EMITTERS) == set(OPS) | {"lstm", "gru", "simple_rnn"}
+    assert set(ACTIVATIONS) == set(NUMPY)
+
+
+def test_verify_fails_a_wrong_numpy_artifact_and_reports_a_crash(tmp_path):
+    """A written folder given as the artifact: its forget and input gates exchanged fail; a crash is an error row."""
+    from converters import read
+    from converters.verify import verify
+
+    entry = next(e for e in ENTRIES if e["name"] == "lstm_return_state")
+    stored = str(ROOT / entry["expected"])
+    folder = numpy_code.write(read(ROOT / entry["file"]), tmp_path / "np")
+    with np.load(folder / "model.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    kernel = next(k for k in arrays if k.endswith(".kernel") and arrays[k].shape[1] % 4 == 0)
+    u = arrays[kernel].shape[1] // 4
+    arrays[kernel] = np.concatenate([arrays[kernel][:, u:2 * u], arrays[kernel][:, :u], arrays[kernel][:, 2 * u:]], 1)
+    np.savez(folder / "model.npz", **arrays)
+    report = verify(ROOT / entry["file"], ("numpy",), inputs=stored, expected=stored,
+                    artifacts={"numpy": folder})
+    assert report.verdict == "fail" and any(r.status == "fail" for r in report.rows if r.runtime == "numpy (generated)")
+    (folder / "model.py").write_text("def load_model():\n    raise RuntimeError('boom')\n")
+    report = verify(ROOT / entry["file"], ("numpy",), inputs=stored, expected=stored, artifacts={"numpy": folder})
+    [row] = [r for r in report.rows if r.runtime == "numpy (generated)"]
+    assert report.verdict == "error" and row.error == "RuntimeError: boom"

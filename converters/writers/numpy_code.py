@@ -147,7 +147,8 @@ def _gate_lines(w: _Writer, node: Node, pre: Callable[[str, str], str]) -> list[
         main = gate in ("cell", "candidate")
         act = o.get("activation", "tanh") if main else o.get("recurrent_activation", "sigmoid")
         cols = f"{s.start}:{s.stop}"
-        lines.append(f"{var} = {w.activation(act, pre(gate, cols))}  # {LETTER['keras'][gate]} ({text}): columns {cols}")
+        expr = w.activation(act, pre(gate, cols))
+        lines.append(f"{var} = {expr}  # {LETTER['keras'][gate]} ({text}): columns {cols}")
     return lines
 
 
@@ -347,7 +348,8 @@ def batch_norm_to_numpy(w: _Writer, node: Node) -> None:
     wts = node.weights
     mean = _float(wts["moving_mean"])
     n = mean.shape[0]
-    p = w.weights(node.name, {"gamma": _float(wts.get("gamma", np.ones(n))), "beta": _float(wts.get("beta", np.zeros(n))),
+    p = w.weights(node.name, {"gamma": _float(wts.get("gamma", np.ones(n))),
+                              "beta": _float(wts.get("beta", np.zeros(n))),
                               "moving_mean": mean, "moving_variance": _float(wts["moving_variance"])})
     w.helpers.add("batch_norm")
     axis, eps = _int(node.options.get("axis", -1)), _number(node.options.get("epsilon", 1e-3))
@@ -417,7 +419,8 @@ def pool1d_to_numpy(w: _Writer, node: Node) -> None:
         raise UnsupportedError(f"expected padding valid or same, found {quote(padding)}", layer=node.label())
     k = _int(o["pool_size"])
     w.helpers.add("pool1d")
-    args = [w.var(node.inputs[0], node), literal(_mode(node)), str(k), str(_int(o.get("strides") or k)), literal(padding)]
+    args = [w.var(node.inputs[0], node), literal(_mode(node)), str(k), str(_int(o.get("strides") or k)),
+            literal(padding)]
     w.assign(node.outputs[0], f"pool1d({', '.join(args)})")
 
 
@@ -612,7 +615,7 @@ def run_isolated(folder: str | os.PathLike, inputs: Sequence[np.ndarray], *, tim
     with tempfile.TemporaryDirectory(prefix="gateport-numpy-") as tmp:
         work = Path(tmp)
         np.savez(work / "inputs.npz", **{f"x{k}": np.ascontiguousarray(x) for k, x in enumerate(inputs)})
-        code = _run_child([sys.executable, "-I", "-c", _CHILD, str(folder), str(work)], work, timeout)
+        code = _run_child([sys.executable, "-I", "-c", _CHILD, str(folder), str(work)], work, timeout, "numpy")
         if (work / "error.txt").is_file():
             raise ArtifactError(first_line(_tail(work / "error.txt")))
         if code != 0:
