@@ -5,16 +5,17 @@
 Other exporters surround the fused ``LSTM``/``GRU``/``RNN`` nodes with their own chains: zero states
 built from ``Shape``/``Expand``/``ConstantOfShape``/``Concat``, one step or one direction picked by
 ``Slice`` + ``Squeeze``, both directions concatenated while still time-major, ``Dense`` on a sequence
-as ``Reshape`` -> ``MatMul`` -> ``Reshape`` (TensorFlow's Tensordot). Each construct is one small,
-named pattern over a :class:`converters.readers.onnx_value_graph.ValueGraph`; a pattern that matches
-replaces its nodes by the exactly equivalent ops gateport's own writer emits (so the rewritten graph
-computes the same numbers: the tests run both under onnxruntime). The rewrites run to a fixed point,
-then nodes nothing uses are dropped.
+as ``Reshape`` -> ``MatMul`` -> ``Reshape`` (TensorFlow's Tensordot) or unrolled per step (Keras 3's
+TimeDistributed), reshapes computed from ``Shape``, recurrences left as a ``Loop``. Each construct is
+one small, named pattern (:data:`PATTERNS`) over a :class:`converters.readers.onnx_value_graph.ValueGraph`;
+a pattern that matches replaces its nodes by the exactly equivalent ops gateport's own writer emits
+(so the rewritten graph computes the same numbers: the tests run both under onnxruntime). The
+rewrites run until none matches, then nodes nothing uses are dropped.
 
 A pattern whose anchor op matched but whose conditions did not is recorded as a near miss; when the
 reader then refuses that node, the message names the pattern that came closest and why
-(:func:`closest`). Recurrences exported as ``Loop`` are refused here, naming the loop and the cell
-its body computes (:func:`_loop`).
+(:func:`closest`). A ``Loop`` is read as the Keras cell its body computes
+(:mod:`converters.readers.onnx_loops`) or refused here, naming the loop and what was not recognized.
 """
 from __future__ import annotations
 

@@ -20,7 +20,6 @@ import numpy as np
 
 from ..sanitize import quote
 
-Dim = object  # int or a symbol tuple
 #: ops whose output has the shape of their first input
 _SAME = {"Cast", "Identity", "Sigmoid", "Tanh", "Relu", "Softsign", "Softplus", "Elu", "Selu", "Exp", "Not",
          "Neg", "Abs", "HardSigmoid", "Softmax", "Dropout"}
@@ -149,7 +148,7 @@ class ValueGraph:
                     self._shape_values[out] = sv
             elif op == "Unsqueeze" and axes is not None:
                 r = len(d) + len(axes)
-                dims, it = [], iter(d)
+                it = iter(d)
                 put = {a % r for a in axes}
                 self._dims[out] = tuple(1 if k in put else next(it) for k in range(r))
                 if sv is not None and d == ():
