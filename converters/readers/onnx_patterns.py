@@ -155,7 +155,7 @@ def _tensordot_dense(vg: ValueGraph, node):
     """Reshape(x, [-1, F]) -> MatMul(W) [-> Add(b)] -> Reshape(back to x's leading axes + [U]) ->
     MatMul(x, W) [-> Add(b)]: TensorFlow's Tensordot of Dense / TimeDistributed(Dense) on a sequence."""
     flat = vg.producer.get(node.input[0])
-    w = vg.dims(node.input[1]) if node.input[1] in vg.initializers or vg.const(node.input[1]) is not None else None
+    w = vg.dims(node.input[1]) if vg.is_const(node.input[1]) else None
     if flat is None or flat.op_type != "Reshape" or w is None or len(w) != 2:
         return None
     x = flat.input[0]
@@ -239,10 +239,10 @@ def _td_step(vg: ValueGraph, name: str):
     if unsq is None or unsq.op_type != "Unsqueeze" or vg.axes(unsq) != [0] or len(vg.consumers.get(name, [])) != 1:
         return None
     top, bias, nodes = vg.producer.get(unsq.input[0]), None, [unsq]
-    if top is not None and top.op_type == "Add" and vg.const(top.input[1]) is not None \
+    if top is not None and top.op_type == "Add" and vg.is_const(top.input[1]) \
             and vg.only_consumer(top.output[0]) is unsq:
         bias, nodes, top = top.input[1], nodes + [top], vg.producer.get(top.input[0])
-    if top is None or top.op_type != "MatMul" or vg.const(top.input[1]) is None \
+    if top is None or top.op_type != "MatMul" or not vg.is_const(top.input[1]) \
             or vg.only_consumer(top.output[0]) not in nodes:
         return None
     step = _step_of(vg, top.input[0])
@@ -266,7 +266,7 @@ def _negative_ids_wrapped(vg: ValueGraph, node):
     """Gather(table, where(ids < 0, ids + rows, ids)) -> Gather(table, ids): Keras 3's ``take`` wraps
     negative ids itself (TensorFlow lowers the select to Cast/Mul/Add); ONNX Gather reads an index in
     [-rows, -1] from the end, so the select changes nothing an in-range id would compute."""
-    table = vg.dims(node.input[0]) if vg.const(node.input[0]) is not None else None
+    table = vg.dims(node.input[0]) if vg.is_const(node.input[0]) else None
     select = _op(vg, node.input[1], "Add")
     if table is None or len(table) != 2 or select is None or int(vg.attr(node, "axis", 0)) != 0:
         return None
@@ -448,7 +448,7 @@ def _unrolled_steps(vg: ValueGraph) -> str | None:
     multiplying, again and again, what an activation made of the previous product."""
     chained: dict[str, int] = {}
     for n in vg.nodes:
-        if n.op_type == "MatMul" and len(n.input) == 2 and vg.const(n.input[1]) is not None:
+        if n.op_type == "MatMul" and len(n.input) == 2 and vg.is_const(n.input[1]):
             src = vg.producer.get(n.input[0])
             if src is not None and src.op_type in ("Tanh", "Sigmoid", "Relu"):
                 chained[n.input[1]] = chained.get(n.input[1], 0) + 1

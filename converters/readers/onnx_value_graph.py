@@ -78,6 +78,11 @@ class ValueGraph:
         self.cache[name] = value
         return value
 
+    def is_const(self, name: str) -> bool:
+        """Whether ``name`` is an initializer or a Constant's output (without reading its numbers)."""
+        node = self.producer.get(name)
+        return bool(name) and (name in self.initializers or node is not None and node.op_type == "Constant")
+
     def ints(self, name: str) -> list[int] | None:
         v = self.const(name)
         if v is None or v.dtype.kind not in "iu" or v.size > 64:
@@ -109,8 +114,9 @@ class ValueGraph:
         if name in self.initializers:  # declared dims (checked against the data when it is read)
             return tuple(int(x) for x in self.initializers[name].dims)
         node = self.producer.get(name)
-        v = self.const(name) if node is not None and node.op_type == "Constant" else None
-        return tuple(v.shape) if v is not None else None
+        value = next((a.t for a in node.attribute if a.name == "value"), None) \
+            if node is not None and node.op_type == "Constant" else None
+        return tuple(int(x) for x in value.dims) if value is not None else None
 
     def rank(self, name: str) -> int | None:
         d = self.dims(name)
