@@ -86,7 +86,8 @@ def _parts(vg: ValueGraph, node) -> dict:
         raise NotRecognized(f"expected one carried state (SimpleRNN or GRU), found {len(states)} "
                             f"(an LSTM carries two; they are read when the exporter fuses them)")
     k = states[0]
-    gathers = [n for n in body.node if n.op_type == "Gather" and n.input[0] not in local
+    gathers = [n for n in body.node if n.op_type == "Gather" and int(vg.attr(n, "axis", 0)) == 0
+               and n.input[0] not in local
                and n.input[0] not in {i.name for i in body.input} and n.input[0] not in _produced(body)]
     if len(gathers) != 1:
         raise NotRecognized(f"expected the body to read one step of one outer sequence, found {len(gathers)} reads")

@@ -173,8 +173,7 @@ def _tensordot_dense(vg: ValueGraph, node):
     s2 = vg.shape_value(nxt.input[1])
     want = list(xd[:-1]) + [w[1]]
     if s2 is None or len(s2) != len(want) or s2.count(-1) > 1 \
-            or any(a != b and not (a == -1) and not (a == 0 and k < len(xd) - 1 and b == xd[k])
-                   for k, (a, b) in enumerate(zip(s2, want))):
+            or any(a != b and a != -1 for a, b in zip(s2, want)):  # (a 0 would copy the flat axis)
         return f"expected the result reshaped to the sequence's axes + [{w[1]}], found {s2}"
     h = vg.onnx.helper
     mm_out = list(nxt.output) if last is node else [node.output[0]]
@@ -242,7 +241,9 @@ def _td_step(vg: ValueGraph, name: str):
     if top is not None and top.op_type == "Add" and vg.is_const(top.input[1]) \
             and vg.only_consumer(top.output[0]) is unsq:
         bias, nodes, top = top.input[1], nodes + [top], vg.producer.get(top.input[0])
-    if top is None or top.op_type != "MatMul" or not vg.is_const(top.input[1]) \
+    if bias is not None and len(vg.dims(bias) or ()) != 1:
+        return None  # a bias of more axes would broadcast differently over the whole sequence
+    if top is None or top.op_type != "MatMul" or not vg.is_const(top.input[1]) or vg.rank(top.input[1]) != 2 \
             or vg.only_consumer(top.output[0]) not in nodes:
         return None
     step = _step_of(vg, top.input[0])
