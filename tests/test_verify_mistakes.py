@@ -166,3 +166,66 @@ def test_an_unreadable_artifact_is_said_in_the_where_line(tmp_path):
     assert "where: torch: gate and mistake not named: the artifact's weights cannot be read back: the torch " \
            "folder has no model.safetensors" in render(report), render(report)
     assert report.to_dict()["where"][0]["read_back"] == "the torch folder has no model.safetensors"
+
+
+def test_mapping_through_the_writer_reads_what_the_onnx_reader_reads(tmp_path):
+    """The marker mapping (torch folders, ONNX files the reader refuses) agrees with gateport's ONNX reader."""
+    from converters.divergence import _counterpart, _onnx_layout, _onnx_tensors, _through_writer
+
+    model = _model(_entry("bidir_stacked_concat"))
+    path = api.convert(mistakes.break_model(model, "scaled_gates"), "onnx", tmp_path / "broken.onnx")
+    for node in model.recurrent_nodes():  # a Bidirectional LSTM, then a Bidirectional GRU
+        mapped = _through_writer(model, node, _onnx_tensors(path), _onnx_layout)
+        read = _counterpart(model, node, api.read(path))
+        assert mapped.weights.keys() == read.weights.keys()
+        assert all((mapped.weights[k] == read.weights[k]).all() for k in read.weights), node.name
+        assert any((mapped.weights[k] != node.weights[k]).any() for k in node.weights)  # the mistake is read
+
+
+def test_cli_text_and_json_name_the_gates_and_mistake(tmp_path, capsys):
+    entry = _entry("tiny_lstm")
+    path = api.convert(mistakes.break_model(_model(entry), "permuted_gates"), "onnx", tmp_path / "broken.onnx")
+    args = ["verify", _paths(entry)[0], "--to", "onnx", "--artifact", f"onnx={path}",
+            "--inputs", str(ROOT / entry["expected"]), "--expected", str(ROOT / entry["expected"])]
+    assert cli.main(args) == 1
+    out = capsys.readouterr().out
+    assert "where: onnx: layer 'lstm', forward direction: output first differs at step 0" in out
+    assert "; gates forget, cell, output: gates permuted: B's i,f,c,o hold A's i,c,o,f (Keras order i,f,c,o " \
+           "read as ONNX order i,o,f,c) [permuted_gates]" in out, out
+    assert cli.main(args + ["--json"]) == 1
+    (d,) = json.loads(capsys.readouterr().out)["where"][0]["departures"]
+    assert d["gates"] == ["forget", "cell", "output"] and d["mistakes"][0]["kind"] == "permuted_gates"
+
+
+def summary(tmp: Path) -> dict[str, dict[str, int]]:
+    """Per mistake class, over the files verify reads whole: caught and named as ONNX, passing because the
+    numbers are the same, not representable, missed (the test above failing)."""
+    counts = {k: {"caught": 0, "same numbers": 0, "not representable": 0, "missed": 0} for k in WEIGHT_MISTAKES}
+    for entry in ENTRIES:
+        if not (ROOT / entry["file"]).resolve().is_file() or isinstance(_source(entry["id"]), GateportError):
+            continue
+        model = _source(entry["id"])
+        for n, kind in enumerate(WEIGHT_MISTAKES):
+            try:
+                broken = mistakes.break_model(model, kind)
+            except UnsupportedError:
+                counts[kind]["not representable"] += 1
+                continue
+            folder = tmp / f"{entry['id'].replace(':', '_')}-{n}"
+            folder.mkdir()
+            try:
+                test_broken_onnx_artifact_is_caught_and_named(entry, kind, folder)
+            except AssertionError:
+                counts[kind]["missed"] += 1
+                continue
+            counts[kind]["caught" if _outputs_change(model, broken) else "same numbers"] += 1
+    return counts
+
+
+if __name__ == "__main__":  # prints the README's verify table counts
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, c in summary(Path(tmp)).items():
+            print(f"| `{kind}` | {c['caught']} | {c['same numbers']} | {c['not representable']} | {c['missed']} |",
+                  flush=True)
