@@ -321,3 +321,17 @@ def test_edited_foreign_files_read_or_fail_in_one_line(tmp_path):
         assert got.shape == want.shape and float(np.max(np.abs(got - want))) <= TOL, (k, edit)
     print(outcomes)
     assert outcomes["refused"] > 0
+
+
+@pytest.mark.parametrize("name,tool", TORCH_READ, ids=ids(TORCH_READ))
+def test_torch_onnx_pattern_rewrites_compute_what_the_exporter_wrote(name, tool):
+    from converters.runtimes import run_onnx
+
+    path = path_of(name, tool)
+    proto = onnx.load(str(path))
+    rewritten, misses, applied = normalize(onnx, proto, str(path), TensorReader(proto, str(path)))
+    assert "zero_initial_state" in applied and ("computed_reshape" in applied) == (tool == "dynamo")
+    x, want = keras_io(name)
+    after = run_onnx(rewritten, [x])[0]
+    assert float(np.max(np.abs(run_onnx(proto, [x])[0] - after))) <= 1e-6
+    assert float(np.max(np.abs(after - want))) <= TOL
