@@ -318,10 +318,10 @@ def test_readme_shows_the_real_generated_cell():
     """The README's lstm_cell is what --to numpy writes for fixtures/models/two_inputs.h5, line for line."""
     from converters import read
 
-    readme = (ROOT / "README.md").read_text()
-    shown = readme.split("```python\ndef lstm_cell", 1)[1].split("```", 1)[0]
     source = numpy_code.generate_source(read(ROOT / "fixtures/models/two_inputs.h5"))
-    assert "def lstm_cell" + shown in source
+    for name in ("README.md", "README.zh-CN.md"):
+        shown = (ROOT / name).read_text().split("```python\ndef lstm_cell", 1)[1].split("```", 1)[0]
+        assert "def lstm_cell" + shown in source, name
 
 
 def test_every_op_and_activation_of_the_reference_is_written():
