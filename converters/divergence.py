@@ -75,10 +75,11 @@ class Departure:
         """``; gates ...: mistake [kind]``, once :func:`name_mistakes` has run."""
         if self.gates is None:
             return ""
-        if not self.gates:
+        if not self.gates and not self.mistakes:
             return "; its weights equal the source's (not a weight mistake: the runtime or the code around them)"
         named = "; ".join(f"{m['text']} [{m['kind']}]" for m in self.mistakes or ()) or "no known mistake explains it"
-        return f"; gate{'s' * (len(self.gates) != 1)} {', '.join(self.gates)}: {one_line(named)}"
+        gates = f"gate{'s' * (len(self.gates) != 1)} {', '.join(self.gates)}: " if self.gates else ""
+        return f"; {gates}{one_line(named)}"
 
 
 # -- comparing -------------------------------------------------------------------------------------
@@ -298,34 +299,39 @@ def read_back(model: Model, layer: str, target: str, artifact) -> Node:
     layer's weights replaced by markers, and each marker's place in the written tensors says which
     weight the artifact holds there. Raises :class:`ReadBackUnavailable` with the reason.
     """
-    from pathlib import Path
-
     from .errors import GateportError
 
-    node = next(n for n in model.recurrent_nodes() if n.name == layer)
     if artifact is None:
-        raise ReadBackUnavailable("converted by this run from gateport's reading of the file, so its weights are "
-                                  "that reading's: the departure is not a weight mistake")
+        raise ReadBackUnavailable("this run converted the artifact from gateport's reading of the file, so its "
+                                  "weights are that reading's: the departure is not a weight mistake")
+    node = next(n for n in model.recurrent_nodes() if n.name == layer)
+    try:
+        return _read_back(model, node, target, artifact)
+    except (ReadBackUnavailable, GateportError) as e:
+        raise ReadBackUnavailable(f"the artifact's weights cannot be read back: {_brief(e)}") from None
+
+
+def _read_back(model: Model, node: Node, target: str, artifact) -> Node:
+    from pathlib import Path
+
+    from .api import read
+    from .errors import GateportError
+
     if isinstance(artifact, Model):
         return _counterpart(model, node, artifact)
     path = Path(artifact)
+    if target == "torch":
+        return _through_writer(model, node, _torch_tensors(path), _torch_layout)
     try:
-        if target == "torch":
-            return _through_writer(model, node, _torch_tensors(path), _torch_layout)
-        from .api import read
-
-        try:
-            return _counterpart(model, node, read(path))
-        except GateportError as e:
-            if target != "onnx":
-                raise
-            first = e
-        try:
-            return _through_writer(model, node, _onnx_tensors(path), _onnx_layout)
-        except ReadBackUnavailable as e:
-            raise ReadBackUnavailable(f"the ONNX reader refuses it ({_brief(first)}) and {e}") from None
+        return _counterpart(model, node, read(path))
     except GateportError as e:
-        raise ReadBackUnavailable(f"cannot be read back: {_brief(e)}") from None
+        if target != "onnx":
+            raise
+        first = e
+    try:
+        return _through_writer(model, node, _onnx_tensors(path), _onnx_layout)
+    except (ReadBackUnavailable, GateportError) as e:
+        raise ReadBackUnavailable(f"the ONNX reader refuses it ({_brief(first)}) and {_brief(e)}") from None
 
 
 def _brief(e: BaseException) -> str:

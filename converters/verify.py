@@ -700,7 +700,7 @@ def _name_mistakes(model: Model, target: str, artifact, where: Where) -> None:
     except ReadBackUnavailable as e:
         where.read_back = one_line(e)
     except Exception as e:  # noqa: BLE001 - an artifact no reader understands: said, never a traceback
-        where.read_back = f"cannot be read back: {type(e).__name__}: {one_line(first_line(e))}"
+        where.read_back = f"the artifact's weights cannot be read back: {type(e).__name__}: {one_line(first_line(e))}"
 
 
 def _add_notes(report: Report, backend_note: str | None) -> None:
@@ -805,9 +805,7 @@ def _where_lines(report: Report) -> list[str]:
         elif w.departures:
             lines += [f"where: {w.runtime}: {d.describe()}" for d in w.departures]
             if w.read_back:
-                lines.append(f"where: {w.runtime}: gate and mistake not named: the artifact's weights "
-                             f"{'' if w.read_back.startswith('cannot') else 'cannot be read back: '}"
-                             f"{one_line(w.read_back)}")
+                lines.append(f"where: {w.runtime}: gate and mistake not named: {one_line(w.read_back)}")
         elif w.runtime in failed:
             numpy_failed = "numpy" in failed
             lines.append(f"where: {w.runtime}: every recurrent layer agrees with gateport's reading; " + (

@@ -154,6 +154,21 @@ def test_a_departure_verify_converted_itself_says_why_no_mistake_is_named():
         read_back(model, next(model.recurrent_nodes()).name, "onnx", None)
 
 
+def test_a_departure_with_the_same_weights_names_what_differs():
+    """An activation changed, no weight: no gate, the option named."""
+    entry = _entry("tiny_lstm")
+    model = _model(entry)
+    changed = mistakes.break_model(model, "permuted_gates")
+    node = next(changed.recurrent_nodes())
+    node.weights, node.options = dict(next(model.recurrent_nodes()).weights), {**node.options, "activation": "relu"}
+    path, config = _paths(entry)
+    stored = str(ROOT / entry["expected"])
+    report = verify(path, ("onnx",), inputs=stored, expected=stored, artifacts={"onnx": changed})
+    (d,) = report.where[0].departures
+    assert d.gates == [] and [m["kind"] for m in d.mistakes] == ["activation"], render(report)
+    assert d.describe().endswith("; activation differs: A 'tanh', B 'relu' [activation]")
+
+
 def test_an_unreadable_artifact_is_said_in_the_where_line(tmp_path):
     entry = _entry("tiny_lstm")
     model = _model(entry)
@@ -165,7 +180,8 @@ def test_an_unreadable_artifact_is_said_in_the_where_line(tmp_path):
     assert report.verdict == "fail"
     assert "where: torch: gate and mistake not named: the artifact's weights cannot be read back: the torch " \
            "folder has no model.safetensors" in render(report), render(report)
-    assert report.to_dict()["where"][0]["read_back"] == "the torch folder has no model.safetensors"
+    assert report.to_dict()["where"][0]["read_back"] == \
+        "the artifact's weights cannot be read back: the torch folder has no model.safetensors"
 
 
 def test_mapping_through_the_writer_reads_what_the_onnx_reader_reads(tmp_path):
