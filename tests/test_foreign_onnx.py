@@ -40,6 +40,7 @@ EXPECTED = {
     "simple_rnn": {"*": ["last_step", "loop_simple_rnn"]},
     "embedding_lstm_td": {"tf2onnx_h5": ["tensordot_dense", "zero_initial_state"],
                           "*": ["negative_ids_wrapped", "unrolled_time_distributed", "zero_initial_state"]},
+    "lstm_relu_seq": {"*": ["zero_initial_state"]},
     "embedding_mask_lstm": {"*": "an LSTM step (4 gates), masked"},
     "masking_gru": {"*": "a GRU step (3 gates), masked"},
 }
