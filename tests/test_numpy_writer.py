@@ -354,3 +354,13 @@ def test_verify_fails_a_wrong_numpy_artifact_and_reports_a_crash(tmp_path):
     report = verify(ROOT / entry["file"], ("numpy",), inputs=stored, expected=stored, artifacts={"numpy": folder})
     [row] = [r for r in report.rows if r.runtime == "numpy (generated)"]
     assert report.verdict == "error" and row.error == "RuntimeError: boom"
+
+
+def test_readme_shows_the_real_generated_call():
+    """The README's excerpt of Model.__call__ is in the generated file, line for line."""
+    from converters import read
+
+    source = numpy_code.generate_source(read(ROOT / "fixtures/models/two_inputs.h5"))
+    shown = (ROOT / "README.md").read_text().split("    def __call__(self, seq_input, aux_input):\n", 1)[1]
+    lines = [ln for ln in shown.split("```", 1)[0].splitlines() if ln.strip() != "..."]
+    assert lines and all(ln in source.splitlines() for ln in lines), lines

@@ -227,7 +227,7 @@ def recurrent_to_numpy(w: _Writer, node: Node) -> None:
                 args.append("zero_output_for_mask=True")
         w.helpers.add("keras_rnn")
         seq, st = w.unique(f"{node.name}{suffix}_seq"), w.unique(f"{node.name}{suffix}_states")
-        w.line(f"{seq}, {st} = keras_rnn({', '.join(args)})")
+        _call(w, f"{seq}, {st} = keras_rnn(", args)
         if not o.get("return_sequences"):
             ys.append(f"{seq}[:, -1]")
         else:  # Bidirectional flips the backward sequence back to input time
@@ -239,6 +239,22 @@ def recurrent_to_numpy(w: _Writer, node: Node) -> None:
     _check_outputs(node, exprs)
     for tensor, expr in zip(node.outputs, exprs):
         w.assign(tensor, expr)
+
+
+def _call(w: _Writer, head: str, args: list[str], width: int = 90) -> None:
+    """``head`` + the arguments + ``)`` on one line, or wrapped under ``head`` where it is long."""
+    line = head + ", ".join(args) + ")"
+    if len(line) <= width:
+        w.line(line)
+        return
+    w.line(head)
+    rows = [""]
+    for arg in args:
+        if rows[-1] and len(rows[-1]) + len(arg) + 2 > width - 4:
+            rows.append("")
+        rows[-1] += (", " if rows[-1] else "") + arg
+    for k, row in enumerate(rows):
+        w.line("    " + row + ("," if k < len(rows) - 1 else ")"))
 
 
 def _zeros(x: str, units: int, n_states: int) -> str:
