@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "fixtures" / "models"
 TINY = MODELS / "tiny_lstm.h5"
 OTHER = MODELS / "autoencoder_bilstm.h5"
-TARGETS = ["gates", "torch", "torch-state-dict", "onnx", "keras", "keras-weights"]
+TARGETS = ["gates", "torch", "numpy", "torch-state-dict", "onnx", "keras", "keras-weights"]
 
 
 def run(capsys, *argv):
