@@ -71,13 +71,18 @@ class KerasPReLU(nn.Module):
 '''
 
 _MASK_PLAN = '''
-def keras_mask_plan(mask: Tensor) -> Tuple[Tensor, Tensor]:
-    """A (batch, time) mask -> (order, count): order puts the unmasked steps first, in order;
-    count[b, t] is the number of unmasked steps up to and including t."""
+def keras_mask_plan(mask: Tensor, reverse: bool = False) -> Tuple[Tensor, Tensor]:
+    """A (batch, time) mask -> (order, count): order (batch, steps) lists the unmasked steps first,
+    in order; count[b, t] is the number of unmasked steps up to and including t. With ``reverse``
+    the mask is already flipped and order indexes the unflipped input."""
     steps = mask.to(torch.int64)
     count = steps.cumsum(1)
     time = torch.arange(mask.size(1), device=mask.device)
-    return torch.argsort(time + (1 - steps) * mask.size(1), dim=1), count
+    order = torch.argsort(time + (1 - steps) * mask.size(1), dim=1)
+    if torch.jit.is_scripting() or not torch.compiler.is_compiling():
+        # only as many steps as the longest sample has (torch.export keeps them all: no data-dependent shape)
+        order = order[:, :max(int(count[:, -1].max()), 1)]
+    return (mask.size(1) - 1 - order if reverse else order), count
 
 
 def keras_compact(x: Tensor, order: Tensor) -> Tensor:
@@ -135,8 +140,8 @@ class KerasMaskedRNN(nn.Module):
         if states is None:
             states = self.initial_states(x)
         if self.go_backwards:
-            x, mask = x.flip(1), mask.flip(1)
-        order, count = keras_mask_plan(mask)
+            mask = mask.flip(1)
+        order, count = keras_mask_plan(mask, self.go_backwards)
         y = self.run(keras_compact(x, order), states)
         return keras_unmask(y, count, mask, self.zero_output_for_mask), keras_final_states([y], count, states[:1])
 
@@ -153,6 +158,10 @@ class KerasMaskedLSTM(KerasMaskedRNN):
 '''
 
 _KERAS_LOOP = '''
+#: Each KerasLoop's TorchScript copy (sharing its parameters), made on its first eager call.
+_SCRIPTED: "weakref.WeakKeyDictionary[nn.Module, nn.Module]" = weakref.WeakKeyDictionary()
+
+
 class KerasLoop(nn.Module):
     """One direction of a Keras recurrent layer, computed step by step as Keras does.
 
@@ -185,19 +194,36 @@ class KerasLoop(nn.Module):
         ``every`` each state at every step (batch, time, units))."""
         raise NotImplementedError
 
+    def run(self, x: Tensor, states: List[Tensor], every: bool) -> Tuple[Tensor, List[Tensor]]:
+        """steps(); called eagerly, through a TorchScript copy of this module (a faster loop)."""
+        if torch.jit.is_scripting() or torch.compiler.is_compiling():
+            return self.steps(x, states, every)
+        return self.scripted_steps(x, states, every)
+
+    @torch.jit.unused
+    def scripted_steps(self, x: Tensor, states: List[Tensor], every: bool) -> Tuple[Tensor, List[Tensor]]:
+        compiled = _SCRIPTED.get(self)
+        if compiled is None:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # torch.jit is deprecated in torch 2.x
+                    compiled = torch.jit.script(self)
+            except Exception:  # e.g. no source file to compile: run the loop as it is
+                compiled = self
+            _SCRIPTED[self] = compiled
+        return compiled.steps(x, states, every)
+
     def forward(self, x: Tensor, mask: Optional[Tensor] = None,
                 states: Optional[List[Tensor]] = None) -> Tuple[Tensor, List[Tensor]]:
         """x (batch, time, input_size) -> (outputs (batch, time, hidden_size), final states)."""
         if states is None:
             states = self.initial_states(x)
-        if self.go_backwards:
-            x = x.flip(1)
         if mask is None:
-            return self.steps(x, states, False)
+            return self.run(x.flip(1) if self.go_backwards else x, states, False)
         if self.go_backwards:
             mask = mask.flip(1)
-        order, count = keras_mask_plan(mask)
-        y, every = self.steps(keras_compact(x, order), states, True)
+        order, count = keras_mask_plan(mask, self.go_backwards)
+        y, every = self.run(keras_compact(x, order), states, True)
         return (keras_unmask(y, count, mask, self.zero_output_for_mask),
                 keras_final_states(every, count, states))
 '''
@@ -263,21 +289,21 @@ class GRULoop(KerasLoop):
         else:
             folded = b_hh
         x_proj = F.linear(x.transpose(0, 1), self.weight_ih, self.bias_ih + folded)
+        x_rz, x_n = x_proj[:, :, :2 * u], x_proj[:, :, 2 * u:]
         w_hh = self.weight_hh.t()
         w_rz, w_n = w_hh[:, :2 * u], w_hh[:, 2 * u:]
         b_n = torch.cat([torch.zeros_like(b_hh[:2 * u]), b_hh[2 * u:]])
         h = states[0]
         hs: List[Tensor] = []
         for t in range(x_proj.size(0)):
-            x_t = x_proj[t]
             if self.reset_after:
-                h_proj = torch.addmm(b_n, h, w_hh)
-                rz = self.recurrent_activation(x_t[:, :2 * u] + h_proj[:, :2 * u])
-                n = self.activation(x_t[:, 2 * u:] + rz[:, :u] * h_proj[:, 2 * u:])
+                h_rz, h_n = torch.addmm(b_n, h, w_hh).split([2 * u, u], 1)
+                r, z = self.recurrent_activation(x_rz[t] + h_rz).chunk(2, 1)
+                n = self.activation(x_n[t] + r * h_n)
             else:
-                rz = self.recurrent_activation(torch.addmm(x_t[:, :2 * u], h, w_rz))
-                n = self.activation(torch.addmm(x_t[:, 2 * u:], rz[:, :u] * h, w_n))
-            h = torch.lerp(n, h, rz[:, u:])
+                r, z = self.recurrent_activation(torch.addmm(x_rz[t], h, w_rz)).chunk(2, 1)
+                n = self.activation(torch.addmm(x_n[t], r * h, w_n))
+            h = torch.lerp(n, h, z)
             hs.append(h)
         y = torch.stack(hs, 1) if len(hs) else x.new_zeros(x.size(0), 0, u)
         return y, [y] if every else [h]
