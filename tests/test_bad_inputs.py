@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "fixtures" / "models"
 H5 = MODELS / "lstm_dense_activation.h5"
 KERAS = MODELS / "k3_gru_repeat_lstm.keras"
-TARGETS = ["onnx", "gates", "torch", "torch-state-dict"]
+TARGETS = ["onnx", "gates", "torch", "numpy", "torch-state-dict"]
 
 
 def run(capsys, *args):
