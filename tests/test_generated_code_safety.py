@@ -362,6 +362,19 @@ def test_names_carried_by_a_file_do_not_run(carrier, suffix, tmp_path):
     assert_close([o.numpy() for o in got], reference.run(ir, inputs()), f"{carrier} -> torch")
 
 
+@pytest.mark.parametrize("carrier, suffix", [("gates", ".gates"), ("onnx", ".onnx")])
+def test_names_carried_by_a_file_do_not_run_in_numpy_code(carrier, suffix, tmp_path):
+    """The same hostile names read back from a .gates manifest or an ONNX graph, then --to numpy."""
+    import converters
+
+    ir = build(EXAMPLES[1])
+    carried = converters.convert(ir, carrier, tmp_path / f"m{suffix}")
+    converters.convert(carried, "numpy", tmp_path / "numpy")
+    module = import_generated(tmp_path / "numpy")
+    assert not payload_ran()
+    assert_close(list(module.load_model()(*inputs())), reference.run(ir, inputs()), f"{carrier} -> numpy")
+
+
 @pytest.mark.parametrize("where, value", [("dtype", "float32\"); import os #"), ("padding", "valid\n")])
 def test_keras_writer_refuses_what_keras_would_not_load(where, value, tmp_path):
     """An option Keras 3 would refuse on load is refused before anything is written."""
