@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..sanitize import quote
-from .onnx_value_graph import ValueGraph
+from .onnx_value_graph import ValueGraph, shown
 
 #: ops the body may use (numpy semantics below); analytic or piecewise-linear, so a numeric check on
 #: seeded inputs tells two cells apart
@@ -94,7 +94,7 @@ def _parts(vg: ValueGraph, node) -> dict:
     x = gathers[0].input[0]
     xd = vg.dims(x)
     if xd is None or len(xd) != 3 or not isinstance(xd[0], int) or not isinstance(xd[2], int):
-        raise NotRecognized(f"expected a time-major sequence of static length and width, found dims {xd}")
+        raise NotRecognized(f"expected a time-major sequence of static length and width, found dims {shown(xd)}")
     return {"body": body, "local": local, "consts": consts, "state": k, "x": x, "x_dims": xd,
             "step": gathers[0].output[0], "h_in": body.input[k + 2].name, "h_out": body.output[k + 1].name,
             "scan": body.output[carried + 1].name, "carried": carried}
@@ -164,7 +164,7 @@ def _check(vg: ValueGraph, node, p: dict, cell: dict) -> None:
         raise NotRecognized(f"expected the activations of a Keras cell, found {cell['acts'] or 'none'}")
     trip = vg.const(node.input[0]) if node.input[0] else None
     if trip is not None and int(np.asarray(trip).reshape(-1)[0]) < steps:
-        raise NotRecognized(f"expected a trip count of at least the {steps} steps, found {trip}")
+        raise NotRecognized(f"expected a trip count of at least the {steps} steps, found {int(np.asarray(trip).reshape(-1)[0])}")
     runs = _run_body(p, xs, h0)
     errors = []
     for option in options:

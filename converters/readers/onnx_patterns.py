@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..sanitize import quote
 from .onnx_loops import loop_recurrence
-from .onnx_value_graph import BIG, ValueGraph, where
+from .onnx_value_graph import BIG, ValueGraph, shown, where
 
 _RECURRENT = ("LSTM", "GRU", "RNN")
 #: ops through which a tensor of zeros stays zeros
@@ -174,7 +174,7 @@ def _tensordot_dense(vg: ValueGraph, node):
     want = list(xd[:-1]) + [w[1]]
     if s2 is None or len(s2) != len(want) or s2.count(-1) > 1 \
             or any(a != b and a != -1 for a, b in zip(s2, want)):  # (a 0 would copy the flat axis)
-        return f"expected the result reshaped to the sequence's axes + [{w[1]}], found {s2}"
+        return f"expected the result reshaped to the sequence's axes + [{w[1]}], found {shown(s2)}"
     h = vg.onnx.helper
     mm_out = list(nxt.output) if last is node else [node.output[0]]
     adds = [h.make_node("MatMul", [x, node.input[1]], mm_out, name=node.name)]
@@ -219,7 +219,7 @@ def _unrolled_time_distributed(vg: ValueGraph, node):
         seq, weight, bias, gone = s, w, b, gone + nodes
     dims = vg.dims(seq)
     if dims is None or len(dims) != 3 or dims[0] != len(node.input):
-        return f"expected every one of the sequence's steps, found {len(node.input)} of dims {dims}"
+        return f"expected every one of the sequence's steps, found {len(node.input)} of dims {shown(dims)}"
     h = vg.onnx.helper
     batch_first = _fresh(vg, f"{seq}/batch_first")
     adds = [h.make_node("Transpose", [seq], [batch_first], perm=[1, 0, 2], name=batch_first)]
@@ -305,7 +305,7 @@ def _computed_reshape(vg: ValueGraph, node):
     fixed = [0 if k < len(xd) and t == xd[k] else t if isinstance(t, int) and t > 0 else None
              for k, t in enumerate(target)]
     if fixed.count(None) > 1:
-        return f"expected at most one size not known from the input, found {target}"
+        return f"expected at most one size not known from the input, found {shown(target)}"
     merged = [t if t is not None else -1 for t in fixed]
     h, shape = vg.onnx.helper, _fresh(vg, f"{node.output[0]}/shape")
     return Rewrite("computed_reshape", [node],

@@ -28,6 +28,13 @@ _BROADCAST = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Equal", "And", "Or", "G
 BIG = 2**31 - 1
 
 
+def shown(dims) -> str:
+    """Sizes for a message: static sizes as numbers, run-time ones as ``?`` (never a tensor's name)."""
+    if dims is None:
+        return "unknown"
+    return "[" + ", ".join(str(d) if isinstance(d, int) else "?" for d in dims) + "]"
+
+
 def where(node) -> str:
     """How the reader names a node in messages: ``ONNX node 'name' (Op)``."""
     return f"ONNX node {quote(node.name or (node.output[0] if node.output else ''))} ({quote(node.op_type)[1:-1]})"
