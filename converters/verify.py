@@ -512,8 +512,8 @@ def run_artifact(model: Model, target: str, artifact: Model | str | os.PathLike 
         from .writers import numpy_code
 
         path = numpy_code.write(ir, workdir / "numpy") if path is None else path
-        outputs = numpy_code.run_isolated(path, xs, timeout=timeout, max_bytes=max_bytes)
-        return outputs, None, "generated numpy code is compared at its outputs only"
+        outputs, records = numpy_code.run_isolated(path, xs, timeout=timeout, max_bytes=max_bytes)
+        return (outputs, *_traces(lambda: numpy_code.traces(model, records)))
     raise UnsupportedError(f"expected a verify target ({', '.join(TARGETS)}), found {target!r}")
 
 

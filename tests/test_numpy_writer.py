@@ -274,6 +274,7 @@ def test_cli_verify_runs_the_numpy_target_in_a_child(tmp_path):
     rows = [r for r in report["rows"] if r["runtime"] == "numpy (generated)"]
     assert proc.returncode == 0 and report["verdict"] == "ok", proc.stdout + proc.stderr
     assert len(rows) == entry["n_outputs"] and all(r["status"] == "pass" and r["max_abs"] <= TOL for r in rows)
+    assert report["where"] == [{"runtime": "numpy (generated)", "departures": [], "layers_agree": True}]
 
 
 # -- numpy alone --------------------------------------------------------------------------------------
@@ -350,6 +351,8 @@ def test_verify_fails_a_wrong_numpy_artifact_and_reports_a_crash(tmp_path):
     report = verify(ROOT / entry["file"], ("numpy",), inputs=stored, expected=stored,
                     artifacts={"numpy": folder})
     assert report.verdict == "fail" and any(r.status == "fail" for r in report.rows if r.runtime == "numpy (generated)")
+    [where] = [w.to_dict() for w in report.where if w.runtime == "numpy (generated)"]
+    assert [d["layer"] for d in where["departures"]][:1] == [read(ROOT / entry["file"]).nodes[0].name], where
     (folder / "model.py").write_text("def load_model():\n    raise RuntimeError('boom')\n")
     report = verify(ROOT / entry["file"], ("numpy",), inputs=stored, expected=stored, artifacts={"numpy": folder})
     [row] = [r for r in report.rows if r.runtime == "numpy (generated)"]

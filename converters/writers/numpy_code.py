@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from ..errors import FormatError, UnsupportedError
 from ..gates import LETTER, gate_order, gate_slice
 from ..ir import Model, Node
@@ -595,20 +595,34 @@ def write(model: Model, out_dir: str | os.PathLike, force: bool = False) -> Path
 
 # -- running a written folder --------------------------------------------------------------
 
-#: The child: imports model.py from the folder and nothing of gateport (-I: no environment).
+#: The child: imports model.py from the folder and nothing of gateport (-I: no environment). Every
+#: call of the file's ``keras_rnn`` (one direction of one recurrent layer) is recorded.
 _CHILD = r"""
-import importlib.util, sys
+import importlib.util, json, sys
 import numpy as np
 folder, work = sys.argv[1], sys.argv[2]
 try:
     spec = importlib.util.spec_from_file_location("gateport_numpy_model", folder + "/model.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    records = []
+    loop = getattr(module, "keras_rnn", None)
+    if loop is not None:
+        def keras_rnn(cell, weights, x, states, *args, **kwargs):
+            y, final = loop(cell, weights, x, states, *args, **kwargs)
+            records.append((x, y, list(final)))
+            return y, final
+        module.keras_rnn = keras_rnn
     with np.load(work + "/inputs.npz", allow_pickle=False) as f:
         xs = [f["x%d" % k] for k in range(len(f.files))]
     out = module.load_model()(*xs)
     out = list(out) if isinstance(out, (tuple, list)) else [out]
-    np.savez(work + "/outputs.npz", **{"out%d" % k: np.asarray(o) for k, o in enumerate(out)})
+    arrays = {"out%d" % k: np.asarray(o) for k, o in enumerate(out)}
+    for j, (x, y, final) in enumerate(records):
+        arrays.update({"r%dx" % j: x, "r%dy" % j: y, **{"r%ds%d" % (j, k): s for k, s in enumerate(final)}})
+    np.savez(work + "/outputs.npz", **arrays)
+    with open(work + "/meta.json", "w") as f:
+        json.dump({"outputs": len(out), "records": [len(r[2]) for r in records]}, f)
 except BaseException as e:
     with open(work + "/error.txt", "w") as f:
         f.write(type(e).__name__ + ": " + str(e))
@@ -617,12 +631,15 @@ except BaseException as e:
 
 
 def run_isolated(folder: str | os.PathLike, inputs: Sequence[np.ndarray], *, timeout: float = 300.0,
-                 max_bytes: int = 1 << 30) -> list[np.ndarray]:
-    """Run a written numpy folder in a child process (``python -I``) on ``inputs``; its outputs.
+                 max_bytes: int = 1 << 30) -> tuple[list[np.ndarray], list[dict]]:
+    """Run a written numpy folder in a child process (``python -I``) on ``inputs``: ``(outputs, records)``,
+    a record ``{"x", "y", "states"}`` per call of its ``keras_rnn`` (one direction of one layer), in order.
 
     Nothing of ``model.py`` runs in this process. Raises :class:`converters.runtimes.ArtifactError`
     with the child's first error line, or after ``timeout`` seconds.
     """
+    import json
+
     from ..runtimes import ArtifactError, _load_bounded_npz, _run_child, _tail, first_line
 
     folder = Path(folder).resolve()
@@ -636,5 +653,24 @@ def run_isolated(folder: str | os.PathLike, inputs: Sequence[np.ndarray], *, tim
             raise ArtifactError(first_line(_tail(work / "error.txt")))
         if code != 0:
             raise ArtifactError(f"the numpy child process exited with status {code}")
-        arrays = _load_bounded_npz(work / "outputs.npz", max_bytes)
-    return [arrays[f"out{k}"] for k in range(len(arrays))]
+        try:
+            meta = json.loads((work / "meta.json").read_text()[:1 << 20])
+            arrays = _load_bounded_npz(work / "outputs.npz", max_bytes)
+            outputs = [arrays[f"out{k}"] for k in range(int(meta["outputs"]))]
+            records = [{"x": arrays[f"r{j}x"], "y": arrays[f"r{j}y"],
+                        "states": [arrays[f"r{j}s{k}"] for k in range(int(n))]}
+                       for j, n in enumerate(meta["records"])]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ArtifactError(f"the numpy child process left unreadable results ({type(e).__name__})") from None
+    return outputs, records
+
+
+def traces(model: Model, records: list[dict]) -> dict:
+    """Per recurrent layer, the trace :mod:`converters.divergence` compares: each ``keras_rnn`` call is one
+    direction, like a generated PyTorch ``*Loop``."""
+    from ..divergence import _TORCH_LOOP, TraceUnavailable, torch_traces
+
+    kinds = [node.op for node in model.recurrent_nodes() for _ in node.directions]
+    if len(kinds) != len(records):
+        raise TraceUnavailable(f"the generated numpy code ran {len(records)} recurrent loops, expected {len(kinds)}")
+    return torch_traces(model, [dict(r, cls=_TORCH_LOOP[op]) for op, r in zip(kinds, records)])
