@@ -33,7 +33,8 @@ TIME = 5  # the fixtures' time steps (fixtures/make_foreign_onnx.py)
 EXPECTED = {
     "lstm_dense": {"*": ["last_step", "zero_initial_state"]},
     "stacked_lstm": {"*": ["last_step", "zero_initial_state"]},
-    "bilstm_concat": {"*": ["slice_one_squeeze", "tensordot_dense", "time_major_concat", "zero_initial_state"]},
+    "bilstm_concat": {"*": ["slice_one_squeeze", "tensordot_dense", "time_major_merge", "zero_initial_state"]},
+    "bigru_loop_sum": {"*": ["bidirectional_pair", "full_reverse_sequence", "loop_gru", "time_major_merge"]},
     "gru_seq_td": {"tf2onnx_h5": ["tensordot_dense", "zero_initial_state"],
                    "*": ["loop_gru", "unrolled_time_distributed"]},
     "gru_reset_before": {"*": ["last_step", "loop_gru"]},

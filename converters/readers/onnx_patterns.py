@@ -19,19 +19,17 @@ reader then refuses that node, the message names the pattern that came closest a
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from ..errors import UnsupportedError
 from ..sanitize import quote
 from .onnx_loops import loop_recurrence
+from .onnx_rewrite import Rewrite, fresh as _fresh, zeros as _zeros
 from .onnx_value_graph import BIG, ValueGraph, shown, where
 
 _RECURRENT = ("LSTM", "GRU", "RNN")
-#: ops through which a tensor of zeros stays zeros
-_KEEPS_ZEROS = ("Unsqueeze", "Squeeze", "Reshape", "Transpose", "Identity", "Cast", "Tile", "Slice", "Expand",
-                "Gather")
+#: ops that merge two sequences, as Keras' Bidirectional does
+_MERGES = ("Concat", "Add", "Mul", "Sub", "Max", "Min")
 #: the key of a near miss about the whole graph rather than one node
 GRAPH = "*"
 #: what a pattern meeting a malformed node (wrong arity, attribute types) raises; it is then no match
@@ -41,43 +39,11 @@ _MALFORMED = (IndexError, KeyError, TypeError, ValueError, AttributeError, Arith
 _MAX_PASSES = 64
 
 
-@dataclass
-class Rewrite:
-    """Replace ``remove`` by ``add`` (in order, where the last removed node was)."""
-
-    pattern: str
-    remove: list
-    add: list
-    initializers: list = field(default_factory=list)
-
-
 # -- helpers ---------------------------------------------------------------------------------------
-def _zeros(vg: ValueGraph, name: str, depth: int = 0) -> bool:
-    """Whether tensor ``name`` is all zeros whatever the input (constants and zero-preserving ops)."""
-    if depth > 32 or not name:
-        return False
-    node = vg.producer.get(name)
-    if node is None or node.op_type == "Constant":
-        value = vg.const(name)
-        return value is not None and value.size > 0 and not np.any(value)
-    if node.op_type == "ConstantOfShape":
-        value = vg.attr(node, "value")
-        return value is None or not np.any(vg.tensors.array(value, where(node)))
-    if node.op_type == "Concat":
-        return all(_zeros(vg, i, depth + 1) for i in node.input)
-    return node.op_type in _KEEPS_ZEROS and _zeros(vg, node.input[0], depth + 1)
-
-
 def _const(onnx, name: str, value) -> object:
     return onnx.numpy_helper.from_array(np.asarray(value), name)
 
 
-def _fresh(vg: ValueGraph, hint: str) -> str:
-    name, k = hint, 1
-    while name in vg.producer or name in vg.initializers or name in vg.consumers:
-        name, k = f"{hint}_{k}", k + 1
-    vg.producer[name] = None  # reserved
-    return name
 
 
 def _is_state(vg: ValueGraph, name: str) -> bool:
@@ -112,6 +78,8 @@ def _slice_one_squeeze(vg: ValueGraph, node):
     if None in (starts, ends, axes, steps, rank) or not len(starts) == len(ends) == len(axes) == len(steps) == 1:
         return "expected constant starts, ends, axes and steps of one axis and an input of known rank"
     s, e, axis, step = starts[0], ends[0], axes[0] % rank, steps[0]
+    if step < 0:
+        return None  # a flip, not a pick
     if step != 1 or not (s >= 0 and e == s + 1 or s == -1 and e >= BIG or s < -1 and e == s + 1):
         return f"expected one index (step 1), found [{s}:{e}:{step}] on axis {axis}"
     squeeze = vg.only_consumer(node.output[0])
@@ -131,24 +99,51 @@ def _slice_one_squeeze(vg: ValueGraph, node):
                                 name=squeeze.name)], inits)
 
 
-def _time_major_concat(vg: ValueGraph, node):
-    """Transpose(Concat(a, b, last axis), [1, 0, 2]) -> Concat(Transpose(a), Transpose(b), -1): both
-    directions merged after they are put back batch-first (Keras' Bidirectional concat)."""
+def _time_major_merge(vg: ValueGraph, node):
+    """Transpose(merge(a, b), [1, 0, 2]) -> merge(Transpose(a), Transpose(b)) for a Concat on the last
+    axis or an element-wise Add/Mul/Sub/Max/Min of time-major sequences: both directions merged after
+    they are put back batch-first (Keras' Bidirectional merge modes)."""
     perm = [int(p) for p in vg.attr(node, "perm", [])]
-    concat = vg.producer.get(node.input[0])
-    if perm != [1, 0, 2] or concat is None or concat.op_type != "Concat":
+    merge = vg.producer.get(node.input[0])
+    if perm != [1, 0, 2] or merge is None or merge.op_type not in _MERGES:
         return None
-    rank = vg.rank(concat.output[0])
-    if rank != 3 or int(vg.attr(concat, "axis", 0)) % 3 != 2:
-        return "expected a Concat on the last axis of time-major sequences"
-    if vg.only_consumer(concat.output[0]) is not node:
-        return f"expected the concatenation {quote(concat.output[0])} used only by this Transpose"
+    if vg.rank(merge.output[0]) != 3 or any(vg.rank(i) != 3 for i in merge.input) \
+            or merge.op_type == "Concat" and int(vg.attr(merge, "axis", 0)) % 3 != 2:
+        return f"expected a {merge.op_type} of time-major sequences{' on the last axis' if merge.op_type == 'Concat' else ''}"
+    if vg.only_consumer(merge.output[0]) is not node:
+        return f"expected the merge {quote(merge.output[0])} used only by this Transpose"
     h, parts, adds = vg.onnx.helper, [], []
-    for i in concat.input:
+    for i in merge.input:
         parts.append(_fresh(vg, f"{i}/batch_first"))
         adds.append(h.make_node("Transpose", [i], [parts[-1]], perm=[1, 0, 2], name=parts[-1]))
-    adds.append(h.make_node("Concat", parts, list(node.output), axis=-1, name=node.name))
-    return Rewrite("time_major_concat", [concat, node], adds)
+    extra = {"axis": -1} if merge.op_type == "Concat" else {}
+    adds.append(h.make_node(merge.op_type, parts, list(node.output), name=node.name, **extra))
+    return Rewrite("time_major_merge", [merge, node], adds)
+
+
+def _full_reverse_sequence(vg: ValueGraph, node):
+    """ReverseSequence(x, lengths all equal to x's time size) -> x flipped in time (Slice step -1 on the
+    time axis of the batch-first view): TensorFlow's ReverseV2 of a Bidirectional's backward input and
+    output."""
+    time_axis, batch_axis = int(vg.attr(node, "time_axis", 0)), int(vg.attr(node, "batch_axis", 1))
+    dims, lengths = vg.dims(node.input[0]), vg.producer.get(node.input[1])
+    if dims is None or len(dims) != 3 or {time_axis, batch_axis} != {0, 1}:
+        return "expected a time-major or batch-first sequence"
+    size = vg.shape_value(lengths.input[0]) if lengths is not None and lengths.op_type == "Expand" else None
+    if size != [dims[time_axis]]:
+        return "expected every sequence reversed over its whole length (lengths = the time size)"
+    h, flip = vg.onnx.helper, _fresh(vg, f"{node.output[0]}/flip")
+    inits = [_const(vg.onnx, f"{flip}/{k}", np.array([v], np.int64))
+             for k, v in (("starts", -1), ("ends", np.iinfo(np.int64).min), ("axes", 1), ("steps", -1))]
+    args = [f"{flip}/{k}" for k in ("starts", "ends", "axes", "steps")]
+    if time_axis == 1:
+        return Rewrite("full_reverse_sequence", [node],
+                       [h.make_node("Slice", [node.input[0], *args], list(node.output), name=node.name)], inits)
+    batch_first, flipped = _fresh(vg, f"{node.output[0]}/batch_first"), _fresh(vg, f"{node.output[0]}/flipped")
+    return Rewrite("full_reverse_sequence", [node], [
+        h.make_node("Transpose", [node.input[0]], [batch_first], perm=[1, 0, 2], name=batch_first),
+        h.make_node("Slice", [batch_first, *args], [flipped], name=flipped),
+        h.make_node("Transpose", [flipped], list(node.output), perm=[1, 0, 2], name=node.name)], inits)
 
 
 def _tensordot_dense(vg: ValueGraph, node):
@@ -313,6 +308,67 @@ def _computed_reshape(vg: ValueGraph, node):
                    [_const(vg.onnx, shape, np.asarray(merged, np.int64))])
 
 
+def _flipped_source(vg: ValueGraph, name: str) -> str | None:
+    """``x`` when ``name`` is ``x`` (time-major) reversed in time by Transpose / Slice(step -1) /
+    Transpose (what :func:`_full_reverse_sequence` writes)."""
+    back = _op(vg, name, "Transpose")
+    flip = _op(vg, back.input[0], "Slice") if back is not None else None
+    front = _op(vg, flip.input[0], "Transpose") if flip is not None else None
+    if front is None or [int(p) for p in vg.attr(back, "perm", [])] != [1, 0, 2] \
+            or [int(p) for p in vg.attr(front, "perm", [])] != [1, 0, 2] or len(flip.input) != 5 \
+            or [vg.ints(i) for i in flip.input[1:]] != [[-1], [np.iinfo(np.int64).min], [1], [-1]]:
+        return None
+    return front.input[0]
+
+
+def _sequence_use(vg: ValueGraph, node):
+    """The Squeeze(axis 1) that is the only use of a one-direction node's ``Y`` (its states unused)."""
+    if any(o and (vg.consumers.get(o) or o in vg.outputs) for o in node.output[1:]):
+        return None
+    use = vg.only_consumer(node.output[0])
+    return use if use is not None and use.op_type == "Squeeze" and vg.axes(use) == [1] else None
+
+
+def _bidirectional_pair(vg: ValueGraph, node):
+    """Two one-direction nodes, the second on the first's input reversed in time (TensorFlow's
+    Bidirectional of two while-loops) -> one bidirectional node: its reverse direction's output,
+    reversed back, is what the second node computed."""
+    x = _flipped_source(vg, node.input[0]) if node.input else None
+    if x is None:
+        return None
+    twin = next((n for n in vg.consumers.get(x, []) if n.op_type == node.op_type and n.input[0] == x), None)
+    keys = ("hidden_size", "activations", "linear_before_reset", "activation_alpha", "activation_beta", "clip")
+    if twin is None or any(vg.attr(twin, k) != vg.attr(node, k) for k in keys) \
+            or any(vg.attr(n, "direction", b"forward") not in (b"forward", "forward") or int(vg.attr(n, "layout", 0))
+                   or len([i for i in n.input if i]) != 4 for n in (twin, node)):
+        return "expected a forward node of the same cell on the input not reversed, without initial states"
+    uses = [_sequence_use(vg, n) for n in (twin, node)]
+    if None in uses:
+        return "expected only the output sequences of both nodes used, each through a Squeeze of axis 1"
+    arrays = [[vg.const(n.input[k]) for n in (twin, node)] for k in (1, 2, 3)]
+    if any(a is None for pair in arrays for a in pair):
+        return "expected constant W, R and B"
+    h, y = vg.onnx.helper, _fresh(vg, f"{twin.name}/bidirectional")
+    names = [_fresh(vg, f"{y}/{k}") for k in ("W", "R", "B", "fw", "bw", "bw_batch_first", "bw_flipped")]
+    inits = [_const(vg.onnx, n, np.concatenate(pair, axis=0)) for n, pair in zip(names[:3], arrays)]
+    inits += [_const(vg.onnx, names[3], np.int64(0)), _const(vg.onnx, names[4], np.int64(1))]
+    flip = [f"{y}/flip/{k}" for k in ("starts", "ends", "axes", "steps")]
+    inits += [_const(vg.onnx, n, np.array([v], np.int64)) for n, v in zip(flip, (-1, np.iinfo(np.int64).min, 1, -1))]
+    fused = h.make_node(node.op_type, [x, *names[:3]], [y], name=y, direction="bidirectional")
+    fused.attribute.extend(a for a in twin.attribute if a.name not in ("direction", "activations"))
+    acts = vg.attr(twin, "activations")
+    if acts:
+        fused.attribute.append(h.make_attribute("activations", list(acts) * 2))
+    bw_tm = _fresh(vg, f"{y}/bw_time_major")
+    adds = [fused,
+            h.make_node("Gather", [y, names[3]], list(uses[0].output), axis=1, name=uses[0].name),
+            h.make_node("Gather", [y, names[4]], [bw_tm], axis=1, name=bw_tm),
+            h.make_node("Transpose", [bw_tm], [names[5]], perm=[1, 0, 2], name=names[5]),
+            h.make_node("Slice", [names[5], *flip], [names[6]], name=names[6]),
+            h.make_node("Transpose", [names[6]], list(uses[1].output), perm=[1, 0, 2], name=uses[1].name)]
+    return Rewrite("bidirectional_pair", [twin, node, *uses], adds, inits)
+
+
 _CELLS = {4: "an LSTM step (4 gates)", 3: "a GRU step (3 gates)"}
 
 
@@ -334,10 +390,9 @@ def _loop(vg: ValueGraph, node):
     if cell is None and ops.get("MatMul", 0) >= 2 and not splits:
         cell = "a SimpleRNN step"
     masked = "Not" in ops or "Where" in ops
-    raise UnsupportedError(
-        f"expected fused LSTM/GRU/RNN nodes or a Loop of one SimpleRNN/GRU step, found a recurrence Loop "
-        f"({cell or 'no recognized cell'}{', masked' if masked else ''}; {len(body.node)} body nodes) that "
-        f"was not recognized: {found}; use gateport on the Keras file itself", layer=where(node))
+    return (f"expected fused LSTM/GRU/RNN nodes or a Loop of one SimpleRNN/GRU step, found a recurrence Loop "
+            f"({cell or 'no recognized cell'}{', masked' if masked else ''}; {len(body.node)} body nodes) that "
+            f"was not recognized: {found}; use gateport on the Keras file itself")
 
 
 #: (name, anchor op(s), function): each tried on every node, in this order (a later pattern may need
@@ -347,8 +402,10 @@ PATTERNS = [
     ("unrolled_time_distributed", ("Concat",), _unrolled_time_distributed),
     ("negative_ids_wrapped", ("Gather",), _negative_ids_wrapped),
     ("zero_initial_state", _RECURRENT, _zero_initial_state),
+    ("bidirectional_pair", _RECURRENT, _bidirectional_pair),
     ("slice_one_squeeze", ("Slice",), _slice_one_squeeze),
-    ("time_major_concat", ("Transpose",), _time_major_concat),
+    ("full_reverse_sequence", ("ReverseSequence",), _full_reverse_sequence),
+    ("time_major_merge", ("Transpose",), _time_major_merge),
     ("tensordot_dense", ("MatMul",), _tensordot_dense),
     ("computed_reshape", ("Reshape",), _computed_reshape),
 ]
@@ -372,6 +429,9 @@ def normalize(onnx, proto, path: str | None, tensors) -> tuple[object, dict[str,
         nodes = _live(_apply(nodes, batch), {o.name for o in proto.graph.output})
         applied += [rw.pattern for rw in batch]
         inits += [t for rw in batch for t in rw.initializers]
+    loop = next((n for n in nodes if n.op_type == "Loop" and where(n) in misses), None)
+    if loop is not None:  # the reader reads no Loop: say why this one was not recognized
+        raise UnsupportedError(misses[where(loop)].split(": ", 1)[1], layer=where(loop))
     alive = {where(n) for n in nodes}
     misses = {k: v for k, v in misses.items() if k in alive}
     unrolled = _unrolled_steps(ValueGraph(onnx, nodes, proto.graph, tensors, cache, inits))

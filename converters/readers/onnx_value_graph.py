@@ -22,7 +22,7 @@ from ..sanitize import quote
 
 #: ops whose output has the shape of their first input
 _SAME = {"Cast", "Identity", "Sigmoid", "Tanh", "Relu", "Softsign", "Softplus", "Elu", "Selu", "Exp", "Not",
-         "Neg", "Abs", "HardSigmoid", "Softmax", "Dropout"}
+         "Neg", "Abs", "HardSigmoid", "Softmax", "Dropout", "ReverseSequence"}
 _BROADCAST = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Equal", "And", "Or", "Greater", "Less", "Where"}
 #: slices whose end is at least this big run to the end of the axis (tf2onnx writes INT32_MAX)
 BIG = 2**31 - 1
