@@ -277,3 +277,41 @@ def test_readme_lists_every_refused_layer_and_supported_layer():
                "SpatialDropout2D", "SpatialDropout3D", "AlphaDropout", "Merge"}
     for cls in set(HANDLERS) - aliases:
         assert cls in readme, cls
+
+
+#: (layer class, config key, hostile value) for configs edited after saving
+HOSTILE = [
+    ("MaxPooling1D", "pool_size", [0]), ("MaxPooling1D", "pool_size", ["2"]), ("MaxPooling1D", "strides", [2.5]),
+    ("MaxPooling1D", "pool_size", [10 ** 12]), ("MaxPooling1D", "padding", "reflect"),
+    ("Cropping1D", "cropping", [-1, 2]), ("Cropping1D", "cropping", [5, 5]), ("Cropping1D", "cropping", "x"),
+    ("ZeroPadding1D", "padding", [10 ** 10, 0]), ("UpSampling1D", "size", 10 ** 10),
+    ("UpSampling1D", "size", True), ("Permute", "dims", [1, 1]), ("Permute", "dims", [2, 3]),
+    ("LayerNormalization", "axis", 0), ("LayerNormalization", "axis", [1]), ("LayerNormalization", "epsilon", "1"),
+    ("LayerNormalization", "rms_scaling", True), ("ReLU", "threshold", float("nan")),
+    ("ReLU", "max_value", -1.0), ("ReLU", "negative_slope", "0.1"), ("PReLU", "shared_axes", [7]),
+    ("GlobalAveragePooling1D", "data_format", "channels_middle"),
+]
+
+
+@pytest.mark.parametrize("cls,key,value", HOSTILE, ids=[f"{c}.{k}={v!r:.20}" for c, k, v in HOSTILE])
+def test_hostile_layer_options_are_refused_in_one_line(cls, key, value, tmp_path, capsys):
+    """A config edited by a stranger: each bad option of the new layers is one 'gateport: error:' line."""
+    import json
+
+    from attacks import edited_keras, layer
+    from converters.cli import main
+
+    model = seq(L.Dense(6), L.PReLU(), L.ReLU(), L.LayerNormalization(), L.Permute((2, 1)), L.Permute((2, 1)),
+                L.MaxPooling1D(2), L.ZeroPadding1D(1), L.Cropping1D(1), L.UpSampling1D(2),
+                L.LSTM(U, return_sequences=True), L.GlobalAveragePooling1D(), shape=(8, F))
+    model.save(tmp_path / "m.keras")
+
+    def edit(cfg):
+        layer(cfg, cls)["config"][key] = value
+
+    bad = edited_keras(tmp_path / "m.keras", tmp_path / "bad.keras", edit)
+    code = main(["convert", str(bad), "--to", "onnx", "-o", str(tmp_path / "m.onnx")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("gateport: error:"), (code, err)
+    assert json.dumps(value)[:12].strip('"[]') in err[0] or key in err[0] or cls in err[0], err[0]
+    assert not (tmp_path / "m.onnx").exists()

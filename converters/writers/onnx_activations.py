@@ -32,42 +32,43 @@ ELEMENTWISE_OPS = {
 }
 
 
-def _f(g: GraphBuilder, value: float) -> str:
-    return g.const(value, "float32")
+def scalar(g: GraphBuilder, value: float) -> str:
+    """A shared float32 scalar constant."""
+    return g.const(float(value), "float32")
 
 
 def _gelu(g: GraphBuilder, x: str, out: str | None) -> str:
     """``0.5 x (1 + erf(x / sqrt 2))`` (the Gelu op starts at opset 20)."""
-    erf = g.op("Erf", [g.op("Mul", [x, _f(g, 0.5 ** 0.5)])])
-    return g.op("Mul", [g.op("Mul", [x, _f(g, 0.5)]), g.op("Add", [erf, _f(g, 1.0)])], out=out)
+    erf = g.op("Erf", [g.op("Mul", [x, scalar(g, 0.5 ** 0.5)])])
+    return g.op("Mul", [g.op("Mul", [x, scalar(g, 0.5)]), g.op("Add", [erf, scalar(g, 1.0)])], out=out)
 
 
 def _gelu_tanh(g: GraphBuilder, x: str, out: str | None) -> str:
     """``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``."""
     cube = g.op("Mul", [g.op("Mul", [x, x]), x])
-    inner = g.op("Add", [x, g.op("Mul", [cube, _f(g, 0.044715)])])
-    t = g.op("Tanh", [g.op("Mul", [inner, _f(g, (2.0 / 3.141592653589793) ** 0.5)])])
-    return g.op("Mul", [g.op("Mul", [x, _f(g, 0.5)]), g.op("Add", [t, _f(g, 1.0)])], out=out)
+    inner = g.op("Add", [x, g.op("Mul", [cube, scalar(g, 0.044715)])])
+    t = g.op("Tanh", [g.op("Mul", [inner, scalar(g, (2.0 / 3.141592653589793) ** 0.5)])])
+    return g.op("Mul", [g.op("Mul", [x, scalar(g, 0.5)]), g.op("Add", [t, scalar(g, 1.0)])], out=out)
 
 
 def _clip(lo: float, hi: float):
     def clip(g: GraphBuilder, x: str, out: str | None) -> str:
-        return g.op("Clip", [x, _f(g, lo), _f(g, hi)], out=out)
+        return g.op("Clip", [x, scalar(g, lo), scalar(g, hi)], out=out)
     return clip
 
 
 def _sparse_plus(g: GraphBuilder, x: str, out: str | None) -> str:
     """0 for ``x <= -1``, ``(x + 1)^2 / 4`` below 1, ``x`` from 1 on."""
-    x1 = g.op("Add", [x, _f(g, 1.0)])
-    middle = g.op("Mul", [g.op("Mul", [x1, x1]), _f(g, 0.25)])
-    upper = g.op("Where", [g.op("Less", [x, _f(g, 1.0)], dtype="bool"), middle, x])
-    low = g.op("LessOrEqual", [x, _f(g, -1.0)], dtype="bool")
-    return g.op("Where", [low, _f(g, 0.0), upper], out=out)
+    x1 = g.op("Add", [x, scalar(g, 1.0)])
+    middle = g.op("Mul", [g.op("Mul", [x1, x1]), scalar(g, 0.25)])
+    upper = g.op("Where", [g.op("Less", [x, scalar(g, 1.0)], dtype="bool"), middle, x])
+    low = g.op("LessOrEqual", [x, scalar(g, -1.0)], dtype="bool")
+    return g.op("Where", [low, scalar(g, 0.0), upper], out=out)
 
 
 def _squareplus(g: GraphBuilder, x: str, out: str | None) -> str:
-    root = g.op("Sqrt", [g.op("Add", [g.op("Mul", [x, x]), _f(g, 4.0)])])
-    return g.op("Div", [g.op("Add", [x, root]), _f(g, 2.0)], out=out)
+    root = g.op("Sqrt", [g.op("Add", [g.op("Mul", [x, x]), scalar(g, 4.0)])])
+    return g.op("Div", [g.op("Add", [x, root]), scalar(g, 2.0)], out=out)
 
 
 #: IR activation -> f(graph, x, out) for activations made of several ONNX ops.
@@ -81,7 +82,7 @@ COMPOSED = {
     "hard_silu": lambda g, x, out: g.op("Mul", [x, g.op("HardSigmoid", [x], alpha=1.0 / 6.0, beta=0.5)], out=out),
     "log_sigmoid": lambda g, x, out: g.op("Neg", [g.op("Softplus", [g.op("Neg", [x])])], out=out),
     "tanh_shrink": lambda g, x, out: g.op("Sub", [x, g.op("Tanh", [x])], out=out),
-    "sparse_sigmoid": lambda g, x, out: _clip(0.0, 1.0)(g, g.op("Mul", [g.op("Add", [x, _f(g, 1.0)]), _f(g, 0.5)]), out),
+    "sparse_sigmoid": lambda g, x, out: _clip(0.0, 1.0)(g, g.op("Mul", [g.op("Add", [x, scalar(g, 1.0)]), scalar(g, 0.5)]), out),
     "sparse_plus": _sparse_plus,
     "squareplus": _squareplus,
     "softmax": lambda g, x, out: g.op("Softmax", [x], out=out, axis=-1),

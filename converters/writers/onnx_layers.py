@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import Node
 from ..sanitize import quote
-from .onnx_activations import apply_activation
+from .onnx_activations import apply_activation, scalar
 from .onnx_builder import GraphBuilder
 
 
@@ -153,23 +153,19 @@ def _reduce(g: GraphBuilder, op_type: str, x: str, axes: list[int], keepdims: bo
     return g.op(op_type, [x], out=out, axes=list(axes), keepdims=int(keepdims), rank=rank)
 
 
-def _f(g: GraphBuilder, value: float) -> str:
-    return g.const(float(value), "float32")
-
-
 def relu_to_onnx(g: GraphBuilder, node: Node) -> None:
     """Keras ReLU/LeakyReLU: ``clip(x * (x > t), 0, max) - negative_slope * relu(t - x)``."""
     o, x = node.options, node.inputs[0]
     t, slope, top = float(o.get("threshold", 0.0)), float(o.get("negative_slope", 0.0)), o.get("max_value")
     if t != 0:
-        y = g.op("Mul", [x, g.cast(g.op("Greater", [x, _f(g, t)], dtype="bool"), "float32")])
+        y = g.op("Mul", [x, g.cast(g.op("Greater", [x, scalar(g, t)], dtype="bool"), "float32")])
     else:
         y = g.op("Relu", [x])
     if top is not None:
-        y = g.op("Clip", [y, _f(g, 0.0), _f(g, top)])
+        y = g.op("Clip", [y, scalar(g, 0.0), scalar(g, top)])
     if slope:
-        negative = g.op("Relu", [g.op("Sub", [_f(g, t), x], rank=g.rank(x))])
-        y = g.op("Sub", [y, g.op("Mul", [negative, _f(g, slope)])])
+        negative = g.op("Relu", [g.op("Sub", [scalar(g, t), x], rank=g.rank(x))])
+        y = g.op("Sub", [y, g.op("Mul", [negative, scalar(g, slope)])])
     g.finish(y, node.outputs[0])
 
 
@@ -192,7 +188,7 @@ def global_pool_to_onnx(g: GraphBuilder, node: Node) -> None:
         _reduce(g, "ReduceMean", x, [axis], keep, out=node.outputs[0])
     else:
         m = g.unsqueeze(node.mask, [2 if axis == 1 else 1])
-        total = _reduce(g, "ReduceSum", g.op("Where", [m, x, _f(g, 0.0)], rank=g.rank(x)), [axis], keep)
+        total = _reduce(g, "ReduceSum", g.op("Where", [m, x, scalar(g, 0.0)], rank=g.rank(x)), [axis], keep)
         count = _reduce(g, "ReduceSum", g.cast(m, "float32"), [axis], keep)
         g.op("Div", [total, count], out=node.outputs[0])
 
@@ -222,7 +218,7 @@ def layer_norm_to_onnx(g: GraphBuilder, node: Node) -> None:
     x, axes, w = node.inputs[0], [int(a) for a in node.options["axes"]], node.weights
     centered = g.op("Sub", [x, _reduce(g, "ReduceMean", x, axes, True)])
     var = _reduce(g, "ReduceMean", g.op("Mul", [centered, centered]), axes, True)
-    eps = _f(g, float(node.options.get("epsilon", 1e-3)))
+    eps = scalar(g, float(node.options.get("epsilon", 1e-3)))
     y = g.op("Div", [centered, g.op("Sqrt", [g.op("Add", [var, eps])])])
     if "gamma" in w:
         y = g.op("Mul", [y, g.initializer(w["gamma"], "gamma")])
@@ -235,7 +231,7 @@ def unit_norm_to_onnx(g: GraphBuilder, node: Node) -> None:
     """``x * min(1 / sqrt(sum(x^2)), 1e12)`` as Keras 3 computes it."""
     x = node.inputs[0]
     square_sum = _reduce(g, "ReduceSum", g.op("Mul", [x, x]), [int(a) for a in node.options["axes"]], True)
-    inv = g.op("Min", [g.op("Reciprocal", [g.op("Sqrt", [square_sum])]), _f(g, 1e12)])
+    inv = g.op("Min", [g.op("Reciprocal", [g.op("Sqrt", [square_sum])]), scalar(g, 1e12)])
     g.op("Mul", [x, inv], out=node.outputs[0])
 
 
