@@ -7,7 +7,7 @@ lazily by the writers and runtimes that need them.
 >>> converters.convert("model.h5", "onnx", "model.onnx")
 PosixPath('model.onnx')
 """
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402,F401
 
 from .api import convert, inspect, load_into, read, to_keras, to_onnx, to_torch, verify  # noqa: E402
 from .errors import (  # noqa: E402

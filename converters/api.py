@@ -14,6 +14,8 @@ from typing import Any, Mapping, Sequence, Union
 
 from .errors import FormatError, GateportError, ModelNotFoundError, UnsupportedError, UsageError
 from .ir import Model
+from .readers import SAVED_MODEL, check_source, read_file, warn_non_finite  # noqa: F401 - the public names
+from .readers.detect import source_kind  # noqa: F401 - the public name
 
 #: A file path.
 PathLike = Union[str, "os.PathLike[str]"]
@@ -35,30 +37,6 @@ TARGETS = {
 }
 
 
-def source_kind(path: Path) -> str:
-    """What a model file is, from its bytes: ``gates``, ``torch``, ``onnx`` or ``keras``."""
-    with open(path, "rb") as f:
-        head = f.read(4096)
-    if len(head) >= 9 and head[8:9] == b"{":  # safetensors: 8-byte header length, then JSON
-        from . import ir_file, safetensors_io
-
-        _, metadata = safetensors_io.load_metadata(path)
-        return "gates" if ir_file.METADATA_KEY in metadata else "torch"
-    if head.startswith(b"PK\x03\x04"):  # a .keras archive, or a zip-format torch.save
-        import zipfile
-
-        try:
-            names = zipfile.ZipFile(path).namelist()
-        except (zipfile.BadZipFile, ValueError):  # ValueError: a member name that is not its UTF-8
-            return "keras"  # the Keras reader says what is wrong with it
-        return "torch" if any(n.endswith("/data.pkl") for n in names) else "keras"
-    if head[:1] == b"\x08" and path.suffix.lower() == ".onnx":  # ModelProto field 1, ir_version
-        return "onnx"
-    if head[:1] == b"\x80" and path.suffix.lower() in (".pt", ".pth", ".bin"):  # legacy torch.save
-        return "torch"
-    return "keras"
-
-
 def read(source: Source, config: PathLike | None = None) -> Model:
     """Read a model into the IR: a file path, or a model in memory.
 
@@ -76,73 +54,7 @@ def read(source: Source, config: PathLike | None = None) -> Model:
         from .inmemory import read_object
 
         return read_object(source, config)
-    path = Path(source)
-    check_source(path)
-    kind = source_kind(path)
-    if kind == "gates":
-        from . import ir_file
-
-        model = ir_file.load(path)
-        model.source = {"format": "gates", "path": str(path), "converted_from": model.source}
-        return model
-    if kind == "torch":
-        from .readers import torch_state
-
-        return torch_state.read(path, description=config)
-    if kind == "onnx":
-        from .readers import onnx_model
-
-        return onnx_model.read(path)
-    if path.suffix.lower() == ".pb":
-        raise UnsupportedError(SAVED_MODEL, file=str(path))
-    from .readers import read as read_keras
-
-    return warn_non_finite(read_keras(path, config=config))
-
-
-#: What a TensorFlow SavedModel is, and the way out.
-SAVED_MODEL = ("expected a Keras model file, found a TensorFlow SavedModel (saved_model.pb), which gateport does "
-               "not read: load it with tf.keras.models.load_model(FOLDER) and save it as .keras or .h5 "
-               "(model.save('model.keras')), then convert that file")
-
-
-def check_source(path: Path) -> None:
-    """Refuse, in one line, a model path that is not a regular file: missing, a folder (a SavedModel
-    is named as such), a FIFO, a device."""
-    import stat
-
-    if path.is_file():
-        return
-    try:
-        mode = path.stat().st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        raise ModelNotFoundError(file=str(path)) from None
-    except OSError as e:
-        raise FormatError(f"cannot read: {e.strerror}", file=str(path)) from None
-    if stat.S_ISDIR(mode):
-        if (path / "saved_model.pb").exists():
-            raise UnsupportedError(SAVED_MODEL, file=str(path))
-        raise FormatError("expected a model file, found a folder", file=str(path))
-    found = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else \
-        "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
-    raise FormatError(f"expected a model file, found {found}", file=str(path))
-
-
-def warn_non_finite(model: Model) -> Model:
-    """Warn (GateportWarning) about every weight array holding NaN or Inf; return ``model``."""
-    import warnings
-
-    import numpy as np
-
-    from .errors import GateportWarning
-
-    for node in model.nodes:
-        for name, array in node.weights.items():
-            if array.dtype.kind == "f" and not np.isfinite(array).all():
-                bad = int(array.size - np.isfinite(array).sum())
-                warnings.warn(GateportWarning(f"{model.source.get('path', model.name)}: {node.label()}: "
-                                              f"weight {name} holds {bad} NaN/Inf values"), stacklevel=2)
-    return model
+    return read_file(source, config)
 
 
 def convert(source: Source, to: str, output: PathLike, *, config: PathLike | None = None,

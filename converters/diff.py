@@ -95,7 +95,8 @@ def read_side(source: str | os.PathLike | Model, config=None) -> Model:
     """A model from any supported file; a Keras file whose full graph cannot be read gives its recurrent layers."""
     if isinstance(source, Model):
         return source
-    from .api import read, source_kind
+    from .readers import read_file as read
+    from .readers.detect import source_kind
 
     try:
         return read(source, config)

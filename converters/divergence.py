@@ -314,7 +314,7 @@ def read_back(model: Model, layer: str, target: str, artifact) -> Node:
 def _read_back(model: Model, node: Node, target: str, artifact) -> Node:
     from pathlib import Path
 
-    from .api import read
+    from .readers import read_file as read
     from .errors import GateportError
 
     if isinstance(artifact, Model):

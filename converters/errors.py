@@ -87,6 +87,10 @@ class UsageError(GateportError):
     """
 
 
+class MismatchError(GateportError, ValueError):
+    """A user's module does not match the Keras model (``load_into``: names both sides and both shapes)."""
+
+
 class MissingDependencyError(GateportError):
     """An optional runtime is not installed; the message names the extra to install."""
 

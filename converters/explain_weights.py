@@ -158,7 +158,7 @@ def explain(path: str | os.PathLike, config: str | os.PathLike | None = None,
             inputs: str | os.PathLike | Sequence[np.ndarray] | None = None) -> Report:
     """Weight norms of ``path``'s recurrent layers; with ``inputs`` (an .npz keyed by input name, or
     arrays in input order) the sensitivity of each output to each input element."""
-    from .api import read
+    from .readers import read_file as read
     from .verify import VerifyBudget, describe_inputs, load_inputs
 
     model = read(path, config)

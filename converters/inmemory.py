@@ -74,7 +74,7 @@ def _relabel(model: Model, label: str) -> Model:
 
 def _read_keras(obj) -> Model:
     """A Keras 3 model, saved by Keras itself to a private temporary ``.keras`` and read back."""
-    from .api import read
+    from .readers import read_file as read
 
     label = _label("keras.Model", obj.name)
     with tempfile.TemporaryDirectory(prefix="gateport-") as tmp:

@@ -395,17 +395,17 @@ def describe_inputs(model: Model, xs: Sequence[np.ndarray], source: str, seed: i
 
 
 # -- the source model in Keras -------------------------------------------------------------------------
-def keras_plan(path: str | os.PathLike, config: str | os.PathLike | None) -> tuple[str | None, str]:
-    """Which Keras can run the source file exactly: ``("keras" | "tf_keras", "")`` or ``(None, why not)``."""
+def keras_plan(path: str | os.PathLike, config: str | os.PathLike | None,
+               source: dict | None = None) -> tuple[str | None, str]:
+    """Which Keras can run the source file exactly: ``("keras" | "tf_keras", "")`` or ``(None, why not)``.
+    ``source``: what the reader recorded (``model.source``), which names the file's kind; without it the
+    file's bytes do (:func:`converters.readers.detect.file_kind`)."""
     from .activations import keras_major
-    from .readers.detect import sniff
+    from .readers.detect import file_kind
 
-    from .api import source_kind
-
-    source = source_kind(Path(path))
-    if source != "keras":
-        return None, f"a {source} file has no Keras source"
-    kind = sniff(path)
+    kind = _KERAS_CONTAINERS.get(source.get("format")) if source else file_kind(path)
+    if kind in ("gates", "torch", "onnx") or (source and kind is None):
+        return None, f"a {kind or source.get('format')} file has no Keras source"
     if kind == "zip":
         meta, cfg = _zip_texts(path)
         version = (json.loads(meta) if meta else {}).get("keras_version")
@@ -427,6 +427,10 @@ def keras_plan(path: str | os.PathLike, config: str | os.PathLike | None) -> tup
     if major == 2:
         return _unless_refused("tf_keras", cfg)
     return None, f"written by Keras {version or '1'}, which no installed Keras loads"
+
+
+#: The reader's ``source["format"]`` -> the Keras file's container.
+_KERAS_CONTAINERS = {"keras_v3": "zip", "keras_h5": "hdf5", "keras_weights_h5": "hdf5"}
 
 
 def _zip_texts(path) -> tuple[str | None, str | None]:
@@ -596,7 +600,7 @@ def verify(model_path: str | os.PathLike, targets: Sequence[str] = DEFAULT_TARGE
     inputs or what does not fit the verify budget.
     """
     from . import divergence, runtimes
-    from .api import read
+    from .readers import read_file as read
 
     _check_arguments(targets, artifacts, batch, steps, require, timeout)
     vb = VerifyBudget(str(model_path))

@@ -5,11 +5,15 @@
 ``.weights.h5`` together with ``config``: a model JSON file (``model.to_json()``), a ``.keras``
 or a full ``.h5`` to take the architecture from (or the parsed JSON as a dict).
 
+``read_file(path, config=None)`` reads any model file gateport reads (Keras, a PyTorch state_dict, ONNX,
+a gateport IR file), deciding the kind from the file's bytes (:func:`detect.source_kind`); the
+public :func:`converters.read` is it, plus models in memory.
+
 ``read_recurrent_weights(path, config=None)`` reads only the recurrent layers (for exporting
 gates or a state dict) and works where ``read`` cannot: models with custom layers, or a
 weights-only file without any architecture (the layers are then inferred from array shapes).
 
-Only numpy, h5py, json and zipfile are used; nothing in a file is ever executed.
+The Keras readers use only numpy, h5py, json and zipfile; nothing in a file is ever executed.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from typing import Any
 
 import h5py
 
-from ..errors import FormatError, GateportError
+from ..errors import FormatError, GateportError, ModelNotFoundError, UnsupportedError
 from ..ir import Model
 from . import detect
 from .hdf5 import attr_str
@@ -30,7 +34,7 @@ from .keras_infer import infer_recurrent_model
 from .keras_v3 import Archive, V3Weights
 from .malformed import IO_ERRORS, malformed
 
-__all__ = ["read", "read_recurrent_weights", "read_architecture"]
+__all__ = ["read", "read_file", "read_recurrent_weights", "read_architecture", "check_source", "warn_non_finite"]
 
 
 def read(path: str | Path, config: Any = None) -> Model:
@@ -41,6 +45,77 @@ def read(path: str | Path, config: Any = None) -> Model:
 def read_recurrent_weights(path: str | Path, config: Any = None) -> Model:
     """Only the recurrent layers, each as a node on its own input ``<layer>_input``."""
     return _read(path, config, recurrent_only=True)
+
+
+def read_file(path: str | Path, config: Any = None) -> Model:
+    """Any model file as IR, its kind decided from its bytes: a gateport IR file, a PyTorch state_dict
+    (``config``: an optional JSON layer description), an ONNX model, or a Keras file (``config``: the
+    architecture of a weights-only file). A missing file raises ModelNotFoundError."""
+    path = Path(path)
+    check_source(path)
+    kind = detect.source_kind(path)
+    if kind == "gates":
+        from .. import ir_file
+
+        model = ir_file.load(path)
+        model.source = {"format": "gates", "path": str(path), "converted_from": model.source}
+        return model
+    if kind == "torch":
+        from . import torch_state
+
+        return torch_state.read(path, description=config)
+    if kind == "onnx":
+        from . import onnx_model
+
+        return onnx_model.read(path)
+    if path.suffix.lower() == ".pb":
+        raise UnsupportedError(SAVED_MODEL, file=str(path))
+    return warn_non_finite(read(path, config=config))
+
+
+#: What a TensorFlow SavedModel is, and the way out.
+SAVED_MODEL = ("expected a Keras model file, found a TensorFlow SavedModel (saved_model.pb), which gateport does "
+               "not read: load it with tf.keras.models.load_model(FOLDER) and save it as .keras or .h5 "
+               "(model.save('model.keras')), then convert that file")
+
+
+def check_source(path: Path) -> None:
+    """Refuse, in one line, a model path that is not a regular file: missing, a folder (a SavedModel
+    is named as such), a FIFO, a device."""
+    import stat
+
+    if path.is_file():
+        return
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise ModelNotFoundError(file=str(path)) from None
+    except OSError as e:
+        raise FormatError(f"cannot read: {e.strerror}", file=str(path)) from None
+    if stat.S_ISDIR(mode):
+        if (path / "saved_model.pb").exists():
+            raise UnsupportedError(SAVED_MODEL, file=str(path))
+        raise FormatError("expected a model file, found a folder", file=str(path))
+    found = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else \
+        "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+    raise FormatError(f"expected a model file, found {found}", file=str(path))
+
+
+def warn_non_finite(model: Model) -> Model:
+    """Warn (GateportWarning) about every weight array holding NaN or Inf; return ``model``."""
+    import warnings
+
+    import numpy as np
+
+    from ..errors import GateportWarning
+
+    for node in model.nodes:
+        for name, array in node.weights.items():
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                bad = int(array.size - np.isfinite(array).sum())
+                warnings.warn(GateportWarning(f"{model.source.get('path', model.name)}: {node.label()}: "
+                                              f"weight {name} holds {bad} NaN/Inf values"), stacklevel=2)
+    return model
 
 
 # -- architectures ---------------------------------------------------------------------------

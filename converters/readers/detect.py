@@ -1,4 +1,4 @@
-"""What a file is, from its first bytes and (for HDF5) its top-level layout; never its extension.
+"""What a file is, from its first bytes and (for HDF5) its top-level layout; for Keras never its extension.
 
 A ``.keras`` file may really be HDF5 (tf.keras 2.x ``model.save("x.keras")`` with
 ``save_format="h5"``), so only the bytes count: HDF5 signature ``\\x89HDF\\r\\n\\x1a\\n`` (at
@@ -16,24 +16,69 @@ from .hdf5 import attr_str
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
 _USERBLOCK_OFFSETS = (0, 512, 1024, 2048, 4096)
+_HEAD_BYTES = 4096 + 8
+
+
+def file_kind(path: str | Path, head: bytes | None = None) -> str:
+    """What a file is, from its first bytes (the one sniffer): ``gates``, ``torch``, ``onnx`` (by bytes
+    and suffix), or for Keras ``hdf5``, ``zip``, ``json``, and ``unknown`` for anything else."""
+    path = Path(path)
+    head = _head(path) if head is None else head
+    if len(head) >= 9 and head[8:9] == b"{":  # safetensors: 8-byte header length, then JSON
+        from .. import ir_file, safetensors_io
+
+        _, metadata = safetensors_io.load_metadata(path)
+        return "gates" if ir_file.METADATA_KEY in metadata else "torch"
+    if head.startswith(ZIP_SIGNATURE):  # a .keras archive, or a zip-format torch.save
+        import zipfile
+
+        try:
+            names = zipfile.ZipFile(path).namelist()
+        except (zipfile.BadZipFile, ValueError):  # ValueError: a member name that is not its UTF-8
+            return "zip"  # the Keras reader says what is wrong with it
+        return "torch" if any(n.endswith("/data.pkl") for n in names) else "zip"
+    if head[:1] == b"\x08" and path.suffix.lower() == ".onnx":  # ModelProto field 1, ir_version
+        return "onnx"
+    if head[:1] == b"\x80" and path.suffix.lower() in (".pt", ".pth", ".bin"):  # legacy torch.save
+        return "torch"
+    return _container(head) or "unknown"
+
+
+def source_kind(path: str | Path) -> str:
+    """What a model file is, from its bytes: ``gates``, ``torch``, ``onnx`` or ``keras``."""
+    with open(path, "rb") as f:  # an unreadable file raises OSError, as it always did here
+        head = f.read(_HEAD_BYTES)
+    kind = file_kind(path, head)
+    return kind if kind in ("gates", "torch", "onnx") else "keras"
 
 
 def sniff(path: str | Path) -> str:
-    """``"hdf5"``, ``"zip"`` or ``"json"``; FormatError for anything else."""
+    """A Keras file's container: ``"hdf5"``, ``"zip"`` or ``"json"``; FormatError for anything else."""
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096 + 8)
-    except OSError as e:
-        raise FormatError(f"cannot read the file ({e.strerror})", file=str(path)) from None
+    head = _head(path)
+    kind = _container(head)
+    if kind:
+        return kind
+    raise FormatError(f"expected an HDF5 file, a .keras zip or a JSON model config, found bytes "
+                      f"{head[:8]!r}", file=str(path))
+
+
+def _container(head: bytes) -> str | None:
+    """``"hdf5"``, ``"zip"`` or ``"json"`` from a file's first bytes; None for none of them."""
     if any(head[o:o + 8] == HDF5_SIGNATURE for o in _USERBLOCK_OFFSETS):
         return "hdf5"
     if head.startswith(ZIP_SIGNATURE):
         return "zip"
-    if head.lstrip()[:1] in (b"{", b"["):
-        return "json"
-    raise FormatError(f"expected an HDF5 file, a .keras zip or a JSON model config, found bytes "
-                      f"{head[:8]!r}", file=str(path))
+    return "json" if head.lstrip()[:1] in (b"{", b"[") else None
+
+
+def _head(path: Path) -> bytes:
+    """The first bytes of ``path`` (enough for every signature); FormatError when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(_HEAD_BYTES)
+    except OSError as e:
+        raise FormatError(f"cannot read the file ({e.strerror})", file=str(path)) from None
 
 
 def hdf5_layout(f: h5py.File) -> str:

@@ -106,7 +106,9 @@ def check_supported(graph: KerasGraph, file: str | None) -> None:
     raise UnsupportedError(f"{len(refusals)} layers cannot be converted: {shown}{supported}", file=file)
 
 
-class GraphBuilder:
+class KerasIRBuilder:
+    """The graph walk: tensors, IR nodes, shared masks and weights of one Keras graph (a LayerCall's Builder)."""
+
     def __init__(self, graph: KerasGraph, weights: WeightSource, file: str | None):
         self.graph = graph
         self.weight_source = weights
@@ -350,7 +352,7 @@ def with_semantics(source: dict, graph: KerasGraph) -> dict:
 
 
 def build_model(graph: KerasGraph, weights: WeightSource, file: str | None, source: dict) -> Model:
-    inputs, outputs, nodes = GraphBuilder(graph, weights, file).build()
+    inputs, outputs, nodes = KerasIRBuilder(graph, weights, file).build()
     return Model(name=graph.name, inputs=inputs, outputs=outputs, nodes=nodes,
                  source=with_semantics(source, graph))
 
@@ -360,7 +362,7 @@ def check_other_weights(graph: KerasGraph, weights: WeightSource, file: str | No
     (the checks of their builders, on an input of unknown shape, in a scratch graph): a file
     whose Embedding or Dense disagrees with the config is refused even when only the recurrent
     layers are converted. Unsupported options there do not matter."""
-    scratch = GraphBuilder(graph, weights, file)
+    scratch = KerasIRBuilder(graph, weights, file)
     for spec in graph.layers:
         if spec.is_op or spec.is_copy or spec.class_name not in LAYER_HANDLERS \
                 or not holds_weights(spec, graph) or not scratch.layer_weights(spec):
@@ -376,7 +378,7 @@ def build_recurrent_only(graph: KerasGraph, weights: WeightSource, file: str | N
                          source: dict) -> Model:
     """Only the recurrent layers, each on its own input (``<layer>_input``); other layers,
     supported or not, are skipped. Layers with no stored weights are skipped too."""
-    builder = GraphBuilder(graph, weights, file)
+    builder = KerasIRBuilder(graph, weights, file)
     builder.layout_semantics()
     check_other_weights(graph, weights, file)
     inputs, outputs = [], []

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from .. import activations, budget
 from ..errors import FormatError, GateportError, UnsupportedError
 from ..sanitize import quote
+from ..budget import Budget
 from ..ir import Node
 from .hdf5 import Weight
 from .keras_config import LayerSpec, check_activation
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .keras_build import GraphBuilder
 
 Shape = tuple  # without batch; entries int or None
 
@@ -52,9 +50,26 @@ class Tensor:
         return self.shape[-1] if self.shape else None
 
 
+class Builder(Protocol):
+    """What a :class:`LayerCall` uses of the graph walk building the IR (keras_build.KerasIRBuilder)."""
+
+    file: str | None
+    keras_version: str | None
+    keras3_masks: bool
+    budget: Budget
+
+    def layer_weights(self, spec: LayerSpec) -> list[Weight]: ...
+
+    def add_node(self, node: Node) -> None: ...
+
+    def mask_not_equal(self, x: str, value, reduce: bool, owner: str) -> str: ...
+
+    def mask_and(self, masks: list[str | None], owner: str) -> str | None: ...
+
+
 @dataclass
 class LayerCall:
-    builder: "GraphBuilder"
+    builder: Builder
     spec: LayerSpec
     index: int  # which call of the layer
     inputs: list[Tensor]

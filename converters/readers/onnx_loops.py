@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..sanitize import quote
+from .onnx_rewrite import Rewrite, fresh, zeros
 from .onnx_value_graph import ValueGraph, shown
 
 #: ops the body may use (numpy semantics below); analytic or piecewise-linear, so a numeric check on
@@ -41,8 +42,6 @@ class NotRecognized(Exception):
 
 def loop_recurrence(vg: ValueGraph, node):
     """The Rewrite of a recognized recurrence Loop, or a one-line reason."""
-    from .onnx_patterns import Rewrite
-
     try:
         parts = _parts(vg, node)
         cell = _candidate(vg, parts)
@@ -265,19 +264,17 @@ def _check_size(n, args: list) -> None:
 # -- the fused node --------------------------------------------------------------------------------
 def _fused(vg: ValueGraph, node, p: dict, cell: dict) -> tuple[list, list]:
     """(new nodes, new initializers): the ONNX RNN/GRU computing the loop's states."""
-    from .onnx_patterns import _fresh, _zeros
-
     h, u, kind = vg.onnx.helper, cell["units"], cell["kind"]
     k, r, b = cell["kernel"], cell["recurrent"], cell["bias"]
     b_in, b_rec = (b[0], b[1]) if b.ndim == 2 else (b, np.zeros_like(b))
-    names = [_fresh(vg, f"{node.name or 'loop'}/{part}") for part in ("W", "R", "B", "Y", "Y_h", "h0", "axis0", "axis1")]
+    names = [fresh(vg, f"{node.name or 'loop'}/{part}") for part in ("W", "R", "B", "Y", "Y_h", "h0", "axis0", "axis1")]
     w_name, r_name, b_name, y, y_h, h0, axis0, axis1 = names
     weights = ((k.T[None], w_name), (r.T[None], r_name), (np.concatenate([b_in, b_rec])[None], b_name))
     inits = [vg.onnx.numpy_helper.from_array(np.ascontiguousarray(a, np.float32), n) for a, n in weights]
     inits += [vg.onnx.numpy_helper.from_array(np.array([a], np.int64), n) for a, n in ((0, axis0), (1, axis1))]
     init_h = node.input[p["state"] + 2]
     adds = []
-    if _zeros(vg, init_h):
+    if zeros(vg, init_h):
         state_input = ""
     else:
         adds.append(h.make_node("Unsqueeze", [init_h, axis0], [h0], name=h0))

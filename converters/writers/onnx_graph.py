@@ -313,7 +313,7 @@ def _set_location(proto, location: str) -> None:
 
 
 def _version() -> str:
-    from .. import __version__
+    from ..version import __version__
 
     return __version__
 

@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from ..errors import FormatError, UnsupportedError
 from ..ir import Model, Node
 from ..sanitize import comment, identifier, quote

@@ -22,76 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import GateportError, UnsupportedError
+from ..errors import MismatchError, UnsupportedError
 from ..ir import Model, Node
 from ..sanitize import identifier, quote
-
-#: IR op -> the nn module that can hold it.
-NN_CLASS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "RNN"}
-#: The parts of a direction, as PyTorch names them.
-TORCH_PARTS = {"weight_ih": "input_weights", "weight_hh": "recurrent_weights",
-               "bias_ih": "input_bias", "bias_hh": "recurrent_bias"}
-
-
-class MismatchError(GateportError, ValueError):
-    """A user's module does not match the Keras model (names both sides and both shapes)."""
-
-
-def has_bias(node: Node) -> bool:
-    """Whether the layer needs bias parameters (``use_bias``, or any non-zero bias in the IR)."""
-    if node.options.get("use_bias", True):
-        return True
-    return any(np.any(w) for k, w in node.weights.items() if k.endswith("_bias"))
-
-
-def nn_incompatibility(node: Node) -> str | None:
-    """Why ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` cannot compute this recurrent layer exactly, or None.
-
-    nn.LSTM and nn.GRU hard-code sigmoid gates and tanh; nn.GRU is reset_after=True; nn.RNN has
-    tanh or relu (PyTorch docs; SEMANTICS.md §3.5). Masks are not considered here.
-    """
-    o, kind = node.options, node.op
-    act = o.get("activation", "tanh")
-    if kind == "simple_rnn":
-        return None if act in ("tanh", "relu") else f"expected activation tanh or relu, found {act}"
-    ract = o.get("recurrent_activation", "sigmoid")
-    reasons = []
-    if act != "tanh":
-        reasons.append(f"expected activation tanh, found {act}")
-    if ract != "sigmoid":
-        reasons.append(f"expected recurrent_activation sigmoid, found {ract}")
-    if kind == "gru" and not o.get("reset_after", True):
-        reasons.append("expected reset_after=True, found False (the reset gate before the product)")
-    return "; ".join(reasons) or None
-
-
-def nn_params(node: Node, layer: int = 0) -> dict[str, np.ndarray]:
-    """The layer's weights as one layer of an nn.LSTM/GRU/RNN: ``weight_ih_l{layer}[_reverse]`` ...
-
-    float32, PyTorch gate order; no biases when the layer has none (``bias=False``).
-    """
-    params = {}
-    bias = has_bias(node)
-    for direction in node.directions:
-        sfx = f"_l{layer}" + ("_reverse" if direction == "backward" else "")
-        for name, part in TORCH_PARTS.items():
-            if name.startswith("bias") and not bias:
-                continue
-            params[name + sfx] = np.ascontiguousarray(node.stacked(direction, part, "torch"), dtype=np.float32)
-    return params
-
-
-def nn_constructor(node: Node) -> dict:
-    """The nn.LSTM/GRU/RNN constructor arguments of this layer (besides ``batch_first``)."""
-    args = {"input_size": int(node.weights[f"forward.{node.gate_names[0]}.input_weights"].shape[1]),
-            "hidden_size": int(node.options["units"])}
-    if node.op == "simple_rnn" and node.options.get("activation", "tanh") != "tanh":
-        args["nonlinearity"] = node.options["activation"]
-    if not has_bias(node):
-        args["bias"] = False
-    if node.options.get("bidirectional"):
-        args["bidirectional"] = True
-    return args
+from .nn_layout import NN_CLASS, TORCH_PARTS, has_bias, nn_constructor, nn_incompatibility, nn_params  # noqa: F401
 
 
 def _check_exact(nodes: list[Node]) -> None:
@@ -255,24 +189,20 @@ def _assignments_dense(nodes: list[Node], linears: list) -> tuple[list, list[str
     return todo, problems
 
 
-def load_into(module, model_or_path, config=None):
+def load_into(module, model: Model):
     """Copy the Keras recurrent and dense layers into ``module``'s nn.LSTM/GRU/RNN and nn.Linear.
 
     Keras recurrent layers go, in model order, to the module's nn.LSTM / nn.GRU / nn.RNN in
     registration order (a module with ``num_layers=k`` takes k consecutive layers); Keras dense
     layers go to its nn.Linear in order. Every shape and every layer kind is checked before
     anything is copied; a mismatch raises :class:`MismatchError` with one line naming the layers
-    and both shapes. Returns ``[(keras layer, torch module)]`` pairs.
+    and both shapes. Returns ``[(keras layer, torch module)]`` pairs. ``model`` is IR: the API
+    (:func:`converters.load_into`) reads files and models in memory.
     """
     from ..errors import require
 
     torch = require("torch", "torch")
     nn = torch.nn
-    model = model_or_path
-    if not isinstance(model, Model):
-        from ..api import read
-
-        model = read(model_or_path, config)
     rnns, linears = _torch_rnn_modules(module, nn)
     pairs, problems = _match_recurrent(list(model.recurrent_nodes()), rnns)
     todo, more = _assignments_recurrent(pairs)
