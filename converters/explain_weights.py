@@ -240,20 +240,25 @@ def plot(report: Report, path: str | os.PathLike, force: bool = False) -> Path:
 
     plt = _pyplot()
     panels = [(f"{one_line(e['layer'])[:40]} {e['direction']}: |W| per gate and input feature",
-               np.array([g["per_feature"] for g in e["gates"]]), [g["gate"] for g in e["gates"]])
+               np.array([g["per_feature"] for g in e["gates"]]), [g["gate"] for g in e["gates"]], "gate")
               for e in report.layers]
     for s in report.sensitivity:
         mean = np.asarray(s["mean"], np.float64)
         grid = mean if mean.ndim == 2 else mean.reshape(1, -1)
-        panels.append((f"{one_line(s['output'])[:30]} <- {one_line(s['input'])[:30]}: sensitivity", grid, None))
+        title = f"{one_line(s['output'])[:30]} <- {one_line(s['input'])[:30]}: mean |d output / d input|"
+        panels.append((title, grid, None, "time step" if mean.ndim == 2 else ""))
     if not panels:
         from .errors import UnsupportedError
 
         raise UnsupportedError("nothing to plot: no recurrent layer and no sensitivity")
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.2 * len(panels)), squeeze=False)
-    for ax, (title, grid, ylabels) in zip(axes[:, 0], panels):
-        im = ax.imshow(grid, aspect="auto", cmap="viridis")
+    for ax, (title, grid, ylabels, ylabel) in zip(axes[:, 0], panels):
+        im = ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
         ax.set_title(title, fontsize=8)
+        ax.set_xlabel("input feature", fontsize=7)
+        ax.set_ylabel(ylabel, fontsize=7)
+        if grid.shape[1] <= 40:
+            ax.set_xticks(range(grid.shape[1]))
         if ylabels:
             ax.set_yticks(range(len(ylabels)), ylabels, fontsize=7)
         fig.colorbar(im, ax=ax)
