@@ -53,9 +53,23 @@ def _node_notes(node: Node, to: str) -> list[str]:
     return out
 
 
+def _dtype_notes(model: Model, to: str) -> list[str]:
+    """A note per Keras dtype policy other than float32 (float64, mixed_float16 ...): artifacts compute in float32."""
+    if to == "gates":
+        return []
+    by_policy: dict[str, list[Node]] = {}
+    for node in model.nodes:
+        policy = node.source.get("dtype_policy")
+        if policy and policy != "float32":
+            by_policy.setdefault(str(policy), []).append(node)
+    return [f"{len(nodes)} layer{'s' * (len(nodes) != 1)} ({_where(nodes[0])}{', ...' if len(nodes) > 1 else ''}) "
+            f"compute in Keras dtype policy {quote(policy)}; the artifact computes in float32, so its outputs "
+            "differ from Keras' by that rounding" for policy, nodes in by_policy.items()]
+
+
 def notes(model: Model, to: str) -> list[str]:
     """One line per deliberate change converting ``model`` to target ``to`` makes (may be empty)."""
-    out = [line for node in model.nodes for line in _node_notes(node, to)]
+    out = [line for node in model.nodes for line in _node_notes(node, to)] + _dtype_notes(model, to)
     ignored = (model.source or {}).get("ignored_keys") or []
     if ignored:
         shown = ", ".join(quote(k) for k in ignored[:SHOWN_KEYS]) + (" ..." if len(ignored) > SHOWN_KEYS else "")

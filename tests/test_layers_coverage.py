@@ -315,3 +315,27 @@ def test_hostile_layer_options_are_refused_in_one_line(cls, key, value, tmp_path
     assert code == 2 and len(err) == 1 and err[0].startswith("gateport: error:"), (code, err)
     assert json.dumps(value)[:12].strip('"[]') in err[0] or key in err[0] or cls in err[0], err[0]
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("policy", ["float64", "mixed_float16"])
+def test_dtype_policy_other_than_float32_is_stated(policy, tmp_path):
+    """A float64 or mixed_float16 model converts to float32 artifacts and says so in a note."""
+    import warnings
+
+    from converters import api
+    from converters.notes import GateportNote
+
+    model = randomize(seq(L.LSTM(U, return_sequences=True, dtype=policy), L.GlobalAveragePooling1D(dtype=policy)))
+    model.save(tmp_path / "m.keras")
+    ir = read(tmp_path / "m.keras")
+    assert {n.source.get("dtype_policy") for n in ir.nodes} == {policy}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        api.convert(tmp_path / "m.keras", "onnx", tmp_path / "m.onnx")
+    said = [str(w.message) for w in caught if issubclass(w.category, GateportNote)]
+    assert any(f"'{policy}'" in s and "float32" in s and "2 layers" in s for s in said), said
+    inputs = [floats((B, T, F))]
+    got = onnx_outputs(ir, inputs, tmp_path / "m2.onnx")
+    assert error(got, reference.run(ir, inputs)) <= TOL  # the artifact is the float32 model
+    if policy == "float64":  # mixed_float16: Keras itself rounds to float16, the note says so
+        assert error(got, keras_outputs(model, inputs)) <= TOL

@@ -34,6 +34,15 @@ def declared_dims(value: object, what: str, *, file: str | None, layer: str | No
     return tuple(value)
 
 
+def dtype_policy(config: dict) -> str:
+    """A layer's Keras dtype policy name (``float32``, ``float64``, ``mixed_float16`` ...): the config's
+    ``dtype`` string, or the ``name`` of a serialized policy (tf-keras ``Policy``, Keras 3 ``DTypePolicy``)."""
+    value = config.get("dtype")
+    if isinstance(value, dict):
+        value = (value.get("config") or {}).get("name")
+    return str(value) if value else "float32"
+
+
 @dataclass
 class Tensor:
     """A tensor flowing between layers: IR name, shape without batch (None = unknown), mask."""
@@ -183,6 +192,8 @@ class LayerCall:
             weights: dict | None = None, mask: str | None = None, **source) -> Node:
         if self.class_name != self.spec.class_name:  # a wrapped layer: TimeDistributed(Dense)
             source.setdefault("layer_class", self.class_name)
+        if dtype_policy(self.spec.config) != "float32":  # every artifact computes in float32 (notes.py)
+            source.setdefault("dtype_policy", dtype_policy(self.spec.config))
         node = Node(name=self.name, op=op, inputs=inputs, outputs=outputs, options=options or {},
                     weights=weights or {}, mask=mask,
                     source={"class_name": self.spec.class_name, **source})

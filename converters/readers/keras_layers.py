@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import UnsafeError
 from ..sanitize import quote
-from .keras_context import LayerCall, Tensor
+from .keras_context import LayerCall, Tensor, dtype_policy
 
 #: Layers that are the identity at inference.
 IDENTITY_CLASSES = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
@@ -36,8 +36,7 @@ def _zeros(n: int, like: np.ndarray) -> np.ndarray:
 
 def _refuse_quantized(call: LayerCall) -> None:
     cfg = call.config
-    dtype = cfg.get("dtype")
-    policy = (dtype.get("config") or {}).get("name", "") if isinstance(dtype, dict) else str(dtype or "")
+    policy = dtype_policy(cfg)
     if cfg.get("quantization_config") or policy.startswith(("int8", "int4", "float8")):
         raise call.unsupported(f"quantized layers are not supported (dtype policy {policy!r})")
     if cfg.get("lora_rank"):
