@@ -24,6 +24,8 @@ from .sanitize import one_line, quote
 STATE_NAMES = {"lstm": ("h", "c"), "gru": ("h",), "simple_rnn": ("h",)}
 _TORCH_NN = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "RNN"}
 _TORCH_LOOP = {"lstm": "LSTMLoop", "gru": "GRULoop", "simple_rnn": "SimpleRNNLoop"}
+#: Generated modules that run one direction of a masked layer on nn.* over its unmasked steps.
+_TORCH_MASKED = ("KerasMaskedRNN", "KerasMaskedLSTM")
 _ONNX_OP = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "RNN"}
 
 
@@ -204,7 +206,8 @@ def torch_traces(model: Model, records: list[dict]) -> dict[str, LayerTrace]:
     """Traces from the generated module's recurrent submodule calls (:func:`runtimes.run_torch_isolated`).
 
     An ``nn.LSTM/GRU/RNN`` holds every direction of one layer and gets the input flipped when
-    ``go_backwards``; a generated ``*Loop`` is one direction and returns outputs in processing order.
+    ``go_backwards``; a generated ``*Loop`` or ``KerasMasked*`` (a masked direction on nn.*) is one
+    direction and returns outputs in processing order (``KerasMaskedLSTM``: and ``h`` only).
     """
     traces, k = {}, 0
     for node in model.recurrent_nodes():
@@ -214,7 +217,7 @@ def torch_traces(model: Model, records: list[dict]) -> dict[str, LayerTrace]:
         if records[k]["cls"] == _TORCH_NN[node.op]:
             traces[node.name] = _from_nn(node, records[k])
             k += 1
-        elif all(r["cls"] == _TORCH_LOOP[node.op] for r in records[k:k + len(node.directions)]):
+        elif all(r["cls"] in (_TORCH_LOOP[node.op], *_TORCH_MASKED) for r in records[k:k + len(node.directions)]):
             traces[node.name] = _from_loops(node, records[k:k + len(node.directions)])
             k += len(node.directions)
         else:

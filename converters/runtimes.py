@@ -273,8 +273,12 @@ def torch_child(folder: str, work: str) -> int:
         torch.set_num_threads(1)
         module = load_torch_folder(folder)
         records: list = []
+        # one direction each: a *Loop, or a KerasMasked* running its nn.* (hooked there, not inside)
+        directions = [sub for sub in module.modules() if hasattr(sub, "go_backwards") and (
+            type(sub).__name__.endswith("Loop") or type(sub).__name__.startswith("KerasMasked"))]
+        wrapped = {id(getattr(sub, "rnn", None)) for sub in directions}
         for sub in module.modules():
-            if isinstance(sub, torch.nn.RNNBase) or (type(sub).__name__.endswith("Loop") and hasattr(sub, "go_backwards")):
+            if any(sub is d for d in directions) or (isinstance(sub, torch.nn.RNNBase) and id(sub) not in wrapped):
                 sub.register_forward_hook(_recorder(records))
         with np.load(work_dir / "inputs.npz", allow_pickle=False) as f:
             xs = [f[f"x{k}"] for k in range(len(f.files))]

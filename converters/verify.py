@@ -522,12 +522,16 @@ def run_artifact(model: Model, target: str, artifact: Model | str | os.PathLike 
 
 
 def _traces(make: Callable[[], dict]) -> tuple[dict | None, str | None]:
+    """The traces, or why there are none: records that do not fit the model's layers never turn a
+    compared row into an error."""
     from .divergence import TraceUnavailable
 
     try:
         return make(), None
     except TraceUnavailable as e:
         return None, one_line(e)
+    except (IndexError, KeyError, ValueError) as e:
+        return None, f"the recorded recurrent submodules do not match the model's layers ({type(e).__name__}: {one_line(e)})"
 
 
 def _error_row(label: str, e: BaseException) -> Row:
