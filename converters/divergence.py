@@ -356,7 +356,7 @@ def _marked(model: Model, node: Node) -> tuple[Model, dict[str, tuple[int, int]]
     """A copy of ``model`` whose ``node`` holds markers, and each weight's marker range."""
     import copy
 
-    from .writers.torch_state import has_bias
+    from .writers.nn_layout import has_bias
 
     marked = copy.copy(model)
     marked.nodes = [copy.copy(n) for n in model.nodes]

@@ -118,7 +118,8 @@ def test_files_verify_cannot_read_whole_are_refused_in_one_line(capsys):
 
 
 # -- PyTorch folders: one fixture per mistake class, and a correct one ------------------------------------------
-TORCH_CASES = {"permuted_gates": "bidir_stacked_concat", "keras1_order": "tiny_lstm",
+#: nn.* (bidir_gru_mul, autoencoder_bilstm, tiny_lstm), masked nn.* per direction (embedding_mask_bigru), loops (keras1_lstm)
+TORCH_CASES = {"permuted_gates": "embedding_mask_bigru", "keras1_order": "tiny_lstm",
                "transposed_kernel": "bidir_gru_mul", "merged_biases": "bidir_gru_mul",
                "swapped_directions": "autoencoder_bilstm", "scaled_gates": "keras1_lstm"}
 
@@ -139,9 +140,10 @@ def test_broken_torch_folder_is_caught_and_named(kind, tmp_path):
 
 
 def test_correct_torch_folder_passes(tmp_path):
-    entry = _entry("bidir_stacked_concat")
+    entry = _entry("embedding_mask_bigru")  # each masked direction traced at its KerasMaskedRNN
     report = _verify(entry, "torch", api.convert(_model(entry), "torch", tmp_path / "ok"))
     assert report.verdict == "ok", render(report)
+    assert report.where[0].departures == [] and report.where[0].unavailable is None
 
 
 # -- what cannot be named is said ---------------------------------------------------------------------------
