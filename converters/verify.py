@@ -531,7 +531,8 @@ def _traces(make: Callable[[], dict]) -> tuple[dict | None, str | None]:
     except TraceUnavailable as e:
         return None, one_line(e)
     except (IndexError, KeyError, ValueError) as e:
-        return None, f"the recorded recurrent submodules do not match the model's layers ({type(e).__name__}: {one_line(e)})"
+        return None, (f"the recorded recurrent submodules do not match the model's layers "
+                      f"({type(e).__name__}: {one_line(e)})")
 
 
 def _error_row(label: str, e: BaseException) -> Row:

@@ -118,7 +118,8 @@ def test_files_verify_cannot_read_whole_are_refused_in_one_line(capsys):
 
 
 # -- PyTorch folders: one fixture per mistake class, and a correct one ------------------------------------------
-#: nn.* (bidir_gru_mul, autoencoder_bilstm, tiny_lstm), masked nn.* per direction (embedding_mask_bigru), loops (keras1_lstm)
+#: nn.* (bidir_gru_mul, autoencoder_bilstm, tiny_lstm), masked nn.* per direction (embedding_mask_bigru),
+#: loops (keras1_lstm)
 TORCH_CASES = {"permuted_gates": "embedding_mask_bigru", "keras1_order": "tiny_lstm",
                "transposed_kernel": "bidir_gru_mul", "merged_biases": "bidir_gru_mul",
                "swapped_directions": "autoencoder_bilstm", "scaled_gates": "keras1_lstm"}
