@@ -35,6 +35,8 @@ EXPECTED = {
     "stacked_lstm": {"*": ["last_step", "zero_initial_state"]},
     "bilstm_concat": {"*": ["slice_one_squeeze", "tensordot_dense", "time_major_merge", "zero_initial_state"]},
     "bigru_loop_sum": {"*": ["bidirectional_pair", "full_reverse_sequence", "loop_gru", "time_major_merge"]},
+    "bigru_loop_concat_last": {"tf2onnx_h5": ["last_step", "slice_one_squeeze", "zero_initial_state"],
+                               "*": ["bidirectional_pair", "full_reverse_sequence", "last_step", "loop_gru"]},
     "gru_seq_td": {"tf2onnx_h5": ["tensordot_dense", "zero_initial_state"],
                    "*": ["loop_gru", "unrolled_time_distributed"]},
     "gru_reset_before": {"*": ["last_step", "loop_gru"]},

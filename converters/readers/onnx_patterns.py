@@ -482,7 +482,43 @@ def _apply(nodes: list, batch: list[Rewrite]) -> list:
         if id(n) not in gone:
             out.append(n)
         out.extend(at.get(k, ()))
-    return out
+    return _toposorted(out)
+
+
+def _reads(node) -> set[str]:
+    """The tensors a node reads, those its subgraphs read from the outer graph included."""
+    names = {i for i in node.input if i}
+    for a in node.attribute:
+        if a.HasField("g"):
+            names.update(i for sub in a.g.node for i in sub.input if i)
+    return names
+
+
+def _toposorted(nodes: list) -> list:
+    """``nodes`` with every producer before its consumers, otherwise in their order (a rewrite's new
+    nodes go where its last removed node was, which may follow a use of what they compute)."""
+    import heapq
+
+    producer = {o: k for k, n in enumerate(nodes) for o in n.output if o}
+    needs = [{producer[i] for i in _reads(n) if i in producer and producer[i] != k} for k, n in enumerate(nodes)]
+    users: dict[int, list[int]] = {}
+    for k, deps in enumerate(needs):
+        for d in deps:
+            users.setdefault(d, []).append(k)
+    waiting = [len(d) for d in needs]
+    ready = [k for k, w in enumerate(waiting) if w == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        k = heapq.heappop(ready)
+        order.append(k)
+        for u in users.get(k, ()):
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                heapq.heappush(ready, u)
+    if len(order) != len(nodes):  # a cycle (a hostile file): leave the order to the reader's checks
+        return nodes
+    return [nodes[k] for k in order]
 
 
 def _live(nodes: list, outputs: set[str]) -> list:
