@@ -12,9 +12,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .errors import UnsupportedError
+from .errors import InputsError, UnsupportedError
 from .ir import Model, Node
 from .reference_rnn import activation, run_recurrent
+from .sanitize import quote
 
 
 def _f64(a) -> np.ndarray:
@@ -155,6 +156,8 @@ def _pool1d(node, x):
     valid = np.pad(np.ones(x.shape[1], bool), (left, right))
     xp = np.pad(x, ((0, 0), (left, right), (0, 0)))
     n_out = (xp.shape[1] - k) // s + 1
+    if n_out < 1:
+        raise UnsupportedError(f"expected at least pool_size {k} time steps, found {x.shape[1]}", layer=node.label())
     out = []
     for i in range(n_out):
         win, ok = xp[:, i * s: i * s + k], valid[i * s: i * s + k]
@@ -237,12 +240,12 @@ def _bind_inputs(model: Model, inputs) -> dict[str, np.ndarray]:
     if not isinstance(inputs, Mapping):
         inputs = list(inputs) if isinstance(inputs, Sequence) else [inputs]
         if len(inputs) != len(model.inputs):
-            raise ValueError(f"expected {len(model.inputs)} inputs, found {len(inputs)}")
+            raise InputsError(f"expected {len(model.inputs)} inputs, found {len(inputs)}")
         inputs = {spec.name: a for spec, a in zip(model.inputs, inputs)}
     values = {}
     for spec in model.inputs:
         if spec.name not in inputs:
-            raise ValueError(f"expected input {spec.name!r}, found only {sorted(inputs)}")
+            raise InputsError(f"expected input {quote(spec.name)}, found only {quote(sorted(map(str, inputs)))}")
         a = np.asarray(inputs[spec.name])
         values[spec.name] = a.astype(np.int64 if "int" in str(spec.dtype) else np.float64)
     return values
