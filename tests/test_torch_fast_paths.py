@@ -1,0 +1,185 @@
+"""The generated PyTorch module's fast paths (issue 16) against the numpy reference, without Keras.
+
+* A masked layer that nn.LSTM / nn.GRU / nn.RNN computes runs on that kernel over each sample's
+  unmasked steps gathered to the front (KerasMaskedRNN): exact for masks at the front, in the middle,
+  trailing, all masked and none, both directions, zero_output_for_mask and initial states; no loop.
+* The step loops (KerasLoop) run masked layers without per-step mask work, compile themselves with
+  TorchScript on their first eager call, and give the same numbers scripted and exported.
+* torch.export fixes the time axis to the example's length: nn.GRU itself does not export with a
+  dynamic one in torch 2.13 (checked here), and a loop is unrolled (the prototype ``torch.scan``,
+  the symbolic loop export would need, gave wrong numbers in torch 2.13). The batch axis stays
+  dynamic; jit.script keeps both dynamic, and ``--to onnx`` gives a file with a dynamic time axis.
+"""
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("safetensors")
+
+from converters import reference  # noqa: E402
+from converters.ir import Gate, Model, Node, TensorSpec  # noqa: E402
+from converters.writers import torch_code  # noqa: E402
+
+B, T, F, U = 4, 7, 3, 5
+TOL = 1e-6
+#: keep-masks: trailing padding, holes in the middle, front padding, nothing kept
+KEEP = np.array([[1, 1, 1, 1, 1, 0, 0],
+                 [1, 0, 1, 1, 0, 1, 0],
+                 [0, 0, 0, 1, 1, 1, 1],
+                 [0, 0, 0, 0, 0, 0, 0]], dtype=bool)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def layer(op: str, masked: bool, n_states: int = 0, **options) -> Node:
+    rng = np.random.default_rng(abs(hash((op, tuple(sorted(options.items()))))) % 2**32)
+    opts = {"units": U, "activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True,
+            "return_sequences": True, "return_state": True, "go_backwards": False, "bidirectional": False,
+            "merge_mode": "concat", "zero_output_for_mask": False, **options}
+    n_dirs = 2 if opts["bidirectional"] else 1
+    per_dir = 2 if op == "lstm" else 1
+    outputs = ["y"] + [f"s{k}" for k in range(per_dir * n_dirs)] * bool(opts["return_state"])
+    if opts["bidirectional"] and opts["merge_mode"] is None:
+        outputs = ["y", "y_bw"] + outputs[1:]
+    node = Node(op, op, ["xm" if masked else "x"] + [f"h{k}" for k in range(n_states)], outputs, opts,
+                mask="m" if masked else None)
+    for direction in node.directions:
+        for gate in node.gate_names:
+            node.set_gate(direction, gate, Gate(rng.uniform(-1, 1, (U, F)), rng.uniform(-1, 1, (U, U)),
+                                                rng.uniform(-1, 1, U), rng.uniform(-1, 1, U)))
+    return node
+
+
+def model(node: Node) -> Model:
+    nodes = [node]
+    if node.mask:
+        nodes[:0] = [Node("mask", "mask_not_equal", ["x"], ["m"], {"value": 0.0, "reduce": True}),
+                     Node("masking", "masking", ["x"], ["xm"], mask="m")]
+    states = [TensorSpec(name, (U,)) for name in node.inputs[1:]]
+    return Model("fast", [TensorSpec("x", (None, F)), *states], list(node.outputs), nodes)
+
+
+def inputs(ir: Model, time: int = T, keep: np.ndarray = KEEP) -> list[np.ndarray]:
+    rng = np.random.default_rng(time)
+    x = rng.normal(0, 1.5, (B, time, F)).astype(np.float32) * keep[:, :time, None]
+    return [x] + [rng.normal(0, 1, (B, U)).astype(np.float32) for _ in ir.inputs[1:]]
+
+
+def load(ir: Model, tmp_path: Path):
+    torch_code.write(ir, tmp_path / "m")
+    spec = importlib.util.spec_from_file_location(f"fast_{abs(hash(str(tmp_path)))}", tmp_path / "m" / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, module.load_model()
+
+
+def run(net, xs) -> list[np.ndarray]:
+    with torch.no_grad():
+        out = net(*(torch.from_numpy(x) for x in xs))
+    return [o.numpy() for o in (out if isinstance(out, tuple) else (out,))]
+
+
+def assert_matches(got, want, what):
+    assert len(got) == len(want), what
+    for k, (g, w) in enumerate(zip(got, want)):
+        assert g.shape == w.shape, f"{what} output {k}: {g.shape} vs {w.shape}"
+        err = float(np.max(np.abs(g - w))) if g.size else 0.0
+        assert err <= TOL, f"{what} output {k}: max abs error {err}"
+
+
+def scripted(net):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.jit.script(net)
+
+
+NN_MASKED = {
+    "lstm_seq": lambda: layer("lstm", True, return_state=False),
+    "lstm_last_zero_output": lambda: layer("lstm", True, return_sequences=False, return_state=False,
+                                           zero_output_for_mask=True),
+    "lstm_backwards_initial_states": lambda: layer("lstm", True, n_states=2, go_backwards=True, return_state=False),
+    "gru_seq_state": lambda: layer("gru", True, reset_after=True),
+    "gru_backwards_last_zero_output": lambda: layer("gru", True, reset_after=True, go_backwards=True,
+                                                    return_sequences=False, zero_output_for_mask=True),
+    "bi_gru_seq_state_none": lambda: layer("gru", True, reset_after=True, bidirectional=True, merge_mode=None),
+    "bi_lstm_last_sum": lambda: layer("lstm", True, bidirectional=True, merge_mode="sum", return_sequences=False,
+                                      return_state=False),
+    "bi_simple_rnn_relu_seq_initial": lambda: layer("simple_rnn", True, n_states=2, activation="relu",
+                                                    bidirectional=True),
+}
+
+
+@pytest.mark.parametrize("case", NN_MASKED)
+def test_masked_layer_runs_on_the_native_kernel(case, tmp_path):
+    ir = model(NN_MASKED[case]())
+    module, net = load(ir, tmp_path)
+    assert not hasattr(module, "KerasLoop")  # no loop helper generated at all
+    assert any(isinstance(m, (torch.nn.LSTM, torch.nn.GRU, torch.nn.RNN)) for m in net.modules())
+    xs = inputs(ir)
+    want = reference.run(ir, xs)
+    assert_matches(run(net, xs), want, "eager")
+    assert_matches(run(scripted(net), xs), want, "jit.script")
+
+
+def test_export_time_axis_is_fixed_as_nn_grus_own(tmp_path):
+    """torch.export (torch 2.13) cannot keep nn.GRU's own time axis dynamic (it unrolls the kernel),
+    so neither can the module; it exports with a dynamic batch, and jit.script keeps both dynamic."""
+    plain = torch.nn.GRU(F, U, batch_first=True)
+    time = torch.export.Dim("time", min=2, max=64)
+    with pytest.raises(torch._dynamo.exc.UserError, match="specialized"):
+        torch.export.export(plain, (torch.zeros(B, 6, F),), dynamic_shapes=({1: time},))
+    ir = model(layer("gru", True, reset_after=True, bidirectional=True))
+    _, net = load(ir, tmp_path)
+    example = tuple(torch.from_numpy(x) for x in inputs(ir))
+    with pytest.raises(torch._dynamo.exc.UserError, match="specialized"):
+        torch.export.export(net, example, dynamic_shapes=({1: time},))
+    batch = torch.export.Dim("batch", min=1, max=64)
+    exported = torch.export.export(net, example, dynamic_shapes=({0: batch},)).module()
+    script = scripted(net)
+    for rows, steps in ((4, 7), (8, 7), (8, 14)):
+        keep = np.tile(KEEP, (2, 2))[:rows, :steps]
+        xs = [np.tile(inputs(ir, steps, np.tile(KEEP, (1, 2)))[0], (2, 1, 1))[:rows] * keep[..., None]]
+        want = reference.run(ir, xs)
+        if steps == T:
+            assert_matches(run(exported, xs), want, f"export {rows}x{steps}")
+        assert_matches(run(script, xs), want, f"jit.script {rows}x{steps}")
+
+
+LOOPS = {
+    "lstm_hard_sigmoid_masked_state": lambda: layer("lstm", True, recurrent_activation="hard_sigmoid_keras2"),
+    "lstm_masked_returns_c": lambda: layer("lstm", True, n_states=2),
+    "gru_reset_before_masked_backwards": lambda: layer("gru", True, reset_after=False, go_backwards=True),
+    "gru_reset_after_softsign": lambda: layer("gru", False, reset_after=True, activation="softsign"),
+    "bi_gru_reset_before_masked_zero_output": lambda: layer("gru", True, reset_after=False, bidirectional=True,
+                                                            zero_output_for_mask=True),
+    "simple_rnn_elu_masked": lambda: layer("simple_rnn", True, activation="elu"),
+}
+
+
+@pytest.mark.parametrize("case", LOOPS)
+def test_loops_scripted_eagerly_exported_fixed_length(case, tmp_path):
+    ir = model(LOOPS[case]())
+    module, net = load(ir, tmp_path)
+    loops = [m for m in net.modules() if isinstance(m, module.KerasLoop)]
+    assert loops
+    xs = inputs(ir)
+    want = reference.run(ir, xs)
+    assert_matches(run(net, xs), want, "eager")
+    assert all(isinstance(module._SCRIPTED.get(m), torch.jit.ScriptModule) for m in loops), "not compiled"
+    assert_matches(run(scripted(net), xs), want, "jit.script")
+    exported = torch.export.export(net, tuple(torch.from_numpy(x) for x in xs)).module()
+    assert_matches(run(exported, xs), want, "export")
+    longer = inputs(ir, 9, np.concatenate([KEEP, KEEP], axis=1))
+    assert_matches(run(net, longer), reference.run(ir, longer), "eager, 9 steps")
