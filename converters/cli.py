@@ -205,8 +205,8 @@ def cmd_inspect(args) -> int:
 
         try:
             arrays = extract_gate(model, args.layer, args.gate)
-        except (KeyError, ValueError) as e:
-            raise GateportError(str(e).strip("'"), file=args.model, layer=args.layer) from None
+        except GateportError as e:
+            raise e.at(file=args.model)
         with atomic_path(args.output, args.force) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)

@@ -87,6 +87,15 @@ class UsageError(GateportError):
     """
 
 
+class LayoutError(FormatError, ValueError):
+    """Arrays or tensors that do not fit their layer: a packed array that is not a whole number of gates,
+    a wrong count of initial states. Also a ValueError, as numpy's shape errors are."""
+
+
+class InputsError(UsageError, ValueError):
+    """The inputs given to run a model do not match its inputs (count, names). Also a ValueError."""
+
+
 class MismatchError(GateportError, ValueError):
     """A user's module does not match the Keras model (``load_into``: names both sides and both shapes)."""
 

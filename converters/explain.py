@@ -13,7 +13,8 @@ import numpy as np
 from .gates import LETTER, gate_order, gate_slice
 from .ir import Model, Node
 from .dense_sources import kernel_rows, render_rows
-from .sanitize import one_line
+from .errors import UsageError
+from .sanitize import one_line, quote
 from .shapes import infer_shapes
 
 def keras_layout(model: Model, node: Node) -> str:
@@ -306,11 +307,14 @@ def _table(rows: list[tuple]) -> list[str]:
 
 def extract_gate(model: Model, layer: str, gate: str) -> dict[str, np.ndarray]:
     """One gate's arrays of every direction: IR orientation ``(units, in)`` plus Keras' ``(in, units)``."""
-    node = model.node(layer)
+    node = next((n for n in model.nodes if n.name == layer), None)
+    if node is None:
+        raise UsageError(f"expected a layer of the model, found {quote(layer)}")
     if not node.is_recurrent:
-        raise ValueError(f"layer {layer!r} is a {node.op}, not a recurrent layer")
+        raise UsageError(f"expected a recurrent layer, found a {node.op}", layer=node.label())
     if gate not in node.gate_names:
-        raise ValueError(f"{node.op} has gates {', '.join(node.gate_names)}; found {gate!r}")
+        raise UsageError(f"expected one of the {node.op} gates {', '.join(node.gate_names)}, found {quote(gate)}",
+                         layer=node.label())
     out = {}
     for d in node.directions:
         g = node.gate(d, gate)

@@ -17,6 +17,8 @@ from typing import Mapping
 
 import numpy as np
 
+from .errors import LayoutError
+
 #: Canonical gate names of each recurrent kind, in the IR's own order.
 GATES: dict[str, tuple[str, ...]] = {
     "lstm": ("input", "forget", "cell", "output"),
@@ -89,7 +91,8 @@ def split_gates(packed: np.ndarray, framework: str, kind: str, axis: int = 0) ->
     """Split a packed array into ``{gate: block}`` along ``axis``, by ``framework``'s order."""
     order = gate_order(framework, kind)
     if packed.shape[axis] % len(order):
-        raise ValueError(f"axis {axis} of shape {packed.shape} is not a multiple of {len(order)} gates")
+        raise LayoutError(f"expected {len(order)} gates of equal size along axis {axis}, found shape "
+                          f"{packed.shape} (not a multiple of {len(order)})")
     blocks = np.split(packed, len(order), axis=axis)
     return dict(zip(order, blocks))
 

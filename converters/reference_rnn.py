@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from .activations import NUMPY
-from .errors import UnsupportedError
+from .errors import LayoutError, UnsupportedError
 from .ir import Gate, Node
 
 #: How many states each kind carries (h, or h and c).
@@ -138,7 +138,7 @@ def _initial_states(node: Node, x: np.ndarray, given: list[np.ndarray]) -> list[
         zeros = np.zeros((x.shape[0], node.options["units"]))
         return [(zeros,) * n for _ in dirs]
     if len(given) != n * len(dirs):
-        raise ValueError(f"{node.label()}: expected {n * len(dirs)} initial states, found {len(given)}")
+        raise LayoutError(f"expected {n * len(dirs)} initial states, found {len(given)}", layer=node.label())
     return [tuple(given[k * n:(k + 1) * n]) for k in range(len(dirs))]
 
 
