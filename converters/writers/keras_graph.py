@@ -34,7 +34,9 @@ _MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")
 
 
 @dataclass
-class KerasGraph:
+class KerasLayerGraph:
+    """The Keras 3 functional graph written for an IR model: its layers and which layer output holds each IR tensor."""
+
     name: str
     inputs: list[tuple[str, str]]  # (Keras input layer name, IR tensor)
     layers: list[KerasLayer]
@@ -185,7 +187,7 @@ class _MaskTracker:
 
 
 # -- the graph ------------------------------------------------------------------------------
-def build(model: Model) -> KerasGraph:
+def build(model: Model) -> KerasLayerGraph:
     """The Keras layers of ``model``, named, with their masks checked against the IR."""
     taken: set[str] = set()
     refs: dict[str, tuple[str, int]] = {}
@@ -220,10 +222,10 @@ def build(model: Model) -> KerasGraph:
         raise UnsupportedError(f"expected input dtype {', '.join(INPUT_DTYPES)}, found {quote(bad[0].dtype)}",
                                layer=bad[0].name)
     specs = {s.name: (tuple(s.shape), s.dtype) for s in model.inputs}
-    return KerasGraph(keras_name(model.name) or "model", inputs, layers, refs, list(model.outputs), specs)
+    return KerasLayerGraph(keras_name(model.name) or "model", inputs, layers, refs, list(model.outputs), specs)
 
 
-def keras_layer_order(graph: KerasGraph, model: Model) -> list[KerasLayer | str]:
+def keras_layer_order(graph: KerasLayerGraph, model: Model) -> list[KerasLayer | str]:
     """``model.layers`` of the model Keras rebuilds: input layer names and layers, in Keras' order.
 
     Replays keras/src/ops/function.py ``map_graph`` / ``_build_map`` on the graph Keras records,
@@ -279,7 +281,7 @@ def keras_layer_order(graph: KerasGraph, model: Model) -> list[KerasLayer | str]
             if op.layer is not None or op.name in ops]
 
 
-def weight_paths(graph: KerasGraph, model: Model) -> list[tuple[str, KerasLayer | str]]:
+def weight_paths(graph: KerasLayerGraph, model: Model) -> list[tuple[str, KerasLayer | str]]:
     """``("layers/<snake_case>[_k]", layer or input name)`` in Keras' order."""
     used: dict[str, int] = {}
     out = []

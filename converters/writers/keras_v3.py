@@ -29,7 +29,7 @@ from ..atomic import atomic_path, atomic_paths
 from ..errors import GateportError
 from ..ir import Model
 from ..shapes import infer_shapes
-from .keras_graph import KerasGraph, build, weight_paths
+from .keras_graph import KerasLayerGraph, build, weight_paths
 from .keras_layers import KerasLayer, layer_object
 
 #: The Keras whose file layout this writes (recorded as ``keras_version``; also what tells the
@@ -37,7 +37,7 @@ from .keras_layers import KerasLayer, layer_object
 KERAS_VERSION = "3.15.1"
 
 
-def _tensor(graph: KerasGraph, shapes: dict, dtypes: dict, tensor: str) -> dict:
+def _tensor(graph: KerasLayerGraph, shapes: dict, dtypes: dict, tensor: str) -> dict:
     layer, index = graph.refs[tensor]
     shape = shapes.get(tensor)
     return {"class_name": "__keras_tensor__",
@@ -45,7 +45,7 @@ def _tensor(graph: KerasGraph, shapes: dict, dtypes: dict, tensor: str) -> dict:
                        "dtype": dtypes.get(tensor, "float32"), "keras_history": [layer, 0, index]}}
 
 
-def _inbound(graph: KerasGraph, layer: KerasLayer, shapes: dict, dtypes: dict) -> list[dict]:
+def _inbound(graph: KerasLayerGraph, layer: KerasLayer, shapes: dict, dtypes: dict) -> list[dict]:
     args = [_tensor(graph, shapes, dtypes, t) for t in layer.args]
     kwargs: dict[str, Any] = {}
     if layer.class_name in ("LSTM", "GRU", "SimpleRNN", "Bidirectional"):
@@ -55,12 +55,12 @@ def _inbound(graph: KerasGraph, layer: KerasLayer, shapes: dict, dtypes: dict) -
     return [{"args": [args] if layer.list_input else args, "kwargs": kwargs}]
 
 
-def _refs(graph: KerasGraph, tensors: list[str]) -> list:
+def _refs(graph: KerasLayerGraph, tensors: list[str]) -> list:
     refs = [[*graph.refs[t][:1], 0, graph.refs[t][1]] for t in tensors]
     return refs[0] if len(refs) == 1 else refs
 
 
-def model_config(model: Model, graph: KerasGraph | None = None) -> dict:
+def model_config(model: Model, graph: KerasLayerGraph | None = None) -> dict:
     """The ``config.json`` of ``model`` (what ``keras.saving.serialize_keras_object`` gives)."""
     graph = graph or build(model)
     shapes = infer_shapes(model)
@@ -83,7 +83,7 @@ def model_config(model: Model, graph: KerasGraph | None = None) -> dict:
     }
 
 
-def _write_weights_h5(target, graph: KerasGraph, model: Model) -> None:
+def _write_weights_h5(target, graph: KerasLayerGraph, model: Model) -> None:
     import h5py
 
     with h5py.File(target, "w") as f:
@@ -99,7 +99,7 @@ def _write_weights_h5(target, graph: KerasGraph, model: Model) -> None:
                     group.create_dataset(str(k), data=np.asarray(array, dtype=np.float32))
 
 
-def _prepare(model: Model) -> KerasGraph:
+def _prepare(model: Model) -> KerasLayerGraph:
     try:
         return build(model)
     except GateportError as e:

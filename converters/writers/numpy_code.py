@@ -27,7 +27,8 @@ from ..gates import LETTER, gate_order, gate_slice
 from ..ir import Model, Node
 from ..sanitize import comment, identifier, literal, quote
 from .numpy_templates import ACTIVATIONS, HELPERS, helper_source
-from .torch_code import _check_outputs, _describe, _initial_states, _int, _notes, _number, _shape, _shapes
+from .codegen import (check_outputs as _check_outputs, describe as _describe, initial_states as _initial_states,
+                      int_option as _int, notes_doc as _notes, number as _number, shape_doc as _shape, shapes as _shapes)
 
 #: Names the generated code binds itself, and builtins it calls.
 _RESERVED = set(keyword.kwlist) | set(HELPERS) | {

@@ -16,8 +16,6 @@ from __future__ import annotations
 import ast
 import json
 import keyword
-import math
-import operator
 import os
 from pathlib import Path
 from typing import Callable
@@ -28,8 +26,9 @@ from ..version import __version__
 from ..errors import FormatError, UnsupportedError
 from ..ir import Model, Node
 from ..sanitize import comment, identifier, quote
-from ..shapes import node_output_shapes
-from .torch_state import NN_CLASS, nn_constructor, nn_incompatibility, nn_params
+from .codegen import (check_outputs as _check_outputs, describe as _describe, initial_states as _initial_states,
+                      int_option as _int, notes_doc as _notes, number as _number, shape_doc as _shape, shapes as _shapes)
+from .nn_layout import NN_CLASS, nn_constructor, nn_incompatibility, nn_params
 from .torch_templates import ACTIVATIONS, FUNCTION_NAMES, helper_source
 
 #: Names the generated code uses itself, and nn.Module's own attributes.
@@ -44,7 +43,6 @@ _RESERVED = set(keyword.kwlist) | {
     "call_super_init", "dump_patches", "T_destination", "set_submodule", "get_extra_state",
     "set_extra_state", "print", "len", "range", "max", "min", "list", "int", *FUNCTION_NAMES,
 }
-_KERAS_CLASS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}
 _MERGES = {
     "concat": "torch.cat([{a}, {b}], dim=-1)",
     "sum": "{a} + {b}",
@@ -122,77 +120,11 @@ class _Writer:
         return ACTIVATIONS[name]
 
 
-def _shapes(model: Model) -> dict[str, tuple | None]:
-    """Every tensor's shape where known: they annotate the file and give BatchNormalization its rank."""
-    shapes: dict[str, tuple | None] = {t.name: tuple(t.shape) for t in model.inputs}
-    for node in model.nodes:
-        try:
-            outs = node_output_shapes(node, [shapes.get(t) for t in node.inputs])
-        except (KeyError, TypeError, ValueError, IndexError):  # an option the shape needs is missing
-            outs = [None] * len(node.outputs)
-        shapes.update(zip(node.outputs, outs))
-    return shapes
-
-
-def _int(value) -> int:
-    """A Keras int option that may be stored as a 1-tuple (``strides: [2]``); never a string."""
-    if isinstance(value, (list, tuple)):
-        if len(value) != 1:
-            raise UnsupportedError(f"expected one value, found {quote(list(value))}")
-        value = value[0]
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise FormatError(f"expected an integer, found {quote(value)}") from None
-
-
-def _number(value) -> str:
-    """Python source for the real number ``value``; NaN and infinities as ``float('nan')`` / ``float('inf')``."""
-    if isinstance(value, (str, bytes)):
-        raise FormatError(f"expected a number, found {quote(value)}")
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise FormatError(f"expected a number, found {quote(value)}") from None
-    if math.isnan(x):
-        return "float('nan')"
-    if math.isinf(x):
-        return "float('inf')" if x > 0 else "-float('inf')"
-    return repr(int(x)) if x.is_integer() and abs(x) < 2**53 else repr(x)
-
-
 def _f32(a) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
-def _describe(node: Node) -> str:
-    """A short comment for a node: ``lstm_1 (LSTM): 32 units, return_sequences``."""
-    o = node.options
-    name, cls = comment(node.name), comment(node.source.get("class_name") or node.op)
-    if not node.is_recurrent:
-        return f"# {name} ({cls})"
-    kind = _KERAS_CLASS[node.op]
-    if o.get("bidirectional"):
-        kind = f"Bidirectional({kind}, merge_mode={comment(o.get('merge_mode'))})"
-    flags = [f for f in ("return_sequences", "return_state", "go_backwards") if o.get(f)]
-    if node.op == "gru":
-        flags.append(f"reset_after={bool(o.get('reset_after', True))}")
-    acts = [o.get("activation", "tanh")] + ([o.get("recurrent_activation", "sigmoid")] if node.op != "simple_rnn" else [])
-    flags.append(comment("/".join(map(str, acts))))
-    if node.mask:
-        flags.append("masked")
-    return f"# {name}: {kind}, {_int(o['units'])} units, " + ", ".join(flags)
-
-
 # -- recurrent layers ----------------------------------------------------------------------
-
-def _check_outputs(node: Node, exprs: list[str]) -> None:
-    if len(node.outputs) != len(exprs):
-        raise FormatError(f"expected {len(exprs)} outputs (y and states as Keras returns them), "
-                          f"found {len(node.outputs)}", layer=node.label())
-
 
 def _merge(node: Node, fw: str, bw: str) -> list[str]:
     mode = node.options.get("merge_mode", "concat")
@@ -203,18 +135,7 @@ def _merge(node: Node, fw: str, bw: str) -> list[str]:
     return [_MERGES[mode].format(a=fw, b=bw)]
 
 
-def _initial_states(w: _Writer, node: Node, n_states: int) -> list[list[str]] | None:
-    """Given initial states per direction (fw h[, c], bw h[, c]), or None."""
-    given = [w.var(t, node) for t in node.inputs[1:]]
-    if not given:
-        return None
-    if len(given) != n_states * len(node.directions):
-        raise FormatError(f"expected {n_states * len(node.directions)} initial states, found {len(given)}",
-                          layer=node.label())
-    return [given[k * n_states:(k + 1) * n_states] for k in range(len(node.directions))]
-
-
-def lstm_to_torch(w: _Writer, node: Node) -> None:
+def recurrent_to_torch(w: _Writer, node: Node) -> None:
     """LSTM / GRU / SimpleRNN, plain or Bidirectional: nn.* where exact (masked: over the unmasked
     steps, KerasMaskedRNN), else a loop (KerasLoop; also a masked LSTM returning its c)."""
     o, n_states = node.options, (2 if node.op == "lstm" else 1)
@@ -230,9 +151,6 @@ def lstm_to_torch(w: _Writer, node: Node) -> None:
     _check_outputs(node, exprs)
     for tensor, expr in zip(node.outputs, exprs):
         w.assign(tensor, expr)
-
-
-gru_to_torch = simple_rnn_to_torch = lstm_to_torch
 
 
 def _recurrent_nn(w: _Writer, node: Node, n_states: int, init) -> tuple[list[str], list[str]]:
@@ -605,7 +523,7 @@ def upsample1d_to_torch(w: _Writer, node: Node) -> None:
 
 #: IR op -> the function that writes its code.
 EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
-    "lstm": lstm_to_torch, "gru": gru_to_torch, "simple_rnn": simple_rnn_to_torch,
+    "lstm": recurrent_to_torch, "gru": recurrent_to_torch, "simple_rnn": recurrent_to_torch,
     "dense": dense_to_torch, "embedding": embedding_to_torch,
     "mask_not_equal": mask_not_equal_to_torch, "mask_and": mask_and_to_torch, "masking": masking_to_torch,
     "repeat_vector": repeat_vector_to_torch, "concatenate": concatenate_to_torch,
@@ -620,11 +538,6 @@ EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
 
 
 # -- the file ------------------------------------------------------------------------------
-
-def _shape(shape) -> str:
-    """``(batch, 6, None)`` for the docstring (every dimension through :func:`comment`)."""
-    return "(" + ", ".join(["batch"] + [comment(d) for d in shape]) + ")"
-
 
 #: What the generated file may import: ``(import line, names it binds)``; only lines whose names
 #: the code uses are written.
@@ -722,12 +635,6 @@ def load_model(path: Optional[str] = None) -> Model:
     return model.eval()
 '''
     return doc + _imports(code) + "\n" + code
-
-
-def _notes(model: Model) -> str:
-    """The docstring lines of the conversion's notes (:mod:`converters.notes`), or nothing."""
-    lines = (model.source or {}).get("notes") or []
-    return "".join(["Notes:\n"] + [f"    {comment(line, 400)}\n" for line in lines]) if lines else ""
 
 
 def generate_source(model: Model) -> str:

@@ -1,0 +1,103 @@
+"""What the generated-code writers share (:mod:`converters.writers.torch_code`, :mod:`converters.writers.numpy_code`):
+tensor shapes, option and number literals, the comments and docstring lines naming layers and notes."""
+from __future__ import annotations
+
+import math
+import operator
+
+from ..errors import FormatError, UnsupportedError
+from ..ir import Model, Node
+from ..sanitize import comment, quote
+from ..shapes import node_output_shapes
+
+#: IR recurrent op -> its Keras class, for comments.
+KERAS_CLASS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}
+
+
+def shapes(model: Model) -> dict[str, tuple | None]:
+    """Every tensor's shape where known: they annotate the file and give BatchNormalization its rank."""
+    known: dict[str, tuple | None] = {t.name: tuple(t.shape) for t in model.inputs}
+    for node in model.nodes:
+        try:
+            outs = node_output_shapes(node, [known.get(t) for t in node.inputs])
+        except (KeyError, TypeError, ValueError, IndexError):  # an option the shape needs is missing
+            outs = [None] * len(node.outputs)
+        known.update(zip(node.outputs, outs))
+    return known
+
+
+def int_option(value) -> int:
+    """A Keras int option that may be stored as a 1-tuple (``strides: [2]``); never a string."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise UnsupportedError(f"expected one value, found {quote(list(value))}")
+        value = value[0]
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise FormatError(f"expected an integer, found {quote(value)}") from None
+
+
+def number(value) -> str:
+    """Python source for the real number ``value``; NaN and infinities as ``float('nan')`` / ``float('inf')``."""
+    if isinstance(value, (str, bytes)):
+        raise FormatError(f"expected a number, found {quote(value)}")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise FormatError(f"expected a number, found {quote(value)}") from None
+    if math.isnan(x):
+        return "float('nan')"
+    if math.isinf(x):
+        return "float('inf')" if x > 0 else "-float('inf')"
+    return repr(int(x)) if x.is_integer() and abs(x) < 2**53 else repr(x)
+
+
+def describe(node: Node) -> str:
+    """A short comment for a node: ``lstm_1 (LSTM): 32 units, return_sequences``."""
+    o = node.options
+    name, cls = comment(node.name), comment(node.source.get("class_name") or node.op)
+    if not node.is_recurrent:
+        return f"# {name} ({cls})"
+    kind = KERAS_CLASS[node.op]
+    if o.get("bidirectional"):
+        kind = f"Bidirectional({kind}, merge_mode={comment(o.get('merge_mode'))})"
+    flags = [f for f in ("return_sequences", "return_state", "go_backwards") if o.get(f)]
+    if node.op == "gru":
+        flags.append(f"reset_after={bool(o.get('reset_after', True))}")
+    acts = [o.get("activation", "tanh")] + ([o.get("recurrent_activation", "sigmoid")] if node.op != "simple_rnn" else [])
+    flags.append(comment("/".join(map(str, acts))))
+    if node.mask:
+        flags.append("masked")
+    return f"# {name}: {kind}, {int_option(o['units'])} units, " + ", ".join(flags)
+
+
+def check_outputs(node: Node, exprs: list[str]) -> None:
+    """Refuse a recurrent node whose output count is not what its code computes (y, then the states)."""
+    if len(node.outputs) != len(exprs):
+        raise FormatError(f"expected {len(exprs)} outputs (y and states as Keras returns them), "
+                          f"found {len(node.outputs)}", layer=node.label())
+
+
+def initial_states(w, node: Node, n_states: int) -> list[list[str]] | None:
+    """Given initial states per direction (fw h[, c], bw h[, c]), or None; ``w`` is the writer (its ``var``)."""
+    given = [w.var(t, node) for t in node.inputs[1:]]
+    if not given:
+        return None
+    if len(given) != n_states * len(node.directions):
+        raise FormatError(f"expected {n_states * len(node.directions)} initial states, found {len(given)}",
+                          layer=node.label())
+    return [given[k * n_states:(k + 1) * n_states] for k in range(len(node.directions))]
+
+
+def shape_doc(shape) -> str:
+    """``(batch, 6, None)`` for the docstring (every dimension through :func:`comment`)."""
+    return "(" + ", ".join(["batch"] + [comment(d) for d in shape]) + ")"
+
+
+def notes_doc(model: Model) -> str:
+    """The docstring lines of the conversion's notes (:mod:`converters.notes`), or nothing."""
+    lines = (model.source or {}).get("notes") or []
+    return "".join(["Notes:\n"] + [f"    {comment(line, 400)}\n" for line in lines]) if lines else ""
