@@ -44,7 +44,8 @@ class LayerTrace:
 
 @dataclass
 class Departure:
-    """The first place a runtime differs: ``tensor`` is ``input``, ``output`` or ``state h|c``."""
+    """The first place a runtime differs: ``tensor`` is ``input``, ``output`` or ``state h|c``; or, where
+    no trace localises it, ``weights`` (:func:`weight_departures`)."""
 
     layer: str
     tensor: str
@@ -63,7 +64,9 @@ class Departure:
         where = f"layer {quote(self.layer)}"
         if self.direction:
             where += f", {self.direction} direction"
-        if self.tensor == "input":
+        if self.tensor == "weights":
+            what = "its weights differ from the source's"
+        elif self.tensor == "input":
             what = (f"its input already differs at time {self.time} (batch row {self.batch}): the departure "
                     "is before this layer")
         elif self.step is not None:
@@ -452,3 +455,18 @@ def name_mistakes(model: Model, departures: list[Departure], artifact: Node) -> 
         others = [f"{o}: " for o in node.directions if o != d.direction]
         d.mistakes = [{"kind": m.kind, "text": m.text} for m in report.mistakes
                       if not any(m.text.startswith(o) for o in others)]
+
+
+def weight_departures(model: Model, target: str, artifact) -> list[Departure]:
+    """Where no trace localises a departure: the first recurrent layer whose weights in ``artifact``
+    (read back, :func:`read_back`) differ from the source's, per direction; [] when every layer's agree."""
+    for node in model.recurrent_nodes():
+        found = [Departure(node.name, "weights", d) for d in node.directions]
+        name_mistakes(model, found, read_back(model, node.name, target, artifact))
+        differing = [d for d in found if d.gates]
+        if differing:
+            return differing
+        if found[0].mistakes:  # an option, not a weight: the layer as a whole
+            found[0].direction = None if len(found) > 1 else found[0].direction
+            return found[:1]
+    return []

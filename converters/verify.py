@@ -640,10 +640,12 @@ def verify(model_path: str | os.PathLike, targets: Sequence[str] = DEFAULT_TARGE
                 continue
             outputs, traces, why = result
             report.rows += compare_all(label, names, outputs, ref, atol, rtol)
-            if target != "keras":
-                where = _where(model, label, ref_traces, traces, masks, why, atol, rtol)
-                if where.departures and any(r.runtime == label and r.status == "fail" for r in report.rows):
-                    _name_mistakes(model, target, artifacts.get(target), where)
+            failed = any(r.runtime == label and r.status == "fail" for r in report.rows)
+            where = _where(model, label, ref_traces, traces, masks, why, atol, rtol) if target != "keras" \
+                else Where(label, unavailable=why)
+            if failed:
+                _name_mistakes(model, target, artifacts.get(target), where)
+            if target != "keras" or failed:
                 report.where.append(where)
     _add_notes(report, backend_note)
     return report
@@ -698,14 +700,20 @@ def _where(model, label, ref_traces, traces, masks, why, atol, rtol) -> Where:
 
 def _name_mistakes(model: Model, target: str, artifact, where: Where) -> None:
     """The gates and the mistake of the departing layer: the artifact read back and diffed against the source
-    (:func:`converters.divergence.read_back`); where it cannot be read back, ``where.read_back`` says why."""
-    from .divergence import ReadBackUnavailable, name_mistakes, read_back
+    (:func:`converters.divergence.read_back`); without a traced departure, the first recurrent layer whose
+    weights differ. Where the artifact cannot be read back, ``where.read_back`` says why."""
+    from .divergence import ReadBackUnavailable, name_mistakes, read_back, weight_departures
     from .runtimes import first_line
 
-    if all(d.tensor == "input" for d in where.departures):
+    if where.departures and all(d.tensor == "input" for d in where.departures):
         return  # the departure is before the layer: its weights are not the cause
+    if not where.departures and not where.unavailable:
+        return  # every recurrent layer agrees: the departure is after them
     try:
-        name_mistakes(model, where.departures, read_back(model, where.departures[0].layer, target, artifact))
+        if where.departures:
+            name_mistakes(model, where.departures, read_back(model, where.departures[0].layer, target, artifact))
+        else:
+            where.departures = weight_departures(model, target, artifact)
     except ReadBackUnavailable as e:
         where.read_back = one_line(e)
     except Exception as e:  # noqa: BLE001 - an artifact no reader understands: said, never a traceback
@@ -808,14 +816,17 @@ def _where_lines(report: Report) -> list[str]:
     failed = {r.runtime for r in report.failures()}
     lines = []
     for w in report.where:
-        if w.unavailable:
-            if w.runtime in failed:
-                lines.append(f"where: {w.runtime}: not localised ({one_line(w.unavailable)})")
-        elif w.departures:
+        if w.unavailable and w.runtime in failed:
+            lines.append(f"where: {w.runtime}: not localised ({one_line(w.unavailable)})")
+        if w.departures:
             lines += [f"where: {w.runtime}: {d.describe()}" for d in w.departures]
-            if w.read_back:
-                lines.append(f"where: {w.runtime}: gate and mistake not named: {one_line(w.read_back)}")
-        elif w.runtime in failed:
+        if w.read_back:
+            lines.append(f"where: {w.runtime}: gate and mistake not named: {one_line(w.read_back)}")
+        elif w.unavailable and w.runtime in failed and not w.departures:
+            lines.append(f"where: {w.runtime}: every recurrent layer's weights equal the source's")
+        if w.unavailable or w.departures:
+            continue
+        if w.runtime in failed:
             numpy_failed = "numpy" in failed
             lines.append(f"where: {w.runtime}: every recurrent layer agrees with gateport's reading; " + (
                 "that reading itself differs from the reference (see the numpy row)" if numpy_failed

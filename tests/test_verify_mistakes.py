@@ -147,6 +147,22 @@ def test_correct_torch_folder_passes(tmp_path):
     assert report.where[0].departures == [] and report.where[0].unavailable is None
 
 
+def test_broken_keras_artifact_names_the_layer_whose_weights_differ(tmp_path):
+    """A .keras artifact runs without traces: read back by the Keras reader, its first differing layer is named."""
+    pytest.importorskip("keras")
+    entry = _entry("tiny_lstm")
+    path = api.convert(mistakes.break_model(_model(entry), "keras1_order"), "keras", tmp_path / "broken.keras")
+    report = _verify(entry, "keras", path)
+    assert report.verdict == "fail", render(report)
+    (where,) = report.where
+    assert where.unavailable == "a Keras artifact is compared at its outputs only"
+    (d,) = where.departures
+    assert (d.layer, d.tensor, d.direction, d.gates) == ("lstm", "weights", "forward", ["forget", "cell"])
+    assert [m["kind"] for m in d.mistakes] == ["keras1_order"]
+    assert "where: keras (converted): layer 'lstm', forward direction: its weights differ from the source's; " \
+           "gates forget, cell: forget and cell gates swapped" in render(report)
+
+
 # -- what cannot be named is said ---------------------------------------------------------------------------
 def test_a_departure_verify_converted_itself_says_why_no_mistake_is_named():
     """verify's own conversion carries gateport's reading: a departure there is not a weight mistake."""
