@@ -9,7 +9,7 @@ from __future__ import annotations
 _HARD_SIGMOID_KERAS2 = '''
 def hard_sigmoid_keras2(x: Tensor) -> Tensor:
     """Keras 1/2 and tf.keras hard_sigmoid: clip(0.2 * x + 0.5, 0, 1)."""
-    return torch.clamp(0.2 * x + 0.5, 0.0, 1.0)
+    return x.mul(0.2).add_(0.5).clamp_(0.0, 1.0)
 
 
 class HardSigmoidKeras2(nn.Module):
@@ -252,9 +252,9 @@ class LSTMLoop(KerasLoop):
         cs: List[Tensor] = []
         for t in range(x_proj.size(0)):
             z = torch.addmm(x_proj[t], h, w_hh)
-            gates = self.recurrent_activation(z)  # i, f and o (g's column is not used)
-            c = gates[:, u:2 * u] * c + gates[:, :u] * self.activation(z[:, 2 * u:3 * u])
-            h = gates[:, 3 * u:] * self.activation(c)
+            i, f, _, o = self.recurrent_activation(z).chunk(4, 1)  # g's column is not used
+            c = torch.addcmul(f * c, i, self.activation(z.narrow(1, 2 * u, u)))
+            h = o * self.activation(c)
             hs.append(h)
             if every:
                 cs.append(c)
