@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,7 @@ def one_torch_thread():
 
 
 def layer(op: str, masked: bool, n_states: int = 0, **options) -> Node:
-    rng = np.random.default_rng(abs(hash((op, tuple(sorted(options.items()))))) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(repr((op, n_states, sorted(options.items()))).encode()))
     opts = {"units": U, "activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True,
             "return_sequences": True, "return_state": True, "go_backwards": False, "bidirectional": False,
             "merge_mode": "concat", "zero_output_for_mask": False, **options}
@@ -57,8 +58,7 @@ def layer(op: str, masked: bool, n_states: int = 0, **options) -> Node:
                 mask="m" if masked else None)
     for direction in node.directions:
         for gate in node.gate_names:
-            node.set_gate(direction, gate, Gate(rng.uniform(-1, 1, (U, F)), rng.uniform(-1, 1, (U, U)),
-                                                rng.uniform(-1, 1, U), rng.uniform(-1, 1, U)))
+            node.set_gate(direction, gate, Gate(*(rng.uniform(-0.6, 0.6, shape) for shape in ((U, F), (U, U), U, U))))
     return node
 
 

@@ -54,7 +54,7 @@ _SQUAREPLUS = _function_helper(
     "keras_squareplus", "Squareplus", "Keras' squareplus with b = 4: (x + sqrt(x^2 + 4)) / 2.",
     "(x + torch.sqrt(x * x + 4.0)) / 2")
 #: Function names the helpers define at module level (generated variables must not shadow them).
-FUNCTION_NAMES = ("hard_sigmoid_keras2", "keras_same_padding", "keras_mask_plan", "keras_compact",
+FUNCTION_NAMES = ("hard_sigmoid_keras2", "keras_same_padding", "keras_tracing", "keras_mask_plan", "keras_compact",
                   "keras_unmask", "keras_final_states", "keras_sparse_plus", "keras_sparse_sigmoid",
                   "keras_squareplus")
 
@@ -71,6 +71,13 @@ class KerasPReLU(nn.Module):
 '''
 
 _MASK_PLAN = '''
+@torch.jit.unused
+def keras_tracing() -> bool:
+    """Whether torch.export / torch.compile is tracing this call (torch.compiler.is_compiling, torch 2.3+)."""
+    is_compiling = getattr(torch.compiler, "is_compiling", None)
+    return bool(is_compiling is not None and is_compiling())
+
+
 def keras_mask_plan(mask: Tensor, reverse: bool = False) -> Tuple[Tensor, Tensor]:
     """A (batch, time) mask -> (order, count): order (batch, steps) lists the unmasked steps first,
     in order; count[b, t] is the number of unmasked steps up to and including t. With ``reverse``
@@ -79,7 +86,7 @@ def keras_mask_plan(mask: Tensor, reverse: bool = False) -> Tuple[Tensor, Tensor
     count = steps.cumsum(1)
     time = torch.arange(mask.size(1), device=mask.device)
     order = torch.argsort(time + (1 - steps) * mask.size(1), dim=1)
-    if torch.jit.is_scripting() or not torch.compiler.is_compiling():
+    if torch.jit.is_scripting() or not keras_tracing():
         # only as many steps as the longest sample has (torch.export keeps them all: no data-dependent shape)
         order = order[:, :max(int(count[:, -1].max()), 1)]
     return (mask.size(1) - 1 - order if reverse else order), count
@@ -196,7 +203,7 @@ class KerasLoop(nn.Module):
 
     def run(self, x: Tensor, states: List[Tensor], every: bool) -> Tuple[Tensor, List[Tensor]]:
         """steps(); called eagerly, through a TorchScript copy of this module (a faster loop)."""
-        if torch.jit.is_scripting() or torch.compiler.is_compiling():
+        if torch.jit.is_scripting() or keras_tracing():
             return self.steps(x, states, every)
         return self.scripted_steps(x, states, every)
 
