@@ -257,8 +257,8 @@ class LSTMLoop(KerasLoop):
         h, c = states[0], states[1]
         hs: List[Tensor] = []
         cs: List[Tensor] = []
-        for t in range(x_proj.size(0)):
-            z = torch.addmm(x_proj[t], h, w_hh)
+        for x_t in x_proj.unbind(0):
+            z = torch.addmm(x_t, h, w_hh)
             i, f, _, o = self.recurrent_activation(z).chunk(4, 1)  # g's column is not used
             c = torch.addcmul(f * c, i, self.activation(z.narrow(1, 2 * u, u)))
             h = o * self.activation(c)
@@ -302,14 +302,14 @@ class GRULoop(KerasLoop):
         b_n = torch.cat([torch.zeros_like(b_hh[:2 * u]), b_hh[2 * u:]])
         h = states[0]
         hs: List[Tensor] = []
-        for t in range(x_proj.size(0)):
+        for x_rz_t, x_n_t in zip(x_rz.unbind(0), x_n.unbind(0)):
             if self.reset_after:
                 h_rz, h_n = torch.addmm(b_n, h, w_hh).split([2 * u, u], 1)
-                r, z = self.recurrent_activation(x_rz[t] + h_rz).chunk(2, 1)
-                n = self.activation(x_n[t] + r * h_n)
+                r, z = self.recurrent_activation(x_rz_t + h_rz).chunk(2, 1)
+                n = self.activation(x_n_t + r * h_n)
             else:
-                r, z = self.recurrent_activation(torch.addmm(x_rz[t], h, w_rz)).chunk(2, 1)
-                n = self.activation(torch.addmm(x_n[t], r * h, w_n))
+                r, z = self.recurrent_activation(torch.addmm(x_rz_t, h, w_rz)).chunk(2, 1)
+                n = self.activation(torch.addmm(x_n_t, r * h, w_n))
             h = torch.lerp(n, h, z)
             hs.append(h)
         y = torch.stack(hs, 1) if len(hs) else x.new_zeros(x.size(0), 0, u)
@@ -330,8 +330,8 @@ class SimpleRNNLoop(KerasLoop):
         w_hh = self.weight_hh.t()
         h = states[0]
         hs: List[Tensor] = []
-        for t in range(x_proj.size(0)):
-            h = self.activation(torch.addmm(x_proj[t], h, w_hh))
+        for x_t in x_proj.unbind(0):
+            h = self.activation(torch.addmm(x_t, h, w_hh))
             hs.append(h)
         y = torch.stack(hs, 1) if len(hs) else x.new_zeros(x.size(0), 0, self.hidden_size)
         return y, [y] if every else [h]
