@@ -107,6 +107,8 @@ def _time_major_merge(vg: ValueGraph, node):
     merge = vg.producer.get(node.input[0])
     if perm != [1, 0, 2] or merge is None or merge.op_type not in _MERGES:
         return None
+    if any(c.op_type in ("LSTM", "GRU", "RNN") for c in vg.consumers.get(node.output[0], [])):
+        return None  # a batch-first merge made time-major for the next recurrent node (torch.onnx): read as it is
     if vg.rank(merge.output[0]) != 3 or any(vg.rank(i) != 3 for i in merge.input) \
             or merge.op_type == "Concat" and int(vg.attr(merge, "axis", 0)) % 3 != 2:
         return f"expected a {merge.op_type} of time-major sequences{' on the last axis' if merge.op_type == 'Concat' else ''}"

@@ -73,7 +73,10 @@ class KerasPReLU(nn.Module):
 _MASK_PLAN = '''
 @torch.jit.unused
 def keras_tracing() -> bool:
-    """Whether torch.export / torch.compile is tracing this call (torch.compiler.is_compiling, torch 2.3+)."""
+    """Whether torch.export / torch.compile (torch.compiler.is_compiling, torch 2.3+) or torch.jit.trace
+    (torch.onnx's TorchScript exporter) is tracing this call."""
+    if torch.jit.is_tracing():
+        return True
     is_compiling = getattr(torch.compiler, "is_compiling", None)
     return bool(is_compiling is not None and is_compiling())
 
