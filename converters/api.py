@@ -248,14 +248,14 @@ def verify(source: PathLike, targets: Sequence[str] = ("torch", "onnx"), *,
            timeout: float | None = None):
     """Convert the model file ``source`` in memory, run it and every artifact on the same inputs, compare.
 
-    Returns a :class:`converters.verify.Report` (``report.ok``, ``report.rows``, ``report.exit_status``);
-    the arguments are those of :func:`converters.verify.verify` (``None``: its default).
+    Returns a :class:`converters.verification.Report` (``report.ok``, ``report.rows``, ``report.exit_status``);
+    the arguments are those of :func:`converters.verification.verify` (``None``: its default).
 
     >>> report = converters.verify("model.h5", ["torch", "onnx"], batch=4, steps=7)
     >>> report.ok
     True
     """
-    from .verify import verify as run_verify
+    from .verification import verify as run_verify
 
     given = {"atol": atol, "rtol": rtol, "timeout": timeout}
     return run_verify(source, targets, inputs=inputs, expected=expected, batch=batch, steps=steps, seed=seed,

@@ -135,8 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--input-names", type=names, metavar="A,B", help="ONNX: names of the graph inputs, in order")
     conv.add_argument("--output-names", type=names, metavar="A,B", help="ONNX: names of the graph outputs, in order")
 
-    from .verify import ATOL, DEFAULT_STEPS, DEFAULT_TARGETS, RTOL, TARGETS as VERIFY_TARGETS
-    from .verify import DEFAULT_TIMEOUT as VERIFY_TIMEOUT, REQUIRE as VERIFY_REQUIRE
+    from .verification import ATOL, DEFAULT_STEPS, DEFAULT_TARGETS, RTOL, TARGETS as VERIFY_TARGETS
+    from .verification import DEFAULT_TIMEOUT as VERIFY_TIMEOUT, REQUIRE as VERIFY_REQUIRE
 
     ver = sub.add_parser("verify", help="convert in memory, run the source and every artifact on the same "
                                         "inputs, compare (exit 0 proven, 1 a mismatch, 2 bad input or a runtime "
@@ -296,7 +296,7 @@ def _list_written(to: str, out) -> None:
 
 
 def cmd_verify(args) -> int:
-    from .verify import render, verify
+    from .verification import render, verify
 
     targets = [t.strip() for t in args.to.split(",") if t.strip()]
     artifacts = {}

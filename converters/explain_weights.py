@@ -96,7 +96,7 @@ def _masked(model: Model, name: str, x: np.ndarray) -> np.ndarray:
 
 def _rows_per_run(model: Model, xs: Sequence[np.ndarray], limit: int | None) -> int:
     """How many batch rows one reference run may hold within verify's activation budget."""
-    from .verify import VERIFY_BYTES, VerifyBudget, check_activations
+    from .verification import VERIFY_BYTES, VerifyBudget, check_activations
 
     probe = VerifyBudget(None, limit=1 << 62)
     check_activations(model, [(1, *x.shape[1:]) for x in xs], probe)
@@ -159,7 +159,7 @@ def explain(path: str | os.PathLike, config: str | os.PathLike | None = None,
     """Weight norms of ``path``'s recurrent layers; with ``inputs`` (an .npz keyed by input name, or
     arrays in input order) the sensitivity of each output to each input element."""
     from .readers import read_file as read
-    from .verify import VerifyBudget, describe_inputs, load_inputs
+    from .verification import VerifyBudget, describe_inputs, load_inputs
 
     model = read(path, config)
     report = Report(str(path), weights(model))

@@ -214,3 +214,14 @@ def test_onnx_time_axis_named_and_refused_static_when_undeclared(keras_model, x)
         converters.to_onnx(keras_model, dynamic=["batch"])
     with pytest.raises(converters.UsageError, match="expected 1 distinct"):
         converters.to_onnx(keras_model, input_names=["a", "b"])
+
+
+def test_importing_the_verification_module_keeps_the_verify_function():
+    """`converters.verify` is the API function even after its module is imported (a module named verify.py
+    replaced the function on the package, and tests failed depending on their order)."""
+    import importlib
+
+    import converters
+
+    importlib.import_module("converters.verification")
+    assert callable(converters.verify) and converters.verify.__module__ == "converters.api"

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent / "converters"
 #: above the API: what may import ``converters.api``
 ABOVE_API = {"converters", "converters.__main__", "converters.cli", "converters.batch"}
 #: what readers/ and writers/ must not import (the layers above them)
-TOP = {"converters", "converters.__main__", "converters.cli", "converters.api", "converters.verify"}
+TOP = {"converters", "converters.__main__", "converters.cli", "converters.api", "converters.verification"}
 
 
 def _name(path: Path) -> str:
@@ -91,3 +91,18 @@ def test_readers_and_writers_import_neither_each_other_nor_the_top(layer, forbid
 def test_nothing_below_the_api_imports_it_or_the_cli():
     bad = {m: sorted(GRAPH[m] & {"converters.api", "converters.cli"}) for m in GRAPH if m not in ABOVE_API}
     assert not {m: i for m, i in bad.items() if i}
+
+
+def test_a_bug_in_a_layer_builder_is_not_reported_as_a_malformed_file(monkeypatch):
+    """``malformed()`` wraps the parsing of a file's data, not whole builders: an error of gateport's own
+    code while building IR surfaces as itself (the CLI calls it a gateport bug), not as a bad file."""
+    from converters.errors import FormatError
+    from converters.readers import keras_build, read
+
+    def broken_builder(call):
+        raise AttributeError("a gateport bug")  # was: 'malformed layer config or weights (AttributeError ...)'
+
+    monkeypatch.setitem(keras_build.HANDLERS, "LSTM", broken_builder)
+    with pytest.raises(AttributeError, match="a gateport bug") as caught:
+        read(ROOT.parent / "fixtures" / "models" / "tiny_lstm.h5")
+    assert not isinstance(caught.value, FormatError)

@@ -28,7 +28,7 @@ import pytest  # noqa: E402
 from converters import api, cli, mistakes, reference  # noqa: E402
 from converters.diff import diff, render  # noqa: E402
 from converters.errors import GateportError, UnsupportedError  # noqa: E402
-from converters.verify import random_inputs  # noqa: E402
+from converters.verification import random_inputs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WRITERS = {"torch-state-dict": ".safetensors", "onnx": ".onnx"}

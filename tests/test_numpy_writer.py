@@ -337,7 +337,7 @@ def test_every_op_and_activation_of_the_reference_is_written():
 def test_verify_fails_a_wrong_numpy_artifact_and_reports_a_crash(tmp_path):
     """A written folder given as the artifact: its forget and input gates exchanged fail; a crash is an error row."""
     from converters import read
-    from converters.verify import verify
+    from converters.verification import verify
 
     entry = next(e for e in ENTRIES if e["name"] == "lstm_return_state")
     stored = str(ROOT / entry["expected"])

@@ -24,7 +24,7 @@ import pytest  # noqa: E402
 from converters import cli  # noqa: E402
 from converters.errors import GateportError  # noqa: E402
 from converters.readers import read  # noqa: E402
-from converters.verify import ATOL, compare, keras_plan, random_inputs, verify  # noqa: E402
+from converters.verification import ATOL, compare, keras_plan, random_inputs, verify  # noqa: E402
 
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")

@@ -22,7 +22,7 @@ import pytest  # noqa: E402
 
 from converters import api, cli, mistakes  # noqa: E402
 from converters.errors import GateportError, UnsupportedError  # noqa: E402
-from converters.verify import render, verify  # noqa: E402
+from converters.verification import render, verify  # noqa: E402
 
 pytest.importorskip("onnxruntime")
 

@@ -26,9 +26,9 @@ import importlib  # noqa: E402
 from converters import cli  # noqa: E402
 from converters.api import convert  # noqa: E402
 from converters.readers import read  # noqa: E402
-from converters.verify import ATOL, RTOL, compare, load_inputs, verify  # noqa: E402
+from converters.verification import ATOL, RTOL, compare, load_inputs, verify  # noqa: E402
 
-verify_module = importlib.import_module("converters.verify")
+verify_module = importlib.import_module("converters.verification")
 
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
@@ -246,7 +246,7 @@ def test_sizes_beyond_the_verify_budget_are_refused_in_one_line(tmp_path, capsys
 
 def test_activations_are_counted_before_anything_is_allocated():
     from converters.errors import UnsafeError
-    from converters.verify import VerifyBudget, check_activations
+    from converters.verification import VerifyBudget, check_activations
 
     model = read(_file("autoencoder_bilstm"))  # (45, 100) -> encoder -> RepeatVector(45) -> decoder
     inputs = 2 * 45 * 100 * 8
