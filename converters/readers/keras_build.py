@@ -51,6 +51,8 @@ def holds_weights(spec: LayerSpec, graph: KerasGraph) -> bool | None:
     if cls == "TimeDistributed":
         inner = spec.config.get("layer")
         cls = inner.get("class_name") if isinstance(inner, dict) else None
+    if not isinstance(cls, str):  # a wrapped layer's class as the config has it
+        return None
     if cls in WEIGHTED_CLASSES:
         return True
     if cls == "LayerNormalization":  # gamma and beta only where scale / center
@@ -276,8 +278,7 @@ class KerasIRBuilder:
                 # __call__, step 6): an RNN given initial_state runs unmasked; tf-keras masks it.
                 auto = None
             ctx.input_mask = auto if call.mask is None else self._explicit_mask(call.mask, label, auto)
-            with malformed("layer config or weights", file=self.file, layer=label):
-                outs = HANDLERS[spec.class_name](ctx)
+            outs = HANDLERS[spec.class_name](ctx)
         for t, out in enumerate(outs):
             self.tensors[Ref(spec.name, index, t)] = out
 
@@ -367,11 +368,10 @@ def check_other_weights(graph: KerasGraph, weights: WeightSource, file: str | No
         if spec.is_op or spec.is_copy or spec.class_name not in LAYER_HANDLERS \
                 or not holds_weights(spec, graph) or not scratch.layer_weights(spec):
             continue
-        with malformed("layer config or weights", file=file, layer=f"{spec.name} ({spec.class_name})"):
-            try:
-                LAYER_HANDLERS[spec.class_name](LayerCall(scratch, spec, 0, [Tensor(f"{spec.name}_input", None)]))
-            except UnsupportedError:
-                pass
+        try:
+            LAYER_HANDLERS[spec.class_name](LayerCall(scratch, spec, 0, [Tensor(f"{spec.name}_input", None)]))
+        except UnsupportedError:
+            pass
 
 
 def build_recurrent_only(graph: KerasGraph, weights: WeightSource, file: str | None,
@@ -387,8 +387,7 @@ def build_recurrent_only(graph: KerasGraph, weights: WeightSource, file: str | N
                 or not builder.layer_weights(spec):
             continue
         x = Tensor(f"{spec.name}_input", None, is_model_input=True)
-        with malformed("layer config or weights", file=file, layer=f"{spec.name} ({spec.class_name})"):
-            outs = RECURRENT_HANDLERS[spec.class_name](LayerCall(builder, spec, 0, [x]))
+        outs = RECURRENT_HANDLERS[spec.class_name](LayerCall(builder, spec, 0, [x]))
         inputs.append(TensorSpec(x.name, tuple(x.shape), "float32"))
         outputs.extend(t.name for t in outs)
     return Model(name=graph.name, inputs=inputs, outputs=outputs, nodes=builder.nodes,

@@ -19,6 +19,7 @@ from ..budget import Budget
 from ..ir import Node
 from .hdf5 import Weight
 from .keras_config import LayerSpec, check_activation
+from .malformed import malformed
 
 Shape = tuple  # without batch; entries int or None
 
@@ -116,6 +117,11 @@ class LayerCall:
     def unsupported(self, message: str) -> GateportError:
         return self.error(message, UnsupportedError)
 
+    def parsing(self, what: str = "layer config"):
+        """A context in which plain-Python errors (KeyError, TypeError ...) of reading this layer's config
+        or arrays are a malformed file: wraps the parsing of data only, never the building of IR."""
+        return malformed(what, file=self.builder.file, layer=self.label)
+
     # -- inputs ----------------------------------------------------------------------------
     def single_input(self) -> Tensor:
         if len(self.inputs) != 1:
@@ -180,7 +186,8 @@ class LayerCall:
     # -- options ---------------------------------------------------------------------------
     def activation(self, name: Any, elementwise: bool = False) -> str:
         try:
-            act = activations.from_keras(check_activation(name), self.builder.keras_version)
+            with self.parsing("activation"):
+                act = activations.from_keras(check_activation(name), self.builder.keras_version)
         except GateportError as e:
             raise e.at(file=self.builder.file, layer=self.label)
         if elementwise and act not in activations.ELEMENTWISE:
@@ -192,8 +199,10 @@ class LayerCall:
             weights: dict | None = None, mask: str | None = None, **source) -> Node:
         if self.class_name != self.spec.class_name:  # a wrapped layer: TimeDistributed(Dense)
             source.setdefault("layer_class", self.class_name)
-        if dtype_policy(self.spec.config) != "float32":  # every artifact computes in float32 (notes.py)
-            source.setdefault("dtype_policy", dtype_policy(self.spec.config))
+        with self.parsing("dtype policy"):
+            policy = dtype_policy(self.spec.config)
+        if policy != "float32":  # every artifact computes in float32 (notes.py)
+            source.setdefault("dtype_policy", policy)
         node = Node(name=self.name, op=op, inputs=inputs, outputs=outputs, options=options or {},
                     weights=weights or {}, mask=mask,
                     source={"class_name": self.spec.class_name, **source})

@@ -36,7 +36,8 @@ def _zeros(n: int, like: np.ndarray) -> np.ndarray:
 
 def _refuse_quantized(call: LayerCall) -> None:
     cfg = call.config
-    policy = dtype_policy(cfg)
+    with call.parsing("dtype policy"):
+        policy = dtype_policy(cfg)
     if cfg.get("quantization_config") or policy.startswith(("int8", "int4", "float8")):
         raise call.unsupported(f"quantized layers are not supported (dtype policy {policy!r})")
     if cfg.get("lora_rank"):
@@ -112,7 +113,8 @@ def prelu(call: LayerCall) -> list[Tensor]:
     (w,) = call.expect_weights(1, " (alpha)")
     shared = cfg.get("shared_axes") or []
     shared = [shared] if isinstance(shared, int) else shared
-    axes = [call.axis(a) for a in shared]
+    with call.parsing("shared_axes"):
+        axes = [call.axis(a) for a in shared]
     alpha = w.array
     if x.shape is not None:
         rank = len(x.shape)
@@ -150,12 +152,13 @@ def dense(call: LayerCall) -> list[Tensor]:
 
 
 def time_distributed(call: LayerCall) -> list[Tensor]:
-    inner = call.config.get("layer") or {}
-    cls = inner.get("class_name")
+    with call.parsing("wrapped layer config"):
+        inner = call.config.get("layer") or {}
+        cls, config = inner.get("class_name"), dict(inner.get("config") or {})
     if cls not in ("Dense", "Activation", *IDENTITY_CLASSES):
         raise call.unsupported(f"TimeDistributed({cls}) is not supported (supported: Dense, "
                                "Activation, Dropout and friends)")
-    return HANDLERS[cls](call.inner(cls, inner.get("config") or {}))
+    return HANDLERS[cls](call.inner(cls, config))
 
 
 def embedding(call: LayerCall) -> list[Tensor]:
@@ -179,7 +182,8 @@ def embedding(call: LayerCall) -> list[Tensor]:
 
 def masking(call: LayerCall) -> list[Tensor]:
     x = call.single_input()
-    value = float(call.config.get("mask_value", 0.0))
+    with call.parsing("mask_value"):
+        value = float(call.config.get("mask_value", 0.0))
     mask = call.mask_not_equal(x, value, reduce=True)
     call.add("masking", [x.name], [call.out()], {"mask_value": value}, mask=mask)
     return [Tensor(call.out(), x.shape, mask)]
@@ -327,8 +331,9 @@ def batch_normalization(call: LayerCall) -> list[Tensor]:
     like = arrays["moving_mean"]
     arrays.setdefault("gamma", np.ones(n, dtype=like.dtype))
     arrays.setdefault("beta", _zeros(n, like))
-    call.add("batch_norm", [x.name], [call.out()],
-             {"epsilon": float(cfg.get("epsilon", 1e-3)), "axis": axis}, arrays,
+    with call.parsing("epsilon"):
+        epsilon = float(cfg.get("epsilon", 1e-3))
+    call.add("batch_norm", [x.name], [call.out()], {"epsilon": epsilon, "axis": axis}, arrays,
              weight_paths={role: w.path for role, w in zip(roles, ws)})
     return [Tensor(call.out(), x.shape, x.mask)]
 
@@ -349,7 +354,7 @@ def conv1d(call: LayerCall) -> list[Tensor]:
     if call.size("groups", cfg.get("groups", 1)) != 1:
         raise call.unsupported("grouped Conv1D (groups > 1) is not supported")
     filters = call.size("filters", cfg.get("filters"))
-    k = _one(cfg["kernel_size"], "kernel size", call)
+    k = _one(cfg.get("kernel_size"), "kernel size", call)
     strides = _one(cfg.get("strides", 1), "stride", call)
     dilation = _one(cfg.get("dilation_rate", 1), "dilation rate", call)
     padding = str(cfg.get("padding", "valid")).lower()

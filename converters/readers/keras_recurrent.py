@@ -41,6 +41,12 @@ class RecurrentConfig:
 
 
 def recurrent_config(class_name: str, config: dict, call: LayerCall) -> RecurrentConfig:
+    """The kind and config of a recurrent layer or ``RNN(cell)``; a malformed config is a FormatError."""
+    with call.parsing("recurrent layer config"):
+        return _recurrent_config(class_name, config, call)
+
+
+def _recurrent_config(class_name: str, config: dict, call: LayerCall) -> RecurrentConfig:
     if class_name in LAYER_KINDS:
         cfg = dict(config)
         if class_name.startswith("CuDNN"):
@@ -163,6 +169,8 @@ def split_directions(weights: list[Weight]) -> tuple[list[Weight], list[Weight]]
 # -- building -------------------------------------------------------------------------------
 def _add_recurrent_node(call: LayerCall, rc: RecurrentConfig, opts: dict,
                         directions: dict[str, list[Weight]], source: dict) -> list[Tensor]:
+    if not call.inputs:
+        raise call.error("expected an input tensor, found none")
     x = call.inputs[0]
     kind = rc.kind
     first = next(iter(directions.values()))
@@ -278,7 +286,7 @@ def stores_keras1_layout(spec, weights: list[Weight]) -> bool:
     if cls == "RNN":
         cell = cfg.get("cell")
         cls = cell.get("class_name") if isinstance(cell, dict) else None
-    kind = LAYER_KINDS.get(cls) or CELL_KINDS.get(cls)
+    kind = (LAYER_KINDS.get(cls) or CELL_KINDS.get(cls)) if isinstance(cls, str) else None  # a config's class
     return kind is not None and n > 0 and is_keras1_per_gate(kind, n)
 
 
