@@ -18,3 +18,12 @@ def test_mutated_files_give_a_model_or_one_clear_error(tmp_path, seed_file, seed
         assert check_case(path) is None
     finally:
         path.unlink()
+
+
+@pytest.mark.parametrize("seed", [22472, 21680])
+def test_fuzz_regressions(tmp_path, seed):
+    """22472: libhdf5 crashes (SIGSEGV) reading an attribute: the probe child's death is a refusal, not a
+    pass; 21680: a weight_names attribute that is not UTF-8 (h5py's surrogates) is one line."""
+    seed_file = SEEDS[seed % len(SEEDS)]
+    path = make_case(seed_file, random.Random(seed), tmp_path / f"case{seed}")
+    assert check_case(path) is None

@@ -39,16 +39,25 @@ def attr_str(attrs, key: str) -> str | None:
     value = attrs[key]
     if isinstance(value, np.ndarray) and value.shape == ():
         value = value[()]
-    if isinstance(value, bytes):
-        value = value.decode("utf-8")
-    return str(value)
+    return _text(value, key)
+
+
+def _text(value, key: str) -> str:
+    """An attribute value as text; bytes and strings that are not UTF-8 (h5py keeps undecodable bytes
+    as surrogates) are a damaged file."""
+    try:
+        text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        text.encode("utf-8")
+    except UnicodeError:
+        raise FormatError(f"attribute {quote(key)} holds text that is not UTF-8") from None
+    return text
 
 
 def attr_list(attrs, key: str) -> list[str]:
     """A list-of-strings attribute such as ``layer_names`` / ``weight_names``."""
     if key not in attrs:
         return []
-    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in np.atleast_1d(attrs[key])]
+    return [_text(v, key) for v in np.atleast_1d(attrs[key])]
 
 
 def check_link(group: h5py.Group, name: str, file: str | None = None) -> None:

@@ -93,7 +93,10 @@ def probe(source: str | os.PathLike | bytes, timeout: float = TIMEOUT) -> None:
         message = os.read(read_end, 4096).decode(errors="replace")
     finally:
         os.close(read_end)
-        os.waitpid(pid, 0)
+        _, status = os.waitpid(pid, 0)
+    if not message and os.waitstatus_to_exitcode(status) != 0:  # libhdf5 crashed the child (a signal)
+        raise FormatError(f"the HDF5 library crashed reading this file's attributes (exit status "
+                          f"{os.waitstatus_to_exitcode(status)}): the file is damaged")
     if message.startswith(_UNSAFE):
         raise UnsafeError(message[len(_UNSAFE):])
     if message:
