@@ -101,3 +101,19 @@ def notes_doc(model: Model) -> str:
     """The docstring lines of the conversion's notes (:mod:`converters.notes`), or nothing."""
     lines = (model.source or {}).get("notes") or []
     return "".join(["Notes:\n"] + [f"    {comment(line, 400)}\n" for line in lines]) if lines else ""
+
+
+def merge_expression(node: Node, xs: list[str], library: str) -> str:
+    """add, subtract, multiply, average, maximum, minimum of the expressions ``xs``, left to right as Keras'
+    Merge layers; ``library`` (``torch`` or ``np``) provides maximum/minimum."""
+    if node.op == "subtract":
+        if len(xs) != 2:
+            raise FormatError(f"expected 2 inputs, found {len(xs)}", layer=node.label())
+        return f"{xs[0]} - {xs[1]}"
+    if node.op in ("add", "multiply", "average"):
+        expr = (" * " if node.op == "multiply" else " + ").join(xs)
+        return f"({expr}) / {len(xs)}" if node.op == "average" else expr
+    expr = xs[0]
+    for x in xs[1:]:
+        expr = f"{library}.{node.op}({expr}, {x})"
+    return expr

@@ -28,7 +28,8 @@ from ..ir import Model, Node
 from ..sanitize import comment, identifier, literal, quote
 from .numpy_templates import ACTIVATIONS, HELPERS, helper_source
 from .codegen import (check_outputs as _check_outputs, describe as _describe, initial_states as _initial_states,
-                      int_option as _int, notes_doc as _notes, number as _number, shape_doc as _shape, shapes as _shapes)
+                      int_option as _int, merge_expression, notes_doc as _notes, number as _number,
+                      shape_doc as _shape, shapes as _shapes)
 
 #: Names the generated code binds itself, and builtins it calls.
 _RESERVED = set(keyword.kwlist) | set(HELPERS) | {
@@ -326,20 +327,7 @@ def concatenate_to_numpy(w: _Writer, node: Node) -> None:
 
 def merge_to_numpy(w: _Writer, node: Node) -> None:
     """add, subtract, multiply, average, maximum, minimum: left to right, as Keras' Merge layers."""
-    xs = [w.var(t, node) for t in node.inputs]
-    if node.op == "subtract":
-        if len(xs) != 2:
-            raise FormatError(f"expected 2 inputs, found {len(xs)}", layer=node.label())
-        expr = f"{xs[0]} - {xs[1]}"
-    elif node.op in ("add", "multiply", "average"):
-        expr = (" * " if node.op == "multiply" else " + ").join(xs)
-        if node.op == "average":
-            expr = f"({expr}) / {len(xs)}"
-    else:
-        expr = xs[0]
-        for x in xs[1:]:
-            expr = f"np.{node.op}({expr}, {x})"
-    w.assign(node.outputs[0], expr)
+    w.assign(node.outputs[0], merge_expression(node, [w.var(t, node) for t in node.inputs], "np"))
 
 
 def activation_to_numpy(w: _Writer, node: Node) -> None:
