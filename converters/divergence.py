@@ -470,3 +470,12 @@ def weight_departures(model: Model, target: str, artifact) -> list[Departure]:
             found[0].direction = None if len(found) > 1 else found[0].direction
             return found[:1]
     return []
+
+
+def numpy_traces(model: Model, records: list[dict]) -> dict[str, LayerTrace]:
+    """Per recurrent layer, the trace of a generated numpy ``model.py`` (``--to numpy``): each
+    ``keras_rnn`` call it recorded is one direction, like a generated PyTorch ``*Loop``."""
+    kinds = [node.op for node in model.recurrent_nodes() for _ in node.directions]
+    if len(kinds) != len(records):
+        raise TraceUnavailable(f"the generated numpy code ran {len(records)} recurrent loops, expected {len(kinds)}")
+    return torch_traces(model, [dict(r, cls=_TORCH_LOOP[op]) for op, r in zip(kinds, records)])

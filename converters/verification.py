@@ -517,7 +517,7 @@ def run_artifact(model: Model, target: str, artifact: Model | str | os.PathLike 
 
         path = numpy_code.write(ir, workdir / "numpy") if path is None else path
         outputs, records = numpy_code.run_isolated(path, xs, timeout=timeout, max_bytes=max_bytes)
-        return (outputs, *_traces(lambda: numpy_code.traces(model, records)))
+        return (outputs, *_traces(lambda: divergence.numpy_traces(model, records)))
     raise UnsupportedError(f"expected a verify target ({', '.join(TARGETS)}), found {target!r}")
 
 
@@ -604,7 +604,7 @@ def verify(model_path: str | os.PathLike, targets: Sequence[str] = DEFAULT_TARGE
     after :data:`PROGRESS_AFTER` seconds. Raises :class:`GateportError` for a bad model file, bad
     inputs or what does not fit the verify budget.
     """
-    from . import divergence, runtimes
+    from . import runtimes
     from .readers import read_file as read
 
     _check_arguments(targets, artifacts, batch, steps, require, timeout)

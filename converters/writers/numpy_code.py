@@ -652,14 +652,3 @@ def run_isolated(folder: str | os.PathLike, inputs: Sequence[np.ndarray], *, tim
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ArtifactError(f"the numpy child process left unreadable results ({type(e).__name__})") from None
     return outputs, records
-
-
-def traces(model: Model, records: list[dict]) -> dict:
-    """Per recurrent layer, the trace :mod:`converters.divergence` compares: each ``keras_rnn`` call is one
-    direction, like a generated PyTorch ``*Loop``."""
-    from ..divergence import _TORCH_LOOP, TraceUnavailable, torch_traces
-
-    kinds = [node.op for node in model.recurrent_nodes() for _ in node.directions]
-    if len(kinds) != len(records):
-        raise TraceUnavailable(f"the generated numpy code ran {len(records)} recurrent loops, expected {len(kinds)}")
-    return torch_traces(model, [dict(r, cls=_TORCH_LOOP[op]) for op, r in zip(kinds, records)])
