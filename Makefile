@@ -23,6 +23,7 @@ demo: setup
 		--inputs fixtures/expected/autoencoder_bilstm.npz --expected fixtures/expected/autoencoder_bilstm.npz
 
 test: setup
+	$(BIN)/ruff check converters tests fixtures bench
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -q
 
 .PHONY: setup demo test

@@ -1,9 +1,7 @@
 """The bad-input battery: every broken, foreign or hostile input gets exit 2, one line naming the
 file, no traceback, and no output left behind. The input file is never modified."""
 import hashlib
-import io
 import json
-import os
 import zipfile
 from pathlib import Path
 

@@ -1,7 +1,6 @@
 """A weights-only file of a model with a custom layer (textgenrnn: CuDNNLSTM weights + a custom
 attention layer): the full conversion is refused with a clear line, its recurrent layers still convert,
 and in PyTorch they reproduce what tf_keras computed for them."""
-import json
 from pathlib import Path
 
 import h5py

@@ -14,7 +14,7 @@ import h5py
 
 from ..activations import keras_major
 from ..ir import Model
-from .hdf5 import Weight, attr_list
+from .hdf5 import Weight
 from .keras_build import build_recurrent_only, object_path_semantics
 from .keras_config import KerasGraph, LayerSpec
 from .keras_h5 import LegacyH5Weights
