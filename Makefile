@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   - create .venv, install gateport with every runtime, convert a bundled model and verify it
-#   make test   - the same set-up, then the whole test suite (what CI runs)
+#   make test   - the same set-up, ruff, then the whole test suite (what CI runs)
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
