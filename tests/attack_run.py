@@ -32,8 +32,9 @@ MAX_RSS_BYTES = 1 << 30
 #: The command, wrapped so that it writes its own peak memory (and its children's) to a file at exit.
 WRAPPER = """import atexit, resource, sys
 rss_file = sys.argv.pop(1)
-def _rss():
-    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+def _rss():  # VmHWM: ru_maxrss survives exec and would report the (pytest) parent's peak
+    own = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    peak = max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     open(rss_file, "w").write(str(peak * 1024))
 atexit.register(_rss)
 from converters.cli import main

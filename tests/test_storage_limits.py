@@ -343,8 +343,11 @@ start = time.monotonic()
 sys.stderr = open(sys.argv[1], "w")
 code = main(sys.argv[2:])
 sys.stderr.close()
+# VmHWM, not ru_maxrss: ru_maxrss survives exec, so a child started from a large pytest process reports
+# pytest's peak; VmHWM is this program's own high-water mark
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps({"code": code, "err": open(sys.argv[1]).read(), "seconds": time.monotonic() - start,
-                  "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                  "peak": hwm * 1024,
                   "children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}))
 """
 
