@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .gates import LETTER, gate_order, gate_slice
+from .gates import LETTER, TORCH_PARTS, gate_order, gate_slice
 from .ir import Model, Node
 from .dense_sources import kernel_rows, render_rows
 from .errors import UsageError
@@ -69,7 +69,7 @@ def torch_location(node: Node, direction: str, gate: str) -> dict[str, str]:
     """Where ``gate`` lands in PyTorch's ``nn.LSTM``/``nn.GRU``/``nn.RNN`` parameters (layer 0)."""
     rows = _span(gate_slice("torch", node.op, gate, node.options["units"]))
     sfx = "_l0_reverse" if direction == "backward" else "_l0"
-    return {p: f"{p}{sfx}[{rows}]" for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    return {p: f"{p}{sfx}[{rows}]" for p in TORCH_PARTS}
 
 
 def onnx_location(node: Node, direction: str, gate: str) -> dict[str, str]:

@@ -26,6 +26,12 @@ GATES: dict[str, tuple[str, ...]] = {
     "simple_rnn": ("hidden",),
 }
 
+#: PyTorch's module for each recurrent kind (``nn.LSTM`` ...) and its parameters per direction and layer,
+#: in their order, with the IR part each holds (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0).
+NN_CLASS: dict[str, str] = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "RNN"}
+TORCH_PARTS: dict[str, str] = {"weight_ih": "input_weights", "weight_hh": "recurrent_weights",
+                               "bias_ih": "input_bias", "bias_hh": "recurrent_bias"}
+
 #: Packed gate order per framework and kind.
 ORDER: dict[str, dict[str, tuple[str, ...]]] = {
     "keras": {

@@ -42,7 +42,7 @@ import numpy as np
 from .. import safe_json
 from ..budget import Budget
 from ..errors import FormatError, GateportError, UnsafeError, UnsupportedError, require
-from ..gates import GATES
+from ..gates import GATES, NN_CLASS, TORCH_PARTS
 from ..ir import MERGE_MODES, Model, Node, TensorSpec, set_recurrent_weights, unique_name
 from ..sanitize import quote
 from .bounded_zip import open_zip
@@ -54,10 +54,8 @@ _KIND_OF_GATES = {len(gates): op for op, gates in GATES.items()}
 #: names a description or metadata may use for a kind
 _KIND_NAMES = {"lstm": "lstm", "gru": "gru", "rnn": "simple_rnn", "simple_rnn": "simple_rnn",
                "nn.LSTM": "lstm", "nn.GRU": "gru", "nn.RNN": "simple_rnn"}
-_NN_CLASS = {"lstm": "nn.LSTM", "gru": "nn.GRU", "simple_rnn": "nn.RNN"}
 #: IR options a description entry may set on a module's last layer
 _OVERRIDES = ("go_backwards", "merge_mode", "return_sequences", "return_state", "zero_output_for_mask")
-_PARTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 METADATA_KEY = "gateport.layers"
 
 
@@ -394,7 +392,7 @@ def _check_layer(module: TorchModule, k: int) -> tuple[str, int, int, bool, bool
                 "bias_ih": (n_gates * hidden,), "bias_hh": (n_gates * hidden,)}
     for direction, parts in dirs.items():
         sfx = f"_l{k}" + ("_reverse" if direction == "backward" else "")
-        wanted = [part for part in _PARTS if bias or part.startswith("weight")]
+        wanted = [part for part in TORCH_PARTS if bias or part.startswith("weight")]
         if sorted(parts) != sorted(wanted):
             raise FormatError(f"{p}*{sfx}: expected {', '.join(wanted)}, found {', '.join(sorted(parts))}")
         for part, value in parts.items():
@@ -470,11 +468,11 @@ def _module_nodes(module: TorchModule, spec: ModuleSpec | None, x: str, x_width:
         if bidirectional and "zero_output_for_mask" not in (spec.overrides if spec else {}):
             options["zero_output_for_mask"] = bool(options["return_sequences"])  # as Keras' Bidirectional
         node = Node(name, kind, [x], [name], options,
-                    source={"class_name": _NN_CLASS[kind], "module": module.prefix, "layer": k})
+                    source={"class_name": f"nn.{NN_CLASS[kind]}", "module": module.prefix, "layer": k})
         for direction, parts in module.layers[k].items():
             sfx = f"_l{k}" + ("_reverse" if direction == "backward" else "")
             arrays = {part: _float(parts[part], f"{module.prefix}{part}{sfx}") if part in parts else None
-                      for part in _PARTS}
+                      for part in TORCH_PARTS}
             set_recurrent_weights(node, direction, "torch", *arrays.values())
         node.outputs = _outputs(node)
         nodes.append(node)

@@ -6,13 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..gates import NN_CLASS, TORCH_PARTS  # noqa: F401 - the writers' names for them
 from ..ir import Node
-
-#: IR op -> the nn module that can hold it.
-NN_CLASS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "RNN"}
-#: The parts of a direction, as PyTorch names them.
-TORCH_PARTS = {"weight_ih": "input_weights", "weight_hh": "recurrent_weights",
-               "bias_ih": "input_bias", "bias_hh": "recurrent_bias"}
 
 
 def has_bias(node: Node) -> bool:
