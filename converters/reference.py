@@ -14,6 +14,7 @@ import numpy as np
 
 from .errors import InputsError, UnsupportedError
 from .ir import Model, Node
+from .reference_attention import OPS as ATTENTION_OPS
 from .reference_rnn import activation, run_recurrent
 from .sanitize import quote
 
@@ -88,7 +89,8 @@ def _conv1d_padding(padding: str, length: int, span: int, stride: int) -> tuple[
 
 
 def _conv1d(node, x):
-    """Keras Conv1D, channels last: ``y[t] = sum_j x[t*s + j*d] W[:, :, j]^T + b``."""
+    """Keras Conv1D, channels last: ``y[t] = sum_j x[t*s + j*d] W[:, :, j]^T + b``, per group of
+    consecutive channels and filters (``groups``; a depthwise convolution has one channel per group)."""
     o = node.options
     w = _f64(node.weights["weight"])  # (filters, in, k)
     k = w.shape[2]
@@ -100,8 +102,12 @@ def _conv1d(node, x):
         raise e.at(layer=node.label())
     xp = np.pad(x, ((0, 0), (left, right), (0, 0)))
     n_out = (xp.shape[1] - span) // stride + 1
-    y = sum(xp[:, j * dilation: j * dilation + (n_out - 1) * stride + 1: stride] @ w[:, :, j].T
-            for j in range(k))
+    groups = _scalar(o.get("groups", 1))
+    n_in, n_out_ch = w.shape[1], w.shape[0] // groups  # channels and filters of one group
+    y = np.concatenate([
+        sum(xp[:, j * dilation: j * dilation + (n_out - 1) * stride + 1: stride, g * n_in:(g + 1) * n_in]
+            @ w[g * n_out_ch:(g + 1) * n_out_ch, :, j].T for j in range(k))
+        for g in range(groups)], axis=-1)
     return _act(node, y + _bias(node, w.shape[0]))
 
 
@@ -217,6 +223,7 @@ OPS = {
     "crop1d": _crop1d,
     "zero_pad1d": lambda node, x: np.pad(x, ((0, 0), tuple(int(v) for v in node.options["padding"]), (0, 0))),
     "upsample1d": lambda node, x: np.repeat(x, int(node.options["size"]), axis=1),
+    **ATTENTION_OPS,  # attention, multi_head_attention, dot, masked_softmax (several outputs: a list)
 }
 #: Non-recurrent ops that consume their node's ``mask`` (passed as the last argument).
 MASK_CONSUMERS = ("masking", "global_pool")
@@ -233,7 +240,8 @@ def run_node(node: Node, values: Mapping[str, np.ndarray]) -> list[np.ndarray]:
                                layer=node.label())
     if node.op in MASK_CONSUMERS and mask is not None and len(args) == 1:
         args.append(mask)
-    return [OPS[node.op](node, *args)]
+    out = OPS[node.op](node, *args)
+    return out if isinstance(out, list) else [out]
 
 
 def _bind_inputs(model: Model, inputs) -> dict[str, np.ndarray]:

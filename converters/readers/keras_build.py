@@ -19,10 +19,11 @@ from .hdf5 import Weight
 from .malformed import malformed
 from .keras_config import OP_CLASSES, KerasGraph, LayerSpec, Ref, batch_input_shape
 from .keras_context import LayerCall, Tensor, declared_dims
+from .keras_attention import HANDLERS as ATTENTION_HANDLERS
 from .keras_layers import HANDLERS as LAYER_HANDLERS, REFUSED
-from .keras_recurrent import CELL_KINDS, HANDLERS as RECURRENT_HANDLERS, stores_keras1_layout
+from .keras_recurrent import HANDLERS as RECURRENT_HANDLERS, rnn_refusal, stores_keras1_layout
 
-HANDLERS = {**LAYER_HANDLERS, **RECURRENT_HANDLERS}
+HANDLERS = {**LAYER_HANDLERS, **ATTENTION_HANDLERS, **RECURRENT_HANDLERS}
 #: Keras 3 operation nodes accepted in configs: the mask computations Keras 3 serializes
 #: (Masking's ``any(not_equal(x, v), -1)``, Concatenate's compute_mask ...). They only feed the
 #: ``mask`` argument of layers; ``not_equal``/``any`` become mask nodes, the rest stand for the
@@ -30,7 +31,8 @@ HANDLERS = {**LAYER_HANDLERS, **RECURRENT_HANDLERS}
 OP_NODES = OP_CLASSES
 #: Layer classes that always have weights (Keras gives them variables whatever their config).
 WEIGHTED_CLASSES = frozenset({*RECURRENT_HANDLERS, "Dense", "Embedding", "BatchNormalization",
-                              "Conv1D", "PReLU"})
+                              "Conv1D", "DepthwiseConv1D", "SeparableConv1D", "SeparableConvolution1D", "PReLU",
+                              "MultiHeadAttention"})
 _INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 
 
@@ -55,6 +57,9 @@ def holds_weights(spec: LayerSpec, graph: KerasGraph) -> bool | None:
         return None
     if cls in WEIGHTED_CLASSES:
         return True
+    if cls in ("Attention", "AdditiveAttention"):  # scale, concat_score_weight
+        cfg = spec.config
+        return bool(cfg.get("use_scale", cls == "AdditiveAttention") or cfg.get("score_mode") == "concat")
     if cls == "LayerNormalization":  # gamma and beta only where scale / center
         cfg = spec.config
         return bool(cfg.get("scale", True) or cfg.get("center", True))
@@ -63,12 +68,6 @@ def holds_weights(spec: LayerSpec, graph: KerasGraph) -> bool | None:
 
 def supported_classes() -> list[str]:
     return sorted(HANDLERS)
-
-
-def _rnn_cell(spec: LayerSpec) -> object:
-    """The cell class of an ``RNN`` layer (a list of cells is Keras 2's stacked form)."""
-    cell = spec.config.get("cell")
-    return cell.get("class_name") if isinstance(cell, dict) else "StackedRNNCells"
 
 
 #: At most this many unsupported layers are named in one message.
@@ -87,8 +86,8 @@ def check_supported(graph: KerasGraph, file: str | None) -> None:
             if spec.class_name not in OP_NODES:
                 refusals.append((spec, f"operation {quote(spec.class_name)} in the model graph is not supported"))
                 lists["operations"] = ", ".join(OP_NODES)
-        elif spec.class_name == "RNN" and _rnn_cell(spec) not in CELL_KINDS:
-            refusals.append((spec, f"RNN of {quote(_rnn_cell(spec))}: {REFUSED['RNN']}"))
+        elif spec.class_name == "RNN" and rnn_refusal(spec.config):
+            refusals.append((spec, rnn_refusal(spec.config)))
         elif spec.class_name not in HANDLERS:
             why = REFUSED.get(spec.class_name)
             refusals.append((spec, why or f"layer class {quote(spec.class_name)} is not supported"))
@@ -221,7 +220,7 @@ class KerasIRBuilder:
 
     def _call_deps(self, spec: LayerSpec, index: int) -> list[Ref]:
         call = spec.calls[index]
-        refs = [*call.inputs, *call.initial_state]
+        refs = [*call.inputs, *call.initial_state, *(v for v in call.kwargs.values() if isinstance(v, Ref))]
         if isinstance(call.mask, Ref):
             refs.append(call.mask)
         return refs
@@ -272,6 +271,8 @@ class KerasIRBuilder:
             if spec.class_name in RECURRENT_HANDLERS:  # tf-keras passes states as [x, *states]
                 ins, states = ins[:1], ins[1:] + states
             ctx = LayerCall(self, spec, index, ins, states)
+            ctx.kwargs = {k: self._resolve(v, f"{label} {k}") if isinstance(v, Ref) else v
+                          for k, v in call.kwargs.items()}
             auto = ins[0].mask if ins else None
             if self.keras3_masks and states:
                 # Keras 3 fills in `mask` only for a call with one tensor argument (layer.py

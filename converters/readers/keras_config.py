@@ -31,7 +31,7 @@ from .malformed import malformed
 CODE_LAYERS = ("Lambda",)
 #: Keras 3 operation classes that serialize mask computations (see keras_build.OP_NODES).
 OP_CLASSES = ("NotEqual", "Any", "All", "ExpandDims", "ZerosLike", "OnesLike", "LogicalOr",
-              "LogicalAnd", "Concatenate", "BroadcastTo")
+              "LogicalAnd", "Concatenate", "BroadcastTo", "ConvertToTensor")
 #: Classes that are a whole model (nested models).
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
@@ -53,6 +53,8 @@ class Call:
     mask: Ref | list | None = None
     initial_state: list[Ref] = field(default_factory=list)
     constants: list[Any] = field(default_factory=list)  # non-tensor positional args (op nodes)
+    #: other call keyword arguments: a tensor (``value``, ``key``, ``attention_mask``) as a Ref, else as stored
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -346,6 +348,8 @@ def _parse_call(node, layer: str) -> Call:
             call.initial_state = refs
         elif refs:
             raise FormatError("RNN 'constants' are not supported", layer=layer)
+    call.kwargs = {k: (_as_ref(v) if _is_ref(v) else v) for k, v in kwargs.items()
+                   if k not in ("mask", "initial_state", "constants", "training")}
     return call
 
 
@@ -475,7 +479,8 @@ def _inline_nested(graph: KerasGraph, major: int) -> KerasGraph:
 def _map_call(call: Call, fn) -> Call:
     mask = fn(call.mask) if isinstance(call.mask, Ref) else call.mask
     return Call(inputs=[fn(r) for r in call.inputs], mask=mask,
-                initial_state=[fn(r) for r in call.initial_state], constants=call.constants)
+                initial_state=[fn(r) for r in call.initial_state], constants=call.constants,
+                kwargs={k: fn(v) if isinstance(v, Ref) else v for k, v in call.kwargs.items()})
 
 
 def _fill_input_shapes(graph: KerasGraph, sub: KerasGraph, call: Call) -> None:

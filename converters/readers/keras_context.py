@@ -87,6 +87,8 @@ class LayerCall:
     input_mask: str | None = None  # the mask the layer receives (explicit or automatic)
     class_name: str = ""
     config: dict = field(default_factory=dict)
+    #: the call's other keyword arguments (a tensor argument resolved to its Tensor)
+    kwargs: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.class_name = self.class_name or self.spec.class_name

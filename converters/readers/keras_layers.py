@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import UnsafeError
 from ..sanitize import quote
+from .hdf5 import Weight
 from .keras_context import LayerCall, Tensor, dtype_policy
 
 #: Layers that are the identity at inference.
@@ -346,39 +347,118 @@ def _one(value, what: str, call: LayerCall) -> int:
     return call.size(what, value)
 
 
-def conv1d(call: LayerCall) -> list[Tensor]:
-    x = call.single_input()
+def _conv_options(call: LayerCall) -> dict:
+    """kernel_size, strides, dilation_rate, padding of a Conv1D / DepthwiseConv1D / SeparableConv1D config."""
     cfg = call.config
-    if cfg.get("data_format", "channels_last") != "channels_last":
-        raise call.unsupported(f"Conv1D data_format {cfg.get('data_format')!r} is not supported")
-    if call.size("groups", cfg.get("groups", 1)) != 1:
-        raise call.unsupported("grouped Conv1D (groups > 1) is not supported")
-    filters = call.size("filters", cfg.get("filters"))
-    k = _one(cfg.get("kernel_size"), "kernel size", call)
-    strides = _one(cfg.get("strides", 1), "stride", call)
-    dilation = _one(cfg.get("dilation_rate", 1), "dilation rate", call)
+    if cfg.get("data_format") not in (None, "channels_last"):
+        raise call.unsupported(f"{call.class_name} data_format {quote(cfg.get('data_format'))} is not supported")
     padding = str(cfg.get("padding", "valid")).lower()
     if padding not in ("valid", "same", "causal"):
-        raise call.unsupported(f"Conv1D padding {padding!r} is not supported")
+        raise call.unsupported(f"{call.class_name} padding {quote(padding)} is not supported")
+    return {"kernel_size": _one(cfg.get("kernel_size"), "kernel size", call),
+            "strides": _one(cfg.get("strides", 1), "stride", call),
+            "dilation_rate": _one(cfg.get("dilation_rate", 1), "dilation rate", call), "padding": padding}
+
+
+def _conv_steps(steps: int | None, o: dict) -> int | None:
+    """Output time steps of a conv1d node with options ``o`` (TensorFlow's rule for valid/same/causal)."""
+    if steps is None:
+        return None
+    span = o["dilation_rate"] * (o["kernel_size"] - 1) + 1
+    return (steps - span) // o["strides"] + 1 if o["padding"] == "valid" else -(-steps // o["strides"])
+
+
+def _add_conv(call: LayerCall, x: Tensor, out: str, conv: dict, kernel: np.ndarray, bias, paths: dict,
+              groups: int, activation: str) -> Tensor:
+    """One ``conv1d`` node from a Keras kernel ``(k, in / groups, filters)``; the IR keeps ``(filters, in / groups, k)``."""
+    filters = int(kernel.shape[2])
+    use_bias = bias is not None
+    options = {"filters": filters, **conv, "activation": activation, "use_bias": use_bias}
+    if groups != 1:
+        options["groups"] = groups
+    node = call.add("conv1d", [x.name], [out], options,
+                    {"weight": np.ascontiguousarray(kernel.transpose(2, 1, 0)),
+                     "bias": bias if use_bias else _zeros(filters, kernel)}, weight_paths=paths)
+    if out != call.out():  # a second node of the layer (SeparableConv1D's depthwise step): its own name
+        call.builder.nodes.remove(node)
+        node.name = out
+        call.builder.add_node(node)  # renamed with a ' should a hostile config hold that name already
+        out = node.outputs[0] = node.name
+    return Tensor(out, (_conv_steps(x.shape[0] if x.shape else None, conv), filters))
+
+
+def conv1d(call: LayerCall) -> list[Tensor]:
+    """Conv1D with strides, dilation_rate, padding valid/same/causal and groups (Keras splits the
+    channels and the filters into ``groups`` consecutive blocks, as ``nn.Conv1d`` and ONNX Conv do)."""
+    x, cfg = call.single_input(), call.config
+    conv = _conv_options(call)
+    groups = call.size("groups", cfg.get("groups", 1))
+    filters = call.size("filters", cfg.get("filters"))
     use_bias = bool(cfg.get("use_bias", True))
     ws = call.expect_weights(2 if use_bias else 1)
     kernel = ws[0].array
-    call.check_shape("kernel", kernel, (k, x.last_dim, filters))
-    call.expect_rank(x, 2, int(kernel.shape[1]))
-    bias = ws[1].array if use_bias else _zeros(filters, kernel)
+    call.check_shape("kernel", kernel, (conv["kernel_size"], None, filters))
+    n_in = int(kernel.shape[1]) * groups
+    if filters % groups:
+        raise call.error(f"filters {filters} is not a multiple of groups {groups}")
+    call.expect_rank(x, 2, n_in)
+    if x.last_dim != n_in:
+        raise call.error(f"kernel has shape {tuple(kernel.shape)}, expected ({conv['kernel_size']}, "
+                         f"{x.last_dim} / groups {groups}, {filters}) from the config")
     if use_bias:
-        call.check_shape("bias", bias, (filters,))
-    call.add("conv1d", [x.name], [call.out()],
-             {"filters": filters, "kernel_size": k, "strides": strides, "padding": padding,
-              "dilation_rate": dilation, "activation": call.activation(cfg.get("activation", "linear")),
-              "use_bias": use_bias},
-             {"weight": np.ascontiguousarray(kernel.transpose(2, 1, 0)), "bias": bias},
-             weight_paths={role: w.path for role, w in zip(("kernel", "bias"), ws)})
-    steps = x.shape[0] if x.shape else None
-    if steps is not None:
-        span = dilation * (k - 1) + 1
-        steps = (steps - span) // strides + 1 if padding == "valid" else -(-steps // strides)
-    return [Tensor(call.out(), (steps, filters))]
+        call.check_shape("bias", ws[1].array, (filters,))
+    paths = {role: w.path for role, w in zip(("kernel", "bias"), ws)}
+    act = call.activation(cfg.get("activation", "linear"))
+    return [_add_conv(call, x, call.out(), conv, kernel, ws[1].array if use_bias else None, paths, groups, act)]
+
+
+def _depthwise(call: LayerCall, x: Tensor, out: str, conv: dict, kernel: Weight, bias: Weight | None,
+               activation: str) -> Tensor:
+    """A depthwise kernel ``(k, in, depth_multiplier)`` as a conv1d with ``groups = in``: output channel
+    ``c * depth_multiplier + m`` is input channel ``c`` under kernel ``[:, c, m]``, as in Keras."""
+    k = kernel.array
+    call.check_shape("depthwise_kernel", k, (conv["kernel_size"], x.last_dim, None))
+    n_in, mult = int(k.shape[1]), int(k.shape[2])
+    if bias is not None:
+        call.check_shape("bias", bias.array, (n_in * mult,))
+    paths = {"weight": kernel.path, **({"bias": bias.path} if bias is not None else {})}
+    grouped = k.reshape(k.shape[0], 1, n_in * mult)  # (k, 1, in * mult): channel c*mult + m
+    return _add_conv(call, x, out, conv, grouped, None if bias is None else bias.array, paths, n_in, activation)
+
+
+def depthwise_conv1d(call: LayerCall) -> list[Tensor]:
+    """DepthwiseConv1D(kernel_size, depth_multiplier, strides, dilation_rate, padding, activation, use_bias)."""
+    x, cfg = call.single_input(), call.config
+    conv = _conv_options(call)
+    call.expect_rank(x, 2)
+    use_bias = bool(cfg.get("use_bias", True))
+    ws = call.expect_weights(2 if use_bias else 1, " (depthwise_kernel, bias)")
+    call.check_shape("depthwise_kernel", ws[0].array,
+                     (conv["kernel_size"], x.last_dim, call.size("depth_multiplier", cfg.get("depth_multiplier", 1))))
+    call.expect_rank(x, 2, int(ws[0].array.shape[1]))
+    act = call.activation(cfg.get("activation", "linear"))
+    return [_depthwise(call, x, call.out(), conv, ws[0], ws[1] if use_bias else None, act)]
+
+
+def separable_conv1d(call: LayerCall) -> list[Tensor]:
+    """SeparableConv1D as Keras computes it: a depthwise conv1d (strides, dilation, padding, no bias) into
+    ``<name>/depthwise``, then a pointwise (kernel 1) conv1d with the bias and the activation."""
+    x, cfg = call.single_input(), call.config
+    conv = _conv_options(call)
+    use_bias = bool(cfg.get("use_bias", True))
+    ws = call.expect_weights(3 if use_bias else 2, " (depthwise_kernel, pointwise_kernel, bias)")
+    filters = call.size("filters", cfg.get("filters"))
+    mult = call.size("depth_multiplier", cfg.get("depth_multiplier", 1))
+    call.expect_rank(x, 2, int(ws[0].array.shape[1]) if ws[0].array.ndim == 3 else None)
+    call.check_shape("depthwise_kernel", ws[0].array, (conv["kernel_size"], x.last_dim, mult))
+    call.check_shape("pointwise_kernel", ws[1].array, (1, int(ws[0].array.shape[1]) * mult, filters))
+    mid = _depthwise(call, x, f"{call.name}/depthwise", conv, ws[0], None, "linear")
+    point = {"kernel_size": 1, "strides": 1, "dilation_rate": 1, "padding": "valid"}
+    paths = {"weight": ws[1].path, **({"bias": ws[2].path} if use_bias else {})}
+    if use_bias:
+        call.check_shape("bias", ws[2].array, (filters,))
+    act = call.activation(cfg.get("activation", "linear"))
+    return [_add_conv(call, mid, call.out(), point, ws[1].array, ws[2].array if use_bias else None, paths, 1, act)]
 
 
 def _time_steps(call: LayerCall, x: Tensor) -> int | None:
@@ -561,13 +641,16 @@ HANDLERS = {
     "Merge": keras1_merge,
     "BatchNormalization": batch_normalization,
     "Conv1D": conv1d,
+    "DepthwiseConv1D": depthwise_conv1d,
+    "SeparableConv1D": separable_conv1d,
+    "SeparableConvolution1D": separable_conv1d,
 }
 
 _TWO_D = "only 1-D sequence layers (batch, time, features) are supported"
 #: Keras layer classes gateport refuses on purpose, with the reason (README, "Keras layers still refused").
 REFUSED = {
-    **{cls: "attention layers are not supported yet" for cls in
-       ("Attention", "AdditiveAttention", "MultiHeadAttention", "GroupQueryAttention")},
+    "GroupQueryAttention": "grouped-query attention is not supported yet (Attention, AdditiveAttention and "
+                           "MultiHeadAttention are)",
     **{cls: "convolutional recurrent layers are not supported yet" for cls in
        ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")},
     # an RNN of one LSTMCell/GRUCell/SimpleRNNCell is supported; keras_build names the others
@@ -583,8 +666,7 @@ REFUSED = {
        ("TextVectorization", "StringLookup", "IntegerLookup", "Hashing", "Discretization", "Normalization",
         "CategoryEncoding", "Rescaling", "Resizing")},
     **{cls: "this convolution is not supported yet (Conv1D is)" for cls in
-       ("Conv1DTranspose", "SeparableConv1D", "DepthwiseConv1D", "LocallyConnected1D")},
+       ("Conv1DTranspose", "LocallyConnected1D")},
     **{cls: "this normalization is not supported yet (Batch/Layer/UnitNormalization are)" for cls in
        ("GroupNormalization", "RMSNormalization", "SpectralNormalization")},
-    "Dot": "the Dot merge is not supported yet",
 }

@@ -24,7 +24,7 @@ from .bounded_zip import open_zip, read_member, read_npz
 from .hdf5 import Weight, as_float, attr_str, read_dataset, walk
 from .hdf5_probe import probe
 from .keras_config import KerasGraph, LayerSpec
-from .keras_recurrent import HANDLERS as RECURRENT_HANDLERS
+from .keras_recurrent import HANDLERS as RECURRENT_HANDLERS, stacked_cells, stacked_weight_paths
 
 #: Largest archive member gateport unpacks (bytes), within the file's budget (budget.py).
 MAX_MEMBER_BYTES = 4 << 30
@@ -122,10 +122,16 @@ class V3Weights:
             return []
         if spec.class_name == "Bidirectional":
             return self._recurrent(f"{prefix}/forward_layer") + self._recurrent(f"{prefix}/backward_layer")
+        if spec.class_name == "RNN" and stacked_cells(spec.config) is not None:
+            return [w for path in stacked_weight_paths(spec.config, to_snake_case)
+                    for w in self._vars(f"{prefix}/{path}")]
         if spec.class_name in RECURRENT_HANDLERS:
             return self._recurrent(prefix)
         if spec.class_name == "TimeDistributed":
             return self._vars(f"{prefix}/layer")
+        if spec.class_name == "MultiHeadAttention":  # its EinsumDense sub-layers, in build order
+            return [w for sub in ("query_dense", "key_dense", "value_dense", "output_dense")
+                    for w in self._vars(f"{prefix}/{sub}")]
         return self._vars(prefix)
 
 
