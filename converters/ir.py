@@ -37,7 +37,9 @@ Ops and their options / weights (``units``-sized arrays unless said otherwise):
 ``reshape``       options ``shape`` (without batch, may hold one ``-1``).
 ``batch_norm``    options ``epsilon, axis``; weights ``gamma, beta, moving_mean, moving_variance``.
 ``conv1d``        options ``filters, kernel_size, strides, padding (valid|same|causal),
-                  dilation_rate, activation, use_bias``; weights ``weight (filters, in, k)``, ``bias``.
+                  dilation_rate, groups (default 1), activation, use_bias``; weights
+                  ``weight (filters, in / groups, k)``, ``bias``. DepthwiseConv1D is ``groups = in``;
+                  SeparableConv1D a depthwise node ``<name>/depthwise`` then a kernel-1 node ``<name>``.
 ``relu``          Keras ReLU/LeakyReLU: options ``negative_slope, max_value (or None), threshold``;
                   ``clip(x * (x > t), 0, max) - negative_slope * relu(t - x)`` (keras/src/activations).
 ``elu``           options ``alpha``: ``x if x > 0 else alpha * (exp(x) - 1)``.

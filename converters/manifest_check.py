@@ -116,7 +116,7 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Rule]]] = {
     "zero_pad1d": (("padding",), {"padding": PAIR}),
     "upsample1d": (("size",), {"size": SIZE}),
     "conv1d": (("filters", "kernel_size"), {
-        "filters": SIZE, "kernel_size": SIZE, "strides": SIZE, "dilation_rate": SIZE,
+        "filters": SIZE, "kernel_size": SIZE, "strides": SIZE, "dilation_rate": SIZE, "groups": SIZE,
         "padding": _one_of("valid", "same", "causal"), "activation": ACTIVATION, "use_bias": BOOL}),
 }
 
@@ -383,7 +383,7 @@ def _input_shape(node) -> tuple[int, int | None] | None:
     if node.op == "dense":
         return 0, int(node.weights["weight"].shape[1])
     if node.op == "conv1d":
-        return 2, int(node.weights["weight"].shape[1])
+        return 2, int(node.weights["weight"].shape[1]) * int(node.options.get("groups", 1))
     if node.op == "repeat_vector":
         return 1, None
     if node.op in TIME_OPS:

@@ -142,6 +142,20 @@ CASES = [
     ("ELU alpha", lambda: seq(L.Dense(6), L.ELU(alpha=0.5), L.SimpleRNN(U)), lambda: [floats((B, T, F))]),
     ("GRU leaky_relu", lambda: seq(L.GRU(U, activation="leaky_relu", return_sequences=True)),
      lambda: [floats((B, T, F))]),
+    ("Conv1D groups causal dilated", lambda: seq(L.Dense(6), L.Conv1D(4, 3, groups=2, padding="causal", dilation_rate=2,
+                                                                      activation="relu"), L.LSTM(U)),
+     lambda: [floats((B, T, F))]),
+    ("Conv1D same strides", lambda: seq(L.Conv1D(6, 3, strides=2, padding="same"), L.GRU(U)), lambda: [floats((B, T, F))]),
+    ("DepthwiseConv1D multiplier", lambda: seq(L.DepthwiseConv1D(3, depth_multiplier=2, padding="same",
+                                                                 activation="tanh"), L.LSTM(U)),
+     lambda: [floats((B, T, F))]),
+    ("DepthwiseConv1D strides no bias", lambda: seq(L.DepthwiseConv1D(2, strides=2, use_bias=False), L.GRU(U)),
+     lambda: [floats((B, T, F))]),
+    ("SeparableConv1D", lambda: seq(L.SeparableConv1D(6, 3, depth_multiplier=2, padding="same", activation="relu"),
+                                    L.LSTM(U)), lambda: [floats((B, T, F))]),
+    ("SeparableConv1D dilated no bias", lambda: seq(L.LSTM(U, return_sequences=True),
+                                                    L.SeparableConv1D(5, 2, dilation_rate=2, use_bias=False)),
+     lambda: [floats((B, T, F))]),
 ]
 
 

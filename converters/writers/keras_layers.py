@@ -231,7 +231,7 @@ def conv1d_layer(node: Node, name: str) -> KerasLayer:
     cfg = {**_base(name), "filters": int(np.shape(w)[0]), "kernel_size": [int(np.shape(w)[2])],
            "strides": [_int(o.get("strides", 1))], "padding": _choice(o, "padding", "valid", ("valid", "same", "causal")),
            "data_format": "channels_last", "dilation_rate": [_int(o.get("dilation_rate", 1))],
-           "groups": 1, "activation": act, "use_bias": b is not None}
+           "groups": _int(o.get("groups", 1)), "activation": act, "use_bias": b is not None}
     return KerasLayer(name, "Conv1D", cfg, node.inputs[:1], list(node.outputs), {"": (name, arrays)}, node=node)
 
 

@@ -369,8 +369,9 @@ def conv1d_to_numpy(w: _Writer, node: Node) -> None:
         raise UnsupportedError(f"expected padding valid, same or causal, found {quote(padding)}", layer=node.label())
     p = w.weights(node.name, {"kernel": _float(weight.transpose(2, 1, 0)), "bias": _bias(node, weight.shape[0])})
     w.helpers.add("conv1d")
+    groups = _int(o.get("groups", 1))
     args = [w.var(node.inputs[0], node), f"{p}['kernel']", f"{p}['bias']", str(_int(o.get("strides", 1))),
-            str(_int(o.get("dilation_rate", 1))), literal(padding)]
+            str(_int(o.get("dilation_rate", 1))), literal(padding)] + ([f"groups={groups}"] if groups != 1 else [])
     w.assign(node.outputs[0], w.activation(o.get("activation"), f"conv1d({', '.join(args)})"))
 
 

@@ -34,10 +34,11 @@ def keras_rnn(cell, weights, x, states, go_backwards=False, mask=None, zero_outp
 '''
 
 _CONV1D = '''
-def conv1d(x, kernel, bias, strides, dilation_rate, padding):
+def conv1d(x, kernel, bias, strides, dilation_rate, padding, groups=1):
     """Keras Conv1D, channels last: y[t] = sum_j x[t*strides + j*dilation_rate] @ kernel[j] + bias.
 
-    kernel is Keras' (kernel_size, in, filters); padding 'same' follows TensorFlow's rule.
+    kernel is Keras' (kernel_size, in / groups, filters); padding 'same' follows TensorFlow's rule;
+    each of the groups of consecutive filters reads its own block of consecutive channels.
     """
     span = (kernel.shape[0] - 1) * dilation_rate + 1
     left = right = 0
@@ -51,7 +52,9 @@ def conv1d(x, kernel, bias, strides, dilation_rate, padding):
     taps = range(kernel.shape[0])
     end = (n - 1) * strides + 1
     d = dilation_rate
-    return sum(x[:, j * d:j * d + end:strides] @ kernel[j] for j in taps) + bias
+    c, f = kernel.shape[1], kernel.shape[2] // groups
+    return np.concatenate([sum(x[:, j * d:j * d + end:strides, g * c:(g + 1) * c] @ kernel[j, :, g * f:(g + 1) * f]
+                               for j in taps) for g in range(groups)], axis=-1) + bias
 '''
 
 _BATCH_NORM = '''

@@ -119,6 +119,7 @@ def conv1d_to_onnx(g: GraphBuilder, node: Node) -> None:
     x = g.transpose(node.inputs[0], [0, 2, 1])
     inputs = [x, g.initializer(w, "weight")] + ([g.initializer(b, "bias")] if b is not None else [])
     y = g.op("Conv", inputs, kernel_shape=[k], strides=[stride], dilations=[dilation],
+             group=_scalar(o.get("groups")),
              **_conv_padding(o.get("padding", "valid"), dilation * (k - 1), stride, dilation))
     act = o.get("activation")
     done = (act or "linear") == "linear"

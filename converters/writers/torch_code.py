@@ -376,10 +376,10 @@ def conv1d_to_torch(w: _Writer, node: Node) -> None:
     o = node.options
     weight = _f32(node.weights["weight"])
     filters, n_in, k = weight.shape
-    stride, dilation = _int(o.get("strides", 1)), _int(o.get("dilation_rate", 1))
+    stride, dilation, groups = (_int(o.get(key, 1)) for key in ("strides", "dilation_rate", "groups"))
     params = {"weight": weight}
-    args = [str(n_in), str(filters), str(k)] + [f"{name}={v}" for name, v in
-                                                 (("stride", stride), ("dilation", dilation)) if v != 1]
+    args = [str(n_in * groups), str(filters), str(k)] + [
+        f"{name}={v}" for name, v in (("stride", stride), ("dilation", dilation), ("groups", groups)) if v != 1]
     if o.get("use_bias", True) or np.any(node.weights.get("bias", 0)):
         params["bias"] = _f32(node.weights.get("bias", np.zeros(filters)))
     else:
