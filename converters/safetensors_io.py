@@ -15,6 +15,7 @@ import json
 import numbers
 import os
 import struct
+import sys
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -45,7 +46,11 @@ METADATA = "__metadata__"
 
 
 def save(path: str | os.PathLike, tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None) -> None:
-    """Write ``tensors`` (name -> array) and string ``metadata`` to ``path``."""
+    """Write ``tensors`` (name -> array) and string ``metadata`` to ``path``.
+
+    The header comes from the arrays' shapes and dtypes; then each tensor's bytes go from its array
+    straight to the file (copied only when the array is not C-contiguous little-endian), one at a time.
+    """
     header: dict = {}
     if metadata:  # a lone surrogate (a name from JSON "\ud800") is escaped: the header must be UTF-8
         header["__metadata__"] = {str(k).encode("utf-8", "backslashreplace").decode(): str(v).encode(
@@ -53,12 +58,11 @@ def save(path: str | os.PathLike, tensors: Mapping[str, np.ndarray], metadata: M
     offset = 0
     arrays = []
     for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name])
-        if a.dtype not in _CODES:
+        a = np.asarray(tensors[name])
+        code = _CODES.get(a.dtype.newbyteorder("="))
+        if code is None:
             raise TypeError(f"{name}: dtype {a.dtype} cannot be stored in safetensors")
-        a = a.astype(a.dtype.newbyteorder("<"), copy=False)
-        header[name] = {"dtype": _CODES[a.dtype.newbyteorder("=")], "shape": list(a.shape),
-                        "data_offsets": [offset, offset + a.nbytes]}
+        header[name] = {"dtype": code, "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
         offset += a.nbytes
         arrays.append(a)
     blob = json.dumps(header, separators=(",", ":")).encode()
@@ -67,7 +71,16 @@ def save(path: str | os.PathLike, tensors: Mapping[str, np.ndarray], metadata: M
         f.write(struct.pack("<Q", len(blob)))
         f.write(blob)
         for a in arrays:
-            f.write(a.tobytes())
+            f.write(little_endian_bytes(a))
+
+
+def little_endian_bytes(a: np.ndarray) -> memoryview:
+    """The bytes of ``a`` in C order, little-endian (as safetensors and ONNX store them): a view of
+    the array itself when it already is C-contiguous little-endian, else of one copy."""
+    a = np.ascontiguousarray(a)
+    if a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and sys.byteorder == "big"):
+        a = a.astype(a.dtype.newbyteorder("<"))
+    return memoryview(a.reshape(-1)).cast("B")
 
 
 @dataclass(frozen=True)

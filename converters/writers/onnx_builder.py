@@ -2,6 +2,8 @@
 
 The ONNX writers (``onnx_graph``, ``onnx_layers``, ``onnx_masks``, ``onnx_recurrent``) add nodes
 through one :class:`GraphBuilder`; it imports ``onnx`` when created, never at module import.
+Initializers stay numpy arrays in their final layout (``weights``) until written: ``onnx_graph``
+streams them to the file, or makes ``TensorProto``s of them (:meth:`GraphBuilder.tensor`).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import require
+from ..ir import contiguous
 
 #: numpy dtype name -> ONNX TensorProto element type name.
 ELEM_TYPES = {"float32": "FLOAT", "float64": "DOUBLE", "int64": "INT64", "int32": "INT32", "bool": "BOOL"}
@@ -20,7 +23,8 @@ class GraphBuilder:
 
     ``ranks`` maps a tensor name to its rank (batch axis included) where known; ``dtypes`` to its
     numpy dtype name (default ``float32``); ``memo`` caches tensors derived once per graph
-    (mask plans, compacted inputs).
+    (mask plans, compacted inputs); ``weights`` maps each initializer's name to its C-contiguous
+    array, in the order they were made.
     """
 
     def __init__(self, opset: int):
@@ -28,7 +32,7 @@ class GraphBuilder:
         self.helper = self.onnx.helper
         self.opset = opset
         self.nodes: list = []
-        self.initializers: list = []
+        self.weights: dict[str, np.ndarray] = {}
         self.ranks: dict[str, int] = {}
         self.dtypes: dict[str, str] = {}
         self.memo: dict[Any, Any] = {}
@@ -56,12 +60,17 @@ class GraphBuilder:
 
     # -- constants ---------------------------------------------------------------------
     def initializer(self, array: np.ndarray, hint: str) -> str:
-        """Store ``array`` as an initializer (float arrays as float32) and return its name."""
+        """Store ``array`` as an initializer (float arrays as float32) and return its name.
+
+        The array is kept, not copied, when it already is C-contiguous float32 (never written to
+        afterwards); a transposed view is copied once, tile by tile (:func:`converters.ir.contiguous`).
+        """
         array = np.asarray(array)
         if array.dtype.kind == "f":
-            array = array.astype(np.float32)
+            array = array.astype(np.float32, copy=False)
         name = self.fresh(hint)
-        self.initializers.append(self.onnx.numpy_helper.from_array(np.array(array, order="C"), name))
+        array = contiguous(array)
+        self.weights[name] = array
         self.ranks[name] = array.ndim
         self.dtypes[name] = str(array.dtype)
         return name
@@ -75,6 +84,10 @@ class GraphBuilder:
             self._consts[key] = self.initializer(array, "c")
             self.scope = scope
         return self._consts[key]
+
+    def tensor(self, name: str):
+        """The ``TensorProto`` of initializer ``name`` (its data copied into ``raw_data``)."""
+        return self.onnx.numpy_helper.from_array(self.weights[name], name)
 
     # -- nodes -------------------------------------------------------------------------
     def op(self, op_type: str, inputs: Sequence[str], *, out: str | Sequence[str] | None = None,
@@ -165,7 +178,7 @@ class GraphBuilder:
                 kept.append(node)
                 used.update(node.input)
         self.nodes = kept[::-1]
-        self.initializers = [t for t in self.initializers if t.name in used]
+        self.weights = {name: a for name, a in self.weights.items() if name in used}
 
     def fold_identities(self, keep: set[str]) -> None:
         """Drop an Identity whose input is a generated tensor used only there: its producer writes

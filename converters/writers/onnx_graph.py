@@ -20,9 +20,12 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from ..atomic import atomic_paths
 from ..errors import GateportError, UnsupportedError, UsageError, require
 from ..ir import Model, unique_name
+from ..safetensors_io import little_endian_bytes
 from ..sanitize import comment, one_line, quote
 from .onnx_builder import GraphBuilder
 from .onnx_layers import LAYERS
@@ -52,6 +55,12 @@ CONVERTERS = {
 
 def to_onnx(model: Model, opset: int = DEFAULT_OPSET):
     """The ONNX model of ``model`` (not checked; :func:`write` checks it)."""
+    return _with_weights(*_skeleton(model, opset))
+
+
+def _skeleton(model: Model, opset: int):
+    """``(proto, weights)``: the ONNX model of ``model`` without initializers, and the initializers
+    (name -> C-contiguous array, in graph order) to add to it or stream after it."""
     onnx = require("onnx", "onnx")
     where = model.source.get("path")
     _check_opset(onnx, opset, where)
@@ -74,12 +83,20 @@ def to_onnx(model: Model, opset: int = DEFAULT_OPSET):
     g.fold_identities(keep=own_names)
     outputs = [onnx.helper.make_tensor_value_info(name, g.elem_type(g.dtypes.get(name, "float32")), None)
                for name in model.outputs]
-    graph = onnx.helper.make_graph(g.nodes, utf8(model.name) or "model", inputs, outputs, g.initializers)
+    graph = onnx.helper.make_graph(g.nodes, utf8(model.name) or "model", inputs, outputs)
     proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)],
                                    producer_name="gateport", producer_version=_version())
     proto.ir_version = onnx.helper.find_min_ir_version_for(list(proto.opset_import))
-    if _weight_bytes(proto) <= EXTERNAL_DATA_ABOVE:
-        _declare_output_shapes(onnx, proto)
+    if _weight_bytes(g.weights) <= EXTERNAL_DATA_ABOVE:
+        _declare_output_shapes(onnx, proto, g.weights)
+    return proto, g.weights
+
+
+def _with_weights(proto, weights: dict):
+    """``proto`` with ``weights`` as its initializers (their data copied into the protobuf)."""
+    from onnx import numpy_helper
+
+    proto.graph.initializer.extend(numpy_helper.from_array(a, name) for name, a in weights.items())
     return proto
 
 
@@ -92,19 +109,25 @@ def deployable(model: Model, opset: int = DEFAULT_OPSET, dynamic: Sequence[str] 
     """:func:`to_onnx` ready for deployment: graph inputs/outputs renamed, ``dynamic`` axes symbolic
     (``batch``, ``time``), the others fixed (batch 1, time the model's declared length), provenance
     and the conversion's notes in ``metadata_props``."""
+    return _with_weights(*_deployable_skeleton(model, opset, dynamic, input_names, output_names))
+
+
+def _deployable_skeleton(model: Model, opset: int, dynamic: Sequence[str],
+                         input_names: Sequence[str] | None, output_names: Sequence[str] | None):
+    """:func:`_skeleton` made deployable (see :func:`deployable`): ``(proto, weights)``."""
     onnx = require("onnx", "onnx")
     where = model.source.get("path")
     unknown = [a for a in dynamic if a not in DYNAMIC_AXES]
     if unknown:
         raise UsageError(f"expected dynamic axes from {', '.join(DYNAMIC_AXES)} (or none), found {quote(unknown[0])}",
                          file=where)
-    proto = to_onnx(model, opset)
-    _rename(proto, proto.graph.input, input_names, "input", where)
-    _rename(proto, proto.graph.output, output_names, "output", where)
-    if _fix_axes(proto, set(dynamic), where) and _weight_bytes(proto) <= EXTERNAL_DATA_ABOVE:
-        _declare_output_shapes(onnx, proto)
+    proto, weights = _skeleton(model, opset)
+    _rename(proto, proto.graph.input, input_names, "input", where, weights)
+    _rename(proto, proto.graph.output, output_names, "output", where, weights)
+    if _fix_axes(proto, set(dynamic), where) and _weight_bytes(weights) <= EXTERNAL_DATA_ABOVE:
+        _declare_output_shapes(onnx, proto, weights)
     onnx.helper.set_model_props(proto, provenance(model))
-    return proto
+    return proto, weights
 
 
 def provenance(model: Model) -> dict[str, str]:
@@ -123,7 +146,7 @@ def provenance(model: Model) -> dict[str, str]:
     return props
 
 
-def _rename(proto, values, names: Sequence[str] | None, what: str, where: str | None) -> None:
+def _rename(proto, values, names: Sequence[str] | None, what: str, where: str | None, weights: dict) -> None:
     """Give the graph's inputs (or outputs) ``names``, in order, everywhere they are used."""
     if names is None:
         return
@@ -133,7 +156,7 @@ def _rename(proto, values, names: Sequence[str] | None, what: str, where: str | 
         raise UsageError(f"expected {len(old)} distinct non-empty {what} names ({', '.join(quote(n) for n in old)}), "
                          f"found {len(names)}: {', '.join(quote(n) for n in names)}", file=where)
     graph = proto.graph
-    taken = {t for n in graph.node for t in [*n.input, *n.output]} | {t.name for t in graph.initializer}
+    taken = {t for n in graph.node for t in [*n.input, *n.output]} | set(weights)
     taken |= {v.name for v in [*graph.input, *graph.output]}
     clash = [n for n, o in zip(names, old) if n != o and n in taken - set(old)]
     if clash:
@@ -178,26 +201,100 @@ def write(model: Model, path: str | os.PathLike, opset: int = DEFAULT_OPSET, for
     """Write ``model`` as ONNX at ``path`` atomically; returns the path.
 
     The graph is :func:`deployable`'s (``dynamic``, ``input_names``, ``output_names``).
-    ``onnx.checker.check_model(full_check=True)`` runs before anything is written. Weights over
-    ``external_data_above`` bytes go to ``<name>.data`` next to the file.
+    ``onnx.checker.check_model(full_check=True)`` runs on the graph with its large initializers as
+    typed inputs before anything is written; then the graph is written without weights and each
+    initializer streamed from its array into the file (:func:`_stream`): the bytes are those of
+    ``deployable(...).SerializeToString()``, without the model ever held whole in protobuf.
+    Weights over ``external_data_above`` bytes go to ``<name>.data`` next to the file.
     """
     onnx = require("onnx", "onnx")
-    proto = deployable(model, opset, dynamic, input_names, output_names)
+    proto, weights = _deployable_skeleton(model, opset, dynamic, input_names, output_names)
     path = Path(path)
-    external = _weight_bytes(proto) > external_data_above
+    external = _weight_bytes(weights) > external_data_above
     data_path = path.with_name(path.name + ".data")
     with atomic_paths([data_path, path] if external else [path], force) as tmps:  # both or neither
         tmp = tmps[-1]
         if not external:
-            onnx.checker.check_model(proto, full_check=True)
-            tmp.write_bytes(proto.SerializeToString())
+            onnx.checker.check_model(_without_large_weights(onnx, proto, weights), full_check=True)
+            with open(tmp, "wb") as f:
+                _stream(onnx, proto, weights, f)
             return path
-        _move_weights_out(onnx, proto, tmps[0])
+        _write_weights_out(onnx, proto, weights, tmps[0])
         tmp.write_bytes(proto.SerializeToString())
         onnx.checker.check_model(str(tmp), full_check=True)  # finds the data next to it
         _set_location(proto, data_path.name)
         tmp.write_bytes(proto.SerializeToString())
     return path
+
+
+# -- streaming: protobuf's wire format, written field by field ------------------------------------
+#: Field numbers of onnx.proto: ModelProto.graph, GraphProto.initializer, TensorProto.raw_data.
+_MODEL_GRAPH, _GRAPH_INITIALIZER, _TENSOR_RAW_DATA = 7, 5, 9
+
+
+def _varint(n: int) -> bytes:
+    """``n`` as a protobuf base-128 varint."""
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field_head(number: int, size: int) -> bytes:
+    """Tag and length of a length-delimited field (wire type 2) of ``size`` bytes."""
+    return _varint(number << 3 | 2) + _varint(size)
+
+
+def _split(message, number: int) -> tuple[bytes, bytes]:
+    """``message`` serialized as two parts: its fields numbered below ``number``, and above it
+    (field ``number`` itself in neither).
+
+    Serialization writes known fields in field-number order, so a field ``number`` written between
+    the two parts sits where ``SerializeToString`` would put it."""
+    before, after = type(message)(), type(message)()
+    before.CopyFrom(message)
+    after.CopyFrom(message)
+    for field, _ in message.ListFields():
+        if field.number <= number:
+            after.ClearField(field.name)
+        if field.number >= number:
+            before.ClearField(field.name)
+    return before.SerializeToString(), after.SerializeToString()
+
+
+def _tensor_head(onnx, name: str, array: np.ndarray) -> bytes:
+    """An initializer's ``TensorProto`` up to its data: dims, data type, name, raw_data's tag and length
+    (the fields ``numpy_helper.from_array`` sets, in the order they serialize)."""
+    t = onnx.TensorProto()
+    t.dims.extend(array.shape)
+    t.data_type = onnx.helper.np_dtype_to_tensor_dtype(array.dtype)
+    t.name = name
+    return t.SerializeToString() + _field_head(_TENSOR_RAW_DATA, array.nbytes)
+
+
+def _stream(onnx, proto, weights: dict, f) -> None:
+    """Write ``proto`` with ``weights`` as its initializers to the file ``f``: the model's fields up to
+    the graph, the graph's up to its initializers, each initializer with its data straight from
+    its array, then the rest of the graph and of the model."""
+    if proto.graph.initializer:
+        raise ValueError("the skeleton already holds initializers")
+    heads = {name: _tensor_head(onnx, name, a) for name, a in weights.items()}
+    graph_before, graph_after = _split(proto.graph, _GRAPH_INITIALIZER)
+    pieces = [_field_head(_GRAPH_INITIALIZER, len(heads[name]) + a.nbytes) for name, a in weights.items()]
+    graph_size = (len(graph_before) + len(graph_after)
+                  + sum(len(p) + len(heads[name]) + a.nbytes for p, (name, a) in zip(pieces, weights.items())))
+    model_before, model_after = _split(proto, _MODEL_GRAPH)
+    f.write(model_before)
+    f.write(_field_head(_MODEL_GRAPH, graph_size))
+    f.write(graph_before)
+    for piece, (name, a) in zip(pieces, weights.items()):
+        f.write(piece)
+        f.write(heads[name])
+        f.write(little_endian_bytes(a))
+    f.write(graph_after)
+    f.write(model_after)
 
 
 def utf8(text: str) -> str:
@@ -251,10 +348,10 @@ def _graph_input(g: GraphBuilder, spec, where: str | None):
     return g.helper.make_tensor_value_info(spec.name, g.elem_type(dtype), dims)
 
 
-def _declare_output_shapes(onnx, proto) -> None:
+def _declare_output_shapes(onnx, proto, weights: dict) -> None:
     """Give the graph outputs the shapes ONNX infers; axis 0 is ``batch``, other unknown axes
     stay anonymous."""
-    inferred = onnx.shape_inference.infer_shapes(_without_large_weights(onnx, proto))
+    inferred = onnx.shape_inference.infer_shapes(_without_large_weights(onnx, proto, weights))
     known = {v.name: v for v in list(inferred.graph.value_info) + list(inferred.graph.output)}
     for out in proto.graph.output:
         if out.name not in known or not known[out.name].type.tensor_type.HasField("shape"):
@@ -267,41 +364,48 @@ def _declare_output_shapes(onnx, proto) -> None:
                     dim.dim_param = "batch"
 
 
-def _without_large_weights(onnx, proto):
-    """``proto`` with every large initializer turned into a typed graph input: the same shapes for
-    shape inference, without serializing the weights (small constants such as Reshape targets stay)."""
+def _without_large_weights(onnx, proto, weights: dict):
+    """``proto`` (without initializers) with ``weights``: each large one as a typed graph input, the
+    same shapes for shape inference and the checker without the weights' bytes (small constants
+    such as Reshape targets stay initializers)."""
     helper = onnx.helper
-    small, large = [], []
-    for t in proto.graph.initializer:
-        (large if len(t.raw_data) >= EXTERNAL_TENSOR_MIN else small).append(t)
-    graph = helper.make_graph(proto.graph.node, proto.graph.name,
-                              list(proto.graph.input) + [helper.make_tensor_value_info(t.name, t.data_type, t.dims)
-                                                         for t in large],
+    small = [onnx.numpy_helper.from_array(a, name) for name, a in weights.items() if a.nbytes < EXTERNAL_TENSOR_MIN]
+    large = [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
+             for name, a in weights.items() if a.nbytes >= EXTERNAL_TENSOR_MIN]
+    graph = helper.make_graph(proto.graph.node, proto.graph.name, list(proto.graph.input) + large,
                               proto.graph.output, small)
     return helper.make_model(graph, opset_imports=proto.opset_import, ir_version=proto.ir_version)
 
 
-def _weight_bytes(proto) -> int:
-    return sum(len(t.raw_data) for t in proto.graph.initializer)
+def _weight_bytes(weights: dict) -> int:
+    return sum(a.nbytes for a in weights.values())
 
 
-def _move_weights_out(onnx, proto, data_file: Path) -> None:
-    """Move every initializer of at least EXTERNAL_TENSOR_MIN bytes to ``data_file``."""
+def _write_weights_out(onnx, proto, weights: dict, data_file: Path) -> None:
+    """Add ``weights`` to ``proto``'s graph: each of at least EXTERNAL_TENSOR_MIN bytes written to
+    ``data_file`` (page-aligned, as onnx's own writer does) and referenced there, the rest inline."""
     from onnx.external_data_helper import set_external_data
 
     offset = 0
     with open(data_file, "wb") as f:
-        for tensor in proto.graph.initializer:
-            if len(tensor.raw_data) < EXTERNAL_TENSOR_MIN:
+        for name, a in weights.items():
+            if a.nbytes < EXTERNAL_TENSOR_MIN:
+                proto.graph.initializer.append(onnx.numpy_helper.from_array(a, name))
                 continue
-            pad = -offset % 4096  # page-aligned, as onnx's own writer does
+            pad = -offset % 4096
             f.write(b"\0" * pad)
             offset += pad
-            set_external_data(tensor, location=data_file.name, offset=offset, length=len(tensor.raw_data))
-            f.write(tensor.raw_data)
-            offset += len(tensor.raw_data)
+            tensor = onnx.TensorProto()
+            tensor.dims.extend(a.shape)
+            tensor.data_type = onnx.helper.np_dtype_to_tensor_dtype(a.dtype)
+            tensor.name = name
+            tensor.raw_data = b""  # set_external_data wants the field present; it is cleared below
+            set_external_data(tensor, location=data_file.name, offset=offset, length=a.nbytes)
             tensor.ClearField("raw_data")
             tensor.data_location = onnx.TensorProto.EXTERNAL
+            proto.graph.initializer.append(tensor)
+            f.write(little_endian_bytes(a))
+            offset += a.nbytes
 
 
 def _set_location(proto, location: str) -> None:
