@@ -26,7 +26,7 @@ onnx = pytest.importorskip("onnx")
 ROOT = Path(__file__).resolve().parent.parent
 FOREIGN = ROOT / "fixtures" / "foreign_onnx"
 MANIFEST = json.loads((FOREIGN / "manifest.json").read_text())
-TOL = 1e-5
+from helpers import TOL  # noqa: E402
 TIME = 5  # the fixtures' time steps (fixtures/make_foreign_onnx.py)
 #: what each fixture model needs: the patterns its exports go through, or the refusal of its Loop
 #: (tf2onnx fuses tf-keras LSTM and GRU(reset_after=True) and Keras 3 LSTM; the rest stay Loops)
@@ -46,6 +46,7 @@ EXPECTED = {
     "lstm_relu_seq": {"*": ["zero_initial_state"]},
     "embedding_mask_lstm": {"*": "an LSTM step (4 gates), masked"},
     "masking_gru": {"*": "a GRU step (3 gates), masked"},
+    "masking_rnn_seq": {"*": "a SimpleRNN step, masked"},
 }
 CASES = [(m["name"], tool) for m in MANIFEST["models"] for tool in m["exports"]]
 
@@ -209,13 +210,12 @@ def test_torch_onnx_export_reads_and_matches_pytorch(case, tmp_path):
                       dynamic_axes={"x": axes})
     with torch.no_grad():
         want = net(x).numpy()
-    if not batch_first:
-        with pytest.raises(UnsupportedError, match="time-major"):
-            api.read(path)
-        return
     from converters.runtimes import run_reference
 
     model = api.read(path)
+    if not batch_first:  # read batch-first, said where the producer is shown
+        assert "read batch-first" in model.source["producer"]
+        x, want = x.transpose(0, 1), want.transpose(1, 0, 2)
     err = float(np.max(np.abs(run_reference(model, [x.numpy()])[0] - want)))
     print(f"{case}: max abs error {err:.2e}")
     assert err <= TOL
@@ -246,19 +246,29 @@ def test_loop_body_that_is_not_the_keras_cell_is_refused(edit, message, tmp_path
 # -- torch.onnx fixtures: both exporters (fixtures/make_foreign_onnx.py --torch) ------------------------
 TORCH_MANIFEST = json.loads((FOREIGN / "torch_manifest.json").read_text())
 TORCH_FILES = [(m["name"], tool) for m in TORCH_MANIFEST["models"] for tool in m["exports"]]
-#: the dynamo exporter unrolls nn.RNN into per-step MatMul/Tanh over a static time axis: not a recurrence
-#: node any more (refused where its zero state is first used)
-TORCH_REFUSED = {("torch_rnn_last_h_linear", "dynamo")}
+TIME_MAJOR = {m["name"] for m in TORCH_MANIFEST["models"] if m.get("time_major")}
+#: the dynamo exporter writes the time-major LSTM's output as Reshape(Y, [5, -1, 5]): the time axis fixed at
+#: the traced length while the input declares it dynamic (refused, naming the Reshape)
+TORCH_REFUSED = {("torch_time_major_lstm_linear", "dynamo")}
 TORCH_READ = [c for c in TORCH_FILES if c not in TORCH_REFUSED]
+
+
+def torch_io(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The fixture's input and PyTorch's output, batch-first (as gateport reads a time-major file)."""
+    x, want = keras_io(name)
+    if name in TIME_MAJOR:
+        x, want = x.transpose(1, 0, 2), (want.transpose(1, 0, 2) if want.ndim == 3 else want)
+    return np.ascontiguousarray(x), want
 
 
 @pytest.mark.parametrize("name,tool", TORCH_READ, ids=ids(TORCH_READ))
 def test_torch_onnx_fixture_converts_to_torch_and_matches_pytorch(name, tool, tmp_path):
     from converters.runtimes import run_torch
 
-    x, want = keras_io(name)
+    x, want = torch_io(name)
     model = api.read(path_of(name, tool))
     assert [n.op for n in model.nodes if n.is_recurrent]
+    assert ("read batch-first" in model.source["producer"]) == (name in TIME_MAJOR)
     api.convert(model, "torch", tmp_path / "torch")
     err = float(np.max(np.abs(run_torch(tmp_path / "torch", [feed(model, x)])[0] - want)))
     print(f"{name} {tool}: PyTorch (converted) vs PyTorch max abs error {err:.2e}")
@@ -266,12 +276,23 @@ def test_torch_onnx_fixture_converts_to_torch_and_matches_pytorch(name, tool, tm
 
 
 @pytest.mark.parametrize("name,tool", sorted(TORCH_REFUSED), ids=ids(sorted(TORCH_REFUSED)))
-def test_torch_onnx_unrolled_recurrence_is_refused_in_one_line(name, tool):
+def test_torch_onnx_refusal_is_one_line_naming_the_node(name, tool):
     with pytest.raises(UnsupportedError) as info:
         onnx_model.read(path_of(name, tool))
+    assert info.value.layer == "ONNX node 'node_Reshape_85' (Reshape)" and "\n" not in str(info.value)
+    assert "found shape [5, -1, 5]" in info.value.message
+
+
+def test_unrolled_rnn_with_a_step_not_the_cell_is_refused_naming_the_closest_pattern(tmp_path):
+    """The dynamo exporter's unrolled nn.RNN with one step's Tanh made a Sigmoid: not one RNN any more."""
+    proto = onnx.load(str(path_of("torch_rnn_last_h_linear", "dynamo")))
+    next(n for n in proto.graph.node if n.name == "node_tanh_2").op_type = "Sigmoid"
+    path = tmp_path / "m.onnx"
+    onnx.save(proto, str(path))
+    with pytest.raises(UnsupportedError) as info:
+        onnx_model.read(path)
     assert info.value.layer.startswith("ONNX node ") and "\n" not in str(info.value)
-    assert "closest pattern unrolled_recurrence: the graph multiplies by" in info.value.message
-    assert f"({TIME} steps)" in info.value.message
+    assert "closest pattern unrolled_r" in info.value.message
 
 
 def test_edited_foreign_files_read_or_fail_in_one_line(tmp_path):
@@ -334,8 +355,10 @@ def test_torch_onnx_pattern_rewrites_compute_what_the_exporter_wrote(name, tool)
     path = path_of(name, tool)
     proto = onnx.load(str(path))
     rewritten, misses, applied = normalize(onnx, proto, str(path), TensorReader(proto, str(path)))
-    assert "zero_initial_state" in applied and ("computed_reshape" in applied) == (tool == "dynamo")
-    x, want = keras_io(name)
+    unrolled = name.startswith("torch_rnn") and tool == "dynamo"
+    assert ("unrolled_rnn" in applied) == unrolled and ("zero_initial_state" in applied) != unrolled
+    assert ("time_major_input" in applied) == (name in TIME_MAJOR)
+    x, want = torch_io(name)
     after = run_onnx(rewritten, [x])[0]
-    assert float(np.max(np.abs(run_onnx(proto, [x])[0] - after))) <= 1e-6
+    assert float(np.max(np.abs(run_onnx(proto, [keras_io(name)[0]])[0] - keras_io(name)[1]))) <= TOL
     assert float(np.max(np.abs(after - want))) <= TOL

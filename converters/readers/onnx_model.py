@@ -426,10 +426,15 @@ def from_proto(proto, path: str | None = None) -> Model:
     from .onnx_patterns import closest, normalize  # other tools' constructs -> the ops read below
 
     misses: dict[str, str] = {}
+    applied: list[str] = []
     try:
         if proto.producer_name != "gateport":
-            proto, misses, _ = normalize(onnx, proto, path, TensorReader(proto, path))
-        return OnnxReader(onnx, proto, path).run()
+            proto, misses, applied = normalize(onnx, proto, path, TensorReader(proto, path))
+        model = OnnxReader(onnx, proto, path).run()
+        if "time_major_input" in applied:  # the IR is batch-first: say so where the producer is shown
+            model.source["layout"] = "time-major in the file, read batch-first: feed x.transpose(0, 1)"
+            model.source["producer"] = f"{model.source.get('producer', '')}; inputs {model.source['layout']}".lstrip("; ")
+        return model
     except GateportError as e:
         hint = closest(misses, e.layer) if isinstance(e, UnsupportedError) else None
         if hint:

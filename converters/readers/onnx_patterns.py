@@ -25,6 +25,7 @@ from ..errors import UnsupportedError
 from ..sanitize import quote
 from .onnx_loops import loop_recurrence
 from .onnx_rewrite import Rewrite, fresh as _fresh, zeros as _zeros
+from .onnx_torch_patterns import time_major_dense, time_major_inputs, unrolled_rnn, unsqueeze_gather
 from .onnx_value_graph import BIG, ValueGraph, shown, where
 
 _RECURRENT = ("LSTM", "GRU", "RNN")
@@ -401,13 +402,16 @@ def _loop(vg: ValueGraph, node):
 #: what an earlier one leaves: the Dense of an unrolled TimeDistributed before its steps' slices are read)
 PATTERNS = [
     ("recurrence_loop", ("Loop",), _loop),
+    ("unrolled_rnn", ("MatMul",), unrolled_rnn),
     ("unrolled_time_distributed", ("Concat",), _unrolled_time_distributed),
     ("negative_ids_wrapped", ("Gather",), _negative_ids_wrapped),
+    ("unsqueeze_gather", ("Gather",), unsqueeze_gather),
     ("zero_initial_state", _RECURRENT, _zero_initial_state),
     ("bidirectional_pair", _RECURRENT, _bidirectional_pair),
     ("slice_one_squeeze", ("Slice",), _slice_one_squeeze),
     ("full_reverse_sequence", ("ReverseSequence",), _full_reverse_sequence),
     ("time_major_merge", ("Transpose",), _time_major_merge),
+    ("time_major_dense", ("Transpose",), time_major_dense),
     ("tensordot_dense", ("MatMul",), _tensordot_dense),
     ("computed_reshape", ("Reshape",), _computed_reshape),
 ]
@@ -422,7 +426,8 @@ def normalize(onnx, proto, path: str | None, tensors) -> tuple[object, dict[str,
     Each pass applies every match of the first pattern that matches anywhere (matches that share no
     node), so the work grows with the number of passes (a few per nesting of constructs), not with
     the number of matches."""
-    nodes, cache, inits, misses, applied = list(proto.graph.node), {}, [], {}, []
+    nodes, cache, inits, misses = list(proto.graph.node), {}, [], {}
+    proto, nodes, applied = time_major_inputs(onnx, proto, nodes, ValueGraph(onnx, nodes, proto.graph, tensors, cache))
     for _ in range(_MAX_PASSES):
         vg = ValueGraph(onnx, nodes, proto.graph, tensors, cache, inits)
         batch = _rewrites(vg, misses)

@@ -1,0 +1,243 @@
+"""Patterns of PyTorch's exporters (torch.onnx) that the other tools do not write.
+
+* ``unrolled_rnn``: the dynamo exporter writes ``nn.RNN`` as one step per time step over a static time
+  axis: ``h_t = act(h_{t-1} @ R + b_hh + P[t])`` with ``P = X @ W + b_ih`` projected once, ``h_0``
+  zeros, the steps stacked by ``Concat`` when the sequence is used. Read back as the ONNX ``RNN`` it
+  unrolls (``Y`` for the stacked steps, ``Y_h`` for the last one).
+* ``time_major_input``: ``batch_first=False`` modules read their input ``[time, batch, features]``
+  straight into the recurrent node. gateport's IR is batch-first, so the graph input is declared
+  ``[batch, time, features]`` and transposed in front of its uses (:func:`time_major_inputs`); a
+  graph output that is then time-major is transposed back to batch-first (``time_major_output``), and
+  a Dense on a time-major sequence is moved after the transpose (``time_major_dense``). The model
+  gateport reads therefore takes (and gives) sequences batch-first: ``x.transpose(0, 1)`` of the file's.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..sanitize import quote
+from .onnx_rewrite import Rewrite, fresh, zeros
+from .onnx_value_graph import ValueGraph
+
+_ACTS = ("Tanh", "Relu")
+_RECURRENT = ("LSTM", "GRU", "RNN")
+#: what a time-major input is renamed to inside the graph
+TIME_MAJOR_SUFFIX = "/time_major"
+
+
+def _op(vg: ValueGraph, name: str, op: str):
+    node = vg.producer.get(name)
+    return node if node is not None and node.op_type == op else None
+
+
+def _const_operand(vg: ValueGraph, node, rank: int):
+    """``(other input, constant input)`` of a two-input node with one constant of ``rank``."""
+    for a, b in (node.input, node.input[::-1]):
+        if vg.is_const(b) and vg.rank(b) == rank and not vg.is_const(a):
+            return a, b
+    return None
+
+
+def _step_input(vg: ValueGraph, name: str):
+    """``(projected sequence, t, nodes)`` for ``Squeeze(Slice(P, t:t+1, axis 0), 0)``."""
+    squeeze = _op(vg, name, "Squeeze")
+    sl = _op(vg, squeeze.input[0], "Slice") if squeeze is not None and vg.axes(squeeze) == [0] else None
+    if sl is None or vg.only_consumer(sl.output[0]) is not squeeze or vg.only_consumer(name) is None:
+        return None
+    ins = list(sl.input) + [""] * (5 - len(sl.input))
+    starts, ends = vg.ints(ins[1]), vg.ints(ins[2])
+    axes, steps = (vg.ints(ins[3]) if ins[3] else [0]), (vg.ints(ins[4]) if ins[4] else [1])
+    if starts is None or ends is None or axes != [0] or steps != [1] or len(starts) != 1 or ends[0] != starts[0] + 1:
+        return None
+    return sl.input[0], starts[0], [sl, squeeze]
+
+
+def _one_step(vg: ValueGraph, h: str, r: str):
+    """``(new h, projected sequence, t, nodes, activation)`` of one unrolled step reading ``h``, or a str."""
+    mm = next((n for n in vg.consumers.get(h, []) if n.op_type == "MatMul" and list(n.input) == [h, r]), None)
+    if mm is None:
+        return None
+    nodes, top, b_hh = [mm], mm, None
+    add = vg.only_consumer(mm.output[0])
+    if add is not None and add.op_type == "Add" and _const_operand(vg, add, 1) is not None:
+        b_hh, nodes, top = _const_operand(vg, add, 1)[1], nodes + [add], add
+        add = vg.only_consumer(add.output[0])
+    if add is None or add.op_type != "Add":
+        return "expected the recurrent product added to one step of the projected input"
+    other = add.input[1] if add.input[0] == top.output[0] else add.input[0]
+    step = _step_input(vg, other)
+    act = vg.only_consumer(add.output[0])
+    if step is None or act is None or act.op_type not in _ACTS:
+        return "expected Add(recurrent product, Squeeze(Slice(projected input, t:t+1))) then Tanh or Relu"
+    return act.output[0], step[0], step[1], nodes + [add, act] + step[2], act.op_type, b_hh
+
+
+def _projection(vg: ValueGraph, seq: str):
+    """``(time-major X, W [in, units], b_ih or None, nodes)`` for ``seq = X @ W (+ b_ih)``."""
+    add = _op(vg, seq, "Add")
+    bias = _const_operand(vg, add, 1) if add is not None else None
+    mm = _op(vg, bias[0], "MatMul") if bias is not None else _op(vg, seq, "MatMul")
+    if mm is None or not vg.is_const(mm.input[1]) or vg.rank(mm.input[1]) != 2 or vg.rank(mm.input[0]) != 3:
+        return None
+    return mm.input[0], mm.input[1], bias[1] if bias is not None else None
+
+
+def unrolled_rnn(vg: ValueGraph, node):
+    """MatMul of a zero state by a constant, the first of T unrolled ``nn.RNN`` steps -> one ONNX RNN."""
+    h0, r = node.input[0], node.input[1]
+    if not vg.is_const(r) or vg.rank(r) != 2 or not zeros(vg, h0) or vg.rank(h0) not in (2, 3):
+        return None
+    h, states, removed, seq, act, b_hh = h0, [], [], None, None, None
+    while True:
+        found = _one_step(vg, h, r)
+        if found is None:
+            break
+        if isinstance(found, str):
+            return found
+        h, s, t, nodes, a, b = found
+        if t != len(states) or seq not in (None, s) or act not in (None, a) or (states and b != b_hh):
+            return f"expected step {len(states)} of the same projected input, activation and bias"
+        seq, act, b_hh = s, a, b
+        states.append(h)
+        removed += nodes
+    dims = vg.dims(seq) if seq else None
+    if len(states) < 2 or dims is None or len(dims) != 3 or dims[0] != len(states):
+        return f"expected one step per time step of the projected input, found {len(states)} of dims {dims}"
+    proj = _projection(vg, seq)
+    if proj is None:
+        return "expected the projected input to be MatMul(time-major X, constant W) + constant bias"
+    stacked = _stacked(vg, states)
+    if isinstance(stacked, str):
+        return stacked
+    return _fused_rnn(vg, node, proj, r, b_hh, act, h0, states[-1], stacked, removed)
+
+
+def _stacked(vg: ValueGraph, states: list[str]):
+    """The Concat of every step's state on axis 0 (the output sequence), None when unused, or a str."""
+    for h in states[:-1]:
+        others = [n for n in vg.consumers.get(h, []) if n.op_type != "MatMul"]
+        if h in vg.outputs or any(n.op_type != "Concat" for n in others) or len(others) > 1:
+            return f"expected step state {quote(h)} used only by the next step and the stacked sequence"
+    cat = next((n for n in vg.consumers.get(states[0], []) if n.op_type == "Concat"), None)
+    if cat is None:
+        return None
+    if list(cat.input) != states or int(vg.attr(cat, "axis", 0)) != 0 or vg.rank(states[0]) != 3:
+        return "expected the steps' states stacked in order by one Concat on axis 0"
+    return cat
+
+
+def _fused_rnn(vg: ValueGraph, node, proj, r, b_hh, act, h0, last, cat, removed) -> Rewrite:
+    x, w, b_ih = proj
+    hidden = int(vg.dims(r)[1])
+    h, names = vg.onnx.helper, [fresh(vg, f"{node.name or 'rnn'}/unrolled/{k}") for k in ("W", "R", "B", "Y", "axis")]
+    zero = np.zeros(hidden, np.float32)
+    b = np.concatenate([vg.const(b_ih) if b_ih else zero, vg.const(b_hh) if b_hh else zero])[None]
+    arrays = (vg.const(w).T[None], vg.const(r).T[None], b, np.array([1], np.int64))
+    inits = [vg.onnx.numpy_helper.from_array(np.ascontiguousarray(a), n) for a, n in zip(arrays, names[:3] + names[4:])]
+    y_h = last if vg.rank(h0) == 3 else fresh(vg, f"{last}/state")
+    adds = [h.make_node("RNN", [x, *names[:3]], [names[3] if cat else "", y_h], name=names[3], hidden_size=hidden,
+                        activations=[act])]
+    if y_h != last:
+        adds.append(h.make_node("Squeeze", [y_h, fresh(vg, "axis0")], [last], name=last))
+        inits.append(vg.onnx.numpy_helper.from_array(np.array([0], np.int64), adds[-1].input[1]))
+    if cat is not None:
+        adds.append(h.make_node("Squeeze", [names[3], names[4]], list(cat.output), name=cat.name))
+        removed = removed + [cat]
+    return Rewrite("unrolled_rnn", removed, adds, inits)
+
+
+# -- time-major inputs ---------------------------------------------------------------------------------
+def _time_major_uses(vg: ValueGraph, name: str) -> bool:
+    """``name`` (rank 3) is the ``X`` of a layout-0 recurrent node, read without a Transpose."""
+    return vg.rank(name) == 3 and any(
+        n.op_type in _RECURRENT and n.input and n.input[0] == name and not int(vg.attr(n, "layout", 0))
+        for n in vg.consumers.get(name, []))
+
+
+def time_major_inputs(onnx, proto, nodes: list, vg: ValueGraph) -> tuple[object, list, list[str]]:
+    """``(proto, nodes, names)``: each graph input read time-major straight into a recurrent node declared
+    batch-first instead and transposed in front of its uses (``time_major_input``); each rank-3 graph
+    output that is then time-major (the relaid input's time and batch axes, in that order) transposed to
+    batch-first (``time_major_output``). ``proto`` is a copy when anything changed."""
+    names = [vi.name for vi in proto.graph.input if vi.name not in vg.initializers and _time_major_uses(vg, vi.name)]
+    if not names:
+        return proto, nodes, []
+    out = type(proto)()
+    out.CopyFrom(proto)
+    h, inner = onnx.helper, {n: n + TIME_MAJOR_SUFFIX for n in names}
+    added = [h.make_node("Transpose", [n], [inner[n]], perm=[1, 0, 2], name=inner[n]) for n in names]
+    nodes = added + [_renamed(h, n, inner) for n in nodes]
+    for vi in out.graph.input:
+        if vi.name in inner:
+            _swap01(vi)
+    relaid = ValueGraph(onnx, nodes, out.graph, vg.tensors, vg.cache)
+    symbols = {((n, 1), (n, 0)) for n in names}
+    outputs = [vi for vi in out.graph.output if (relaid.dims(vi.name) or ())[:2] in symbols
+               and len(relaid.dims(vi.name)) == 3]
+    back = {vi.name: vi.name + TIME_MAJOR_SUFFIX for vi in outputs}
+    nodes = [_renamed(h, n, back) for n in nodes]
+    nodes += [h.make_node("Transpose", [back[o]], [o], perm=[1, 0, 2], name=o) for o in back]
+    for vi in outputs:
+        _swap01(vi)
+    return out, nodes, ["time_major_input"] * len(names) + ["time_major_output"] * len(outputs)
+
+
+def _renamed(h, node, names: dict):
+    """``node``, or a copy of it reading and writing ``names[t]`` for each of its tensors ``t`` in ``names``."""
+    if not any(t in names for t in list(node.input) + list(node.output)):
+        return node
+    new = type(node)()
+    new.CopyFrom(node)
+    for target in (new.input, new.output):
+        for k, t in enumerate(target):
+            target[k] = names.get(t, t)
+    return new
+
+
+def _swap01(vi) -> None:
+    """The declared dims of a graph input or output with its first two axes swapped."""
+    dims = vi.type.tensor_type.shape.dim
+    if len(dims) >= 2:
+        a, b = type(dims[0])(), type(dims[1])()
+        a.CopyFrom(dims[1])
+        b.CopyFrom(dims[0])
+        dims[0].CopyFrom(a)
+        dims[1].CopyFrom(b)
+
+
+def time_major_dense(vg: ValueGraph, node):
+    """Transpose(Add(MatMul(s, W), b), [1, 0, 2]) -> Add(MatMul(Transpose(s), W), b): a Dense (torch's
+    Linear) on a time-major sequence, moved after the transpose to batch-first (it acts on the last axis)."""
+    if [int(p) for p in vg.attr(node, "perm", [])] != [1, 0, 2]:
+        return None
+    chain, top = [], vg.producer.get(node.input[0])
+    bias = None
+    if top is not None and top.op_type == "Add" and _const_operand(vg, top, 1) is not None:
+        bias, chain, top = _const_operand(vg, top, 1)[1], [top], vg.producer.get(_const_operand(vg, top, 1)[0])
+    if top is None or top.op_type != "MatMul" or not vg.is_const(top.input[1]) or vg.rank(top.input[1]) != 2 \
+            or vg.rank(top.input[0]) != 3:
+        return None
+    chain = [top] + chain
+    if any(vg.only_consumer(n.output[0]) not in chain[k + 1:] + [node] for k, n in enumerate(chain)):
+        return "expected the Dense used only by this Transpose"
+    h, bf = vg.onnx.helper, fresh(vg, f"{top.input[0]}/batch_first")
+    adds = [h.make_node("Transpose", [top.input[0]], [bf], perm=[1, 0, 2], name=bf)]
+    if bias is None:
+        adds.append(h.make_node("MatMul", [bf, top.input[1]], list(node.output), name=node.name))
+    else:
+        product = fresh(vg, f"{node.output[0]}/matmul")
+        adds += [h.make_node("MatMul", [bf, top.input[1]], [product], name=product),
+                 h.make_node("Add", [product, bias], list(node.output), name=node.name)]
+    return Rewrite("time_major_dense", chain + [node], adds)
+
+
+def unsqueeze_gather(vg: ValueGraph, node):
+    """Gather(Unsqueeze(t, 0), 0, axis 0) -> Identity(t): the dynamo exporter stacking one layer's final
+    state into ``h_n`` and picking ``h_n[-1]`` back out."""
+    unsq = vg.producer.get(node.input[0]) if node.input else None
+    if unsq is None or unsq.op_type != "Unsqueeze" or vg.axes(unsq) != [0] or int(vg.attr(node, "axis", 0)) != 0:
+        return None
+    if vg.ints(node.input[1]) not in ([0], [-1]) or vg.rank(node.input[1]) != 0:
+        return "expected index 0 or -1 (a scalar) of the one stacked tensor"
+    return Rewrite("unsqueeze_gather", [node],
+                   [vg.onnx.helper.make_node("Identity", [unsq.input[0]], list(node.output), name=node.name)])
