@@ -14,11 +14,12 @@ import numpy as np
 
 import math
 
-from ..errors import FormatError, GateportError, UnsupportedError
+from ..activations import ONNX_OPS, from_onnx_op, onnx_op_forms
+from ..errors import FormatError, GateportError
 from ..ir import Node
 from ..sanitize import quote
 from .onnx_mask_ops import plan_binary
-from .onnx_recurrent import KINDS, RecurrentNode, ir_activation
+from .onnx_recurrent import KINDS, RecurrentNode
 from .onnx_values import (IR, Const, Last, MaskRef, Merged, NotEqual, Pending, Plan, RecOut, Seq, State, Value,
                           View, Zeros, axes_of, ints, is_mask, out_name, scalar)
 
@@ -29,13 +30,8 @@ _FOLD = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide
 _INT64_MIN = np.iinfo(np.int64).min
 
 
-#: element-wise activation ops -> (IR activation, required attributes)
-_ACTIVATION_OPS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Softsign": "softsign",
-                   "Softplus": "softplus", "Exp": "exponential", "Elu": "elu", "Selu": "selu",
-                   "HardSigmoid": None, "Softmax": "softmax"}
-
-
-_SELU = (1.6732632423543772848170429916717, 1.0507009873554804934193349852946)
+#: element-wise activation ops: those of the activation table (converters/activations.py), and Softmax
+_ACTIVATION_OPS = (*ONNX_OPS, "Softmax")
 
 
 _MERGE_OPS = {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Max": "maximum", "Min": "minimum"}
@@ -522,18 +518,10 @@ def _conv1d(r, node, x: IR, w: np.ndarray, b, attrs) -> IR:
 
 def _activation(r, node, args, attrs):
     op = node.op_type
-    name = _ACTIVATION_OPS[op]
-    if op == "HardSigmoid":
-        alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
-        try:
-            name = ir_activation("HardSigmoid", alpha, beta)
-        except UnsupportedError as e:
-            raise r.unsupported(e.message) from None
-    if op == "Elu" and float(attrs.get("alpha", 1.0)) != 1.0:
-        raise r.unsupported(f"expected Elu alpha=1, found {attrs['alpha']}")
-    if op == "Selu" and (not np.isclose(attrs.get("alpha", _SELU[0]), _SELU[0])
-                         or not np.isclose(attrs.get("gamma", _SELU[1]), _SELU[1])):
-        raise r.unsupported("expected Selu with the standard alpha and gamma")
+    name = "softmax" if op == "Softmax" else from_onnx_op(op, attrs)
+    if name is None:
+        found = ", ".join(f"{quote(k, 40)}={quote(v, 40)}" for k, v in sorted(attrs.items()))
+        raise r.unsupported(f"expected {onnx_op_forms(op)}, found {op}({found})")
     x = r.tensor(args[0], out_name(node))
     if op == "Softmax":
         return [_softmax(r, node, x, attrs)]

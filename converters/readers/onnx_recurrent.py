@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..activations import ONNX_RECURRENT_ARGS, from_onnx_recurrent
 from ..errors import FormatError, UnsupportedError
 from ..gates import GATES
 from ..ir import Node, set_recurrent_weights
@@ -26,35 +27,7 @@ from ..sanitize import quote
 KINDS = {"LSTM": "lstm", "GRU": "gru", "RNN": "simple_rnn"}
 #: ONNX activations per direction of each op, and their defaults.
 DEFAULT_ACTIVATIONS = {"lstm": ("Sigmoid", "Tanh", "Tanh"), "gru": ("Sigmoid", "Tanh"), "simple_rnn": ("Tanh",)}
-#: Which of (alpha, beta) an activation consumes, and their defaults (the ONNX operators' defaults).
-_ARGS = {"Affine": (1.0, 0.0), "LeakyRelu": (0.01, None), "ThresholdedRelu": (1.0, None),
-         "ScaledTanh": (1.0, 1.0), "HardSigmoid": (0.2, 0.5), "Elu": (1.0, None)}
-_PLAIN = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Relu": "relu", "Softsign": "softsign", "Softplus": "softplus"}
 N_STATES = {"lstm": 2, "gru": 1, "simple_rnn": 1}
-
-
-def _f32_equal(a: float, b: float) -> bool:
-    return np.float32(a) == np.float32(b)
-
-
-def ir_activation(name: str, alpha: float | None, beta: float | None) -> str:
-    """The IR activation an ONNX recurrent activation computes, or UnsupportedError."""
-    if name in _PLAIN:
-        return _PLAIN[name]
-    if name == "HardSigmoid" and _f32_equal(beta, 0.5):
-        if _f32_equal(alpha, 0.2):
-            return "hard_sigmoid_keras2"
-        if _f32_equal(alpha, 1.0 / 6.0):
-            return "hard_sigmoid_keras3"
-    if name == "Affine" and _f32_equal(alpha, 1.0) and _f32_equal(beta, 0.0):
-        return "linear"
-    if name == "Elu" and _f32_equal(alpha, 1.0):
-        return "elu"
-    shown = name if name in _ARGS or name in _PLAIN else quote(name)  # a stranger's name only quoted
-    if alpha is not None:
-        shown += f"(alpha={alpha:g}" + (f", beta={beta:g}" if beta is not None else "") + ")"
-    raise UnsupportedError(f"expected a recurrent activation the IR has (Sigmoid, Tanh, Relu, Softsign, "
-                           f"Softplus, Elu(1), Affine(1, 0), HardSigmoid(0.2, 0.5) or (1/6, 0.5)), found {shown}")
 
 
 def parse_activations(names: list[str], alphas: list[float], betas: list[float]) -> list[str]:
@@ -63,13 +36,13 @@ def parse_activations(names: list[str], alphas: list[float], betas: list[float])
     out = []
     for name in names:
         alpha = beta = None
-        if name in _ARGS:
-            da, db = _ARGS[name]
+        if name in ONNX_RECURRENT_ARGS:
+            da, db = ONNX_RECURRENT_ARGS[name]
             if da is not None:
                 alpha, ia = (alphas[ia] if ia < len(alphas) else da), ia + 1
             if db is not None:
                 beta, ib = (betas[ib] if ib < len(betas) else db), ib + 1
-        out.append(ir_activation(name, alpha, beta))
+        out.append(from_onnx_recurrent(name, alpha, beta))  # the table's onnx_recurrent, reversed
     return out
 
 

@@ -21,19 +21,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..activations import column
 from ..errors import UnsupportedError
 from ..ir import Node
 from ..sanitize import quote
 
-#: IR activation -> the Keras 3 name of the same function.
-KERAS3_ACTIVATIONS = {
-    "linear": "linear", "sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu",
-    "hard_sigmoid_keras3": "hard_sigmoid", "softmax": "softmax", "softsign": "softsign",
-    "softplus": "softplus", "elu": "elu", "selu": "selu", "exponential": "exponential", "swish": "silu",
-    **{n: n for n in ("gelu", "leaky_relu", "relu6", "mish", "hard_silu", "log_softmax", "celu", "hard_tanh",
-                      "log_sigmoid", "hard_shrink", "soft_shrink", "tanh_shrink", "sparse_plus", "sparse_sigmoid",
-                      "squareplus")},
-}
+#: IR activation -> the Keras 3 name of the same function (converters/activations.py ``keras3`` column).
+KERAS3_ACTIVATIONS = column("keras3")
 KERAS2_HARD_SIGMOID = "hard_sigmoid_keras2"
 #: Keras 2 hard_sigmoid(z) = Keras 3 hard_sigmoid(HARD_SIGMOID_SCALE * z)
 HARD_SIGMOID_SCALE = 1.2

@@ -7,6 +7,9 @@ of :mod:`converters.activations`.
 """
 from __future__ import annotations
 
+from ..activations import SELU_ALPHA_TEXT, SELU_SCALE_TEXT, column
+from .numpy_attention import HELPERS as ATTENTION_HELPERS
+
 _KERAS_RNN = '''
 def keras_rnn(cell, weights, x, states, go_backwards=False, mask=None, zero_output_for_mask=False):
     """Keras' recurrent loop: ``cell`` over the time axis of x (batch, time, features).
@@ -99,9 +102,9 @@ def elu(x):
     return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
 '''
 
-_SELU = '''
+_SELU = f'''
 def selu(x):
-    alpha, scale = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+    alpha, scale = {SELU_ALPHA_TEXT}, {SELU_SCALE_TEXT}
     return scale * np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
 '''
 
@@ -200,25 +203,12 @@ HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "pool1d": (_POOL1D, ()),
     "layer_norm": (_LAYER_NORM, ()),
     "unit_norm": (_UNIT_NORM, ()),
+    **ATTENTION_HELPERS,
 }
 
-#: IR activation -> (expression with ``{}`` for the argument, helper needed or None).
-ACTIVATIONS: dict[str, tuple[str, str | None]] = {
-    "linear": ("{}", None),
-    "tanh": ("np.tanh({})", None),
-    "relu": ("np.maximum({}, 0.0)", None),
-    "exponential": ("np.exp({})", None),
-    "softplus": ("np.logaddexp(0.0, {})", None),
-    "relu6": ("np.clip({}, 0.0, 6.0)", None),
-    "hard_tanh": ("np.clip({}, -1.0, 1.0)", None),
-    "log_sigmoid": ("-np.logaddexp(0.0, -({}))", None),
-    "sparse_sigmoid": ("np.clip(0.5 * ({} + 1), 0.0, 1.0)", None),
-    "celu": ("elu({})", "elu"),  # alpha 1
-    "soft_shrink": ("soft_shrink({})", "hard_shrink"),
-    **{name: (name + "({})", name) for name in
-       ("sigmoid", "hard_sigmoid_keras2", "hard_sigmoid_keras3", "softmax", "softsign", "elu", "selu",
-        "swish", "gelu", "gelu_tanh", "log_softmax", "hard_shrink", *_SMALL)},
-}
+#: IR activation -> (expression with ``{}`` for the argument, helper needed or None): the
+#: ``numpy_code`` column of converters/activations.py.
+ACTIVATIONS: dict[str, tuple[str, str | None]] = column("numpy_code")
 
 
 def helper_source(names: set[str]) -> str:

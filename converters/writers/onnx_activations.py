@@ -1,35 +1,19 @@
 """IR activations in ONNX: as graph ops, and as the ``activations`` attributes of LSTM/GRU/RNN.
 
-Both tables are exact definitions, never approximations (converters/activations.py defines the IR
-names; ONNX operator docs, onnx/defs/rnn/defs.cc for the recurrent activation list).
+The ops and recurrent names are the ``onnx`` / ``onnx_recurrent`` columns of
+:data:`converters.activations.TABLE` (exact definitions, never approximations; ONNX operator docs,
+onnx/defs/rnn/defs.cc for the recurrent activation list); the activations made of several ops
+(``COMPOSED`` there) are built here.
 """
 from __future__ import annotations
 
-from ..activations import NUMPY
+from ..activations import NUMPY, column
 from ..errors import UnsupportedError
 from ..sanitize import quote
 from .onnx_builder import GraphBuilder
 
-_SELU_ALPHA = 1.6732632423543772848170429916717
-_SELU_GAMMA = 1.0507009873554804934193349852946
-
 #: IR activation -> (ONNX op, attributes) for a plain element-wise op.
-ELEMENTWISE_OPS = {
-    "sigmoid": ("Sigmoid", {}),
-    "tanh": ("Tanh", {}),
-    "relu": ("Relu", {}),
-    "hard_sigmoid_keras2": ("HardSigmoid", {"alpha": 0.2, "beta": 0.5}),
-    "hard_sigmoid_keras3": ("HardSigmoid", {"alpha": 1.0 / 6.0, "beta": 0.5}),
-    "softsign": ("Softsign", {}),
-    "softplus": ("Softplus", {}),
-    "elu": ("Elu", {"alpha": 1.0}),
-    "selu": ("Selu", {"alpha": _SELU_ALPHA, "gamma": _SELU_GAMMA}),
-    "exponential": ("Exp", {}),
-    "leaky_relu": ("LeakyRelu", {"alpha": 0.2}),
-    "celu": ("Celu", {"alpha": 1.0}),
-    "hard_shrink": ("Shrink", {"lambd": 0.5, "bias": 0.0}),
-    "soft_shrink": ("Shrink", {"lambd": 0.5, "bias": 0.5}),
-}
+ELEMENTWISE_OPS = {name: op for name, op in column("onnx").items() if isinstance(op, tuple)}
 
 
 def scalar(g: GraphBuilder, value: float) -> str:
@@ -73,6 +57,7 @@ def _squareplus(g: GraphBuilder, x: str, out: str | None) -> str:
 
 #: IR activation -> f(graph, x, out) for activations made of several ONNX ops.
 COMPOSED = {
+    "linear": lambda g, x, out: g.finish(x, out),
     "swish": lambda g, x, out: g.op("Mul", [x, g.op("Sigmoid", [x])], out=out),
     "gelu": _gelu,
     "gelu_tanh": _gelu_tanh,
@@ -92,25 +77,12 @@ COMPOSED = {
 #: IR activation -> (name, alpha, beta) inside an ONNX recurrent op; None = the op takes no such
 #: argument. onnxruntime consumes activation_alpha/beta only for activations that take them
 #: (NameToArgUsageMap in onnxruntime/core/providers/cpu/rnn/rnn_helpers.cc).
-RECURRENT = {
-    "linear": ("Affine", 1.0, 0.0),
-    "sigmoid": ("Sigmoid", None, None),
-    "tanh": ("Tanh", None, None),
-    "relu": ("Relu", None, None),
-    "hard_sigmoid_keras2": ("HardSigmoid", 0.2, 0.5),
-    "hard_sigmoid_keras3": ("HardSigmoid", 1.0 / 6.0, 0.5),
-    "softsign": ("Softsign", None, None),
-    "softplus": ("Softplus", None, None),
-    "elu": ("Elu", 1.0, None),
-    "leaky_relu": ("LeakyRelu", 0.2, None),
-}
+RECURRENT = column("onnx_recurrent")
 
 
 def apply_activation(g: GraphBuilder, name: str | None, x: str, out: str | None = None) -> str:
     """``name(x)`` as ONNX ops (``None`` = linear); (log_)softmax acts on the last axis as in Keras."""
     name = name or "linear"
-    if name == "linear":
-        return g.finish(x, out)
     if name in COMPOSED:
         return COMPOSED[name](g, x, out)
     if name in ELEMENTWISE_OPS:

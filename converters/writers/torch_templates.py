@@ -6,6 +6,9 @@ tf_keras/src/backend.py ``rnn``) and the cells of keras/src/layers/rnn/{lstm,gru
 """
 from __future__ import annotations
 
+from ..activations import column
+from .torch_attention import FUNCTION_NAMES as ATTENTION_FUNCTIONS, HELPERS as ATTENTION_HELPERS
+
 _HARD_SIGMOID_KERAS2 = '''
 def hard_sigmoid_keras2(x: Tensor) -> Tensor:
     """Keras 1/2 and tf.keras hard_sigmoid: clip(0.2 * x + 0.5, 0, 1)."""
@@ -56,7 +59,7 @@ _SQUAREPLUS = _function_helper(
 #: Function names the helpers define at module level (generated variables must not shadow them).
 FUNCTION_NAMES = ("hard_sigmoid_keras2", "keras_same_padding", "keras_tracing", "keras_mask_plan", "keras_compact",
                   "keras_unmask", "keras_final_states", "keras_sparse_plus", "keras_sparse_sigmoid",
-                  "keras_squareplus")
+                  "keras_squareplus", *ATTENTION_FUNCTIONS)
 
 _PRELU = '''
 class KerasPReLU(nn.Module):
@@ -364,40 +367,12 @@ HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "LSTMLoop": (_LSTM_LOOP, ("KerasLoop",)),
     "GRULoop": (_GRU_LOOP, ("KerasLoop",)),
     "SimpleRNNLoop": (_SIMPLE_RNN_LOOP, ("KerasLoop",)),
+    **ATTENTION_HELPERS,
 }
 
-#: IR activation -> (expression with ``{}`` for the argument, module constructor, helper needed).
-ACTIVATIONS: dict[str, tuple[str, str, str | None]] = {
-    "linear": ("{}", "nn.Identity()", None),
-    "sigmoid": ("torch.sigmoid({})", "nn.Sigmoid()", None),
-    "tanh": ("torch.tanh({})", "nn.Tanh()", None),
-    "relu": ("torch.relu({})", "nn.ReLU()", None),
-    "hard_sigmoid_keras2": ("hard_sigmoid_keras2({})", "HardSigmoidKeras2()", "HardSigmoidKeras2"),
-    "hard_sigmoid_keras3": ("F.hardsigmoid({})", "nn.Hardsigmoid()", None),
-    "softmax": ("torch.softmax({}, dim=-1)", "nn.Softmax(dim=-1)", None),
-    "softsign": ("F.softsign({})", "nn.Softsign()", None),
-    "softplus": ("F.softplus({})", "nn.Softplus()", None),
-    "elu": ("F.elu({})", "nn.ELU()", None),
-    "selu": ("F.selu({})", "nn.SELU()", None),
-    "exponential": ("torch.exp({})", "Exponential()", "Exponential"),
-    "swish": ("F.silu({})", "nn.SiLU()", None),
-    "gelu": ("F.gelu({})", "nn.GELU()", None),
-    "gelu_tanh": ("F.gelu({}, approximate='tanh')", "nn.GELU(approximate='tanh')", None),
-    "leaky_relu": ("F.leaky_relu({}, 0.2)", "nn.LeakyReLU(0.2)", None),
-    "relu6": ("F.relu6({})", "nn.ReLU6()", None),
-    "mish": ("F.mish({})", "nn.Mish()", None),
-    "hard_silu": ("F.hardswish({})", "nn.Hardswish()", None),
-    "log_softmax": ("torch.log_softmax({}, dim=-1)", "nn.LogSoftmax(dim=-1)", None),
-    "celu": ("F.celu({})", "nn.CELU()", None),
-    "hard_tanh": ("F.hardtanh({})", "nn.Hardtanh()", None),
-    "log_sigmoid": ("F.logsigmoid({})", "nn.LogSigmoid()", None),
-    "hard_shrink": ("F.hardshrink({}, 0.5)", "nn.Hardshrink(0.5)", None),
-    "soft_shrink": ("F.softshrink({}, 0.5)", "nn.Softshrink(0.5)", None),
-    "tanh_shrink": ("F.tanhshrink({})", "nn.Tanhshrink()", None),
-    "sparse_plus": ("keras_sparse_plus({})", "SparsePlus()", "SparsePlus"),
-    "sparse_sigmoid": ("keras_sparse_sigmoid({})", "SparseSigmoid()", "SparseSigmoid"),
-    "squareplus": ("keras_squareplus({})", "Squareplus()", "Squareplus"),
-}
+#: IR activation -> (expression with ``{}`` for the argument, module constructor, helper needed):
+#: the ``torch`` column of converters/activations.py.
+ACTIVATIONS: dict[str, tuple[str, str, str | None]] = column("torch")
 
 
 def with_dependencies(names: set[str]) -> list[str]:
