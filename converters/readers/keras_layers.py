@@ -152,14 +152,54 @@ def dense(call: LayerCall) -> list[Tensor]:
     return [Tensor(call.out(), shape, x.mask)]
 
 
+#: Layers that act on each step's trailing axes only: TimeDistributed of one is the layer applied to
+#: the whole sequence (its positive axes shifted past the time axis).
+_PER_STEP = ("Dense", "Activation", "Softmax", "ReLU", "LeakyReLU", "ELU", "LayerNormalization",
+             "UnitNormalization", "BatchNormalization", *IDENTITY_CLASSES)
+
+
+def _shift_axes(value: object) -> object:
+    """A wrapped layer's ``axis`` (int or list) as an axis of the sequence: positive ones + 1."""
+    shift = lambda a: a + 1 if isinstance(a, int) and not isinstance(a, bool) and a > 0 else a  # noqa: E731
+    return [shift(a) for a in value] if isinstance(value, (list, tuple)) else shift(value)
+
+
 def time_distributed(call: LayerCall) -> list[Tensor]:
+    """TimeDistributed(layer): per-step layers applied to the sequence as they are, Flatten/Reshape as a
+    reshape of each step; the input mask passes through (Keras 3 supports_masking, tf-keras
+    TimeDistributed.compute_mask for inner layers that make no mask)."""
     with call.parsing("wrapped layer config"):
         inner = call.config.get("layer") or {}
         cls, config = inner.get("class_name"), dict(inner.get("config") or {})
-    if cls not in ("Dense", "Activation", *IDENTITY_CLASSES):
-        raise call.unsupported(f"TimeDistributed({cls}) is not supported (supported: Dense, "
-                               "Activation, Dropout and friends)")
+    if cls in ("Flatten", "Reshape"):
+        return _step_reshape(call.inner(cls, config))
+    if cls not in _PER_STEP:
+        raise call.unsupported(f"TimeDistributed({quote(cls)}) is not supported: only layers acting on each "
+                               "step's last axes (Dense, activations, normalizations, Dropout ...) and "
+                               "Flatten/Reshape are; others would need the time axis folded into the batch")
+    if "axis" in config:
+        config["axis"] = _shift_axes(config["axis"])
     return HANDLERS[cls](call.inner(cls, config))
+
+
+def _step_reshape(call: LayerCall) -> list[Tensor]:
+    """TimeDistributed(Flatten | Reshape): ``(batch, time, *step)`` -> ``(batch, time, *target)``."""
+    x = call.single_input()
+    step = x.shape[1:] if x.shape else None
+    if not step or None in step:
+        raise call.unsupported("TimeDistributed(Flatten/Reshape) needs the size of each step, which the "
+                               f"input shape {quote(('batch', *(x.shape or ('?',))))} does not fix")
+    size = math.prod(step)
+    if call.class_name == "Flatten":
+        target = [size]
+    else:
+        target = list(call.dims("target_shape", call.config.get("target_shape"), unknown=(-1,)))
+        known = math.prod(n for n in target if n != -1)
+        if target.count(-1) > 1 or (known == 0 or size % known if -1 in target else known != size):
+            raise call.error(f"cannot reshape each step {step} to {tuple(target)}")
+        target = [size // known if n == -1 else n for n in target]
+    call.add("reshape", [x.name], [call.out()], {"shape": [-1, *target]})
+    return [Tensor(call.out(), (x.shape[0], *target), x.mask)]
 
 
 def embedding(call: LayerCall) -> list[Tensor]:
@@ -653,9 +693,9 @@ REFUSED = {
                            "MultiHeadAttention are)",
     **{cls: "convolutional recurrent layers are not supported yet" for cls in
        ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")},
-    # an RNN of one LSTMCell/GRUCell/SimpleRNNCell is supported; keras_build names the others
-    "RNN": "only RNN(LSTMCell | GRUCell | SimpleRNNCell) is supported; StackedRNNCells and custom cells are "
-           "not supported yet (stacked cells compute what a stack of LSTM/GRU/SimpleRNN layers does)",
+    # RNN of LSTMCell | GRUCell | SimpleRNNCell or a stack of them is read; keras_build names the others
+    "RNN": "only RNN of LSTMCell, GRUCell, SimpleRNNCell or a StackedRNNCells / list of them is supported "
+           "(custom cells hold Python code)",
     "Lambda": "a Lambda layer holds Python code, which gateport refuses to deserialize",
     **{cls: _TWO_D for cls in
        ("Conv2D", "Conv3D", "MaxPooling2D", "MaxPooling3D", "AveragePooling2D", "AveragePooling3D",

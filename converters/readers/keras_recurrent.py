@@ -8,10 +8,11 @@ tf_keras (tf_keras/src/layers/rnn/bidirectional.py ``force_zero_output_for_mask`
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..activations import keras_major
 from ..gates import GATES, LETTER, gate_order
+from ..sanitize import quote
 from ..ir import set_recurrent_weights
 from .hdf5 import Weight
 from .keras_context import LayerCall, Tensor
@@ -57,14 +58,56 @@ def _recurrent_config(class_name: str, config: dict, call: LayerCall) -> Recurre
         cell = config.get("cell")
         if not isinstance(cell, dict):
             raise call.unsupported("expected one cell in RNN, found a list of cells (stacked cells)")
-        cell_class = cell.get("class_name")
-        if cell_class not in CELL_KINDS:
-            raise call.unsupported(f"RNN cell class {cell_class!r} is not supported "
-                                   f"(supported: {', '.join(CELL_KINDS)})")
-        cfg = dict(cell.get("config") or {})
-        cfg.update({k: config[k] for k in _LAYER_KEYS if k in config})
-        return RecurrentConfig(CELL_KINDS[cell_class], f"RNN({cell_class})", cfg)
+        return _cell_config(cell, config, call)
     raise call.unsupported(f"expected a recurrent layer, found class {class_name!r}")
+
+
+def _cell_config(cell: dict, config: dict, call: LayerCall) -> RecurrentConfig:
+    """One ``LSTMCell``/``GRUCell``/``SimpleRNNCell`` config merged with its RNN layer's options."""
+    cell_class = cell.get("class_name")
+    if cell_class not in CELL_KINDS:
+        raise call.unsupported(f"RNN cell class {quote(cell_class)} is not supported "
+                               f"(supported: {', '.join(CELL_KINDS)})")
+    cfg = dict(cell.get("config") or {})
+    cfg.update({k: config[k] for k in _LAYER_KEYS if k in config})
+    return RecurrentConfig(CELL_KINDS[cell_class], f"RNN({cell_class})", cfg)
+
+
+def stacked_cells(config: dict) -> list | None:
+    """The cell configs of ``RNN(StackedRNNCells([...]))`` / ``RNN([cell, ...])``; None for one cell."""
+    cell = config.get("cell")
+    if isinstance(cell, list):
+        return cell
+    if isinstance(cell, dict) and cell.get("class_name") == "StackedRNNCells":
+        cells = (cell.get("config") or {}).get("cells")
+        return cells if isinstance(cells, list) else []
+    return None
+
+
+def rnn_refusal(config: dict) -> str | None:
+    """Why an ``RNN`` layer cannot be read (its cell classes), None when it can; no weights read."""
+    cells = stacked_cells(config)
+    cells = [config.get("cell")] if cells is None else cells
+    classes = [c.get("class_name") if isinstance(c, dict) else None for c in cells]
+    bad = [c for c in classes if c not in CELL_KINDS]
+    if not cells or bad:
+        return (f"RNN of {quote(bad[0] if bad else 'no cells')}: only RNN of LSTMCell, GRUCell, SimpleRNNCell "
+                "or a StackedRNNCells / list of them is supported (custom cells hold Python code)")
+    return None
+
+
+def stacked_weight_paths(config: dict, snake) -> list[str]:
+    """Keras 3 ``.keras`` paths (under the RNN's own) of each stacked cell's ``vars``, in cell order:
+    ``cell/cells/<snake_class>[_n]`` counted per class, as keras/src/saving/saving_lib.py names a
+    list's saveables."""
+    used: dict[str, int] = {}
+    paths = []
+    for cell in stacked_cells(config) or []:
+        base = snake(str(cell.get("class_name")))
+        n = used.get(base, -1) + 1
+        used[base] = n
+        paths.append(f"cell/cells/{base}" + (f"_{n}" if n else ""))
+    return paths
 
 
 def _options(rc: RecurrentConfig, call: LayerCall) -> dict:
@@ -225,8 +268,72 @@ def _outputs(call: LayerCall, kind: str, opts: dict, x: Tensor) -> list[Tensor]:
     return outs
 
 
+def _part(call: LayerCall, part: str, x: Tensor, states: list[Tensor]) -> LayerCall:
+    """The same call seen as one part of the layer (a stacked cell, a Bidirectional half): its nodes
+    are named ``<layer>/<part>``; errors still name the layer."""
+    spec = replace(call.spec, name=f"{call.spec.name}/{part}", local_name=call.spec.local_name or call.spec.name)
+    sub = LayerCall(call.builder, spec, call.index, [x], states, call.input_mask)
+    sub.error = call.error  # type: ignore[method-assign]
+    return sub
+
+
+def _split_states(call: LayerCall, kinds: list[str]) -> list[list[Tensor]]:
+    """The call's initial states, ``_STATES[kind]`` per part in order (none given: none each)."""
+    states, counts = call.initial_state, [_STATES[k] for k in kinds]
+    if not states:
+        return [[] for _ in kinds]
+    if len(states) != sum(counts):
+        raise call.error(f"expected {sum(counts)} initial state tensors, found {len(states)}")
+    ends = [sum(counts[:i + 1]) for i in range(len(counts))]
+    return [states[end - n:end] for n, end in zip(counts, ends)]
+
+
+def build_stacked(call: LayerCall, cells: list) -> list[Tensor]:
+    """``RNN(StackedRNNCells([...]))`` / ``RNN([cell, ...])`` as one recurrent node per cell.
+
+    Exact: at step t cell k reads cell k-1's output of step t (StackedRNNCells.call), which is
+    cell k-1's ``return_sequences`` output in processing order; a masked step keeps every cell's
+    states and repeats the last cell's output, as each masked node does. ``go_backwards`` reverses
+    the first node's input only (its outputs are in processing order already); with a mask the
+    later nodes would need the reversed mask, which the IR has no op for. States come out as
+    Keras returns them: each cell's, in cell order."""
+    if not cells:
+        raise call.error("expected at least one cell in StackedRNNCells, found none")
+    cfg = call.config
+    with call.parsing("recurrent layer config"):
+        configs = [_cell_config(cell, cfg, call) for cell in cells]
+    if cfg.get("go_backwards") and call.input_mask:
+        raise call.unsupported("stacked cells with go_backwards=True on a masked input are not supported "
+                               "(each later cell would need the reversed mask)")
+    weights, counts = call.weights(), [3 if c.config.get("use_bias", True) else 2 for c in configs]
+    if len(weights) != sum(counts):
+        raise call.error(f"expected {sum(counts)} stored arrays for {len(cells)} stacked cells "
+                         f"({' + '.join(map(str, counts))}), found {len(weights)}")
+    x, ys, states_out = call.single_input(), [], []
+    initial = _split_states(call, [c.kind for c in configs])
+    last = len(configs) - 1
+    for k, rc in enumerate(configs):
+        opts = _options(rc, call)
+        opts.update(bidirectional=False, go_backwards=opts["go_backwards"] and k == 0)
+        if k < last:
+            opts.update(return_sequences=True, zero_output_for_mask=False)
+        part = call if k == last else _part(call, f"cell_{k}", x, initial[k])
+        if k == last:
+            part.inputs, part.initial_state = [x], initial[k]
+        start = sum(counts[:k])
+        outs = _add_recurrent_node(part, rc, opts, {"forward": weights[start:start + counts[k]]},
+                                   {"cell_class": rc.class_name, "stacked_cell": k})
+        x = outs[0]
+        ys.append(outs[0])
+        states_out += outs[1:]
+    return [ys[-1], *states_out]
+
+
 def build_recurrent(call: LayerCall) -> list[Tensor]:
-    """LSTM, GRU, SimpleRNN, CuDNNLSTM, CuDNNGRU, RNN(cell)."""
+    """LSTM, GRU, SimpleRNN, CuDNNLSTM, CuDNNGRU, RNN(cell), RNN(StackedRNNCells)."""
+    cells = stacked_cells(call.config) if call.class_name == "RNN" else None
+    if cells is not None:
+        return build_stacked(call, cells)
     rc = recurrent_config(call.class_name, call.config, call)
     opts = _options(rc, call)
     opts["bidirectional"] = False
@@ -247,17 +354,13 @@ def build_bidirectional(call: LayerCall) -> list[Tensor]:
     if isinstance(back, dict):
         bw = recurrent_config(back.get("class_name"), back.get("config") or {}, call)
         bopts = _options(bw, call)
-        diff = [k for k in _SHARED_KEYS if opts.get(k) != bopts.get(k)]
-        if bw.kind != fw.kind or diff:
-            raise call.unsupported(
-                "the backward layer differs from the forward layer in "
-                + (", ".join(f"{k} ({opts.get(k)!r} vs {bopts.get(k)!r})" for k in diff) or "kind")
-                + "; the IR holds one set of options for both directions")
         if not bopts["go_backwards"]:
             raise call.unsupported("the backward layer has go_backwards=False")
     merge = cfg.get("merge_mode", "concat")
     if merge not in MERGE_MODES:
-        raise call.unsupported(f"merge_mode {merge!r} is not supported (supported: {MERGE_MODES})")
+        raise call.unsupported(f"merge_mode {quote(merge)} is not supported (supported: {MERGE_MODES})")
+    if isinstance(back, dict) and (bw.kind != fw.kind or any(opts.get(k) != bopts.get(k) for k in _SHARED_KEYS)):
+        return _build_halves(call, (fw, opts), (bw, bopts), merge)
     opts.update(bidirectional=True, merge_mode=merge,
                 zero_output_for_mask=opts["return_sequences"])
     halves = split_directions(call.weights())
@@ -267,6 +370,51 @@ def build_bidirectional(call: LayerCall) -> list[Tensor]:
     forward, backward = halves
     source = {"layer_class": fw.class_name}
     return _add_recurrent_node(call, fw, opts, {"forward": forward, "backward": backward}, source)
+
+
+#: Bidirectional merge_mode -> the IR merge op of two halves.
+_MERGE_OPS = {"concat": "concatenate", "sum": "add", "mul": "multiply", "ave": "average"}
+
+
+def _build_halves(call: LayerCall, forward: tuple, backward: tuple, merge: str | None) -> list[Tensor]:
+    """A Bidirectional whose backward layer has its own options (activation, units, kind ...):
+    a forward node, a backward node and a merge node.
+
+    Keras flips the backward output back to input time when it returns sequences; the IR's
+    bidirectional node is the op that does that flip, so the backward half is a bidirectional node
+    of the backward layer (both directions its weights) whose second output alone is used. Without
+    sequences no flip is needed and it is one ``go_backwards`` node. Both halves get
+    ``zero_output_for_mask = return_sequences``, as Bidirectional forces."""
+    (fw, opts), (bw, bopts) = forward, backward
+    halves = split_directions(call.weights())
+    if halves is None:
+        raise call.error(f"expected the forward and backward arrays, found {len(call.weights())} arrays")
+    x, seq = call.single_input(), opts["return_sequences"]
+    if bopts["return_sequences"] != seq or bopts["return_state"] != opts["return_state"]:
+        raise call.error("the backward layer's return_sequences / return_state differ from the forward layer's")
+    initial = _split_states(call, [fw.kind, bw.kind])
+    opts.update(bidirectional=False, zero_output_for_mask=seq)
+    y_fw, *s_fw = _add_recurrent_node(_part(call, "forward", x, initial[0]), fw, opts,
+                                      {"forward": halves[0]}, {"layer_class": fw.class_name})
+    n_bw = _STATES[bw.kind]
+    if seq:
+        bopts.update(bidirectional=True, merge_mode=None, go_backwards=False, zero_output_for_mask=True)
+        outs = _add_recurrent_node(_part(call, "backward", x, initial[1] * 2), bw, bopts,
+                                   {"forward": halves[1], "backward": halves[1]}, {"layer_class": bw.class_name})
+        y_bw, s_bw = outs[1], outs[2 + n_bw:]
+    else:
+        bopts.update(bidirectional=False, zero_output_for_mask=False)
+        y_bw, *s_bw = _add_recurrent_node(_part(call, "backward", x, initial[1]), bw, bopts,
+                                          {"forward": halves[1]}, {"layer_class": bw.class_name})
+    if merge is None:
+        return [y_fw, y_bw, *s_fw, *s_bw]
+    shape = y_fw.shape
+    if merge == "concat" and shape:
+        shape = (*shape[:-1], shape[-1] + y_bw.shape[-1])
+    elif y_fw.shape != y_bw.shape:
+        raise call.unsupported(f"merge_mode {merge!r} of halves of shapes {y_fw.shape} and {y_bw.shape}")
+    call.add(_MERGE_OPS[merge], [y_fw.name, y_bw.name], [call.out()], {"axis": -1} if merge == "concat" else {})
+    return [Tensor(call.out(), shape, y_fw.mask), *s_fw, *s_bw]
 
 
 HANDLERS = {
