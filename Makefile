@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   - create .venv, install gateport with every runtime, convert a bundled model and verify it
-#   make test   - the same set-up, ruff, then the whole test suite (what CI runs)
+#   make test   - the same set-up, ruff, mypy (converters/), then the whole test suite (what CI runs)
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -24,6 +24,7 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check converters tests fixtures bench
+	$(BIN)/mypy
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -q
 
 .PHONY: setup demo test

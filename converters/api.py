@@ -12,10 +12,12 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
-from .errors import FormatError, GateportError, ModelNotFoundError, UnsupportedError, UsageError
+from .errors import FormatError, GateportError, ModelNotFoundError, UnsupportedError
 from .ir import Model
 from .readers import SAVED_MODEL, check_source, read_file, warn_non_finite  # noqa: F401 - the public names
 from .readers.detect import source_kind  # noqa: F401 - the public name
+from . import targets as _targets
+from .targets import architecture_path  # noqa: F401 - the public name
 
 #: A file path.
 PathLike = Union[str, "os.PathLike[str]"]
@@ -25,16 +27,8 @@ Source = Union[PathLike, Model, Any]
 #: The ONNX axes left symbolic by default.
 DYNAMIC_AXES = ("batch", "time")
 
-#: Conversion targets: name -> (what -o names, one-line description).
-TARGETS = {
-    "gates": ("file", "the gate-level IR: one safetensors file with its JSON manifest"),
-    "torch": ("folder", "standalone PyTorch model.py + model.safetensors"),
-    "numpy": ("folder", "standalone numpy model.py + model.npz: each recurrent layer as its equations"),
-    "torch-state-dict": ("file", "nn.LSTM/nn.GRU/nn.RNN state_dicts of the recurrent layers (.safetensors)"),
-    "onnx": ("file", "ONNX model with fused LSTM/GRU/RNN nodes"),
-    "keras": ("file", "Keras 3 .keras file, loadable by keras.models.load_model"),
-    "keras-weights": ("file", "Keras 3 .weights.h5 (and its architecture as FILE.json)"),
-}
+#: Conversion targets by name (:mod:`converters.targets`).
+TARGETS = _targets.TARGETS
 
 
 def read(source: Source, config: PathLike | None = None) -> Model:
@@ -71,8 +65,7 @@ def convert(source: Source, to: str, output: PathLike, *, config: PathLike | Non
     >>> converters.convert("model.h5", "onnx", "model.onnx", dynamic=["batch"], output_names=["y"])
     PosixPath('model.onnx')
     """
-    if to not in TARGETS:
-        raise UsageError(f"unknown target {to!r}; expected one of {', '.join(TARGETS)}")
+    _targets.get(to)  # an unknown target is a usage error, before any work
     check_outputs(to, output, _inputs(source, config), force)
     model = _with_notes(_read_for(source, to, config), to)
     try:
@@ -83,40 +76,16 @@ def convert(source: Source, to: str, output: PathLike, *, config: PathLike | Non
 
 
 def _write(model: Model, to: str, output: PathLike, force: bool, opset: int | None, **onnx_options) -> Path:
-    """Write ``model`` with the writer of target ``to``."""
-    if to == "gates":
-        from . import ir_file
-
-        return ir_file.save(model, output, force=force)
-    if to == "torch":
-        from .writers import torch_code
-
-        return torch_code.write(model, output, force=force)
-    if to == "numpy":
-        from .writers import numpy_code
-
-        return numpy_code.write(model, output, force=force)
-    if to == "torch-state-dict":
-        from .writers import torch_state
-
-        return torch_state.write(model, output, force=force)
-    if to == "keras":
-        from .writers import keras_v3
-
-        return keras_v3.write(model, output, force=force)
-    if to == "keras-weights":
-        from .writers import keras_v3
-
-        return keras_v3.write_weights(model, output, force=force, architecture=architecture_path(output))
-    from .writers import onnx_graph
-
-    return onnx_graph.write(model, output, force=force, **onnx_options, **({} if opset is None else {"opset": opset}))
+    """Write ``model`` with the writer of target ``to`` (given the options it takes)."""
+    target = _targets.get(to)
+    given = {"opset": opset, **onnx_options}
+    return target.write(model, output, force=force, **{k: given[k] for k in target.options if k in given})
 
 
 def _read_for(source: Source, to: str, config: PathLike | None) -> Model:
     """The IR of ``source``; for targets holding recurrent layers only, a file whose other layers
     cannot be read (a custom layer, no architecture) still gives its recurrent layers."""
-    if to not in ("gates", "torch-state-dict") or not isinstance(source, (str, os.PathLike)):
+    if not _targets.get(to).recurrent_only or not isinstance(source, (str, os.PathLike)):
         return read(source, config)
     from .readers import read_recurrent_weights
 
@@ -137,7 +106,7 @@ def _with_notes(model: Model, to: str) -> Model:
 
     lines = notes.notes(model, to)
     notes.emit(lines)
-    if not lines or to == "gates":
+    if not lines or not _targets.get(to).records_notes:
         return model
     return dataclasses.replace(model, source={**(model.source or {}), "notes": lines})
 
@@ -190,21 +159,9 @@ def _inputs(source: Source, config) -> list:
     return [source, config] if isinstance(source, (str, os.PathLike)) else [config]
 
 
-def architecture_path(output: str | os.PathLike) -> Path:
-    """Where ``--to keras-weights -o OUTPUT`` writes the architecture JSON."""
-    return Path(str(output).removesuffix(".weights.h5").removesuffix(".h5") + ".json")
-
-
 def output_paths(to: str, output: str | os.PathLike) -> list[Path]:
     """Every path converting to ``to`` at ``output`` may write, the main one first."""
-    output = Path(output)
-    if folder_files(to):
-        return [output] + [output / name for name in folder_files(to)]
-    if to == "keras-weights":
-        return [output, architecture_path(output)]
-    if to == "onnx":
-        return [output, output.with_name(output.name + ".data")]
-    return [output]
+    return _targets.get(to).paths(output)
 
 
 def check_outputs(to: str, output: str | os.PathLike, inputs: list, force: bool = False) -> None:
@@ -212,20 +169,10 @@ def check_outputs(to: str, output: str | os.PathLike, inputs: list, force: bool 
     holding one, that exists (without ``force``), or that cannot be written."""
     from . import atomic
 
-    atomic.refuse_inputs(output_paths(to, output) if os.fspath(output) else [], inputs)
-    for path in ([architecture_path(output)] if to == "keras-weights" else []) + [output]:
-        atomic.check_output(path, force, folder_files(to))
-
-
-def folder_files(to: str) -> tuple[str, ...] | None:
-    """The files a folder target (``torch``, ``numpy``) writes in its folder; None for a file target."""
-    if to == "torch":
-        from .writers.torch_code import FILES
-    elif to == "numpy":
-        from .writers.numpy_code import FILES
-    else:
-        return None
-    return FILES
+    target = _targets.get(to)
+    atomic.refuse_inputs(target.paths(output) if os.fspath(output) else [], inputs)
+    for path in [*target.also_writes(output), output]:
+        atomic.check_output(path, force, target.folder_files())
 
 
 def inspect(source: Source, config: PathLike | None = None) -> dict[str, Any]:
@@ -257,7 +204,7 @@ def verify(source: PathLike, targets: Sequence[str] = ("torch", "onnx"), *,
     """
     from .verification import verify as run_verify
 
-    given = {"atol": atol, "rtol": rtol, "timeout": timeout}
+    given: dict[str, Any] = {"atol": atol, "rtol": rtol, "timeout": timeout}
     return run_verify(source, targets, inputs=inputs, expected=expected, batch=batch, steps=steps, seed=seed,
                       config=config, artifacts=artifacts, require=require,
                       **{k: v for k, v in given.items() if v is not None})

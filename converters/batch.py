@@ -14,19 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .errors import GateportError, OutputError
-
-#: What each target's output is called inside the output folder.
-OUTPUT_NAME = {
-    "gates": "{stem}.gates",
-    "torch": "{stem}",
-    "numpy": "{stem}",
-    "torch-state-dict": "{stem}.safetensors",
-    "onnx": "{stem}.onnx",
-    "keras": "{stem}.keras",
-    "keras-weights": "{stem}.weights.h5",
-}
-
+from .errors import GateportError, OutputError, UsageError
+from .targets import get as target
 
 @dataclass
 class Result:
@@ -47,7 +36,7 @@ def expand(patterns: Iterable[str]) -> list[str]:
     for p in patterns:
         matches = sorted(glob.glob(p)) if glob.has_magic(p) else [p]
         if not matches:
-            raise GateportError(f"no file matches {p!r}")
+            raise UsageError(f"no file matches {p!r}")
         paths += [m for m in matches if m not in paths]
     return paths
 
@@ -56,7 +45,7 @@ def output_for(source: str, to: str, out_dir: str | os.PathLike) -> Path:
     """The output path of ``source`` in ``out_dir``: the file's name without its extension(s)."""
     name = Path(source).name
     stem = name[: -len(".weights.h5")] if name.endswith(".weights.h5") else Path(name).stem
-    return Path(out_dir) / OUTPUT_NAME[to].format(stem=stem)
+    return Path(out_dir) / target(to).output.format(stem=stem)
 
 
 def check_outputs(sources: list[str], to: str, out_dir: Path, config: str | None = None) -> None:

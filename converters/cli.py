@@ -12,10 +12,12 @@ import glob
 import json
 import os
 import sys
+from typing import Any
 
 from . import __version__
 from .errors import GateportError, UsageError
 from .sanitize import one_line, quote
+from .targets import RUNNABLE, TARGETS
 
 EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -97,7 +99,6 @@ class _Subparsers:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .api import TARGETS
 
     p = _Parser(prog="gateport", description=(
         "Move trained Keras LSTM/GRU/SimpleRNN models to PyTorch and ONNX, gate by gate, verified."),
@@ -120,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("model", nargs="+", help="a Keras .h5 / .keras / .weights.h5, PyTorch .safetensors / .pt, ONNX or gateport IR file; "
                                                "several files or a quoted glob ('ckpt/*.hdf5') convert into the -o folder")
     conv.add_argument("--to", required=True, choices=list(TARGETS),
-                      help="; ".join(f"{k}: {v[1]}" for k, v in TARGETS.items()))
+                      help="; ".join(f"{k}: {t.summary}" for k, t in TARGETS.items()))
     conv.add_argument("-o", "--output", required=True, help="output file (or folder for --to torch)")
     conv.add_argument("--config", help="architecture for a weights-only Keras file (model JSON, .keras or full "
                       ".h5), or a JSON layer description for a PyTorch state_dict")
@@ -135,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--input-names", type=names, metavar="A,B", help="ONNX: names of the graph inputs, in order")
     conv.add_argument("--output-names", type=names, metavar="A,B", help="ONNX: names of the graph outputs, in order")
 
-    from .verification import ATOL, DEFAULT_STEPS, DEFAULT_TARGETS, RTOL, TARGETS as VERIFY_TARGETS
+    from .verification import ATOL, DEFAULT_STEPS, DEFAULT_TARGETS, RTOL
     from .verification import DEFAULT_TIMEOUT as VERIFY_TIMEOUT, REQUIRE as VERIFY_REQUIRE
 
     ver = sub.add_parser("verify", help="convert in memory, run the source and every artifact on the same "
@@ -143,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "error, 3 unproven: nothing compared or no independent reference)")
     ver.add_argument("model", help="Keras .h5 / .keras / .weights.h5 file, or a gateport IR file")
     ver.add_argument("--to", default=",".join(DEFAULT_TARGETS),
-                     help=f"comma-separated targets from {', '.join(VERIFY_TARGETS)} (default: %(default)s)")
+                     help=f"comma-separated targets from {', '.join(RUNNABLE)} (default: %(default)s)")
     ver.add_argument("--config", help="architecture for a weights-only file (model JSON, .keras or full .h5)")
     ver.add_argument("--inputs", help="inputs .npz, keys = Keras input names (or in:<name>); default random")
     ver.add_argument("--expected", help="stored outputs .npz (keys out:0, out:1 ...) to use as the reference")
@@ -191,30 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_inspect(args) -> int:
     from . import api
-    from .atomic import atomic_path, check_output, refuse_inputs
-    from .explain import extract_gate, render
+    from .explain import render
 
     if args.gate or args.output is not None:
-        if not (args.layer and args.gate and args.output is not None):
-            raise GateportError("--gate needs --layer and -o FILE.npz")
-        refuse_inputs([args.output], [args.model, args.config])
-        check_output(args.output, args.force)
-    model = api.read(args.model, args.config)
-    if args.gate or args.output is not None:
-        import numpy as np
-
-        try:
-            arrays = extract_gate(model, args.layer, args.gate)
-        except GateportError as e:
-            raise e.at(file=args.model)
-        with atomic_path(args.output, args.force) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-        print(f"wrote {args.output}: {', '.join(f'{k} {v.shape}' for k, v in arrays.items())}")
-        return EXIT_OK
-    desc = api.inspect(model)
+        return _extract_gate(args)
+    desc = api.inspect(api.read(args.model, args.config))
     if args.layer and not any(e["name"] == args.layer for e in desc["layers"]):
-        raise GateportError(f"no layer {args.layer!r}; layers: "
+        raise UsageError(f"no layer {args.layer!r}; layers: "
                             f"{', '.join(e['name'] for e in desc['layers'])}", file=args.model)
     if args.json:
         if args.layer:
@@ -225,12 +209,37 @@ def cmd_inspect(args) -> int:
     return EXIT_OK
 
 
+def _extract_gate(args) -> int:
+    """``inspect --layer L --gate G -o FILE.npz``: one gate's arrays to an .npz."""
+    import numpy as np
+
+    from . import api
+    from .atomic import atomic_path, check_output, refuse_inputs
+    from .explain import extract_gate
+
+    if not (args.layer and args.gate and args.output is not None):
+        raise UsageError("--gate needs --layer and -o FILE.npz")
+    refuse_inputs([args.output], [args.model, args.config])
+    check_output(args.output, args.force)
+    model = api.read(args.model, args.config)
+    try:
+        arrays: dict[str, Any] = extract_gate(model, args.layer, args.gate)
+    except GateportError as e:
+        raise e.at(file=args.model)
+    with atomic_path(args.output, args.force) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    print(f"wrote {args.output}: {', '.join(f'{k} {v.shape}' for k, v in arrays.items())}")
+    return EXIT_OK
+
+
 def cmd_convert(args) -> int:
     from . import api, batch
 
     options = dict(config=args.config, opset=args.opset, force=args.force)
     onnx_options = dict(dynamic=args.dynamic, input_names=args.input_names, output_names=args.output_names)
-    if args.to != "onnx" and (args.input_names or args.output_names or args.dynamic != list(DYNAMIC_AXES)):
+    if "dynamic" not in TARGETS[args.to].options and (
+            args.input_names or args.output_names or args.dynamic != list(DYNAMIC_AXES)):
         raise UsageError(f"--dynamic, --input-names and --output-names apply to --to onnx, found --to {args.to}")
     if len(args.model) == 1 and not glob.has_magic(args.model[0]):  # one file: -o names the output
         (source,) = args.model
@@ -265,7 +274,7 @@ def cmd_convert(args) -> int:
         width = max(len(r.source) for r in results)
         print(f"{'file':<{width}}  result")
         for r in results:
-            print(f"{r.source:<{width}}  {'-> ' + r.output if r.ok else 'FAILED: ' + r.error}")
+            print(f"{r.source:<{width}}  {f'-> {r.output}' if r.ok else f'FAILED: {r.error}'}")
         print(f"{len(results) - len(failed)} converted, {len(failed)} failed")
     return EXIT_BAD_INPUT if failed else EXIT_OK
 
@@ -274,11 +283,9 @@ def check_suffix(to: str, output: str) -> None:
     """Refuse an output name whose suffix is not the target's (``--to onnx -o out.h5``: gateport could
     not read it back as what it is). A name without a suffix is taken as it is, and a folder
     (``--to torch``) may have any suffix but a model file's."""
-    from .batch import OUTPUT_NAME
-
-    expected = OUTPUT_NAME.get(to, "{stem}").replace("{stem}", "")
+    expected = TARGETS[to].suffix
     name = os.path.basename(os.path.normpath(output)).lower()
-    files = tuple(t.replace("{stem}", "") for t in OUTPUT_NAME.values() if t != "{stem}")
+    files = tuple(t.suffix for t in TARGETS.values() if t.suffix)
     if expected and os.path.splitext(name)[1] and not name.endswith(expected):
         raise UsageError(f"expected an output name ending in {expected} for --to {to}, found {quote(output)}")
     if not expected and name.endswith(files + (".h5", ".hdf5", ".pt", ".pth")):
@@ -303,7 +310,7 @@ def cmd_verify(args) -> int:
     for item in args.artifact:
         target, sep, path = item.partition("=")
         if not sep or not path:
-            raise GateportError(f"expected --artifact TARGET=PATH, found {item!r}")
+            raise UsageError(f"expected --artifact TARGET=PATH, found {item!r}")
         artifacts[target] = path
         targets += [target] if target not in targets else []
     progress = None

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -143,6 +143,8 @@ def load_torch_folder(folder: str | os.PathLike):
         raise FormatError("expected a folder with model.py and model.safetensors, found no model.py",
                           file=str(folder))
     spec = importlib.util.spec_from_file_location(f"_gateport_torch_{next(_module_ids)}", source)
+    if spec is None or spec.loader is None:
+        raise FormatError("expected a model.py Python can import, found none", file=str(folder))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.load_model()
@@ -196,7 +198,8 @@ def run_torch_isolated(folder: str | os.PathLike, inputs: Inputs, *, timeout: fl
                           file=str(folder))
     with tempfile.TemporaryDirectory(prefix="gateport-torch-") as tmp:
         work = Path(tmp)
-        np.savez(work / "inputs.npz", **{f"x{k}": np.ascontiguousarray(x) for k, x in enumerate(inputs)})
+        xs: dict[str, Any] = {f"x{k}": np.ascontiguousarray(x) for k, x in enumerate(inputs)}
+        np.savez(work / "inputs.npz", **xs)
         root = str(Path(__file__).resolve().parent.parent)
         code = _run_child([sys.executable, "-I", "-c", _CHILD, root, str(folder), str(work)], work, timeout)
         return _child_results(work, code, max_bytes)
@@ -284,8 +287,8 @@ def torch_child(folder: str, work: str) -> int:
             xs = [f[f"x{k}"] for k in range(len(f.files))]
         with torch.no_grad():
             out = module(*(torch.from_numpy(x) for x in xs))
-        arrays = {f"out{k}": o.detach().cpu().numpy() for k, o in enumerate(_as_list(out))}
-        meta = {"outputs": len(arrays), "records": []}
+        arrays: dict[str, Any] = {f"out{k}": o.detach().cpu().numpy() for k, o in enumerate(_as_list(out))}
+        meta: dict[str, Any] = {"outputs": len(arrays), "records": []}
         for j, (cls, x, y, states) in enumerate(records):
             arrays.update({f"r{j}y": y, **({f"r{j}x": x} if x is not None else {}),
                            **{f"r{j}s{k}": s for k, s in enumerate(states)}})

@@ -47,11 +47,12 @@ from .errors import (FormatError, GateportError, MissingDependencyError, UnsafeE
                      UsageError)
 from .ir import Model
 from .sanitize import one_line, quote
+from .targets import RUNNABLE
 
 #: float32 tolerances of torch.testing.assert_close.
 ATOL, RTOL = 1e-5, 1.3e-6
-#: Targets verify can convert to and run, and the label of their rows.
-TARGETS = {"torch": "torch", "onnx": "onnx", "keras": "keras (converted)", "numpy": "numpy (generated)"}
+#: Targets verify can convert to and run, and the label of their rows (:data:`converters.targets.RUNNABLE`).
+TARGETS = {name: str(t.label) for name, t in RUNNABLE.items()}
 DEFAULT_TARGETS = ("torch", "onnx")
 DEFAULT_STEPS = 6
 #: What a pass needs: a reference independent of gateport's reading, or any reference.
@@ -102,7 +103,7 @@ class Where:
     read_back: str | None = None  # why the departing layer's weights could not be read back from the artifact
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"runtime": self.runtime, "departures": [x.to_dict() for x in self.departures]}
+        d: dict[str, Any] = {"runtime": self.runtime, "departures": [x.to_dict() for x in self.departures]}
         if self.unavailable:
             d["unavailable"] = self.unavailable
         else:
@@ -403,9 +404,14 @@ def keras_plan(path: str | os.PathLike, config: str | os.PathLike | None,
     from .activations import keras_major
     from .readers.detect import file_kind
 
-    kind = _KERAS_CONTAINERS.get(source.get("format")) if source else file_kind(path)
-    if kind in ("gates", "torch", "onnx") or (source and kind is None):
-        return None, f"a {kind or source.get('format')} file has no Keras source"
+    if source:
+        kind = _KERAS_CONTAINERS.get(str(source.get("format")))
+        if kind is None:
+            return None, f"a {source.get('format')} file has no Keras source"
+    else:
+        kind = file_kind(path)
+        if kind in ("gates", "torch", "onnx"):
+            return None, f"a {kind} file has no Keras source"
     if kind == "zip":
         meta, cfg = _zip_texts(path)
         version = (json.loads(meta) if meta else {}).get("keras_version")
@@ -436,8 +442,11 @@ _KERAS_CONTAINERS = {"keras_v3": "zip", "keras_h5": "hdf5", "keras_weights_h5": 
 def _zip_texts(path) -> tuple[str | None, str | None]:
     with zipfile.ZipFile(path) as z:
         names = set(z.namelist())
-        return tuple(z.read(n).decode("utf-8") if n in names else None
-                     for n in ("metadata.json", "config.json"))
+
+        def text(name: str) -> str | None:
+            return z.read(name).decode("utf-8") if name in names else None
+
+        return text("metadata.json"), text("config.json")
 
 
 def _h5_attrs(path) -> tuple[str | None, str | None]:
@@ -481,44 +490,23 @@ def run_artifact(model: Model, target: str, artifact: Model | str | os.PathLike 
     """Convert ``model`` (or an IR given as ``artifact``) to ``target`` in ``workdir``, or take a written
     ``artifact`` path, and run it on ``xs``: ``(outputs, traces by layer or None, why no traces)``.
 
-    Generated PyTorch code runs in a child process; ONNX in onnxruntime with the fused nodes'
-    tensors as extra outputs; a ``.keras`` file in Keras (safe_mode) without traces.
+    Each target's row (:data:`converters.targets.RUNNABLE`) builds and runs it: generated PyTorch and
+    numpy code in a child process; ONNX in onnxruntime with the fused nodes' tensors as extra outputs;
+    a ``.keras`` file in Keras (safe_mode) without traces.
     """
-    from . import divergence, runtimes
-
-    ir = artifact if isinstance(artifact, Model) else model
-    path = None if isinstance(artifact, Model) else artifact
+    row = RUNNABLE.get(target)
+    if row is None or row.build is None or row.run is None:
+        raise UnsupportedError(f"expected a verify target ({', '.join(TARGETS)}), found {target!r}")
     workdir.mkdir(parents=True, exist_ok=True)
-    if target == "torch":
-        if path is None:
-            from .writers import torch_code
-
-            path = torch_code.write(ir, workdir / "torch")
-        outputs, records = runtimes.run_torch_isolated(path, xs, timeout=timeout, max_bytes=max_bytes)
-        return (outputs, *_traces(lambda: divergence.torch_traces(model, records)))
-    if target == "onnx":
-        if path is None:
-            from .writers import onnx_graph
-
-            path = onnx_graph.to_onnx(ir)
-        outputs, probes = runtimes.run_onnx_traced(path, xs, [s.name for s in model.inputs])
-        if probes is None:
-            return outputs, None, "the graph does not expose its recurrent nodes' outputs"
-        return (outputs, *_traces(lambda: divergence.onnx_traces(model, probes, masks)))
-    if target == "keras":
-        if path is None:
-            from .writers import keras_v3
-
-            path = workdir / "model.keras"
-            keras_v3.write(ir, path)
-        return runtimes.run_keras(path, xs), None, "a Keras artifact is compared at its outputs only"
-    if target == "numpy":
-        from .writers import numpy_code
-
-        path = numpy_code.write(ir, workdir / "numpy") if path is None else path
-        outputs, records = numpy_code.run_isolated(path, xs, timeout=timeout, max_bytes=max_bytes)
-        return (outputs, *_traces(lambda: divergence.numpy_traces(model, records)))
-    raise UnsupportedError(f"expected a verify target ({', '.join(TARGETS)}), found {target!r}")
+    path = row.build(artifact, workdir) if isinstance(artifact, Model) else artifact
+    path = row.build(model, workdir) if path is None else path
+    outputs, records = row.run(path, xs, [s.name for s in model.inputs], timeout, max_bytes)
+    traces = row.traces
+    if traces is None:
+        return outputs, None, "a Keras artifact is compared at its outputs only"
+    if records is None:
+        return outputs, None, "the graph does not expose its recurrent nodes' outputs"
+    return (outputs, *_traces(lambda: traces(model, records, masks)))
 
 
 def _traces(make: Callable[[], dict]) -> tuple[dict | None, str | None]:
@@ -638,14 +626,16 @@ def verify(model_path: str | os.PathLike, targets: Sequence[str] = DEFAULT_TARGE
             if row is not None:
                 report.rows.append(row)
                 continue
+            assert result is not None  # _attempt returns a row or a result
             outputs, traces, why = result
             report.rows += compare_all(label, names, outputs, ref, atol, rtol)
             failed = any(r.runtime == label and r.status == "fail" for r in report.rows)
-            where = _where(model, label, ref_traces, traces, masks, why, atol, rtol) if target != "keras" \
+            traced = RUNNABLE[target].traces is not None
+            where = _where(model, label, ref_traces, traces, masks, why, atol, rtol) if traced \
                 else Where(label, unavailable=why)
             if failed:
                 _name_mistakes(model, target, artifacts.get(target), where)
-            if target != "keras" or failed:
+            if traced or failed:
                 report.where.append(where)
     _add_notes(report, backend_note)
     return report

@@ -17,6 +17,7 @@ The Keras readers use only numpy, h5py, json and zipfile; nothing in a file is e
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,12 @@ def read(path: str | Path, config: Any = None) -> Model:
     return _read(path, config, recurrent_only=False)
 
 
-def read_recurrent_weights(path: str | Path, config: Any = None) -> Model:
+def read_recurrent_weights(path: str | os.PathLike, config: Any = None) -> Model:
     """Only the recurrent layers, each as a node on its own input ``<layer>_input``."""
     return _read(path, config, recurrent_only=True)
 
 
-def read_file(path: str | Path, config: Any = None) -> Model:
+def read_file(path: str | os.PathLike, config: Any = None) -> Model:
     """Any model file as IR, its kind decided from its bytes: a gateport IR file, a PyTorch state_dict
     (``config``: an optional JSON layer description), an ONNX model, or a Keras file (``config``: the
     architecture of a weights-only file). A missing file raises ModelNotFoundError."""
@@ -162,7 +163,7 @@ def _open_h5(path: Path) -> h5py.File:
 
 
 # -- dispatch --------------------------------------------------------------------------------
-def _read(path: str | Path, config: Any, recurrent_only: bool) -> Model:
+def _read(path: str | os.PathLike, config: Any, recurrent_only: bool) -> Model:
     path = Path(path)
     file = str(path)
     try:

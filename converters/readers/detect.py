@@ -6,6 +6,7 @@ offset 0 or a 512-byte-multiple user block), zip ``PK\\x03\\x04``, or JSON text.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import h5py
@@ -19,7 +20,7 @@ _USERBLOCK_OFFSETS = (0, 512, 1024, 2048, 4096)
 _HEAD_BYTES = 4096 + 8
 
 
-def file_kind(path: str | Path, head: bytes | None = None) -> str:
+def file_kind(path: str | os.PathLike, head: bytes | None = None) -> str:
     """What a file is, from its first bytes (the one sniffer): ``gates``, ``torch``, ``onnx`` (by bytes
     and suffix), or for Keras ``hdf5``, ``zip``, ``json``, and ``unknown`` for anything else."""
     path = Path(path)
