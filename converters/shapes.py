@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from .ir import Model, Node
+from .reference_attention import output_shapes as attention_shapes
 
 Shape = tuple
 
@@ -65,6 +66,8 @@ def node_output_shapes(node: Node, ins: list) -> list:
             span = d * (k - 1) + 1
             time = (time - span) // s + 1 if o.get("padding", "valid") == "valid" else -(-time // s)
         return [(time, o["filters"])]
+    if op in ("attention", "multi_head_attention", "dot"):
+        return attention_shapes(node, ins)
     if op in ("global_pool", "pool1d", "permute", "crop1d", "zero_pad1d", "upsample1d"):
         return [_time_op_shape(op, o, x)]
     # element-wise and shape-keeping ops

@@ -11,6 +11,7 @@ from ..errors import UnsupportedError
 from ..ir import Node
 from ..sanitize import quote
 from .onnx_activations import apply_activation, scalar
+from .onnx_attention import LAYERS as ATTENTION_LAYERS
 from .onnx_builder import GraphBuilder
 
 
@@ -283,4 +284,5 @@ LAYERS = {
     "crop1d": crop1d_to_onnx,
     "zero_pad1d": zero_pad1d_to_onnx,
     "upsample1d": upsample1d_to_onnx,
+    **ATTENTION_LAYERS,  # attention, multi_head_attention, dot, masked_softmax
 }

@@ -26,10 +26,12 @@ from ..version import __version__
 from ..errors import FormatError, UnsupportedError
 from ..ir import Model, Node
 from ..sanitize import comment, identifier, quote
+from ..dtypes import artifact_dtype
 from .codegen import (check_outputs as _check_outputs, describe as _describe, initial_states as _initial_states,
                       int_option as _int, merge_expression, notes_doc as _notes, number as _number,
                       shape_doc as _shape, shapes as _shapes)
 from .nn_layout import NN_CLASS, nn_constructor, nn_incompatibility, nn_params
+from .torch_attention import EMITTERS as ATTENTION_EMITTERS
 from .torch_templates import ACTIVATIONS, FUNCTION_NAMES, helper_source
 
 #: Names the generated code uses itself, and nn.Module's own attributes.
@@ -65,6 +67,8 @@ class _Writer:
         self.body: list[str] = []
         self.tensors: dict[str, np.ndarray] = {}
         self.helpers: set[str] = set()
+        #: the dtype the module computes in: float64 for a model whose every layer is float64 (dtypes.py)
+        self.dtype = artifact_dtype(model, "torch")
 
     # -- names -----------------------------------------------------------------------------
     def unique(self, base: str, taken: set[str] | None = None) -> str:
@@ -98,7 +102,8 @@ class _Writer:
         attr = self.unique(node.name + suffix, self.attrs)
         self.init.append(f"self.{attr} = {ctor}")
         for key, value in params.items():
-            self.tensors[f"{attr}.{key}"] = np.ascontiguousarray(value)
+            value = np.asarray(value)
+            self.tensors[f"{attr}.{key}"] = np.ascontiguousarray(value, self.dtype if value.dtype.kind == "f" else None)
         return attr
 
     def activation(self, name: str | None, expr: str) -> str:
@@ -122,7 +127,8 @@ class _Writer:
 
 
 def _f32(a) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=np.float32)
+    """float32, or float64 where the weights are (the module's dtype decides what is stored: _Writer.module)."""
+    return np.ascontiguousarray(a, dtype=np.float64 if np.asarray(a).dtype == np.float64 else np.float32)
 
 
 # -- recurrent layers ----------------------------------------------------------------------
@@ -522,6 +528,7 @@ EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
     "pool1d": pool1d_to_torch, "permute": permute_to_torch, "layer_norm": layer_norm_to_torch,
     "unit_norm": unit_norm_to_torch, "crop1d": crop1d_to_torch, "zero_pad1d": zero_pad1d_to_torch,
     "upsample1d": upsample1d_to_torch,
+    **ATTENTION_EMITTERS,  # attention, multi_head_attention, dot, masked_softmax
 }
 
 
@@ -559,6 +566,8 @@ def _build(model: Model) -> tuple[str, dict[str, np.ndarray]]:
         name = w.unique(spec.name)
         w.vars[spec.name] = name
         args.append(name)
+        if spec.dtype != w.dtype and spec.dtype.startswith("float"):  # float64 inputs of a float32 model, or back
+            w.line(f"{name} = {name}.to(torch.{w.dtype})")
     for node in model.nodes:
         emit = EMITTERS.get(node.op)
         if emit is None:
@@ -618,7 +627,7 @@ def load_model(path: Optional[str] = None) -> Model:
 
     if path is None:
         path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model.safetensors")
-    model = Model()
+    model = Model(){'.double()' if w.dtype == 'float64' else ''}
     model.load_state_dict(load_file(path))
     return model.eval()
 '''
