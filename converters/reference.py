@@ -15,6 +15,7 @@ import numpy as np
 from .errors import InputsError, UnsupportedError
 from .ir import Model, Node
 from .reference_attention import OPS as ATTENTION_OPS
+from .reference_conv_lstm import run_conv_lstm
 from .reference_rnn import activation, run_recurrent
 from .sanitize import quote
 
@@ -224,6 +225,7 @@ OPS = {
     "zero_pad1d": lambda node, x: np.pad(x, ((0, 0), tuple(int(v) for v in node.options["padding"]), (0, 0))),
     "upsample1d": lambda node, x: np.repeat(x, int(node.options["size"]), axis=1),
     **ATTENTION_OPS,  # attention, multi_head_attention, dot, masked_softmax (several outputs: a list)
+    "conv_lstm": run_conv_lstm,  # [y] or [y, h, c]
 }
 #: Non-recurrent ops that consume their node's ``mask`` (passed as the last argument).
 MASK_CONSUMERS = ("masking", "global_pool")

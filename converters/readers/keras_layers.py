@@ -691,8 +691,7 @@ _TWO_D = "only 1-D sequence layers (batch, time, features) are supported"
 REFUSED = {
     "GroupQueryAttention": "grouped-query attention is not supported yet (Attention, AdditiveAttention and "
                            "MultiHeadAttention are)",
-    **{cls: "convolutional recurrent layers are not supported yet" for cls in
-       ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")},
+    "ConvLSTM3D": "ConvLSTM3D is not supported (ConvLSTM1D and ConvLSTM2D are)",
     # RNN of LSTMCell | GRUCell | SimpleRNNCell or a stack of them is read; keras_build names the others
     "RNN": "only RNN of LSTMCell, GRUCell, SimpleRNNCell or a StackedRNNCells / list of them is supported "
            "(custom cells hold Python code)",

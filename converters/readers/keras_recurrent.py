@@ -8,21 +8,24 @@ tf_keras (tf_keras/src/layers/rnn/bidirectional.py ``force_zero_output_for_mask`
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
+import numpy as np
+
+from .. import keras_classes
 from ..activations import keras_major
 from ..gates import GATES, LETTER, gate_order
 from ..sanitize import quote
-from ..ir import set_recurrent_weights
+from ..ir import Node, set_recurrent_weights
+from ..reference_conv_lstm import output_shapes
 from .hdf5 import Weight
 from .keras_context import LayerCall, Tensor
 from .keras_legacy import Packed, from_cudnn, from_keras1, is_cudnn_bias, is_keras1_per_gate, keras1_parts
 
-#: Keras recurrent layer classes and their IR op.
-LAYER_KINDS = {"LSTM": "lstm", "GRU": "gru", "SimpleRNN": "simple_rnn",
-               "CuDNNLSTM": "lstm", "CuDNNGRU": "gru"}
-#: Cells accepted inside the generic ``RNN`` layer.
-CELL_KINDS = {"LSTMCell": "lstm", "GRUCell": "gru", "SimpleRNNCell": "simple_rnn"}
+#: Keras recurrent layer classes and their IR op; the cells accepted inside the generic ``RNN`` layer
+#: (converters/keras_classes.py).
+LAYER_KINDS, CELL_KINDS = keras_classes.LAYER_KINDS, keras_classes.CELL_KINDS
 #: Options of the RNN layer itself (the rest belong to the cell).
 _LAYER_KEYS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll",
                "time_major", "zero_output_for_mask")
@@ -118,14 +121,13 @@ def _options(rc: RecurrentConfig, call: LayerCall) -> dict:
         "units": call.size("units", cfg.get("units")),
         "activation": call.activation(cfg.get("activation", "tanh"), elementwise=True),
     }
-    # Defaults of the Keras whose semantics apply: Keras 1 and 2.0-2.2 hard_sigmoid and
-    # reset-before GRUs (reset_after appeared in 2.1.5, default False); Keras 3 sigmoid, reset after.
-    keras3 = keras_major(call.builder.keras_version) >= 3
+    # Defaults of the Keras whose semantics apply (keras_classes.VERSION_DEFAULTS).
+    version = call.builder.keras_version
     if rc.kind != "simple_rnn":
         opts["recurrent_activation"] = call.activation(
-            cfg.get("recurrent_activation", "sigmoid" if keras3 else "hard_sigmoid"), elementwise=True)
+            cfg.get("recurrent_activation", keras_classes.default_recurrent_activation(version)), elementwise=True)
     if rc.kind == "gru":
-        opts["reset_after"] = bool(cfg.get("reset_after", keras3))
+        opts["reset_after"] = bool(cfg.get("reset_after", keras_classes.default_reset_after(version)))
     opts.update(
         use_bias=bool(cfg.get("use_bias", True)),
         go_backwards=bool(cfg.get("go_backwards", False)),
@@ -417,7 +419,79 @@ def _build_halves(call: LayerCall, forward: tuple, backward: tuple, merge: str |
     return [Tensor(call.out(), shape, y_fw.mask), *s_fw, *s_bw]
 
 
+#: Keras convolutional LSTM classes and their spatial rank.
+CONV_LSTM_RANKS = {"ConvLSTM1D": 1, "ConvLSTM2D": 2}
+
+
+def _conv_tuple(call: LayerCall, key: str, rank: int, default: int, minimum: int = 1) -> list[int]:
+    """A ConvLSTM option that is one int or ``rank`` ints (``kernel_size``, ``strides``, ``dilation_rate``)."""
+    value = call.config.get(key, default)
+    value = [value] * rank if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(value, (list, tuple)) or len(value) != rank:
+        raise call.error(f"{key}: expected an integer or {rank} integers, found {quote(value)}")
+    return [call.size(key, v, minimum) for v in value]
+
+
+def _conv_lstm_options(call: LayerCall, rank: int) -> dict:
+    cfg = call.config
+    if (cfg.get("data_format") or "channels_last") != "channels_last":
+        raise call.unsupported(f"data_format {quote(cfg.get('data_format'))} is not supported (only channels_last)")
+    padding = cfg.get("padding", "valid")
+    if padding not in ("valid", "same"):
+        raise call.error(f"padding: expected valid or same, found {quote(padding)}")
+    keras3 = keras_major(call.builder.keras_version) >= 3
+    opts = {"rank": rank, "filters": call.size("filters", cfg.get("filters")),
+            "kernel_size": _conv_tuple(call, "kernel_size", rank, 0), "strides": _conv_tuple(call, "strides", rank, 1),
+            "dilation_rate": _conv_tuple(call, "dilation_rate", rank, 1), "padding": padding,
+            "activation": call.activation(cfg.get("activation", "tanh"), elementwise=True),
+            "recurrent_activation": call.activation(cfg.get("recurrent_activation",
+                                                            "sigmoid" if keras3 else "hard_sigmoid"), elementwise=True),
+            "use_bias": bool(cfg.get("use_bias", True))}
+    opts.update({k: bool(cfg.get(k, False)) for k in ("go_backwards", "return_sequences", "return_state")})
+    if cfg.get("stateful"):
+        raise call.unsupported("a stateful ConvLSTM is not supported")
+    return opts
+
+
+def build_conv_lstm(call: LayerCall) -> list[Tensor]:
+    """ConvLSTM1D / ConvLSTM2D (channels last) -> one ``conv_lstm`` node (reference_conv_lstm.py)."""
+    rank = CONV_LSTM_RANKS[call.class_name]
+    with call.parsing("ConvLSTM config"):
+        opts = _conv_lstm_options(call, rank)
+    if call.input_mask:
+        raise call.unsupported("a mask on a ConvLSTM input is not supported")
+    filters, kernel_size = opts["filters"], tuple(opts["kernel_size"])
+    ws = call.expect_weights(3 if opts["use_bias"] else 2,
+                             " (kernel, recurrent_kernel, bias)" if opts["use_bias"] else " (kernel, recurrent_kernel)")
+    kernel, recurrent = ws[0].array, ws[1].array
+    call.check_shape("kernel", kernel, (*kernel_size, None, 4 * filters))
+    call.check_shape("recurrent_kernel", recurrent, (*kernel_size, filters, 4 * filters))
+    x = call.inputs[0] if call.inputs else call.single_input()
+    call.expect_rank(x, rank + 2, int(kernel.shape[rank]))
+    if x.last_dim != kernel.shape[rank]:
+        raise call.error(f"kernel has shape {tuple(kernel.shape)}, expected {(*kernel_size, x.last_dim, 4 * filters)}")
+    order = (rank + 1, rank, *range(rank))  # (*k, in, out) -> (out, in, *k)
+    weights = {"kernel": np.ascontiguousarray(kernel.transpose(order)),
+               "recurrent_kernel": np.ascontiguousarray(recurrent.transpose(order))}
+    if opts["use_bias"]:
+        call.check_shape("bias", ws[2].array, (4 * filters,))
+        weights["bias"] = ws[2].array
+    node = Node("", "conv_lstm", [], ["y", "h", "c"][:3 if opts["return_state"] else 1], opts)
+    shapes = output_shapes(node, [x.shape])
+    for shape in shapes:
+        call.take(math.prod(d or 1 for d in shape), "ConvLSTM output")
+    states = call.initial_state
+    if states and (len(states) != 2 or any(s.shape is not None and tuple(s.shape) != shapes[1] for s in states)):
+        raise call.error(f"expected 2 initial states of shape {('batch', *shapes[1])}, found "
+                         f"{[('batch', *(s.shape or ('?',))) for s in states]}")
+    outputs = [Tensor(call.out(t), shape) for t, shape in enumerate(shapes)]
+    call.add("conv_lstm", [x.name, *[s.name for s in states]], [t.name for t in outputs], opts, weights,
+             weight_paths={role: w.path for role, w in zip(("kernel", "recurrent_kernel", "bias"), ws)})
+    return outputs
+
+
 HANDLERS = {
+    **{cls: build_conv_lstm for cls in CONV_LSTM_RANKS},
     **{cls: build_recurrent for cls in LAYER_KINDS},
     "RNN": build_recurrent,
     "Bidirectional": build_bidirectional,

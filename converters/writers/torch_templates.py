@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..activations import column
 from .torch_attention import FUNCTION_NAMES as ATTENTION_FUNCTIONS, HELPERS as ATTENTION_HELPERS
+from .torch_conv_lstm import HELPERS as CONV_LSTM_HELPERS
 
 _HARD_SIGMOID_KERAS2 = '''
 def hard_sigmoid_keras2(x: Tensor) -> Tensor:
@@ -368,6 +369,7 @@ HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "GRULoop": (_GRU_LOOP, ("KerasLoop",)),
     "SimpleRNNLoop": (_SIMPLE_RNN_LOOP, ("KerasLoop",)),
     **ATTENTION_HELPERS,
+    **CONV_LSTM_HELPERS,
 }
 
 #: IR activation -> (expression with ``{}`` for the argument, module constructor, helper needed):
