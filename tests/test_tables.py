@@ -169,3 +169,83 @@ def test_no_module_spells_the_activation_list_again():
     spelled = [p.relative_to(ROOT).as_posix() for p in (ROOT / "converters").rglob("*.py")
                if pattern.search(p.read_text()) and p.name != "activations.py"]
     assert spelled == []
+
+
+# -- converters/keras_classes.py ---------------------------------------------------------------
+from converters import keras_classes as kc  # noqa: E402
+from converters.keras_classes import CLASSES  # noqa: E402
+
+
+def test_every_class_the_keras_readers_dispatch_has_a_row():
+    from converters.readers.keras_build import HANDLERS
+    from converters.readers.keras_layers import IDENTITY_CLASSES, MERGE_OPS
+    from converters.readers.keras_recurrent import CELL_KINDS, LAYER_KINDS
+
+    missing = sorted(set(HANDLERS) - set(CLASSES))
+    assert not missing, f"add rows to converters/keras_classes.py for {missing}"
+    assert (LAYER_KINDS, CELL_KINDS, IDENTITY_CLASSES, MERGE_OPS) == (
+        kc.LAYER_KINDS, kc.CELL_KINDS, kc.IDENTITY_CLASSES, kc.MERGE_OPS)
+
+
+def test_every_class_the_keras_writer_writes_has_a_row_with_its_mask_rule():
+    from converters.writers.keras_layers import LAYERS
+
+    ops = set(LAYERS) - {"identity"}
+    written = {c.op for c in CLASSES.values() if c.written}
+    assert ops <= written | {"global_pool", "pool1d"}, sorted(ops - written)
+    for c in CLASSES.values():
+        if c.written:
+            assert c.mask_out is not None, c.name
+            assert c.mask_arg in (None, "uses", "ignores") and c.weights in (True, False, None)
+    assert kc.WRITTEN_CLASS["identity"] == "Dropout" and kc.RECURRENT_CLASS["simple_rnn"] == "SimpleRNN"
+
+
+def test_class_columns_round_trip_and_storage_names():
+    for op, cls in kc.WRITTEN_CLASS.items():
+        assert CLASSES[cls].op == op
+    for cls, op in {**kc.LAYER_KINDS, **kc.CELL_KINDS}.items():
+        assert op in kc.RECURRENT_CLASS and CLASSES[cls].weights is True
+    # keras/src/utils/naming.py to_snake_case, as a .keras file names the groups
+    assert [CLASSES[c].storage for c in ("LSTM", "SimpleRNN", "GRUCell", "GlobalAveragePooling1D", "PReLU")] == [
+        "lstm", "simple_rnn", "gru_cell", "global_average_pooling1d", "p_re_lu"]
+    for c in CLASSES.values():
+        assert set(c.version_defaults) <= set(kc.VERSION_DEFAULTS), c.name
+
+
+@pytest.mark.parametrize("version,activation,reset_after", [
+    (None, "hard_sigmoid", False), ("1.2.2", "hard_sigmoid", False), ("2.0.8", "hard_sigmoid", False),
+    ("2.1.6", "hard_sigmoid", False), ("2.2.5", "hard_sigmoid", False), ("2.2.4-tf", "hard_sigmoid", False),
+    ("2.3.1", "sigmoid", False), ("2.4.0", "sigmoid", True), ("2.21.0", "sigmoid", True),
+    ("3.15.1", "sigmoid", True)])
+def test_version_dependent_defaults(version, activation, reset_after):
+    """SEMANTICS.md §3.3: Keras 1 and 2.0-2.2 hard_sigmoid; 2.3 sigmoid; GRU reset after from tf.keras 2.4."""
+    assert kc.default_recurrent_activation(version) == activation
+    assert kc.default_reset_after(version) is reset_after
+
+
+def test_a_config_without_recurrent_activation_gets_its_versions_default(tmp_path):
+    """The Keras reader and the weights-only inference agree: a tf-keras 2.21 LSTM config that omits
+    recurrent_activation is sigmoid (it was hard_sigmoid for every Keras 2 before the table)."""
+    import json
+
+    import h5py
+
+    from converters.readers import read as read_h5
+
+    for version, want in (("2.21.0", "sigmoid"), ("2.2.4", "hard_sigmoid_keras2")):
+        config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+            {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 3, 2], "name": "x"}},
+            {"class_name": "LSTM", "config": {"name": "lstm", "units": 1}}]}}
+        path = tmp_path / f"m{version}.h5"
+        with h5py.File(path, "w") as f:
+            f.attrs["model_config"] = json.dumps(config)
+            f.attrs["keras_version"] = version
+            g = f.create_group("model_weights")
+            g.attrs["layer_names"] = [b"lstm"]
+            lstm = g.create_group("lstm")
+            lstm.attrs["weight_names"] = [b"lstm/kernel:0", b"lstm/recurrent_kernel:0", b"lstm/bias:0"]
+            lstm.create_dataset("lstm/kernel:0", data=np.zeros((2, 4), np.float32))
+            lstm.create_dataset("lstm/recurrent_kernel:0", data=np.zeros((1, 4), np.float32))
+            lstm.create_dataset("lstm/bias:0", data=np.zeros(4, np.float32))
+        node = next(n for n in read_h5(str(path)).nodes if n.op == "lstm")
+        assert node.options["recurrent_activation"] == want, version

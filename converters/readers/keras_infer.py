@@ -12,7 +12,8 @@ from pathlib import Path
 
 import h5py
 
-from ..activations import keras_major
+from ..gates import GATES
+from ..keras_classes import RECURRENT_CLASS, default_recurrent_activation
 from ..ir import Model
 from .hdf5 import Weight
 from .keras_build import build_recurrent_only, object_path_semantics
@@ -22,7 +23,8 @@ from .keras_legacy import KERAS1_COUNTS, keras1_parts
 from .keras_recurrent import split_directions
 from .keras_v3 import V3Weights
 
-_KINDS = {4: "LSTM", 3: "GRU", 1: "SimpleRNN"}
+#: gates per unit -> the recurrent class that stores them (4 LSTM, 3 GRU, 1 SimpleRNN)
+_KINDS = {len(GATES[op]): cls for op, cls in RECURRENT_CLASS.items()}
 _ASSUMED = ["activation", "recurrent_activation", "return_sequences", "go_backwards"]
 
 
@@ -31,7 +33,7 @@ def _recurrent_class(weights: list[Weight]) -> tuple[str, dict] | None:
     arrays = [w.array for w in weights]
     for kind, count in KERAS1_COUNTS.items():
         if len(arrays) == count and all(a.ndim in (1, 2) for a in arrays):
-            cls = {"lstm": "LSTM", "gru": "GRU"}[kind]
+            cls = RECURRENT_CLASS[kind]
             parts = keras1_parts(kind, [w.path for w in weights])
             units = next(a.shape[-1] for (p, _), a in zip(parts, arrays) if p == "U")
             return cls, {"units": int(units), "reset_after": False}
@@ -68,8 +70,7 @@ def _spec(name: str, weights: list[Weight], version: str | None) -> LayerSpec | 
     cls, config = found
     config.setdefault("activation", "tanh")
     if cls in ("LSTM", "GRU"):
-        old = keras_major(version) == 1 or (version or "").startswith(("2.0", "2.1", "2.2"))
-        config["recurrent_activation"] = "hard_sigmoid" if old else "sigmoid"
+        config["recurrent_activation"] = default_recurrent_activation(version)
     config["return_sequences"] = True
     layer = {"class_name": cls, "config": {"name": name, **config}}
     if halves:

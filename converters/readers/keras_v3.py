@@ -20,6 +20,7 @@ import numpy as np
 from .. import safe_json
 from ..budget import Budget
 from ..errors import FormatError, UnsupportedError
+from ..keras_classes import to_snake_case
 from .bounded_zip import open_zip, read_member, read_npz
 from .hdf5 import Weight, as_float, attr_str, read_dataset, walk
 from .hdf5_probe import probe
@@ -30,13 +31,6 @@ from .keras_recurrent import HANDLERS as RECURRENT_HANDLERS, stacked_cells, stac
 MAX_MEMBER_BYTES = 4 << 30
 MAX_CONFIG_BYTES = 256 << 20
 _LEGACY_PREFIX = "_layer_checkpoint_dependencies"
-
-
-def to_snake_case(name: str) -> str:
-    """keras/src/utils/naming.py ``to_snake_case``."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _normalize(path: str) -> str:

@@ -7,11 +7,12 @@ import operator
 
 from ..errors import FormatError, UnsupportedError
 from ..ir import Model, Node
+from ..keras_classes import RECURRENT_CLASS
 from ..sanitize import comment, quote
 from ..shapes import node_output_shapes
 
-#: IR recurrent op -> its Keras class, for comments.
-KERAS_CLASS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}
+#: IR recurrent op -> its Keras class, for comments (converters/keras_classes.py).
+KERAS_CLASS = RECURRENT_CLASS
 
 
 def shapes(model: Model) -> dict[str, tuple | None]:

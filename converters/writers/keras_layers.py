@@ -15,7 +15,6 @@ activation, which also acts on the cell state; an Activation layer) it is refuse
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from ..activations import column
 from ..errors import UnsupportedError
+from ..keras_classes import CLASSES, MASK_USERS, PASS_MASK, RECURRENT_CLASS, to_snake_case
 from ..ir import Node
 from ..sanitize import quote
 
@@ -31,7 +31,7 @@ KERAS3_ACTIVATIONS = column("keras3")
 KERAS2_HARD_SIGMOID = "hard_sigmoid_keras2"
 #: Keras 2 hard_sigmoid(z) = Keras 3 hard_sigmoid(HARD_SIGMOID_SCALE * z)
 HARD_SIGMOID_SCALE = 1.2
-RNN_CLASS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}
+RNN_CLASS = RECURRENT_CLASS  # converters/keras_classes.py
 #: Which gates each activation slot of a recurrent kind drives; None = not an affine argument.
 _DRIVEN = {
     "lstm": {"recurrent_activation": ("input", "forget", "output"), "activation": None},
@@ -56,6 +56,8 @@ class KerasLayer:
     #: what the mask check needs: "masking" value, "mask_zero" ids ...
     mask_role: tuple | None = None
     node: Node | None = None
+    call_kwargs: dict[str, Any] = field(default_factory=dict)  # plain call arguments (use_causal_mask ...)
+    tensor_kwargs: dict[str, str] = field(default_factory=dict)  # IR tensors passed by keyword (attention_mask)
 
 
 def keras_activation(name: str | None, node: Node, where: str = "activation") -> str:
@@ -339,16 +341,9 @@ LAYERS: dict[str, Callable[[Node, str], KerasLayer]] = {
     "maximum": _merge("Maximum"),
     "minimum": _merge("Minimum"),
 }
-#: Layers written here whose ``call`` takes the mask, and those that pass it on unchanged
-#: (``supports_masking`` with the default compute_mask); writers/keras_graph.py reads both.
-MASK_ARG_LAYERS = ("GlobalAveragePooling1D",)
-PASS_MASK_LAYERS = ("ReLU", "ELU", "PReLU", "LayerNormalization", "UnitNormalization")
+#: Layers written here whose result depends on the mask their ``call`` takes (the recurrent ones
+#: aside), and those that pass it on unchanged: the mask columns of converters/keras_classes.py.
+MASK_ARG_LAYERS = tuple(c for c in MASK_USERS if CLASSES[c].mask_out != "sequence")
+PASS_MASK_LAYERS = PASS_MASK
 #: IR ops Keras computes by itself (masks): no layer is written for them.
 IMPLICIT = ("mask_not_equal", "mask_and")
-
-
-def to_snake_case(name: str) -> str:
-    """Keras' own ``keras.src.utils.naming.to_snake_case`` (how a .keras file names a layer's group)."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
