@@ -11,51 +11,10 @@ Conventions, fixed for every op:
   explicit, readers do Keras' mask propagation.
 * A node's ``source`` records where it came from (Keras class and layer name) for messages.
 
-Ops and their options / weights (``units``-sized arrays unless said otherwise):
-
-``lstm`` / ``gru`` / ``simple_rnn``
-    options: ``units``, ``input_size``, ``activation``, ``recurrent_activation`` (not for
-    simple_rnn), ``reset_after`` (gru), ``use_bias``, ``go_backwards``, ``return_sequences``,
-    ``return_state``, ``bidirectional``, ``merge_mode`` (``concat|sum|mul|ave|None``, only when
-    bidirectional), ``zero_output_for_mask``, ``stateful``.
-    weights: ``"{direction}.{gate}.{part}"`` with direction ``forward``/``backward``, gate from
-    :data:`converters.gates.GATES`, part one of :data:`GATE_PARTS`.
-    inputs: ``[x, *initial_states]`` (forward states then backward, ``h`` then ``c``).
-    outputs: Keras' order: ``[y, *states]``; with ``merge_mode=None`` ``[y_fw, y_bw, *states]``.
-``dense``         options ``units, activation, use_bias``; weights ``weight (units, in)``, ``bias``.
-                  Applies to the last axis (so TimeDistributed(Dense) is a plain ``dense``).
-``embedding``     options ``input_dim, output_dim``; weights ``embeddings (input_dim, output_dim)``.
-``mask_not_equal`` a mask ``x != value`` (``reduce: true`` takes ``any`` over the last axis).
-``mask_and``      the logical and of its input masks.
-``masking``       ``x * mask[..., None]`` (Keras ``Masking``'s output); its mask is ``mask``.
-``repeat_vector`` options ``n``.
-``concatenate``   options ``axis`` (Keras axis, batch included, may be negative).
-``add`` ``subtract`` ``multiply`` ``average`` ``maximum`` ``minimum``  element-wise merges.
-``activation``    options ``activation`` (a name from :mod:`converters.activations`).
-``identity``      Dropout and friends at inference.
-``flatten``       ``(batch, -1)``.
-``reshape``       options ``shape`` (without batch, may hold one ``-1``).
-``batch_norm``    options ``epsilon, axis``; weights ``gamma, beta, moving_mean, moving_variance``.
-``conv1d``        options ``filters, kernel_size, strides, padding (valid|same|causal),
-                  dilation_rate, groups (default 1), activation, use_bias``; weights
-                  ``weight (filters, in / groups, k)``, ``bias``. DepthwiseConv1D is ``groups = in``;
-                  SeparableConv1D a depthwise node ``<name>/depthwise`` then a kernel-1 node ``<name>``.
-``relu``          Keras ReLU/LeakyReLU: options ``negative_slope, max_value (or None), threshold``;
-                  ``clip(x * (x > t), 0, max) - negative_slope * relu(t - x)`` (keras/src/activations).
-``elu``           options ``alpha``: ``x if x > 0 else alpha * (exp(x) - 1)``.
-``prelu``         options ``shared_axes``; weights ``alpha`` (input shape, 1 on shared axes):
-                  ``relu(x) - alpha * relu(-x)``.
-``global_pool``   options ``mode (max|average), axis (1: channels_last, 2: channels_first), keepdims``;
-                  an ``average`` with a ``mask`` leaves masked steps out of the sum and the count.
-``pool1d``        options ``mode (max|average), pool_size, strides, padding (valid|same)``; ``same``
-                  pads as TensorFlow (the odd step at the end) and leaves padding out of max and mean.
-``permute``       options ``dims`` (Keras' 1-based axes without batch).
-``layer_norm``    options ``axes`` (negative, the trailing axes), ``epsilon``; weights ``gamma``,
-                  ``beta`` (optional): ``(x - mean) / sqrt(var + epsilon) * gamma + beta``.
-``unit_norm``     options ``axes``: ``x * min(1 / sqrt(sum(x^2)), 1e12)``.
-``crop1d``        options ``cropping [left, right]`` time steps dropped.
-``zero_pad1d``    options ``padding [left, right]`` zero time steps added.
-``upsample1d``    options ``size``: each time step repeated ``size`` times.
+The ops, one row each (description, options with types and defaults, weights and their shapes,
+output shapes, mask rule, states), are the table in :mod:`converters.ops`; a node's options are
+completed with the row's defaults when the node is built, so code reading a node indexes
+``node.options[key]`` for every option the row gives a default.
 """
 from __future__ import annotations
 
@@ -65,12 +24,9 @@ from typing import Any, Iterator
 import numpy as np
 
 from .gates import GATES
+from .ops import DIRECTIONS, GATE_PARTS, MERGE_MODES, STATES, normalized_options  # noqa: F401 (re-exported)
 
-RECURRENT_OPS = ("lstm", "gru", "simple_rnn")
-DIRECTIONS = ("forward", "backward")
-#: The four arrays each gate of each direction holds, with their shapes.
-GATE_PARTS = ("input_weights", "recurrent_weights", "input_bias", "recurrent_bias")
-MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+RECURRENT_OPS = tuple(STATES)
 
 
 @dataclass
@@ -104,6 +60,16 @@ class Node:
     weights: dict[str, np.ndarray] = field(default_factory=dict)
     mask: str | None = None
     source: dict[str, Any] = field(default_factory=dict)
+    #: the options this node's defaults filled in, with the values filled (converters/ops.py)
+    defaulted: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Fill the defaults of the op's options, once, whichever reader builds the node."""
+        self.defaulted = {**self.defaulted, **normalized_options(self.op, self.options)}
+
+    def given_options(self) -> dict[str, Any]:
+        """The options but the defaults filled in (unless changed since): what a ``.gates`` manifest stores."""
+        return {k: v for k, v in self.options.items() if k not in self.defaulted or self.defaulted[k] != v}
 
     # -- recurrent helpers -------------------------------------------------------------
     @property

@@ -40,7 +40,7 @@ def manifest(model: Model) -> dict:
                 "inputs": list(n.inputs),
                 "outputs": list(n.outputs),
                 "mask": n.mask,
-                "options": n.options,
+                "options": n.given_options(),
                 "source": n.source,
                 "weights": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in n.weights.items()},
             }

@@ -11,114 +11,28 @@ Every failure is one :class:`~converters.errors.FormatError`:
 """
 from __future__ import annotations
 
-import math
+import json
 import re
+import sys
 from typing import Any, Callable
 
+from . import ops
 from .errors import FormatError
-from .gates import GATES
 from .activations import NUMPY
-from .ir import DIRECTIONS, GATE_PARTS, RECURRENT_OPS
+from .ir import RECURRENT_OPS
+from .ops import DIM, MAX_RANK, MAX_SIZE, Type, is_int, one_of
 from .sanitize import quote
 
 FORMAT, VERSION = "gateport-ir", 1
-MAX_NAME, MAX_SIZE, MAX_RANK, MAX_ITEMS, MAX_NODES = 4096, 2**31 - 1, 32, 10000, 100000
+MAX_NAME, MAX_ITEMS, MAX_NODES = 4096, 10000, 100000
 ACTIVATIONS = tuple(NUMPY)  # converters/activations.py
-OPS = ("lstm", "gru", "simple_rnn", "dense", "embedding", "mask_not_equal", "mask_and", "masking", "repeat_vector",
-       "concatenate", "add", "subtract", "multiply", "average", "maximum", "minimum", "activation", "identity",
-       "flatten", "reshape", "batch_norm", "conv1d", "relu", "elu", "prelu", "global_pool", "pool1d", "permute",
-       "layer_norm", "unit_norm", "crop1d", "zero_pad1d", "upsample1d")
-#: ops on a (batch, time, features) tensor
-TIME_OPS = ("global_pool", "pool1d", "crop1d", "zero_pad1d", "upsample1d")
+#: The ops a manifest may hold: the rows of converters/ops.py.
+OPS = tuple(ops.OPS)
 WEIGHT_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                  "uint64", "bool")
 INPUT_DTYPES = ("float32", "int64")
 _RECURRENT_WEIGHT = re.compile(r"(forward|backward)\.(input|forget|cell|output|update|reset|candidate|hidden)\."
                                r"(input_weights|recurrent_weights|input_bias|recurrent_bias)")
-
-Rule = tuple[Callable[[Any], bool], str]
-
-
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _one_of(*choices) -> Rule:
-    return (lambda v: (v is None or isinstance(v, str)) and v in choices,
-            "one of " + ", ".join("null" if c is None else c for c in choices))
-
-
-def _int_range(lo: int, hi: int) -> Rule:
-    return (lambda v: _is_int(v) and lo <= v <= hi), f"an integer from {lo} to {hi}"
-
-
-SIZE = _int_range(1, MAX_SIZE)
-DIM = _int_range(0, MAX_SIZE)
-AXIS = _int_range(-33, 32)
-BOOL: Rule = (lambda v: isinstance(v, bool), "true or false")
-NUMBER: Rule = (_is_number, "a number")
-EPSILON: Rule = (lambda v: _is_number(v) and math.isfinite(v) and v >= 0, "a finite number >= 0")
-ACTIVATION = _one_of(*ACTIVATIONS)
-TARGET_SHAPE: Rule = (lambda v: isinstance(v, list) and len(v) <= MAX_RANK
-                      and all(_is_int(d) and -1 <= d <= MAX_SIZE for d in v),
-                      f"a list of at most {MAX_RANK} integers from -1 to {MAX_SIZE}")
-
-FINITE: Rule = (lambda v: _is_number(v) and math.isfinite(v), "a finite number")
-NON_NEGATIVE: Rule = (lambda v: _is_number(v) and math.isfinite(v) and v >= 0, "a finite number >= 0")
-PAIR: Rule = (lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(d) and 0 <= d <= MAX_SIZE for d in v),
-              f"two integers from 0 to {MAX_SIZE}")
-AXES: Rule = (lambda v: isinstance(v, list) and 1 <= len(v) <= MAX_RANK and v == list(range(-len(v), 0)),
-              "the last axes as a list of negative integers, e.g. [-2, -1]")
-DIMS: Rule = (lambda v: isinstance(v, list) and 1 <= len(v) <= MAX_RANK and all(_is_int(d) for d in v)
-              and sorted(v) == list(range(1, len(v) + 1)), "a permutation of 1..n")
-SHARED_AXES: Rule = (lambda v: isinstance(v, list) and len(v) <= MAX_RANK and all(_is_int(d) and 1 <= d <= MAX_RANK
-                                                                                for d in v), "a list of axes >= 1")
-POOL_MODE = _one_of("max", "average")
-
-_RECURRENT_RULES = {
-    "units": SIZE, "input_size": SIZE, "activation": ACTIVATION, "recurrent_activation": ACTIVATION,
-    "reset_after": BOOL, "use_bias": BOOL, "go_backwards": BOOL, "return_sequences": BOOL, "return_state": BOOL,
-    "bidirectional": BOOL, "merge_mode": _one_of("concat", "sum", "mul", "ave", None), "zero_output_for_mask": BOOL,
-    "stateful": BOOL,
-}
-_RECURRENT_REQUIRED = ("units", "input_size", "activation", "use_bias", "go_backwards", "return_sequences",
-                       "return_state", "bidirectional")
-#: op -> (required option keys, rules of the option keys it types); other keys are free.
-OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Rule]]] = {
-    "lstm": (_RECURRENT_REQUIRED + ("recurrent_activation",), _RECURRENT_RULES),
-    "gru": (_RECURRENT_REQUIRED + ("recurrent_activation", "reset_after"), _RECURRENT_RULES),
-    "simple_rnn": (_RECURRENT_REQUIRED, _RECURRENT_RULES),
-    "dense": (("units",), {"units": SIZE, "activation": ACTIVATION, "use_bias": BOOL}),
-    "embedding": (("input_dim", "output_dim"), {"input_dim": SIZE, "output_dim": SIZE}),
-    "repeat_vector": (("n",), {"n": SIZE}),
-    "concatenate": (("axis",), {"axis": AXIS}),
-    "activation": (("activation",), {"activation": ACTIVATION}),
-    "reshape": (("shape",), {"shape": TARGET_SHAPE}),
-    "mask_not_equal": ((), {"value": NUMBER, "reduce": BOOL}),
-    "masking": ((), {"mask_value": NUMBER}),
-    "batch_norm": ((), {"epsilon": EPSILON, "axis": AXIS}),
-    "relu": (("negative_slope", "threshold"), {"negative_slope": NON_NEGATIVE, "threshold": NON_NEGATIVE,
-                                                "max_value": (lambda v: v is None or NON_NEGATIVE[0](v),
-                                                              "null or a finite number >= 0")}),
-    "elu": ((), {"alpha": FINITE}),
-    "prelu": ((), {"shared_axes": SHARED_AXES}),
-    "global_pool": (("mode", "axis"), {"mode": POOL_MODE, "axis": _int_range(1, 2), "keepdims": BOOL}),
-    "pool1d": (("mode", "pool_size"), {"mode": POOL_MODE, "pool_size": SIZE, "strides": SIZE,
-                                       "padding": _one_of("valid", "same")}),
-    "permute": (("dims",), {"dims": DIMS}),
-    "layer_norm": (("axes",), {"axes": AXES, "epsilon": EPSILON}),
-    "unit_norm": (("axes",), {"axes": AXES}),
-    "crop1d": (("cropping",), {"cropping": PAIR}),
-    "zero_pad1d": (("padding",), {"padding": PAIR}),
-    "upsample1d": (("size",), {"size": SIZE}),
-    "conv1d": (("filters", "kernel_size"), {
-        "filters": SIZE, "kernel_size": SIZE, "strides": SIZE, "dilation_rate": SIZE, "groups": SIZE,
-        "padding": _one_of("valid", "same", "causal"), "activation": ACTIVATION, "use_bias": BOOL}),
-}
 
 
 class _Checker:
@@ -130,9 +44,9 @@ class _Checker:
         place = f"manifest {where}".rstrip()
         raise FormatError(f"{place}: expected {expected}, found {shown}", file=self.file)
 
-    def rule(self, value: object, where: str, rule: Rule) -> None:
-        if not rule[0](value):
-            self.fail(where, rule[1], value)
+    def rule(self, value: object, where: str, rule: Type) -> None:
+        if not rule.check(value):
+            self.fail(where, rule.expected, value)
 
     def obj(self, value: object, where: str, required=(), allowed=None) -> dict:
         """An object with the ``required`` keys and, if ``allowed`` is given, no others."""
@@ -172,19 +86,20 @@ class _Checker:
         self.obj(value, where, ("name", "shape", "dtype"), ("name", "shape", "dtype"))
         self.name(value["name"], f"{where}.name")
         self.array(value["shape"], f"{where}.shape",
-                   lambda d, w: d is None or self.rule(d, w, (DIM[0], DIM[1] + " or null")), hi=MAX_RANK)
-        self.rule(value["dtype"], f"{where}.dtype", _one_of(*INPUT_DTYPES))
+                   lambda d, w: d is None or self.rule(d, w, Type(DIM.check, DIM.expected + " or null", {})),
+                   hi=MAX_RANK)
+        self.rule(value["dtype"], f"{where}.dtype", one_of(*INPUT_DTYPES))
 
     def weight(self, value: object, where: str) -> None:
         self.obj(value, where, ("shape", "dtype"), ("shape", "dtype"))
         self.array(value["shape"], f"{where}.shape", lambda d, w: self.rule(d, w, DIM), hi=MAX_RANK)
-        self.rule(value["dtype"], f"{where}.dtype", _one_of(*WEIGHT_DTYPES))
+        self.rule(value["dtype"], f"{where}.dtype", one_of(*WEIGHT_DTYPES))
 
     def node(self, value: object, where: str) -> None:
         keys = ("name", "op", "inputs", "outputs", "options", "weights")
         self.obj(value, where, keys, keys + ("mask", "source"))
         self.name(value["name"], f"{where}.name", lo=1)
-        self.rule(value["op"], f"{where}.op", _one_of(*OPS))
+        self.rule(value["op"], f"{where}.op", one_of(*OPS))
         self.array(value["inputs"], f"{where}.inputs", self.name)
         self.array(value["outputs"], f"{where}.outputs", self.name, lo=1)
         if "mask" in value and value["mask"] is not None:
@@ -202,12 +117,11 @@ class _Checker:
             self.weight(w, f"{where}.weights[{quote(key)}]")
 
     def options(self, op: str, value: object, where: str) -> None:
-        self.obj(value, where)
-        required, rules = OPTIONS.get(op, ((), {}))
-        self.obj(value, where, required)
-        for key, rule in rules.items():
+        row = ops.OPS[op]
+        self.obj(value, where, row.required())
+        for key, option in row.options.items():
             if key in value:
-                self.rule(value[key], f"{where}.{key}", rule)
+                self.rule(value[key], f"{where}.{key}", option.type)
 
 
 def _shown(value: object) -> str:
@@ -222,7 +136,7 @@ def check(manifest: object, file: str | None = None) -> dict:
     c = _Checker(file)
     keys = ("format", "version", "name", "inputs", "outputs", "nodes")
     c.obj(manifest, "", keys, keys + ("source",))
-    if manifest["format"] != FORMAT or not _is_int(manifest["version"]) or manifest["version"] != VERSION:
+    if manifest["format"] != FORMAT or not is_int(manifest["version"]) or manifest["version"] != VERSION:
         c.fail("", f"{FORMAT} version {VERSION}",
                found=f"{_shown(manifest['format'])} version {_shown(manifest['version'])}")
     c.name(manifest["name"], "name")
@@ -234,26 +148,12 @@ def check(manifest: object, file: str | None = None) -> dict:
     return manifest
 
 
-#: ops reading one tensor (masking: x and maybe its mask); the merges read one or more (subtract two);
-#: recurrent ops read x and maybe initial states.
-_UNARY = ("dense", "embedding", "repeat_vector", "activation", "identity", "flatten", "reshape",
-          "batch_norm", "conv1d", "mask_not_equal", *OPS[OPS.index("relu"):])
-MASK_OPS = ("mask_not_equal", "mask_and")
+MASK_OPS = tuple(op for op, row in ops.OPS.items() if row.mask == "makes")
 
 
 def _arity(node: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(input counts, output counts) ``node`` may have; an empty tuple for "one or more"."""
-    op, o = node["op"], node["options"]
-    if op in RECURRENT_OPS:
-        dirs = 2 if o["bidirectional"] else 1
-        states = (2 if op == "lstm" else 1) * dirs
-        n_y = 2 if dirs == 2 and "merge_mode" in o and o["merge_mode"] is None else 1
-        return (1, 1 + states), (n_y + (states if o["return_state"] else 0),)
-    if op in _UNARY:
-        return (1,), (1,)
-    if op == "masking":
-        return (1, 2), (1,)
-    return ((2,) if op == "subtract" else ()), (1,)
+    """(input counts, output counts) ``node`` may have; an empty tuple for "one or more" (converters/ops.py)."""
+    return ops.OPS[node["op"]].io(node["options"])
 
 
 def check_graph(manifest: dict, file: str | None = None) -> None:
@@ -281,7 +181,7 @@ def check_graph(manifest: dict, file: str | None = None) -> None:
         for k, t in enumerate(node["inputs"]):
             if t not in made:
                 c.fail(f"{where}.inputs", "tensors made by an earlier node or model inputs", t)
-            mask = node["op"] == "mask_and" or node["op"] == "masking" and k == 1
+            mask = ops.OPS[node["op"]].mask_input(node["options"], k)
             if made[t] != mask:
                 c.fail(f"{where}.inputs[{k}]", "a mask" if mask else "data, not a mask", t)
         if node.get("mask") is not None and not made.get(node["mask"], False):
@@ -318,25 +218,10 @@ def check_weights(manifest: dict, tensors: dict[str, tuple[tuple[int, ...], str]
 def _check_sizes(c: _Checker, node: dict, where: str) -> None:
     """Float weights of the shapes an op's options imply; the arrays the writers need are present."""
     o, op, weights = node["options"], node["op"], node["weights"]
-    if op in RECURRENT_OPS:
-        units, n_in = o["units"], o["input_size"]
-        shapes = {"input_weights": [units, n_in], "recurrent_weights": [units, units],
-                  "input_bias": [units], "recurrent_bias": [units]}
-        directions = DIRECTIONS if o["bidirectional"] else DIRECTIONS[:1]
-        wanted = {f"{d}.{g}.{p}": shapes[p] for d in directions for g in GATES[op] for p in GATE_PARTS}
-        required = set(wanted)
-    elif op == "dense":
-        wanted, required = {"weight": [o["units"], _dim(node, "weight", 1)], "bias": [o["units"]]}, {"weight"}
-    elif op == "embedding":
-        wanted, required = {"embeddings": [o["input_dim"], o["output_dim"]]}, {"embeddings"}
-    elif op == "conv1d":
-        wanted = {"weight": [o["filters"], _dim(node, "weight", 1), o["kernel_size"]], "bias": [o["filters"]]}
-        required = {"weight"}
-    elif op == "batch_norm":
-        n = _dim(node, "moving_mean", 0)
-        wanted, required = {k: [n] for k in ("gamma", "beta", "moving_mean", "moving_variance")}, set()
-    else:
+    rule = ops.OPS[op].weight_shapes
+    if rule is None:
         return
+    wanted, required = rule(o, lambda key, axis: _dim(node, key, axis))
     for key in sorted(required - set(weights)):
         c.fail(f"{where}.weights", f"the arrays {', '.join(sorted(required))} of {op}", found=f"no {quote(key)}")
     for key, w in weights.items():
@@ -376,6 +261,10 @@ def check_shapes(model, file: str | None = None) -> None:
                    found=f"shape {shown}")
 
 
+#: ops on a (batch, time, features) tensor
+_TIME_OPS = ("global_pool", "pool1d", "crop1d", "zero_pad1d", "upsample1d")
+
+
 def _input_shape(node) -> tuple[int, int | None] | None:
     """(rank, width) the first input of ``node`` must have (rank 0 = one or more), or None if free."""
     if node.op in RECURRENT_OPS:
@@ -383,11 +272,113 @@ def _input_shape(node) -> tuple[int, int | None] | None:
     if node.op == "dense":
         return 0, int(node.weights["weight"].shape[1])
     if node.op == "conv1d":
-        return 2, int(node.weights["weight"].shape[1]) * int(node.options.get("groups", 1))
+        return 2, int(node.weights["weight"].shape[1]) * int(node.options["groups"])
     if node.op == "repeat_vector":
         return 1, None
-    if node.op in TIME_OPS:
+    if node.op in _TIME_OPS:
         return 2, None
     if node.op == "permute":
         return len(node.options["dims"]), None
     return None
+
+
+# -- the JSON Schema, generated from converters/ops.py -------------------------------------------
+_SCHEMA_DESCRIPTION = (
+    "Everything about a model but its arrays. Stored as the 'gateport.manifest' metadata of a safetensors file "
+    "whose tensors are named '<node>/<weight>'. Weight matrices are (out, in); tensors are batch-first; shapes "
+    "exclude the batch axis. Readers check a manifest against this schema (converters/manifest_check.py, which "
+    "tests keep in agreement with it) before using it; integers are JSON integers (4.0 is refused there). "
+    "Generated from the op table converters/ops.py: python -m converters.manifest_check > "
+    "schemas/ir-manifest.schema.json")
+
+
+def _op_schema(op: str) -> dict:
+    """The ``if op then options ...`` clause of one op."""
+    row = ops.OPS[op]
+    options: dict[str, Any] = {"type": "object"}
+    if row.required():
+        options["required"] = list(row.required())
+    options["properties"] = {key: o.type.schema for key, o in row.options.items()}
+    then: dict[str, Any] = {"options": options}
+    if op in RECURRENT_OPS:
+        then["weights"] = {"propertyNames": {"pattern": f"^{_RECURRENT_WEIGHT.pattern}$"}}
+    return {"if": {"properties": {"op": {"const": op}}},
+            "then": {"description": row.doc, "properties": then}}
+
+
+def schema() -> dict:
+    """``schemas/ir-manifest.schema.json``: the manifest's frame and one clause per op of the table."""
+    name = {"$ref": "#/$defs/name"}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://gateport.invalid/schemas/ir-manifest.schema.json",
+        "title": "gateport IR manifest",
+        "description": _SCHEMA_DESCRIPTION,
+        "type": "object",
+        "required": ["format", "version", "name", "inputs", "outputs", "nodes"],
+        "additionalProperties": False,
+        "properties": {
+            "format": {"const": FORMAT}, "version": {"const": VERSION}, "name": name,
+            "source": {"$ref": "#/$defs/source"},
+            "inputs": {"type": "array", "minItems": 1, "maxItems": MAX_ITEMS, "items": {"$ref": "#/$defs/tensorSpec"}},
+            "outputs": {"type": "array", "minItems": 1, "maxItems": MAX_ITEMS, "items": name},
+            "nodes": {"type": "array", "maxItems": MAX_NODES, "items": {"$ref": "#/$defs/node"}},
+        },
+        "$defs": {
+            "name": {"type": "string", "maxLength": MAX_NAME},
+            "size": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE},
+            "dim": {"type": "integer", "minimum": 0, "maximum": MAX_SIZE},
+            "source": {
+                "type": "object",
+                "description": "Where the model came from: format, keras_version, backend, path; a model read from "
+                               "a gates file keeps the file's own source as converted_from.",
+                "properties": {"format": {"type": "string"}, "keras_version": {"type": ["string", "null"]},
+                               "backend": {"type": ["string", "null"]}, "path": {"type": "string"},
+                               "converted_from": {"$ref": "#/$defs/source"}},
+            },
+            "tensorSpec": {
+                "type": "object", "required": ["name", "shape", "dtype"], "additionalProperties": False,
+                "properties": {"name": name,
+                               "shape": {"type": "array", "maxItems": MAX_RANK,
+                                         "items": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_SIZE}},
+                               "dtype": {"enum": list(INPUT_DTYPES)}},
+            },
+            "activation": {
+                "enum": list(ACTIVATIONS),
+                "description": "hard_sigmoid_keras2 = clip(0.2x+0.5, 0, 1) (Keras 1/2, tf-keras); "
+                               "hard_sigmoid_keras3 = clip(x/6+0.5, 0, 1) (Keras 3).",
+            },
+            "weight": {
+                "type": "object", "required": ["shape", "dtype"], "additionalProperties": False,
+                "properties": {"shape": {"type": "array", "maxItems": MAX_RANK, "items": {"$ref": "#/$defs/dim"}},
+                               "dtype": {"enum": list(WEIGHT_DTYPES)}},
+            },
+            "node": {
+                "type": "object",
+                "required": ["name", "op", "inputs", "outputs", "options", "weights"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
+                    "op": {"enum": list(OPS)},
+                    "inputs": {"type": "array", "maxItems": MAX_ITEMS, "items": name},
+                    "outputs": {"type": "array", "minItems": 1, "maxItems": MAX_ITEMS, "items": name},
+                    "mask": {"type": ["string", "null"], "maxLength": MAX_NAME,
+                             "description": "A boolean (batch, time) tensor made by a mask_* node."},
+                    "options": {"type": "object"},
+                    "source": {"type": "object", "description": "Keras class_name and where each weight came from."},
+                    "weights": {"type": "object", "maxProperties": MAX_ITEMS, "propertyNames": {"maxLength": MAX_NAME},
+                                "additionalProperties": {"$ref": "#/$defs/weight"}},
+                },
+                "allOf": [_op_schema(op) for op in OPS],
+            },
+        },
+    }
+
+
+def schema_text() -> str:
+    """The schema as committed: two-space JSON with a final newline."""
+    return json.dumps(schema(), indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(schema_text())

@@ -1,0 +1,110 @@
+"""The op table (converters/ops.py) covers every op, and every op it holds has a reference, a writer
+for every target and a reader; failures name the op and the missing piece. The committed JSON Schema
+is the one the table generates."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from converters import ir_file, manifest_check, ops, reference, reference_rnn
+from converters.readers import keras_layers as keras_layer_reader, keras_recurrent, onnx_ops, onnx_recurrent
+from converters.writers import keras_layers, numpy_code, onnx_graph, torch_code
+
+READERS = Path(reference.__file__).parent / "readers"
+KERAS_WRITER = "Keras writer (writers/keras_layers.py LAYERS or IMPLICIT)"
+
+#: Where each op gets computed or written: target -> the ops its dispatch knows.
+WRITERS = {
+    "reference (converters/reference.py OPS, reference_rnn)": set(reference.OPS) | set(reference_rnn.N_STATES),
+    "torch writer (writers/torch_code.py EMITTERS)": set(torch_code.EMITTERS),
+    "numpy writer (writers/numpy_code.py EMITTERS)": set(numpy_code.EMITTERS),
+    "ONNX writer (writers/onnx_graph.py CONVERTERS)": set(onnx_graph.CONVERTERS),
+    KERAS_WRITER: set(keras_layers.LAYERS) | set(keras_layers.IMPLICIT),
+}
+#: Ops a writer may lack, with the reason.
+WRITER_EXEMPT: dict[tuple[str, str], str] = {
+    **{(op, KERAS_WRITER): "attention layers are not written to Keras yet"
+       for op in ("attention", "multi_head_attention", "dot", "masked_softmax")},
+    **{("conv_lstm", target): "ConvLSTM is written to PyTorch only so far"
+       for target in ("numpy writer (writers/numpy_code.py EMITTERS)", "ONNX writer (writers/onnx_graph.py CONVERTERS)",
+                      KERAS_WRITER)},
+}
+#: Ops the ONNX reader does not read back, with the reason (tests/roundtrip.py NOT_READ_FROM_ONNX lists
+#: the fixtures holding them).
+ONNX_READER_EXEMPT = {
+    **dict.fromkeys(("global_pool", "pool1d", "crop1d", "zero_pad1d", "upsample1d", "permute"),
+                    "the writer's Pad/Slice/Transpose/pooling patterns are not read back"),
+    **dict.fromkeys(("relu", "elu", "prelu", "layer_norm", "unit_norm"),
+                    "written as composed element-wise graphs the reader does not fold"),
+    **dict.fromkeys(("attention", "multi_head_attention", "dot", "masked_softmax"),
+                    "the attention graphs are not read back"),
+    "conv_lstm": "ConvLSTM is not written to ONNX",
+}
+
+
+def _literal_ops(prefix: str) -> set[str]:
+    """Ops the reader modules ``readers/<prefix>*.py`` create by name: ``add("op", ...)``, ``op="op"``."""
+    found: set[str] = set()
+    for path in READERS.glob(f"{prefix}*.py"):
+        text = path.read_text()
+        found |= set(re.findall(r'\badd\(\s*"([a-z0-9_]+)"', text)) | set(re.findall(r'\bop="([a-z0-9_]+)"', text))
+    return found
+
+
+KERAS_READER = (_literal_ops("keras_") | set(keras_layer_reader.MERGE_OPS.values())
+                | set(keras_recurrent.LAYER_KINDS.values()) | set(keras_recurrent.CELL_KINDS.values()))
+ONNX_READER = _literal_ops("onnx_") | set(onnx_ops._MERGE_OPS.values()) | set(onnx_recurrent.KINDS.values())
+
+
+@pytest.mark.parametrize("op", sorted(ops.OPS))
+def test_every_op_has_a_reference_and_a_writer_per_target(op):
+    missing = [where for where, known in WRITERS.items() if op not in known and (op, where) not in WRITER_EXEMPT]
+    assert not missing, f"op {op!r} has no " + "; no ".join(missing)
+
+
+@pytest.mark.parametrize("op", sorted(ops.OPS))
+def test_every_op_has_a_reader(op):
+    assert op in KERAS_READER, f"op {op!r}: no Keras reader (converters/readers/keras_*.py) produces it"
+    assert op in ONNX_READER or op in ONNX_READER_EXEMPT, \
+        f"op {op!r}: the ONNX reader (converters/readers/onnx_*.py) does not produce it and it is not exempt"
+
+
+def test_every_op_a_dispatch_or_reader_knows_is_in_the_table():
+    for where, known in {**WRITERS, "Keras reader": KERAS_READER, "ONNX reader": ONNX_READER}.items():
+        unknown = sorted(known - set(ops.OPS))
+        assert not unknown, f"{where} knows ops {unknown} that converters/ops.py has no row for"
+
+
+def test_exemptions_are_still_needed():
+    assert not set(ONNX_READER_EXEMPT) & ONNX_READER, "the ONNX reader reads these now: drop the exemption"
+    stale = [key for key in WRITER_EXEMPT if key[0] in WRITERS[key[1]]]
+    assert not stale, f"writers now write {stale}: drop the exemption"
+
+
+def test_committed_schema_is_generated_from_the_table():
+    assert ir_file.SCHEMA_PATH.read_text() == manifest_check.schema_text(), \
+        "run: python -m converters.manifest_check > schemas/ir-manifest.schema.json"
+
+
+@pytest.mark.parametrize("op", sorted(ops.OPS))
+def test_rows_are_complete(op):
+    row = ops.OPS[op]
+    assert row.doc and row.mask in ops.MASK_RULES, f"op {op!r}: a description and a mask rule"
+    for key, option in row.options.items():
+        if option.default not in (ops.REQUIRED, ops.ABSENT) and not callable(option.default):
+            assert option.type.check(option.default), f"op {op!r}: default of {key} is not a {option.type.expected}"
+    assert (row.states > 0) == (op in ops.STATES), f"op {op!r}: states only for recurrent ops"
+
+
+def test_a_node_is_built_with_its_defaults_and_stores_what_it_was_given():
+    from converters.ir import Node
+
+    node = Node("c", "conv1d", ["x"], ["c"], {"filters": 4, "kernel_size": 3, "strides": 2})
+    assert node.options == {"filters": 4, "kernel_size": 3, "strides": 2, "dilation_rate": 1, "groups": 1,
+                            "padding": "valid", "activation": "linear", "use_bias": True}
+    node.options["padding"] = "same"  # changed after the build: stored
+    assert node.given_options() == {"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same"}
+    pool = Node("p", "pool1d", ["x"], ["p"], {"mode": "max", "pool_size": 3})
+    assert pool.options["strides"] == 3 and pool.options["padding"] == "valid"
