@@ -13,6 +13,7 @@ from typing import Protocol
 from ..activations import keras_major
 from ..budget import Budget
 from ..errors import FormatError, UnsupportedError
+from ..keras_classes import WEIGHTED
 from ..sanitize import quote
 from ..ir import Model, Node, TensorSpec
 from .hdf5 import Weight
@@ -30,9 +31,7 @@ HANDLERS = {**LAYER_HANDLERS, **ATTENTION_HANDLERS, **RECURRENT_HANDLERS}
 #: mask gateport propagates itself.
 OP_NODES = OP_CLASSES
 #: Layer classes that always have weights (Keras gives them variables whatever their config).
-WEIGHTED_CLASSES = frozenset({*RECURRENT_HANDLERS, "Dense", "Embedding", "BatchNormalization",
-                              "Conv1D", "DepthwiseConv1D", "SeparableConv1D", "SeparableConvolution1D", "PReLU",
-                              "MultiHeadAttention"})
+WEIGHTED_CLASSES = WEIGHTED  # converters/keras_classes.py
 _INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 
 

@@ -14,18 +14,16 @@ import math
 
 import numpy as np
 
+from .. import keras_classes
 from ..errors import UnsafeError
 from ..sanitize import quote
 from .hdf5 import Weight
 from .keras_context import LayerCall, Tensor, dtype_policy
 
 #: Layers that are the identity at inference.
-IDENTITY_CLASSES = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
-                    "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
-                    "Identity")
+IDENTITY_CLASSES = keras_classes.IDENTITY_CLASSES  # converters/keras_classes.py
 #: Keras merge layer -> IR op.
-MERGE_OPS = {"Add": "add", "Subtract": "subtract", "Multiply": "multiply", "Average": "average",
-             "Maximum": "maximum", "Minimum": "minimum"}
+MERGE_OPS = keras_classes.MERGE_OPS
 #: Keras 1 ``Merge(mode=...)`` -> Keras 2 class.
 KERAS1_MERGE_MODES = {"sum": "Add", "mul": "Multiply", "ave": "Average", "max": "Maximum",
                       "concat": "Concatenate"}

@@ -21,16 +21,16 @@ from dataclasses import dataclass, field
 from ..errors import UnsupportedError
 from ..ir import Model, unique_name
 from ..sanitize import quote
-from .keras_layers import (IMPLICIT, LAYERS, MASK_ARG_LAYERS, PASS_MASK_LAYERS, KerasLayer, embedding_layer,
-                           to_snake_case)
+from ..keras_classes import MASK_ARG, MERGE_OPS, PASS_MASK, to_snake_case
+from .keras_layers import IMPLICIT, LAYERS, MASK_ARG_LAYERS, KerasLayer, embedding_layer
 
-#: Layers whose ``call`` takes ``mask`` (Keras fills it from the input when it is the only tensor).
-_MASK_ARG = ("LSTM", "GRU", "SimpleRNN", "Bidirectional", "BatchNormalization", *MASK_ARG_LAYERS)
-#: Layers that pass their input's mask on unchanged (``supports_masking`` with the default compute_mask).
-_PASS_MASK = ("Dense", "Dropout", "Activation", "BatchNormalization", *PASS_MASK_LAYERS)
+#: Layers whose ``call`` takes ``mask`` (Keras fills it from the input when it is the only tensor), and
+#: those that pass their input's mask on unchanged: the mask columns of converters/keras_classes.py.
+_MASK_ARG = MASK_ARG
+_PASS_MASK = PASS_MASK
 #: Input dtypes written (as the ONNX writer takes them).
 INPUT_DTYPES = ("float32", "int32", "int64")
-_MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")
+_MERGES = tuple(MERGE_OPS)
 
 
 @dataclass
