@@ -231,6 +231,34 @@ def conv1d_layer(node: Node, name: str) -> KerasLayer:
     return KerasLayer(name, "Conv1D", cfg, node.inputs[:1], list(node.outputs), {"": (name, arrays)}, node=node)
 
 
+def conv_lstm_layer(node: Node, name: str) -> KerasLayer:
+    """ConvLSTM1D/2D: IR ``(4f, in, *k)`` kernels back to Keras' ``(*k, in, 4f)``; a Keras 2 hard_sigmoid
+    recurrent activation becomes Keras 3's with the i, f, o gate blocks scaled by 1.2 (as for LSTM)."""
+    o, wt = node.options, node.weights
+    act = keras_activation(o.get("activation", "tanh"), node, "activation (it also acts on the cell state)")
+    ract, factor = _activation_and_factor(o.get("recurrent_activation", "sigmoid"), node, "recurrent_activation")
+    rank, filters = len(o["kernel_size"]), int(o["filters"])
+    scale = np.full(4 * filters, factor)
+    scale[2 * filters:3 * filters] = 1.0  # the cell candidate is driven by `activation`
+
+    def gates_scaled(a) -> np.ndarray:  # gate blocks i, f, c, o on axis 0
+        a = np.asarray(a)
+        return a if factor == 1.0 else (a.astype(np.float64) * scale.reshape(-1, *[1] * (a.ndim - 1))).astype(a.dtype)
+
+    order = (*range(2, rank + 2), 1, 0)  # (4f, in, *k) -> (*k, in, 4f)
+    arrays = [np.ascontiguousarray(np.transpose(gates_scaled(wt[k]), order)) for k in ("kernel", "recurrent_kernel")]
+    if "bias" in wt:
+        arrays.append(gates_scaled(wt["bias"]))
+    cfg = {**_base(name), "filters": filters, "kernel_size": [int(k) for k in o["kernel_size"]],
+           "strides": [int(v) for v in o["strides"]], "padding": _choice(o, "padding", "valid", ("valid", "same")),
+           "data_format": "channels_last", "dilation_rate": [int(v) for v in o["dilation_rate"]],
+           "activation": act, "recurrent_activation": ract, "use_bias": "bias" in wt,
+           "return_sequences": bool(o.get("return_sequences")), "return_state": bool(o.get("return_state")),
+           "go_backwards": bool(o.get("go_backwards")), "stateful": False, "dropout": 0.0, "recurrent_dropout": 0.0}
+    return KerasLayer(name, f"ConvLSTM{rank}D", cfg, node.inputs[:1], list(node.outputs),
+                      {"": (name, []), "cell": ("conv_lstm_cell", arrays)}, initial_state=node.inputs[1:], node=node)
+
+
 def _choice(options: dict, key: str, default: str, allowed: tuple[str, ...]) -> str:
     """``options[key]`` if it is one of ``allowed`` (Keras would refuse the file otherwise)."""
     value = options.get(key, default)
@@ -307,6 +335,7 @@ LAYERS: dict[str, Callable[[Node, str], KerasLayer]] = {
     "simple_rnn": recurrent_layer,
     "dense": dense_layer,
     "conv1d": conv1d_layer,
+    "conv_lstm": conv_lstm_layer,
     "embedding": embedding_layer,
     "batch_norm": batch_norm_layer,
     "activation": activation_layer,
