@@ -22,6 +22,7 @@ from ..errors import UnsupportedError
 from ..ir import Model, unique_name
 from ..sanitize import quote
 from ..keras_classes import MASK_ARG, MERGE_OPS, PASS_MASK, to_snake_case
+from .keras_attention import CLASSES as ATTENTION_CLASSES, LAYERS as ATTENTION_LAYERS, mask_call
 from .keras_layers import IMPLICIT, LAYERS, MASK_ARG_LAYERS, KerasLayer, embedding_layer
 
 #: Layers whose ``call`` takes ``mask`` (Keras fills it from the input when it is the only tensor), and
@@ -124,6 +125,12 @@ class _MaskTracker:
                                    "input differs from the source's; ONNX and --to torch keep masks exactly",
                                    layer=node.label())
         out_masks: list = [None] * len(layer.outputs)
+        if cls in ATTENTION_CLASSES and node is not None and node.op in ATTENTION_LAYERS:
+            extra, out_masks = mask_call(self, layer, ins)
+            for t, m in zip(layer.outputs, out_masks):
+                if m is not None:
+                    self.masks[t] = m
+            return extra
         if cls == "Masking":
             key = ("ne", layer.args[0], _value_key(layer.config["mask_value"]), True)
             given = node.inputs[1] if len(node.inputs) > 1 else node.mask or None
@@ -201,8 +208,9 @@ def build(model: Model) -> KerasLayerGraph:
     for node in model.nodes:
         if node.op in IMPLICIT:
             continue
-        if node.op not in LAYERS:
-            raise UnsupportedError(f"expected an op Keras 3 has a layer for ({', '.join(LAYERS)}), "
+        convert = LAYERS.get(node.op) or ATTENTION_LAYERS.get(node.op)
+        if convert is None:
+            raise UnsupportedError(f"expected an op Keras 3 has a layer for ({', '.join([*LAYERS, *ATTENTION_LAYERS])}), "
                                    f"found {quote(node.op)}", layer=node.label())
         name = unique_name(keras_name(node.name), taken)
         if node.op == "embedding":
@@ -212,7 +220,8 @@ def build(model: Model) -> KerasLayerGraph:
         for k, t in enumerate(layer.outputs):
             refs[t] = (name, k)
         layers.append(layer)
-    missing = [t for layer in layers for t in layer.args + layer.initial_state if t not in refs]
+    missing = [t for layer in layers for t in layer.args + layer.initial_state + list(layer.tensor_kwargs.values())
+               if t not in refs]
     missing += [t for t in model.outputs if t not in refs]
     if missing:
         raise UnsupportedError(f"expected every tensor to come from an input or a layer, found "
@@ -240,7 +249,8 @@ def keras_layer_order(graph: KerasLayerGraph, model: Model) -> list[KerasLayer |
         producer[tensor] = op
     for layer in graph.layers:
         extra = tracker.layer_call(layer)
-        kwargs = sorted([("initial_state", layer.initial_state), ("mask", extra)])
+        kwargs = sorted([("initial_state", layer.initial_state), ("mask", extra),
+                         *((k, [t]) for k, t in layer.tensor_kwargs.items())])
         op = _Op(layer.name, list(layer.args) + [t for _, ts in kwargs for t in ts], layer)
         ops[layer.name] = op
         for t in layer.outputs:

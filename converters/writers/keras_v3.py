@@ -52,6 +52,8 @@ def _inbound(graph: KerasLayerGraph, layer: KerasLayer, shapes: dict, dtypes: di
         kwargs["training"] = False
     if layer.initial_state:
         kwargs["initial_state"] = [_tensor(graph, shapes, dtypes, t) for t in layer.initial_state]
+    kwargs.update(layer.call_kwargs)
+    kwargs.update({k: _tensor(graph, shapes, dtypes, t) for k, t in layer.tensor_kwargs.items()})
     return [{"args": [args] if layer.list_input else args, "kwargs": kwargs}]
 
 

@@ -1,0 +1,135 @@
+"""The attention family as Keras 3 layers: Attention / AdditiveAttention, MultiHeadAttention, Dot, Softmax.
+
+Keras 3 computes their masks itself from the inputs' Keras masks (keras/src/layers/layer.py
+``__call__`` step 6; the nodes record none): :func:`mask_call` checks that what Keras derives is what
+the IR node reads, and gives the layer's output mask. MultiHeadAttention stores its EinsumDense kernels
+``(in, heads, dim)`` / ``(heads, dim, out)`` under ``query_dense``, ``key_dense``, ``value_dense``,
+``output_dense`` (keras/src/layers/attention/multi_head_attention.py).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..ir import Node
+from .keras_layers import KerasLayer
+
+#: Keras classes written here, and what their output mask is
+CLASSES = ("Attention", "AdditiveAttention", "MultiHeadAttention", "Softmax")
+_WAY_OUT = "ONNX and --to torch keep it exactly"
+
+
+def _base(name: str) -> dict:
+    return {"name": name, "trainable": True, "dtype": "float32"}
+
+
+def _roles(node: Node) -> dict[str, str]:
+    return dict(zip(node.options["roles"], node.inputs))
+
+
+def _call_kwargs(node: Node) -> dict:
+    o = node.options
+    return {k: True for k, on in (("use_causal_mask", o.get("causal")),
+                                  ("return_attention_scores", o.get("return_scores"))) if on}
+
+
+def attention_layer(node: Node, name: str) -> KerasLayer:
+    o, w, r = node.options, node.weights, _roles(node)
+    mode = o.get("score_mode", "dot")
+    args = [r["query"], r["value"]] + ([r["key"]] if "key" in r else [])
+    if mode == "additive":
+        cls, cfg = "AdditiveAttention", {**_base(name), "use_scale": "scale" in w, "dropout": 0.0}
+    else:
+        if mode == "concat" and "concat_score_weight" not in w:
+            raise UnsupportedError("Keras 3 Attention(score_mode='concat') holds a concat_score_weight; the "
+                                   "node has none", layer=node.label())
+        cls = "Attention"
+        cfg = {**_base(name), "use_scale": "scale" in w, "score_mode": mode, "dropout": 0.0, "seed": None}
+    arrays = [np.asarray(w[k]) for k in ("scale", "concat_score_weight") if k in w]
+    return KerasLayer(name, cls, cfg, args, list(node.outputs), {"": (name, arrays)}, list_input=True, node=node,
+                      call_kwargs=_call_kwargs(node))
+
+
+def multi_head_attention_layer(node: Node, name: str) -> KerasLayer:
+    o, w, r = node.options, node.weights, _roles(node)
+    heads, key_dim, value_dim = int(o["num_heads"]), int(o["key_dim"]), int(o["value_dim"])
+    bias = o.get("use_bias", True)
+    if o.get("masked_rows", "uniform") == "uniform" and o.get("return_scores") and \
+            any(k.endswith("mask") for k in r):
+        raise UnsupportedError("Keras 3 MultiHeadAttention returning its scores zeroes the weights of a query "
+                               "whose every key is masked; the source spreads them evenly (tf-keras); "
+                               + _WAY_OUT, layer=node.label())
+    variables: dict = {"": (name, [])}
+    for sub, part, dim in (("query_dense", "query", key_dim), ("key_dense", "key", key_dim),
+                           ("value_dense", "value", value_dim)):
+        weight = np.asarray(w[f"{part}_weight"])  # (heads * dim, in)
+        arrays = [np.ascontiguousarray(weight.T.reshape(weight.shape[1], heads, dim))]
+        if bias:
+            arrays.append(np.asarray(w[f"{part}_bias"]).reshape(heads, dim))
+        variables[sub] = (part, arrays)
+    out = np.asarray(w["output_weight"])  # (out, heads * value_dim)
+    arrays = [np.ascontiguousarray(out.T.reshape(heads, value_dim, out.shape[0]))]
+    if bias:
+        arrays.append(np.asarray(w["output_bias"]))
+    variables["output_dense"] = ("attention_output", arrays)
+    variables["_softmax"] = ("softmax", [])
+    variables["_dropout_layer"] = ("dropout", [])
+    # dropout only picks Keras 3's explicit-softmax path (masked rows zeroed); inference ignores it
+    zero = o.get("masked_rows") == "zero" and not o.get("return_scores")
+    cfg = {**_base(name), "num_heads": heads, "key_dim": key_dim, "value_dim": value_dim,
+           "dropout": 0.1 if zero else 0.0, "use_bias": bool(bias), "output_shape": int(out.shape[0]),
+           "attention_axes": None}
+    args = [r["query"], r["value"]] + ([r["key"]] if "key" in r else [])
+    tensors = {"attention_mask": r["attention_mask"]} if "attention_mask" in r else {}
+    return KerasLayer(name, "MultiHeadAttention", cfg, args, list(node.outputs), variables, node=node,
+                      call_kwargs=_call_kwargs(node), tensor_kwargs=tensors)
+
+
+def dot_layer(node: Node, name: str) -> KerasLayer:
+    cfg = {**_base(name), "axes": [int(a) for a in node.options["axes"]],
+           "normalize": bool(node.options.get("normalize"))}
+    return KerasLayer(name, "Dot", cfg, list(node.inputs), list(node.outputs), {"": (name, [])}, list_input=True,
+                      node=node)
+
+
+def masked_softmax_layer(node: Node, name: str) -> KerasLayer:
+    if not node.options.get("zero_masked"):
+        raise UnsupportedError("Keras 3's Softmax zeroes masked entries after the softmax; the source "
+                               "(tf-keras) does not, which differs where a whole row is masked; " + _WAY_OUT,
+                               layer=node.label())
+    return KerasLayer(name, "Softmax", {**_base(name), "axis": -1}, node.inputs[:1], list(node.outputs),
+                      {"": (name, [])}, node=node)
+
+
+LAYERS = {"attention": attention_layer, "multi_head_attention": multi_head_attention_layer, "dot": dot_layer,
+          "masked_softmax": masked_softmax_layer}
+
+
+def mask_call(tracker, layer: KerasLayer, ins: list) -> tuple[list, list]:
+    """``(mask tensors the call records, output masks)`` of an attention-family layer, after checking that
+    the masks Keras 3 derives from its inputs are the ones the IR node reads."""
+    node, cls = layer.node, layer.class_name
+    if cls == "Softmax":
+        want = {"mask": node.inputs[1]}
+        have = {"mask": ins[0]}
+    else:
+        roles = _roles(node)
+        names = ("query", "value", "key")[:len(layer.args)]
+        have = {f"{n}_mask": m for n, m in zip(names, ins)}
+        if cls != "MultiHeadAttention":
+            have.pop("key_mask", None)  # Attention reads [query_mask, value_mask] only
+        want = {k: roles.get(k) for k in ("query_mask", "value_mask", "key_mask") if k in have or k in roles}
+    for key, mask in want.items():
+        got = have.get(key)
+        if tracker.ir_key(mask) != (None if got is None else got[0]):
+            raise UnsupportedError(f"cannot keep this layer's {key} in Keras 3: Keras derives it from the input's "
+                                   f"Keras mask, which differs from the source's (an explicit mask argument, or a "
+                                   f"mask Keras 3 merges or drops otherwise); {_WAY_OUT}", layer=node.label())
+    first = ins[0] if ins else None
+    outs: list = [None] * len(layer.outputs)
+    if cls == "Softmax":
+        return ([first[1]] if first else []), [first]
+    if first is not None and cls != "MultiHeadAttention":  # compute_mask: ops.convert_to_tensor(mask[0])
+        first = (first[0], tracker.op("convert_to_tensor", [first[1]]))
+    outs[0] = first
+    return [], outs
