@@ -1,5 +1,6 @@
-import sys
-from pathlib import Path
+"""Set-up every test shares. ``pythonpath = ["tests"]`` (pyproject.toml) lets tests import the helpers
+that live next to them (``helpers``, ``cases``, ``fuzzing`` ...)."""
+import os
 
-# let tests import the shared helpers that live next to them (fuzzing.py ...)
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Keras 3 runs on the torch backend in every test; set before any test module imports keras.
+os.environ.setdefault("KERAS_BACKEND", "torch")

@@ -3,7 +3,6 @@ documented public names, standard exceptions, the README's Python block, notes a
 
 Every comparison runs the real runtimes (Keras 3 on torch, PyTorch, onnxruntime) at 1e-5."""
 import json
-import os
 import re
 import warnings
 import zipfile
@@ -11,8 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import keras  # noqa: E402
 import onnx  # noqa: E402
@@ -24,12 +21,7 @@ from converters import reference  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "fixtures" / "models"
-TOL = 1e-5
-
-
-def close(got, want, what):
-    err = float(np.abs(np.asarray(got, dtype=np.float64) - np.asarray(want, dtype=np.float64)).max())
-    assert err <= TOL, f"{what}: max abs error {err:.2e}"
+from helpers import assert_close  # noqa: E402
 
 
 def ort_run(proto, feeds):
@@ -72,10 +64,10 @@ def test_readme_python_block_runs(tmp_path, monkeypatch):
     scope: dict = {}
     exec(compile(block, "README.md (Python API)", "exec"), scope)
     want = keras_out(scope["keras_model"], scope["x"])
-    close(scope["y_torch"], want, "README to_torch")
-    close(scope["y_onnx"], want, "README to_onnx")
-    close(scope["y"]["y"], want, "README reference.run")
-    close(keras_out(scope["back"], scope["x"]), want, "README to_keras from the .onnx file")
+    assert_close(scope["y_torch"], want, "README to_torch")
+    assert_close(scope["y_onnx"], want, "README to_onnx")
+    assert_close(scope["y"]["y"], want, "README reference.run")
+    assert_close(keras_out(scope["back"], scope["x"]), want, "README to_keras from the .onnx file")
     assert (tmp_path / "model.onnx").is_file() and scope["desc"]["layers"]
 
 
@@ -84,22 +76,22 @@ def test_keras_model_in_objects_out(keras_model, x):
     net = converters.to_torch(keras_model)
     assert isinstance(net, torch.nn.Module) and not net.training
     with torch.no_grad():
-        close(net(torch.from_numpy(x)).numpy(), want, "to_torch")
+        assert_close(net(torch.from_numpy(x)).numpy(), want, "to_torch")
     proto = converters.to_onnx(keras_model)
     assert isinstance(proto, onnx.ModelProto)
-    close(ort_run(proto, {"x": x})[0], want, "to_onnx under onnxruntime")
+    assert_close(ort_run(proto, {"x": x})[0], want, "to_onnx under onnxruntime")
     back = converters.to_keras(keras_model)
     assert isinstance(back, keras.Model)
-    close(keras_out(back, x), want, "to_keras")
+    assert_close(keras_out(back, x), want, "to_keras")
     model = converters.read(keras_model)
     assert model.source["object"] == "<keras.Model small>" and "path" not in model.source
-    close(reference.run(model, {"x": x})["y"], want, "read(keras model) + reference")
+    assert_close(reference.run(model, {"x": x})["y"], want, "read(keras model) + reference")
 
 
 def test_keras_model_converts_to_files(keras_model, x, tmp_path):
     want = keras_out(keras_model, x)
     out = converters.convert(keras_model, "onnx", tmp_path / "m.onnx")
-    close(ort_run(onnx.load(str(out)), {"x": x})[0], want, "convert(keras model) -> .onnx")
+    assert_close(ort_run(onnx.load(str(out)), {"x": x})[0], want, "convert(keras model) -> .onnx")
     folder = converters.convert(keras_model, "torch", tmp_path / "pt")
     assert (folder / "model.py").is_file() and (folder / "model.safetensors").is_file()
 
@@ -108,7 +100,7 @@ def test_onnx_modelproto_in(keras_model, x):
     proto = converters.to_onnx(keras_model)
     net = converters.to_torch(proto)
     with torch.no_grad():
-        close(net(torch.from_numpy(x)).numpy(), keras_out(keras_model, x), "ModelProto -> torch")
+        assert_close(net(torch.from_numpy(x)).numpy(), keras_out(keras_model, x), "ModelProto -> torch")
     assert converters.read(proto).source["object"].startswith("<onnx.ModelProto")
 
 
@@ -119,7 +111,7 @@ def test_torch_module_and_state_dict_in(x):
         want = lstm(torch.from_numpy(x))[0].numpy()
     for source in (lstm, lstm.state_dict()):
         proto = converters.to_onnx(source)
-        close(ort_run(proto, {proto.graph.input[0].name: x})[0], want, f"{type(source).__name__} -> onnx")
+        assert_close(ort_run(proto, {proto.graph.input[0].name: x})[0], want, f"{type(source).__name__} -> onnx")
 
 
 def test_state_dict_linear_tensors_dropped_is_a_note_recorded_in_the_artifact(x):
@@ -200,7 +192,7 @@ def test_onnx_names_dynamic_axes_and_provenance(x):
     dims = [[d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
             for v in (proto.graph.input[0], proto.graph.output[0])]
     assert dims[0] == [1, *model.inputs[0].shape] and dims[1][0] == 1, dims
-    close(ort_run(proto, {"seq": feed})[0], want, "fixed batch, renamed")
+    assert_close(ort_run(proto, {"seq": feed})[0], want, "fixed batch, renamed")
     props = {p.key: p.value for p in proto.metadata_props}
     assert props["gateport.source"] == "tiny_lstm.h5" and props["gateport.version"] == converters.__version__
     assert props["gateport.keras_version"] == model.source["keras_version"]

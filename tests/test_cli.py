@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "fixtures" / "models"
 TINY = MODELS / "tiny_lstm.h5"
 HARD = MODELS / "lstm_hard_sigmoid.h5"
-TOL = 1e-5
+from helpers import TOL  # noqa: E402
 
 
 def run(capsys, *argv):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from converters import api, atomic
+from converters import api, atomic, targets
 from converters.cli import main
 from converters.errors import OutputError
 
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "fixtures" / "models"
 TINY = MODELS / "tiny_lstm.h5"
 OTHER = MODELS / "autoencoder_bilstm.h5"
-TARGETS = ["gates", "torch", "numpy", "torch-state-dict", "onnx", "keras", "keras-weights"]
+TARGETS = list(targets.TARGETS)
 
 
 def run(capsys, *argv):
