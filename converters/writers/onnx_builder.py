@@ -18,13 +18,37 @@ from ..ir import contiguous
 ELEM_TYPES = {"float32": "FLOAT", "float64": "DOUBLE", "int64": "INT64", "int32": "INT32", "bool": "BOOL"}
 
 
+class Blocks:
+    """An initializer held as C-contiguous float32 blocks whose bytes, one after another, are its data
+    (e.g. the IR's per-gate arrays of a recurrent layer): written block by block, concatenated only
+    when a ``TensorProto`` or an array is asked for."""
+
+    def __init__(self, blocks: Sequence[np.ndarray], shape: Sequence[int]):
+        self.blocks = [np.ascontiguousarray(b, dtype=np.float32) for b in blocks]
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = np.dtype(np.float32)
+        self.ndim = len(self.shape)
+        self.nbytes = sum(b.nbytes for b in self.blocks)
+        if self.nbytes != int(np.prod(self.shape)) * self.dtype.itemsize:
+            raise ValueError(f"blocks of {self.nbytes} bytes cannot fill shape {self.shape}")
+
+    def array(self) -> np.ndarray:
+        """The blocks concatenated into one array of ``shape``."""
+        return np.concatenate([b.reshape(-1) for b in self.blocks]).reshape(self.shape)
+
+
+def as_array(weight) -> np.ndarray:
+    """An initializer's data as one array (a :class:`Blocks` concatenated)."""
+    return weight.array() if isinstance(weight, Blocks) else weight
+
+
 class GraphBuilder:
     """Collects the nodes and initializers of one ONNX graph.
 
     ``ranks`` maps a tensor name to its rank (batch axis included) where known; ``dtypes`` to its
     numpy dtype name (default ``float32``); ``memo`` caches tensors derived once per graph
     (mask plans, compacted inputs); ``weights`` maps each initializer's name to its C-contiguous
-    array, in the order they were made.
+    array or :class:`Blocks`, in the order they were made.
     """
 
     def __init__(self, opset: int):
@@ -85,9 +109,18 @@ class GraphBuilder:
             self.scope = scope
         return self._consts[key]
 
+    def initializer_blocks(self, blocks: Sequence[np.ndarray], shape: Sequence[int], hint: str) -> str:
+        """Store the concatenation of ``blocks`` (row blocks in C order), shaped ``shape``, as a float32
+        initializer without concatenating them (:class:`Blocks`); returns its name."""
+        name = self.fresh(hint)
+        self.weights[name] = Blocks(blocks, shape)
+        self.ranks[name] = len(shape)
+        self.dtypes[name] = "float32"
+        return name
+
     def tensor(self, name: str):
         """The ``TensorProto`` of initializer ``name`` (its data copied into ``raw_data``)."""
-        return self.onnx.numpy_helper.from_array(self.weights[name], name)
+        return self.onnx.numpy_helper.from_array(as_array(self.weights[name]), name)
 
     # -- nodes -------------------------------------------------------------------------
     def op(self, op_type: str, inputs: Sequence[str], *, out: str | Sequence[str] | None = None,

@@ -27,10 +27,11 @@ from ..errors import GateportError, UnsupportedError, UsageError, require
 from ..ir import Model, unique_name
 from ..safetensors_io import little_endian_bytes
 from ..sanitize import comment, one_line, quote
-from .onnx_builder import GraphBuilder
+from .onnx_builder import Blocks, GraphBuilder, as_array
 from .onnx_layers import LAYERS
 from .onnx_masks import mask_and_to_onnx, mask_not_equal_to_onnx, masking_to_onnx
 from .onnx_recurrent import gru_to_onnx, lstm_to_onnx, simple_rnn_to_onnx
+from .onnx_conv_lstm import LAYERS as CONV_LSTM_LAYERS
 
 #: Opset 17 (ONNX 1.12, 2022): every op used here has its current semantics there (LSTM/GRU/RNN-14
 #: differ from -22 only by bfloat16) and onnxruntime has run it since 1.12.
@@ -44,6 +45,7 @@ EXTERNAL_TENSOR_MIN = 1024
 
 CONVERTERS = {
     **LAYERS,
+    **CONV_LSTM_LAYERS,  # conv_lstm
     "lstm": lstm_to_onnx,
     "gru": gru_to_onnx,
     "simple_rnn": simple_rnn_to_onnx,
@@ -60,7 +62,8 @@ def to_onnx(model: Model, opset: int = DEFAULT_OPSET):
 
 def _skeleton(model: Model, opset: int):
     """``(proto, weights)``: the ONNX model of ``model`` without initializers, and the initializers
-    (name -> C-contiguous array, in graph order) to add to it or stream after it."""
+    (name -> C-contiguous array or :class:`~.onnx_builder.Blocks`, in graph order) to add to it or
+    stream after it."""
     onnx = require("onnx", "onnx")
     where = model.source.get("path")
     _check_opset(onnx, opset, where)
@@ -68,6 +71,7 @@ def _skeleton(model: Model, opset: int):
     g = GraphBuilder(opset)
     own_names = {t.name for t in model.inputs} | {n for node in model.nodes for n in node.outputs}
     g.reserve(own_names)
+    g.memo["model"] = model  # for converters needing static shapes (onnx_conv_lstm)
     inputs = [_graph_input(g, spec, where) for spec in model.inputs]
     for node in model.nodes:
         g.scope = utf8(node.name)
@@ -96,7 +100,7 @@ def _with_weights(proto, weights: dict):
     """``proto`` with ``weights`` as its initializers (their data copied into the protobuf)."""
     from onnx import numpy_helper
 
-    proto.graph.initializer.extend(numpy_helper.from_array(a, name) for name, a in weights.items())
+    proto.graph.initializer.extend(numpy_helper.from_array(as_array(a), name) for name, a in weights.items())
     return proto
 
 
@@ -264,6 +268,12 @@ def _split(message, number: int) -> tuple[bytes, bytes]:
     return before.SerializeToString(), after.SerializeToString()
 
 
+def _write_data(f, weight) -> None:
+    """An initializer's data, little-endian, from its array or block by block."""
+    for block in weight.blocks if isinstance(weight, Blocks) else [weight]:
+        f.write(little_endian_bytes(block))
+
+
 def _tensor_head(onnx, name: str, array: np.ndarray) -> bytes:
     """An initializer's ``TensorProto`` up to its data: dims, data type, name, raw_data's tag and length
     (the fields ``numpy_helper.from_array`` sets, in the order they serialize)."""
@@ -292,7 +302,7 @@ def _stream(onnx, proto, weights: dict, f) -> None:
     for piece, (name, a) in zip(pieces, weights.items()):
         f.write(piece)
         f.write(heads[name])
-        f.write(little_endian_bytes(a))
+        _write_data(f, a)
     f.write(graph_after)
     f.write(model_after)
 
@@ -338,7 +348,7 @@ def _check_opset(onnx, opset: int, where: str | None) -> None:
 
 def _graph_input(g: GraphBuilder, spec, where: str | None):
     """A graph input: batch axis ``batch``, other unknown axes named after the input."""
-    dtype = str(spec.dtype)
+    dtype = "float32" if spec.dtype == "float64" else str(spec.dtype)  # the graph computes in float32 (dtypes.py)
     if dtype not in ("float32", "int32", "int64"):
         raise UnsupportedError(f"expected input dtype float32, int32 or int64, found {dtype}",
                                file=where, layer=spec.name)
@@ -369,7 +379,8 @@ def _without_large_weights(onnx, proto, weights: dict):
     same shapes for shape inference and the checker without the weights' bytes (small constants
     such as Reshape targets stay initializers)."""
     helper = onnx.helper
-    small = [onnx.numpy_helper.from_array(a, name) for name, a in weights.items() if a.nbytes < EXTERNAL_TENSOR_MIN]
+    small = [onnx.numpy_helper.from_array(as_array(a), name) for name, a in weights.items()
+             if a.nbytes < EXTERNAL_TENSOR_MIN]
     large = [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
              for name, a in weights.items() if a.nbytes >= EXTERNAL_TENSOR_MIN]
     graph = helper.make_graph(proto.graph.node, proto.graph.name, list(proto.graph.input) + large,
@@ -390,7 +401,7 @@ def _write_weights_out(onnx, proto, weights: dict, data_file: Path) -> None:
     with open(data_file, "wb") as f:
         for name, a in weights.items():
             if a.nbytes < EXTERNAL_TENSOR_MIN:
-                proto.graph.initializer.append(onnx.numpy_helper.from_array(a, name))
+                proto.graph.initializer.append(onnx.numpy_helper.from_array(as_array(a), name))
                 continue
             pad = -offset % 4096
             f.write(b"\0" * pad)
@@ -404,7 +415,7 @@ def _write_weights_out(onnx, proto, weights: dict, data_file: Path) -> None:
             tensor.ClearField("raw_data")
             tensor.data_location = onnx.TensorProto.EXTERNAL
             proto.graph.initializer.append(tensor)
-            f.write(little_endian_bytes(a))
+            _write_data(f, a)
             offset += a.nbytes
 
 

@@ -16,9 +16,8 @@ Masks go through :class:`converters.writers.onnx_masks.MaskPlan` (exact for any 
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..errors import FormatError, UnsupportedError
+from ..gates import gate_order
 from ..ir import MERGE_MODES, Node
 from ..reference_rnn import N_STATES
 from ..sanitize import quote
@@ -103,14 +102,18 @@ def _check_signature(node: Node, n_dirs: int) -> None:
 
 
 def _weights(g: GraphBuilder, node: Node, by_slot: list[str]) -> list[str]:
-    """``W``, ``R``, ``B`` initializers, directions in ONNX slot order, gates in ONNX order."""
-    def packed(part):
-        return [node.stacked(d, part, "onnx") for d in by_slot]
+    """``W``, ``R``, ``B`` initializers, directions in ONNX slot order, gates in ONNX order: written
+    from the IR's per-gate arrays block by block, never concatenated in memory."""
+    gates = gate_order("onnx", node.op)
 
-    w = np.stack(packed("input_weights"))
-    r = np.stack(packed("recurrent_weights"))
-    b = np.stack([np.concatenate([wb, rb]) for wb, rb in zip(packed("input_bias"), packed("recurrent_bias"))])
-    return [g.initializer(w, "W"), g.initializer(r, "R"), g.initializer(b, "B")]
+    def blocks(*parts):
+        return [node.weights[f"{d}.{gate}.{part}"] for d in by_slot for part in parts for gate in gates]
+
+    dirs, rows = len(by_slot), len(gates) * int(node.options["units"])
+    w, r = blocks("input_weights"), blocks("recurrent_weights")
+    return [g.initializer_blocks(w, (dirs, rows, w[0].shape[1]), "W"),
+            g.initializer_blocks(r, (dirs, rows, r[0].shape[1]), "R"),
+            g.initializer_blocks(blocks("input_bias", "recurrent_bias"), (dirs, 2 * rows), "B")]
 
 
 def _stack_directions(g: GraphBuilder, states: list[str]) -> str:

@@ -1,0 +1,134 @@
+"""Large-model conversion against a warm file copy: whole-process time and peak memory, as ratios.
+
+    .venv/bin/python bench/streaming.py [--runs 3] [--model large] [--json bench/streaming.json]
+
+Runs in gateport's own environment. The model is ``bench/models/NAME.keras`` (built by
+``bench/models.py`` in the bench venv, see bench/run.sh). In one run, interleaved: ``cp`` of the
+.keras file (the source read from the page cache, as for every row) and ``gateport convert`` to
+``onnx``, ``torch`` and ``gates``, each a fresh process (interpreter start, imports, read, convert,
+write). Each conversion process reports its own peak resident memory (``VmHWM`` of /proc/self/status,
+read at exit: ``ru_maxrss`` would survive exec and report a parent's peak) and its resident memory
+after the imports; the parent times the whole process. Cells are medians. Prints a Markdown table
+(the README's "Streaming writers" rows) and writes ``--json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS = ("onnx", "torch", "gates")
+
+#: The child: imports what ``gateport convert`` imports, converts, reports times and memory as JSON.
+CHILD = """
+import json, sys, time
+t0 = time.perf_counter()
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(key + ":")) / 1024
+from converters import cli
+after = status("VmRSS")
+t1 = time.perf_counter()
+rc = cli.main(["convert", sys.argv[1], "--to", sys.argv[2], "-o", sys.argv[3], "--force"])
+print(json.dumps({"rc": rc, "import_s": t1 - t0, "work_s": time.perf_counter() - t1,
+                  "rss_after_import_mb": after, "peak_mb": status("VmHWM")}))
+"""
+
+
+def weight_bytes(name: str) -> int:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from models import weight_bytes as from_spec
+
+    return from_spec(name)
+
+
+def warm(path: Path) -> None:
+    with open(path, "rb") as f:
+        while f.read(1 << 24):
+            pass
+
+
+def timed(cmd: list[str]) -> tuple[float, str]:
+    t = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - t
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:3])} failed: {r.stderr[-2000:]}")
+    return wall, r.stdout
+
+
+def copy_once(src: Path, out: Path) -> dict:
+    out.unlink(missing_ok=True)
+    warm(src)
+    wall, _ = timed(["cp", str(src), str(out)])
+    return {"wall_s": wall}
+
+
+def convert_once(src: Path, to: str, out: Path) -> dict:
+    warm(src)
+    wall, stdout = timed([sys.executable, "-c", CHILD, str(src), to, str(out)])
+    return {"wall_s": wall, **json.loads(stdout.strip().splitlines()[-1])}
+
+
+def output_bytes(out: Path) -> int:
+    return sum(f.stat().st_size for f in out.rglob("*")) if out.is_dir() else out.stat().st_size
+
+
+def measure(src: Path, runs: int) -> dict:
+    """``runs`` rounds of cp + every target, interleaved; the median of each measure."""
+    rows: dict[str, list[dict]] = {"copy": [], **{t: [] for t in TARGETS}}
+    with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
+        for i in range(runs):
+            rows["copy"].append(copy_once(src, Path(tmp) / "copy.keras"))
+            for to in TARGETS:
+                out = Path(tmp) / f"out.{to}"
+                rows[to].append({**convert_once(src, to, out), "output_bytes": output_bytes(out)})
+                print(f"run {i + 1}/{runs} {to}: {rows[to][-1]}", file=sys.stderr, flush=True)
+    return {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in rows.items()}
+
+
+def table(res: dict, weights: int) -> str:
+    copy = res["copy"]["wall_s"]
+    mb = weights / 2**20
+    lines = ["| | whole process s | × copy | read + convert + write s | peak MB | peak / weights | "
+             "growth / weights |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+             f"| `cp` of the .keras file | {copy:.3f} | 1.0× | – | – | – | – |"]
+    for to in TARGETS:
+        r = res[to]
+        lines.append(f"| gateport `--to {to}` | {r['wall_s']:.3f} | {r['wall_s'] / copy:.1f}× | {r['work_s']:.3f} | "
+                     f"{r['peak_mb']:,.0f} | {r['peak_mb'] / mb:.2f}× | "
+                     f"{(r['peak_mb'] - r['rss_after_import_mb']) / mb:.2f}× |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="large")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--json", default=str(ROOT / "bench" / "streaming.json"))
+    args = p.parse_args(argv)
+    src = ROOT / "bench" / "models" / f"{args.model}.keras"
+    if not src.exists():
+        raise SystemExit(f"{src} is missing: build it with bench/models.py --only {args.model} (bench venv)")
+    weights = weight_bytes(args.model)
+    res = measure(src, args.runs)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=ROOT).stdout.strip()
+    meta = {"model": args.model, "weight_bytes": weights, "runs": args.runs, "commit": commit,
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+            "load_avg": os.getloadavg(), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    Path(args.json).write_text(json.dumps({"meta": meta, "results": res}, indent=1))
+    print(table(res, weights))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
