@@ -11,14 +11,21 @@ gates`` (or ``2 x units * gates``: GRU ``reset_after``), the gate count ``kernel
 activations from the body's activation ops. The candidate Keras cell is then checked, not assumed:
 the body is run step by step in numpy (the ops below only; anything else is named and refused) on
 seeded inputs over the whole sequence, loop condition included, and must give the candidate's
-states and stop after exactly ``T`` steps. Masked loops (``Not``/``Where`` of a mask in the body) and
-loops carrying two states (LSTM) are refused, naming what was found.
+states and stop after exactly ``T`` steps. An LSTM loop carries two states (``h``, ``c``).
+
+A masked Keras layer's loop also reads step ``t`` of a time-major mask and carries the previous output:
+its body selects (``Where``, or the ``Cast``/``Mul``/``Add`` tf2onnx lowers ``SelectV2`` to) the new
+states where the step is unmasked and the old ones elsewhere, and the new output or the previous one
+(zeros with ``zero_output_for_mask``). The check runs it on seeded masks too, and the rewrite is the
+fused node inside gateport's exact masked plan (:mod:`converters.readers.onnx_mask_plan`), the mask taken
+from the tensor the loop reads it from.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..sanitize import quote
+from .onnx_mask_plan import PlanNodes, masked_node
 from .onnx_rewrite import Rewrite, fresh, zeros
 from .onnx_value_graph import ValueGraph, shown
 
@@ -34,6 +41,9 @@ _ATOL = 1e-5
 #: bounds of the check's work: op runs (steps x body nodes) and numbers one op may make
 _MAX_WORK = 2_000_000
 _MAX_ELEMENTS = 1 << 22
+
+
+_KINDS = {1: "simple_rnn", 3: "gru", 4: "lstm"}
 
 
 class NotRecognized(Exception):
@@ -54,7 +64,7 @@ def loop_recurrence(vg: ValueGraph, node):
         adds, inits = _fused(vg, node, parts, cell)
     except NotRecognized as e:
         return str(e)
-    return Rewrite("loop_" + cell["kind"], [node], adds, inits)
+    return Rewrite(("masked_loop_" if parts["mask"] else "loop_") + cell["kind"], [node], adds, inits)
 
 
 # -- reading the loop's structure ---------------------------------------------------------------------
@@ -68,11 +78,9 @@ def _parts(vg: ValueGraph, node) -> dict:
         if n.op_type == "Constant" and any(a.name == "value" for a in n.attribute):
             local[n.output[0]] = vg.tensors.array(vg.attr(n, "value"), f"Loop body Constant {quote(n.output[0])}")
     bad = sorted({n.op_type for n in body.node if n.op_type not in _OPS})
-    if {"Not", "Where"} & set(bad):
-        raise NotRecognized("its body selects between the new and the previous state by a mask (a masked Keras "
-                            "layer); masked recurrences are not read from a Loop")
     if bad:
-        raise NotRecognized(f"its body uses {', '.join(quote(b) for b in bad)}, which no SimpleRNN or GRU step needs")
+        raise NotRecognized(f"its body uses {', '.join(quote(b) for b in bad)}, which no SimpleRNN, GRU or LSTM "
+                            f"step needs")
     states, consts = [], {}
     for k in range(carried):
         outer, inner = node.input[k + 2], body.input[k + 2].name
@@ -81,22 +89,50 @@ def _parts(vg: ValueGraph, node) -> dict:
             consts[inner] = value
         else:
             states.append(k)
-    if len(states) != 1:
-        raise NotRecognized(f"expected one carried state (SimpleRNN or GRU), found {len(states)} "
-                            f"(an LSTM carries two; they are read when the exporter fuses them)")
-    k = states[0]
+    produced, inner_inputs = _produced(body), {i.name for i in body.input}
     gathers = [n for n in body.node if n.op_type == "Gather" and int(vg.attr(n, "axis", 0)) == 0
-               and n.input[0] not in local
-               and n.input[0] not in {i.name for i in body.input} and n.input[0] not in _produced(body)]
-    if len(gathers) != 1:
-        raise NotRecognized(f"expected the body to read one step of one outer sequence, found {len(gathers)} reads")
-    x = gathers[0].input[0]
-    xd = vg.dims(x)
+               and n.input[0] not in local and n.input[0] not in inner_inputs and n.input[0] not in produced]
+    reads_x = [g for g in gathers if any(n.op_type == "MatMul" and g.output[0] in n.input for n in body.node)]
+    if len(reads_x) != 1 or len(gathers) > 2:
+        raise NotRecognized(f"expected the body to read one step of one outer sequence (and of a mask), found "
+                            f"{len(gathers)} reads")
+    x, mask = reads_x[0], next((g for g in gathers if g is not reads_x[0]), None)
+    xd = vg.dims(x.input[0])
     if xd is None or len(xd) != 3 or not isinstance(xd[0], int) or not isinstance(xd[2], int):
         raise NotRecognized(f"expected a time-major sequence of static length and width, found dims {shown(xd)}")
-    return {"body": body, "local": local, "consts": consts, "state": k, "x": x, "x_dims": xd,
-            "step": gathers[0].output[0], "h_in": body.input[k + 2].name, "h_out": body.output[k + 1].name,
-            "scan": body.output[carried + 1].name, "carried": carried}
+    scan = body.output[carried + 1].name
+    roles = _state_roles(body, states, scan, mask is not None)
+    return {"body": body, "local": local, "consts": consts, "states": states, "x": x.input[0], "x_dims": xd,
+            "step": x.output[0], "mask": mask.input[0] if mask is not None else None,
+            "mask_step": mask.output[0] if mask is not None else None, "scan": scan, "carried": carried, **roles}
+
+
+def _resolved(body, name: str) -> str:
+    """``name`` followed back through ``Identity`` nodes of the body."""
+    producer = {o: n for n in body.node for o in n.output}
+    for _ in range(8):
+        n = producer.get(name)
+        if n is None or n.op_type != "Identity":
+            return name
+        name = n.input[0]
+    return name
+
+
+def _state_roles(body, states: list[int], scan: str, masked: bool) -> dict:
+    """Which carried value is ``h``, which ``c`` (LSTM), which the previous output (a masked loop)."""
+    want = 1 + masked
+    if len(states) not in (want, want + 1):
+        raise NotRecognized(f"expected {want} or {want + 1} carried states (h[, c]{', the previous output' if masked else ''}), "
+                            f"found {len(states)}")
+    h_ins = {n.input[0] for n in body.node if n.op_type == "MatMul"}
+    out = [k for k in states if _resolved(body, body.output[k + 1].name) == _resolved(body, scan)] if masked else []
+    h = [k for k in states if body.input[k + 2].name in h_ins and k not in out]
+    if len(h) != 1 or masked and len(out) != 1:
+        raise NotRecognized("expected one carried state multiplied by the recurrent kernel"
+                            + (" and one carried output emitted as the sequence" if masked else ""))
+    c = [k for k in states if k not in h + out]
+    return {"state": h[0], "h_in": body.input[h[0] + 2].name, "h_out": body.output[h[0] + 1].name,
+            "c": c[0] if c else None, "out": out[0] if out else None}
 
 
 def _produced(body) -> set[str]:
@@ -137,17 +173,24 @@ def _candidate(vg: ValueGraph, p: dict) -> dict:
     k, r = values[kernel], values[recurrent]
     units = r.shape[0] if r.ndim == 2 else 0
     if k.ndim != 2 or k.shape[0] != p["x_dims"][2] or not units or r.shape[1] != k.shape[1] \
-            or k.shape[1] % units or k.shape[1] // units not in (1, 3):
+            or k.shape[1] % units or k.shape[1] // units not in (1, 3, 4):
         raise NotRecognized(f"expected a kernel (input, gates*units) and recurrent kernel (units, gates*units) of "
-                            f"1 (SimpleRNN) or 3 (GRU) gates, found {list(k.shape)} and {list(r.shape)}")
+                            f"1 (SimpleRNN), 3 (GRU) or 4 (LSTM) gates, found {list(k.shape)} and {list(r.shape)}")
     gates = k.shape[1] // units
+    if (gates == 4) != (p["c"] is not None):
+        raise NotRecognized(f"expected a cell state carried exactly when the cell has 4 gates (LSTM), found "
+                            f"{gates} gates and {'a' if p['c'] is not None else 'no'} second state")
     biases = [v for name, v in values.items() if name not in (kernel, recurrent) and v.dtype.kind == "f"
               and v.shape in ((gates * units,), (2, gates * units))]
-    if len(biases) > 1:
-        raise NotRecognized(f"expected one bias, found {len(biases)} float constants of its shape")
+    halves = len(biases) == 2 and all(b.shape == (gates * units,) for b in biases)
+    if len(biases) > 1 and not halves:
+        raise NotRecognized(f"expected one bias (or its input and recurrent halves), found {len(biases)} float "
+                            f"constants of its shape")
+    if halves:  # tf-keras GRU(reset_after): input and recurrent biases apart; which is which is checked
+        biases = [np.stack(biases), np.stack(biases[::-1])]
     acts = [n.op_type for n in body.node if n.op_type in _ACT]
-    return {"kind": "gru" if gates == 3 else "simple_rnn", "kernel": k, "recurrent": r, "units": units,
-            "bias": biases[0] if biases else np.zeros(gates * units, np.float32), "acts": acts}
+    return {"kind": _KINDS[gates], "kernel": k, "recurrent": r, "units": units,
+            "biases": biases or [np.zeros(gates * units, np.float32)], "acts": acts}
 
 
 # -- checking it: the body run in numpy against the candidate cell -------------------------------------
@@ -156,66 +199,93 @@ def _check(vg: ValueGraph, node, p: dict, cell: dict) -> None:
     if steps > _MAX_STEPS or steps < 1:
         raise NotRecognized(f"expected 1 to {_MAX_STEPS} static steps, found {steps}")
     rng = np.random.default_rng(0)
-    xs = rng.uniform(-2, 2, (steps, 2, width)).astype(np.float32)
-    h0 = rng.uniform(-1, 1, (2, cell["units"])).astype(np.float32)
+    xs = rng.uniform(-2, 2, (steps, 3, width)).astype(np.float32)
+    start = [rng.uniform(-1, 1, (3, cell["units"])).astype(np.float32) for _ in range(2)]
+    masks = _check_masks(rng, steps) if p["mask"] else None
     options = _options(cell)
     if not options:
         raise NotRecognized(f"expected the activations of a Keras cell, found {cell['acts'] or 'none'}")
     trip = vg.const(node.input[0]) if node.input[0] else None
     if trip is not None and int(np.asarray(trip).reshape(-1)[0]) < steps:
         raise NotRecognized(f"expected a trip count of at least the {steps} steps, found {int(np.asarray(trip).reshape(-1)[0])}")
-    runs = _run_body(p, xs, h0)
+    if p["out"] is not None and not zeros(vg, node.input[p["out"] + 2]):
+        raise NotRecognized("expected the previous output to start as zeros")
+    runs = _run_body(p, xs, start, masks)
     errors = []
-    for option in options:
-        want = _cell_steps(cell, option, xs, h0)
-        err = max(float(np.max(np.abs(a - b))) for a, b in zip(runs, want))
-        if err <= _ATOL:
-            cell.update(option)
-            return
-        errors.append(err)
-    raise NotRecognized(f"the body does not compute a Keras {cell['kind']} step with these weights "
-                        f"(closest differs by {min(errors):.2g})")
+    for bias in cell["biases"]:
+        for option in options:
+            want = _cell_steps({**cell, "bias": bias}, option, xs, start, masks)
+            err = max(float(np.max(np.abs(a - b))) for run, ref in zip(runs, want) for a, b in zip(run, ref))
+            if err <= _ATOL:
+                cell.update(option, bias=bias)
+                return
+            errors.append(err)
+    raise NotRecognized(f"the body does not compute a Keras {cell['kind']} step{' (masked)' if p['mask'] else ''} "
+                        f"with these weights (closest differs by {min(errors):.2g})")
+
+
+def _check_masks(rng, steps: int) -> np.ndarray:
+    """``(steps, 3, 1)`` masks: a row with every step, one starting masked with masked steps between runs
+    of unmasked ones (t % 3 == 0 masked), one random."""
+    t = np.arange(steps)
+    return np.stack([np.ones(steps, bool), t % 3 != 0, rng.uniform(size=steps) < 0.5], axis=1)[:, :, None]
 
 
 def _options(cell: dict) -> list[dict]:
-    acts = cell["acts"]
-    if cell["kind"] == "simple_rnn":
-        return [{"activation": a} for a in dict.fromkeys(acts)] if len(set(acts)) == 1 else []
-    if acts.count("Sigmoid") != 2 or len(acts) != 3:
-        return []
-    act = next(a for a in acts if a != "Sigmoid") if set(acts) != {"Sigmoid"} else "Sigmoid"
-    return [{"activation": act, "reset_after": ra} for ra in (True, False)]
+    acts, kind = cell["acts"], cell["kind"]
+    if kind == "simple_rnn":
+        found = [{"activation": a} for a in dict.fromkeys(acts)] if len(set(acts)) == 1 else []
+    else:
+        sigmoids = {"gru": 2, "lstm": 3}[kind]
+        if acts.count("Sigmoid") < sigmoids or len(acts) != sigmoids + (1 if kind == "gru" else 2):
+            return []
+        other = [a for a in acts if a != "Sigmoid"]
+        if len(set(other)) > 1:
+            return []
+        found = [{"activation": other[0] if other else "Sigmoid"}]
+    if kind == "gru":
+        found = [{**o, "reset_after": ra} for o in found for ra in (True, False)]
+    return [{**o, "zero_output_for_mask": z} for o in found for z in (False, True)]
 
 
-def _run_body(p: dict, xs: np.ndarray, h0: np.ndarray) -> list[np.ndarray]:
-    """The states the loop emits, and a NotRecognized unless it stops after exactly len(xs) steps."""
+def _run_body(p: dict, xs: np.ndarray, start: list, masks) -> list[list[np.ndarray]]:
+    """Per step, what the loop emits and carries (output, h[, c]); a NotRecognized unless it stops after
+    exactly len(xs) steps."""
     body, carried = p["body"], p["carried"]
     if len(xs) * len(body.node) > _MAX_WORK:
         raise NotRecognized(f"expected a body small enough to check ({len(body.node)} nodes x {len(xs)} steps)")
     with np.errstate(all="ignore"):
-        return _steps(p, body, carried, xs, h0)
+        return _steps(p, body, carried, xs, start, masks)
 
 
-def _steps(p: dict, body, carried: int, xs: np.ndarray, h0: np.ndarray) -> list[np.ndarray]:
+def _steps(p: dict, body, carried: int, xs: np.ndarray, start: list, masks) -> list[list[np.ndarray]]:
     env_carried = {body.input[k + 2].name: p["consts"].get(body.input[k + 2].name) for k in range(carried)}
-    env_carried[p["h_in"]] = h0
+    env_carried[p["h_in"]] = start[0]
+    if p["c"] is not None:
+        env_carried[body.input[p["c"] + 2].name] = start[1]
+    if p["out"] is not None:
+        env_carried[body.input[p["out"] + 2].name] = np.zeros_like(start[0])
+    reads = {p["step"]: xs, p["mask_step"]: masks}
     outs = []
     for t in range(len(xs)):
         env = {**p["values"], **env_carried, body.input[0].name: np.int64(t), body.input[1].name: np.bool_(True)}
         for n in body.node:
-            if n.op_type == "Gather" and n.output[0] == p["step"]:
+            if n.op_type == "Gather" and n.output[0] in reads:
                 index = env[n.input[1]]
                 if int(np.asarray(index).reshape(-1)[0]) != t:
                     raise NotRecognized(f"expected step {t} read at iteration {t}")
-                env[n.output[0]] = xs[t]
+                env[n.output[0]] = reads[n.output[0]][t]
                 continue
             args = [env.get(i) for i in n.input]
             _check_size(n, args)
             for name, value in zip(n.output, _OPS[n.op_type](n, args, p)):
                 env[name] = value
-        if not np.array_equal(env[p["scan"]], env[p["h_out"]]):
+        kept = [env[body.output[k + 1].name] for k in (p["state"], p["c"]) if k is not None]
+        if p["out"] is None and not np.array_equal(env[p["scan"]], kept[0]):
             raise NotRecognized("expected the scan output to be the new state")
-        outs.append(env[p["h_out"]])
+        if p["out"] is not None and not np.array_equal(env[p["scan"]], env[body.output[p["out"] + 1].name]):
+            raise NotRecognized("expected the scan output to be the carried output")
+        outs.append([env[p["scan"]], *kept])
         go_on = bool(np.asarray(env[body.output[0].name]).reshape(-1)[0])
         if go_on != (t < len(xs) - 1):
             raise NotRecognized(f"expected the loop to stop after {len(xs)} steps, found its condition "
@@ -224,16 +294,23 @@ def _steps(p: dict, body, carried: int, xs: np.ndarray, h0: np.ndarray) -> list[
     return outs
 
 
-def _cell_steps(cell: dict, option: dict, xs: np.ndarray, h: np.ndarray) -> list[np.ndarray]:
-    """Keras' SimpleRNN / GRU step (keras/src/layers/rnn/{simple_rnn,gru}.py) on float32 arrays."""
+def _cell_steps(cell: dict, option: dict, xs: np.ndarray, start: list, masks) -> list[list[np.ndarray]]:
+    """Keras' SimpleRNN / GRU / LSTM step (keras/src/layers/rnn/{simple_rnn,gru,lstm}.py) on float32 arrays,
+    masked as keras/src/backend/tensorflow/rnn.py masks: per step (output, h[, c])."""
     k, r, b, u = cell["kernel"], cell["recurrent"], cell["bias"], cell["units"]
     act = _ACT[option["activation"]]
     sig = _ACT["Sigmoid"]
     b_in, b_rec = (b[0], b[1]) if b.ndim == 2 else (b, np.zeros_like(b))
+    h, c, prev = start[0], start[1], np.zeros_like(start[0])
     outs = []
-    for x in xs:
+    for t, x in enumerate(xs):
+        new_c = c
         if cell["kind"] == "simple_rnn":
-            h = act(x @ k + b_in + h @ r + b_rec)
+            new_h = act(x @ k + b_in + h @ r + b_rec)
+        elif cell["kind"] == "lstm":
+            i, f, g, o = np.split(x @ k + b_in + h @ r + b_rec, 4, axis=-1)
+            new_c = sig(f) * c + sig(i) * act(g)
+            new_h = sig(o) * act(new_c)
         else:
             xz, xr, xh = np.split(x @ k + b_in, 3, axis=-1)
             if option["reset_after"]:
@@ -243,8 +320,11 @@ def _cell_steps(cell: dict, option: dict, xs: np.ndarray, h: np.ndarray) -> list
             else:
                 z, rg = sig(xz + h @ r[:, :u]), sig(xr + h @ r[:, u:2 * u])
                 hh = act(xh + (rg * h) @ r[:, 2 * u:])
-            h = z * h + (1 - z) * hh
-        outs.append(h.astype(np.float32))
+            new_h = z * h + (1 - z) * hh
+        m = masks[t] if masks is not None else np.ones((len(x), 1), bool)
+        out = np.where(m, new_h, 0 if option["zero_output_for_mask"] else prev)
+        h, c, prev = np.where(m, new_h, h), np.where(m, new_c, c), out
+        outs.append([a.astype(np.float32) for a in [out, h] + ([c] if cell["kind"] == "lstm" else [])])
     return outs
 
 
@@ -262,39 +342,84 @@ def _check_size(n, args: list) -> None:
 
 
 # -- the fused node --------------------------------------------------------------------------------
+#: Keras' LSTM gate blocks (i, f, c, o) in ONNX's order (i, o, f, c)
+_LSTM_TO_ONNX = [0, 3, 1, 2]
+
+
 def _fused(vg: ValueGraph, node, p: dict, cell: dict) -> tuple[list, list]:
-    """(new nodes, new initializers): the ONNX RNN/GRU computing the loop's states."""
-    h, u, kind = vg.onnx.helper, cell["units"], cell["kind"]
-    k, r, b = cell["kernel"], cell["recurrent"], cell["bias"]
-    b_in, b_rec = (b[0], b[1]) if b.ndim == 2 else (b, np.zeros_like(b))
-    names = [fresh(vg, f"{node.name or 'loop'}/{part}") for part in ("W", "R", "B", "Y", "Y_h", "h0", "axis0", "axis1")]
-    w_name, r_name, b_name, y, y_h, h0, axis0, axis1 = names
-    weights = ((k.T[None], w_name), (r.T[None], r_name), (np.concatenate([b_in, b_rec])[None], b_name))
-    inits = [vg.onnx.numpy_helper.from_array(np.ascontiguousarray(a, np.float32), n) for a, n in weights]
-    inits += [vg.onnx.numpy_helper.from_array(np.array([a], np.int64), n) for a, n in ((0, axis0), (1, axis1))]
-    init_h = node.input[p["state"] + 2]
-    adds = []
-    if zeros(vg, init_h):
-        state_input = ""
-    else:
-        adds.append(h.make_node("Unsqueeze", [init_h, axis0], [h0], name=h0))
-        state_input = h0
-    attrs = {"hidden_size": u, "activations": ["Sigmoid", cell["activation"]] if kind == "gru" else [cell["activation"]]}
+    """(new nodes, new initializers): the ONNX RNN/GRU/LSTM computing the loop's states (inside the
+    exact masked plan for a masked loop)."""
+    u, kind = cell["units"], cell["kind"]
+    plan = PlanNodes(vg.onnx, lambda hint: fresh(vg, hint), f"{node.name or 'loop'}/fused")
+    weights = [plan.const(_onnx_gates(a, kind, u)[None], np.float32) for a in _cell_arrays(cell)]
+    initial = _initial_states(vg, node, p, plan)
+    attrs = {"hidden_size": u, "activations": {"gru": ["Sigmoid", cell["activation"]], "simple_rnn": [cell["activation"]],
+                                               "lstm": ["Sigmoid", cell["activation"], cell["activation"]]}[kind]}
     if kind == "gru":
         attrs["linear_before_reset"] = int(cell["reset_after"])
-    op = "GRU" if kind == "gru" else "RNN"
-    adds.append(h.make_node(op, [p["x"], w_name, r_name, b_name, "", state_input], [y, y_h],
-                            name=f"{node.name}/{op}", **attrs))
-    scan_out, state_out = node.output[p["carried"]], node.output[p["state"]]
-    used = [o for j, o in enumerate(node.output) if o and (vg.consumers.get(o) or o in vg.outputs)
-            and o not in (scan_out, state_out)]
-    if used:
-        raise_used = f"expected only the states of the loop used, found {quote(used[0])} used too"
-        raise NotRecognized(raise_used)
-    adds.append(h.make_node("Squeeze", [y, axis1], [scan_out], name=scan_out))
-    if state_out and (vg.consumers.get(state_out) or state_out in vg.outputs):
-        adds.append(h.make_node("Squeeze", [y_h, axis0], [state_out], name=state_out))
-    return adds, inits
+    op = {"gru": "GRU", "simple_rnn": "RNN", "lstm": "LSTM"}[kind]
+    n_states = 2 if kind == "lstm" else 1
+
+    def make_node(x: str, lengths: str) -> list[str]:
+        return plan.op(op, [x, *weights, lengths, *initial], n_out=1 + n_states, **attrs)
+
+    if p["mask"] is not None:
+        seq, states = masked_node(plan, _batch_first_mask(vg, p["mask"], plan), p["x"], make_node,
+                                  cell["zero_output_for_mask"])
+    else:
+        y, *states = make_node(p["x"], "")
+        seq = plan.op("Squeeze", [y, plan.const([1], np.int64)])
+    outs = {p["carried"]: seq, p["state"]: states[0]}
+    if p["c"] is not None:
+        outs[p["c"]] = states[1]
+    for j, o in enumerate(node.output):
+        if o and (vg.consumers.get(o) or o in vg.outputs) and j not in outs:
+            raise NotRecognized(f"expected only the outputs and states of the loop used, found {quote(o)} used too")
+    for j, value in outs.items():
+        name = node.output[j] if j < len(node.output) else ""
+        if name and j == p["carried"]:
+            plan.op("Identity", [value], out=name)
+        elif name and (vg.consumers.get(name) or name in vg.outputs):
+            plan.op("Squeeze", [value, plan.const([0], np.int64)], out=name)
+    return plan.nodes, plan.inits
+
+
+def _cell_arrays(cell: dict) -> list[np.ndarray]:
+    """W, R, B of the cell in Keras' layout (columns: gates x units)."""
+    b = cell["bias"]
+    b_in, b_rec = (b[0], b[1]) if b.ndim == 2 else (b, np.zeros_like(b))
+    return [cell["kernel"].T, cell["recurrent"].T, np.concatenate([b_in, b_rec])]
+
+
+def _onnx_gates(a: np.ndarray, kind: str, units: int) -> np.ndarray:
+    """Rows of gate blocks (per bias half for B) reordered from Keras' gate order to ONNX's."""
+    if kind != "lstm":
+        return np.ascontiguousarray(a, np.float32)
+    halves = np.split(a, a.shape[0] // (4 * units), axis=0)
+    return np.concatenate([np.concatenate([np.split(h, 4, axis=0)[g] for g in _LSTM_TO_ONNX]) for h in halves])
+
+
+def _initial_states(vg: ValueGraph, node, p: dict, plan: PlanNodes) -> list[str]:
+    """``initial_h`` (and ``initial_c``) for the fused node: absent when zeros."""
+    given = [node.input[k + 2] for k in (p["state"], p["c"]) if k is not None]
+    if all(zeros(vg, g) for g in given):
+        return []
+    if p["mask"] is not None:
+        raise NotRecognized("expected zero initial states in a masked loop")
+    return [plan.op("Unsqueeze", [g, plan.const([0], np.int64)]) for g in given]
+
+
+def _batch_first_mask(vg: ValueGraph, mask_tm: str, plan: PlanNodes) -> str:
+    """The ``(batch, time)`` boolean mask whose time-major ``[time, batch, 1]`` form the loop reads."""
+    tr = vg.producer.get(mask_tm)
+    if tr is None or tr.op_type != "Transpose" or [int(q) for q in vg.attr(tr, "perm", [])] != [1, 0, 2]:
+        raise NotRecognized("expected the mask read as Transpose(mask[..., None], [1, 0, 2])")
+    src = vg.producer.get(tr.input[0])
+    if src is not None and src.op_type == "Unsqueeze" and vg.axes(src) in ([2], [-1]):
+        return src.input[0]
+    if (vg.dims(tr.input[0]) or ())[-1:] != (1,):
+        raise NotRecognized(f"expected a mask of one value per step, found dims {shown(vg.dims(tr.input[0]))}")
+    return plan.op("Squeeze", [tr.input[0], plan.const([-1], np.int64)])
 
 
 # -- numpy semantics of the body ops ---------------------------------------------------------------
@@ -341,6 +466,8 @@ _OPS = {
     **{op: (lambda fn: lambda n, a, p: [fn(a[0]).astype(a[0].dtype)])(fn) for op, fn in _ACT.items()},
     "MatMul": lambda n, a, p: [np.matmul(a[0], a[1])],
     "Identity": lambda n, a, p: [a[0]],
+    "Not": lambda n, a, p: [np.logical_not(a[0])],
+    "Where": lambda n, a, p: [np.where(a[0], a[1], a[2])],
     "Cast": lambda n, a, p: [np.asarray(a[0]).astype(_CAST[int(_attr(n, "to", 1))])],
     "Split": _split,
     "Slice": _slice,

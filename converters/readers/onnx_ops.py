@@ -305,6 +305,8 @@ def _squeeze(r, node, args, attrs):
         return [Const(np.squeeze(x.value, axis=tuple(axes) if axes else None))]
     if isinstance(x, Plan) and x.role == "steps1d" and axes == [0]:
         return [Plan(x.mask, "steps")]
+    if isinstance(x, NotEqual) and x.stage == "kd" and axes in ([2], [-1]):
+        return [NotEqual(x.x, x.value, True, "mask", False)]  # Keras Masking's mask, its last axis dropped
     if isinstance(x, RecOut) and x.perm is None and x.rec.n_dirs == 1 and axes and len(axes) == 1:
         return [_select_direction(r, x, axes[0], 0)]
     raise r.unsupported(f"expected Squeeze of one direction's output, found Squeeze of a {x.what}")

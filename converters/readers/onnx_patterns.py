@@ -25,6 +25,7 @@ from ..errors import UnsupportedError
 from ..sanitize import quote
 from .onnx_loops import loop_recurrence
 from .onnx_rewrite import Rewrite, fresh as _fresh, zeros as _zeros
+from .onnx_tf_masks import float_count, masking_product, select_lowered
 from .onnx_torch_patterns import time_major_dense, time_major_inputs, unrolled_rnn, unsqueeze_gather
 from .onnx_value_graph import BIG, ValueGraph, shown, where
 
@@ -401,6 +402,9 @@ def _loop(vg: ValueGraph, node):
 #: (name, anchor op(s), function): each tried on every node, in this order (a later pattern may need
 #: what an earlier one leaves: the Dense of an unrolled TimeDistributed before its steps' slices are read)
 PATTERNS = [
+    ("float_count", ("Greater",), float_count),
+    ("select_lowered", ("Add",), select_lowered),
+    ("masking_product", ("Mul",), masking_product),
     ("recurrence_loop", ("Loop",), _loop),
     ("unrolled_rnn", ("MatMul",), unrolled_rnn),
     ("unrolled_time_distributed", ("Concat",), _unrolled_time_distributed),

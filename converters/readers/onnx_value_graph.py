@@ -22,7 +22,7 @@ from ..sanitize import quote
 
 #: ops whose output has the shape of their first input
 _SAME = {"Cast", "Identity", "Sigmoid", "Tanh", "Relu", "Softsign", "Softplus", "Elu", "Selu", "Exp", "Not",
-         "Neg", "Abs", "HardSigmoid", "Softmax", "Dropout", "ReverseSequence"}
+         "Neg", "Abs", "HardSigmoid", "Softmax", "Dropout", "ReverseSequence", "CumSum"}
 _BROADCAST = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Equal", "And", "Or", "Greater", "Less", "Where"}
 #: slices whose end is at least this big run to the end of the axis (tf2onnx writes INT32_MAX)
 BIG = 2**31 - 1
@@ -199,6 +199,20 @@ class ValueGraph:
             b = self.dims(ins[1])
             if d is not None and b is not None and len(b) == 2 and len(d) >= 2:
                 self._dims[out] = d[:-1] + (b[1],)
+        elif op in ("ReduceSum", "ReduceMax", "ReduceMin", "ReduceMean") and d is not None and self.axes(n) is not None:
+            drop = {a % len(d) for a in self.axes(n)}
+            keep = int(self.attr(n, "keepdims", 1))
+            self._dims[out] = tuple(1 if k in drop else x for k, x in enumerate(d) if keep or k not in drop)
+        elif op == "Range" and self.ints(ins[0]) == [0] and self.ints(ins[2]) == [1] \
+                and len(self.shape_value(ins[1]) or ()) == 1:
+            self._dims[out] = tuple(self.shape_value(ins[1]))
+        elif op == "GatherElements" and self.dims(ins[1]) is not None:
+            self._dims[out] = self.dims(ins[1])
+        elif op == "TopK" and d is not None and self.shape_value(ins[1]) is not None:
+            axis = int(self.attr(n, "axis", -1)) % len(d)
+            dims = d[:axis] + tuple(self.shape_value(ins[1])[:1]) + d[axis + 1:]
+            for o in n.output:
+                self._dims[o] = dims
         elif op in ("LSTM", "GRU", "RNN") and d is not None and len(d) == 3:
             self._recurrent(n, d)
         elif op == "Reshape" and d is not None:
