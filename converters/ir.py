@@ -21,9 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+import operator
+
 import numpy as np
 
+from .errors import FormatError, UnsupportedError
 from .gates import GATES
+from .sanitize import quote
 from .ops import DIRECTIONS, GATE_PARTS, MERGE_MODES, STATES, normalized_options  # noqa: F401 (re-exported)
 
 RECURRENT_OPS = tuple(STATES)
@@ -186,3 +190,20 @@ def contiguous(a: np.ndarray) -> np.ndarray:
         for j in range(0, cols, _TILE):
             out[i:i + _TILE, j:j + _TILE] = a[i:i + _TILE, j:j + _TILE]
     return out
+
+
+def int_option(value, default: int | None = None) -> int:
+    """A Keras int option that may be stored as a 1-tuple (``strides: [2]``), ``default`` when it is
+    None and a default is given; never a string, never several values."""
+    if value is None and default is not None:
+        return default
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise UnsupportedError(f"expected one value, found {quote(list(value))}")
+        value = value[0]
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise FormatError(f"expected an integer, found {quote(value)}") from None

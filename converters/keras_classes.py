@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from .activations import keras_major
 
@@ -30,8 +31,8 @@ def to_snake_case(name: str) -> str:
 def _minor(keras_version: str | None) -> int:
     """The minor version (``"2.2.4-tf"`` -> 2); 0 when there is none."""
     parts = str(keras_version or "").split(".")
-    digits = re.match(r"\d*", parts[1]).group() if len(parts) > 1 else ""
-    return int(digits) if digits else 0
+    digits = re.findall(r"^\d+", parts[1]) if len(parts) > 1 else []
+    return int(digits[0]) if digits else 0
 
 
 def default_recurrent_activation(keras_version: str | None) -> str:
@@ -76,9 +77,9 @@ def _rows(names, op, weights, **kw) -> list[KerasClass]:
     return [KerasClass(n, op, weights, **kw) for n in names]
 
 
-_RECURRENT = dict(weights=True, mask_arg="uses", mask_out="sequence")
-_PASS = dict(mask_out="passes")
-_DROP = dict(mask_out="drops")
+_RECURRENT: dict[str, Any] = dict(weights=True, mask_arg="uses", mask_out="sequence")
+_PASS: dict[str, Any] = dict(mask_out="passes")
+_DROP: dict[str, Any] = dict(mask_out="drops")
 _ROWS: list[KerasClass] = [
     KerasClass("LSTM", "lstm", written=True, version_defaults=("recurrent_activation",), **_RECURRENT),
     KerasClass("GRU", "gru", written=True, version_defaults=("recurrent_activation", "reset_after"), **_RECURRENT),
@@ -88,7 +89,8 @@ _ROWS: list[KerasClass] = [
     KerasClass("LSTMCell", "lstm", True, cell=True, version_defaults=("recurrent_activation",)),
     KerasClass("GRUCell", "gru", True, cell=True, version_defaults=("recurrent_activation", "reset_after")),
     KerasClass("SimpleRNNCell", "simple_rnn", True, cell=True),
-    *_rows(("ConvLSTM1D", "ConvLSTM2D"), "conv_lstm", True),
+    # written as ConvLSTM{rank}D; a masked input is refused by the reader, so no mask reaches them
+    *_rows(("ConvLSTM1D", "ConvLSTM2D"), "conv_lstm", True, written=True, **_DROP),
     KerasClass("Bidirectional", None, written=True, **_RECURRENT),
     KerasClass("RNN", None, **_RECURRENT),
     KerasClass("TimeDistributed", None, None),
@@ -143,7 +145,7 @@ def classes(**where) -> tuple[str, ...]:
 
 def ops_of(names) -> dict[str, str]:
     """Keras class -> IR op for the classes ``names``."""
-    return {n: CLASSES[n].op for n in names}
+    return {n: op for n in names if (op := CLASSES[n].op) is not None}
 
 
 #: IR op -> the Keras class the writer writes for it (computed: the rows marked ``written``).

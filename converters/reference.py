@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import InputsError, UnsupportedError
-from .ir import Model, Node
+from .ir import Model, Node, int_option
 from .reference_attention import OPS as ATTENTION_OPS
 from .reference_conv_lstm import run_conv_lstm
 from .reference_rnn import activation, run_recurrent
@@ -23,12 +23,6 @@ from .sanitize import quote
 def _f64(a) -> np.ndarray:
     return np.asarray(a, dtype=np.float64)
 
-
-def _scalar(v, default: int = 1) -> int:
-    """Keras stores ``strides``/``dilation_rate`` as ``2`` or ``[2]``."""
-    if v is None:
-        return default
-    return int(v[0]) if isinstance(v, (list, tuple)) else int(v)
 
 
 def _act(node: Node, x: np.ndarray) -> np.ndarray:
@@ -50,20 +44,20 @@ def _embedding(node, ids):
 
 
 def _mask_not_equal(node, x):
-    mask = x != node.options.get("value", 0)
+    mask = x != node.options["value"]
     return mask.any(axis=-1) if node.options.get("reduce") else mask
 
 
 def _masking(node, x, mask=None):
     """Keras ``Masking``: zero every time step whose features all equal ``mask_value``."""
     if mask is None:
-        mask = (x != node.options.get("mask_value", 0.0)).any(axis=-1)
+        mask = (x != node.options["mask_value"]).any(axis=-1)
     return np.where(np.asarray(mask, dtype=bool)[..., None], x, 0.0)
 
 
 def _batch_norm(node, x):
     o, w = node.options, node.weights
-    axis = o.get("axis", -1)
+    axis = o["axis"]
     axis = axis[0] if isinstance(axis, (list, tuple)) else axis
     shape = [1] * x.ndim
     shape[axis] = x.shape[axis]
@@ -73,7 +67,7 @@ def _batch_norm(node, x):
 
     mean, var = param("moving_mean", 0.0), param("moving_variance", 1.0)
     gamma, beta = param("gamma", 1.0), param("beta", 0.0)
-    return (x - mean) / np.sqrt(var + o.get("epsilon", 1e-3)) * gamma + beta
+    return (x - mean) / np.sqrt(var + o["epsilon"]) * gamma + beta
 
 
 def _conv1d_padding(padding: str, length: int, span: int, stride: int) -> tuple[int, int]:
@@ -95,15 +89,15 @@ def _conv1d(node, x):
     o = node.options
     w = _f64(node.weights["weight"])  # (filters, in, k)
     k = w.shape[2]
-    stride, dilation = _scalar(o.get("strides")), _scalar(o.get("dilation_rate"))
+    stride, dilation = int_option(o.get("strides"), 1), int_option(o.get("dilation_rate"), 1)
     span = (k - 1) * dilation + 1
     try:
-        left, right = _conv1d_padding(o.get("padding", "valid"), x.shape[1], span, stride)
+        left, right = _conv1d_padding(o["padding"], x.shape[1], span, stride)
     except UnsupportedError as e:
         raise e.at(layer=node.label())
     xp = np.pad(x, ((0, 0), (left, right), (0, 0)))
     n_out = (xp.shape[1] - span) // stride + 1
-    groups = _scalar(o.get("groups", 1))
+    groups = int_option(o["groups"], 1)
     n_in, n_out_ch = w.shape[1], w.shape[0] // groups  # channels and filters of one group
     y = np.concatenate([
         sum(xp[:, j * dilation: j * dilation + (n_out - 1) * stride + 1: stride, g * n_in:(g + 1) * n_in]
@@ -117,7 +111,7 @@ def _repeat_vector(node, x):
 
 
 def _concatenate(node, *xs):
-    return np.concatenate(xs, axis=int(node.options.get("axis", -1)))
+    return np.concatenate(xs, axis=int(node.options["axis"]))
 
 
 def _reduce(fn):
@@ -132,7 +126,7 @@ def _reduce(fn):
 def _relu(node, x):
     """Keras ReLU/LeakyReLU (keras/src/activations/activations.py ``ReLU.static_call``)."""
     o = node.options
-    t, slope, top = float(o.get("threshold", 0.0)), float(o.get("negative_slope", 0.0)), o.get("max_value")
+    t, slope, top = float(o["threshold"]), float(o["negative_slope"]), o.get("max_value")
     y = x * (x > t) if t != 0 else np.maximum(x, 0)
     if top is not None:
         y = np.clip(y, 0.0, float(top))
@@ -145,7 +139,7 @@ def _prelu(node, x):
 
 def _global_pool(node, x, mask=None):
     o = node.options
-    axis, keep = int(o.get("axis", 1)), bool(o.get("keepdims"))
+    axis, keep = int(o["axis"]), bool(o.get("keepdims"))
     if o["mode"] == "max":
         return x.max(axis=axis, keepdims=keep)
     if mask is None:
@@ -157,9 +151,9 @@ def _global_pool(node, x, mask=None):
 def _pool1d(node, x):
     """Windows over the time axis; ``same`` padding (TensorFlow's rule) takes no part in max or mean."""
     o = node.options
-    k = _scalar(o["pool_size"])
-    s = _scalar(o.get("strides") or k)
-    left, right = _conv1d_padding(o.get("padding", "valid"), x.shape[1], k, s)
+    k = int_option(o["pool_size"], 1)
+    s = int_option(o.get("strides") or k, 1)
+    left, right = _conv1d_padding(o["padding"], x.shape[1], k, s)
     valid = np.pad(np.ones(x.shape[1], bool), (left, right))
     xp = np.pad(x, ((0, 0), (left, right), (0, 0)))
     n_out = (xp.shape[1] - k) // s + 1
@@ -176,7 +170,7 @@ def _layer_norm(node, x):
     axes = tuple(node.options["axes"])
     mean = x.mean(axis=axes, keepdims=True)
     var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
-    y = (x - mean) / np.sqrt(var + float(node.options.get("epsilon", 1e-3)))
+    y = (x - mean) / np.sqrt(var + float(node.options["epsilon"]))
     w = node.weights
     return y * (_f64(w["gamma"]) if "gamma" in w else 1.0) + (_f64(w["beta"]) if "beta" in w else 0.0)
 
@@ -214,7 +208,7 @@ OPS = {
     "batch_norm": _batch_norm,
     "conv1d": _conv1d,
     "relu": _relu,
-    "elu": lambda node, x: np.where(x > 0, x, float(node.options.get("alpha", 1.0)) * np.expm1(np.minimum(x, 0))),
+    "elu": lambda node, x: np.where(x > 0, x, float(node.options["alpha"]) * np.expm1(np.minimum(x, 0))),
     "prelu": _prelu,
     "global_pool": _global_pool,
     "pool1d": _pool1d,

@@ -3,10 +3,9 @@ tensor shapes, option and number literals, the comments and docstring lines nami
 from __future__ import annotations
 
 import math
-import operator
 
-from ..errors import FormatError, UnsupportedError
-from ..ir import Model, Node
+from ..errors import FormatError
+from ..ir import Model, Node, int_option  # noqa: F401 (int_option: the writers read it here)
 from ..keras_classes import RECURRENT_CLASS
 from ..sanitize import comment, quote
 from ..shapes import node_output_shapes
@@ -25,20 +24,6 @@ def shapes(model: Model) -> dict[str, tuple | None]:
             outs = [None] * len(node.outputs)
         known.update(zip(node.outputs, outs))
     return known
-
-
-def int_option(value) -> int:
-    """A Keras int option that may be stored as a 1-tuple (``strides: [2]``); never a string."""
-    if isinstance(value, (list, tuple)):
-        if len(value) != 1:
-            raise UnsupportedError(f"expected one value, found {quote(list(value))}")
-        value = value[0]
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise FormatError(f"expected an integer, found {quote(value)}") from None
 
 
 def number(value) -> str:
@@ -68,7 +53,7 @@ def describe(node: Node) -> str:
     flags = [f for f in ("return_sequences", "return_state", "go_backwards") if o.get(f)]
     if node.op == "gru":
         flags.append(f"reset_after={bool(o.get('reset_after', True))}")
-    acts = [o.get("activation", "tanh")] + ([o.get("recurrent_activation", "sigmoid")] if node.op != "simple_rnn" else [])
+    acts = [o["activation"]] + ([o["recurrent_activation"]] if node.op != "simple_rnn" else [])
     flags.append(comment("/".join(map(str, acts))))
     if node.mask:
         flags.append("masked")

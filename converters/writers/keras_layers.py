@@ -23,7 +23,7 @@ import numpy as np
 from ..activations import column
 from ..errors import UnsupportedError
 from ..keras_classes import CLASSES, MASK_USERS, PASS_MASK, RECURRENT_CLASS, to_snake_case
-from ..ir import Node
+from ..ir import Node, int_option
 from ..sanitize import quote
 
 #: IR activation -> the Keras 3 name of the same function (converters/activations.py ``keras3`` column).
@@ -108,7 +108,7 @@ def scaled_recurrent(node: Node) -> tuple[Node, dict[str, str]]:
 
 
 def _has_bias(node: Node) -> bool:
-    return bool(node.options.get("use_bias", True)) or any(
+    return bool(node.options["use_bias"]) or any(
         np.any(w) for k, w in node.weights.items() if k.endswith("_bias"))
 
 
@@ -129,7 +129,7 @@ def cell_variables(node: Node, direction: str) -> list[np.ndarray]:
         return [kernel, recurrent]
     b_in = node.stacked(direction, "input_bias", "keras")
     b_rec = node.stacked(direction, "recurrent_bias", "keras")
-    if node.op == "gru" and node.options.get("reset_after", True):
+    if node.op == "gru" and node.options["reset_after"]:
         bias = np.stack([b_in, b_rec])  # (2, 3u): input bias row, recurrent bias row
     else:
         # one bias: Keras adds it to x W (LSTM, SimpleRNN) or, for a reset-before GRU candidate,
@@ -148,7 +148,7 @@ def rnn_config(node: Node, names: dict[str, str], go_backwards: bool, name: str)
     if node.op != "simple_rnn":
         cfg["recurrent_activation"] = names["recurrent_activation"]
     if node.op == "gru":
-        cfg["reset_after"] = bool(o.get("reset_after", True))
+        cfg["reset_after"] = bool(o["reset_after"])
     cfg.update(dropout=0.0, recurrent_dropout=0.0)
     return cfg
 
@@ -163,12 +163,12 @@ def recurrent_layer(node: Node, name: str) -> KerasLayer:
         return KerasLayer(name, cls, rnn_config(scaled, names, go_backwards, name), node.inputs[:1],
                           list(node.outputs), {"": (name, []), "cell": (cell, cell_variables(scaled, "forward"))},
                           initial_state=node.inputs[1:], node=node)
-    if o.get("merge_mode", "concat") not in ("concat", "sum", "mul", "ave", None):
+    if o["merge_mode"] not in ("concat", "sum", "mul", "ave", None):
         raise UnsupportedError(f"expected merge_mode concat|sum|mul|ave|None, found {quote(o['merge_mode'])}",
                                layer=node.label())
     subs = {"forward_layer": (f"forward_{name}", go_backwards),
             "backward_layer": (f"backward_{name}", not go_backwards)}
-    config = {"name": name, "trainable": True, "dtype": "float32", "merge_mode": o.get("merge_mode", "concat")}
+    config = {"name": name, "trainable": True, "dtype": "float32", "merge_mode": o["merge_mode"]}
     variables = {"": (name, [])}
     for (key, (sub_name, backwards)), direction in zip(subs.items(), ("forward", "backward")):
         sub_cfg = rnn_config(scaled, names, backwards, sub_name)
@@ -225,9 +225,9 @@ def conv1d_layer(node: Node, name: str) -> KerasLayer:
     if b is not None:
         arrays.append(_scale(b, factor) if factor != 1.0 else np.asarray(b))
     cfg = {**_base(name), "filters": int(np.shape(w)[0]), "kernel_size": [int(np.shape(w)[2])],
-           "strides": [_int(o.get("strides", 1))], "padding": _choice(o, "padding", "valid", ("valid", "same", "causal")),
-           "data_format": "channels_last", "dilation_rate": [_int(o.get("dilation_rate", 1))],
-           "groups": _int(o.get("groups", 1)), "activation": act, "use_bias": b is not None}
+           "strides": [int_option(o["strides"])], "padding": _choice(o, "padding", "valid", ("valid", "same", "causal")),
+           "data_format": "channels_last", "dilation_rate": [int_option(o["dilation_rate"])],
+           "groups": int_option(o["groups"]), "activation": act, "use_bias": b is not None}
     return KerasLayer(name, "Conv1D", cfg, node.inputs[:1], list(node.outputs), {"": (name, arrays)}, node=node)
 
 
@@ -235,8 +235,8 @@ def conv_lstm_layer(node: Node, name: str) -> KerasLayer:
     """ConvLSTM1D/2D: IR ``(4f, in, *k)`` kernels back to Keras' ``(*k, in, 4f)``; a Keras 2 hard_sigmoid
     recurrent activation becomes Keras 3's with the i, f, o gate blocks scaled by 1.2 (as for LSTM)."""
     o, wt = node.options, node.weights
-    act = keras_activation(o.get("activation", "tanh"), node, "activation (it also acts on the cell state)")
-    ract, factor = _activation_and_factor(o.get("recurrent_activation", "sigmoid"), node, "recurrent_activation")
+    act = keras_activation(o["activation"], node, "activation (it also acts on the cell state)")
+    ract, factor = _activation_and_factor(o["recurrent_activation"], node, "recurrent_activation")
     rank, filters = len(o["kernel_size"]), int(o["filters"])
     scale = np.full(4 * filters, factor)
     scale[2 * filters:3 * filters] = 1.0  # the cell candidate is driven by `activation`
@@ -267,10 +267,6 @@ def _choice(options: dict, key: str, default: str, allowed: tuple[str, ...]) -> 
     return value
 
 
-def _int(v) -> int:
-    return int(v[0]) if isinstance(v, (list, tuple)) else int(v)
-
-
 def embedding_layer(node: Node, name: str, mask_zero: bool = False) -> KerasLayer:
     emb = np.asarray(node.weights["embeddings"])
     cfg = {**_base(name), "input_dim": int(emb.shape[0]), "output_dim": int(emb.shape[1]),
@@ -281,8 +277,8 @@ def embedding_layer(node: Node, name: str, mask_zero: bool = False) -> KerasLaye
 
 def batch_norm_layer(node: Node, name: str) -> KerasLayer:
     w, o = node.weights, node.options
-    axis = o.get("axis", -1)
-    cfg = {**_base(name), "axis": _int(axis), "epsilon": float(o.get("epsilon", 1e-3)),
+    axis = o["axis"]
+    cfg = {**_base(name), "axis": int_option(axis), "epsilon": float(o["epsilon"]),
            "momentum": 0.99, "center": "beta" in w, "scale": "gamma" in w}
     size = next(iter(w.values())).shape[0]
     arrays = [w[k] for k in ("gamma", "beta") if k in w]
@@ -297,7 +293,7 @@ def activation_layer(node: Node, name: str) -> KerasLayer:
 
 
 def masking_layer(node: Node, name: str) -> KerasLayer:
-    return _plain("Masking", mask_value=float(node.options.get("mask_value", 0.0)))(node, name)
+    return _plain("Masking", mask_value=float(node.options["mask_value"]))(node, name)
 
 
 def prelu_layer(node: Node, name: str) -> KerasLayer:
@@ -310,14 +306,14 @@ def prelu_layer(node: Node, name: str) -> KerasLayer:
 def layer_norm_layer(node: Node, name: str) -> KerasLayer:
     w = node.weights
     cfg = {**_base(name), "axis": [int(a) for a in node.options["axes"]],
-           "epsilon": float(node.options.get("epsilon", 1e-3)), "center": "beta" in w, "scale": "gamma" in w}
+           "epsilon": float(node.options["epsilon"]), "center": "beta" in w, "scale": "gamma" in w}
     arrays = [np.asarray(w[k]) for k in ("gamma", "beta") if k in w]
     return KerasLayer(name, "LayerNormalization", cfg, node.inputs[:1], list(node.outputs), {"": (name, arrays)},
                       node=node)
 
 
 def _data_format(node: Node) -> str:
-    return "channels_last" if int(node.options.get("axis", 1)) == 1 else "channels_first"
+    return "channels_last" if int(node.options["axis"]) == 1 else "channels_first"
 
 
 def _pool_class(prefix: str) -> Callable[[Node], str]:
@@ -341,14 +337,14 @@ LAYERS: dict[str, Callable[[Node, str], KerasLayer]] = {
     "activation": activation_layer,
     "masking": masking_layer,
     "relu": _plain("ReLU", max_value=lambda n: n.options.get("max_value"),
-                   negative_slope=lambda n: float(n.options.get("negative_slope", 0.0)),
-                   threshold=lambda n: float(n.options.get("threshold", 0.0))),
-    "elu": _plain("ELU", alpha=lambda n: float(n.options.get("alpha", 1.0))),
+                   negative_slope=lambda n: float(n.options["negative_slope"]),
+                   threshold=lambda n: float(n.options["threshold"])),
+    "elu": _plain("ELU", alpha=lambda n: float(n.options["alpha"])),
     "prelu": prelu_layer,
     "global_pool": _by_class(_pool_class("Global"), data_format=_data_format,
                              keepdims=lambda n: bool(n.options.get("keepdims"))),
-    "pool1d": _by_class(_pool_class(""), pool_size=lambda n: [_int(n.options["pool_size"])],
-                        strides=lambda n: [_int(n.options.get("strides") or n.options["pool_size"])],
+    "pool1d": _by_class(_pool_class(""), pool_size=lambda n: [int_option(n.options["pool_size"])],
+                        strides=lambda n: [int_option(n.options.get("strides") or n.options["pool_size"])],
                         padding=lambda n: _choice(n.options, "padding", "valid", ("valid", "same")),
                         data_format="channels_last"),
     "permute": _plain("Permute", dims=lambda n: [int(d) for d in n.options["dims"]]),
@@ -362,7 +358,7 @@ LAYERS: dict[str, Callable[[Node, str], KerasLayer]] = {
     "flatten": _plain("Flatten", data_format="channels_last"),
     "reshape": _plain("Reshape", target_shape=lambda n: [int(d) for d in n.options["shape"]]),
     "repeat_vector": _plain("RepeatVector", n=lambda n: int(n.options["n"])),
-    "concatenate": _merge("Concatenate", axis=lambda n: _int(n.options.get("axis", -1))),
+    "concatenate": _merge("Concatenate", axis=lambda n: int_option(n.options["axis"])),
     "add": _merge("Add"),
     "subtract": _merge("Subtract"),
     "multiply": _merge("Multiply"),

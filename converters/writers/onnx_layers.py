@@ -8,18 +8,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedError
-from ..ir import Node
+from ..ir import Node, int_option
 from ..sanitize import quote
 from .onnx_activations import apply_activation, scalar
 from .onnx_attention import LAYERS as ATTENTION_LAYERS
 from .onnx_builder import GraphBuilder
 
-
-def _scalar(v, default: int = 1) -> int:
-    """Keras stores ``strides`` / ``dilation_rate`` / ``axis`` as ``2`` or ``[2]``."""
-    if v is None:
-        return default
-    return int(v[0]) if isinstance(v, (list, tuple)) else int(v)
 
 
 def dense_to_onnx(g: GraphBuilder, node: Node) -> None:
@@ -54,7 +48,7 @@ def repeat_vector_to_onnx(g: GraphBuilder, node: Node) -> None:
 
 
 def concatenate_to_onnx(g: GraphBuilder, node: Node) -> None:
-    g.op("Concat", node.inputs, out=node.outputs[0], axis=_scalar(node.options.get("axis"), -1))
+    g.op("Concat", node.inputs, out=node.outputs[0], axis=int_option(node.options.get("axis"), -1))
 
 
 def _chain(op_type: str):
@@ -97,14 +91,14 @@ def batch_norm_to_onnx(g: GraphBuilder, node: Node) -> None:
     """
     x, w = node.inputs[0], node.weights
     rank = g.rank(x)
-    axis = _scalar(node.options.get("axis"), -1) % rank
+    axis = int_option(node.options.get("axis"), -1) % rank
     if axis == 0:
         raise UnsupportedError("expected a BatchNormalization axis other than the batch axis, found 0")
     f32 = {k: np.asarray(v, dtype=np.float32) for k, v in w.items()}
     size = next(iter(f32.values())).shape[0]
     mean = f32.get("moving_mean", np.zeros(size, np.float32))
     inv = np.float32(1.0) / np.sqrt(f32.get("moving_variance", np.ones(size, np.float32))
-                                    + np.float32(node.options.get("epsilon", 1e-3)))
+                                    + np.float32(node.options["epsilon"]))
     inv = inv * f32.get("gamma", np.ones(size, np.float32))
     shift = f32.get("beta", np.zeros(size, np.float32)) - mean * inv
     shape = (size,) + (1,) * (rank - 1 - axis)
@@ -116,12 +110,12 @@ def conv1d_to_onnx(g: GraphBuilder, node: Node) -> None:
     """Keras Conv1D (channels last) as ONNX Conv between two Transposes."""
     o, w, b = node.options, node.weights["weight"], node.weights.get("bias")
     k = int(np.shape(w)[2])
-    stride, dilation = _scalar(o.get("strides")), _scalar(o.get("dilation_rate"))
+    stride, dilation = int_option(o.get("strides"), 1), int_option(o.get("dilation_rate"), 1)
     x = g.transpose(node.inputs[0], [0, 2, 1])
     inputs = [x, g.initializer(w, "weight")] + ([g.initializer(b, "bias")] if b is not None else [])
     y = g.op("Conv", inputs, kernel_shape=[k], strides=[stride], dilations=[dilation],
-             group=_scalar(o.get("groups")),
-             **_conv_padding(o.get("padding", "valid"), dilation * (k - 1), stride, dilation))
+             group=int_option(o.get("groups"), 1),
+             **_conv_padding(o["padding"], dilation * (k - 1), stride, dilation))
     act = o.get("activation")
     done = (act or "linear") == "linear"
     y = g.transpose(y, [0, 2, 1], out=node.outputs[0] if done else None)
@@ -158,7 +152,7 @@ def _reduce(g: GraphBuilder, op_type: str, x: str, axes: list[int], keepdims: bo
 def relu_to_onnx(g: GraphBuilder, node: Node) -> None:
     """Keras ReLU/LeakyReLU: ``clip(x * (x > t), 0, max) - negative_slope * relu(t - x)``."""
     o, x = node.options, node.inputs[0]
-    t, slope, top = float(o.get("threshold", 0.0)), float(o.get("negative_slope", 0.0)), o.get("max_value")
+    t, slope, top = float(o["threshold"]), float(o["negative_slope"]), o.get("max_value")
     if t != 0:
         y = g.op("Mul", [x, g.cast(g.op("Greater", [x, scalar(g, t)], dtype="bool"), "float32")])
     else:
@@ -172,7 +166,7 @@ def relu_to_onnx(g: GraphBuilder, node: Node) -> None:
 
 
 def elu_to_onnx(g: GraphBuilder, node: Node) -> None:
-    g.op("Elu", node.inputs[:1], out=node.outputs[0], alpha=float(node.options.get("alpha", 1.0)))
+    g.op("Elu", node.inputs[:1], out=node.outputs[0], alpha=float(node.options["alpha"]))
 
 
 def prelu_to_onnx(g: GraphBuilder, node: Node) -> None:
@@ -183,7 +177,7 @@ def prelu_to_onnx(g: GraphBuilder, node: Node) -> None:
 def global_pool_to_onnx(g: GraphBuilder, node: Node) -> None:
     """ReduceMax / ReduceMean over the time axis; a masked mean is Where + ReduceSum over the count."""
     o, x = node.options, node.inputs[0]
-    axis, keep = int(o.get("axis", 1)), bool(o.get("keepdims"))
+    axis, keep = int(o["axis"]), bool(o.get("keepdims"))
     if o.get("mode") == "max":
         _reduce(g, "ReduceMax", x, [axis], keep, out=node.outputs[0])
     elif not node.mask:
@@ -199,9 +193,9 @@ def pool1d_to_onnx(g: GraphBuilder, node: Node) -> None:
     """MaxPool / AveragePool between Transposes; ``same`` is SAME_UPPER (TensorFlow's odd step at the
     end) with the padding left out of the average (count_include_pad=0)."""
     o = node.options
-    k = _scalar(o["pool_size"])
-    s = _scalar(o.get("strides") or k)
-    padding = o.get("padding", "valid")
+    k = int_option(o["pool_size"], 1)
+    s = int_option(o.get("strides") or k, 1)
+    padding = o["padding"]
     if padding not in ("valid", "same"):
         raise UnsupportedError(f"expected pooling padding valid or same, found {quote(padding)}")
     x = g.transpose(node.inputs[0], [0, 2, 1])
@@ -220,7 +214,7 @@ def layer_norm_to_onnx(g: GraphBuilder, node: Node) -> None:
     x, axes, w = node.inputs[0], [int(a) for a in node.options["axes"]], node.weights
     centered = g.op("Sub", [x, _reduce(g, "ReduceMean", x, axes, True)])
     var = _reduce(g, "ReduceMean", g.op("Mul", [centered, centered]), axes, True)
-    eps = scalar(g, float(node.options.get("epsilon", 1e-3)))
+    eps = scalar(g, float(node.options["epsilon"]))
     y = g.op("Div", [centered, g.op("Sqrt", [g.op("Add", [var, eps])])])
     if "gamma" in w:
         y = g.op("Mul", [y, g.initializer(w["gamma"], "gamma")])
