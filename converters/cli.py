@@ -151,8 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--batch", type=int, default=2, help="random inputs: batch size (default: %(default)s)")
     ver.add_argument("--steps", type=int, help=f"random inputs: length of dynamic time axes (default: {DEFAULT_STEPS})")
     ver.add_argument("--seed", type=int, default=0, help="random inputs: seed (default: %(default)s)")
-    ver.add_argument("--atol", type=float, default=ATOL, help="absolute tolerance (default: %(default)g)")
-    ver.add_argument("--rtol", type=float, default=RTOL, help="relative tolerance (default: %(default)g)")
+    ver.add_argument("--atol", type=float, default=None,
+                     help=f"absolute tolerance (default: {ATOL:g}; float16/bfloat16 models: from the compute dtype)")
+    ver.add_argument("--rtol", type=float, default=None,
+                     help=f"relative tolerance (default: {RTOL:g}; float16/bfloat16 models: from the compute dtype)")
     ver.add_argument("--artifact", action="append", default=[], metavar="TARGET=PATH",
                      help="run an artifact converted earlier instead of converting (torch folder, .onnx or "
                           ".keras file); adds TARGET to --to; repeatable")

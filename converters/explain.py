@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from . import dtypes
 from .gates import LETTER, TORCH_PARTS, gate_order, gate_slice
 from .ir import Model, Node
 from .dense_sources import kernel_rows, render_rows
@@ -150,6 +151,7 @@ def describe(model: Model) -> dict[str, Any]:
         "source": model.source,
         "inputs": [{"name": t.name, "shape": _shape(t.shape), "dtype": t.dtype} for t in model.inputs],
         "outputs": [{"name": o, "shape": _shape(shapes.get(o))} for o in model.outputs],
+        "dtype": dtypes.describe(model),
         "layers": layers,
     }
 
@@ -210,6 +212,8 @@ def render(desc: dict[str, Any], layer: str | None = None) -> str:
     fmt = lambda s: "(" + ", ".join("?" if d is None else str(d) for d in (s or [])) + ")"  # noqa: E731
     lines.append("inputs:  " + ", ".join(f"{one_line(t['name'])} {fmt(t['shape'])} {t['dtype']}" for t in desc["inputs"]))
     lines.append("outputs: " + ", ".join(f"{one_line(t['name'])} {fmt(t['shape'])}" for t in desc["outputs"]))
+    if desc.get("dtype", {}).get("layers", {}).keys() - {"float32"}:  # a float32 model says nothing more
+        lines.append("dtype:   " + one_line(dtypes.describe_line(desc["dtype"])))
     lines.append("")
     rows = [("layer", "op", "class", "output shape")]
     options = {}

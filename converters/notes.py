@@ -54,17 +54,25 @@ def _node_notes(node: Node, to: str) -> list[str]:
 
 
 def _dtype_notes(model: Model, to: str) -> list[str]:
-    """A note per Keras dtype policy other than float32 (float64, mixed_float16 ...): artifacts compute in float32."""
-    if to == "gates":
+    """A note per Keras dtype policy the ``to`` artifact does not compute in (converters/dtypes.py says
+    what each target computes in): float64 in ONNX, float16/bfloat16 anywhere but Keras."""
+    from .dtypes import artifact_dtype, policy_dtypes
+
+    if to in ("gates", "torch-state-dict"):
         return []
+    computes = artifact_dtype(model, to)
     by_policy: dict[str, list[Node]] = {}
     for node in model.nodes:
         policy = node.source.get("dtype_policy")
-        if policy and policy != "float32":
+        if policy and policy_dtypes(str(policy))[0] != computes:
             by_policy.setdefault(str(policy), []).append(node)
+    why = {"float64": " on float32 inputs (onnxruntime's CPU LSTM/GRU/RNN kernels have no float64)" if to == "onnx"
+           else "",
+           "float16": " with the float32 variables", "bfloat16": " with the float32 variables"}
     return [f"{len(nodes)} layer{'s' * (len(nodes) != 1)} ({_where(nodes[0])}{', ...' if len(nodes) > 1 else ''}) "
-            f"compute in Keras dtype policy {quote(policy)}; the artifact computes in float32, so its outputs "
-            "differ from Keras' by that rounding" for policy, nodes in by_policy.items()]
+            f"compute in Keras dtype policy {quote(policy)} ({policy_dtypes(policy)[0]}); the artifact computes in "
+            f"{computes}{why.get(policy_dtypes(policy)[0], '')}, so its outputs differ from Keras' by that rounding"
+            for policy, nodes in by_policy.items()]
 
 
 def notes(model: Model, to: str) -> list[str]:

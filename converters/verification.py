@@ -577,7 +577,7 @@ def verify(model_path: str | os.PathLike, targets: Sequence[str] = DEFAULT_TARGE
            inputs: str | os.PathLike | Sequence[np.ndarray] | None = None,
            expected: str | os.PathLike | Sequence[np.ndarray] | None = None,
            batch: int = 2, steps: int | None = None, seed: int = 0,
-           atol: float = ATOL, rtol: float = RTOL, config: str | os.PathLike | None = None,
+           atol: float | None = None, rtol: float | None = None, config: str | os.PathLike | None = None,
            artifacts: Mapping[str, Model | str | os.PathLike] | None = None,
            require: str = "independent", timeout: float = DEFAULT_TIMEOUT,
            progress: Progress | None = None) -> Report:
@@ -587,12 +587,15 @@ def verify(model_path: str | os.PathLike, targets: Sequence[str] = DEFAULT_TARGE
     default random (:func:`random_inputs`). ``expected``: stored outputs (an .npz with ``out:<k>``
     keys, or arrays) used as the reference. ``artifacts``: per target, an IR to convert instead of
     the file's, or an already written artifact (torch folder, .onnx file, .keras file) to run as is.
+    ``atol``/``rtol``: default :data:`ATOL`/:data:`RTOL`, or the bound of the model's compute dtype
+    (float16, bfloat16: :func:`converters.dtypes.tolerance`, said in a note).
     ``require``: ``independent`` (default) or ``any`` reference for an ``ok`` verdict. ``timeout``:
     seconds for the child torch run. ``progress``: called with a line about each stage still running
     after :data:`PROGRESS_AFTER` seconds. Raises :class:`GateportError` for a bad model file, bad
     inputs or what does not fit the verify budget.
     """
     from . import runtimes
+    from .dtypes import tolerance
     from .readers import read_file as read
 
     _check_arguments(targets, artifacts, batch, steps, require, timeout)
@@ -601,8 +604,12 @@ def verify(model_path: str | os.PathLike, targets: Sequence[str] = DEFAULT_TARGE
         model = read(model_path, config)
     names = list(model.outputs)
     xs, input_desc = _resolve_inputs(model, inputs, batch, steps, seed, vb)
+    by_dtype = tolerance(model) or (ATOL, RTOL, None)
+    atol, rtol = by_dtype[0] if atol is None else atol, by_dtype[1] if rtol is None else rtol
     report = Report(str(model_path), "", input_desc, atol, rtol, require=require,
                     artifacts=tuple(TARGETS[t] for t in targets))
+    if by_dtype[2] and by_dtype[:2] == (atol, rtol):
+        report.notes.append(by_dtype[2])
     backend_note = runtimes.ensure_keras_backend()
 
     ref = None

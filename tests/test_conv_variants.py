@@ -43,7 +43,7 @@ def test_separable_is_a_depthwise_then_a_pointwise_node(tmp_path):
     assert dw.options["groups"] == F and dw.options["filters"] == 2 * F and dw.options["strides"] == 2
     assert dw.weights["weight"].shape == (2 * F, 1, 3) and not dw.options["use_bias"]
     assert dw.options["activation"] == "linear" and pw.options["activation"] == "relu"
-    assert pw.weights["weight"].shape == (6, 2 * F, 1) and pw.options["use_bias"] and "groups" not in pw.options
+    assert pw.weights["weight"].shape == (6, 2 * F, 1) and pw.options["use_bias"] and pw.options.get("groups", 1) == 1
     counts = Counter(n.op_type for n in onnx_graph.to_onnx(ir).graph.node)
     assert counts["Conv"] == 2 and counts["LSTM"] == 1, counts
     groups = [a.i for n in onnx_graph.to_onnx(ir).graph.node if n.op_type == "Conv" for a in n.attribute

@@ -117,7 +117,8 @@ def read_dataset(ds: h5py.Dataset, budget: budgets.Budget, file: str | None = No
             raise UnsafeError(f"{what} uses {why}; gateport reads only data stored in the file itself",
                               file=file)
         dtype, declared_shape = ds.dtype, ds.shape  # TypeError: a type numpy has no equivalent for
-    if not budgets.plain_numeric(dtype):
+        bfloat16 = _is_bfloat16(ds, dtype)
+    if not bfloat16 and not budgets.plain_numeric(dtype):
         raise FormatError(f"{what}: expected numbers (a weight), found dtype {quote(dtype)}", file=file)
     if declared_shape is None:
         raise FormatError(f"{what}: expected an array, found an empty (null) dataspace", file=file)
@@ -129,7 +130,21 @@ def read_dataset(ds: h5py.Dataset, budget: budgets.Budget, file: str | None = No
     if array.size:
         with malformed(what, file=file, errors=(*IO_ERRORS, TypeError, ValueError)):
             ds.read_direct(array)
-    return as_float(array)
+    return _bfloat16_as_float32(array) if bfloat16 else as_float(array)
+
+
+def _is_bfloat16(ds: h5py.Dataset, dtype: np.dtype) -> bool:
+    """Keras 3 stores a bfloat16 variable as 2-byte opaque data with the attribute ``dtype='bfloat16'``
+    (keras/src/saving/saving_lib.py, H5IOStore)."""
+    if dtype.kind != "V" or dtype.itemsize != 2 or dtype.fields or dtype.subdtype:
+        return False
+    tag = ds.attrs.get("dtype")
+    return (tag.decode("utf-8", "replace") if isinstance(tag, bytes) else tag) == "bfloat16"
+
+
+def _bfloat16_as_float32(array: np.ndarray) -> np.ndarray:
+    """bfloat16 bits (the high half of a float32) as float32, exactly."""
+    return (array.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
 
 
 def _chunk_buffer(dcpl, dtype: np.dtype) -> int:

@@ -201,7 +201,8 @@ class KerasIRBuilder:
             if t.shape is None:
                 raise FormatError(f"cannot tell the shape of input {t.name!r}: the config declares "
                                   "none and no layer fixes it", file=self.file)
-            specs.append(TensorSpec(t.name, tuple(t.shape), "int64" if t.dtype in _INT_DTYPES else "float32"))
+            dtype = "int64" if t.dtype in _INT_DTYPES else "float64" if t.dtype == "float64" else "float32"
+            specs.append(TensorSpec(t.name, tuple(t.shape), dtype))
         return specs, [t.name for t in outputs], self._live_nodes([t.name for t in outputs])
 
     def _input(self, spec: LayerSpec) -> None:

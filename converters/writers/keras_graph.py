@@ -18,6 +18,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from ..dtypes import keras_policy
 from ..errors import UnsupportedError
 from ..ir import Model, unique_name
 from ..sanitize import quote
@@ -30,7 +31,7 @@ from .keras_layers import IMPLICIT, LAYERS, MASK_ARG_LAYERS, KerasLayer, embeddi
 _MASK_ARG = MASK_ARG
 _PASS_MASK = PASS_MASK
 #: Input dtypes written (as the ONNX writer takes them).
-INPUT_DTYPES = ("float32", "int32", "int64")
+INPUT_DTYPES = ("float32", "float64", "int32", "int64")
 _MERGES = tuple(MERGE_OPS)
 
 
@@ -44,6 +45,21 @@ class KerasLayerGraph:
     refs: dict[str, tuple[str, int]]  # IR tensor -> (Keras layer, output index)
     outputs: list[str]  # IR tensors
     input_specs: dict[str, tuple] = field(default_factory=dict)  # IR tensor -> (shape, dtype)
+
+
+def _keep_policy(layer: KerasLayer, policy: str | None) -> None:
+    """The source layer's dtype policy (mixed_float16, float64 ...: converters/dtypes.py) in the layer's
+    config and its wrapped layers' (Bidirectional, TimeDistributed), so that Keras computes as the source did.
+    float16/bfloat16 variables get zeros as recurrent initializer: Keras' default orthogonal one needs a QR
+    torch has no float16 CPU kernel for (the loaded weights replace it anyway)."""
+    configs = [(layer.class_name, layer.config)] if policy else []
+    for cls, cfg in configs:
+        cfg["dtype"] = policy
+        if cls in ("LSTM", "GRU", "SimpleRNN") and policy in ("float16", "bfloat16"):
+            cfg["recurrent_initializer"] = "zeros"
+        configs += [(sub.get("class_name"), sub["config"]) for sub in (cfg.get(k) for k in ("layer", "forward_layer",
+                                                                                               "backward_layer"))
+                    if isinstance(sub, dict) and isinstance(sub.get("config"), dict)]
 
 
 def keras_name(name: str) -> str:
@@ -217,6 +233,7 @@ def build(model: Model) -> KerasLayerGraph:
             layer = embedding_layer(node, name, mask_zero=node.inputs[0] in mask_zero)
         else:
             layer = LAYERS[node.op](node, name)
+        _keep_policy(layer, keras_policy(node))
         for k, t in enumerate(layer.outputs):
             refs[t] = (name, k)
         layers.append(layer)

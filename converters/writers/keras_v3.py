@@ -98,7 +98,9 @@ def _write_weights_h5(target, graph: KerasLayerGraph, model: Model) -> None:
                 group = f.create_group(f"{path}/{sub}/vars" if sub else f"{path}/vars")
                 group.attrs["name"] = name
                 for k, array in enumerate(arrays):
-                    group.create_dataset(str(k), data=np.asarray(array, dtype=np.float32))
+                    array = np.asarray(array)  # float64 layers keep float64 variables (dtypes.py)
+                    dtype = np.float64 if array.dtype == np.float64 else np.float32
+                    group.create_dataset(str(k), data=array.astype(dtype))
 
 
 def _prepare(model: Model) -> KerasLayerGraph:

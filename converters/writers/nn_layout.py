@@ -38,10 +38,11 @@ def nn_incompatibility(node: Node) -> str | None:
     return "; ".join(reasons) or None
 
 
-def nn_params(node: Node, layer: int = 0) -> dict[str, np.ndarray]:
+def nn_params(node: Node, layer: int = 0, dtype=np.float32) -> dict[str, np.ndarray]:
     """The layer's weights as one layer of an nn.LSTM/GRU/RNN: ``weight_ih_l{layer}[_reverse]`` ...
 
-    float32, PyTorch gate order; no biases when the layer has none (``bias=False``).
+    ``dtype`` (float32; float64 for a float64 module), PyTorch gate order; no biases when the layer has
+    none (``bias=False``).
     """
     params = {}
     bias = has_bias(node)
@@ -50,7 +51,7 @@ def nn_params(node: Node, layer: int = 0) -> dict[str, np.ndarray]:
         for name, part in TORCH_PARTS.items():
             if name.startswith("bias") and not bias:
                 continue
-            params[name + sfx] = np.ascontiguousarray(node.stacked(direction, part, "torch"), dtype=np.float32)
+            params[name + sfx] = np.ascontiguousarray(node.stacked(direction, part, "torch"), dtype=dtype)
     return params
 
 

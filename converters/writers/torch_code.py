@@ -166,7 +166,7 @@ def _recurrent_nn(w: _Writer, node: Node, n_states: int, init) -> tuple[list[str
     args = nn_constructor(node)
     ctor = ", ".join([str(args.pop("input_size")), str(args.pop("hidden_size")), "batch_first=True"]
                      + [f"{k}={v!r}" for k, v in args.items()])
-    attr = w.module(node, f"nn.{NN_CLASS[node.op]}({ctor})", nn_params(node))
+    attr = w.module(node, f"nn.{NN_CLASS[node.op]}({ctor})", nn_params(node, dtype=w.dtype))
     x = w.var(node.inputs[0], node)
     x_in = f"{x}.flip(1)" if o.get("go_backwards") else x
     hx = ""
@@ -235,7 +235,7 @@ def _masked_nn_module(w: _Writer, node: Node, direction: str) -> tuple[str, dict
     rnn = ", ".join([str(args.pop("input_size")), str(args.pop("hidden_size")), "batch_first=True"]
                     + [f"{k}={v!r}" for k, v in args.items()])
     suffix = "_reverse" if direction == "backward" else ""
-    params = {f"rnn.{k[:-len(suffix)] if suffix else k}": v for k, v in nn_params(node).items()
+    params = {f"rnn.{k[:-len(suffix)] if suffix else k}": v for k, v in nn_params(node, dtype=w.dtype).items()
               if k.endswith("_reverse") == bool(suffix)}
     ctor = ", ".join([f"nn.{NN_CLASS[node.op]}({rnn})"] + _direction_flags(node, direction))
     return f"{cls}({ctor})", params
@@ -599,7 +599,7 @@ def _source(model: Model, w: _Writer, args: list[str], outputs: list[str]) -> st
 Standalone: needs torch, and safetensors to read the weights stored next to this file.
 
     model = load_model()  # weights from model.safetensors next to this file, in eval mode
-    outputs = model(*inputs)  # inputs in Keras' order, batch first, float32 (int64 token ids)
+    outputs = model(*inputs)  # inputs in Keras' order, batch first, {w.dtype} (int64 token ids)
 
 Inputs:
 {ins}
@@ -627,7 +627,7 @@ def load_model(path: Optional[str] = None) -> Model:
 
     if path is None:
         path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model.safetensors")
-    model = Model(){'.double()' if w.dtype == 'float64' else ''}
+    model = Model(){".double()" if w.dtype == "float64" else ""}
     model.load_state_dict(load_file(path))
     return model.eval()
 '''
