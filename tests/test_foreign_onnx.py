@@ -293,6 +293,22 @@ def test_torch_onnx_refusal_is_one_line_naming_the_node(name, tool):
         onnx_model.read(path_of(name, tool))
     assert info.value.layer == "ONNX node 'node_Reshape_85' (Reshape)" and "\n" not in str(info.value)
     assert "found shape [5, -1, 5]" in info.value.message
+    assert "closest pattern static_time_reshape: expected the time size 5 fixed by the exporter to be the " \
+           "input's, found a time axis the input declares dynamic" in info.value.message
+
+
+def test_dynamo_time_major_lstm_reads_once_its_input_declares_the_time_it_was_traced_at(tmp_path):
+    """The same file with the input's time axis declared 5 (what its Reshape assumes): read and matches."""
+    from converters.runtimes import run_torch
+
+    proto = onnx.load(str(path_of("torch_time_major_lstm_linear", "dynamo")))
+    proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value = TIME
+    path = tmp_path / "m.onnx"
+    onnx.save(proto, str(path))
+    x, want = torch_io("torch_time_major_lstm_linear")
+    model = api.read(path)
+    api.convert(model, "torch", tmp_path / "torch")
+    assert float(np.max(np.abs(run_torch(tmp_path / "torch", [x])[0] - want))) <= TOL
 
 
 def test_unrolled_rnn_with_a_step_not_the_cell_is_refused_naming_the_closest_pattern(tmp_path):

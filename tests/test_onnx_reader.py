@@ -219,12 +219,14 @@ def test_reverse_output_in_input_time_is_refused():
         onnx_model.from_proto(recurrent_graph(direction="reverse", output="sequence"))
 
 
-def test_time_major_model_input_is_refused():
+def test_time_major_model_input_is_read_batch_first():
+    """X is the graph input itself (time, batch, in): read batch-first (the IR's layout), and said so
+    (tests/test_foreign_onnx.py compares the numbers on torch.onnx's time-major exports)."""
     proto = recurrent_graph()
-    del proto.graph.node[0]  # X is the graph input itself: (time, batch, in)
+    del proto.graph.node[0]
     proto.graph.node[0].input[0] = "x"
-    with pytest.raises(UnsupportedError, match="time-major"):
-        onnx_model.from_proto(proto)
+    model = onnx_model.from_proto(proto)
+    assert "time-major in the file, read batch-first" in model.source["producer"]
 
 
 def test_reading_needs_no_framework_but_onnx(tmp_path):

@@ -26,7 +26,8 @@ from ..sanitize import quote
 from .onnx_loops import loop_recurrence
 from .onnx_rewrite import Rewrite, fresh as _fresh, zeros as _zeros
 from .onnx_tf_masks import float_count, masking_product, select_lowered
-from .onnx_torch_patterns import time_major_dense, time_major_inputs, unrolled_rnn, unsqueeze_gather
+from .onnx_torch_patterns import (static_time_reshape, time_major_dense, time_major_inputs, unrolled_rnn,
+                                  unsqueeze_gather)
 from .onnx_value_graph import BIG, ValueGraph, shown, where
 
 _RECURRENT = ("LSTM", "GRU", "RNN")
@@ -418,6 +419,7 @@ PATTERNS = [
     ("time_major_dense", ("Transpose",), time_major_dense),
     ("tensordot_dense", ("MatMul",), _tensordot_dense),
     ("computed_reshape", ("Reshape",), _computed_reshape),
+    ("static_time_reshape", ("Reshape",), static_time_reshape),
 ]
 
 

@@ -241,3 +241,24 @@ def unsqueeze_gather(vg: ValueGraph, node):
         return "expected index 0 or -1 (a scalar) of the one stacked tensor"
     return Rewrite("unsqueeze_gather", [node],
                    [vg.onnx.helper.make_node("Identity", [unsq.input[0]], list(node.output), name=node.name)])
+
+
+def static_time_reshape(vg: ValueGraph, node):
+    """Reshape(Transpose(Y, [0, 2, 1, 3]), [T, -1, H]) of a one-direction node whose time axis is statically
+    T -> Squeeze of the directions axis (the dynamo exporter joining the directions of a time-major Y)."""
+    tr = _op(vg, node.input[0], "Transpose")
+    rec = vg.producer.get(tr.input[0]) if tr is not None else None
+    if rec is None or rec.op_type not in _RECURRENT or tr.input[0] != rec.output[0] \
+            or [int(q) for q in vg.attr(tr, "perm", [])] != [0, 2, 1, 3]:
+        return None
+    dims, target = vg.dims(node.input[0]), vg.ints(node.input[1])
+    if dims is None or len(dims) != 4 or dims[2] != 1 or target is None or len(target) != 3 \
+            or target[1:] != [-1, dims[3]]:
+        return "expected Y of one direction reshaped to [time, -1, hidden]"
+    if target[0] != dims[0]:
+        return (f"expected the time size {target[0]} fixed by the exporter to be the input's, found a time axis "
+                f"the input declares {'dynamic' if not isinstance(dims[0], int) else dims[0]}")
+    h, axis = vg.onnx.helper, fresh(vg, f"{node.output[0]}/axis")
+    return Rewrite("static_time_reshape", [node],
+                   [h.make_node("Squeeze", [node.input[0], axis], list(node.output), name=node.name)],
+                   [vg.onnx.numpy_helper.from_array(np.array([2], np.int64), axis)])
