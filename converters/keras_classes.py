@@ -15,8 +15,8 @@ Concatenate's per-input mask, "drops" = none, None = not recorded (a class the K
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
 from .activations import keras_major
 
@@ -50,8 +50,17 @@ def default_reset_after(keras_version: str | None) -> bool:
     return major >= 3 or (major == 2 and _minor(keras_version) >= 4)
 
 
-#: option -> its default as a function of the Keras version that wrote the file.
-VERSION_DEFAULTS = {"recurrent_activation": default_recurrent_activation, "reset_after": default_reset_after}
+def default_conv_lstm_recurrent_activation(keras_version: str | None) -> str:
+    """ConvLSTM1D/2D ``recurrent_activation`` when a config omits it: ``hard_sigmoid`` in Keras 2 and
+    tf-keras 2.x (tf_keras/src/layers/rnn/conv_lstm2d.py, 2.21), ``sigmoid`` in Keras 3."""
+    return "sigmoid" if keras_major(keras_version) >= 3 else "hard_sigmoid"
+
+
+_LSTM_DEFAULTS = {"recurrent_activation": default_recurrent_activation}
+_GRU_DEFAULTS = {**_LSTM_DEFAULTS, "reset_after": default_reset_after}
+_CONV_LSTM_DEFAULTS = {"recurrent_activation": default_conv_lstm_recurrent_activation}
+#: the version-dependent defaults of LSTM and GRU layers and cells
+VERSION_DEFAULTS = _GRU_DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -65,7 +74,8 @@ class KerasClass:
     mask_out: str | None = None  # "passes" | "makes" | "sequence" | "merges" | "concat" | "drops" | None
     cell: bool = False  # a cell inside RNN(...), not a layer
     written: bool = False  # the class the Keras writer writes for its op
-    version_defaults: tuple[str, ...] = ()  # options whose default is VERSION_DEFAULTS[option](version)
+    #: option -> its default as a function of the Keras version that wrote the file
+    version_defaults: Mapping[str, Callable[[str | None], Any]] = field(default_factory=dict)
 
     @property
     def storage(self) -> str:
@@ -81,16 +91,17 @@ _RECURRENT: dict[str, Any] = dict(weights=True, mask_arg="uses", mask_out="seque
 _PASS: dict[str, Any] = dict(mask_out="passes")
 _DROP: dict[str, Any] = dict(mask_out="drops")
 _ROWS: list[KerasClass] = [
-    KerasClass("LSTM", "lstm", written=True, version_defaults=("recurrent_activation",), **_RECURRENT),
-    KerasClass("GRU", "gru", written=True, version_defaults=("recurrent_activation", "reset_after"), **_RECURRENT),
+    KerasClass("LSTM", "lstm", written=True, version_defaults=_LSTM_DEFAULTS, **_RECURRENT),
+    KerasClass("GRU", "gru", written=True, version_defaults=_GRU_DEFAULTS, **_RECURRENT),
     KerasClass("SimpleRNN", "simple_rnn", written=True, **_RECURRENT),
     KerasClass("CuDNNLSTM", "lstm", **_RECURRENT),  # fixed tanh/sigmoid cells (keras_recurrent.py)
     KerasClass("CuDNNGRU", "gru", **_RECURRENT),
-    KerasClass("LSTMCell", "lstm", True, cell=True, version_defaults=("recurrent_activation",)),
-    KerasClass("GRUCell", "gru", True, cell=True, version_defaults=("recurrent_activation", "reset_after")),
+    KerasClass("LSTMCell", "lstm", True, cell=True, version_defaults=_LSTM_DEFAULTS),
+    KerasClass("GRUCell", "gru", True, cell=True, version_defaults=_GRU_DEFAULTS),
     KerasClass("SimpleRNNCell", "simple_rnn", True, cell=True),
     # written as ConvLSTM{rank}D; a masked input is refused by the reader, so no mask reaches them
-    *_rows(("ConvLSTM1D", "ConvLSTM2D"), "conv_lstm", True, written=True, **_DROP),
+    *_rows(("ConvLSTM1D", "ConvLSTM2D"), "conv_lstm", True, written=True, version_defaults=_CONV_LSTM_DEFAULTS,
+           **_DROP),
     KerasClass("Bidirectional", None, written=True, **_RECURRENT),
     KerasClass("RNN", None, **_RECURRENT),
     KerasClass("TimeDistributed", None, None),
@@ -164,3 +175,8 @@ MERGE_OPS = ops_of(classes(mask_out="merges"))
 MASK_ARG = tuple(c.name for c in _ROWS if c.mask_arg is not None)
 MASK_USERS = classes(mask_arg="uses")
 PASS_MASK = classes(mask_out="passes")
+
+
+def version_default(class_name: str, option: str, keras_version: str | None) -> Any:
+    """The default of ``option`` of Keras class ``class_name`` in a file written by ``keras_version``."""
+    return CLASSES[class_name].version_defaults[option](keras_version)

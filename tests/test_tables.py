@@ -209,7 +209,8 @@ def test_class_columns_round_trip_and_storage_names():
     assert [CLASSES[c].storage for c in ("LSTM", "SimpleRNN", "GRUCell", "GlobalAveragePooling1D", "PReLU")] == [
         "lstm", "simple_rnn", "gru_cell", "global_average_pooling1d", "p_re_lu"]
     for c in CLASSES.values():
-        assert set(c.version_defaults) <= set(kc.VERSION_DEFAULTS), c.name
+        for option, default in c.version_defaults.items():
+            assert option in ("recurrent_activation", "reset_after") and callable(default), c.name
 
 
 @pytest.mark.parametrize("version,activation,reset_after", [
@@ -219,8 +220,12 @@ def test_class_columns_round_trip_and_storage_names():
     ("3.15.1", "sigmoid", True)])
 def test_version_dependent_defaults(version, activation, reset_after):
     """SEMANTICS.md §3.3: Keras 1 and 2.0-2.2 hard_sigmoid; 2.3 sigmoid; GRU reset after from tf.keras 2.4."""
-    assert kc.default_recurrent_activation(version) == activation
-    assert kc.default_reset_after(version) is reset_after
+    assert kc.version_default("LSTM", "recurrent_activation", version) == activation
+    assert kc.version_default("GRUCell", "recurrent_activation", version) == activation
+    assert kc.version_default("GRU", "reset_after", version) is reset_after
+    # ConvLSTM kept hard_sigmoid through tf-keras 2.x (tf_keras/src/layers/rnn/conv_lstm2d.py)
+    conv = "sigmoid" if version and version.startswith("3") else "hard_sigmoid"
+    assert kc.version_default("ConvLSTM2D", "recurrent_activation", version) == conv
 
 
 def test_a_config_without_recurrent_activation_gets_its_versions_default(tmp_path):
