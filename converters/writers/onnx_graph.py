@@ -5,7 +5,7 @@ weights as initializers, graph inputs and outputs with the Keras names in Keras'
 whose weights pass ~2 GB keep them in ``<file>.data`` next to the file (ONNX external data).
 
 Any string is a legal ONNX name, with two exceptions an input can bring: the empty string (ONNX's
-"no tensor") and text that is not UTF-8 (lone surrogates from JSON ``"\ud800"``). Such tensors get a
+"no tensor") and text that is not UTF-8 (lone surrogates from JSON ``"\\ud800"``). Such tensors get a
 unique name of their own (:func:`onnx_names`); every other name stays as Keras wrote it.
 
     to_onnx(model, opset=DEFAULT_OPSET) -> onnx.ModelProto
