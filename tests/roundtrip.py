@@ -20,7 +20,8 @@ TOL = 1e-5
 NOT_READ_FROM_ONNX = frozenset({
     "zero_padding1d", "max_pooling1d", "average_pooling1d", "upsampling1d", "cropping1d", "global_max_pooling1d",
     "global_average_pooling1d", "layer_normalization", "unit_normalization", "leaky_relu_layer", "prelu",
-    "elu_layer", "relu_layer", "permute", "gelu", "mish", "log_softmax"})
+    "elu_layer", "relu_layer", "permute", "gelu", "mish", "log_softmax",
+    "attention", "additive_attention", "multi_head_attention", "dot", "softmax_mask"})
 
 
 def read_from_onnx(entry: dict) -> bool:

@@ -54,8 +54,11 @@ def multi_head_attention_layer(node: Node, name: str) -> KerasLayer:
     o, w, r = node.options, node.weights, _roles(node)
     heads, key_dim, value_dim = int(o["num_heads"]), int(o["key_dim"]), int(o["value_dim"])
     bias = o.get("use_bias", True)
-    if o.get("masked_rows", "uniform") == "uniform" and o.get("return_scores") and \
-            any(k.endswith("mask") for k in r):
+    # a query row is fully masked by a query mask, an attention_mask, or a causal mask over masked keys
+    # (leading padding); a key mask alone masks a whole row only for a sequence with no key at all
+    rows_masked = "query_mask" in r or "attention_mask" in r or \
+        (o.get("causal") and ("value_mask" in r or "key_mask" in r))
+    if o.get("masked_rows", "uniform") == "uniform" and o.get("return_scores") and rows_masked:
         raise UnsupportedError("Keras 3 MultiHeadAttention returning its scores zeroes the weights of a query "
                                "whose every key is masked; the source spreads them evenly (tf-keras); "
                                + _WAY_OUT, layer=node.label())
