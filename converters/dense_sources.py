@@ -121,7 +121,7 @@ def _spans(tensor: str, width: int, shapes: dict, producers: dict, depth: int) -
 
 def _concatenated(node: Node, tensor: str, width: int, shapes: dict, producers: dict, depth: int) -> list[Span]:
     rank = len(shapes.get(tensor) or ()) + 1  # Keras axes count the batch
-    axis = node.options.get("axis", -1)
+    axis = node.options["axis"]
     widths = [_width(shapes, t) for t in node.inputs]
     if not isinstance(axis, int) or rank < 2 or axis % rank != rank - 1:
         return [_leaf(tensor, width, producers, "concatenated on another axis than the features")]

@@ -165,7 +165,7 @@ def align(a: list[Node], b: list[Node]) -> tuple[str, list[tuple[Node, Node]]]:
 # -- comparing one layer ------------------------------------------------------------------------------------
 def _separate_biases(node: Node, gate: str) -> bool:
     """Whether b_ih and b_hh of ``gate`` compute separately (a GRU reset_after=True candidate gate)."""
-    return node.op == "gru" and bool(node.options.get("reset_after", True)) and gate == "candidate"
+    return node.op == "gru" and bool(node.options["reset_after"]) and gate == "candidate"
 
 
 def blocks(node: Node, weights: dict[str, np.ndarray]) -> dict[tuple[str, str, str], np.ndarray]:
@@ -268,7 +268,6 @@ def _assumed(node: Node) -> set[str]:
 
 def _option_findings(a: Node, b: Node, notes: list[str]) -> list[Finding]:
     out = []
-    defaults = {"activation": "tanh", "recurrent_activation": "sigmoid", "reset_after": True}
     assumed = _assumed(a) | _assumed(b)
     skipped = []
     for opt in COMPUTING:
@@ -277,7 +276,7 @@ def _option_findings(a: Node, b: Node, notes: list[str]) -> list[Finding]:
         if opt in assumed:
             skipped.append(opt)
             continue
-        va, vb = a.options.get(opt, defaults[opt]), b.options.get(opt, defaults[opt])
+        va, vb = a.options[opt], b.options[opt]  # same op: both hold the option (defaults filled)
         if va != vb:
             out.append(Finding("activation" if "activation" in opt else opt, a.name,
                                f"{opt} differs: A {quote(va)}, B {quote(vb)}"))

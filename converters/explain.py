@@ -51,7 +51,7 @@ def keras_location(node: Node, layout: str, gate: str) -> dict[str, str]:
     if layout == "cudnn":  # each gate block is stored flattened as cuDNN reads it (SEMANTICS.md §3.2)
         loc = {k: v + " (cuDNN order: block.T.reshape(block.shape, order='F'))" if k == "input_weights"
                else v + " (cuDNN order: block transposed)" for k, v in loc.items()}
-    if not node.options.get("use_bias", True):
+    if not node.options["use_bias"]:
         return loc
     if layout == "cudnn":
         n = len(gate_order("cudnn", kind)) * units
@@ -95,7 +95,7 @@ def keras_array_shapes(node: Node, layout: str) -> dict[str, list[int]]:
         return shapes
     names = ("W", "U", "b") if layout.startswith("keras1") else ("kernel", "recurrent_kernel", "bias")
     shapes = {names[0]: [n_in, n * units], names[1]: [units, n * units]}
-    if node.options.get("use_bias", True):
+    if node.options["use_bias"]:
         if layout == "cudnn":
             shapes[names[2]] = [2 * n * units]
         elif kind == "gru" and node.options.get("reset_after"):
@@ -118,7 +118,7 @@ def describe(model: Model) -> dict[str, Any]:
             "outputs": node.outputs,
             "mask": node.mask,
             "output_shapes": [_shape(shapes.get(t)) for t in node.outputs],
-            "options": node.options,
+            "options": node.given_options(),
         }
         if node.is_recurrent:
             layout = keras_layout(model, node)

@@ -86,7 +86,7 @@ def _masked(model: Model, name: str, x: np.ndarray) -> np.ndarray:
     masked = np.zeros(x.shape, dtype=bool)
     for node in model.nodes:
         if node.op == "mask_not_equal" and node.inputs[:1] == [name]:
-            value = node.options.get("value", 0)
+            value = node.options["value"]
             if node.options.get("reduce"):
                 masked |= ~(x != value).any(axis=-1, keepdims=True)
             else:

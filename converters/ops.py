@@ -107,8 +107,10 @@ SHARED_AXES = Type(lambda v: isinstance(v, list) and len(v) <= MAX_RANK and all(
                                                                                 for d in v),
                    "a list of axes >= 1", _int_list(1, MAX_RANK))
 #: The masks an attention node reads as inputs, by role.
-MASK_ROLES = ("query_mask", "value_mask", "key_mask", "attention_mask")
-ROLES = ("query", "value", "key", *MASK_ROLES)
+#: roles whose input is a (batch, time) mask made by a mask_* node; ``attention_mask`` is data (any
+#: (batch, T, S) tensor, nonzero = attend), as Keras casts it to bool
+MASK_ROLES = ("query_mask", "value_mask", "key_mask")
+ROLES = ("query", "value", "key", *MASK_ROLES, "attention_mask")
 ROLE_LIST = Type(lambda v: isinstance(v, list) and len(v) <= len(ROLES) and all(isinstance(r, str) and r in ROLES
                                                                                   for r in v),
                  "a list of roles from " + ", ".join(ROLES), {"type": "array", "maxItems": len(ROLES),
@@ -267,10 +269,28 @@ def _time_shape(steps: Callable[[Any, dict], Any]) -> ShapeRule:
     return rule
 
 
-def _attention_shape(node, ins: list) -> list:
-    from .reference_attention import output_shapes  # the attention family's rule lives with its reference
+def _dot_shape(node, ins: list) -> list:
+    """Both inputs' axes but the two contracted ones (``axes`` count the batch)."""
+    a, b = ins
+    if b is None:
+        return [None]
+    ax1, ax2 = (int(x) for x in node.options["axes"])
+    rest = tuple(d for i, d in enumerate(a) if i != ax1 - 1) + tuple(d for i, d in enumerate(b) if i != ax2 - 1)
+    return [rest or (1,)]
 
-    return output_shapes(node, ins)
+
+def _attention_shape(node, ins: list) -> list:
+    """``[y, scores]`` of an attention node from its inputs by role (y: query steps; width: value's, or
+    ``output_dim``; scores ``(t, s)``, per head for multi_head_attention)."""
+    o = node.options
+    r = dict(zip(o["roles"], ins))
+    q, v = r.get("query"), r.get("value")
+    t, s = (q[0] if q else None), (v[0] if v else None)
+    if node.op == "attention":
+        y, scores = (t, v[-1] if v else None), (t, s)
+    else:
+        y, scores = (t, o["output_dim"]), (o["num_heads"], t, s)
+    return [y, scores][:len(node.outputs)]
 
 
 # -- weight rules --------------------------------------------------------------------------------
@@ -431,7 +451,7 @@ OPS: dict[str, Op] = {
     "dot": Op("Keras Dot of two tensors over ``axes`` (batch included; ``normalize``: l2 first, "
               "``max_inv_norm`` caps 1 / norm).",
               {"axes": Option(AXIS_PAIR), "normalize": Option(BOOL, False), "max_inv_norm": Option(POSITIVE, 1e7)},
-              shape=_attention_shape, mask="drops", io=_io((2,))),
+              shape=_dot_shape, mask="drops", io=_io((2,))),
     "masked_softmax": Op("Keras Softmax over the last axis of a (batch, time) input with a mask input: masked "
                          "entries -1e9 (``zero_masked``: zeroed after, as Keras 3).",
                          {"zero_masked": Option(BOOL, False)}, mask="inputs", io=_io((2,)),

@@ -23,9 +23,10 @@ import numpy as np
 from .activations import NUMPY
 from .errors import LayoutError, UnsupportedError
 from .ir import Gate, Node
+from .ops import STATES
 
-#: How many states each kind carries (h, or h and c).
-N_STATES = {"lstm": 2, "gru": 1, "simple_rnn": 1}
+#: How many states each kind carries (h, or h and c): the op table's.
+N_STATES = STATES
 
 
 def _pre(gate: Gate, x: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -50,7 +51,7 @@ def _lstm_cell(node: Node, gates: dict[str, Gate]) -> Callable:
 
 def _gru_cell(node: Node, gates: dict[str, Gate]) -> Callable:
     act, ract = _activations(node)
-    reset_after = node.options.get("reset_after", True)
+    reset_after = node.options["reset_after"]
     cand = gates["candidate"]
 
     def step(x, h):
@@ -164,7 +165,7 @@ def run_recurrent(node: Node, x: np.ndarray, initial_states: list[np.ndarray],
     y_fw, y_bw = results[0][0], results[1][0]
     if node.options.get("return_sequences"):
         y_bw = np.flip(y_bw, axis=1)
-    merge_mode = node.options.get("merge_mode", "concat")
+    merge_mode = node.options["merge_mode"]
     if merge_mode is not None and merge_mode not in MERGES:
         raise UnsupportedError(f"expected merge_mode in {list(MERGES)} or None, found {merge_mode!r}",
                                layer=node.label())

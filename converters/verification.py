@@ -290,7 +290,7 @@ def random_inputs(model: Model, batch: int = 2, steps: int | None = None, seed: 
         else:
             x = rng.uniform(-2.0, 2.0, shape).astype(spec.dtype)
         if masks and x.ndim >= 2:
-            _pad(x, masks[0].options.get("value", 0))
+            _pad(x, masks[0].options["value"])
         xs.append(x)
     return xs
 

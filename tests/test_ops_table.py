@@ -10,10 +10,10 @@ import pytest
 
 from converters import ir_file, manifest_check, ops, reference, reference_rnn
 from converters.readers import keras_layers as keras_layer_reader, keras_recurrent, onnx_ops, onnx_recurrent
-from converters.writers import keras_layers, numpy_code, onnx_graph, torch_code
+from converters.writers import keras_attention, keras_layers, numpy_code, onnx_graph, torch_code
 
 READERS = Path(reference.__file__).parent / "readers"
-KERAS_WRITER = "Keras writer (writers/keras_layers.py LAYERS or IMPLICIT)"
+KERAS_WRITER = "Keras writer (writers/keras_layers.py LAYERS or IMPLICIT, writers/keras_attention.py LAYERS)"
 
 #: Where each op gets computed or written: target -> the ops its dispatch knows.
 WRITERS = {
@@ -21,16 +21,10 @@ WRITERS = {
     "torch writer (writers/torch_code.py EMITTERS)": set(torch_code.EMITTERS),
     "numpy writer (writers/numpy_code.py EMITTERS)": set(numpy_code.EMITTERS),
     "ONNX writer (writers/onnx_graph.py CONVERTERS)": set(onnx_graph.CONVERTERS),
-    KERAS_WRITER: set(keras_layers.LAYERS) | set(keras_layers.IMPLICIT),
+    KERAS_WRITER: set(keras_layers.LAYERS) | set(keras_layers.IMPLICIT) | set(keras_attention.LAYERS),
 }
-#: Ops a writer may lack, with the reason.
-WRITER_EXEMPT: dict[tuple[str, str], str] = {
-    **{(op, KERAS_WRITER): "attention layers are not written to Keras yet"
-       for op in ("attention", "multi_head_attention", "dot", "masked_softmax")},
-    **{("conv_lstm", target): "ConvLSTM is written to PyTorch only so far"
-       for target in ("numpy writer (writers/numpy_code.py EMITTERS)", "ONNX writer (writers/onnx_graph.py CONVERTERS)",
-                      KERAS_WRITER)},
-}
+#: Ops a writer may lack, with the reason (none today).
+WRITER_EXEMPT: dict[tuple[str, str], str] = {}
 #: Ops the ONNX reader does not read back, with the reason (tests/roundtrip.py NOT_READ_FROM_ONNX lists
 #: the fixtures holding them).
 ONNX_READER_EXEMPT = {

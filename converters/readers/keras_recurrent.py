@@ -18,6 +18,7 @@ from ..activations import keras_major
 from ..gates import GATES, LETTER, gate_order
 from ..sanitize import quote
 from ..ir import Node, set_recurrent_weights
+from ..ops import MERGE_MODES, STATES
 from ..reference_conv_lstm import output_shapes
 from .hdf5 import Weight
 from .keras_context import LayerCall, Tensor
@@ -31,8 +32,7 @@ _LAYER_KEYS = ("return_sequences", "return_state", "go_backwards", "stateful", "
                "time_major", "zero_output_for_mask")
 #: Options that must agree between the two halves of a Bidirectional.
 _SHARED_KEYS = ("units", "activation", "recurrent_activation", "use_bias", "reset_after")
-_STATES = {"lstm": 2, "gru": 1, "simple_rnn": 1}
-MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+_STATES = STATES  # converters/ops.py (MERGE_MODES too)
 
 
 @dataclass

@@ -22,12 +22,13 @@ from ..activations import ONNX_RECURRENT_ARGS, from_onnx_recurrent
 from ..errors import FormatError, UnsupportedError
 from ..gates import GATES
 from ..ir import Node, set_recurrent_weights
+from ..ops import STATES
 from ..sanitize import quote
 
 KINDS = {"LSTM": "lstm", "GRU": "gru", "RNN": "simple_rnn"}
 #: ONNX activations per direction of each op, and their defaults.
 DEFAULT_ACTIVATIONS = {"lstm": ("Sigmoid", "Tanh", "Tanh"), "gru": ("Sigmoid", "Tanh"), "simple_rnn": ("Tanh",)}
-N_STATES = {"lstm": 2, "gru": 1, "simple_rnn": 1}
+N_STATES = STATES  # converters/ops.py
 
 
 def parse_activations(names: list[str], alphas: list[float], betas: list[float]) -> list[str]:

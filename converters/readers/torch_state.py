@@ -44,6 +44,7 @@ from ..budget import Budget
 from ..errors import FormatError, GateportError, UnsafeError, UnsupportedError, require
 from ..gates import GATES, NN_CLASS, TORCH_PARTS
 from ..ir import MERGE_MODES, Model, Node, TensorSpec, set_recurrent_weights, unique_name
+from ..ops import STATES
 from ..sanitize import quote
 from .bounded_zip import open_zip
 
@@ -485,7 +486,7 @@ def _outputs(node: Node) -> list[str]:
     """Keras' output order: ``[y]`` (``[y_fw, y_bw]`` with merge_mode None), then states."""
     o, name = node.options, node.name
     n_y = 2 if o.get("bidirectional") and o.get("merge_mode") is None else 1
-    n_states = (2 if node.op == "lstm" else 1) * len(node.directions) if o.get("return_state") else 0
+    n_states = STATES[node.op] * len(node.directions) if o.get("return_state") else 0
     return [name] + [f"{name}:{t}" for t in range(1, n_y + n_states)]
 
 

@@ -84,7 +84,7 @@ def _ir_mask_keys(model: Model) -> dict[str, tuple]:
     keys: dict[str, tuple] = {}
     for node in model.nodes:
         if node.op == "mask_not_equal":
-            keys[node.outputs[0]] = ("ne", node.inputs[0], _value_key(node.options.get("value", 0)),
+            keys[node.outputs[0]] = ("ne", node.inputs[0], _value_key(node.options["value"]),
                                      bool(node.options.get("reduce")))
         elif node.op == "mask_and":
             parts = sorted({keys.get(m, ("?", m)) for m in node.inputs}, key=repr)
@@ -97,7 +97,7 @@ def _mask_zero_ids(model: Model) -> set[str]:
     used = {n.mask for n in model.nodes if n.mask} | {
         t for n in model.nodes if n.op in ("mask_and", "masking") for t in n.inputs[1 if n.op == "masking" else 0:]}
     return {n.inputs[0] for n in model.nodes if n.op == "mask_not_equal" and n.outputs[0] in used
-            and not n.options.get("reduce") and float(n.options.get("value", 0)) == 0.0}
+            and not n.options.get("reduce") and float(n.options["value"]) == 0.0}
 
 
 @dataclass

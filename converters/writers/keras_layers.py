@@ -24,6 +24,7 @@ from ..activations import column
 from ..errors import UnsupportedError
 from ..keras_classes import CLASSES, MASK_USERS, PASS_MASK, RECURRENT_CLASS, to_snake_case
 from ..ir import Node, int_option
+from ..ops import MERGE_MODES
 from ..sanitize import quote
 
 #: IR activation -> the Keras 3 name of the same function (converters/activations.py ``keras3`` column).
@@ -163,7 +164,7 @@ def recurrent_layer(node: Node, name: str) -> KerasLayer:
         return KerasLayer(name, cls, rnn_config(scaled, names, go_backwards, name), node.inputs[:1],
                           list(node.outputs), {"": (name, []), "cell": (cell, cell_variables(scaled, "forward"))},
                           initial_state=node.inputs[1:], node=node)
-    if o["merge_mode"] not in ("concat", "sum", "mul", "ave", None):
+    if o["merge_mode"] not in MERGE_MODES:
         raise UnsupportedError(f"expected merge_mode concat|sum|mul|ave|None, found {quote(o['merge_mode'])}",
                                layer=node.label())
     subs = {"forward_layer": (f"forward_{name}", go_backwards),

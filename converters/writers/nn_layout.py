@@ -12,7 +12,7 @@ from ..ir import Node
 
 def has_bias(node: Node) -> bool:
     """Whether the layer needs bias parameters (``use_bias``, or any non-zero bias in the IR)."""
-    if node.options.get("use_bias", True):
+    if node.options["use_bias"]:
         return True
     return any(np.any(w) for k, w in node.weights.items() if k.endswith("_bias"))
 
@@ -24,16 +24,16 @@ def nn_incompatibility(node: Node) -> str | None:
     tanh or relu (PyTorch docs; SEMANTICS.md §3.5). Masks are not considered here.
     """
     o, kind = node.options, node.op
-    act = o.get("activation", "tanh")
+    act = o["activation"]
     if kind == "simple_rnn":
         return None if act in ("tanh", "relu") else f"expected activation tanh or relu, found {act}"
-    ract = o.get("recurrent_activation", "sigmoid")
+    ract = o["recurrent_activation"]
     reasons = []
     if act != "tanh":
         reasons.append(f"expected activation tanh, found {act}")
     if ract != "sigmoid":
         reasons.append(f"expected recurrent_activation sigmoid, found {ract}")
-    if kind == "gru" and not o.get("reset_after", True):
+    if kind == "gru" and not o["reset_after"]:
         reasons.append("expected reset_after=True, found False (the reset gate before the product)")
     return "; ".join(reasons) or None
 
@@ -59,7 +59,7 @@ def nn_constructor(node: Node) -> dict:
     """The nn.LSTM/GRU/RNN constructor arguments of this layer (besides ``batch_first``)."""
     args = {"input_size": int(node.weights[f"forward.{node.gate_names[0]}.input_weights"].shape[1]),
             "hidden_size": int(node.options["units"])}
-    if node.op == "simple_rnn" and node.options.get("activation", "tanh") != "tanh":
+    if node.op == "simple_rnn" and node.options["activation"] != "tanh":
         args["nonlinearity"] = node.options["activation"]
     if not has_bias(node):
         args["bias"] = False

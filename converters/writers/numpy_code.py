@@ -25,6 +25,7 @@ from ..version import __version__
 from ..errors import FormatError, UnsupportedError
 from ..gates import LETTER, gate_order, gate_slice
 from ..ir import Model, Node
+from ..ops import STATES
 from ..sanitize import comment, identifier, literal, quote
 from .numpy_attention import EMITTERS as ATTENTION_EMITTERS, FUNCTION_NAMES as ATTENTION_FUNCTIONS
 from .numpy_templates import ACTIVATIONS, HELPERS, helper_source
@@ -132,7 +133,7 @@ def keras_weights(node: Node, direction: str) -> dict[str, np.ndarray]:
 
     arrays = {"kernel": _float(part("input_weights").T), "recurrent_kernel": _float(part("recurrent_weights").T)}
     b_in, b_rec = part("input_bias"), part("recurrent_bias")
-    if node.op == "gru" and node.options.get("reset_after", True):
+    if node.op == "gru" and node.options["reset_after"]:
         arrays["bias"] = _float(np.stack([b_in, b_rec]))
     else:
         arrays["bias"] = _summed(b_in, b_rec)
@@ -148,7 +149,7 @@ def _gate_lines(w: _Writer, node: Node, pre: Callable[[str, str], str]) -> list[
         text, var = _GATE_TEXT[gate]
         s = gate_slice("keras", node.op, gate, units)
         main = gate in ("cell", "candidate")
-        act = o.get("activation", "tanh") if main else o.get("recurrent_activation", "sigmoid")
+        act = o["activation"] if main else o["recurrent_activation"]
         cols = f"{s.start}:{s.stop}"
         expr = w.activation(act, pre(gate, cols))
         lines.append(f"{var} = {expr}  # {LETTER['keras'][gate]} ({text}): columns {cols}")
@@ -159,7 +160,7 @@ def _lstm_cell(w: _Writer, node: Node) -> tuple[list[str], list[str]]:
     body = ["# gates in Keras' order i, f, c, o: columns of kernel, recurrent_kernel and bias",
             "z = x_t @ kernel + h @ recurrent_kernel + bias"]
     body += _gate_lines(w, node, lambda gate, cols: f"z[:, {cols}]")
-    act = node.options.get("activation", "tanh")
+    act = node.options["activation"]
     body += ["c = f * c + i * c_tilde", f"h = o * {w.activation(act, 'c')}", "return h, [h, c]"]
     return ["h", "c"], body
 
@@ -177,7 +178,7 @@ def _gru_reset_before(gate: str, cols: str) -> str:
 
 
 def _gru_cell(w: _Writer, node: Node) -> tuple[list[str], list[str]]:
-    if node.options.get("reset_after", True):
+    if node.options["reset_after"]:
         body = ["# gates in Keras' order z, r, h: columns of kernel, recurrent_kernel and bias",
                 "x_part = x_t @ kernel + bias[0]  # bias[0]: the input bias",
                 "h_part = h @ recurrent_kernel + bias[1]  # bias[1]: the recurrent bias"]
@@ -191,7 +192,7 @@ def _gru_cell(w: _Writer, node: Node) -> tuple[list[str], list[str]]:
 
 
 def _simple_rnn_cell(w: _Writer, node: Node) -> tuple[list[str], list[str]]:
-    act = node.options.get("activation", "tanh")
+    act = node.options["activation"]
     return ["h"], [f"h = {w.activation(act, 'x_t @ kernel + h @ recurrent_kernel + bias')}", "return h, [h]"]
 
 
@@ -211,7 +212,7 @@ def _cell_function(w: _Writer, node: Node) -> str:
 def recurrent_to_numpy(w: _Writer, node: Node) -> None:
     """LSTM / GRU / SimpleRNN, plain or Bidirectional: the cell run by Keras' loop per direction."""
     o = node.options
-    n_states, units, bi = (2 if node.op == "lstm" else 1), _int(o["units"]), bool(o.get("bidirectional"))
+    n_states, units, bi = STATES[node.op], _int(o["units"]), bool(o.get("bidirectional"))
     init = _initial_states(w, node, n_states)
     w.line(_describe(node))
     cell = _cell_function(w, node)
@@ -267,7 +268,7 @@ def _zeros(x: str, units: int, n_states: int) -> str:
 
 
 def _merge(node: Node, fw: str, bw: str) -> list[str]:
-    mode = node.options.get("merge_mode", "concat")
+    mode = node.options["merge_mode"]
     if mode is None:
         return [fw, bw]
     if mode not in _MERGES:
@@ -358,28 +359,28 @@ def batch_norm_to_numpy(w: _Writer, node: Node) -> None:
                               "beta": _float(wts.get("beta", np.zeros(n))),
                               "moving_mean": mean, "moving_variance": _float(wts["moving_variance"])})
     w.helpers.add("batch_norm")
-    axis, eps = _int(node.options.get("axis", -1)), _number(node.options.get("epsilon", 1e-3))
+    axis, eps = _int(node.options["axis"]), _number(node.options["epsilon"])
     w.assign(node.outputs[0], f"batch_norm({w.var(node.inputs[0], node)}, {axis}, {eps}, **{p})")
 
 
 def conv1d_to_numpy(w: _Writer, node: Node) -> None:
     o = node.options
     weight = np.asarray(node.weights["weight"])  # (filters, in, k)
-    padding = o.get("padding", "valid")
+    padding = o["padding"]
     if padding not in _PADDINGS:
         raise UnsupportedError(f"expected padding valid, same or causal, found {quote(padding)}", layer=node.label())
     p = w.weights(node.name, {"kernel": _float(weight.transpose(2, 1, 0)), "bias": _bias(node, weight.shape[0])})
     w.helpers.add("conv1d")
-    groups = _int(o.get("groups", 1))
-    args = [w.var(node.inputs[0], node), f"{p}['kernel']", f"{p}['bias']", str(_int(o.get("strides", 1))),
-            str(_int(o.get("dilation_rate", 1))), literal(padding)] + ([f"groups={groups}"] if groups != 1 else [])
+    groups = _int(o["groups"])
+    args = [w.var(node.inputs[0], node), f"{p}['kernel']", f"{p}['bias']", str(_int(o["strides"])),
+            str(_int(o["dilation_rate"])), literal(padding)] + ([f"groups={groups}"] if groups != 1 else [])
     w.assign(node.outputs[0], w.activation(o.get("activation"), f"conv1d({', '.join(args)})"))
 
 
 def relu_to_numpy(w: _Writer, node: Node) -> None:
     """Keras ReLU/LeakyReLU: ``clip(x * (x > t), 0, max) - negative_slope * relu(t - x)``."""
     o, x = node.options, w.var(node.inputs[0], node)
-    t, slope, top = _number(o.get("threshold", 0.0)), _number(o.get("negative_slope", 0.0)), o.get("max_value")
+    t, slope, top = _number(o["threshold"]), _number(o["negative_slope"]), o.get("max_value")
     expr = f"np.maximum({x}, 0.0)" if float(t) == 0 else f"{x} * ({x} > {t})"
     if top is not None:
         expr = f"np.clip({expr}, 0.0, {_number(top)})"
@@ -389,7 +390,7 @@ def relu_to_numpy(w: _Writer, node: Node) -> None:
 
 
 def elu_to_numpy(w: _Writer, node: Node) -> None:
-    x, alpha = w.var(node.inputs[0], node), _number(node.options.get("alpha", 1.0))
+    x, alpha = w.var(node.inputs[0], node), _number(node.options["alpha"])
     w.assign(node.outputs[0], f"np.where({x} > 0, {x}, {alpha} * np.expm1(np.minimum({x}, 0)))")
 
 
@@ -407,7 +408,7 @@ def _mode(node: Node) -> str:
 
 def global_pool_to_numpy(w: _Writer, node: Node) -> None:
     """Global max/mean over the time axis; a masked mean leaves masked steps out of sum and count."""
-    x, axis, keep = w.var(node.inputs[0], node), _int(node.options.get("axis", 1)), bool(node.options.get("keepdims"))
+    x, axis, keep = w.var(node.inputs[0], node), _int(node.options["axis"]), bool(node.options.get("keepdims"))
     if _mode(node) == "max":
         expr = f"{x}.max(axis={axis}, keepdims={keep})"
     elif node.mask:
@@ -421,7 +422,7 @@ def global_pool_to_numpy(w: _Writer, node: Node) -> None:
 
 def pool1d_to_numpy(w: _Writer, node: Node) -> None:
     o = node.options
-    padding = o.get("padding", "valid")
+    padding = o["padding"]
     if padding not in _PADDINGS[:2]:
         raise UnsupportedError(f"expected padding valid or same, found {quote(padding)}", layer=node.label())
     k = _int(o["pool_size"])
@@ -438,7 +439,7 @@ def _axes(node: Node) -> str:
 def layer_norm_to_numpy(w: _Writer, node: Node) -> None:
     params = {k: _float(node.weights[k]) for k in ("gamma", "beta") if k in node.weights}
     w.helpers.add("layer_norm")
-    args = [w.var(node.inputs[0], node), _axes(node), _number(node.options.get("epsilon", 1e-3))]
+    args = [w.var(node.inputs[0], node), _axes(node), _number(node.options["epsilon"])]
     if params:
         args.append(f"**{w.weights(node.name, params)}")
     w.assign(node.outputs[0], f"layer_norm({', '.join(args)})")

@@ -19,7 +19,7 @@ from .onnx_builder import GraphBuilder
 def mask_not_equal_to_onnx(g: GraphBuilder, node: Node) -> None:
     """``x != value``; with ``reduce``, any over the last axis (Keras Masking's mask)."""
     x = node.inputs[0]
-    value = node.options.get("value", 0)
+    value = node.options["value"]
     if node.options.get("reduce"):
         _any_differs(g, x, value, keepdims=False, out=node.outputs[0])
     else:
@@ -42,7 +42,7 @@ def masking_to_onnx(g: GraphBuilder, node: Node) -> None:
     x = node.inputs[0]
     mask = node.inputs[1] if len(node.inputs) > 1 else node.mask
     if not mask:  # "" is no mask, as in the reference
-        keep = _any_differs(g, x, node.options.get("mask_value", 0.0), keepdims=True)
+        keep = _any_differs(g, x, node.options["mask_value"], keepdims=True)
     else:
         keep = g.unsqueeze(mask, [-1])
     g.op("Where", [keep, x, g.const(0.0, g.dtypes.get(x, "float32"))], out=node.outputs[0])

@@ -37,7 +37,7 @@ def gru_to_onnx(g: GraphBuilder, node: Node) -> None:
     o = node.options
     act, ract = o.get("activation") or "tanh", o.get("recurrent_activation") or "sigmoid"
     _recurrent_to_onnx(g, node, "GRU", [ract, act],
-                       linear_before_reset=int(bool(o.get("reset_after", True))))
+                       linear_before_reset=int(bool(o["reset_after"])))
 
 
 def simple_rnn_to_onnx(g: GraphBuilder, node: Node) -> None:
@@ -90,12 +90,12 @@ def _check_signature(node: Node, n_dirs: int) -> None:
     """The node's inputs and outputs are those the IR promises for its options."""
     o = node.options
     n = N_STATES[node.op]
-    if o.get("bidirectional") and o.get("merge_mode", "concat") not in MERGE_MODES:
+    if o.get("bidirectional") and o["merge_mode"] not in MERGE_MODES:
         raise UnsupportedError(f"expected merge_mode in {list(MERGE_MODES)}, found {quote(o['merge_mode'])}")
     n_given = len(node.inputs) - 1
     if n_given not in (0, n * n_dirs):
         raise FormatError(f"expected 0 or {n * n_dirs} initial states, found {n_given}")
-    n_y = 2 if o.get("bidirectional") and o.get("merge_mode", "concat") is None else 1
+    n_y = 2 if o.get("bidirectional") and o["merge_mode"] is None else 1
     n_out = n_y + (n * n_dirs if o.get("return_state") else 0)
     if len(node.outputs) != n_out:
         raise FormatError(f"expected {n_out} outputs, found {len(node.outputs)}")
@@ -138,7 +138,7 @@ def _keras_output(g: GraphBuilder, node: Node, y_all: str, h_all: str, slot: int
 
 def _merge(g: GraphBuilder, node: Node, ys: list[str]) -> list[str]:
     """Bidirectional's merge of the forward and backward outputs."""
-    mode = node.options.get("merge_mode", "concat")
+    mode = node.options["merge_mode"]
     if mode is None:
         return ys
     if mode == "concat":

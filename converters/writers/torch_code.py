@@ -25,6 +25,7 @@ import numpy as np
 from ..version import __version__
 from ..errors import FormatError, UnsupportedError
 from ..ir import Model, Node
+from ..ops import STATES
 from ..sanitize import comment, identifier, quote
 from ..dtypes import artifact_dtype
 from .codegen import (check_outputs as _check_outputs, describe as _describe, initial_states as _initial_states,
@@ -134,7 +135,7 @@ def _f32(a) -> np.ndarray:
 # -- recurrent layers ----------------------------------------------------------------------
 
 def _merge(node: Node, fw: str, bw: str) -> list[str]:
-    mode = node.options.get("merge_mode", "concat")
+    mode = node.options["merge_mode"]
     if mode is None:
         return [fw, bw]
     if mode not in _MERGES:
@@ -145,7 +146,7 @@ def _merge(node: Node, fw: str, bw: str) -> list[str]:
 def recurrent_to_torch(w: _Writer, node: Node) -> None:
     """LSTM / GRU / SimpleRNN, plain or Bidirectional: nn.* where exact (masked: over the unmasked
     steps, KerasMaskedRNN), else a loop (KerasLoop; also a masked LSTM returning its c)."""
-    o, n_states = node.options, (2 if node.op == "lstm" else 1)
+    o, n_states = node.options, STATES[node.op]
     init = _initial_states(w, node, n_states)
     w.line(_describe(node))
     if nn_incompatibility(node) is not None or (node.op == "lstm" and node.mask and o.get("return_state")):
@@ -218,10 +219,10 @@ def _loop_module(w: _Writer, node: Node, direction: str) -> tuple[str, dict[str,
     cls = {"lstm": "LSTMLoop", "gru": "GRULoop", "simple_rnn": "SimpleRNNLoop"}[node.op]
     w.helpers.add(cls)
     n_in = node.weights[f"forward.{node.gate_names[0]}.input_weights"].shape[1]
-    args = [str(n_in), str(_int(o["units"])), w.activation_module(o.get("activation", "tanh"))]
+    args = [str(n_in), str(_int(o["units"])), w.activation_module(o["activation"])]
     if node.op != "simple_rnn":
-        args.append(w.activation_module(o.get("recurrent_activation", "sigmoid")))
-    if node.op == "gru" and not o.get("reset_after", True):
+        args.append(w.activation_module(o["recurrent_activation"]))
+    if node.op == "gru" and not o["reset_after"]:
         args.append("reset_after=False")
     return f"{cls}({', '.join(args + _direction_flags(node, direction))})", _loop_params(node, direction)
 
@@ -280,7 +281,7 @@ def dense_to_torch(w: _Writer, node: Node) -> None:
     weight = _f32(node.weights["weight"])
     params = {"weight": weight}
     args = f"{weight.shape[1]}, {weight.shape[0]}"
-    if node.options.get("use_bias", True) or np.any(node.weights.get("bias", 0)):
+    if node.options["use_bias"] or np.any(node.weights.get("bias", 0)):
         params["bias"] = _f32(node.weights.get("bias", np.zeros(weight.shape[0])))
     else:
         args += ", bias=False"
@@ -297,7 +298,7 @@ def embedding_to_torch(w: _Writer, node: Node) -> None:
 
 def mask_not_equal_to_torch(w: _Writer, node: Node) -> None:
     o = node.options
-    value = o.get("value", o.get("mask_value", 0))
+    value = o["value"]
     expr = f"{w.var(node.inputs[0], node)} != {_number(value)}"
     w.assign(node.outputs[0], f"({expr}).any(dim=-1)" if o.get("reduce") else expr)
 
@@ -355,7 +356,7 @@ def batch_norm_to_torch(w: _Writer, node: Node) -> None:
     if shape is None:
         raise UnsupportedError("expected a known input rank for BatchNormalization, found none", layer=node.label())
     rank = len(shape) + 1
-    axis = _int(node.options.get("axis", -1)) % rank
+    axis = _int(node.options["axis"]) % rank
     if axis == 0 or rank > 5:
         raise UnsupportedError(f"expected a feature axis of a rank 2-5 tensor, found axis {axis} of rank {rank}",
                                layer=node.label())
@@ -366,7 +367,7 @@ def batch_norm_to_torch(w: _Writer, node: Node) -> None:
               "running_mean": mean, "running_var": _f32(wts["moving_variance"]),
               "num_batches_tracked": np.zeros((), np.int64)}
     cls = {2: "BatchNorm1d", 3: "BatchNorm1d", 4: "BatchNorm2d", 5: "BatchNorm3d"}[rank]
-    eps = _number(node.options.get("epsilon", 1e-3))
+    eps = _number(node.options["epsilon"])
     attr = w.module(node, f"nn.{cls}({n}, eps={eps})", params)
     x = w.var(node.inputs[0], node)
     if axis == 1:
@@ -386,13 +387,13 @@ def conv1d_to_torch(w: _Writer, node: Node) -> None:
     params = {"weight": weight}
     args = [str(n_in * groups), str(filters), str(k)] + [
         f"{name}={v}" for name, v in (("stride", stride), ("dilation", dilation), ("groups", groups)) if v != 1]
-    if o.get("use_bias", True) or np.any(node.weights.get("bias", 0)):
+    if o["use_bias"] or np.any(node.weights.get("bias", 0)):
         params["bias"] = _f32(node.weights.get("bias", np.zeros(filters)))
     else:
         args.append("bias=False")
     attr = w.module(node, f"nn.Conv1d({', '.join(args)})", params)
     x = f"{w.var(node.inputs[0], node)}.transpose(1, 2)"  # Keras is channels-last
-    padding, span = o.get("padding", "valid"), dilation * (k - 1)
+    padding, span = o["padding"], dilation * (k - 1)
     if padding == "causal":
         x = f"F.pad({x}, ({span}, 0))"
     elif padding == "same" and stride == 1 and span:
@@ -410,7 +411,7 @@ def conv1d_to_torch(w: _Writer, node: Node) -> None:
 def relu_to_torch(w: _Writer, node: Node) -> None:
     """Keras ReLU/LeakyReLU: ``clip(x * (x > t), 0, max) - negative_slope * relu(t - x)``."""
     o, x = node.options, w.var(node.inputs[0], node)
-    t, slope, top = float(o.get("threshold", 0.0)), float(o.get("negative_slope", 0.0)), o.get("max_value")
+    t, slope, top = float(o["threshold"]), float(o["negative_slope"]), o.get("max_value")
     expr = f"{x} * ({x} > {_number(t)}).to({x}.dtype)" if t != 0 else f"torch.relu({x})"
     if top is not None:
         expr = f"torch.clamp({expr}, 0.0, {_number(top)})"
@@ -420,7 +421,7 @@ def relu_to_torch(w: _Writer, node: Node) -> None:
 
 
 def elu_to_torch(w: _Writer, node: Node) -> None:
-    alpha = _number(node.options.get("alpha", 1.0))
+    alpha = _number(node.options["alpha"])
     w.assign(node.outputs[0], f"F.elu({w.var(node.inputs[0], node)}, alpha={alpha})")
 
 
@@ -434,7 +435,7 @@ def prelu_to_torch(w: _Writer, node: Node) -> None:
 def global_pool_to_torch(w: _Writer, node: Node) -> None:
     """Global max/mean over the time axis; a masked mean leaves masked steps out of sum and count."""
     o, x = node.options, w.var(node.inputs[0], node)
-    dim, keep = _int(o.get("axis", 1)), bool(o.get("keepdims"))
+    dim, keep = _int(o["axis"]), bool(o.get("keepdims"))
     if o.get("mode") == "max":
         expr = f"{x}.amax(dim={dim}, keepdim={keep})"
     elif node.mask:
@@ -454,7 +455,7 @@ def pool1d_to_torch(w: _Writer, node: Node) -> None:
     k = _int(o["pool_size"])
     s = _int(o.get("strides") or k)
     x = f"{w.var(node.inputs[0], node)}.transpose(1, 2)"
-    if o.get("padding", "valid") == "same":
+    if o["padding"] == "same":
         w.helpers.add("keras_same_padding")
         t = w.unique(f"{node.name}_in")
         w.line(f"{t} = {x}")
@@ -467,7 +468,7 @@ def pool1d_to_torch(w: _Writer, node: Node) -> None:
             x = f"F.pad({t}, {pad})"
             w.assign(node.outputs[0], f"(F.avg_pool1d({x}, {k}, {s}) / {ones}).transpose(1, 2)")
             return
-    elif o.get("padding", "valid") != "valid":
+    elif o["padding"] != "valid":
         raise UnsupportedError(f"expected padding valid or same, found {quote(o.get('padding'))}", layer=node.label())
     fn = "F.max_pool1d" if o.get("mode") == "max" else "F.avg_pool1d"
     w.assign(node.outputs[0], f"{fn}({x}, {k}, {s}).transpose(1, 2)")
@@ -488,7 +489,7 @@ def layer_norm_to_torch(w: _Writer, node: Node) -> None:
     dims = tuple(int(shape[a]) for a in axes)
     params = {"weight": _f32(node.weights.get("gamma", np.ones(dims))),
               "bias": _f32(node.weights.get("beta", np.zeros(dims)))}
-    eps = _number(node.options.get("epsilon", 1e-3))
+    eps = _number(node.options["epsilon"])
     attr = w.module(node, f"nn.LayerNorm({dims}, eps={eps})", params)
     w.assign(node.outputs[0], f"self.{attr}({w.var(node.inputs[0], node)})")
 

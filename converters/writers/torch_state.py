@@ -130,7 +130,7 @@ def _match_recurrent(nodes: list[Node], rnns: list) -> tuple[list, list[str]]:
             if why:
                 problems.append(f"{where}: nn.{kind} cannot compute this layer: {why}")
                 continue
-            act = node.options.get("activation", "tanh")
+            act = node.options["activation"]
             if kind == "RNN" and mod.nonlinearity != act:
                 problems.append(f"{where}: expected nonlinearity={quote(act)}, found {quote(mod.nonlinearity)}")
                 continue
