@@ -173,6 +173,8 @@ IDENTITY_CLASSES = classes(op="identity")
 MERGE_OPS = ops_of(classes(mask_out="merges"))
 #: Layers whose call takes ``mask``, those whose result depends on it, and those passing it on.
 MASK_ARG = tuple(c.name for c in _ROWS if c.mask_arg is not None)
+#: Recurrent layers and wrappers: their output keeps the input's mask when it returns sequences.
+RECURRENT_LAYERS = classes(mask_out="sequence")
 MASK_USERS = classes(mask_arg="uses")
 PASS_MASK = classes(mask_out="passes")
 

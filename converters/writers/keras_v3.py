@@ -28,6 +28,7 @@ import numpy as np
 from ..atomic import atomic_path, atomic_paths
 from ..errors import GateportError
 from ..ir import Model
+from ..keras_classes import RECURRENT_LAYERS
 from ..shapes import infer_shapes
 from .keras_graph import KerasLayerGraph, build, weight_paths
 from .keras_layers import KerasLayer, layer_object
@@ -48,7 +49,7 @@ def _tensor(graph: KerasLayerGraph, shapes: dict, dtypes: dict, tensor: str) -> 
 def _inbound(graph: KerasLayerGraph, layer: KerasLayer, shapes: dict, dtypes: dict) -> list[dict]:
     args = [_tensor(graph, shapes, dtypes, t) for t in layer.args]
     kwargs: dict[str, Any] = {}
-    if layer.class_name in ("LSTM", "GRU", "SimpleRNN", "Bidirectional"):
+    if layer.class_name in RECURRENT_LAYERS:
         kwargs["training"] = False
     if layer.initial_state:
         kwargs["initial_state"] = [_tensor(graph, shapes, dtypes, t) for t in layer.initial_state]
