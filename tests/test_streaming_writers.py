@@ -134,3 +134,44 @@ def test_blocks_are_their_concatenation():
     assert np.array_equal(b.array(), np.concatenate(parts).astype(np.float32).reshape(2, 4, 3))
     with pytest.raises(ValueError, match="cannot fill"):
         Blocks(parts, (2, 4, 4))
+
+
+# -- the .keras weights store read in place ------------------------------------------------------------
+KERAS_FILE = ROOT / "fixtures" / "models" / "k3_lstm_hard_sigmoid.keras"
+
+
+def _rezip(src: Path, dst: Path, compression: int, damage: bool = False) -> Path:
+    """``src`` rewritten with its members ``compression``; ``damage`` flips one byte of the weights
+    store after the archive is written (its CRC then no longer matches)."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as z, zipfile.ZipFile(dst, "w", compression) as out:
+        for info in z.infolist():
+            out.writestr(info.filename, z.read(info))
+    if damage:
+        data = bytearray(dst.read_bytes())
+        at = data.index(b"\x89HDF") + 600
+        data[at] ^= 0xFF
+        dst.write_bytes(bytes(data))
+    return dst
+
+
+def test_stored_and_compressed_weights_read_alike(tmp_path):
+    import zipfile
+
+    stored = read(_rezip(KERAS_FILE, tmp_path / "stored.keras", zipfile.ZIP_STORED))
+    packed = read(_rezip(KERAS_FILE, tmp_path / "packed.keras", zipfile.ZIP_DEFLATED))
+    assert ir_file.manifest(stored)["nodes"] == ir_file.manifest(packed)["nodes"]
+    for a, b in zip(stored.nodes, packed.nodes):
+        for k in a.weights:
+            assert a.weights[k].tobytes() == b.weights[k].tobytes(), k
+
+
+def test_damaged_stored_weights_are_refused(tmp_path):
+    import zipfile
+
+    from converters.errors import FormatError
+
+    bad = _rezip(KERAS_FILE, tmp_path / "bad.keras", zipfile.ZIP_STORED, damage=True)
+    with pytest.raises(FormatError, match="bad CRC-32"):
+        read(bad)

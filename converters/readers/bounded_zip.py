@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import struct
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -73,6 +76,90 @@ def read_member(z: zipfile.ZipFile, name: str, budget: budgets.Budget, *, limit:
                           f"header declares {declared}", file=file)
     out.seek(0)
     return out
+
+
+class StoredMember(io.RawIOBase):
+    """A stored (uncompressed) member read in place from the archive file: a read-only, seekable
+    file object over its bytes (``os.pread`` on the archive's descriptor, so nothing else's file
+    position moves). h5py reads a ``.keras`` weights store through it without a copy in memory."""
+
+    def __init__(self, fd: int, start: int, size: int):
+        super().__init__()
+        self._fd, self._start, self.size, self._pos = fd, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        n = max(0, min(len(view), self.size - self._pos))
+        done = 0
+        while done < n:
+            got = os.preadv(self._fd, [view[done:n]], self._start + self._pos + done)
+            if got <= 0:
+                raise OSError("the archive ended inside a member")
+            done += got
+        self._pos += n
+        return n
+
+
+def stored_member(z: zipfile.ZipFile, name: str, budget: budgets.Budget, *, limit: int | None = None,
+                  file: str | None = None) -> StoredMember | None:
+    """Member ``name`` of the archive file ``z`` as a :class:`StoredMember` when it is stored
+    uncompressed and unencrypted (else None: read it with :func:`read_member`), after the same
+    checks as :func:`read_member`: its size within ``limit`` and taken from ``budget``, its local
+    header matching the central directory, and its CRC-32 over the bytes in place."""
+    info = z.getinfo(name)
+    fp = getattr(z, "fp", None)
+    if (info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1 or info.compress_size != info.file_size
+            or not hasattr(fp, "fileno") or not hasattr(os, "preadv")):
+        return None
+    what = f"archive member {quote(name)}"
+    if limit is not None and info.file_size > limit:
+        raise UnsafeError(f"{what} unpacks to {info.file_size} bytes, more than the {limit} gateport "
+                          "accepts", file=file)
+    budget.take(info.file_size, what)
+    with malformed(what, file=file, errors=(*IO_ERRORS, ValueError)):
+        fd = fp.fileno()
+        head = os.pread(fd, _LOCAL_HEADER.size, info.header_offset)
+        if len(head) != _LOCAL_HEADER.size:
+            raise FormatError(f"{what}: the archive ends inside its local header", file=file)
+        magic, name_len, extra_len = _LOCAL_HEADER.unpack(head)
+        stored_name = os.pread(fd, name_len, info.header_offset + _LOCAL_HEADER.size)
+        if magic != b"PK\x03\x04" or stored_name != info.orig_filename.encode(
+                "utf-8" if info.flag_bits & 0x800 else "cp437"):
+            raise FormatError(f"{what}: its local header does not match the central directory", file=file)
+        member = StoredMember(fd, info.header_offset + _LOCAL_HEADER.size + name_len + extra_len, info.file_size)
+        _check_crc(member, info.CRC, what, file)
+    return member
+
+
+#: A zip local file header: signature, then 22 bytes this reader skips, then the name and extra lengths.
+_LOCAL_HEADER = struct.Struct("<4s22xHH")
+
+
+def _check_crc(member: StoredMember, crc: int, what: str, file: str | None) -> None:
+    """The member's bytes, read in place chunk by chunk, must have the CRC-32 the archive declares."""
+    buffer = bytearray(16 * CHUNK)
+    found = 0
+    while n := member.readinto(buffer):
+        found = zlib.crc32(memoryview(buffer)[:n], found)
+    member.seek(0)
+    if found != crc:
+        raise FormatError(f"{what}: bad CRC-32 (the archive is damaged)", file=file)
 
 
 def read_npz(data: io.BytesIO, budget: budgets.Budget, file: str | None,

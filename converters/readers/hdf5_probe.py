@@ -63,8 +63,9 @@ def _read_attrs(obj, limit: int) -> None:
         obj.attrs[key]
 
 
-def probe(source: str | os.PathLike | bytes, timeout: float = TIMEOUT) -> None:
-    """Raise FormatError if reading ``source``'s attributes fails or does not finish in ``timeout``."""
+def probe(source: str | os.PathLike | bytes | io.IOBase, timeout: float = TIMEOUT) -> None:
+    """Raise FormatError if reading ``source``'s attributes fails or does not finish in ``timeout``
+    (a path, the bytes of a file, or a seekable file object, read in the child only)."""
     if not hasattr(os, "fork"):
         return
     read_end, write_end = os.pipe()
@@ -73,8 +74,10 @@ def probe(source: str | os.PathLike | bytes, timeout: float = TIMEOUT) -> None:
         code = 0
         try:
             os.close(read_end)
-            size = len(source) if isinstance(source, bytes) else os.path.getsize(source)
-            _walk(io.BytesIO(source) if isinstance(source, bytes) else source, budgets.limit_for(size))
+            if isinstance(source, bytes):
+                source = io.BytesIO(source)
+            size = source.seek(0, io.SEEK_END) if hasattr(source, "seek") else os.path.getsize(source)
+            _walk(source, budgets.limit_for(size))
         except _Unsafe as e:
             os.write(write_end, f"{_UNSAFE}{e}".encode()[:2000])
             code = 1

@@ -21,7 +21,7 @@ from .. import safe_json
 from ..budget import Budget
 from ..errors import FormatError, UnsupportedError
 from ..keras_classes import to_snake_case
-from .bounded_zip import open_zip, read_member, read_npz
+from .bounded_zip import open_zip, read_member, read_npz, stored_member
 from .hdf5 import Weight, as_float, attr_str, read_dataset, walk
 from .hdf5_probe import probe
 from .keras_config import KerasGraph, LayerSpec
@@ -164,8 +164,10 @@ class Archive:
     def weights(self, graph: KerasGraph) -> tuple[V3Weights, object]:
         """The weight source and the object to close after reading."""
         if "model.weights.h5" in self.names:
-            data = self._member("model.weights.h5", MAX_MEMBER_BYTES)
-            probe(data.getvalue())
+            data = stored_member(self.zip, "model.weights.h5", self.budget, limit=MAX_MEMBER_BYTES, file=self.file)
+            if data is None:  # compressed: unpacked into memory
+                data = self._member("model.weights.h5", MAX_MEMBER_BYTES)
+            probe(data)
             h5 = h5py.File(data, "r")
             return V3Weights.from_h5(h5, graph, self.file, "model.weights.h5:", self.budget), h5
         if "model.weights.npz" in self.names:
