@@ -9,7 +9,8 @@ Runs in gateport's own environment. The model is ``bench/models/NAME.keras`` (bu
 write). Each conversion process reports its own peak resident memory (``VmHWM`` of /proc/self/status,
 read at exit: ``ru_maxrss`` would survive exec and report a parent's peak) and its resident memory
 after the imports; the parent times the whole process. Cells are medians. Prints a Markdown table
-(the README's "Streaming writers" rows) and writes ``--json``.
+(the README's "Streaming writers" rows) and writes ``--json``. ``--before DIR`` adds rows for the
+``converters`` package in DIR (e.g. ``git archive <commit> converters schemas | tar -x -C DIR``), same rounds.
 """
 from __future__ import annotations
 
@@ -56,9 +57,9 @@ def warm(path: Path) -> None:
             pass
 
 
-def timed(cmd: list[str]) -> tuple[float, str]:
+def timed(cmd: list[str], cwd: Path = ROOT) -> tuple[float, str]:
     t = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
     wall = time.perf_counter() - t
     if r.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:3])} failed: {r.stderr[-2000:]}")
@@ -72,9 +73,10 @@ def copy_once(src: Path, out: Path) -> dict:
     return {"wall_s": wall}
 
 
-def convert_once(src: Path, to: str, out: Path) -> dict:
+def convert_once(src: Path, to: str, out: Path, code: Path = ROOT) -> dict:
+    """One conversion in a fresh process importing the ``converters`` package found in ``code``."""
     warm(src)
-    wall, stdout = timed([sys.executable, "-c", CHILD, str(src), to, str(out)])
+    wall, stdout = timed([sys.executable, "-c", CHILD, str(src), to, str(out)], cwd=code)
     return {"wall_s": wall, **json.loads(stdout.strip().splitlines()[-1])}
 
 
@@ -82,16 +84,19 @@ def output_bytes(out: Path) -> int:
     return sum(f.stat().st_size for f in out.rglob("*")) if out.is_dir() else out.stat().st_size
 
 
-def measure(src: Path, runs: int) -> dict:
-    """``runs`` rounds of cp + every target, interleaved; the median of each measure."""
-    rows: dict[str, list[dict]] = {"copy": [], **{t: [] for t in TARGETS}}
+def measure(src: Path, runs: int, before: Path | None) -> dict:
+    """``runs`` rounds of cp + every target (+ every target with the code in ``before``), interleaved;
+    the median of each measure."""
+    codes = {"": ROOT, **({"before ": before} if before else {})}
+    rows: dict[str, list[dict]] = {"copy": [], **{f"{c}{t}": [] for c in codes for t in TARGETS}}
     with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
         for i in range(runs):
             rows["copy"].append(copy_once(src, Path(tmp) / "copy.keras"))
-            for to in TARGETS:
+            for (label, code), to in ((c, t) for c in codes.items() for t in TARGETS):
                 out = Path(tmp) / f"out.{to}"
-                rows[to].append({**convert_once(src, to, out), "output_bytes": output_bytes(out)})
-                print(f"run {i + 1}/{runs} {to}: {rows[to][-1]}", file=sys.stderr, flush=True)
+                key = f"{label}{to}"
+                rows[key].append({**convert_once(src, to, out, code), "output_bytes": output_bytes(out)})
+                print(f"run {i + 1}/{runs} {key}: {rows[key][-1]}", file=sys.stderr, flush=True)
     return {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in rows.items()}
 
 
@@ -101,9 +106,11 @@ def table(res: dict, weights: int) -> str:
     lines = ["| | whole process s | × copy | read + convert + write s | peak MB | peak / weights | "
              "growth / weights |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
              f"| `cp` of the .keras file | {copy:.3f} | 1.0× | – | – | – | – |"]
-    for to in TARGETS:
-        r = res[to]
-        lines.append(f"| gateport `--to {to}` | {r['wall_s']:.3f} | {r['wall_s'] / copy:.1f}× | {r['work_s']:.3f} | "
+    for key, r in res.items():
+        if key == "copy":
+            continue
+        label, to = key.rsplit(" ", 1) if " " in key else ("", key)
+        lines.append(f"| gateport `--to {to}`{' (' + label + ')' if label else ''} | {r['wall_s']:.3f} | {r['wall_s'] / copy:.1f}× | {r['work_s']:.3f} | "
                      f"{r['peak_mb']:,.0f} | {r['peak_mb'] / mb:.2f}× | "
                      f"{(r['peak_mb'] - r['rss_after_import_mb']) / mb:.2f}× |")
     return "\n".join(lines)
@@ -114,15 +121,17 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="large")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--json", default=str(ROOT / "bench" / "streaming.json"))
+    p.add_argument("--before", type=Path, help="a folder holding an older converters package to compare")
     args = p.parse_args(argv)
     src = ROOT / "bench" / "models" / f"{args.model}.keras"
     if not src.exists():
         raise SystemExit(f"{src} is missing: build it with bench/models.py --only {args.model} (bench venv)")
     weights = weight_bytes(args.model)
-    res = measure(src, args.runs)
+    res = measure(src, args.runs, args.before)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=ROOT).stdout.strip()
     meta = {"model": args.model, "weight_bytes": weights, "runs": args.runs, "commit": commit,
+            "before": str(args.before) if args.before else None,
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
             "load_avg": os.getloadavg(), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     Path(args.json).write_text(json.dumps({"meta": meta, "results": res}, indent=1))
