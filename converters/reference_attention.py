@@ -38,7 +38,7 @@ def causal(t: int, s: int) -> np.ndarray:
 
 def _scores(node, q, k) -> np.ndarray:
     o, w = node.options, node.weights
-    mode = o.get("score_mode", "dot")
+    mode = o["score_mode"]
     scale = _f64(w["scale"]) if "scale" in w else None
     if mode == "dot":
         s = q @ np.swapaxes(k, -1, -2)
@@ -120,7 +120,7 @@ def dot(node, a, b):
     a, b = _f64(a), _f64(b)
     ax1, ax2 = (int(x) for x in node.options["axes"])
     if node.options.get("normalize"):
-        limit = float(node.options.get("max_inv_norm", 1e7))
+        limit = float(node.options["max_inv_norm"])
         a, b = l2_normalize(a, ax1, limit), l2_normalize(b, ax2, limit)
     a, b = np.moveaxis(a, ax1, -1), np.moveaxis(b, ax2, -1)
     rest = a.shape[1:-1] + b.shape[1:-1]

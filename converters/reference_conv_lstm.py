@@ -37,7 +37,7 @@ def pads(node: Node, sizes: tuple[int, ...], kernel: tuple[int, ...], recurrent:
     o = node.options
     if recurrent:
         return [same_padding(n, k, 1, 1) for n, k in zip(sizes, kernel)]
-    if o.get("padding", "valid") == "valid":
+    if o["padding"] == "valid":
         return [(0, 0)] * len(sizes)
     if o["padding"] != "same":
         raise UnsupportedError(f"expected conv_lstm padding valid|same, found {o['padding']!r}", layer=node.label())
@@ -63,7 +63,7 @@ def output_sizes(node: Node, sizes: tuple) -> tuple:
     out = []
     for n, k, s, d in zip(sizes, o["kernel_size"], o["strides"], o["dilation_rate"]):
         span = d * (k - 1) + 1
-        out.append(None if n is None else (n - span) // s + 1 if o.get("padding", "valid") == "valid" else -(-n // s))
+        out.append(None if n is None else (n - span) // s + 1 if o["padding"] == "valid" else -(-n // s))
     return tuple(out)
 
 
@@ -80,7 +80,7 @@ def run_conv_lstm(node: Node, x: np.ndarray, *initial: np.ndarray) -> list[np.nd
     o = node.options
     w = {k: np.asarray(node.weights[k], np.float64) for k in ("kernel", "recurrent_kernel")}
     bias = np.asarray(node.weights.get("bias", np.zeros(w["kernel"].shape[0])), np.float64)
-    act, ract = activation(node, o.get("activation", "tanh")), activation(node, o.get("recurrent_activation", "sigmoid"))
+    act, ract = activation(node, o["activation"]), activation(node, o["recurrent_activation"])
     kernel = tuple(w["kernel"].shape[2:])
     x = np.asarray(x, np.float64)
     in_pads = pads(node, x.shape[2:-1], kernel)

@@ -651,8 +651,8 @@ def verify(model_path: str | os.PathLike, targets: Sequence[str] = DEFAULT_TARGE
 def _check_arguments(targets, artifacts, batch, steps, require, timeout) -> None:
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
-        raise UnsupportedError(f"expected verify targets from {', '.join(TARGETS)}, found "
-                               f"{', '.join(map(quote, unknown))}")
+        raise UsageError(f"expected verify targets from {', '.join(TARGETS)}, found "
+                         f"{', '.join(map(quote, unknown))}")
     if batch < 1 or (steps is not None and steps < 1):
         raise UsageError(f"expected --batch and --steps >= 1, found {batch} and {steps}")
     if require not in REQUIRE:
@@ -661,8 +661,8 @@ def _check_arguments(targets, artifacts, batch, steps, require, timeout) -> None
         raise UsageError(f"expected a --timeout above 0 seconds, found {timeout}")
     for target, artifact in (artifacts or {}).items():
         if target not in targets:
-            raise UnsupportedError(f"expected an artifact for one of the targets {', '.join(targets)}, "
-                                   f"found one for {quote(target)}")
+            raise UsageError(f"expected an artifact for one of the targets {', '.join(targets)}, "
+                             f"found one for {quote(target)}")
         if not isinstance(artifact, Model) and not Path(artifact).exists():
             raise FormatError("no such file or folder", file=str(artifact))
 

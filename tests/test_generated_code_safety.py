@@ -11,6 +11,7 @@ infinite ``mask_value`` is checked against Keras 3 itself.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import itertools
 import json
@@ -18,8 +19,6 @@ import os
 import re
 import tempfile
 from pathlib import Path
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -35,10 +34,12 @@ from converters import reference  # noqa: E402
 from converters.errors import FormatError, UnsupportedError  # noqa: E402
 from converters.ir import Gate, Model, Node, TensorSpec  # noqa: E402
 from converters.writers import keras_v3, numpy_code, onnx_graph, torch_code, torch_state  # noqa: E402
-from test_reference import KEEP, B, F, T, U, keras, keras_outputs, node_of, randomize  # noqa: E402
+from cases import KEEP, B, F, T, U, keras, keras_outputs, node_of, randomize  # noqa: E402
 
 L = keras.layers
-TOL = 1e-5
+import helpers  # noqa: E402
+
+assert_close = functools.partial(helpers.assert_close, nonfinite=True)  # NaN and infinities only where Keras has them
 #: Created by any payload that runs; it must never exist.
 MARKER = Path(tempfile.gettempdir()) / f"gateport-generated-code-ran-{os.getpid()}"
 RUN = f'__import__("builtins").open({str(MARKER)!r}, "w").close()'
@@ -131,18 +132,6 @@ def inputs() -> list[np.ndarray]:
     rng = np.random.default_rng(3)
     x = (rng.normal(0, 1.5, (B, T, F)) * KEEP[..., None]).astype(np.float32)
     return [x, rng.normal(0, 1.5, (B, T, F)).astype(np.float32)]
-
-
-def assert_close(got, want, what: str) -> None:
-    assert len(got) == len(want), f"{what}: {len(got)} outputs, expected {len(want)}"
-    for k, (g, w) in enumerate(zip(got, want)):
-        g = np.asarray(g, np.float64)
-        assert g.shape == w.shape, f"{what} output {k}: shape {g.shape}, expected {w.shape}"
-        same = (g == w) | (np.isnan(g) & np.isnan(w))  # NaN and infinities only where Keras has them
-        assert np.all(same | np.isfinite(g) & np.isfinite(w)), f"{what} output {k}: NaN/inf differ"
-        with np.errstate(invalid="ignore"):  # inf - inf where both are inf: masked out by `same`
-            err = float(np.max(np.abs(np.where(same, 0.0, g - w)))) if g.size else 0.0
-        assert err <= TOL, f"{what} output {k}: max abs error {err}"
 
 
 @pytest.fixture(autouse=True)

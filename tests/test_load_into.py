@@ -7,9 +7,6 @@ outputs (max abs error <= 1e-5); mismatching modules get a one-line error naming
 from __future__ import annotations
 
 import json
-import os
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -20,18 +17,10 @@ nn = torch.nn
 from converters.errors import UnsupportedError  # noqa: E402
 from converters.writers import torch_state  # noqa: E402
 from converters.writers.torch_state import MismatchError  # noqa: E402
-from test_reference import F, U, L, chain_case, keras_outputs, single_layer_case, x_data  # noqa: E402
+from cases import F, U, L, chain_case, keras_outputs, single_layer_case, x_data  # noqa: E402
 
-TOL = 1e-5
+from helpers import assert_close  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore:The structure of `inputs`:UserWarning")
-
-
-def assert_close(got, want):
-    got = got.detach().numpy() if hasattr(got, "detach") else got
-    assert got.shape == want.shape
-    err = float(np.max(np.abs(got - want)))
-    print(f"max abs error {err:.2e}")
-    assert err <= TOL, f"max abs error {err}"
 
 
 def torch_run(module, x):

@@ -15,8 +15,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -30,7 +28,7 @@ pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 ROOT = Path(__file__).resolve().parent.parent
-TOL = 1e-5
+from helpers import TOL  # noqa: E402
 
 
 def _entries(manifest: str) -> list[dict]:

@@ -15,8 +15,6 @@ import shutil
 import sys
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -33,7 +31,6 @@ verify_module = importlib.import_module("converters.verification")
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_verify import _fixture, _path, _run_cli_isolated, swap_forget_input  # noqa: E402
 
 

@@ -35,7 +35,7 @@ def _call_kwargs(node: Node) -> dict:
 
 def attention_layer(node: Node, name: str) -> KerasLayer:
     o, w, r = node.options, node.weights, _roles(node)
-    mode = o.get("score_mode", "dot")
+    mode = o["score_mode"]
     args = [r["query"], r["value"]] + ([r["key"]] if "key" in r else [])
     if mode == "additive":
         cls, cfg = "AdditiveAttention", {**_base(name), "use_scale": "scale" in w, "dropout": 0.0}
@@ -53,12 +53,12 @@ def attention_layer(node: Node, name: str) -> KerasLayer:
 def multi_head_attention_layer(node: Node, name: str) -> KerasLayer:
     o, w, r = node.options, node.weights, _roles(node)
     heads, key_dim, value_dim = int(o["num_heads"]), int(o["key_dim"]), int(o["value_dim"])
-    bias = o.get("use_bias", True)
+    bias = o["use_bias"]
     # a query row is fully masked by a query mask, an attention_mask, or a causal mask over masked keys
     # (leading padding); a key mask alone masks a whole row only for a sequence with no key at all
     rows_masked = "query_mask" in r or "attention_mask" in r or \
         (o.get("causal") and ("value_mask" in r or "key_mask" in r))
-    if o.get("masked_rows", "uniform") == "uniform" and o.get("return_scores") and rows_masked:
+    if o["masked_rows"] == "uniform" and o.get("return_scores") and rows_masked:
         raise UnsupportedError("Keras 3 MultiHeadAttention returning its scores zeroes the weights of a query "
                                "whose every key is masked; the source spreads them evenly (tf-keras); "
                                + _WAY_OUT, layer=node.label())

@@ -49,7 +49,7 @@ def _roles(node: Node) -> dict[str, str]:
 
 def _scores(g: GraphBuilder, node: Node, q: str, k: str) -> str:
     o, w = node.options, node.weights
-    mode = o.get("score_mode", "dot")
+    mode = o["score_mode"]
     scale = g.initializer(np.asarray(w["scale"], np.float32), "scale") if "scale" in w else None
     if mode == "dot":
         s = g.op("MatMul", [q, g.transpose(k, [0, 2, 1])])
@@ -143,7 +143,7 @@ def dot_to_onnx(g: GraphBuilder, node: Node) -> None:
     if r1 not in (2, 3) or r2 not in (2, 3):
         raise UnsupportedError(f"expected Dot of rank-2 or rank-3 tensors, found ranks {r1} and {r2}")
     if o.get("normalize"):
-        limit = float(o.get("max_inv_norm", 1e7))
+        limit = float(o["max_inv_norm"])
         a, b = _l2_normalize(g, a, ax1, limit), _l2_normalize(g, b, ax2, limit)
     a = g.unsqueeze(a, [1]) if r1 == 2 else (g.transpose(a, [0, 2, 1]) if ax1 == 1 else a)
     b = g.unsqueeze(b, [2]) if r2 == 2 else (g.transpose(b, [0, 2, 1]) if ax2 == 2 else b)

@@ -65,7 +65,7 @@ def conv_lstm_to_onnx(g: GraphBuilder, node: Node) -> None:
     recurrent = g.initializer(wt["recurrent_kernel"], "recurrent_kernel")
     rec_pads = _pads(out_sizes, kernel, [1] * rank, [1] * rank, True)
     split = g.const([filters] * 4)
-    act, ract = o.get("activation", "tanh"), o.get("recurrent_activation", "sigmoid")
+    act, ract = o["activation"], o["recurrent_activation"]
     h = c = None
     if len(node.inputs) == 3:
         h, c = (g.transpose(s, first) for s in node.inputs[1:])

@@ -129,7 +129,7 @@ def _assign(w, node: Node, attr: str) -> None:
 
 def attention_to_torch(w, node: Node) -> None:
     o, weights = node.options, node.weights
-    mode = o.get("score_mode", "dot")
+    mode = o["score_mode"]
     if mode not in ("dot", "concat", "additive"):
         raise UnsupportedError(f"expected score_mode dot, concat or additive, found {quote(mode)}")
     params = {k: np.asarray(weights[k], np.float32) for k in ("scale", "concat_score_weight") if k in weights}
@@ -145,7 +145,7 @@ def multi_head_attention_to_torch(w, node: Node) -> None:
     params, dims = {}, []
     for part in ("query", "key", "value", "output"):
         params[f"{part}.weight"] = np.asarray(wt[f"{part}_weight"], np.float32)
-        if o.get("use_bias", True):
+        if o["use_bias"]:
             params[f"{part}.bias"] = np.asarray(wt[f"{part}_bias"], np.float32)
         dims.append(int(params[f"{part}.weight"].shape[1]))
     w.helpers.add("KerasMultiHeadAttention")
