@@ -28,13 +28,14 @@ from ..ir import Model, Node
 from ..ops import STATES
 from ..sanitize import comment, identifier, literal, quote
 from .numpy_attention import EMITTERS as ATTENTION_EMITTERS, FUNCTION_NAMES as ATTENTION_FUNCTIONS
+from .numpy_conv_lstm import EMITTERS as CONV_LSTM_EMITTERS, FUNCTION_NAMES as CONV_LSTM_FUNCTIONS
 from .numpy_templates import ACTIVATIONS, HELPERS, helper_source
 from .codegen import (check_outputs as _check_outputs, describe as _describe, initial_states as _initial_states,
                       int_option as _int, merge_expression, notes_doc as _notes, number as _number,
                       shape_doc as _shape, shapes as _shapes)
 
 #: Names the generated code binds itself, and builtins it calls.
-_RESERVED = set(keyword.kwlist) | set(HELPERS) | set(ATTENTION_FUNCTIONS) | {
+_RESERVED = set(keyword.kwlist) | set(HELPERS) | set(ATTENTION_FUNCTIONS) | set(CONV_LSTM_FUNCTIONS) | {
     "np", "os", "math", "soft_shrink", "self", "w", "weights", "Model", "load_model", "path", "model", "_",
     "range", "zip",
     "sum", "max", "len", "list", "tuple", "float", "int", "open",
@@ -484,6 +485,7 @@ EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
     "permute": permute_to_numpy, "crop1d": crop1d_to_numpy, "zero_pad1d": zero_pad1d_to_numpy,
     "upsample1d": upsample1d_to_numpy,
     **ATTENTION_EMITTERS,  # attention, multi_head_attention, dot, masked_softmax
+    **CONV_LSTM_EMITTERS,  # conv_lstm
 }
 
 

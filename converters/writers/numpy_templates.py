@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..activations import SELU_ALPHA_TEXT, SELU_SCALE_TEXT, column
 from .numpy_attention import HELPERS as ATTENTION_HELPERS
+from .numpy_conv_lstm import HELPERS as CONV_LSTM_HELPERS
 
 _KERAS_RNN = '''
 def keras_rnn(cell, weights, x, states, go_backwards=False, mask=None, zero_output_for_mask=False):
@@ -204,6 +205,7 @@ HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "layer_norm": (_LAYER_NORM, ()),
     "unit_norm": (_UNIT_NORM, ()),
     **ATTENTION_HELPERS,
+    **CONV_LSTM_HELPERS,
 }
 
 #: IR activation -> (expression with ``{}`` for the argument, helper needed or None): the

@@ -33,6 +33,7 @@ from .codegen import (check_outputs as _check_outputs, describe as _describe, in
                       shape_doc as _shape, shapes as _shapes)
 from .nn_layout import NN_CLASS, nn_constructor, nn_incompatibility, nn_params
 from .torch_attention import EMITTERS as ATTENTION_EMITTERS
+from .torch_conv_lstm import EMITTERS as CONV_LSTM_EMITTERS
 from .torch_templates import ACTIVATIONS, FUNCTION_NAMES, helper_source
 
 #: Names the generated code uses itself, and nn.Module's own attributes.
@@ -530,6 +531,7 @@ EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
     "unit_norm": unit_norm_to_torch, "crop1d": crop1d_to_torch, "zero_pad1d": zero_pad1d_to_torch,
     "upsample1d": upsample1d_to_torch,
     **ATTENTION_EMITTERS,  # attention, multi_head_attention, dot, masked_softmax
+    **CONV_LSTM_EMITTERS,  # conv_lstm
 }
 
 
