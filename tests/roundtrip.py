@@ -21,7 +21,9 @@ NOT_READ_FROM_ONNX = frozenset({
     "zero_padding1d", "max_pooling1d", "average_pooling1d", "upsampling1d", "cropping1d", "global_max_pooling1d",
     "global_average_pooling1d", "layer_normalization", "unit_normalization", "leaky_relu_layer", "prelu",
     "elu_layer", "relu_layer", "permute", "gelu", "mish", "log_softmax",
-    "attention", "additive_attention", "multi_head_attention", "dot", "softmax_mask"})
+    "attention", "additive_attention", "multi_head_attention", "dot", "softmax_mask",
+    "conv_lstm",  # an unrolled graph of Conv/Split/Mul nodes (onnx_conv_lstm.py), no recurrent node to read
+    "masked_chain"})  # masked recurrent nodes in a chain sharing one masked-RNN plan
 
 
 def read_from_onnx(entry: dict) -> bool:

@@ -152,6 +152,117 @@ ATTENTION_CASES = [
 ]
 
 
+def flat(model):
+    """The model with its nested outputs (a stacked RNN's per-cell states) as one flat list."""
+    return keras.Model(model.inputs, keras.tree.flatten(model.outputs))
+
+
+def custom_backward(forward, backward, merge="concat"):
+    return L.Bidirectional(forward, backward_layer=backward, merge_mode=merge)
+
+
+#: Stacked cells, Bidirectional with its own backward layer, TimeDistributed of per-step layers.
+RECURRENT_STRUCTURE = [
+    ("StackedRNNCells lstm gru", lambda: seq(L.RNN(L.StackedRNNCells([L.LSTMCell(U), L.GRUCell(3)]),
+                                                   return_sequences=True)), lambda: [floats((B, T, F))]),
+    ("RNN list of cells return_state", lambda: flat(seq(L.RNN([L.LSTMCell(U), L.SimpleRNNCell(3), L.LSTMCell(2)],
+                                                              return_state=True))), lambda: [floats((B, T, F))]),
+    ("RNN list of cells masked", lambda: token_seq(L.RNN([L.GRUCell(U), L.LSTMCell(3)], return_sequences=True)),
+     lambda: [ids()]),
+    ("RNN list of cells go_backwards", lambda: seq(L.RNN([L.GRUCell(U), L.LSTMCell(3)], go_backwards=True,
+                                                         return_sequences=True)), lambda: [floats((B, T, F))]),
+    ("Bidirectional backward_layer sequences", lambda: seq(custom_backward(
+        L.LSTM(U, return_sequences=True), L.GRU(3, activation="relu", return_sequences=True, go_backwards=True))),
+     lambda: [floats((B, T, F))]),
+    ("Bidirectional backward_layer masked states", lambda: flat(token_seq(custom_backward(
+        L.LSTM(U, return_sequences=True, return_state=True),
+        L.LSTM(U, activation="sigmoid", return_sequences=True, return_state=True, go_backwards=True), "mul"))),
+     lambda: [ids()]),
+    ("Bidirectional backward_layer last sum", lambda: token_seq(custom_backward(
+        L.GRU(U), L.GRU(U, reset_after=False, go_backwards=True), "sum")), lambda: [ids()]),
+    ("TimeDistributed norms masked", lambda: token_seq(L.LSTM(U, return_sequences=True),
+                                                       L.TimeDistributed(L.LayerNormalization(axis=1)),
+                                                       L.TimeDistributed(L.ReLU(max_value=0.5)), L.GRU(3)),
+     lambda: [ids()]),
+    ("TimeDistributed Flatten Reshape Softmax", lambda: seq(L.TimeDistributed(L.Reshape((3, -1))),
+                                                            L.TimeDistributed(L.Flatten()), L.LSTM(U, return_sequences=True),
+                                                            L.TimeDistributed(L.Softmax()), shape=(T, 2, 3)),
+     lambda: [floats((B, T, 2, 3))]),
+    ("ConvLSTM2D same sequences states", lambda: flat(seq(L.ConvLSTM2D(3, (3, 2), padding="same", return_sequences=True,
+                                                                       return_state=True), shape=(T, 6, 5, 2))),
+     lambda: [floats((B, T, 6, 5, 2)) / 4]),
+    ("ConvLSTM2D strides go_backwards", lambda: seq(L.ConvLSTM2D(2, 3, strides=(2, 1), go_backwards=True,
+                                                                 recurrent_activation="hard_sigmoid"), shape=(T, 7, 5, 2)),
+     lambda: [floats((B, T, 7, 5, 2)) / 4]),
+    ("ConvLSTM1D dilated same", lambda: seq(L.ConvLSTM1D(4, 3, dilation_rate=2, padding="same", return_sequences=True),
+                                            L.TimeDistributed(L.Flatten()), L.LSTM(U), shape=(T, 9, 3)),
+     lambda: [floats((B, T, 9, 3)) / 4]),
+    ("ConvLSTM1D even kernel strided same no bias", lambda: seq(L.ConvLSTM1D(2, 4, strides=2, padding="same",
+                                                                             use_bias=False), shape=(T, 9, 3)),
+     lambda: [floats((B, T, 9, 3)) / 4]),
+]
+
+def attended(attend, pool=False, extra_inputs=()):
+    """Token ids -> Embedding(mask_zero) -> LSTM sequences -> ``attend(x, *extra)`` (masks flow in), optionally
+    -> GlobalAveragePooling1D (the query mask leaves masked steps out) -> Dense."""
+    ids_in = keras.Input((None,), dtype="int64")
+    x = L.LSTM(U, return_sequences=True)(L.Embedding(VOCAB, F, mask_zero=True)(ids_in))
+    extra = [keras.Input(shape) for shape in extra_inputs]
+    y = attend(x, *extra)
+    if pool:
+        y = L.Dense(3)(L.GlobalAveragePooling1D()(y))
+    return keras.Model([ids_in, *extra] if extra else ids_in, y)
+
+
+def two_sequences(attend):
+    """A masked query (Masking -> LSTM) attending over another, unmasked sequence (GRU) and its key (Dense)."""
+    a, b = keras.Input((None, F)), keras.Input((None, F))
+    q = L.LSTM(U, return_sequences=True)(L.Masking()(a))
+    v = L.GRU(U, return_sequences=True)(b)
+    return keras.Model([a, b], attend(q, v, L.Dense(U)(v)))
+
+
+def dots():
+    """Dot of two vectors (batch, 1), and of a sequence with a vector over features (batch, time)."""
+    inp = keras.Input((None, F))
+    x = L.LSTM(U, return_sequences=True)(inp)
+    a, b = L.LSTM(U)(x), L.GRU(U)(x)
+    return keras.Model(inp, [L.Dot(axes=1)([a, b]), L.Dot(axes=(2, 1))([x, a]), L.Dot(axes=(1, 2))([b, x])])
+
+
+def cross_mask():
+    """(batch, query time 5, key time T) 0/1 floats."""
+    return (np.random.default_rng(2).random((B, 5, T)) > 0.3).astype(np.float32)
+
+
+#: Attention, AdditiveAttention, MultiHeadAttention, Dot with Keras' masks (attention over a masked LSTM).
+ATTENTION_CASES = [
+    ("Attention masked pooled", lambda: attended(lambda x: L.Attention()([x, x]), pool=True), lambda: [ids()]),
+    ("Attention scale causal masked", lambda: attended(lambda x: L.Attention(use_scale=True)([x, x],
+                                                                                            use_causal_mask=True)),
+     lambda: [ids()]),
+    ("Attention concat scores", lambda: attended(lambda x: list(L.Attention(score_mode="concat", use_scale=True)(
+        [x, x], return_attention_scores=True))), lambda: [ids()]),
+    ("Attention query value key", lambda: two_sequences(lambda q, v, k: L.Attention(dropout=0.3)([q, v, k])),
+     lambda: [padded(), floats((B, 6, F), 1)]),
+    ("AdditiveAttention masked pooled", lambda: attended(lambda x: L.AdditiveAttention()([x, x]), pool=True),
+     lambda: [ids()]),
+    ("AdditiveAttention no scale key", lambda: two_sequences(
+        lambda q, v, k: L.AdditiveAttention(use_scale=False)([q, v, k])), lambda: [padded(), floats((B, 6, F), 1)]),
+    ("MultiHeadAttention self masked pooled", lambda: attended(lambda x: L.MultiHeadAttention(2, 3)(x, x), pool=True),
+     lambda: [ids()]),
+    ("MultiHeadAttention causal scores", lambda: attended(lambda x: list(L.MultiHeadAttention(2, 3, value_dim=2)(
+        x, x, use_causal_mask=True, return_attention_scores=True))), lambda: [ids()]),
+    ("MultiHeadAttention cross attention_mask no bias", lambda: attended(
+        lambda x, q, am: L.MultiHeadAttention(3, 2, use_bias=False, output_shape=6)(q, x, key=x, attention_mask=am),
+        extra_inputs=[(None, F), (None, None)]), lambda: [ids(), floats((B, 5, F), 1), cross_mask()]),
+    ("MultiHeadAttention key dropout", lambda: two_sequences(
+        lambda q, v, k: L.MultiHeadAttention(2, 4, dropout=0.2)(q, v, k)), lambda: [padded(), floats((B, 6, F), 1)]),
+    ("Dot sequences normalize", lambda: attended(lambda x: L.Dot(axes=2, normalize=True)([x, x])), lambda: [ids()]),
+    ("Dot vectors and sequence", lambda: dots(), lambda: [floats((B, T, F))]),
+]
+
+
 #: (id, model builder, inputs builder)
 CASES = [
     *(activation_case(a) for a in ACTIVATIONS),
@@ -203,6 +314,7 @@ CASES = [
     ("ELU alpha", lambda: seq(L.Dense(6), L.ELU(alpha=0.5), L.SimpleRNN(U)), lambda: [floats((B, T, F))]),
     ("GRU leaky_relu", lambda: seq(L.GRU(U, activation="leaky_relu", return_sequences=True)),
      lambda: [floats((B, T, F))]),
+    *RECURRENT_STRUCTURE,
     *ATTENTION_CASES,
     ("Conv1D groups causal dilated", lambda: seq(L.Dense(6), L.Conv1D(4, 3, groups=2, padding="causal", dilation_rate=2,
                                                                       activation="relu"), L.LSTM(U)),
@@ -325,17 +437,17 @@ def test_every_unsupported_layer_is_named_in_one_line(tmp_path, capsys):
 
     inp = keras.Input((T, F))
     x = L.LSTM(U, return_sequences=True, name="enc")(inp)
-    att = L.Attention(name="att")([x, x])
-    dot = L.Dot(axes=2, name="dot")([x, att])
-    rnn = L.RNN(L.StackedRNNCells([L.LSTMCell(3), L.LSTMCell(3)]), name="stacked")(x)
-    model = keras.Model(inp, [dot, rnn])
+    deconv = L.Conv1DTranspose(3, 2, name="deconv")(x)
+    rms = L.RMSNormalization(name="rms")(deconv)
+    norm = L.GroupNormalization(groups=1, name="groupnorm")(x)
+    model = keras.Model(inp, [rms, norm])
     model.save(tmp_path / "m.keras")
     assert main(["convert", str(tmp_path / "m.keras"), "--to", "onnx", "-o", str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("gateport: error:"), err
     line = err[0]
     assert "3 layers cannot be converted" in line
-    for name, why in (("att", "attention"), ("dot", "Dot merge"), ("stacked", "StackedRNNCells")):
+    for name, why in (("deconv", "convolution"), ("rms", "normalization"), ("groupnorm", "normalization")):
         assert f"'{name}'" in line and why in line, (name, line)
     assert line.count("; ") >= 2
     assert not (tmp_path / "m.onnx").exists()

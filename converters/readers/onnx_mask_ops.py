@@ -170,7 +170,7 @@ def _masking(r, node, keep: Value, x: Value) -> IR | None:
     if isinstance(keep, Plan) and keep.role == "mask^":
         mask = r.mask_name(keep.mask, out_name(node))
         producer = r.producer.get(mask)
-        value = producer.options.get("value", 0.0) if producer is not None and producer.op == "mask_not_equal" \
+        value = producer.options["value"] if producer is not None and producer.op == "mask_not_equal" \
             else 0.0
         return r.add("masking", [x.name, mask], out_name(node), {"mask_value": value}, mask=mask, rank=x.rank)
     return None

@@ -360,7 +360,7 @@ def simplify(nodes: list[Node], outputs: list[str]) -> list[Node]:
                 or not src.outputs[0].startswith(node.outputs[0] + "/"):
             continue
         if node.op == "activation" and src.op in ("dense", "conv1d") \
-                and src.options.get("activation", "linear") == "linear":
+                and src.options["activation"] == "linear":
             src.options["activation"] = node.options["activation"]
             src.outputs, src.name = [node.outputs[0]], node.name
             producer[node.outputs[0]] = src

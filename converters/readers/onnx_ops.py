@@ -211,7 +211,7 @@ def _masking(r, node, x, m) -> IR | None:
         return r.add("masking", [x.name], out_name(node), {"mask_value": m.value}, rank=x.rank)
     if isinstance(m, MaskRef) and m.float_ and m.unsq:
         mask_node = r.producer.get(m.name)
-        value = mask_node.options.get("value", 0.0) if mask_node is not None and \
+        value = mask_node.options["value"] if mask_node is not None and \
             mask_node.op == "mask_not_equal" else 0.0
         return r.add("masking", [x.name, m.name], out_name(node), {"mask_value": value}, mask=m.name, rank=x.rank)
     return None
