@@ -239,7 +239,7 @@ def plot(report: Report, path: str | os.PathLike, force: bool = False) -> Path:
     from .diff import _pyplot
 
     plt = _pyplot()
-    panels = [(f"{one_line(e['layer'])[:40]} {e['direction']}: |W| per gate and input feature",
+    panels: list[tuple[str, np.ndarray, list | None, str]] = [(f"{one_line(e['layer'])[:40]} {e['direction']}: |W| per gate and input feature",
                np.array([g["per_feature"] for g in e["gates"]]), [g["gate"] for g in e["gates"]], "gate")
               for e in report.layers]
     for s in report.sensitivity:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import GateportError, UsageError, require
+from .errors import FormatError, GateportError, UsageError, require
 from .ir import Model
 from .sanitize import comment, quote
 
@@ -109,6 +109,8 @@ def _read_state_dict(state: Mapping, config: Any, label: str) -> Model:
 def _import_file(path: Path, name: str):
     """Execute the Python file ``path`` as a fresh module (not registered in ``sys.modules``)."""
     spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise FormatError(f"expected a Python file, found {quote(str(path))}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
