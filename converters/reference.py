@@ -14,6 +14,7 @@ import numpy as np
 
 from .errors import InputsError, UnsupportedError
 from .ir import Model, Node, int_option
+from .ops import OPS as OPS_TABLE
 from .reference_attention import OPS as ATTENTION_OPS
 from .reference_conv_lstm import run_conv_lstm
 from .reference_rnn import activation, run_recurrent
@@ -221,8 +222,8 @@ OPS = {
     **ATTENTION_OPS,  # attention, multi_head_attention, dot, masked_softmax (several outputs: a list)
     "conv_lstm": run_conv_lstm,  # [y] or [y, h, c]
 }
-#: Non-recurrent ops that consume their node's ``mask`` (passed as the last argument).
-MASK_CONSUMERS = ("masking", "global_pool")
+#: Non-recurrent ops that consume their node's ``mask`` (passed as the last argument): the op table's mask rule.
+MASK_CONSUMERS = tuple(op for op, row in OPS_TABLE.items() if row.mask == "consumes" and not row.states)
 
 
 def run_node(node: Node, values: Mapping[str, np.ndarray]) -> list[np.ndarray]:
