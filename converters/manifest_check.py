@@ -261,25 +261,11 @@ def check_shapes(model, file: str | None = None) -> None:
                    found=f"shape {shown}")
 
 
-#: ops on a (batch, time, features) tensor
-_TIME_OPS = ("global_pool", "pool1d", "crop1d", "zero_pad1d", "upsample1d")
-
-
 def _input_shape(node) -> tuple[int, int | None] | None:
-    """(rank, width) the first input of ``node`` must have (rank 0 = one or more), or None if free."""
-    if node.op in RECURRENT_OPS:
-        return 2, node.options["input_size"]
-    if node.op == "dense":
-        return 0, int(node.weights["weight"].shape[1])
-    if node.op == "conv1d":
-        return 2, int(node.weights["weight"].shape[1]) * int(node.options["groups"])
-    if node.op == "repeat_vector":
-        return 1, None
-    if node.op in _TIME_OPS:
-        return 2, None
-    if node.op == "permute":
-        return len(node.options["dims"]), None
-    return None
+    """(rank, width) the first input of ``node`` must have (rank 0 = one or more), or None if free (the
+    row's ``input_shape`` in converters/ops.py)."""
+    row = ops.OPS.get(node.op)
+    return row.input_shape(node) if row is not None and row.input_shape is not None else None
 
 
 # -- the JSON Schema, generated from converters/ops.py -------------------------------------------

@@ -178,6 +178,9 @@ class Op:
     states: int = 0  # states per direction (recurrent ops)
     io: IORule = lambda o: ((1,), (1,))
     mask_input: Callable[[dict, int], bool] = lambda o, k: False  # whether input k is a mask (not data)
+    #: ``(rank, width)`` the first input must have (rank 0: one or more; width None: any), from the IR
+    #: node; None: not checked (manifest_check.check_shapes)
+    input_shape: Callable[[Any], tuple[int, int | None]] | None = None
 
     def required(self) -> tuple[str, ...]:
         """The options a manifest must state."""
@@ -293,6 +296,15 @@ def _attention_shape(node, ins: list) -> list:
     return [y, scores][:len(node.outputs)]
 
 
+# -- input shape rules --------------------------------------------------------------------------
+def _time_input(node) -> tuple[int, None]:
+    return 2, None
+
+
+def _recurrent_input(node) -> tuple[int, int]:
+    return 2, node.options["input_size"]
+
+
 # -- weight rules --------------------------------------------------------------------------------
 GATE_PARTS = ("input_weights", "recurrent_weights", "input_bias", "recurrent_bias")
 DIRECTIONS = ("forward", "backward")
@@ -340,7 +352,8 @@ def _recurrent(op: str, doc: str) -> Op:
         "zero_output_for_mask": Option(BOOL, False), "stateful": Option(BOOL, False),
     }
     return Op(doc, options, weights=("direction.gate.part",), weight_shapes=_recurrent_weights(op),
-              shape=_recurrent_shape, mask="consumes", states=STATES[op], io=_recurrent_io(op))
+              shape=_recurrent_shape, mask="consumes", states=STATES[op], io=_recurrent_io(op),
+              input_shape=_recurrent_input)
 
 
 _RECURRENT_DOC = (
@@ -359,7 +372,8 @@ OPS: dict[str, Op] = {
     "dense": Op("Keras Dense on the last axis (so TimeDistributed(Dense) is a plain dense): "
                 "``activation(x @ weight.T + bias)``; weights ``weight (units, in)``, ``bias (units)``.",
                 {"units": Option(SIZE), "activation": Option(ACTIVATION, "linear"), "use_bias": Option(BOOL, True)},
-                ("weight", "bias"), _dense_weights, lambda node, ins: [ins[0][:-1] + (node.options["units"],)]),
+                ("weight", "bias"), _dense_weights, lambda node, ins: [ins[0][:-1] + (node.options["units"],)],
+                input_shape=lambda node: (0, int(node.weights["weight"].shape[1]))),
     "embedding": Op("Keras Embedding: rows of ``embeddings (input_dim, output_dim)`` by token id "
                     "(mask_zero: the reader adds a mask_not_equal node on its input).",
                     {"input_dim": Option(SIZE), "output_dim": Option(SIZE)}, ("embeddings",), _embedding_weights,
@@ -372,7 +386,8 @@ OPS: dict[str, Op] = {
                   "or ``[x, mask]``.", {"mask_value": Option(NUMBER, 0.0)}, mask="consumes", io=_io((1, 2)),
                   mask_input=_second),
     "repeat_vector": Op("Keras RepeatVector: ``(batch, n, features)`` from ``(batch, features)``.",
-                        {"n": Option(SIZE)}, shape=lambda node, ins: [(node.options["n"],) + ins[0]], mask="drops"),
+                        {"n": Option(SIZE)}, shape=lambda node, ins: [(node.options["n"],) + ins[0]], mask="drops",
+                        input_shape=lambda node: (1, None)),
     "concatenate": Op("Keras Concatenate along ``axis`` (Keras' axis, batch included, may be negative).",
                       {"axis": Option(AXIS, -1, stored=True)}, shape=_concatenate_shape, mask="merges", io=_io(())),
     "add": Op(_MERGE_DOC.format(cls="Add", what="sum"), mask="merges", io=_io(())),
@@ -399,7 +414,8 @@ OPS: dict[str, Op] = {
                   "dilation_rate": Option(SIZE, 1), "groups": Option(SIZE, 1),
                   "padding": Option(one_of("valid", "same", "causal"), "valid"),
                   "activation": Option(ACTIVATION, "linear"), "use_bias": Option(BOOL, True)},
-                 ("weight", "bias"), _conv1d_weights, _conv1d_shape, mask="drops"),
+                 ("weight", "bias"), _conv1d_weights, _conv1d_shape, mask="drops",
+                 input_shape=lambda node: (2, int(node.weights["weight"].shape[1]) * int(node.options["groups"]))),
     "relu": Op("Keras ReLU/LeakyReLU: ``clip(x * (x > t), 0, max) - negative_slope * relu(t - x)`` "
                "(keras/src/activations), ``max_value`` None for no clip.",
                {"negative_slope": Option(NON_NEGATIVE, 0.0, stored=True),
@@ -412,7 +428,7 @@ OPS: dict[str, Op] = {
                       "(channels_last) or 2 (channels_first); an ``average`` with a ``mask`` leaves masked "
                       "steps out of the sum and the count.",
                       {"mode": Option(POOL_MODE), "axis": Option(int_range(1, 2), 1, stored=True),
-                       "keepdims": Option(BOOL, False)}, shape=_global_pool_shape, mask="consumes"),
+                       "keepdims": Option(BOOL, False)}, shape=_global_pool_shape, mask="consumes", input_shape=_time_input),
     "pool1d": Op("Keras Max/AveragePooling1D: ``mode`` max|average, ``pool_size``, ``strides`` (default "
                  "pool_size), ``padding`` valid|same; ``same`` pads as TensorFlow (the odd step at the end) "
                  "and leaves padding out of max and mean.",
@@ -420,20 +436,24 @@ OPS: dict[str, Op] = {
                   "strides": Option(SIZE, lambda o: o["pool_size"]),
                   "padding": Option(one_of("valid", "same"), "valid")},
                  shape=_time_shape(lambda t, o: _steps(t, o["pool_size"], o["strides"], o["padding"])),
-                 mask="drops"),
+                 mask="drops", input_shape=_time_input),
     "permute": Op("Keras Permute: ``dims`` (Keras' 1-based axes without batch).", {"dims": Option(DIMS)},
-                  shape=lambda node, ins: [tuple(ins[0][d - 1] for d in node.options["dims"])], mask="drops"),
+                  shape=lambda node, ins: [tuple(ins[0][d - 1] for d in node.options["dims"])], mask="drops",
+                  input_shape=lambda node: (len(node.options["dims"]), None)),
     "layer_norm": Op("Keras LayerNormalization over ``axes`` (negative, the trailing axes): "
                      "``(x - mean) / sqrt(var + epsilon) * gamma + beta``, ``gamma``, ``beta`` optional.",
                      {"axes": Option(AXES), "epsilon": Option(NON_NEGATIVE, 1e-3)}, ("gamma", "beta")),
     "unit_norm": Op("Keras UnitNormalization over ``axes``: ``x * min(1 / sqrt(sum(x^2)), 1e12)``.",
                     {"axes": Option(AXES)}),
     "crop1d": Op("Keras Cropping1D: ``cropping [left, right]`` time steps dropped.", {"cropping": Option(PAIR)},
-                 shape=_time_shape(lambda t, o: t - sum(o["cropping"])), mask="drops"),
+                 shape=_time_shape(lambda t, o: t - sum(o["cropping"])), mask="drops",
+                 input_shape=_time_input),
     "zero_pad1d": Op("Keras ZeroPadding1D: ``padding [left, right]`` zero time steps added.",
-                     {"padding": Option(PAIR)}, shape=_time_shape(lambda t, o: t + sum(o["padding"])), mask="drops"),
+                     {"padding": Option(PAIR)}, shape=_time_shape(lambda t, o: t + sum(o["padding"])), mask="drops",
+                     input_shape=_time_input),
     "upsample1d": Op("Keras UpSampling1D: each time step repeated ``size`` times.", {"size": Option(SIZE)},
-                     shape=_time_shape(lambda t, o: t * o["size"]), mask="drops"),
+                     shape=_time_shape(lambda t, o: t * o["size"]), mask="drops",
+                     input_shape=_time_input),
     "attention": Op("Keras Attention (``score_mode`` dot|concat) / AdditiveAttention (``additive``); inputs by "
                     "``roles`` (query, value, key, query_mask, value_mask); weights ``scale`` (``()``, additive "
                     "``(dim,)``), ``concat_score_weight`` ``()``; outputs ``[y]`` or ``[y, scores]``.",
