@@ -171,7 +171,7 @@ def time_major_inputs(onnx, proto, nodes: list, vg: ValueGraph) -> tuple[object,
         if vi.name in inner:
             _swap01(vi)
     relaid = ValueGraph(onnx, nodes, out.graph, vg.tensors, vg.cache)
-    symbols = {((n, 1), (n, 0)) for n in names}
+    symbols = {tuple(relaid.dims(n)[1::-1]) for n in names}  # (time, batch) of each relaid input
     outputs = [vi for vi in out.graph.output if (relaid.dims(vi.name) or ())[:2] in symbols
                and len(relaid.dims(vi.name)) == 3]
     back = {vi.name: vi.name + TIME_MAJOR_SUFFIX for vi in outputs}
@@ -245,7 +245,7 @@ def unsqueeze_gather(vg: ValueGraph, node):
 
 def static_time_reshape(vg: ValueGraph, node):
     """Reshape(Transpose(Y, [0, 2, 1, 3]), [T, -1, H]) of a one-direction node whose time axis is statically
-    T -> Squeeze of the directions axis (the dynamo exporter joining the directions of a time-major Y)."""
+    T -> Squeeze(Y, 1) (the dynamo exporter joining the directions of a time-major Y)."""
     tr = _op(vg, node.input[0], "Transpose")
     rec = vg.producer.get(tr.input[0]) if tr is not None else None
     if rec is None or rec.op_type not in _RECURRENT or tr.input[0] != rec.output[0] \
@@ -259,6 +259,6 @@ def static_time_reshape(vg: ValueGraph, node):
         return (f"expected the time size {target[0]} fixed by the exporter to be the input's, found a time axis "
                 f"the input declares {'dynamic' if not isinstance(dims[0], int) else dims[0]}")
     h, axis = vg.onnx.helper, fresh(vg, f"{node.output[0]}/axis")
-    return Rewrite("static_time_reshape", [node],
-                   [h.make_node("Squeeze", [node.input[0], axis], list(node.output), name=node.name)],
-                   [vg.onnx.numpy_helper.from_array(np.array([2], np.int64), axis)])
+    return Rewrite("static_time_reshape", [node],  # [T, 1, B, H] -> [T, B, H]: Y's directions axis dropped
+                   [h.make_node("Squeeze", [tr.input[0], axis], list(node.output), name=node.name)],
+                   [vg.onnx.numpy_helper.from_array(np.array([1], np.int64), axis)])

@@ -275,8 +275,12 @@ class ValueGraph:
         if -1 in dims:
             k = dims.index(-1)
             known = [x for j, x in enumerate(dims) if j != k]
+            symbols = [x for x in d if not isinstance(x, int)]
+            sized = [x for x in d if isinstance(x, int)]
             if all(isinstance(x, int) for x in list(d) + known) and math.prod(known):
                 dims[k] = math.prod(d) // math.prod(known)
+            elif len(symbols) == 1 and all(isinstance(x, int) for x in known) and math.prod(sized) == math.prod(known):
+                dims[k] = symbols[0]  # the one run-time size is what the -1 stands for
             else:
                 dims[k] = fresh(k)
         self._dims[out] = tuple(dims)
