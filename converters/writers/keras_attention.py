@@ -112,8 +112,9 @@ def mask_call(tracker, layer: KerasLayer, ins: list) -> tuple[list, list]:
     """``(mask tensors the call records, output masks)`` of an attention-family layer, after checking that
     the masks Keras 3 derives from its inputs are the ones the IR node reads."""
     node, cls = layer.node, layer.class_name
+    assert node is not None  # every attention-family layer is written from a node
     if cls == "Softmax":
-        want = {"mask": node.inputs[1]}
+        want: dict[str, str | None] = {"mask": node.inputs[1]}
         have = {"mask": ins[0]}
     else:
         roles = _roles(node)
