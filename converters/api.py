@@ -53,12 +53,15 @@ def read(source: Source, config: PathLike | None = None) -> Model:
 
 def convert(source: Source, to: str, output: PathLike, *, config: PathLike | None = None,
             opset: int | None = None, force: bool = False, dynamic: Sequence[str] = DYNAMIC_AXES,
-            input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None) -> Path:
+            input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
+            weights_dtype: str = "float32") -> Path:
     """Convert ``source`` (a path or a model in memory, see :func:`read`) to target ``to``, written
     atomically at ``output``; returns the path written.
 
     ``to`` is one of :data:`TARGETS`. ONNX only: ``opset``, ``dynamic`` (the axes left symbolic, of
-    ``batch`` and ``time``), ``input_names`` / ``output_names`` for the graph. Each deliberate change
+    ``batch`` and ``time``), ``input_names`` / ``output_names`` for the graph, ``weights_dtype``
+    (``"float16"``: weights stored as float16, computed in float32; ``verify(..., fp16=True)`` measures
+    what that costs). Each deliberate change
     (:mod:`converters.notes`) is warned as a :class:`~converters.notes.GateportNote` and recorded
     in the artifact.
 
@@ -70,7 +73,7 @@ def convert(source: Source, to: str, output: PathLike, *, config: PathLike | Non
     model = _with_notes(_read_for(source, to, config), to)
     try:
         return _write(model, to, output, force, opset, dynamic=dynamic, input_names=input_names,
-                      output_names=output_names)
+                      output_names=output_names, weights_dtype=weights_dtype)
     except GateportError as e:  # a writer's refusal names the layer; the file is the source's
         raise e.at(file=model.source.get("path") or model.source.get("object"))
 
@@ -125,7 +128,7 @@ def to_torch(source: Source, config: PathLike | None = None):
 
 def to_onnx(source: Source, config: PathLike | None = None, *, opset: int | None = None,
             dynamic: Sequence[str] = DYNAMIC_AXES, input_names: Sequence[str] | None = None,
-            output_names: Sequence[str] | None = None):
+            output_names: Sequence[str] | None = None, weights_dtype: str = "float32"):
     """An ``onnx.ModelProto`` of ``source``, checked by ``onnx.checker``; options as :func:`convert`.
 
     >>> proto = converters.to_onnx(keras_model, input_names=["x"])
@@ -136,7 +139,8 @@ def to_onnx(source: Source, config: PathLike | None = None, *, opset: int | None
 
     onnx = require("onnx", "onnx")
     model = _with_notes(read(source, config), "onnx")
-    proto = onnx_graph.deployable(model, opset or onnx_graph.DEFAULT_OPSET, dynamic, input_names, output_names)
+    proto = onnx_graph.deployable(model, opset or onnx_graph.DEFAULT_OPSET, dynamic, input_names, output_names,
+                                  weights_dtype)
     onnx.checker.check_model(proto, full_check=True)
     return proto
 

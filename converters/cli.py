@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "out is fixed (batch 1, time the model's declared length) (default: %(default)s)")
     conv.add_argument("--input-names", type=names, metavar="A,B", help="ONNX: names of the graph inputs, in order")
     conv.add_argument("--output-names", type=names, metavar="A,B", help="ONNX: names of the graph outputs, in order")
+    conv.add_argument("--fp16", action="store_true",
+                      help="ONNX: store the weights as float16 (half the file; the graph casts them to float32 and "
+                           "computes in float32); the rounding changes the outputs: gateport verify --fp16 reports by how much")
 
     from .verification import ATOL, DEFAULT_STEPS, DEFAULT_TARGETS, RTOL
     from .verification import DEFAULT_TIMEOUT as VERIFY_TIMEOUT, REQUIRE as VERIFY_REQUIRE
@@ -163,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "only gateport's own reading of the file (that gives exit 3); any: either reference")
     ver.add_argument("--timeout", type=float, default=VERIFY_TIMEOUT,
                      help="seconds the generated PyTorch code may run in its child process (default: %(default)g)")
+    ver.add_argument("--fp16", action="store_true",
+                     help="check the ONNX artifact with float16 weights (convert --fp16): held to 1e-2, the error "
+                          "it costs is reported (an --artifact onnx=FILE with float16 weights is treated the same)")
     ver.add_argument("--json", action="store_true", help="print the report as JSON (no progress on stderr)")
 
     dif = sub.add_parser("diff", help="compare two models' weights per layer, direction and gate, and name the "
@@ -240,9 +246,12 @@ def cmd_convert(args) -> int:
 
     options = dict(config=args.config, opset=args.opset, force=args.force)
     onnx_options = dict(dynamic=args.dynamic, input_names=args.input_names, output_names=args.output_names)
+    if args.fp16:
+        onnx_options["weights_dtype"] = "float16"
     if "dynamic" not in TARGETS[args.to].options and (
-            args.input_names or args.output_names or args.dynamic != list(DYNAMIC_AXES)):
-        raise UsageError(f"--dynamic, --input-names and --output-names apply to --to onnx, found --to {args.to}")
+            args.input_names or args.output_names or args.dynamic != list(DYNAMIC_AXES) or args.fp16):
+        raise UsageError(f"--dynamic, --input-names, --output-names and --fp16 apply to --to onnx, "
+                         f"found --to {args.to}")
     if len(args.model) == 1 and not glob.has_magic(args.model[0]):  # one file: -o names the output
         (source,) = args.model
         api.check_outputs(args.to, args.output, [source, args.config], args.force)  # graver mistakes first
@@ -320,7 +329,8 @@ def cmd_verify(args) -> int:
             print(f"gateport: verify: {line}", file=sys.stderr, flush=True)
     report = verify(args.model, targets, inputs=args.inputs, expected=args.expected, batch=args.batch,
                     steps=args.steps, seed=args.seed, atol=args.atol, rtol=args.rtol, config=args.config,
-                    artifacts=artifacts, require=args.require, timeout=args.timeout, progress=progress)
+                    artifacts=artifacts, require=args.require, timeout=args.timeout, progress=progress,
+                    fp16=args.fp16)
     print(json.dumps(report.to_dict(), indent=2) if args.json else render(report))
     return report.exit_status
 

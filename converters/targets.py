@@ -217,7 +217,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("torch-state-dict", "nn.LSTM/nn.GRU/nn.RNN state_dicts of the recurrent layers (.safetensors)",
            "{stem}.safetensors", _write_state_dict, recurrent_only=True),
     Target("onnx", "ONNX model with fused LSTM/GRU/RNN nodes", "{stem}.onnx", _write_onnx,
-           options=("opset", "dynamic", "input_names", "output_names"),
+           options=("opset", "dynamic", "input_names", "output_names", "weights_dtype"),
            may_write=lambda output: [output.with_name(output.name + ".data")], label="onnx",
            build=_build_onnx, run=_run_onnx, traces=_onnx_traces),
     Target("keras", "Keras 3 .keras file, loadable by keras.models.load_model", "{stem}.keras", _write_keras,

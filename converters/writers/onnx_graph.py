@@ -108,16 +108,23 @@ def _with_weights(proto, weights: dict):
 DYNAMIC_AXES = ("batch", "time")
 
 
+#: What ``weights_dtype`` may be: float32 (exact) or float16 (half the file, computed in float32).
+WEIGHT_DTYPES = ("float32", "float16")
+
+
 def deployable(model: Model, opset: int = DEFAULT_OPSET, dynamic: Sequence[str] = DYNAMIC_AXES,
-               input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None):
+               input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
+               weights_dtype: str = "float32"):
     """:func:`to_onnx` ready for deployment: graph inputs/outputs renamed, ``dynamic`` axes symbolic
     (``batch``, ``time``), the others fixed (batch 1, time the model's declared length), provenance
-    and the conversion's notes in ``metadata_props``."""
-    return _with_weights(*_deployable_skeleton(model, opset, dynamic, input_names, output_names))
+    and the conversion's notes in ``metadata_props``; ``weights_dtype="float16"``: see
+    :func:`_float16_weights`."""
+    return _with_weights(*_deployable_skeleton(model, opset, dynamic, input_names, output_names, weights_dtype))
 
 
 def _deployable_skeleton(model: Model, opset: int, dynamic: Sequence[str],
-                         input_names: Sequence[str] | None, output_names: Sequence[str] | None):
+                         input_names: Sequence[str] | None, output_names: Sequence[str] | None,
+                         weights_dtype: str = "float32"):
     """:func:`_skeleton` made deployable (see :func:`deployable`): ``(proto, weights)``."""
     onnx = require("onnx", "onnx")
     where = model.source.get("path")
@@ -128,10 +135,54 @@ def _deployable_skeleton(model: Model, opset: int, dynamic: Sequence[str],
     proto, weights = _skeleton(model, opset)
     _rename(proto, proto.graph.input, input_names, "input", where, weights)
     _rename(proto, proto.graph.output, output_names, "output", where, weights)
+    if weights_dtype not in WEIGHT_DTYPES:
+        raise UsageError(f"expected weights dtype {' or '.join(WEIGHT_DTYPES)}, found {quote(weights_dtype)}",
+                         file=where)
     if _fix_axes(proto, set(dynamic), where) and _weight_bytes(weights) <= EXTERNAL_DATA_ABOVE:
         _declare_output_shapes(onnx, proto, weights)
-    onnx.helper.set_model_props(proto, provenance(model))
+    props = provenance(model)
+    if weights_dtype == "float16":
+        weights = _float16_weights(onnx, proto, weights)
+        props[WEIGHTS_DTYPE_PROP] = "float16"
+        props["gateport.notes"] = json.dumps([*json.loads(props.get("gateport.notes", "[]")), FLOAT16_NOTE])
+    onnx.helper.set_model_props(proto, props)
     return proto, weights
+
+
+#: The ``metadata_props`` key naming the stored weights' dtype (absent: float32).
+WEIGHTS_DTYPE_PROP = "gateport.weights_dtype"
+FLOAT16_NOTE = ("weights stored as float16 (--fp16: half the file), each cast to float32 where the graph starts: "
+                "the model computes in float32 but its weights are rounded; gateport verify --fp16 reports the "
+                "error this costs")
+
+
+#: Float32 initializers smaller than this stay float32 (scalars and small constants: a Cast costs more).
+FLOAT16_MIN_SIZE = 16
+
+
+def _float16_weights(onnx, proto, weights: dict) -> dict:
+    """``weights`` with every float32 weight stored as float16 under a new name, and a ``Cast`` to
+    float32 at the start of ``proto``'s graph giving it back under its own name: only the file's weights
+    change (rounded to float16, a relative error up to 2**-11); every node still computes in float32.
+    Small constants and arrays that float16 cannot hold (a value beyond +-65504, such as a -1e9 mask
+    constant) stay float32."""
+    taken = {t for n in proto.graph.node for t in [*n.input, *n.output]} | set(weights)
+    taken |= {v.name for v in [*proto.graph.input, *proto.graph.output]}
+    out, casts = {}, []
+    limit = float(np.finfo(np.float16).max)
+    for name, a in weights.items():
+        array = as_array(a) if a.dtype == np.float32 and int(np.prod(a.shape)) >= FLOAT16_MIN_SIZE else None
+        if array is None or not np.all(np.abs(array[np.isfinite(array)]) <= limit):
+            out[name] = a
+            continue
+        half = unique_name(f"{name}_float16", taken)
+        out[half] = np.ascontiguousarray(array, dtype=np.float16)
+        casts.append(onnx.helper.make_node("Cast", [half], [name], name=unique_name(f"{name}_to_float32", taken),
+                                           to=onnx.TensorProto.FLOAT))
+    nodes = [*casts, *proto.graph.node]
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
+    return out
 
 
 def provenance(model: Model) -> dict[str, str]:
@@ -201,10 +252,11 @@ def _fix_axes(proto, dynamic: set[str], where: str | None) -> bool:
 
 def write(model: Model, path: str | os.PathLike, opset: int = DEFAULT_OPSET, force: bool = False,
           external_data_above: int = EXTERNAL_DATA_ABOVE, dynamic: Sequence[str] = DYNAMIC_AXES,
-          input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None) -> Path:
+          input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
+          weights_dtype: str = "float32") -> Path:
     """Write ``model`` as ONNX at ``path`` atomically; returns the path.
 
-    The graph is :func:`deployable`'s (``dynamic``, ``input_names``, ``output_names``).
+    The graph is :func:`deployable`'s (``dynamic``, ``input_names``, ``output_names``, ``weights_dtype``).
     ``onnx.checker.check_model(full_check=True)`` runs on the graph with its large initializers as
     typed inputs before anything is written; then the graph is written without weights and each
     initializer streamed from its array into the file (:func:`_stream`): the bytes are those of
@@ -212,7 +264,7 @@ def write(model: Model, path: str | os.PathLike, opset: int = DEFAULT_OPSET, for
     Weights over ``external_data_above`` bytes go to ``<name>.data`` next to the file.
     """
     onnx = require("onnx", "onnx")
-    proto, weights = _deployable_skeleton(model, opset, dynamic, input_names, output_names)
+    proto, weights = _deployable_skeleton(model, opset, dynamic, input_names, output_names, weights_dtype)
     path = Path(path)
     external = _weight_bytes(weights) > external_data_above
     data_path = path.with_name(path.name + ".data")
