@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .. import keras_classes
-from ..activations import keras_major
 from ..gates import GATES, LETTER, gate_order
 from ..sanitize import quote
 from ..ir import Node, set_recurrent_weights
@@ -121,7 +120,7 @@ def _options(rc: RecurrentConfig, call: LayerCall) -> dict:
         "units": call.size("units", cfg.get("units")),
         "activation": call.activation(cfg.get("activation", "tanh"), elementwise=True),
     }
-    # Defaults of the Keras whose semantics apply (keras_classes.VERSION_DEFAULTS).
+    # Defaults of the Keras whose semantics apply (the version_defaults of converters/keras_classes.py).
     version = call.builder.keras_version
     if rc.kind != "simple_rnn":
         opts["recurrent_activation"] = call.activation(
@@ -439,13 +438,12 @@ def _conv_lstm_options(call: LayerCall, rank: int) -> dict:
     padding = cfg.get("padding", "valid")
     if padding not in ("valid", "same"):
         raise call.error(f"padding: expected valid or same, found {quote(padding)}")
-    keras3 = keras_major(call.builder.keras_version) >= 3
+    default_ract = keras_classes.version_default(call.class_name, "recurrent_activation", call.builder.keras_version)
     opts = {"rank": rank, "filters": call.size("filters", cfg.get("filters")),
             "kernel_size": _conv_tuple(call, "kernel_size", rank, 0), "strides": _conv_tuple(call, "strides", rank, 1),
             "dilation_rate": _conv_tuple(call, "dilation_rate", rank, 1), "padding": padding,
             "activation": call.activation(cfg.get("activation", "tanh"), elementwise=True),
-            "recurrent_activation": call.activation(cfg.get("recurrent_activation",
-                                                            "sigmoid" if keras3 else "hard_sigmoid"), elementwise=True),
+            "recurrent_activation": call.activation(cfg.get("recurrent_activation", default_ract), elementwise=True),
             "use_bias": bool(cfg.get("use_bias", True))}
     opts.update({k: bool(cfg.get(k, False)) for k in ("go_backwards", "return_sequences", "return_state")})
     if cfg.get("stateful"):
