@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import Node
-from ..sanitize import quote
+from ..sanitize import literal, quote
 
 _ATTENTION = '''
 def keras_keep(t: int, s: int, causal: bool, device: torch.device) -> Tensor:
@@ -135,8 +135,8 @@ def attention_to_torch(w, node: Node) -> None:
     params = {k: np.asarray(weights[k], np.float32) for k in ("scale", "concat_score_weight") if k in weights}
     scale = list(params["scale"].shape) if "scale" in params else None
     w.helpers.add("KerasAttention")
-    ctor = (f"KerasAttention({mode!r}, {bool(o.get('causal'))}, {scale}, "
-            f"{'concat_score_weight' in params})")
+    ctor = (f"KerasAttention({literal(mode)}, causal={bool(o.get('causal'))}, scale={scale}, "
+            f"concat_weight={'concat_score_weight' in params})")
     _assign(w, node, w.module(node, ctor, params))
 
 
@@ -149,9 +149,10 @@ def multi_head_attention_to_torch(w, node: Node) -> None:
             params[f"{part}.bias"] = np.asarray(wt[f"{part}_bias"], np.float32)
         dims.append(int(params[f"{part}.weight"].shape[1]))
     w.helpers.add("KerasMultiHeadAttention")
-    ctor = (f"KerasMultiHeadAttention({dims[:3]}, {int(o['num_heads'])}, {int(o['key_dim'])}, "
-            f"{int(o['value_dim'])}, {int(params['output.weight'].shape[0])}, {bool(o.get('use_bias', True))}, "
-            f"{bool(o.get('causal'))}, {o.get('masked_rows') == 'zero'})")
+    ctor = (f"KerasMultiHeadAttention({dims[:3]}, heads={int(o['num_heads'])}, key_dim={int(o['key_dim'])}, "
+            f"value_dim={int(o['value_dim'])}, out_dim={int(params['output.weight'].shape[0])}, "
+            f"bias={bool(o.get('use_bias', True))}, causal={bool(o.get('causal'))}, "
+            f"zero_masked_rows={o.get('masked_rows') == 'zero'})")
     _assign(w, node, w.module(node, ctor, params))
 
 
