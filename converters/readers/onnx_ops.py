@@ -487,18 +487,23 @@ def _matmul(r, node, args, attrs):
 def _conv(r, node, args, attrs):
     x, w = args[:2]
     b = args[2] if len(args) > 2 else None
+    if isinstance(x, Pending) and x.kind == "conv":  # Conv -> Conv: no Transposes left between them
+        x = View("channels_first", _conv1d(r, None, *x.args))
     if not (isinstance(x, View) and x.kind == "channels_first") or not isinstance(w, Const) or w.value.ndim != 3:
         raise r.unsupported("expected a 1-D Conv of Transpose(x, [0, 2, 1]) with constant weights")
-    if int(attrs.get("group", 1)) != 1:
-        raise r.unsupported(f"expected group=1, found {attrs['group']}")
+    group = attrs.get("group", 1)  # weight (filters, in / group, k), as the IR's conv1d keeps it
+    if isinstance(group, bool) or not isinstance(group, int) or group < 1 or w.value.shape[0] % group:
+        raise r.unsupported(f"expected a Conv group dividing its {w.value.shape[0]} filters, found {quote(group)}")
     if list(attrs.get("kernel_shape") or w.value.shape[2:]) != list(w.value.shape[2:]):
         raise FormatError(f"kernel_shape {list(attrs['kernel_shape'])} disagrees with W of shape {list(w.value.shape)}")
     if any(len(attrs.get(k) or [0] * n) != n for k, n in (("pads", 2), ("strides", 1), ("dilations", 1))):
         raise FormatError("expected 1-D Conv pads (2 values), strides and dilations (1 value each)")
-    return [Pending("conv", (x.of, w.value, None if b is None else b.value, attrs))]
+    return [Pending("conv", (x.of, w.value, None if b is None else b.value, attrs, out_name(node)))]
 
 
-def _conv1d(r, node, x: IR, w: np.ndarray, b, attrs) -> IR:
+def _conv1d(r, node, x: IR, w: np.ndarray, b, attrs, conv_output: str) -> IR:
+    """The conv1d IR node, named after the Transpose back to channels last (``node``) or, where another Conv
+    reads it directly (``node`` None), after the Conv's own output."""
     k = int(w.shape[2])
     dilation = int((attrs.get("dilations") or [1])[0])
     auto_pad = attrs.get("auto_pad", b"NOTSET")
@@ -510,12 +515,17 @@ def _conv1d(r, node, x: IR, w: np.ndarray, b, attrs) -> IR:
         padding = "valid"
     elif auto_pad == "NOTSET" and pads == [dilation * (k - 1), 0]:
         padding = "causal"
+    elif auto_pad == "NOTSET" and int((attrs.get("strides") or [1])[0]) == 1 \
+            and pads == [dilation * (k - 1) // 2, dilation * (k - 1) - dilation * (k - 1) // 2]:
+        padding = "same"  # TensorFlow's rule at stride 1, as gateport's writer spells it
     else:
         raise r.unsupported(f"expected Conv padding valid, causal or SAME_UPPER, found {auto_pad} {pads}")
     weights = {"weight": w, **({"bias": b} if b is not None else {})}
     options = {"filters": int(w.shape[0]), "kernel_size": k, "strides": int((attrs.get("strides") or [1])[0]),
                "padding": padding, "dilation_rate": dilation, "activation": "linear", "use_bias": b is not None}
-    return r.add("conv1d", [x.name], out_name(node), options, weights, rank=3)
+    if attrs.get("group", 1) != 1:  # checked by _conv
+        options["groups"] = int(attrs["group"])
+    return r.add("conv1d", [x.name], conv_output if node is None else out_name(node), options, weights, rank=3)
 
 
 def _activation(r, node, args, attrs):
