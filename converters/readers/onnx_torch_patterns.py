@@ -5,7 +5,7 @@
   zeros, the steps stacked by ``Concat`` when the sequence is used. Read back as the ONNX ``RNN`` it
   unrolls (``Y`` for the stacked steps, ``Y_h`` for the last one).
 * ``time_major_input``: ``batch_first=False`` modules read their input ``[time, batch, features]``
-  straight into the recurrent node. gateport's IR is batch-first, so the graph input is declared
+  straight into the recurrent node (or their ids ``[time, batch]`` through an embedding ``Gather``). gateport's IR is batch-first, so the graph input is declared
   ``[batch, time, features]`` and transposed in front of its uses (:func:`time_major_inputs`); a
   graph output that is then time-major is transposed back to batch-first (``time_major_output``), and
   a Dense on a time-major sequence is moved after the transpose (``time_major_dense``). The model
@@ -148,10 +148,16 @@ def _fused_rnn(vg: ValueGraph, node, proj, r, b_hh, act, h0, last, cat, removed)
 
 # -- time-major inputs ---------------------------------------------------------------------------------
 def _time_major_uses(vg: ValueGraph, name: str) -> bool:
-    """``name`` (rank 3) is the ``X`` of a layout-0 recurrent node, read without a Transpose."""
-    return vg.rank(name) == 3 and any(
-        n.op_type in _RECURRENT and n.input and n.input[0] == name and not int(vg.attr(n, "layout", 0))
-        for n in vg.consumers.get(name, []))
+    """``name`` is the ``X`` of a layout-0 recurrent node read without a Transpose (rank 3), or the ids
+    of an embedding ``Gather`` that is (rank 2)."""
+    def feeds_x(t: str) -> bool:
+        return vg.rank(t) == 3 and any(n.op_type in _RECURRENT and n.input and n.input[0] == t
+                                       and not int(vg.attr(n, "layout", 0)) for n in vg.consumers.get(t, []))
+    if vg.rank(name) == 2:
+        users = vg.consumers.get(name, [])
+        return bool(users) and all(n.op_type == "Gather" and list(n.input)[1:] == [name] and vg.is_const(n.input[0])
+                                   and int(vg.attr(n, "axis", 0)) == 0 and feeds_x(n.output[0]) for n in users)
+    return feeds_x(name)
 
 
 def time_major_inputs(onnx, proto, nodes: list, vg: ValueGraph) -> tuple[object, list, list[str]]:
@@ -164,9 +170,13 @@ def time_major_inputs(onnx, proto, nodes: list, vg: ValueGraph) -> tuple[object,
         return proto, nodes, []
     out = type(proto)()
     out.CopyFrom(proto)
-    h, inner = onnx.helper, {n: n + TIME_MAJOR_SUFFIX for n in names}
-    added = [h.make_node("Transpose", [n], [inner[n]], perm=[1, 0, 2], name=inner[n]) for n in names]
+    h, inner = onnx.helper, {n: n + TIME_MAJOR_SUFFIX for n in names if vg.rank(n) == 3}
+    added = [h.make_node("Transpose", [n], [inner[n]], perm=[1, 0, 2], name=inner[n]) for n in inner]
     nodes = added + [_renamed(h, n, inner) for n in nodes]
+    ids = {n for n in names if n not in inner}  # embedded batch-first, then transposed: Gather's rows move along
+    embedded = {g.output[0]: g.output[0] + "/batch_first" for i in ids for g in vg.consumers.get(i, [])}
+    nodes = [_renamed(h, n, embedded) if n.op_type == "Gather" and n.output[0] in embedded else n for n in nodes]
+    nodes += [h.make_node("Transpose", [b], [o], perm=[1, 0, 2], name=o) for o, b in embedded.items()]
     for vi in out.graph.input:
         if vi.name in inner:
             _swap01(vi)
