@@ -288,6 +288,20 @@ def test_torch_onnx_fixture_converts_to_torch_and_matches_pytorch(name, tool, tm
     assert err <= TOL
 
 
+@pytest.mark.parametrize("name,tool", TORCH_READ, ids=ids(TORCH_READ))
+def test_torch_onnx_fixture_inspects_and_converts_to_keras_matching_pytorch(name, tool, tmp_path, capsys):
+    from converters.runtimes import run_keras
+
+    assert main(["inspect", str(path_of(name, tool))]) == 0
+    assert ("read batch-first" in capsys.readouterr().out.replace("\n  ", " ")) == (name in TIME_MAJOR)
+    x, want = torch_io(name)
+    model = api.read(path_of(name, tool))
+    api.convert(model, "keras", tmp_path / "m.keras")
+    err = float(np.max(np.abs(run_keras(tmp_path / "m.keras", [feed(model, x)])[0] - want)))
+    print(f"{name} {tool}: Keras 3 (converted) vs PyTorch max abs error {err:.2e}")
+    assert err <= TOL
+
+
 @pytest.mark.parametrize("name,tool", sorted(TORCH_REFUSED), ids=ids(sorted(TORCH_REFUSED)))
 def test_torch_onnx_refusal_is_one_line_naming_the_node(name, tool):
     with pytest.raises(UnsupportedError) as info:
