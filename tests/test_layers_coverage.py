@@ -527,3 +527,58 @@ def test_dtype_policy_other_than_float32_is_stated(policy, tmp_path):
     assert error(got, reference.run(ir, inputs)) <= TOL  # the artifact is the float32 model
     if policy == "float64":  # mixed_float16: Keras itself rounds to float16, the note says so
         assert error(got, keras_outputs(model, inputs)) <= TOL
+
+#: (id, model builder, target, what the one line says) for recurrent structure gateport refuses
+STRUCTURE_REFUSALS = [
+    ("stacked go_backwards masked", lambda: token_seq(L.RNN([L.GRUCell(U), L.LSTMCell(3)], go_backwards=True)),
+     "onnx", "reversed mask"),
+    ("TimeDistributed Conv1D", lambda: seq(L.TimeDistributed(L.Conv1D(2, 2)), shape=(T, 6, 3)), "onnx",
+     "folded into the batch"),
+    ("ConvLSTM2D channels_first", lambda: seq(L.ConvLSTM2D(2, 3, data_format="channels_first"), shape=(T, 2, 6, 5)),
+     "torch", "channels_last"),
+]
+
+
+@pytest.mark.parametrize("case", STRUCTURE_REFUSALS, ids=[c[0] for c in STRUCTURE_REFUSALS])
+def test_structure_refused_in_one_line(case, tmp_path, capsys):
+    from converters.cli import main
+
+    _, build, target, why = case
+    build().save(tmp_path / "m.keras")
+    out = tmp_path / ("m.onnx" if target == "onnx" else "torch_model")
+    assert main(["convert", str(tmp_path / "m.keras"), "--to", target, "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("gateport: error:") and why in err[0], err
+    assert not out.exists()
+
+
+def test_conv_lstm_onnx_is_a_plain_graph_of_fixed_size_per_step(tmp_path):
+    """The unrolled ConvLSTM: one input Conv for all frames, then per step one recurrent Conv (none for the
+    first, zero-state step) and no Loop/Scan; exact against Keras (onnx_outputs checks the node kinds)."""
+    model = randomize(seq(L.ConvLSTM1D(3, 3, padding="same", return_sequences=True), shape=(T, 6, 2)))
+    inputs = [floats((B, T, 6, 2)) / 4]
+    ir = read_saved(model, tmp_path)
+    assert error(onnx_outputs(ir, inputs, tmp_path / "m.onnx"), keras_outputs(model, inputs)) <= TOL
+    counts = Counter(n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node)
+    assert counts["Conv"] == 1 + (T - 1) and counts["Split"] == T, counts
+
+
+@pytest.mark.parametrize("backwards", [False, True])
+def test_conv_lstm_dynamic_time_is_one_scan(backwards, tmp_path):
+    """A dynamic time length: one Scan over the steps (its body the same cell); exact for any length."""
+    layer = L.ConvLSTM1D(3, 2, padding="same", go_backwards=backwards, return_sequences=True, return_state=True)
+    model = randomize(flat(seq(layer, shape=(None, 5, 2))))
+    ir = read_saved(model, tmp_path)
+    onnx_graph.write(ir, tmp_path / "m.onnx")
+    proto = onnx.load(str(tmp_path / "m.onnx"))
+    onnx.checker.check_model(proto, full_check=True)
+    assert Counter(n.op_type for n in proto.graph.node)["Scan"] == 1
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    for steps in (1, 6):
+        x = floats((B, steps, 5, 2), seed=steps) / 4
+        assert error(sess.run(None, {ir.inputs[0].name: x}), keras_outputs(model, [x])) <= TOL
+
+
+def read_saved(model, folder: Path):
+    model.save(folder / "source.keras")
+    return read(folder / "source.keras")
