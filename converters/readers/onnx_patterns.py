@@ -395,7 +395,8 @@ def _loop(vg: ValueGraph, node):
     if cell is None and ops.get("MatMul", 0) >= 2 and not splits:
         cell = "a SimpleRNN step"
     masked = "Not" in ops or "Where" in ops
-    return (f"expected fused LSTM/GRU/RNN nodes or a Loop of one SimpleRNN/GRU step, found a recurrence Loop "
+    return (f"expected fused LSTM/GRU/RNN nodes or a Loop of one Keras SimpleRNN/GRU/LSTM step, masked or not, "
+            f"found a recurrence Loop "
             f"({cell or 'no recognized cell'}{', masked' if masked else ''}; {len(body.node)} body nodes) that "
             f"was not recognized: {found}; use gateport on the Keras file itself")
 
