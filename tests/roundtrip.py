@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from converters import reference
+from helpers import TOL, max_error  # noqa: F401 - shared with the tests importing them from here
 from converters.ir import Model, Node
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = json.loads((ROOT / "fixtures" / "fixtures.json").read_text())
 FIXTURE = {f["name"]: f for f in FIXTURES}
 CORPUS = json.loads((ROOT / "fixtures" / "corpus" / "manifest.json").read_text())
-TOL = 1e-5
 #: Fixture features whose layers gateport's ONNX reader does not read back yet (every writer and runtime
 #: handles them: tests/test_layers_coverage.py); tests that read gateport's ONNX files back leave them out.
 NOT_READ_FROM_ONNX = frozenset({
@@ -53,14 +53,6 @@ def corpus_path(entry: dict) -> Path:
     if not path.is_file():
         pytest.skip(f"corpus file {path} is not available")
     return path
-
-
-def max_error(got: list, want: list) -> float:
-    assert len(got) == len(want), f"{len(got)} outputs, expected {len(want)}"
-    for k, (g, w) in enumerate(zip(got, want)):
-        assert np.shape(g) == np.shape(w), f"output {k}: shape {np.shape(g)}, expected {np.shape(w)}"
-    return max(float(np.max(np.abs(np.asarray(g, np.float64) - np.asarray(w, np.float64)))) if np.size(w) else 0.0
-               for g, w in zip(got, want))
 
 
 def keras_run(path: str | os.PathLike, inputs: list[np.ndarray], model=None) -> list[np.ndarray]:

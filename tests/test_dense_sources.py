@@ -7,12 +7,9 @@ then zeroed in Keras itself, and the output must change by exactly that source's
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -24,7 +21,7 @@ from converters.ir import Model, Node, TensorSpec  # noqa: E402
 
 L = keras.layers
 ROOT = Path(__file__).resolve().parent.parent
-TOL = 1e-5
+from helpers import TOL  # noqa: E402
 B, T, F, U = 3, 5, 3, 4
 
 

@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402

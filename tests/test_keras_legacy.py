@@ -21,7 +21,7 @@ from converters.readers.keras_legacy import from_cudnn, from_keras1, is_cudnn_bi
 
 ROOT = Path(__file__).resolve().parent.parent
 LEGACY = json.loads((ROOT / "fixtures" / "legacy.json").read_text())
-TOL = 1e-5
+from helpers import TOL  # noqa: E402
 RNG = np.random.default_rng(11)
 
 

@@ -10,7 +10,6 @@ Keras' own ``load_weights`` on the same files.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -19,7 +18,6 @@ import h5py
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
 
 from converters import reference, safe_json  # noqa: E402
@@ -28,7 +26,7 @@ from converters.errors import FormatError, GateportError, UnsafeError, Unsupport
 from converters.readers import read, read_recurrent_weights  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-TOL = 1e-5
+from helpers import TOL  # noqa: E402
 X = np.random.default_rng(3).standard_normal((2, 5, 4)).astype("float32")
 
 

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 import zipfile
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402

@@ -8,11 +8,8 @@ files hold one fused node per recurrent layer and no loop.
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections import Counter
 from pathlib import Path
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -28,7 +25,7 @@ from converters.readers import read  # noqa: E402
 from converters.writers import keras_v3, onnx_graph, torch_code  # noqa: E402
 
 L = keras.layers
-TOL = 1e-5
+from helpers import TOL  # noqa: E402
 B, T, F, U, VOCAB = 3, 7, 5, 4, 9
 
 

@@ -11,12 +11,9 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -24,11 +21,11 @@ import pytest  # noqa: E402
 from converters.errors import OutputError, UnsupportedError  # noqa: E402
 from converters.ir import Node  # noqa: E402
 from converters.writers import numpy_code  # noqa: E402
-from test_reference import (B, BIDIRECTIONAL, CONV, F, INITIAL_STATES, KEEP, MASKED, MERGE_CASES, SINGLE,  # noqa: E402
+from cases import (B, BIDIRECTIONAL, CONV, F, INITIAL_STATES, KEEP, MASKED, MERGE_CASES, SINGLE,  # noqa: E402
                             T, U, L, chain_case, conv_chain_case, keras, keras_outputs, masking_case,
                             merge_case, node_of, ir_model, randomize, single_layer_case, x_data)
 
-TOL = 1e-5
+from helpers import TOL, assert_close  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -44,14 +41,6 @@ def load_generated(ir, out_dir: Path):
 def outputs_of(model, inputs) -> list[np.ndarray]:
     out = model(*inputs)
     return list(out) if isinstance(out, tuple) else [out]
-
-
-def assert_close(got, want, what=""):
-    assert len(got) == len(want), f"{what}: {len(got)} outputs vs {len(want)}"
-    for k, (g, w) in enumerate(zip(got, want)):
-        assert g.shape == w.shape, f"{what} output {k}: shape {g.shape} vs {w.shape}"
-        err = float(np.max(np.abs(g - w))) if g.size else 0.0
-        assert err <= TOL, f"{what} output {k}: max abs error {err}"
 
 
 def assert_numpy_matches(model, ir, inputs, tmp_path):
@@ -151,7 +140,6 @@ def test_multiple_inputs_and_outputs_in_keras_order(tmp_path):
     assert_numpy_matches(model, ir, [x_data(), x_data(3, (B, T, 2))], tmp_path)
     source = (tmp_path / "numpy_model" / "model.py").read_text()
     assert "def __call__(self, b_first, a_second):" in source
-
 
 import test_layers_coverage as coverage  # noqa: E402  (one row per layer: the shared case table)
 

@@ -17,7 +17,7 @@ from converters.readers import onnx_model
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 helper, TP = onnx.helper, onnx.TensorProto
-TOL = 1e-5
+from helpers import TOL  # noqa: E402
 RNG = np.random.default_rng(0)
 
 

@@ -15,8 +15,6 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -30,12 +28,12 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 keras = pytest.importorskip("keras")
 
-from test_reference import (  # noqa: E402  the shared hand converter and Keras option grids
+from cases import (  # noqa: E402  the shared hand converter and Keras option grids
     BIDIRECTIONAL, INITIAL_STATES, MASKED, SINGLE, U, ir_model, keras_outputs, node_of, randomize)
 
 L = keras.layers
 KERAS_VERSION = keras.__version__
-TOL = 1e-5
+from helpers import TOL  # noqa: E402
 F = 3
 #: (batch, time) pairs every exported file runs at.
 SIZES = [(5, 7), (2, 3)]

@@ -7,11 +7,8 @@ compares with the outputs real Keras computed (fixtures/expected, fixtures/corpu
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
@@ -27,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
 CORPUS_MANIFEST = json.loads((ROOT / "fixtures" / "corpus" / "manifest.json").read_text())
 FIXTURES = json.loads((ROOT / "fixtures" / "fixtures.json").read_text())
-TOL = 1e-5
+from helpers import TOL  # noqa: E402
 TEXTGENRNN = CORPUS / "k215_cudnnlstm_weights_textgenrnn.hdf5"
 
 

@@ -9,6 +9,7 @@ through ``read`` -> ``torch_code.write`` -> import -> compare with the outputs K
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import json
 import os
@@ -16,8 +17,6 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -28,12 +27,14 @@ pytest.importorskip("safetensors")
 from converters.errors import OutputError, UnsupportedError  # noqa: E402
 from converters.ir import Gate, Node  # noqa: E402
 from converters.writers import torch_code  # noqa: E402
-from test_reference import (B, BIDIRECTIONAL, CONV, F, INITIAL_STATES, KEEP, MASKED, SINGLE,  # noqa: E402
+from cases import (B, BIDIRECTIONAL, CONV, F, INITIAL_STATES, KEEP, MASKED, SINGLE,  # noqa: E402
                             KERAS_VERSION, T, U, L, chain_case, conv_chain_case, from_keras, ir_model, keras,
                             keras_outputs, masking_case, merge_case, MERGE_CASES, node_of, randomize,
                             single_layer_case, x_data)
 
-TOL = 1e-5
+import helpers  # noqa: E402
+
+assert_close = functools.partial(helpers.assert_close, dtype=np.float32)  # every output float32, as PyTorch computes
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [
     pytest.mark.filterwarnings("ignore:The tensor attributes .*_flat_weights:UserWarning"),  # export + nn.LSTM
@@ -70,16 +71,6 @@ def run(module, args):
     with torch.no_grad():
         out = module(*args)
     return [o.numpy() for o in (out if isinstance(out, tuple) else (out,))]
-
-
-def assert_close(got, want, what=""):
-    assert len(got) == len(want), f"{what}: {len(got)} outputs vs Keras {len(want)}"
-    for k, (g, w) in enumerate(zip(got, want)):
-        assert g.dtype == np.float32, f"{what} output {k}: dtype {g.dtype}"
-        assert g.shape == w.shape, f"{what} output {k}: shape {g.shape} vs Keras {w.shape}"
-        err = float(np.max(np.abs(g - w))) if g.size else 0.0
-        print(f"{what} output {k}: max abs error {err:.2e}")  # shown with -rP or -s
-        assert err <= TOL, f"{what} output {k}: max abs error {err}"
 
 
 def scripted(model):
