@@ -8,7 +8,8 @@ Runs in gateport's own environment. The model is ``bench/models/NAME.keras`` (bu
 ``onnx``, ``torch`` and ``gates``, each a fresh process (interpreter start, imports, read, convert,
 write). Each conversion process reports its own peak resident memory (``VmHWM`` of /proc/self/status,
 read at exit: ``ru_maxrss`` would survive exec and report a parent's peak) and its resident memory
-after the imports; the parent times the whole process. Cells are medians. Prints a Markdown table
+after the imports; the parent times the whole process, wall clock and CPU (user + system from
+``wait4``: on a loaded machine the CPU ratio moves less than the wall-clock one). Cells are medians. Prints a Markdown table
 (the README's "Streaming writers" rows) and writes ``--json``. ``--before DIR`` adds rows for the
 ``converters`` package in DIR (e.g. ``git archive <commit> converters schemas | tar -x -C DIR``), same rounds.
 """
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -57,27 +59,44 @@ def warm(path: Path) -> None:
             pass
 
 
-def timed(cmd: list[str], cwd: Path = ROOT) -> tuple[float, str]:
-    t = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
-    wall = time.perf_counter() - t
-    if r.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[:3])} failed: {r.stderr[-2000:]}")
-    return wall, r.stdout
+def timed(cmd: list[str], cwd: Path = ROOT) -> tuple[float, float, str]:
+    """Run ``cmd``: (wall seconds, its CPU seconds (user + system, from wait4), its stdout)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd[:3])} failed: {err.read()[-2000:]}")
+        return wall, usage.ru_utime + usage.ru_stime, out.read()
+
+
+def remove(out: Path) -> None:
+    """Delete the previous output first, as before each ``cp``: its page-cache pages are then free
+    for the new file (writing into a full page cache first reclaims other pages, which here took
+    up to 1.5 s for 235 MB and would swamp the comparison)."""
+    if out.is_dir():
+        shutil.rmtree(out)
+    else:
+        out.unlink(missing_ok=True)
 
 
 def copy_once(src: Path, out: Path) -> dict:
-    out.unlink(missing_ok=True)
+    remove(out)
     warm(src)
-    wall, _ = timed(["cp", str(src), str(out)])
-    return {"wall_s": wall}
+    wall, cpu, _ = timed(["cp", str(src), str(out)])
+    return {"wall_s": wall, "cpu_s": cpu}
 
 
 def convert_once(src: Path, to: str, out: Path, code: Path = ROOT) -> dict:
     """One conversion in a fresh process importing the ``converters`` package found in ``code``."""
+    remove(out)
     warm(src)
-    wall, stdout = timed([sys.executable, "-c", CHILD, str(src), to, str(out)], cwd=code)
-    return {"wall_s": wall, **json.loads(stdout.strip().splitlines()[-1])}
+    wall, cpu, stdout = timed([sys.executable, "-c", CHILD, str(src), to, str(out)], cwd=code)
+    return {"wall_s": wall, "cpu_s": cpu, **json.loads(stdout.strip().splitlines()[-1])}
 
 
 def output_bytes(out: Path) -> int:
@@ -101,17 +120,17 @@ def measure(src: Path, runs: int, before: Path | None) -> dict:
 
 
 def table(res: dict, weights: int) -> str:
-    copy = res["copy"]["wall_s"]
-    mb = weights / 2**20
-    lines = ["| | whole process s | × copy | read + convert + write s | peak MB | peak / weights | "
-             "growth / weights |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-             f"| `cp` of the .keras file | {copy:.3f} | 1.0× | – | – | – | – |"]
+    copy, mb = res["copy"], weights / 2**20
+    lines = ["| | whole process s | × copy | CPU s | × copy CPU | read + convert + write s | peak MB | "
+             "peak / weights | growth / weights |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+             f"| `cp` of the .keras file | {copy['wall_s']:.3f} | 1.0× | {copy['cpu_s']:.3f} | 1.0× | – | – | – | – |"]
     for key, r in res.items():
         if key == "copy":
             continue
         label, to = key.rsplit(" ", 1) if " " in key else ("", key)
-        lines.append(f"| gateport `--to {to}`{' (' + label + ')' if label else ''} | {r['wall_s']:.3f} | {r['wall_s'] / copy:.1f}× | {r['work_s']:.3f} | "
-                     f"{r['peak_mb']:,.0f} | {r['peak_mb'] / mb:.2f}× | "
+        lines.append(f"| gateport `--to {to}`{' (' + label + ')' if label else ''} | {r['wall_s']:.3f} | "
+                     f"{r['wall_s'] / copy['wall_s']:.1f}× | {r['cpu_s']:.3f} | {r['cpu_s'] / copy['cpu_s']:.1f}× | "
+                     f"{r['work_s']:.3f} | {r['peak_mb']:,.0f} | {r['peak_mb'] / mb:.2f}× | "
                      f"{(r['peak_mb'] - r['rss_after_import_mb']) / mb:.2f}× |")
     return "\n".join(lines)
 
