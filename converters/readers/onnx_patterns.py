@@ -24,7 +24,8 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..sanitize import quote
 from .onnx_loops import loop_recurrence
-from .onnx_rewrite import Rewrite, fresh as _fresh, zeros as _zeros
+from .onnx_rewrite import (Rewrite, fresh as _fresh, op_of as _op, step_of as _step_of,
+                           through_cast as _through_cast, zeros as _zeros)
 from .onnx_tf_masks import float_count, masking_product, select_lowered
 from .onnx_torch_patterns import (static_time_reshape, time_major_dense, time_major_inputs, unrolled_rnn,
                                   unsqueeze_gather)
@@ -183,22 +184,6 @@ def _tensordot_dense(vg: ValueGraph, node):
     return Rewrite("tensordot_dense", [flat] + chain + [nxt], adds)
 
 
-def _step_of(vg: ValueGraph, name: str):
-    """``(sequence, t, [nodes])`` when ``name`` is ``Squeeze(Slice(sequence, t:t+1, axis 0), 0)``."""
-    squeeze = vg.producer.get(name)
-    if squeeze is None or squeeze.op_type != "Squeeze" or vg.axes(squeeze) != [0]:
-        return None
-    sl = vg.producer.get(squeeze.input[0])
-    if sl is None or sl.op_type != "Slice" or vg.only_consumer(sl.output[0]) is not squeeze:
-        return None
-    ins = list(sl.input) + [""] * (5 - len(sl.input))
-    starts, ends = vg.ints(ins[1]), vg.ints(ins[2])
-    axes, steps = (vg.ints(ins[3]) if ins[3] else [0]), (vg.ints(ins[4]) if ins[4] else [1])
-    if starts is None or ends is None or axes != [0] or steps != [1] or len(starts) != 1 or ends[0] != starts[0] + 1:
-        return None
-    return sl.input[0], starts[0], [sl, squeeze]
-
-
 def _unrolled_time_distributed(vg: ValueGraph, node):
     """Transpose(Concat_t(Unsqueeze(Add(MatMul(step t of a time-major sequence, W), b), 0)), [1, 0, 2]) for
     t = 0..T-1 -> Add(MatMul(Transpose(sequence), W), b): Keras 3's TimeDistributed(Dense) unrolled by
@@ -250,17 +235,6 @@ def _td_step(vg: ValueGraph, name: str):
     if step is None or vg.only_consumer(top.input[0]) is not top:
         return None
     return step[0], step[1], top.input[1], bias, nodes + [top] + step[2]
-
-
-def _op(vg: ValueGraph, name: str, op: str):
-    """The node computing ``name`` when it is an ``op``, else None."""
-    node = vg.producer.get(name)
-    return node if node is not None and node.op_type == op else None
-
-
-def _through_cast(vg: ValueGraph, name: str) -> str:
-    cast = _op(vg, name, "Cast")
-    return cast.input[0] if cast is not None else name
 
 
 def _negative_ids_wrapped(vg: ValueGraph, node):

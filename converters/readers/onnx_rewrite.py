@@ -46,3 +46,31 @@ def fresh(vg: ValueGraph, hint: str) -> str:
         name, k = f"{hint}_{k}", k + 1
     vg.producer[name] = None  # reserved
     return name
+
+
+def op_of(vg: ValueGraph, name: str, op: str):
+    """The node computing ``name`` when it is an ``op``, else None."""
+    node = vg.producer.get(name)
+    return node if node is not None and node.op_type == op else None
+
+
+def step_of(vg: ValueGraph, name: str):
+    """``(sequence, t, [nodes])`` when ``name`` is ``Squeeze(Slice(sequence, t:t+1, axis 0), 0)``."""
+    squeeze = vg.producer.get(name)
+    if squeeze is None or squeeze.op_type != "Squeeze" or vg.axes(squeeze) != [0]:
+        return None
+    sl = vg.producer.get(squeeze.input[0])
+    if sl is None or sl.op_type != "Slice" or vg.only_consumer(sl.output[0]) is not squeeze:
+        return None
+    ins = list(sl.input) + [""] * (5 - len(sl.input))
+    starts, ends = vg.ints(ins[1]), vg.ints(ins[2])
+    axes, steps = (vg.ints(ins[3]) if ins[3] else [0]), (vg.ints(ins[4]) if ins[4] else [1])
+    if starts is None or ends is None or axes != [0] or steps != [1] or len(starts) != 1 or ends[0] != starts[0] + 1:
+        return None
+    return sl.input[0], starts[0], [sl, squeeze]
+
+
+def through_cast(vg: ValueGraph, name: str) -> str:
+    """``x`` when ``name`` is ``Cast(x)``, else ``name``."""
+    cast = op_of(vg, name, "Cast")
+    return cast.input[0] if cast is not None else name

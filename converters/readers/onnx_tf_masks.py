@@ -13,16 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .onnx_rewrite import Rewrite, fresh
+from .onnx_rewrite import Rewrite, fresh, op_of as _op, through_cast
 from .onnx_value_graph import ValueGraph
 
 _FLOAT = 1
 _EXACT_COUNT = 1 << 24
-
-
-def _op(vg: ValueGraph, name: str, op: str):
-    node = vg.producer.get(name)
-    return node if node is not None and node.op_type == op else None
 
 
 def _const_zero(vg: ValueGraph, name: str) -> bool:
@@ -92,7 +87,7 @@ def masking_product(vg: ValueGraph, node):
     total = _op(vg, keep.input[0], "ReduceSum") if keep is not None else None
     if total is None or not int(vg.attr(total, "keepdims", 1)):
         return None
-    source = _op(vg, _int_or_float_cast(vg, total.input[0]), "Not")
+    source = _op(vg, through_cast(vg, total.input[0]), "Not")
     equal = _op(vg, source.input[0], "Equal") if source is not None else None
     if equal is None or equal.input[0] != picked[1]:
         return "expected the mask computed from the same tensor it keeps (Keras' Masking)"
@@ -100,8 +95,3 @@ def masking_product(vg: ValueGraph, node):
     return Rewrite("masking_product", [node],
                    [h.make_node("Where", [picked[0], picked[1], zero], list(node.output), name=node.name)],
                    [vg.onnx.numpy_helper.from_array(np.array(0, np.float32), zero)])
-
-
-def _int_or_float_cast(vg: ValueGraph, name: str) -> str:
-    cast = _op(vg, name, "Cast")
-    return cast.input[0] if cast is not None else name

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..sanitize import quote
-from .onnx_rewrite import Rewrite, fresh, zeros
+from .onnx_rewrite import Rewrite, fresh, op_of as _op, step_of, zeros
 from .onnx_value_graph import ValueGraph
 
 _ACTS = ("Tanh", "Relu")
@@ -25,31 +25,12 @@ _RECURRENT = ("LSTM", "GRU", "RNN")
 TIME_MAJOR_SUFFIX = "/time_major"
 
 
-def _op(vg: ValueGraph, name: str, op: str):
-    node = vg.producer.get(name)
-    return node if node is not None and node.op_type == op else None
-
-
 def _const_operand(vg: ValueGraph, node, rank: int):
     """``(other input, constant input)`` of a two-input node with one constant of ``rank``."""
     for a, b in (node.input, node.input[::-1]):
         if vg.is_const(b) and vg.rank(b) == rank and not vg.is_const(a):
             return a, b
     return None
-
-
-def _step_input(vg: ValueGraph, name: str):
-    """``(projected sequence, t, nodes)`` for ``Squeeze(Slice(P, t:t+1, axis 0), 0)``."""
-    squeeze = _op(vg, name, "Squeeze")
-    sl = _op(vg, squeeze.input[0], "Slice") if squeeze is not None and vg.axes(squeeze) == [0] else None
-    if sl is None or vg.only_consumer(sl.output[0]) is not squeeze or vg.only_consumer(name) is None:
-        return None
-    ins = list(sl.input) + [""] * (5 - len(sl.input))
-    starts, ends = vg.ints(ins[1]), vg.ints(ins[2])
-    axes, steps = (vg.ints(ins[3]) if ins[3] else [0]), (vg.ints(ins[4]) if ins[4] else [1])
-    if starts is None or ends is None or axes != [0] or steps != [1] or len(starts) != 1 or ends[0] != starts[0] + 1:
-        return None
-    return sl.input[0], starts[0], [sl, squeeze]
 
 
 def _one_step(vg: ValueGraph, h: str, r: str):
@@ -65,7 +46,7 @@ def _one_step(vg: ValueGraph, h: str, r: str):
     if add is None or add.op_type != "Add":
         return "expected the recurrent product added to one step of the projected input"
     other = add.input[1] if add.input[0] == top.output[0] else add.input[0]
-    step = _step_input(vg, other)
+    step = step_of(vg, other) if vg.only_consumer(other) is add else None
     act = vg.only_consumer(add.output[0])
     if step is None or act is None or act.op_type not in _ACTS:
         return "expected Add(recurrent product, Squeeze(Slice(projected input, t:t+1))) then Tanh or Relu"
