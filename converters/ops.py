@@ -489,10 +489,18 @@ def _conv_lstm_weights(o: dict, dim) -> tuple[dict, set]:
              "bias": [gates]}, {"kernel", "recurrent_kernel"})
 
 
-def _conv_lstm_shape(node, ins: list) -> list:
-    from .reference_conv_lstm import output_shapes  # the rule lives with its reference
+def conv_lstm_sizes(o: dict, sizes: tuple) -> tuple:
+    """The spatial sizes of a conv_lstm's states and outputs for input ``sizes`` (None stays None)."""
+    return tuple(_steps(n, d * (k - 1) + 1, s, o["padding"])
+                 for n, k, s, d in zip(sizes, o["kernel_size"], o["strides"], o["dilation_rate"]))
 
-    return output_shapes(node, ins)
+
+def conv_lstm_shapes(node, ins: list) -> list:
+    """``[y, h, c]`` without batch: y ``(time, *sizes, filters)`` or ``(*sizes, filters)``."""
+    x, o = ins[0], node.options
+    state = (*conv_lstm_sizes(o, tuple(x[1:-1])), o["filters"])
+    y = (x[0], *state) if o["return_sequences"] else state
+    return [y, state, state][:len(node.outputs)]
 
 
 OPS["conv_lstm"] = Op(
@@ -505,7 +513,7 @@ OPS["conv_lstm"] = Op(
      "activation": Option(ACTIVATION, "tanh", stored=True),
      "recurrent_activation": Option(ACTIVATION, "sigmoid", stored=True), "use_bias": Option(BOOL, True),
      "go_backwards": Option(BOOL, False), "return_sequences": Option(BOOL, False), "return_state": Option(BOOL, False)},
-    ("kernel", "recurrent_kernel", "bias"), _conv_lstm_weights, _conv_lstm_shape, mask="drops",
+    ("kernel", "recurrent_kernel", "bias"), _conv_lstm_weights, conv_lstm_shapes, mask="drops",
     io=lambda o: ((1, 3), ((1, 3) if "return_state" not in o else (3,) if o["return_state"] else (1,))))
 
 

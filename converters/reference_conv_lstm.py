@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import UnsupportedError
 from .ir import Node
+from .ops import conv_lstm_sizes
 from .reference_rnn import activation, scan
 
 
@@ -57,24 +58,6 @@ def conv(x: np.ndarray, w: np.ndarray, strides, dilation, padding: list[tuple[in
     return y
 
 
-def output_sizes(node: Node, sizes: tuple) -> tuple:
-    """The spatial sizes of the states and outputs for input ``sizes`` (None stays None)."""
-    o = node.options
-    out = []
-    for n, k, s, d in zip(sizes, o["kernel_size"], o["strides"], o["dilation_rate"]):
-        span = d * (k - 1) + 1
-        out.append(None if n is None else (n - span) // s + 1 if o["padding"] == "valid" else -(-n // s))
-    return tuple(out)
-
-
-def output_shapes(node: Node, ins: list) -> list:
-    """``[y, h, c]`` shapes without batch: y ``(time, *sizes, filters)`` or ``(*sizes, filters)``."""
-    x, o = ins[0], node.options
-    state = (*output_sizes(node, tuple(x[1:-1])), o["filters"])
-    y = (x[0], *state) if o.get("return_sequences") else state
-    return [y, state, state][:len(node.outputs)]
-
-
 def run_conv_lstm(node: Node, x: np.ndarray, *initial: np.ndarray) -> list[np.ndarray]:
     """The node's outputs ``[y]`` or ``[y, h, c]`` for ``x (batch, time, *sizes, channels)``."""
     o = node.options
@@ -84,7 +67,7 @@ def run_conv_lstm(node: Node, x: np.ndarray, *initial: np.ndarray) -> list[np.nd
     kernel = tuple(w["kernel"].shape[2:])
     x = np.asarray(x, np.float64)
     in_pads = pads(node, x.shape[2:-1], kernel)
-    sizes = output_sizes(node, x.shape[2:-1])
+    sizes = conv_lstm_sizes(o, x.shape[2:-1])
     rec_pads = pads(node, sizes, kernel, recurrent=True)
     ones = (1,) * len(kernel)
 

@@ -18,7 +18,7 @@ from ..gates import GATES, LETTER, gate_order
 from ..sanitize import quote
 from ..ir import Node, set_recurrent_weights
 from ..ops import MERGE_MODES, STATES
-from ..reference_conv_lstm import output_shapes
+from ..ops import conv_lstm_shapes
 from .hdf5 import Weight
 from .keras_context import LayerCall, Tensor
 from .keras_legacy import Packed, from_cudnn, from_keras1, is_cudnn_bias, is_keras1_per_gate, keras1_parts
@@ -475,7 +475,7 @@ def build_conv_lstm(call: LayerCall) -> list[Tensor]:
         call.check_shape("bias", ws[2].array, (4 * filters,))
         weights["bias"] = ws[2].array
     node = Node("", "conv_lstm", [], ["y", "h", "c"][:3 if opts["return_state"] else 1], opts)
-    shapes = output_shapes(node, [x.shape])
+    shapes = conv_lstm_shapes(node, [x.shape])
     for shape in shapes:
         call.take(math.prod(d or 1 for d in shape), "ConvLSTM output")
     states = call.initial_state

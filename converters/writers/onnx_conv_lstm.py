@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from ..errors import UnsupportedError
 from ..ir import Node
-from ..reference_conv_lstm import output_sizes, same_padding
+from ..ops import conv_lstm_sizes
+from ..reference_conv_lstm import same_padding
 from ..shapes import infer_shapes
 from .onnx_activations import apply_activation
 from .onnx_builder import GraphBuilder, as_array
@@ -38,7 +39,7 @@ def _sizes(node: Node, x_shape: tuple | None) -> tuple[int | None, tuple, tuple]
         raise UnsupportedError("a ConvLSTM input with dynamic spatial sizes or channels is not supported for ONNX; "
                                "convert to PyTorch (--to torch) instead")
     sizes = tuple(x_shape[1:-1])
-    return x_shape[0], sizes, output_sizes(node, sizes)
+    return x_shape[0], sizes, conv_lstm_sizes(node.options, sizes)
 
 
 def _input_shape(g: GraphBuilder, node: Node) -> tuple | None:
