@@ -260,9 +260,9 @@ def test_loop_body_that_is_not_the_keras_cell_is_refused(edit, message, tmp_path
 TORCH_MANIFEST = json.loads((FOREIGN / "torch_manifest.json").read_text())
 TORCH_FILES = [(m["name"], tool) for m in TORCH_MANIFEST["models"] for tool in m["exports"]]
 TIME_MAJOR = {m["name"] for m in TORCH_MANIFEST["models"] if m.get("time_major")}
-#: the dynamo exporter writes the time-major LSTM's output as Reshape(Y, [5, -1, 5]): the time axis fixed at
-#: the traced length while the input declares it dynamic (refused, naming the Reshape)
-TORCH_REFUSED = {("torch_time_major_lstm_linear", "dynamo")}
+#: every torch.onnx fixture reads (the dynamo exporter's time-major LSTM writes Reshape(Y, [5, -1, 5]), the
+#: time traced at 5 while the input declares it dynamic: read with the input's time declared 5)
+TORCH_REFUSED: set = set()
 TORCH_READ = [c for c in TORCH_FILES if c not in TORCH_REFUSED]
 
 
@@ -302,18 +302,25 @@ def test_torch_onnx_fixture_inspects_and_converts_to_keras_matching_pytorch(name
     assert err <= TOL
 
 
-@pytest.mark.parametrize("name,tool", sorted(TORCH_REFUSED), ids=ids(sorted(TORCH_REFUSED)))
-def test_torch_onnx_refusal_is_one_line_naming_the_node(name, tool):
+def test_dynamo_reshape_of_y_to_another_width_is_refused_naming_the_closest_pattern(tmp_path):
+    """dynamo's time-major LSTM with its Reshape(Y, [5, -1, 5]) made [5, -1, 1]: not Y's directions joined."""
+    proto = onnx.load(str(path_of("torch_time_major_lstm_linear", "dynamo")))
+    target = next(t for t in proto.graph.initializer if t.name == "val_82")
+    target.CopyFrom(onnx.numpy_helper.from_array(np.array([5, -1, 1], np.int64), "val_82"))
+    path = tmp_path / "m.onnx"
+    onnx.save(proto, str(path))
     with pytest.raises(UnsupportedError) as info:
-        onnx_model.read(path_of(name, tool))
+        onnx_model.read(path)
     assert info.value.layer == "ONNX node 'node_Reshape_85' (Reshape)" and "\n" not in str(info.value)
-    assert "found shape [5, -1, 5]" in info.value.message
-    assert "closest pattern static_time_reshape: expected the time size 5 fixed by the exporter to be the " \
-           "input's, found a time axis the input declares dynamic" in info.value.message
+    assert "(closest pattern static_time_reshape: expected Y of one direction reshaped to [time, -1, hidden])" \
+        in info.value.message
 
 
-def test_dynamo_time_major_lstm_reads_once_its_input_declares_the_time_it_was_traced_at(tmp_path):
-    """The same file with the input's time axis declared 5 (what its Reshape assumes): read and matches."""
+def test_dynamo_time_major_lstm_reads_at_the_time_it_was_traced_at(tmp_path, capsys):
+    """Its input declares the time dynamic, its Reshape fixes 5: read with the input (5, 4), batch-first; the
+    same with the time declared 5 in the file."""
+    assert main(["inspect", str(path_of("torch_time_major_lstm_linear", "dynamo"))]) == 0
+    assert "inputs:  x (5, 4) float32" in capsys.readouterr().out
     from converters.runtimes import run_torch
 
     proto = onnx.load(str(path_of("torch_time_major_lstm_linear", "dynamo")))

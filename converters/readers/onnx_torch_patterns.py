@@ -159,8 +159,9 @@ def time_major_inputs(onnx, proto, nodes: list, vg: ValueGraph) -> tuple[object,
     nodes = [_renamed(h, n, embedded) if n.op_type == "Gather" and n.output[0] in embedded else n for n in nodes]
     nodes += [h.make_node("Transpose", [b], [o], perm=[1, 0, 2], name=o) for o, b in embedded.items()]
     for vi in out.graph.input:
-        if vi.name in inner:
+        if vi.name in names:
             _swap01(vi)
+            _pin_traced_time(vg, vi)
     relaid = ValueGraph(onnx, nodes, out.graph, vg.tensors, vg.cache)
     symbols = {tuple(relaid.dims(n)[1::-1]) for n in names}  # (time, batch) of each relaid input
     outputs = [vi for vi in out.graph.output if (relaid.dims(vi.name) or ())[:2] in symbols
@@ -171,6 +172,25 @@ def time_major_inputs(onnx, proto, nodes: list, vg: ValueGraph) -> tuple[object,
     for vi in outputs:
         _swap01(vi)
     return out, nodes, ["time_major_input"] * len(names) + ["time_major_output"] * len(outputs)
+
+
+def _pin_traced_time(vg: ValueGraph, vi) -> None:
+    """Declare the (relaid) input's time size when the exporter wrote the traced one into the graph: the
+    dynamo exporter's ``Reshape(Transpose(Y, [0, 2, 1, 3]), [T, -1, H])`` of a node reading this input
+    computes the file's numbers only at that ``T`` (:func:`static_time_reshape` then reads it)."""
+    time = vi.type.tensor_type.shape.dim[1]
+    if time.HasField("dim_value"):
+        return
+    traced = set()
+    for rec in vg.consumers.get(vi.name, []):
+        if rec.op_type not in _RECURRENT or not rec.output or rec.input[0] != vi.name:
+            continue
+        for tr in vg.consumers.get(rec.output[0], []):
+            if tr.op_type == "Transpose" and [int(q) for q in vg.attr(tr, "perm", [])] == [0, 2, 1, 3]:
+                traced.update((vg.ints(r.input[1]) or [0])[0] for r in vg.consumers.get(tr.output[0], [])
+                              if r.op_type == "Reshape" and len(vg.ints(r.input[1]) or []) == 3)
+    if len(traced) == 1 and min(traced) > 0:
+        time.dim_value = traced.pop()
 
 
 def _renamed(h, node, names: dict):
