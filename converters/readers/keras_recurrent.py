@@ -92,8 +92,10 @@ def rnn_refusal(config: dict) -> str | None:
     cells = [config.get("cell")] if cells is None else cells
     classes = [c.get("class_name") if isinstance(c, dict) else None for c in cells]
     bad = [c for c in classes if c not in CELL_KINDS]
-    if not cells or bad:
-        return (f"RNN of {quote(bad[0] if bad else 'no cells')}: only RNN of LSTMCell, GRUCell, SimpleRNNCell "
+    if not cells:
+        return "RNN of StackedRNNCells without a list of cells: expected 'cells' to list the stacked cells"
+    if bad:
+        return (f"RNN of {quote(bad[0])}: only RNN of LSTMCell, GRUCell, SimpleRNNCell "
                 "or a StackedRNNCells / list of them is supported (custom cells hold Python code)")
     return None
 
@@ -427,7 +429,7 @@ def _conv_tuple(call: LayerCall, key: str, rank: int, default: int, minimum: int
     value = call.config.get(key, default)
     value = [value] * rank if isinstance(value, int) and not isinstance(value, bool) else value
     if not isinstance(value, (list, tuple)) or len(value) != rank:
-        raise call.error(f"{key}: expected an integer or {rank} integers, found {quote(value)}")
+        raise call.error(f"{key}: expected an integer or a list of {rank} (one per spatial axis), found {quote(value)}")
     return [call.size(key, v, minimum) for v in value]
 
 
