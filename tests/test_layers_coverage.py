@@ -579,3 +579,42 @@ def test_conv_lstm_dynamic_time_is_one_scan(backwards, tmp_path):
 def read_saved(model, folder: Path):
     model.save(folder / "source.keras")
     return read(folder / "source.keras")
+
+#: (what is edited, edit of the saved config) of a model with stacked cells, a custom backward layer and a ConvLSTM
+STRUCTURE_HOSTILE = [
+    ("kernel_size huge", lambda c: _cfg(c, "ConvLSTM1D").update(kernel_size=[10 ** 12])),
+    ("strides 0", lambda c: _cfg(c, "ConvLSTM1D").update(strides=[0])),
+    ("kernel_size float", lambda c: _cfg(c, "ConvLSTM1D").update(kernel_size=[2.5])),
+    ("padding reflect", lambda c: _cfg(c, "ConvLSTM1D").update(padding="reflect")),
+    ("filters negative", lambda c: _cfg(c, "ConvLSTM1D").update(filters=-3)),
+    ("kernel_size rank", lambda c: _cfg(c, "ConvLSTM1D").update(kernel_size=[2, 2, 2])),
+    ("cells not a list", lambda c: _cfg(c, "RNN")["cell"]["config"].update(cells="x")),
+    ("cell class Lambda", lambda c: _cfg(c, "RNN")["cell"]["config"]["cells"][0].update(class_name="Lambda")),
+    ("cell units string", lambda c: _cfg(c, "RNN")["cell"]["config"]["cells"][1]["config"].update(units="7")),
+    ("backward units", lambda c: _cfg(c, "Bidirectional")["backward_layer"]["config"].update(units=9)),
+]
+
+
+def _cfg(cfg: dict, class_name: str) -> dict:
+    from attacks import layer
+
+    return layer(cfg, class_name)["config"]
+
+
+@pytest.mark.parametrize("case", STRUCTURE_HOSTILE, ids=[c[0] for c in STRUCTURE_HOSTILE])
+def test_hostile_structure_configs_are_one_line(case, tmp_path, capsys):
+    """Stacked cells, a Bidirectional backward layer and a ConvLSTM edited by a stranger: one line each."""
+    from attacks import edited_keras
+    from converters.cli import main
+
+    inp = keras.Input((T, 6, 2))
+    x = L.ConvLSTM1D(2, 3, return_sequences=True)(inp)
+    x = L.TimeDistributed(L.Flatten())(x)
+    x = L.RNN(L.StackedRNNCells([L.LSTMCell(3), L.GRUCell(3)]), return_sequences=True)(x)
+    y = custom_backward(L.LSTM(2), L.GRU(2, go_backwards=True))(x)
+    keras.Model(inp, y).save(tmp_path / "m.keras")
+    bad = edited_keras(tmp_path / "m.keras", tmp_path / "bad.keras", case[1])
+    code = main(["convert", str(bad), "--to", "onnx", "-o", str(tmp_path / "m.onnx")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("gateport: error:"), (code, err)
+    assert not (tmp_path / "m.onnx").exists()
