@@ -148,3 +148,36 @@ def test_attention_onnx_is_plain_ops(tmp_path):
     assert not {"Loop", "Scan", "If"} & set(counts)
     assert counts["Softmax"] == 2 and counts["LSTM"] == 1 and counts["MatMul"] == 2 + 7, counts
     assert sum(counts.values()) < 60, counts
+
+
+def _after_mha(kind: str):
+    """A masked LSTM read by a MultiHeadAttention and by one more attention layer."""
+    tokens = keras.Input((None,), dtype="int64")
+    x = L.LSTM(U, return_sequences=True)(L.Embedding(VOCAB, F, mask_zero=True)(tokens))
+    y = L.MultiHeadAttention(2, 3)(x, x)
+    if kind == "downstream":  # runs after the MHA: Keras 3 has removed x's mask by then
+        return keras.Model(tokens, L.Attention()([x, y]))
+    return keras.Model(tokens, [L.Attention()([x, x]), y])  # order up to Keras
+
+
+def test_keras3_mha_removes_its_inputs_masks_for_later_attention(tmp_path):
+    """keras/src/layers/attention/multi_head_attention.py ``call`` sets its inputs' masks to None: an Attention
+    downstream of it reads x unmasked (Keras' own output shows it), gateport's reference too."""
+    model = randomize(_after_mha("downstream"))
+    inputs = [ids()]
+    want = keras_outputs(model, inputs)
+    assert np.any(want[0][inputs[0] == 0] != 0)  # masked queries are not zeroed: no query mask at run time
+    model.save(tmp_path / "m.keras")
+    ir = read(tmp_path / "m.keras")
+    (att,) = [n for n in ir.nodes if n.op == "attention"]
+    assert att.options["roles"] == ["query", "value", "value_mask"]
+    assert error(reference.run(ir, inputs), want) <= TOL
+    with pytest.raises(UnsupportedError, match="removes that tensor's mask"):
+        keras_v3.write(ir, tmp_path / "out.keras")
+
+
+def test_attention_beside_mha_on_one_masked_tensor_is_refused(tmp_path):
+    model = _after_mha("beside")
+    model.save(tmp_path / "m.keras")
+    with pytest.raises(UnsupportedError, match="depends on the order Keras runs the two"):
+        read(tmp_path / "m.keras")

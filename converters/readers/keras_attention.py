@@ -79,7 +79,8 @@ def attention(call: LayerCall) -> list[Tensor]:
     if len(ins) > 2:
         names.append(k.name)
         in_roles.append("key")
-    _mask_inputs(names, in_roles, {"query_mask": q.mask, "value_mask": v.mask})
+    q_mask, v_mask = runtime_masks(call, [q, v])
+    _mask_inputs(names, in_roles, {"query_mask": q_mask, "value_mask": v_mask})
     scores = _flag(call, "return_attention_scores")
     causal = _flag(call, "use_causal_mask") or bool(cfg.get("causal"))
     outs = [call.out(0)] + ([call.out(1)] if scores else [])
@@ -87,7 +88,84 @@ def attention(call: LayerCall) -> list[Tensor]:
                                          "roles": in_roles}, weights,
              weight_paths={role: w.path for role, w in zip(roles, ws)})
     y = Tensor(call.out(0), (q.shape[0], v.shape[-1]), q.mask)
+    _strip(call, [y], [], q_mask)
     return [y, Tensor(call.out(1), (q.shape[0], v.shape[0]))] if scores else [y]
+
+
+# -- Keras 3: MultiHeadAttention strips its inputs' masks when it runs -----------------------------
+# keras/src/layers/attention/multi_head_attention.py ``call``: ``backend.set_keras_mask(query, None)`` (and
+# value, key) on the tensors it is given. Attention and MultiHeadAttention take their masks from those
+# tensors when they run (layers of one tensor argument use the mask recorded when the model was built),
+# so one that runs after such an MHA on the same tensor sees no mask. Keras runs a layer downstream of the
+# MHA after it; where neither depends on the other the order is Keras' and gateport refuses.
+_STRIPPED = "_attention_stripped"  # on the builder: ids of output Tensors whose runtime mask is None
+
+
+def _ancestors(builder, layer: str, index: int) -> set[tuple[str, int]]:
+    specs = {s.name: s for s in builder.graph.layers}
+    seen: set[tuple[str, int]] = set()
+    todo = [(layer, index)]
+    while todo:
+        name, k = todo.pop()
+        spec = specs.get(name)
+        if spec is None or spec.is_input or k >= len(spec.calls):
+            continue
+        for ref in builder._call_deps(spec, k):
+            if (ref.layer, ref.call) not in seen:
+                seen.add((ref.layer, ref.call))
+                todo.append((ref.layer, ref.call))
+    return seen
+
+
+def _attention_refs(spec, k: int) -> list:
+    call = spec.calls[k]
+    return list(call.inputs) + [v for key, v in call.kwargs.items() if key in ("query", "value", "key")
+                                and not isinstance(v, (bool, int, float, str, type(None)))]
+
+
+def runtime_masks(call: LayerCall, tensors: list[Tensor]) -> list[str | None]:
+    """The masks Keras 3 gives ``tensors`` (this attention call's query, value, key) when the call runs."""
+    builder = call.builder
+    if not builder.keras3_masks or not hasattr(builder, "graph"):
+        return [t.mask for t in tensors]
+    stripped = getattr(builder, _STRIPPED, set())
+    me = (call.spec.name, call.index)
+    mine = _attention_refs(call.spec, call.index)
+    ancestors = None
+    masks = []
+    for t in tensors:
+        mask = None if id(t) in stripped else t.mask
+        refs = [r for r in mine if builder.tensors.get(r) is t]
+        for spec in builder.graph.layers:
+            if mask is None or spec.class_name != "MultiHeadAttention" or spec.is_copy:
+                continue
+            for k in range(len(spec.calls)):
+                if (spec.name, k) == me or not set(refs) & set(_attention_refs(spec, k)):
+                    continue
+                ancestors = _ancestors(builder, *me) if ancestors is None else ancestors
+                if (spec.name, k) in ancestors:
+                    mask = None  # that MHA ran first and removed the tensor's mask
+                elif me not in _ancestors(builder, spec.name, k):
+                    raise call.unsupported(
+                        f"{quote(t.name)} is also read by MultiHeadAttention {quote(spec.name)}, which removes its "
+                        "Keras mask when it runs (Keras 3); whether this layer sees the mask depends on the order "
+                        "Keras runs the two, which gateport does not reproduce")
+        masks.append(mask)
+    return masks
+
+
+def _strip(call: LayerCall, outputs: list[Tensor], tensors: list[Tensor], query_mask: str | None) -> None:
+    """Record what Keras 3 does at run time: an MHA leaves its inputs unmasked, and an attention layer whose
+    query ran unmasked returns an output with no mask (its recorded mask is kept for other layers)."""
+    builder = call.builder
+    if not builder.keras3_masks:
+        return
+    stripped = getattr(builder, _STRIPPED, set())
+    setattr(builder, _STRIPPED, stripped)
+    if call.class_name == "MultiHeadAttention":
+        stripped.update(id(t) for t in tensors)
+    if query_mask is None and outputs[0].mask is not None:
+        stripped.add(id(outputs[0]))
 
 
 def _mha_inputs(call: LayerCall) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -163,8 +241,9 @@ def multi_head_attention(call: LayerCall) -> list[Tensor]:
     if k is not None:
         names.append(k.name)
         roles.append("key")
-    _mask_inputs(names, roles, {"query_mask": q.mask, "value_mask": v.mask,
-                                "key_mask": k.mask if k is not None else None})
+    inputs = [q, v] + ([k] if k is not None else [])
+    masks = runtime_masks(call, inputs) + [None]
+    _mask_inputs(names, roles, {"query_mask": masks[0], "value_mask": masks[1], "key_mask": masks[2]})
     attention_mask = call.kwargs.get("attention_mask")
     if attention_mask is not None:
         if not isinstance(attention_mask, Tensor):
@@ -186,6 +265,7 @@ def multi_head_attention(call: LayerCall) -> list[Tensor]:
               "masked_rows": "zero" if zero else "uniform", "roles": roles},
              weights, weight_paths=paths)
     y = Tensor(call.out(0), (q.shape[0], out_dim), q.mask)
+    _strip(call, [y], inputs, masks[0])
     return [y, Tensor(call.out(1), (heads, q.shape[0], v.shape[0]))] if scores else [y]
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import Node
+from ..sanitize import quote
 from .keras_layers import KerasLayer
 
 #: Keras classes written here, and what their output mask is
@@ -106,6 +107,29 @@ def masked_softmax_layer(node: Node, name: str) -> KerasLayer:
 
 LAYERS = {"attention": attention_layer, "multi_head_attention": multi_head_attention_layer, "dot": dot_layer,
           "masked_softmax": masked_softmax_layer}
+
+
+def _masked_args(layer: KerasLayer) -> set[str]:
+    """The IR tensors this attention-family layer reads with a mask."""
+    if layer.node is None or layer.node.op not in ("attention", "multi_head_attention"):
+        return set()
+    r = _roles(layer.node)
+    return {r[role] for role in ("query", "value", "key") if f"{role}_mask" in r}
+
+
+def check_mask_stripping(layers: list[KerasLayer]) -> None:
+    """Keras 3's MultiHeadAttention removes the Keras mask of the tensors it reads when it runs
+    (multi_head_attention.py ``call``), so another attention layer reading one of those masked tensors
+    sees a mask or not depending on Keras' run order: refused (the source computed it one way)."""
+    attending = [lay for lay in layers if lay.class_name in CLASSES[:3] and lay.node is not None]
+    for mha in (lay for lay in attending if lay.class_name == "MultiHeadAttention"):
+        for other in attending:
+            shared = set(mha.args) & set(other.args) if other is not mha else set()
+            if shared & (_masked_args(mha) | _masked_args(other)):
+                raise UnsupportedError(
+                    f"reads a masked tensor that MultiHeadAttention {quote(mha.name)} also reads; Keras 3's "
+                    "MultiHeadAttention removes that tensor's mask when it runs, so Keras 3 would mask this "
+                    f"layer or not depending on its run order; {_WAY_OUT}", layer=other.node.label())
 
 
 def mask_call(tracker, layer: KerasLayer, ins: list) -> tuple[list, list]:

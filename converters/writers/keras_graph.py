@@ -22,6 +22,7 @@ from ..dtypes import keras_policy
 from ..errors import UnsupportedError
 from ..ir import Model, unique_name
 from ..sanitize import quote
+from .keras_attention import CLASSES as ATTENTION_CLASSES, LAYERS as ATTENTION_LAYERS, check_mask_stripping, mask_call
 from ..keras_classes import MASK_ARG, MERGE_OPS, PASS_MASK, to_snake_case
 from .keras_attention import CLASSES as ATTENTION_CLASSES, LAYERS as ATTENTION_LAYERS, mask_call
 from .keras_layers import IMPLICIT, LAYERS, MASK_ARG_LAYERS, KerasLayer, embedding_layer
@@ -236,6 +237,7 @@ def build(model: Model) -> KerasLayerGraph:
         _keep_policy(layer, keras_policy(node))
         for k, t in enumerate(layer.outputs):
             refs[t] = (name, k)
+    check_mask_stripping(layers)
         layers.append(layer)
     missing = [t for layer in layers for t in layer.args + layer.initial_state + list(layer.tensor_kwargs.values())
                if t not in refs]
