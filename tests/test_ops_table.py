@@ -34,7 +34,7 @@ ONNX_READER_EXEMPT = {
                     "written as composed element-wise graphs the reader does not fold"),
     **dict.fromkeys(("attention", "multi_head_attention", "dot", "masked_softmax"),
                     "the attention graphs are not read back"),
-    "conv_lstm": "ConvLSTM is not written to ONNX",
+    "conv_lstm": "written as an unrolled Conv/Split graph or a Scan, which the reader does not read back",
 }
 
 

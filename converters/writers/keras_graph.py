@@ -233,12 +233,12 @@ def build(model: Model) -> KerasLayerGraph:
         if node.op == "embedding":
             layer = embedding_layer(node, name, mask_zero=node.inputs[0] in mask_zero)
         else:
-            layer = LAYERS[node.op](node, name)
+            layer = convert(node, name)
         _keep_policy(layer, keras_policy(node))
         for k, t in enumerate(layer.outputs):
             refs[t] = (name, k)
-    check_mask_stripping(layers)
         layers.append(layer)
+    check_mask_stripping(layers)
     missing = [t for layer in layers for t in layer.args + layer.initial_state + list(layer.tensor_kwargs.values())
                if t not in refs]
     missing += [t for t in model.outputs if t not in refs]
