@@ -24,7 +24,6 @@ from ..ir import Model, unique_name
 from ..sanitize import quote
 from .keras_attention import CLASSES as ATTENTION_CLASSES, LAYERS as ATTENTION_LAYERS, check_mask_stripping, mask_call
 from ..keras_classes import MASK_ARG, MERGE_OPS, PASS_MASK, to_snake_case
-from .keras_attention import CLASSES as ATTENTION_CLASSES, LAYERS as ATTENTION_LAYERS, mask_call
 from .keras_layers import IMPLICIT, LAYERS, MASK_ARG_LAYERS, KerasLayer, embedding_layer
 
 #: Layers whose ``call`` takes ``mask`` (Keras fills it from the input when it is the only tensor), and
@@ -131,6 +130,12 @@ class _MaskTracker:
         """Record the layer's output masks; return the mask tensors its call takes as arguments."""
         cls, node = layer.class_name, layer.node
         ins = [self.masks.get(t) for t in layer.args]
+        if cls in ATTENTION_CLASSES and node is not None and node.op in ATTENTION_LAYERS:
+            extra, out_masks = mask_call(self, layer, ins)
+            for t, m in zip(layer.outputs, out_masks):
+                if m is not None:
+                    self.masks[t] = m
+            return extra
         first = ins[0] if ins else None
         extra = []
         if cls in _MASK_ARG and first is not None and not layer.initial_state:
@@ -142,12 +147,6 @@ class _MaskTracker:
                                    "input differs from the source's; ONNX and --to torch keep masks exactly",
                                    layer=node.label())
         out_masks: list = [None] * len(layer.outputs)
-        if cls in ATTENTION_CLASSES and node is not None and node.op in ATTENTION_LAYERS:
-            extra, out_masks = mask_call(self, layer, ins)
-            for t, m in zip(layer.outputs, out_masks):
-                if m is not None:
-                    self.masks[t] = m
-            return extra
         if cls == "Masking":
             key = ("ne", layer.args[0], _value_key(layer.config["mask_value"]), True)
             given = node.inputs[1] if len(node.inputs) > 1 else node.mask or None
