@@ -166,6 +166,8 @@ RECURRENT_STRUCTURE = [
                                                               return_state=True))), lambda: [floats((B, T, F))]),
     ("RNN list of cells masked", lambda: token_seq(L.RNN([L.GRUCell(U), L.LSTMCell(3)], return_sequences=True)),
      lambda: [ids()]),
+    ("RNN list of cells masked last states", lambda: flat(token_seq(L.RNN([L.GRUCell(U), L.LSTMCell(3)],
+                                                                          return_state=True))), lambda: [ids()]),
     ("RNN list of cells go_backwards", lambda: seq(L.RNN([L.GRUCell(U), L.LSTMCell(3)], go_backwards=True,
                                                          return_sequences=True)), lambda: [floats((B, T, F))]),
     ("Bidirectional backward_layer sequences", lambda: seq(custom_backward(
