@@ -417,8 +417,11 @@ def _batch_first_mask(vg: ValueGraph, mask_tm: str, plan: PlanNodes) -> str:
     src = vg.producer.get(tr.input[0])
     if src is not None and src.op_type == "Unsqueeze" and vg.axes(src) in ([2], [-1]):
         return src.input[0]
-    if (vg.dims(tr.input[0]) or ())[-1:] != (1,):
-        raise NotRecognized(f"expected a mask of one value per step, found dims {shown(vg.dims(tr.input[0]))}")
+    if src is None or src.op_type != "Greater" or (vg.dims(tr.input[0]) or ())[-1:] != (1,):
+        found = f"a {quote(src.op_type)[1:-1]}" if src is not None else "an input"
+        raise NotRecognized(f"expected the layer's mask, one value per step (Unsqueeze of a mask, or Keras Masking's "
+                            f"Greater), found {found}: a mask reversed in time for a backward layer of a masked "
+                            f"Bidirectional is not read")
     return plan.op("Squeeze", [tr.input[0], plan.const([-1], np.int64)])
 
 
