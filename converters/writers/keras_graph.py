@@ -23,7 +23,7 @@ from ..errors import UnsupportedError
 from ..ir import Model, unique_name
 from ..sanitize import quote
 from .keras_attention import CLASSES as ATTENTION_CLASSES, LAYERS as ATTENTION_LAYERS, check_mask_stripping, mask_call
-from ..keras_classes import MASK_ARG, MERGE_OPS, PASS_MASK, to_snake_case
+from ..keras_classes import MASK_ARG, MERGE_OPS, PASS_MASK, RECURRENT_CLASS, RECURRENT_LAYERS, to_snake_case
 from .keras_layers import IMPLICIT, LAYERS, MASK_ARG_LAYERS, KerasLayer, embedding_layer
 
 #: Layers whose ``call`` takes ``mask`` (Keras fills it from the input when it is the only tensor), and
@@ -55,7 +55,7 @@ def _keep_policy(layer: KerasLayer, policy: str | None) -> None:
     configs = [(layer.class_name, layer.config)] if policy else []
     for cls, cfg in configs:
         cfg["dtype"] = policy
-        if cls in ("LSTM", "GRU", "SimpleRNN") and policy in ("float16", "bfloat16"):
+        if cls in RECURRENT_CLASS.values() and policy in ("float16", "bfloat16"):
             cfg["recurrent_initializer"] = "zeros"
         configs += [(sub.get("class_name"), sub["config"]) for sub in (cfg.get(k) for k in ("layer", "forward_layer",
                                                                                                "backward_layer"))
@@ -158,7 +158,7 @@ class _MaskTracker:
             out_masks[0] = (("ne", layer.args[0], 0.0, False), self.op("not_equal", [layer.args[0]]))
         elif cls in _PASS_MASK:
             out_masks[0] = first
-        elif cls in ("LSTM", "GRU", "SimpleRNN", "Bidirectional"):
+        elif cls in RECURRENT_LAYERS:
             n_y = 2 if cls == "Bidirectional" and layer.config.get("merge_mode") is None else 1
             if node.options.get("return_sequences"):
                 out_masks[:n_y] = [first] * n_y
