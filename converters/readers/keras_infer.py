@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 
 from ..gates import GATES
-from ..keras_classes import RECURRENT_CLASS, default_recurrent_activation
+from ..keras_classes import CLASSES, RECURRENT_CLASS
 from ..ir import Model
 from .hdf5 import Weight
 from .keras_build import build_recurrent_only, object_path_semantics
@@ -69,8 +69,9 @@ def _spec(name: str, weights: list[Weight], version: str | None) -> LayerSpec | 
         return None
     cls, config = found
     config.setdefault("activation", "tanh")
-    if cls in ("LSTM", "GRU"):
-        config["recurrent_activation"] = default_recurrent_activation(version)
+    default_ract = CLASSES[cls].version_defaults.get("recurrent_activation")  # cuDNN cells have fixed ones
+    if default_ract is not None:
+        config["recurrent_activation"] = default_ract(version)
     config["return_sequences"] = True
     layer = {"class_name": cls, "config": {"name": name, **config}}
     if halves:
