@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from converters import ir_file, manifest_check, ops, reference, reference_rnn
-from converters.readers import keras_layers as keras_layer_reader, keras_recurrent, onnx_ops, onnx_recurrent
+from converters import ir_file, keras_classes, manifest_check, ops, reference, reference_rnn
+from converters.readers import onnx_ops, onnx_recurrent
 from converters.writers import keras_attention, keras_layers, numpy_code, onnx_graph, torch_code
 
 READERS = Path(reference.__file__).parent / "readers"
@@ -47,8 +47,9 @@ def _literal_ops(prefix: str) -> set[str]:
     return found
 
 
-KERAS_READER = (_literal_ops("keras_") | set(keras_layer_reader.MERGE_OPS.values())
-                | set(keras_recurrent.LAYER_KINDS.values()) | set(keras_recurrent.CELL_KINDS.values()))
+#: The Keras class table's ops, and the ops the Keras reader adds by name (the mask_* nodes of its mask
+#: propagation, masked_softmax for a masked Softmax).
+KERAS_READER = {c.op for c in keras_classes.CLASSES.values() if c.op} | _literal_ops("keras_")
 ONNX_READER = _literal_ops("onnx_") | set(onnx_ops._MERGE_OPS.values()) | set(onnx_recurrent.KINDS.values())
 
 
@@ -66,7 +67,10 @@ def test_every_op_has_a_reader(op):
 
 
 def test_every_op_a_dispatch_or_reader_knows_is_in_the_table():
-    for where, known in {**WRITERS, "Keras reader": KERAS_READER, "ONNX reader": ONNX_READER}.items():
+    keras_table = {c.op for c in keras_classes.CLASSES.values() if c.op}
+    readers = {"Keras class table (converters/keras_classes.py)": keras_table, "Keras reader": KERAS_READER,
+               "ONNX reader": ONNX_READER}
+    for where, known in {**WRITERS, **readers}.items():
         unknown = sorted(known - set(ops.OPS))
         assert not unknown, f"{where} knows ops {unknown} that converters/ops.py has no row for"
 
