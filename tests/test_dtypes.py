@@ -89,6 +89,21 @@ def test_float64_model_computes_in_float64_where_the_target_can(tmp_path):
         == {"float64"}
 
 
+def test_float64_masking_model_reads_keras_cast_of_its_input(tmp_path):
+    """A float64 Masking on a float32 input: Keras 3 serializes a Cast op before the mask's NotEqual (exact,
+    float32 to float64); every runtime follows Keras' mask, the float64 ones to 1e-12 of each other."""
+    from test_layers_coverage import padded, seq
+
+    model = randomize(seq(L.Masking(dtype="float64"), L.SimpleRNN(U, return_sequences=True, dtype="float64"),
+                          L.GlobalAveragePooling1D(dtype="float64")))
+    ir = saved(model, tmp_path)
+    xs = [padded()]
+    got = run_all(ir, xs, tmp_path)
+    want = keras_outputs(model, xs)
+    assert max(error(g, want) for g in got.values()) <= TOL, {k: error(g, want) for k, g in got.items()}
+    assert max(error(got[k], got["reference"]) for k in ("numpy", "torch")) <= 1e-12
+
+
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16", "float16", "bfloat16"])
 def test_half_precision_compute_within_the_dtype_bound(policy, tmp_path):
     """Every runtime within dtypes.tolerance of Keras (which rounds each layer to float16/bfloat16); the

@@ -308,6 +308,8 @@ class KerasIRBuilder:
             x = ins[0]
             return Tensor(spec.name, x.shape, pending=("not_equal", x.name, constants[0], False))
         src = ins[0] if len(ins) == 1 else None
+        if cls == "Cast" and src is not None and not src.pending and _exact_cast(src.dtype, cfg.get("dtype")):
+            return src  # a float64 Masking casts its float32 input first: the same values, the same mask
         if cls == "Any" and src is not None and src.pending and src.pending[0] == "not_equal" \
                 and not src.pending[3] and cfg.get("axis") in (-1, [-1]) and not cfg.get("keepdims"):
             _, x, value, _ = src.pending  # Masking's mask: any(x != value, axis=-1)
@@ -325,6 +327,11 @@ class KerasIRBuilder:
                 if node.mask:
                     needed.add(node.mask)
         return live[::-1]
+
+
+def _exact_cast(source: str, target: object) -> bool:
+    """Whether a Keras 3 ``Cast`` op changes no value: float32 or float64 to float64, or to the same dtype."""
+    return source in ("float32", "float64") and target in (source, "float64")
 
 
 def object_path_semantics(graph: KerasGraph) -> None:

@@ -31,7 +31,7 @@ from .malformed import malformed
 CODE_LAYERS = ("Lambda",)
 #: Keras 3 operation classes that serialize mask computations (see keras_build.OP_NODES).
 OP_CLASSES = ("NotEqual", "Any", "All", "ExpandDims", "ZerosLike", "OnesLike", "LogicalOr",
-              "LogicalAnd", "Concatenate", "BroadcastTo", "ConvertToTensor")
+              "LogicalAnd", "Concatenate", "BroadcastTo", "ConvertToTensor", "Cast")
 #: Classes that are a whole model (nested models).
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
