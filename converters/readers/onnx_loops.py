@@ -43,6 +43,7 @@ _MAX_WORK = 2_000_000
 _MAX_ELEMENTS = 1 << 22
 
 
+#: the cell a kernel of this many gate blocks belongs to
 _KINDS = {1: "simple_rnn", 3: "gru", 4: "lstm"}
 
 
@@ -102,7 +103,7 @@ def _parts(vg: ValueGraph, node) -> dict:
         raise NotRecognized(f"expected a time-major sequence of static length and width, found dims {shown(xd)}")
     scan = body.output[carried + 1].name
     roles = _state_roles(body, states, scan, mask is not None)
-    return {"body": body, "local": local, "consts": consts, "states": states, "x": x.input[0], "x_dims": xd,
+    return {"body": body, "local": local, "consts": consts, "x": x.input[0], "x_dims": xd,
             "step": x.output[0], "mask": mask.input[0] if mask is not None else None,
             "mask_step": mask.output[0] if mask is not None else None, "scan": scan, "carried": carried, **roles}
 
