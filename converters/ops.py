@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TypeGuard
 
 from .activations import NUMPY
 from .gates import GATES
@@ -42,11 +42,11 @@ MASK_RULES = {
 
 
 # -- option types ------------------------------------------------------------------------------
-def is_int(v: object) -> bool:
+def is_int(v: object) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_number(v: object) -> bool:
+def _is_number(v: object) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
@@ -231,7 +231,7 @@ def _concatenate_shape(node, ins: list) -> list:
     x, axis = ins[0], node.options["axis"]
     axis = axis - 1 if axis > 0 else len(x) + axis  # Keras axis counts the batch
     dims = [s[axis] if s is not None else None for s in ins]
-    total = None if None in dims else sum(dims)
+    total = None if None in dims else sum(d for d in dims if d is not None)
     return [x[:axis] + (total,) + x[axis + 1:]]
 
 
@@ -290,10 +290,8 @@ def _attention_shape(node, ins: list) -> list:
     q, v = r.get("query"), r.get("value")
     t, s = (q[0] if q else None), (v[0] if v else None)
     if node.op == "attention":
-        y, scores = (t, v[-1] if v else None), (t, s)
-    else:
-        y, scores = (t, o["output_dim"]), (o["num_heads"], t, s)
-    return [y, scores][:len(node.outputs)]
+        return [(t, v[-1] if v else None), (t, s)][:len(node.outputs)]
+    return [(t, o["output_dim"]), (o["num_heads"], t, s)][:len(node.outputs)]
 
 
 # -- input shape rules --------------------------------------------------------------------------
