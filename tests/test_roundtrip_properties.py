@@ -17,11 +17,8 @@ the original Keras computed (<= 1e-5).
 from __future__ import annotations
 
 import importlib.util
-import os
 import tempfile
 from pathlib import Path
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

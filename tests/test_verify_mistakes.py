@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import sys
 from pathlib import Path
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import pytest  # noqa: E402
 
@@ -26,7 +22,6 @@ from converters.verification import render, verify  # noqa: E402
 
 pytest.importorskip("onnxruntime")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_diff import ENTRIES, WEIGHT_MISTAKES, _outputs_change, _paths, _write  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
