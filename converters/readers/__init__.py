@@ -178,11 +178,26 @@ def _read(path: str | os.PathLike, config: Any, recurrent_only: bool) -> Model:
                 return _read_h5(f, path, config, recurrent_only)
     except GateportError as e:
         raise e.at(file=file)
+    except _BuildBug as bug:  # gateport's own error, as itself (the CLI calls it a bug)
+        raise bug.error from None
+
+
+class _BuildBug(Exception):
+    """Carries an error of the IR builders past the file-level ``malformed()``, which is for the file's
+    storage: a KeyError in gateport's building code is a bug, not a damaged file. (The builders' reads of
+    the file's data are wrapped where they happen: hdf5.py, bounded_zip.py, LayerCall.parsing.)"""
+
+    def __init__(self, error: BaseException):
+        super().__init__(str(error))
+        self.error = error
 
 
 def _build(graph: KerasGraph, weights, file: str, source: dict, recurrent_only: bool) -> Model:
     build = build_recurrent_only if recurrent_only else build_model
-    return build(graph, weights, file, source)
+    try:
+        return build(graph, weights, file, source)
+    except IO_ERRORS as e:
+        raise _BuildBug(e) from e
 
 
 def _source(fmt: str, graph: KerasGraph, path: Path, config: Any, **extra) -> dict:
