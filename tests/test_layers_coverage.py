@@ -88,67 +88,6 @@ ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu", "hard_sigmoid", "softmax", "
                "hard_swish", "log_softmax", "celu", "hard_tanh", "log_sigmoid", "hard_shrink", "soft_shrink",
                "tanh_shrink", "sparse_plus", "sparse_sigmoid", "squareplus")
 
-def attended(attend, pool=False, extra_inputs=()):
-    """Token ids -> Embedding(mask_zero) -> LSTM sequences -> ``attend(x, *extra)`` (masks flow in), optionally
-    -> GlobalAveragePooling1D (the query mask leaves masked steps out) -> Dense."""
-    ids_in = keras.Input((None,), dtype="int64")
-    x = L.LSTM(U, return_sequences=True)(L.Embedding(VOCAB, F, mask_zero=True)(ids_in))
-    extra = [keras.Input(shape) for shape in extra_inputs]
-    y = attend(x, *extra)
-    if pool:
-        y = L.Dense(3)(L.GlobalAveragePooling1D()(y))
-    return keras.Model([ids_in, *extra] if extra else ids_in, y)
-
-
-def two_sequences(attend):
-    """A masked query (Masking -> LSTM) attending over another, unmasked sequence (GRU) and its key (Dense)."""
-    a, b = keras.Input((None, F)), keras.Input((None, F))
-    q = L.LSTM(U, return_sequences=True)(L.Masking()(a))
-    v = L.GRU(U, return_sequences=True)(b)
-    return keras.Model([a, b], attend(q, v, L.Dense(U)(v)))
-
-
-def dots():
-    """Dot of two vectors (batch, 1), and of a sequence with a vector over features (batch, time)."""
-    inp = keras.Input((None, F))
-    x = L.LSTM(U, return_sequences=True)(inp)
-    a, b = L.LSTM(U)(x), L.GRU(U)(x)
-    return keras.Model(inp, [L.Dot(axes=1)([a, b]), L.Dot(axes=(2, 1))([x, a]), L.Dot(axes=(1, 2))([b, x])])
-
-
-def cross_mask():
-    """(batch, query time 5, key time T) 0/1 floats."""
-    return (np.random.default_rng(2).random((B, 5, T)) > 0.3).astype(np.float32)
-
-
-#: Attention, AdditiveAttention, MultiHeadAttention, Dot with Keras' masks (attention over a masked LSTM).
-ATTENTION_CASES = [
-    ("Attention masked pooled", lambda: attended(lambda x: L.Attention()([x, x]), pool=True), lambda: [ids()]),
-    ("Attention scale causal masked", lambda: attended(lambda x: L.Attention(use_scale=True)([x, x],
-                                                                                            use_causal_mask=True)),
-     lambda: [ids()]),
-    ("Attention concat scores", lambda: attended(lambda x: list(L.Attention(score_mode="concat", use_scale=True)(
-        [x, x], return_attention_scores=True))), lambda: [ids()]),
-    ("Attention query value key", lambda: two_sequences(lambda q, v, k: L.Attention(dropout=0.3)([q, v, k])),
-     lambda: [padded(), floats((B, 6, F), 1)]),
-    ("AdditiveAttention masked pooled", lambda: attended(lambda x: L.AdditiveAttention()([x, x]), pool=True),
-     lambda: [ids()]),
-    ("AdditiveAttention no scale key", lambda: two_sequences(
-        lambda q, v, k: L.AdditiveAttention(use_scale=False)([q, v, k])), lambda: [padded(), floats((B, 6, F), 1)]),
-    ("MultiHeadAttention self masked pooled", lambda: attended(lambda x: L.MultiHeadAttention(2, 3)(x, x), pool=True),
-     lambda: [ids()]),
-    ("MultiHeadAttention causal scores", lambda: attended(lambda x: list(L.MultiHeadAttention(2, 3, value_dim=2)(
-        x, x, use_causal_mask=True, return_attention_scores=True))), lambda: [ids()]),
-    ("MultiHeadAttention cross attention_mask no bias", lambda: attended(
-        lambda x, q, am: L.MultiHeadAttention(3, 2, use_bias=False, output_shape=6)(q, x, key=x, attention_mask=am),
-        extra_inputs=[(None, F), (None, None)]), lambda: [ids(), floats((B, 5, F), 1), cross_mask()]),
-    ("MultiHeadAttention key dropout", lambda: two_sequences(
-        lambda q, v, k: L.MultiHeadAttention(2, 4, dropout=0.2)(q, v, k)), lambda: [padded(), floats((B, 6, F), 1)]),
-    ("Dot sequences normalize", lambda: attended(lambda x: L.Dot(axes=2, normalize=True)([x, x])), lambda: [ids()]),
-    ("Dot vectors and sequence", lambda: dots(), lambda: [floats((B, T, F))]),
-]
-
-
 def flat(model):
     """The model with its nested outputs (a stacked RNN's per-cell states) as one flat list."""
     return keras.Model(model.inputs, keras.tree.flatten(model.outputs))
