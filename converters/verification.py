@@ -691,7 +691,7 @@ def _onnx_weights_dtype(path) -> str:
 
 
 def _note_float16_cost(report, label: str, rows, tol: tuple[float, float]) -> None:
-    errors = [r.max_abs for r in rows if getattr(r, "max_abs", None) is not None]
+    errors = [r.max_abs for r in rows if r.max_abs is not None]
     cost = f"max abs error {max(errors):.2e}" if errors else "no output compared"
     report.notes.append(f"{label}: weights stored as float16: {cost} against the reference, held to "
                         f"|error| <= {tol[0]:g} + {tol[1]:g} * |reference| (float32 weights: {report.atol:g})")

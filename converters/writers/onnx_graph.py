@@ -166,8 +166,7 @@ def _float16_weights(onnx, proto, weights: dict) -> dict:
     change (rounded to float16, a relative error up to 2**-11); every node still computes in float32.
     Small constants and arrays that float16 cannot hold (a value beyond +-65504, such as a -1e9 mask
     constant) stay float32."""
-    taken = {t for n in proto.graph.node for t in [*n.input, *n.output]} | set(weights)
-    taken |= {v.name for v in [*proto.graph.input, *proto.graph.output]}
+    taken = _tensor_names(proto, weights)
     out, casts = {}, []
     limit = float(np.finfo(np.float16).max)
     for name, a in weights.items():
@@ -211,8 +210,7 @@ def _rename(proto, values, names: Sequence[str] | None, what: str, where: str | 
         raise UsageError(f"expected {len(old)} distinct non-empty {what} names ({', '.join(quote(n) for n in old)}), "
                          f"found {len(names)}: {', '.join(quote(n) for n in names)}", file=where)
     graph = proto.graph
-    taken = {t for n in graph.node for t in [*n.input, *n.output]} | set(weights)
-    taken |= {v.name for v in [*graph.input, *graph.output]}
+    taken = _tensor_names(proto, weights)
     clash = [n for n, o in zip(names, old) if n != o and n in taken - set(old)]
     if clash:
         raise UsageError(f"{what} name {quote(clash[0])} is already a tensor of the graph; choose another",
@@ -223,6 +221,13 @@ def _rename(proto, values, names: Sequence[str] | None, what: str, where: str | 
         node.output[:] = [new.get(t, t) for t in node.output]
     for v in [*graph.input, *graph.output, *graph.value_info]:
         v.name = new.get(v.name, v.name)
+
+
+def _tensor_names(proto, weights: dict) -> set[str]:
+    """Every tensor name ``proto``'s graph uses: node inputs and outputs, ``weights``, graph inputs and outputs."""
+    graph = proto.graph
+    taken = {t for n in graph.node for t in [*n.input, *n.output]} | set(weights)
+    return taken | {v.name for v in [*graph.input, *graph.output]}
 
 
 def _time_axis(value) -> int | None:
