@@ -3,6 +3,7 @@ tensor shapes, option and number literals, the comments and docstring lines nami
 from __future__ import annotations
 
 import math
+import re
 
 from ..errors import FormatError
 from ..ir import Model, Node, int_option  # noqa: F401 (int_option: the writers read it here)
@@ -103,3 +104,21 @@ def merge_expression(node: Node, xs: list[str], library: str) -> str:
     for x in xs[1:]:
         expr = f"{library}.{node.op}({expr}, {x})"
     return expr
+
+
+_SIMPLE_ASSIGNMENT = re.compile(r"([A-Za-z_]\w*) = ")
+
+
+def without_unused_assignments(body: list[str], outputs: list[str]) -> list[str]:
+    """``body`` without its ``name = expr`` lines whose name nothing reads (a state output the model
+    never uses, say), repeated until none is left: the expressions are side-effect free, and the file
+    then passes ``ruff --select F`` (tests/test_lint.py)."""
+    body = list(body)
+    while True:
+        text = "\n".join(body + outputs)
+        unused = [k for k, line in enumerate(body)
+                  if (m := _SIMPLE_ASSIGNMENT.match(line))
+                  and len(re.findall(rf"\b{re.escape(m.group(1))}\b", text)) == 1]
+        if not unused:
+            return body
+        body = [line for k, line in enumerate(body) if k not in unused]

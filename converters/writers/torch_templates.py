@@ -158,7 +158,9 @@ class KerasMaskedRNN(nn.Module):
         order, count = keras_mask_plan(mask, self.go_backwards)
         y = self.run(keras_compact(x, order), states)
         return keras_unmask(y, count, mask, self.zero_output_for_mask), keras_final_states([y], count, states[:1])
+'''
 
+_MASKED_LSTM = '''
 
 class KerasMaskedLSTM(KerasMaskedRNN):
     """KerasMaskedRNN of an nn.LSTM (initial states h and c)."""
@@ -363,7 +365,7 @@ HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "keras_same_padding": (_SAME_PADDING, ()),
     "keras_mask_plan": (_MASK_PLAN, ()),
     "KerasMaskedRNN": (_MASKED_NN, ("keras_mask_plan",)),
-    "KerasMaskedLSTM": (_MASKED_NN, ("keras_mask_plan",)),
+    "KerasMaskedLSTM": (_MASKED_LSTM, ("KerasMaskedRNN",)),
     "KerasLoop": (_KERAS_LOOP, ("keras_mask_plan",)),
     "LSTMLoop": (_LSTM_LOOP, ("KerasLoop",)),
     "GRULoop": (_GRU_LOOP, ("KerasLoop",)),
