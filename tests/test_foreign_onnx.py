@@ -82,6 +82,18 @@ def ids(cases):
     return [f"{n}-{t}" for n, t in cases]
 
 
+def assert_converted_matches(model, target: str, x: np.ndarray, want: np.ndarray, tmp_path, what: str) -> None:
+    """``model`` converted to ``target`` ("torch" or "keras") and run on ``x``: its first output is within
+    TOL of ``want`` (the max abs error printed after ``what``)."""
+    from converters.runtimes import run_keras, run_torch
+
+    out, run = {"torch": ("torch", run_torch), "keras": ("m.keras", run_keras)}[target]
+    api.convert(model, target, tmp_path / out)
+    err = float(np.max(np.abs(run(tmp_path / out, [feed(model, x)])[0] - want)))
+    print(f"{what} max abs error {err:.2e}")
+    assert err <= TOL
+
+
 def test_every_fixture_has_a_verdict():
     assert {m["name"] for m in MANIFEST["models"]} == set(EXPECTED)
     opsets = {m["exports"][tool]["opset"] for m in MANIFEST["models"] for tool in m["exports"]}
@@ -101,26 +113,15 @@ def test_inspect_reads_it(name, tool, capsys):
 
 @pytest.mark.parametrize("name,tool", READ, ids=ids(READ))
 def test_converts_to_torch_and_matches_keras(name, tool, tmp_path):
-    from converters.runtimes import run_torch
-
     x, want = keras_io(name)
-    model = api.read(path_of(name, tool))
-    api.convert(model, "torch", tmp_path / "torch")
-    err = float(np.max(np.abs(run_torch(tmp_path / "torch", [feed(model, x)])[0] - want)))
-    print(f"{name} {tool}: PyTorch vs Keras max abs error {err:.2e}")
-    assert err <= TOL
+    assert_converted_matches(api.read(path_of(name, tool)), "torch", x, want, tmp_path, f"{name} {tool}: PyTorch vs Keras")
 
 
 @pytest.mark.parametrize("name,tool", READ, ids=ids(READ))
 def test_converts_to_keras_and_matches_keras(name, tool, tmp_path):
-    from converters.runtimes import run_keras
-
     x, want = keras_io(name)
-    model = api.read(path_of(name, tool))
-    api.convert(model, "keras", tmp_path / "m.keras")
-    err = float(np.max(np.abs(run_keras(tmp_path / "m.keras", [feed(model, x)])[0] - want)))
-    print(f"{name} {tool}: Keras 3 (converted) vs Keras max abs error {err:.2e}")
-    assert err <= TOL
+    assert_converted_matches(api.read(path_of(name, tool)), "keras", x, want, tmp_path,
+                             f"{name} {tool}: Keras 3 (converted) vs Keras")
 
 
 @pytest.mark.parametrize("name,tool", READ, ids=ids(READ))
@@ -288,30 +289,20 @@ def torch_io(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("name,tool", TORCH_READ, ids=ids(TORCH_READ))
 def test_torch_onnx_fixture_converts_to_torch_and_matches_pytorch(name, tool, tmp_path):
-    from converters.runtimes import run_torch
-
     x, want = torch_io(name)
     model = api.read(path_of(name, tool))
     assert [n.op for n in model.nodes if n.is_recurrent]
     assert ("read batch-first" in model.source["producer"]) == (name in TIME_MAJOR)
-    api.convert(model, "torch", tmp_path / "torch")
-    err = float(np.max(np.abs(run_torch(tmp_path / "torch", [feed(model, x)])[0] - want)))
-    print(f"{name} {tool}: PyTorch (converted) vs PyTorch max abs error {err:.2e}")
-    assert err <= TOL
+    assert_converted_matches(model, "torch", x, want, tmp_path, f"{name} {tool}: PyTorch (converted) vs PyTorch")
 
 
 @pytest.mark.parametrize("name,tool", TORCH_READ, ids=ids(TORCH_READ))
 def test_torch_onnx_fixture_inspects_and_converts_to_keras_matching_pytorch(name, tool, tmp_path, capsys):
-    from converters.runtimes import run_keras
-
     assert main(["inspect", str(path_of(name, tool))]) == 0
     assert ("read batch-first" in capsys.readouterr().out.replace("\n  ", " ")) == (name in TIME_MAJOR)
     x, want = torch_io(name)
-    model = api.read(path_of(name, tool))
-    api.convert(model, "keras", tmp_path / "m.keras")
-    err = float(np.max(np.abs(run_keras(tmp_path / "m.keras", [feed(model, x)])[0] - want)))
-    print(f"{name} {tool}: Keras 3 (converted) vs PyTorch max abs error {err:.2e}")
-    assert err <= TOL
+    assert_converted_matches(api.read(path_of(name, tool)), "keras", x, want, tmp_path,
+                             f"{name} {tool}: Keras 3 (converted) vs PyTorch")
 
 
 def test_dynamo_reshape_of_y_to_another_width_is_refused_naming_the_closest_pattern(tmp_path):
@@ -333,16 +324,12 @@ def test_dynamo_time_major_lstm_reads_at_the_time_it_was_traced_at(tmp_path, cap
     same with the time declared 5 in the file."""
     assert main(["inspect", str(path_of("torch_time_major_lstm_linear", "dynamo"))]) == 0
     assert "inputs:  x (5, 4) float32" in capsys.readouterr().out
-    from converters.runtimes import run_torch
-
     proto = onnx.load(str(path_of("torch_time_major_lstm_linear", "dynamo")))
     proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value = TIME
     path = tmp_path / "m.onnx"
     onnx.save(proto, str(path))
-    x, want = torch_io("torch_time_major_lstm_linear")
-    model = api.read(path)
-    api.convert(model, "torch", tmp_path / "torch")
-    assert float(np.max(np.abs(run_torch(tmp_path / "torch", [x])[0] - want))) <= TOL
+    x, want = torch_io("torch_time_major_lstm_linear")  # float32: fed as it is
+    assert_converted_matches(api.read(path), "torch", x, want, tmp_path, "time declared 5: PyTorch vs PyTorch")
 
 
 def test_unrolled_rnn_with_a_step_not_the_cell_is_refused_naming_the_closest_pattern(tmp_path):
