@@ -158,10 +158,10 @@ def measure(name: str, model: Model, inputs, hand, args) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         module = generated(model, Path(tmp) / name)
-        for threads in (1, os.cpu_count() or 1):
+        for threads in args.threads:
             torch.set_num_threads(threads)
             sess = session(model, threads)
-            for batch in (1, 32):
+            for batch in args.batches:
                 x = inputs(batch)
                 feed = {sess.get_inputs()[0].name: x}
                 tx = torch.from_numpy(x)
@@ -242,6 +242,9 @@ def main(argv=None) -> int:
     p.add_argument("--budget", type=float, default=1.0, help="seconds of calls per setting (default 1)")
     p.add_argument("--min-runs", type=int, default=5)
     p.add_argument("--only", nargs="*", default=[])
+    p.add_argument("--threads", nargs="*", type=int, default=[1, os.cpu_count() or 1],
+                   help="torch / onnxruntime thread counts to measure (default: 1 and all cores)")
+    p.add_argument("--batches", nargs="*", type=int, default=[1, 32])
     p.add_argument("--json", default=str(ROOT / "bench" / "torch_speed.json"))
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")

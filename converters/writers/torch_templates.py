@@ -19,6 +19,9 @@ def hard_sigmoid_keras2(x: Tensor) -> Tensor:
 class HardSigmoidKeras2(nn.Module):
     """hard_sigmoid_keras2 as a module (Keras 3's hard_sigmoid is nn.Hardsigmoid)."""
 
+    #: clip(a * x + b, 0, 1): a loop folds a and b into its gate weights (keras_hard_gates)
+    affine = (0.2, 0.5)
+
     def forward(self, x: Tensor) -> Tensor:
         return hard_sigmoid_keras2(x)
 '''
@@ -59,6 +62,7 @@ _SQUAREPLUS = _function_helper(
     "(x + torch.sqrt(x * x + 4.0)) / 2")
 #: Function names the helpers define at module level (generated variables must not shadow them).
 FUNCTION_NAMES = ("hard_sigmoid_keras2", "keras_same_padding", "keras_tracing", "keras_mask_plan", "keras_compact",
+                  "keras_hard_gates",
                   "keras_unmask", "keras_final_states", "keras_sparse_plus", "keras_sparse_sigmoid",
                   "keras_squareplus", *ATTENTION_FUNCTIONS)
 
@@ -178,6 +182,13 @@ _KERAS_LOOP = '''
 _SCRIPTED: "weakref.WeakKeyDictionary[nn.Module, nn.Module]" = weakref.WeakKeyDictionary()
 
 
+def keras_hard_gates(activation: Optional[nn.Module]) -> Optional[Tuple[float, float]]:
+    """(a, b) when ``activation`` is a hard sigmoid clip(a * x + b, 0, 1), else None."""
+    if isinstance(activation, nn.Hardsigmoid):
+        return 1.0 / 6.0, 0.5
+    return getattr(activation, "affine", None)
+
+
 class KerasLoop(nn.Module):
     """One direction of a Keras recurrent layer, computed step by step as Keras does.
 
@@ -188,11 +199,13 @@ class KerasLoop(nn.Module):
     output (zeros before the first step), or gives zeros with zero_output_for_mask, so the loop runs
     over each sample's unmasked steps gathered to the front and puts the outputs back
     (keras_mask_plan). go_backwards reverses the input and the mask; the outputs stay in processing
-    order, as in Keras. Weights are laid out as in nn.LSTM / nn.GRU / nn.RNN.
+    order, as in Keras. Weights are stored as in nn.LSTM / nn.GRU / nn.RNN; each call lays them out for
+    the loop (gate_weights): the gates of the recurrent activation side by side, one activation call a
+    step, and a hard sigmoid's a * z + b folded into them, so that it is one clamp a step.
     """
 
     def __init__(self, input_size: int, hidden_size: int, gates: int, go_backwards: bool,
-                 zero_output_for_mask: bool):
+                 zero_output_for_mask: bool, recurrent_activation: Optional[nn.Module] = None):
         super().__init__()
         self.hidden_size = hidden_size
         self.go_backwards = go_backwards
@@ -201,9 +214,27 @@ class KerasLoop(nn.Module):
         self.weight_hh = nn.Parameter(torch.zeros(gates * hidden_size, hidden_size))
         self.bias_ih = nn.Parameter(torch.zeros(gates * hidden_size))
         self.bias_hh = nn.Parameter(torch.zeros(gates * hidden_size))
+        affine = keras_hard_gates(recurrent_activation)
+        self.hard_gates = affine is not None
+        self.gate_scale, self.gate_shift = affine if affine is not None else (1.0, 0.0)
 
     def initial_states(self, x: Tensor) -> List[Tensor]:
         return [x.new_zeros(x.size(0), self.hidden_size)]
+
+    def gate_rows(self, t: Tensor, order: List[int], gated: int, shift: float) -> Tensor:
+        """The gate blocks of a weight or bias (nn.* order) in ``order``; with hard gates the first
+        ``gated`` blocks scaled by a (plus ``shift``), so clamp(0, 1) of the sum gives clip(a * z + b, 0, 1)."""
+        blocks = t.split(self.hidden_size, 0)
+        rows = [blocks[k] for k in order]
+        if self.hard_gates:
+            rows = [torch.cat(rows[:gated]) * self.gate_scale + shift] + rows[gated:]
+        return torch.cat(rows)
+
+    def gate_weights(self, order: List[int], gated: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(weight_ih, weight_hh, bias_ih, bias_hh) with the gate blocks in ``order`` (gate_rows)."""
+        return (self.gate_rows(self.weight_ih, order, gated, 0.0), self.gate_rows(self.weight_hh, order, gated, 0.0),
+                self.gate_rows(self.bias_ih, order, gated, self.gate_shift),
+                self.gate_rows(self.bias_hh, order, gated, 0.0))
 
     def steps(self, x: Tensor, states: List[Tensor], every: bool) -> Tuple[Tensor, List[Tensor]]:
         """Every step of x (batch, time, input_size) -> (outputs, the final states, or with
@@ -246,12 +277,12 @@ class KerasLoop(nn.Module):
 
 _LSTM_LOOP = '''
 class LSTMLoop(KerasLoop):
-    """Keras LSTM cell (gates i, f, g, o as in nn.LSTM) with any activations."""
+    """Keras LSTM cell (gates i, f, g, o stored as in nn.LSTM, run as i, f, o, g) with any activations."""
 
     def __init__(self, input_size: int, hidden_size: int, activation: nn.Module,
                  recurrent_activation: nn.Module, go_backwards: bool = False,
                  zero_output_for_mask: bool = False):
-        super().__init__(input_size, hidden_size, 4, go_backwards, zero_output_for_mask)
+        super().__init__(input_size, hidden_size, 4, go_backwards, zero_output_for_mask, recurrent_activation)
         self.activation = activation
         self.recurrent_activation = recurrent_activation
 
@@ -261,15 +292,19 @@ class LSTMLoop(KerasLoop):
 
     def steps(self, x: Tensor, states: List[Tensor], every: bool) -> Tuple[Tensor, List[Tensor]]:
         u = self.hidden_size
-        x_proj = F.linear(x.transpose(0, 1), self.weight_ih, self.bias_ih + self.bias_hh)
-        w_hh = self.weight_hh.t()
+        w_ih, w_hh, b_ih, b_hh = self.gate_weights([0, 1, 3, 2], 3)
+        x_proj = F.linear(x.transpose(0, 1), w_ih, b_ih + b_hh)
+        w_hh = w_hh.t()
         h, c = states[0], states[1]
         hs: List[Tensor] = []
         cs: List[Tensor] = []
         for x_t in x_proj.unbind(0):
             z = torch.addmm(x_t, h, w_hh)
-            i, f, _, o = self.recurrent_activation(z).chunk(4, 1)  # g's column is not used
-            c = torch.addcmul(f * c, i, self.activation(z.narrow(1, 2 * u, u)))
+            if self.hard_gates:
+                i, f, o = z.narrow(1, 0, 3 * u).clamp_(0.0, 1.0).chunk(3, 1)
+            else:
+                i, f, o = self.recurrent_activation(z.narrow(1, 0, 3 * u)).chunk(3, 1)
+            c = (f * c).addcmul_(i, self.activation(z.narrow(1, 3 * u, u)))
             h = o * self.activation(c)
             hs.append(h)
             if every:
@@ -292,33 +327,38 @@ class GRULoop(KerasLoop):
     def __init__(self, input_size: int, hidden_size: int, activation: nn.Module,
                  recurrent_activation: nn.Module, reset_after: bool = True,
                  go_backwards: bool = False, zero_output_for_mask: bool = False):
-        super().__init__(input_size, hidden_size, 3, go_backwards, zero_output_for_mask)
+        super().__init__(input_size, hidden_size, 3, go_backwards, zero_output_for_mask, recurrent_activation)
         self.activation = activation
         self.recurrent_activation = recurrent_activation
         self.reset_after = reset_after
 
+    def gates(self, z: Tensor) -> List[Tensor]:
+        """r and z from their pre-activations (a fresh tensor, (batch, 2 * units))."""
+        if self.hard_gates:
+            return z.clamp_(0.0, 1.0).chunk(2, 1)
+        return self.recurrent_activation(z).chunk(2, 1)
+
     def steps(self, x: Tensor, states: List[Tensor], every: bool) -> Tuple[Tensor, List[Tensor]]:
         u = self.hidden_size
-        b_hh = self.bias_hh
+        w_ih, w_hh, b_ih, b_hh = self.gate_weights([0, 1, 2], 2)
+        b_rz, b_n = b_hh.split([2 * u, u])
         if self.reset_after:  # b_hn stays inside r * (W_hn h + b_hn)
-            folded = torch.cat([b_hh[:2 * u], torch.zeros_like(b_hh[2 * u:])])
+            x_proj = F.linear(x.transpose(0, 1), w_ih, b_ih + torch.cat([b_rz, torch.zeros_like(b_n)]))
         else:
-            folded = b_hh
-        x_proj = F.linear(x.transpose(0, 1), self.weight_ih, self.bias_ih + folded)
-        x_rz, x_n = x_proj[:, :, :2 * u], x_proj[:, :, 2 * u:]
-        w_hh = self.weight_hh.t()
+            x_proj = F.linear(x.transpose(0, 1), w_ih, b_ih + b_hh)
+        w_hh = w_hh.t()
         w_rz, w_n = w_hh[:, :2 * u], w_hh[:, 2 * u:]
-        b_n = torch.cat([torch.zeros_like(b_hh[:2 * u]), b_hh[2 * u:]])
+        b_hn = torch.cat([torch.zeros_like(b_rz), b_n])
         h = states[0]
         hs: List[Tensor] = []
-        for x_rz_t, x_n_t in zip(x_rz.unbind(0), x_n.unbind(0)):
+        for x_rz, x_n in zip(x_proj[:, :, :2 * u].unbind(0), x_proj[:, :, 2 * u:].unbind(0)):
             if self.reset_after:
-                h_rz, h_n = torch.addmm(b_n, h, w_hh).split([2 * u, u], 1)
-                r, z = self.recurrent_activation(x_rz_t + h_rz).chunk(2, 1)
-                n = self.activation(x_n_t + r * h_n)
+                h_rz, h_n = torch.addmm(b_hn, h, w_hh).split([2 * u, u], 1)
+                r, z = self.gates(x_rz + h_rz)
+                n = self.activation(torch.addcmul(x_n, r, h_n))
             else:
-                r, z = self.recurrent_activation(torch.addmm(x_rz_t, h, w_rz)).chunk(2, 1)
-                n = self.activation(torch.addmm(x_n_t, r * h, w_n))
+                r, z = self.gates(torch.addmm(x_rz, h, w_rz))
+                n = self.activation(torch.addmm(x_n, r * h, w_n))
             h = torch.lerp(n, h, z)
             hs.append(h)
         y = torch.stack(hs, 1) if len(hs) else x.new_zeros(x.size(0), 0, u)
