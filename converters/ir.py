@@ -103,9 +103,9 @@ class Node:
         """One part of all gates of ``direction`` stacked on axis 0 in ``framework``'s order."""
         from .gates import gate_order
 
-        return np.concatenate(
-            [self.weights[f"{direction}.{g}.{part}"] for g in gate_order(framework, self.op)], axis=0
-        )
+        blocks = [self.weights[f"{direction}.{g}.{part}"] for g in gate_order(framework, self.op)]
+        joined = joined_rows(blocks)  # the packed array itself when stored in this order (no copy)
+        return np.concatenate(blocks, axis=0) if joined is None else joined
 
     def label(self) -> str:
         """How messages name this node: ``name (KerasClass)``."""
@@ -167,29 +167,57 @@ def set_recurrent_weights(
         "recurrent_bias": zeros if recurrent_bias is None else recurrent_bias,
     }
     for part, packed in parts.items():
-        # one contiguous copy of the packed array; its row blocks are then contiguous views
-        packed = contiguous(np.asarray(packed))
-        for gate, block in split_gates(packed, framework, node.op, axis=0).items():
+        # no copy: each gate is a view of the packed array (for a Keras kernel, a transposed view of the
+        # array read from the file); a writer lays it out once, while writing (safetensors_io.write_array)
+        for gate, block in split_gates(np.asarray(packed), framework, node.op, axis=0).items():
             node.weights[f"{direction}.{gate}.{part}"] = block
 
 
-#: Tile edge of the blocked transpose, and the size from which it beats a plain strided copy
-#: (about 2.5x on a 3072x8192 float32 matrix, measured with bench/).
-_TILE, _TILED_FROM = 256, 1 << 20
+def joined_rows(blocks: list[np.ndarray]) -> np.ndarray | None:
+    """``np.concatenate(blocks)`` without a copy when the blocks are consecutive row ranges of one array
+    (the gates of one packed array, in their stored order), else None."""
+    first = blocks[0]
+    if first.ndim == 0 or first.base is None:
+        return None
+    for a, b in zip(blocks, blocks[1:]):
+        if (b.base is not first.base or b.dtype != first.dtype or b.shape[1:] != first.shape[1:]
+                or b.strides != first.strides or not a.shape[0] or _address(b) != _address(a) + a.shape[0] * a.strides[0]):
+            return None
+    rows = sum(b.shape[0] for b in blocks)
+    return np.lib.stride_tricks.as_strided(first, (rows, *first.shape[1:]), first.strides)
+
+
+def _address(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
+
+
+#: Tiles of the blocked transpose (output rows x output columns, each tile column a contiguous run of a
+#: transposed source) and the size from which it beats numpy's plain strided copy (2-4x on a 2048x2048
+#: float32 gate of a Keras kernel, measured on 2 cores).
+_TILE_ROWS, _TILE_COLS, _TILED_FROM = 512, 16, 1 << 16
 
 
 def contiguous(a: np.ndarray) -> np.ndarray:
     """``a`` as a C-contiguous array; a large transposed view is copied tile by tile (cache-friendly)."""
     if a.flags.c_contiguous:
         return a
-    if a.ndim != 2 or not a.T.flags.c_contiguous or a.size < _TILED_FROM:
+    if a.ndim != 2:
         return np.ascontiguousarray(a)
     out = np.empty(a.shape, a.dtype)
-    rows, cols = a.shape
-    for i in range(0, rows, _TILE):
-        for j in range(0, cols, _TILE):
-            out[i:i + _TILE, j:j + _TILE] = a[i:i + _TILE, j:j + _TILE]
+    copy_2d(out, a)
     return out
+
+
+def copy_2d(out: np.ndarray, a: np.ndarray) -> None:
+    """``out[...] = a`` for 2-D arrays (a cast if the dtypes differ); a large source laid out column-major
+    (a transposed view) is copied tile by tile."""
+    rows, cols = a.shape
+    if a.size < _TILED_FROM or rows < _TILE_COLS or not 0 < a.strides[0] < a.strides[1]:
+        out[...] = a
+        return
+    for i in range(0, rows, _TILE_ROWS):
+        for j in range(0, cols, _TILE_COLS):
+            out[i:i + _TILE_ROWS, j:j + _TILE_COLS] = a[i:i + _TILE_ROWS, j:j + _TILE_COLS]
 
 
 def int_option(value, default: int | None = None) -> int:

@@ -71,7 +71,34 @@ def save(path: str | os.PathLike, tensors: Mapping[str, np.ndarray], metadata: M
         f.write(struct.pack("<Q", len(blob)))
         f.write(blob)
         for a in arrays:
-            f.write(little_endian_bytes(a))
+            write_array(f, a)
+
+
+#: Most bytes one ``write`` call passes, and the size of the block a non-contiguous array is laid out in.
+BLOCK_BYTES = 8 << 20
+
+
+def write_array(f, a: np.ndarray, dtype=None) -> None:
+    """Write ``a``'s data to the file ``f`` in C order, little-endian, as ``dtype`` (default: its own):
+    straight from the array when it already is laid out so, else block by block through one buffer of
+    at most :data:`BLOCK_BYTES` (a 2-D transposed view copied tile by tile, :func:`converters.ir.copy_2d`),
+    so that no copy of the whole array is made. The bytes are those of ``little_endian_bytes``."""
+    from .ir import copy_2d
+
+    a = np.asarray(a)
+    target = np.dtype(dtype or a.dtype).newbyteorder("<")
+    if a.ndim != 2 or a.dtype == target and a.flags.c_contiguous:
+        data = little_endian_bytes(a if dtype is None else a.astype(target, copy=False))
+        for start in range(0, len(data), BLOCK_BYTES):
+            f.write(data[start:start + BLOCK_BYTES])
+        return
+    rows, row_bytes = a.shape[0], a.shape[1] * target.itemsize
+    step = max(1, BLOCK_BYTES // max(1, row_bytes))
+    buffer = np.empty((min(step, rows), a.shape[1]), target)
+    for start in range(0, rows, step):
+        block = buffer[:min(step, rows - start)]
+        copy_2d(block, a[start:start + step])
+        f.write(memoryview(block.reshape(-1)).cast("B"))
 
 
 def little_endian_bytes(a: np.ndarray) -> memoryview:

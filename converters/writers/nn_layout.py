@@ -51,7 +51,7 @@ def nn_params(node: Node, layer: int = 0, dtype=np.float32) -> dict[str, np.ndar
         for name, part in TORCH_PARTS.items():
             if name.startswith("bias") and not bias:
                 continue
-            params[name + sfx] = np.ascontiguousarray(node.stacked(direction, part, "torch"), dtype=dtype)
+            params[name + sfx] = np.asarray(node.stacked(direction, part, "torch"), dtype=dtype)  # a view if it can
     return params
 
 

@@ -12,29 +12,30 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import require
-from ..ir import contiguous
 
 #: numpy dtype name -> ONNX TensorProto element type name.
 ELEM_TYPES = {"float32": "FLOAT", "float64": "DOUBLE", "int64": "INT64", "int32": "INT32", "bool": "BOOL"}
 
 
 class Blocks:
-    """An initializer held as C-contiguous float32 blocks whose bytes, one after another, are its data
-    (e.g. the IR's per-gate arrays of a recurrent layer): written block by block, concatenated only
-    when a ``TensorProto`` or an array is asked for."""
+    """An initializer held as blocks whose float32 bytes in C order, one after another, are its data
+    (e.g. the IR's per-gate arrays of a recurrent layer, views of the arrays read): kept as they are,
+    each laid out (transposed, cast to float32) only while it is written
+    (:func:`converters.safetensors_io.write_array`); concatenated only when a ``TensorProto`` or an
+    array is asked for."""
 
     def __init__(self, blocks: Sequence[np.ndarray], shape: Sequence[int]):
-        self.blocks = [np.ascontiguousarray(b, dtype=np.float32) for b in blocks]
+        self.blocks = [np.asarray(b) for b in blocks]
         self.shape = tuple(int(d) for d in shape)
         self.dtype = np.dtype(np.float32)
         self.ndim = len(self.shape)
-        self.nbytes = sum(b.nbytes for b in self.blocks)
+        self.nbytes = sum(b.size for b in self.blocks) * self.dtype.itemsize
         if self.nbytes != int(np.prod(self.shape)) * self.dtype.itemsize:
             raise ValueError(f"blocks of {self.nbytes} bytes cannot fill shape {self.shape}")
 
     def array(self) -> np.ndarray:
         """The blocks concatenated into one array of ``shape``."""
-        return np.concatenate([b.reshape(-1) for b in self.blocks]).reshape(self.shape)
+        return np.concatenate([b.reshape(-1) for b in self.blocks]).astype(self.dtype, copy=False).reshape(self.shape)
 
 
 def as_array(weight) -> np.ndarray:
@@ -47,7 +48,7 @@ class GraphBuilder:
 
     ``ranks`` maps a tensor name to its rank (batch axis included) where known; ``dtypes`` to its
     numpy dtype name (default ``float32``); ``memo`` caches tensors derived once per graph
-    (mask plans, compacted inputs); ``weights`` maps each initializer's name to its C-contiguous
+    (mask plans, compacted inputs); ``weights`` maps each initializer's name to its
     array or :class:`Blocks`, in the order they were made.
     """
 
@@ -86,14 +87,13 @@ class GraphBuilder:
     def initializer(self, array: np.ndarray, hint: str) -> str:
         """Store ``array`` as an initializer (float arrays as float32) and return its name.
 
-        The array is kept, not copied, when it already is C-contiguous float32 (never written to
-        afterwards); a transposed view is copied once, tile by tile (:func:`converters.ir.contiguous`).
+        The array is kept, not copied, when it already is float32 (never written to afterwards), a
+        transposed view too: it is laid out while written (:func:`converters.safetensors_io.write_array`).
         """
         array = np.asarray(array)
         if array.dtype.kind == "f":
             array = array.astype(np.float32, copy=False)
         name = self.fresh(hint)
-        array = contiguous(array)
         self.weights[name] = array
         self.ranks[name] = array.ndim
         self.dtypes[name] = str(array.dtype)

@@ -25,7 +25,7 @@ import numpy as np
 from ..atomic import atomic_paths
 from ..errors import GateportError, UnsupportedError, UsageError, require
 from ..ir import Model, unique_name
-from ..safetensors_io import little_endian_bytes
+from ..safetensors_io import write_array
 from ..sanitize import comment, one_line, quote
 from .onnx_builder import Blocks, GraphBuilder, as_array
 from .onnx_layers import LAYERS
@@ -62,7 +62,7 @@ def to_onnx(model: Model, opset: int = DEFAULT_OPSET):
 
 def _skeleton(model: Model, opset: int):
     """``(proto, weights)``: the ONNX model of ``model`` without initializers, and the initializers
-    (name -> C-contiguous array or :class:`~.onnx_builder.Blocks`, in graph order) to add to it or
+    (name -> array or :class:`~.onnx_builder.Blocks`, in graph order) to add to it or
     stream after it."""
     onnx = require("onnx", "onnx")
     where = model.source.get("path")
@@ -326,9 +326,12 @@ def _split(message, number: int) -> tuple[bytes, bytes]:
 
 
 def _write_data(f, weight) -> None:
-    """An initializer's data, little-endian, from its array or block by block."""
-    for block in weight.blocks if isinstance(weight, Blocks) else [weight]:
-        f.write(little_endian_bytes(block))
+    """An initializer's data, little-endian, from its array or block by block, each laid out while written."""
+    if isinstance(weight, Blocks):
+        for block in weight.blocks:
+            write_array(f, block, weight.dtype)
+    else:
+        write_array(f, weight)
 
 
 def _tensor_head(onnx, name: str, array: np.ndarray) -> bytes:

@@ -106,7 +106,8 @@ class _Writer:
         self.init.append(f"self.{attr} = {ctor}")
         for key, value in params.items():
             value = np.asarray(value)
-            self.tensors[f"{attr}.{key}"] = np.ascontiguousarray(value, self.dtype if value.dtype.kind == "f" else None)
+            # kept as it is (a view of the weights read, when it can be): laid out while written (safetensors_io)
+            self.tensors[f"{attr}.{key}"] = np.asarray(value, self.dtype if value.dtype.kind == "f" else None)
         return attr
 
     def activation(self, name: str | None, expr: str) -> str:
@@ -131,7 +132,7 @@ class _Writer:
 
 def _f32(a) -> np.ndarray:
     """float32, or float64 where the weights are (the module's dtype decides what is stored: _Writer.module)."""
-    return np.ascontiguousarray(a, dtype=np.float64 if np.asarray(a).dtype == np.float64 else np.float32)
+    return np.asarray(a, dtype=np.float64 if np.asarray(a).dtype == np.float64 else np.float32)
 
 
 # -- recurrent layers ----------------------------------------------------------------------

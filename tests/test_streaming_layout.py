@@ -1,0 +1,98 @@
+"""The IR keeps the arrays read (a Keras kernel's gates are views of it) and the writers lay each one out
+while writing it, block by block: the bytes are those of the whole array copied first, and writing adds
+no copy of the weights (numpy's allocations are traced by tracemalloc)."""
+from __future__ import annotations
+
+import io
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from converters import ir_file, safetensors_io
+from converters.ir import Model, Node, TensorSpec, contiguous, joined_rows, set_recurrent_weights
+from converters.writers import onnx_graph, torch_code, torch_state
+
+RNG = np.random.default_rng(7)
+
+
+@pytest.mark.parametrize("array", [
+    RNG.standard_normal((300, 1100)).astype(np.float32).T,  # transposed, tiled (above the tiling size)
+    RNG.standard_normal((900, 4 * 300)).astype(np.float32)[:, 300:600].T,  # one gate of a Keras kernel
+    RNG.standard_normal((5, 7)).T,  # small float64, transposed
+    RNG.standard_normal((64, 2000))[:, ::3],  # strided columns
+    np.arange(24, dtype=">i4").reshape(4, 6).T,  # big-endian
+    np.zeros((0, 5), np.float32).T,
+    RNG.standard_normal((3, 4, 5)).astype(np.float32).transpose(2, 0, 1),  # 3-D
+], ids=["transposed", "keras_gate", "small", "strided", "big_endian", "empty", "3d"])
+def test_write_array_gives_the_copied_bytes(array):
+    for dtype in [None, np.float32] if array.dtype.kind == "f" else [None]:  # as is, and cast as ONNX stores it
+        f = io.BytesIO()
+        safetensors_io.write_array(f, array, dtype)
+        expected = np.ascontiguousarray(array, dtype=np.dtype(dtype or array.dtype).newbyteorder("<"))
+        assert f.getvalue() == expected.tobytes()
+
+
+def test_blocked_transpose_is_exact_at_every_tile_edge():
+    a = RNG.standard_normal((1037, 523)).astype(np.float32)
+    assert np.array_equal(contiguous(a.T), np.ascontiguousarray(a.T))
+    out = np.empty((523, 1037), np.float64)
+    from converters.ir import copy_2d
+
+    copy_2d(out, a.T)
+    assert np.array_equal(out, a.T.astype(np.float64))
+
+
+def test_joined_rows_is_a_view_only_of_adjacent_blocks():
+    kernel_t = RNG.standard_normal((3, 8)).T  # a Keras kernel (in, gates * units) transposed
+    blocks = [kernel_t[i:i + 2] for i in range(0, 8, 2)]  # its gates, as split_gates makes them
+    joined = joined_rows(blocks)
+    assert joined is not None and np.shares_memory(joined, kernel_t) and np.array_equal(joined, kernel_t)
+    assert joined_rows([blocks[1], blocks[0], *blocks[2:]]) is None  # another gate order: a copy
+    assert joined_rows([blocks[0], blocks[2]]) is None
+    assert joined_rows([b.copy() for b in blocks]) is None
+
+
+def _lstm_model(units=128, features=256) -> tuple[Model, int]:
+    """Two LSTM layers whose weights are transposed views of Keras-layout arrays, as the Keras reader leaves them."""
+    nodes, x = [], "x"
+    for k, n_in in enumerate((features, units)):
+        node = Node(f"lstm{k}", "lstm", [x], [f"y{k}"], options={"units": units, "return_sequences": True})
+        kernel = RNG.standard_normal((n_in, 4 * units)).astype(np.float32)
+        recurrent = RNG.standard_normal((units, 4 * units)).astype(np.float32)
+        set_recurrent_weights(node, "forward", "keras", kernel.T, recurrent.T,
+                              RNG.standard_normal(4 * units).astype(np.float32))
+        assert np.shares_memory(node.weights["forward.input.input_weights"], kernel)  # a view, no copy
+        nodes.append(node)
+        x = f"y{k}"
+    model = Model("m", [TensorSpec("x", (5, features))], [x], nodes)
+    return model, sum(w.nbytes for n in nodes for w in n.weights.values())
+
+
+def _peak(write) -> int:
+    tracemalloc.start()
+    try:
+        write()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("target", ["onnx", "gates", "torch", "state_dict"])
+def test_writers_add_no_copy_of_the_weights(target, tmp_path):
+    model, weight_bytes = _lstm_model()
+    write = {"onnx": lambda: onnx_graph.write(model, tmp_path / "m.onnx"),
+             "gates": lambda: ir_file.save(model, tmp_path / "m.gates"),
+             "torch": lambda: torch_code.write(model, tmp_path / "m"),
+             "state_dict": lambda: torch_state.write(model, tmp_path / "m.safetensors")}[target]
+    write()  # imports and caches out of the measure
+    for p in tmp_path.iterdir():
+        p.unlink() if p.is_file() else [q.unlink() for q in p.iterdir()]
+    peak = _peak(write)
+    assert peak < weight_bytes / 2, (peak, weight_bytes)
+
+
+def test_streamed_onnx_of_views_is_the_whole_serialization(tmp_path):
+    model, _ = _lstm_model(units=24, features=40)
+    path = onnx_graph.write(model, tmp_path / "m.onnx")
+    assert path.read_bytes() == onnx_graph.deployable(model).SerializeToString()
