@@ -165,15 +165,43 @@ LOOPS = {
     "bi_gru_reset_before_masked_zero_output": lambda: layer("gru", True, reset_after=False, bidirectional=True,
                                                             zero_output_for_mask=True),
     "simple_rnn_elu_masked": lambda: layer("simple_rnn", True, activation="elu"),
+    # hard sigmoids folded into the gate weights (one clamp a step): Keras 2's 0.2 x + 0.5, Keras 3's x / 6 + 0.5
+    "lstm_hard_sigmoid_keras3_initial_states": lambda: layer("lstm", False, n_states=2,
+                                                             recurrent_activation="hard_sigmoid_keras3"),
+    "gru_reset_before_hard_sigmoid": lambda: layer("gru", False, reset_after=False,
+                                                   recurrent_activation="hard_sigmoid_keras2"),
+    "gru_reset_after_hard_sigmoid_keras3_masked": lambda: layer("gru", True, reset_after=True,
+                                                                recurrent_activation="hard_sigmoid_keras3"),
+    # Bidirectional: both directions in one loop (KerasBiLoop)
+    "bi_lstm_hard_sigmoid_masked_initial_states_none": lambda: layer(
+        "lstm", True, n_states=4, bidirectional=True, merge_mode=None, recurrent_activation="hard_sigmoid_keras2"),
+    "bi_lstm_relu_last_sum": lambda: layer("lstm", False, bidirectional=True, merge_mode="sum", activation="relu",
+                                           return_sequences=False),
+    "bi_gru_reset_before_hard_sigmoid_go_backwards_ave": lambda: layer(
+        "gru", False, reset_after=False, bidirectional=True, merge_mode="ave", go_backwards=True,
+        recurrent_activation="hard_sigmoid_keras2"),
+    "bi_gru_reset_after_softsign_masked_initial_states": lambda: layer(
+        "gru", True, n_states=2, reset_after=True, bidirectional=True, activation="softsign"),
+    "bi_simple_rnn_elu_masked_mul": lambda: layer("simple_rnn", True, bidirectional=True, merge_mode="mul",
+                                                  activation="elu"),
 }
+
+
+def running_loops(module, net) -> list:
+    """The loops whose steps run: each KerasLoop, a KerasBiLoop's through its forward direction's."""
+    bi = [m for m in net.modules() if isinstance(m, getattr(module, "KerasBiLoop", ()))]
+    inner = {id(m) for b in bi for m in (b.fw, b.bw)}
+    return [b.fw for b in bi] + [m for m in net.modules() if isinstance(m, module.KerasLoop) and id(m) not in inner]
 
 
 @pytest.mark.parametrize("case", LOOPS)
 def test_loops_scripted_eagerly_exported_fixed_length(case, tmp_path):
     ir = model(LOOPS[case]())
     module, net = load(ir, tmp_path)
-    loops = [m for m in net.modules() if isinstance(m, module.KerasLoop)]
+    loops = running_loops(module, net)
     assert loops
+    if ir.nodes[-1].options["bidirectional"]:  # one loop for both directions
+        assert len(loops) == 1 and isinstance(getattr(net, ir.nodes[-1].name), module.KerasBiLoop)
     xs = inputs(ir)
     want = reference.run(ir, xs)
     assert_matches(run(net, xs), want, "eager")

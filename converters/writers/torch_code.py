@@ -246,26 +246,34 @@ def _masked_nn_module(w: _Writer, node: Node, direction: str) -> tuple[str, dict
 
 
 def _recurrent_loop(w: _Writer, node: Node, n_states: int, init, make: Callable) -> tuple[list[str], list[str]]:
-    """One module per direction (``make(w, node, direction)`` -> constructor, parameters), each
-    returning (outputs in processing order, states); the Bidirectional flip and merge after."""
+    """One module per direction (``make(w, node, direction)`` -> constructor, parameters), or for a
+    Bidirectional loop one KerasBiLoop running both in one loop; each direction gives (outputs in
+    processing order, states); the Bidirectional flip and merge after."""
     o = node.options
-    bi = bool(o.get("bidirectional"))
     x = w.var(node.inputs[0], node)
     mask = w.var(node.mask, node) if node.mask else None
     base = identifier(node.name)
+    args = [x] + ([mask or "None"] if mask or init else [])
+    states_in = [f"[{', '.join(states)}]" for states in init or []]  # per direction, when given
+    seqs, sts = [], []
+    if o.get("bidirectional") and make is _loop_module:
+        parts = [make(w, node, direction) for direction in node.directions]
+        w.helpers.add("KerasBiLoop")
+        params = {f"{d}.{k}": v for d, (_, p) in zip(("fw", "bw"), parts) for k, v in p.items()}
+        attr = w.module(node, f"KerasBiLoop({parts[0][0]}, {parts[1][0]})", params)
+        seqs = [w.unique(f"{base}_{direction}_seq") for direction in node.directions]
+        sts = [w.unique(f"{base}_{direction}_states") if o.get("return_state") else "_" for direction in node.directions]
+        w.line(f"{', '.join(seqs + sts)} = self.{attr}({', '.join(args + states_in)})")
+    else:
+        for k, direction in enumerate(node.directions):
+            suffix = f"_{direction}" if o.get("bidirectional") else ""
+            attr = w.module(node, *make(w, node, direction), suffix)
+            seq_whole = o.get("return_sequences") and not o.get("bidirectional")
+            seqs.append(w.unique(node.outputs[0] if seq_whole else f"{base}{suffix}_seq"))
+            sts.append(w.unique(f"{base}{suffix}_states") if o.get("return_state") else "_")
+            w.line(f"{seqs[-1]}, {sts[-1]} = self.{attr}({', '.join(args + states_in[k:k + 1])})")
     ys, states = [], []
-    for k, direction in enumerate(node.directions):
-        suffix = f"_{direction}" if bi else ""
-        attr = w.module(node, *make(w, node, direction), suffix)
-        args = [x]
-        if mask or init:
-            args.append(mask or "None")
-        if init:
-            args.append(f"[{', '.join(init[k])}]")
-        seq_whole = o.get("return_sequences") and not bi
-        seq = w.unique(node.outputs[0] if seq_whole else f"{base}{suffix}_seq")
-        st = w.unique(f"{base}{suffix}_states") if o.get("return_state") else "_"
-        w.line(f"{seq}, {st} = self.{attr}({', '.join(args)})")
+    for seq, st, direction in zip(seqs, sts, node.directions):
         if not o.get("return_sequences"):
             ys.append(f"{seq}[:, -1]")
         elif direction == "backward":
@@ -273,7 +281,7 @@ def _recurrent_loop(w: _Writer, node: Node, n_states: int, init, make: Callable)
         else:
             ys.append(seq)
         states += [f"{st}[{j}]" for j in range(n_states)]
-    if bi:
+    if o.get("bidirectional"):
         ys = _merge(node, ys[0], ys[1])
     return ys, states
 

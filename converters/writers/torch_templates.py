@@ -200,8 +200,9 @@ class KerasLoop(nn.Module):
     over each sample's unmasked steps gathered to the front and puts the outputs back
     (keras_mask_plan). go_backwards reverses the input and the mask; the outputs stay in processing
     order, as in Keras. Weights are stored as in nn.LSTM / nn.GRU / nn.RNN; each call lays them out for
-    the loop (gate_weights): the gates of the recurrent activation side by side, one activation call a
-    step, and a hard sigmoid's a * z + b folded into them, so that it is one clamp a step.
+    the loop (weights()): the gates of the recurrent activation side by side, one activation call a
+    step, and a hard sigmoid's a * z + b folded into them, so that it is one clamp a step. The loop runs
+    over a leading axis of directions, so that KerasBiLoop runs a Bidirectional layer's two in one.
     """
 
     def __init__(self, input_size: int, hidden_size: int, gates: int, go_backwards: bool,
@@ -236,19 +237,28 @@ class KerasLoop(nn.Module):
                 self.gate_rows(self.bias_ih, order, gated, self.gate_shift),
                 self.gate_rows(self.bias_hh, order, gated, 0.0))
 
-    def steps(self, x: Tensor, states: List[Tensor], every: bool) -> Tuple[Tensor, List[Tensor]]:
-        """Every step of x (batch, time, input_size) -> (outputs, the final states, or with
-        ``every`` each state at every step (batch, time, units))."""
+    def weights(self) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(input weight, input bias, recurrent weight transposed (units, gates), bias added to the
+        recurrent product (empty unless the cell needs one)) as steps() uses them."""
         raise NotImplementedError
 
-    def run(self, x: Tensor, states: List[Tensor], every: bool) -> Tuple[Tensor, List[Tensor]]:
+    def steps(self, x_proj: Tensor, w_hh: Tensor, b_hh: Tensor, states: List[Tensor],
+              every: bool) -> Tuple[Tensor, List[Tensor]]:
+        """Every step of x_proj (time, directions, batch, gates), with weights() stacked by direction
+        and states (directions, batch, units) -> (outputs (directions, batch, time, units), the final
+        states, or with ``every`` each state at every step (directions, batch, time, units))."""
+        raise NotImplementedError
+
+    def run(self, x_proj: Tensor, w_hh: Tensor, b_hh: Tensor, states: List[Tensor],
+            every: bool) -> Tuple[Tensor, List[Tensor]]:
         """steps(); called eagerly, through a TorchScript copy of this module (a faster loop)."""
         if torch.jit.is_scripting() or keras_tracing():
-            return self.steps(x, states, every)
-        return self.scripted_steps(x, states, every)
+            return self.steps(x_proj, w_hh, b_hh, states, every)
+        return self.scripted_steps(x_proj, w_hh, b_hh, states, every)
 
     @torch.jit.unused
-    def scripted_steps(self, x: Tensor, states: List[Tensor], every: bool) -> Tuple[Tensor, List[Tensor]]:
+    def scripted_steps(self, x_proj: Tensor, w_hh: Tensor, b_hh: Tensor, states: List[Tensor],
+                       every: bool) -> Tuple[Tensor, List[Tensor]]:
         compiled = _SCRIPTED.get(self)
         if compiled is None:
             try:
@@ -258,21 +268,70 @@ class KerasLoop(nn.Module):
             except Exception:  # e.g. no source file to compile: run the loop as it is
                 compiled = self
             _SCRIPTED[self] = compiled
-        return compiled.steps(x, states, every)
+        return compiled.steps(x_proj, w_hh, b_hh, states, every)
+
+    def directions(self, x: Tensor, mask: Optional[Tensor], weights: List[Tuple[Tensor, Tensor, Tensor, Tensor]],
+                   states: List[List[Tensor]], backwards: List[bool],
+                   zero_output: List[bool]) -> Tuple[List[Tensor], List[List[Tensor]]]:
+        """One loop over the directions of a layer (each with its weights(), states, go_backwards and
+        zero_output_for_mask) -> (each one's outputs (batch, time, units) in processing order, its final states)."""
+        projected: List[Tensor] = []
+        masks: List[Tensor] = []
+        counts: List[Tensor] = []
+        for d in range(len(weights)):
+            if mask is None:
+                x_d = x.flip(1) if backwards[d] else x
+            else:
+                mask_d = mask.flip(1) if backwards[d] else mask
+                order, count = keras_mask_plan(mask_d, backwards[d])
+                x_d = keras_compact(x, order)
+                masks.append(mask_d)
+                counts.append(count)
+            projected.append(F.linear(x_d.transpose(0, 1), weights[d][0], weights[d][1]))
+        x_proj = projected[0].unsqueeze(1) if len(projected) == 1 else torch.stack(projected, 1)
+        y, final = self.run(x_proj, torch.stack([w[2] for w in weights]), torch.stack([w[3] for w in weights]).unsqueeze(1),
+                            [torch.stack([s[k] for s in states]) for k in range(len(states[0]))], mask is not None)
+        ys: List[Tensor] = []
+        out: List[List[Tensor]] = []
+        for d in range(len(weights)):
+            if mask is None:
+                ys.append(y[d])
+                out.append([s[d] for s in final])
+            else:
+                ys.append(keras_unmask(y[d], counts[d], masks[d], zero_output[d]))
+                out.append(keras_final_states([s[d] for s in final], counts[d], states[d]))
+        return ys, out
 
     def forward(self, x: Tensor, mask: Optional[Tensor] = None,
                 states: Optional[List[Tensor]] = None) -> Tuple[Tensor, List[Tensor]]:
         """x (batch, time, input_size) -> (outputs (batch, time, hidden_size), final states)."""
         if states is None:
             states = self.initial_states(x)
-        if mask is None:
-            return self.run(x.flip(1) if self.go_backwards else x, states, False)
-        if self.go_backwards:
-            mask = mask.flip(1)
-        order, count = keras_mask_plan(mask, self.go_backwards)
-        y, every = self.run(keras_compact(x, order), states, True)
-        return (keras_unmask(y, count, mask, self.zero_output_for_mask),
-                keras_final_states(every, count, states))
+        ys, out = self.directions(x, mask, [self.weights()], [states], [self.go_backwards], [self.zero_output_for_mask])
+        return ys[0], out[0]
+'''
+
+_BI_LOOP = '''
+class KerasBiLoop(nn.Module):
+    """Both directions of a Bidirectional layer (two KerasLoops of one kind) in one loop: each step is
+    one batched matmul and one call of each op for both directions, half the calls of two loops."""
+
+    def __init__(self, fw: nn.Module, bw: nn.Module):
+        super().__init__()
+        self.fw = fw
+        self.bw = bw
+
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None, states_fw: Optional[List[Tensor]] = None,
+                states_bw: Optional[List[Tensor]] = None) -> Tuple[Tensor, Tensor, List[Tensor], List[Tensor]]:
+        """x (batch, time, input_size) -> (forward outputs, backward outputs in processing order, their states)."""
+        if states_fw is None:
+            states_fw = self.fw.initial_states(x)
+        if states_bw is None:
+            states_bw = self.bw.initial_states(x)
+        ys, out = self.fw.directions(x, mask, [self.fw.weights(), self.bw.weights()], [states_fw, states_bw],
+                                     [self.fw.go_backwards, self.bw.go_backwards],
+                                     [self.fw.zero_output_for_mask, self.bw.zero_output_for_mask])
+        return ys[0], ys[1], out[0], out[1]
 '''
 
 _LSTM_LOOP = '''
@@ -290,28 +349,30 @@ class LSTMLoop(KerasLoop):
         h = x.new_zeros(x.size(0), self.hidden_size)
         return [h, h]
 
-    def steps(self, x: Tensor, states: List[Tensor], every: bool) -> Tuple[Tensor, List[Tensor]]:
-        u = self.hidden_size
+    def weights(self) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         w_ih, w_hh, b_ih, b_hh = self.gate_weights([0, 1, 3, 2], 3)
-        x_proj = F.linear(x.transpose(0, 1), w_ih, b_ih + b_hh)
-        w_hh = w_hh.t()
+        return w_ih, b_ih + b_hh, w_hh.t(), b_hh[:0]
+
+    def steps(self, x_proj: Tensor, w_hh: Tensor, b_hh: Tensor, states: List[Tensor],
+              every: bool) -> Tuple[Tensor, List[Tensor]]:
+        u = self.hidden_size
         h, c = states[0], states[1]
         hs: List[Tensor] = []
         cs: List[Tensor] = []
         for x_t in x_proj.unbind(0):
-            z = torch.addmm(x_t, h, w_hh)
+            z = torch.baddbmm(x_t, h, w_hh)
             if self.hard_gates:
-                i, f, o = z.narrow(1, 0, 3 * u).clamp_(0.0, 1.0).chunk(3, 1)
+                i, f, o = z.narrow(2, 0, 3 * u).clamp_(0.0, 1.0).chunk(3, 2)
             else:
-                i, f, o = self.recurrent_activation(z.narrow(1, 0, 3 * u)).chunk(3, 1)
-            c = (f * c).addcmul_(i, self.activation(z.narrow(1, 3 * u, u)))
+                i, f, o = self.recurrent_activation(z.narrow(2, 0, 3 * u)).chunk(3, 2)
+            c = (f * c).addcmul_(i, self.activation(z.narrow(2, 3 * u, u)))
             h = o * self.activation(c)
             hs.append(h)
             if every:
                 cs.append(c)
-        y = torch.stack(hs, 1) if len(hs) else x.new_zeros(x.size(0), 0, u)
+        y = torch.stack(hs, 2) if len(hs) else h.new_zeros(h.size(0), h.size(1), 0, u)
         if every:
-            return y, [y, torch.stack(cs, 1) if len(cs) else y]
+            return y, [y, torch.stack(cs, 2) if len(cs) else y]
         return y, [h, c]
 '''
 
@@ -332,36 +393,38 @@ class GRULoop(KerasLoop):
         self.recurrent_activation = recurrent_activation
         self.reset_after = reset_after
 
-    def gates(self, z: Tensor) -> List[Tensor]:
-        """r and z from their pre-activations (a fresh tensor, (batch, 2 * units))."""
-        if self.hard_gates:
-            return z.clamp_(0.0, 1.0).chunk(2, 1)
-        return self.recurrent_activation(z).chunk(2, 1)
-
-    def steps(self, x: Tensor, states: List[Tensor], every: bool) -> Tuple[Tensor, List[Tensor]]:
+    def weights(self) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         u = self.hidden_size
         w_ih, w_hh, b_ih, b_hh = self.gate_weights([0, 1, 2], 2)
-        b_rz, b_n = b_hh.split([2 * u, u])
-        if self.reset_after:  # b_hn stays inside r * (W_hn h + b_hn)
-            x_proj = F.linear(x.transpose(0, 1), w_ih, b_ih + torch.cat([b_rz, torch.zeros_like(b_n)]))
-        else:
-            x_proj = F.linear(x.transpose(0, 1), w_ih, b_ih + b_hh)
-        w_hh = w_hh.t()
-        w_rz, w_n = w_hh[:, :2 * u], w_hh[:, 2 * u:]
-        b_hn = torch.cat([torch.zeros_like(b_rz), b_n])
+        if not self.reset_after:
+            return w_ih, b_ih + b_hh, w_hh.t(), b_hh[:0]
+        b_rz, b_n = b_hh.split([2 * u, u])  # b_hn stays inside r * (W_hn h + b_hn)
+        return (w_ih, b_ih + torch.cat([b_rz, torch.zeros_like(b_n)]), w_hh.t(),
+                torch.cat([torch.zeros_like(b_rz), b_n]))
+
+    def gates(self, z: Tensor) -> List[Tensor]:
+        """r and z from their pre-activations (a fresh tensor, (directions, batch, 2 * units))."""
+        if self.hard_gates:
+            return z.clamp_(0.0, 1.0).chunk(2, 2)
+        return self.recurrent_activation(z).chunk(2, 2)
+
+    def steps(self, x_proj: Tensor, w_hh: Tensor, b_hh: Tensor, states: List[Tensor],
+              every: bool) -> Tuple[Tensor, List[Tensor]]:
+        u = self.hidden_size
+        w_rz, w_n = w_hh.narrow(2, 0, 2 * u), w_hh.narrow(2, 2 * u, u)
         h = states[0]
         hs: List[Tensor] = []
-        for x_rz, x_n in zip(x_proj[:, :, :2 * u].unbind(0), x_proj[:, :, 2 * u:].unbind(0)):
+        for x_rz, x_n in zip(x_proj.narrow(3, 0, 2 * u).unbind(0), x_proj.narrow(3, 2 * u, u).unbind(0)):
             if self.reset_after:
-                h_rz, h_n = torch.addmm(b_hn, h, w_hh).split([2 * u, u], 1)
+                h_rz, h_n = torch.baddbmm(b_hh, h, w_hh).split([2 * u, u], 2)
                 r, z = self.gates(x_rz + h_rz)
                 n = self.activation(torch.addcmul(x_n, r, h_n))
             else:
-                r, z = self.gates(torch.addmm(x_rz, h, w_rz))
-                n = self.activation(torch.addmm(x_n, r * h, w_n))
+                r, z = self.gates(torch.baddbmm(x_rz, h, w_rz))
+                n = self.activation(torch.baddbmm(x_n, r * h, w_n))
             h = torch.lerp(n, h, z)
             hs.append(h)
-        y = torch.stack(hs, 1) if len(hs) else x.new_zeros(x.size(0), 0, u)
+        y = torch.stack(hs, 2) if len(hs) else h.new_zeros(h.size(0), h.size(1), 0, u)
         return y, [y] if every else [h]
 '''
 
@@ -374,17 +437,20 @@ class SimpleRNNLoop(KerasLoop):
         super().__init__(input_size, hidden_size, 1, go_backwards, zero_output_for_mask)
         self.activation = activation
 
-    def steps(self, x: Tensor, states: List[Tensor], every: bool) -> Tuple[Tensor, List[Tensor]]:
-        x_proj = F.linear(x.transpose(0, 1), self.weight_ih, self.bias_ih + self.bias_hh)
-        w_hh = self.weight_hh.t()
+    def weights(self) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        return self.weight_ih, self.bias_ih + self.bias_hh, self.weight_hh.t(), self.bias_hh[:0]
+
+    def steps(self, x_proj: Tensor, w_hh: Tensor, b_hh: Tensor, states: List[Tensor],
+              every: bool) -> Tuple[Tensor, List[Tensor]]:
         h = states[0]
         hs: List[Tensor] = []
         for x_t in x_proj.unbind(0):
-            h = self.activation(torch.addmm(x_t, h, w_hh))
+            h = self.activation(torch.baddbmm(x_t, h, w_hh))
             hs.append(h)
-        y = torch.stack(hs, 1) if len(hs) else x.new_zeros(x.size(0), 0, self.hidden_size)
+        y = torch.stack(hs, 2) if len(hs) else h.new_zeros(h.size(0), h.size(1), 0, self.hidden_size)
         return y, [y] if every else [h]
 '''
+
 
 _SAME_PADDING = '''
 def keras_same_padding(length: int, kernel_size: int, stride: int, dilation: int) -> List[int]:
@@ -407,6 +473,7 @@ HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "KerasMaskedRNN": (_MASKED_NN, ("keras_mask_plan",)),
     "KerasMaskedLSTM": (_MASKED_LSTM, ("KerasMaskedRNN",)),
     "KerasLoop": (_KERAS_LOOP, ("keras_mask_plan",)),
+    "KerasBiLoop": (_BI_LOOP, ("KerasLoop",)),
     "LSTMLoop": (_LSTM_LOOP, ("KerasLoop",)),
     "GRULoop": (_GRU_LOOP, ("KerasLoop",)),
     "SimpleRNNLoop": (_SIMPLE_RNN_LOOP, ("KerasLoop",)),
