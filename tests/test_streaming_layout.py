@@ -96,3 +96,43 @@ def test_streamed_onnx_of_views_is_the_whole_serialization(tmp_path):
     model, _ = _lstm_model(units=24, features=40)
     path = onnx_graph.write(model, tmp_path / "m.onnx")
     assert path.read_bytes() == onnx_graph.deployable(model).SerializeToString()
+
+
+# -- the .keras weights store mapped in place ------------------------------------------------------------
+def _stored_and_deflated(tmp_path):
+    import zipfile
+
+    from test_streaming_writers import KERAS_FILE, _rezip
+
+    return (_rezip(KERAS_FILE, tmp_path / "stored.keras", zipfile.ZIP_STORED),
+            _rezip(KERAS_FILE, tmp_path / "deflated.keras", zipfile.ZIP_DEFLATED))
+
+
+def test_stored_weights_are_views_of_the_mapped_file(tmp_path):
+    """A stored (uncompressed) weights store: each array is a read-only view of the file's bytes, no copy;
+    the same numbers as the compressed store unpacked and read by HDF5."""
+    from converters import read
+
+    stored, deflated = (read(p) for p in _stored_and_deflated(tmp_path))
+    views = [a for n in stored.nodes if n.is_recurrent for k, a in n.weights.items() if k.endswith("weights")]
+    assert views and all(not a.flags.writeable and not a.flags.owndata for a in views)
+    for a, b in zip(stored.nodes, deflated.nodes):
+        assert a.weights.keys() == b.weights.keys()
+        for k in a.weights:
+            assert a.weights[k].dtype == b.weights[k].dtype and a.weights[k].tobytes() == b.weights[k].tobytes(), k
+
+
+def test_mapped_datasets_still_take_their_declared_size_from_the_budget(tmp_path, monkeypatch):
+    """The budget is taken before a dataset is viewed: a file whose arrays exceed it is refused, naming one."""
+    from converters import budget, read
+    from converters.errors import UnsafeError
+
+    stored, _ = _stored_and_deflated(tmp_path)
+    import zipfile
+
+    with zipfile.ZipFile(stored) as z:
+        members = sum(info.file_size for info in z.infolist())
+    monkeypatch.setattr(budget, "EXPLICIT", True)
+    monkeypatch.setattr(budget, "MAX_BYTES", members + 64)  # the members fit, the arrays in the store do not
+    with pytest.raises(UnsafeError, match="dataset .* declares"):
+        read(stored)

@@ -8,6 +8,7 @@ storage, dtype and declared shape are checked, and the bytes taken from the file
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import h5py
@@ -103,12 +104,15 @@ def outside_storage(dcpl) -> str | None:
     return None
 
 
-def read_dataset(ds: h5py.Dataset, budget: budgets.Budget, file: str | None = None) -> np.ndarray:
+def read_dataset(ds: h5py.Dataset, budget: budgets.Budget, file: str | None = None,
+                 mapped: memoryview | None = None) -> np.ndarray:
     """``ds`` as a numpy array (floats as float32 unless float64), checked before it is read.
 
     Refused: data outside the file (UnsafeError), a non-numeric dtype (strings, compounds,
     references: FormatError), a shape the budget does not allow, and more declared bytes than the
     file stores uncompressed (a never-written dataset reads as gigabytes of fill value).
+    ``mapped``: the HDF5 file's bytes (a stored ``.keras`` member mapped in place): a contiguous,
+    uncompressed dataset of numbers is then a read-only view of them (the bytes HDF5 would copy).
     """
     what = f"dataset {quote(ds.name)}"
     with malformed(what, file=file, errors=(*IO_ERRORS, TypeError, ValueError)):
@@ -127,11 +131,26 @@ def read_dataset(ds: h5py.Dataset, budget: budgets.Budget, file: str | None = No
     _check_stored(ds, dcpl, declared, what, file)
     widened = 4 * declared if bfloat16 else 0  # bfloat16 -> uint32 -> float32: 8 bytes per 2 read
     budget.take(declared + widened + _chunk_buffer(dcpl, dtype), what)
+    if mapped is not None and not bfloat16 and (view := _mapped_view(ds, dcpl, dims, declared, mapped)) is not None:
+        return as_float(view)
     array = np.empty(dims, dtype=dtype)
     if array.size:
         with malformed(what, file=file, errors=(*IO_ERRORS, TypeError, ValueError)):
             ds.read_direct(array)
     return _bfloat16_as_float32(array) if bfloat16 else as_float(array)
+
+
+def _mapped_view(ds: h5py.Dataset, dcpl, dims: tuple[int, ...], declared: int, mapped: memoryview) -> np.ndarray | None:
+    """A contiguous, unfiltered dataset of ints or floats as a view of ``mapped`` at its data's offset, or
+    None (read it). Its bytes are what HDF5 copies for it: no filter, no type conversion (the dtype is
+    the stored one)."""
+    dtype = ds.dtype
+    if dtype.kind not in "iuf" or dcpl.get_layout() != h5py.h5d.CONTIGUOUS or dcpl.get_nfilters():
+        return None
+    offset = ds.id.get_offset()
+    if offset is None or offset < 0 or offset + declared > len(mapped):
+        return None
+    return np.frombuffer(mapped, dtype=dtype, count=math.prod(dims), offset=offset).reshape(dims)
 
 
 def _is_bfloat16(ds: h5py.Dataset, dtype: np.dtype) -> bool:

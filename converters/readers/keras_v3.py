@@ -44,9 +44,10 @@ class V3Weights:
     """Arrays of a Keras 3 weights tree, looked up by layer through the config's layer order."""
 
     def __init__(self, arrays: dict[str, object], names: dict[str, str], graph: KerasGraph,
-                 file: str | None, label: str, budget: Budget | None = None):
+                 file: str | None, label: str, budget: Budget | None = None, mapped: memoryview | None = None):
         self.arrays = arrays  # normalized path -> h5py.Dataset or ndarray
         self.file = file
+        self.mapped = mapped  # the HDF5 file's bytes, mapped in place (hdf5.read_dataset), or None
         self.budget = budget or Budget(file)  # what reading the datasets may allocate in all
         self.label = label  # how the weight paths are shown: "model.weights.h5:" prefix etc.
         self.stored_names = names  # vars attrs['name'] by path: shown, never used to match
@@ -54,7 +55,7 @@ class V3Weights:
 
     @classmethod
     def from_h5(cls, root: h5py.Group, graph: KerasGraph, file: str | None, label: str = "",
-                budget: Budget | None = None) -> "V3Weights":
+                budget: Budget | None = None, mapped: memoryview | None = None) -> "V3Weights":
         objects = walk(root, file)
         arrays = {_normalize(p): o for p, o in objects.items() if isinstance(o, h5py.Dataset)}
         names = {}
@@ -62,7 +63,7 @@ class V3Weights:
             name = attr_str(o.attrs, "name") if isinstance(o, h5py.Group) else None
             if name and _normalize(p).endswith("/vars"):
                 names[_normalize(p)[: -len("/vars")]] = name
-        return cls(arrays, names, graph, file, label, budget)
+        return cls(arrays, names, graph, file, label, budget, mapped)
 
     @staticmethod
     def _assign(graph: KerasGraph) -> dict[tuple, str]:
@@ -102,7 +103,7 @@ class V3Weights:
         weights = []
         for _, path in sorted(found):
             data = self.arrays[path]
-            array = read_dataset(data, self.budget, self.file) if isinstance(data, h5py.Dataset) \
+            array = read_dataset(data, self.budget, self.file, self.mapped) if isinstance(data, h5py.Dataset) \
                 else as_float(np.asarray(data))
             weights.append(Weight(f"{self.label}{path}", array))
         return weights
@@ -165,11 +166,12 @@ class Archive:
         """The weight source and the object to close after reading."""
         if "model.weights.h5" in self.names:
             data = stored_member(self.zip, "model.weights.h5", self.budget, limit=MAX_MEMBER_BYTES, file=self.file)
+            mapped = data.mapped() if data is not None else None  # the arrays are then views of the file
             if data is None:  # compressed: unpacked into memory
                 data = self._member("model.weights.h5", MAX_MEMBER_BYTES)
             probe(data)
             h5 = h5py.File(data, "r")
-            return V3Weights.from_h5(h5, graph, self.file, "model.weights.h5:", self.budget), h5
+            return V3Weights.from_h5(h5, graph, self.file, "model.weights.h5:", self.budget, mapped), h5
         if "model.weights.npz" in self.names:
             arrays = read_npz(self._member("model.weights.npz", MAX_MEMBER_BYTES), self.budget, self.file)
             arrays = {_normalize(k): v for k, v in arrays.items()}

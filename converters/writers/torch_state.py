@@ -214,6 +214,6 @@ def load_into(module, model: Model):
         raise MismatchError("; ".join(problems))
     with torch.no_grad():
         for param, value in todo + todo_dense:
-            param.copy_(torch.from_numpy(np.ascontiguousarray(value)).to(param.dtype))
+            param.copy_(torch.from_numpy(np.array(value)).to(param.dtype))  # a copy: the weights read may be read-only views
     return [(node.name, where.split(" -> ")[1]) for node, _, _, where in pairs] + \
         [(n.name, m) for n, (m, _) in zip(dense, linears)]
