@@ -232,8 +232,9 @@ def table(rows: list[dict]) -> str:
 PATHS = {
     "lstm": "nn.LSTM", "lstm_mask_trailing": "nn.LSTM, masked", "lstm_mask_front": "nn.LSTM, masked",
     "lstm_mask_middle": "nn.LSTM, masked", "bigru_seq_mask_middle": "2× nn.GRU, masked",
-    "gru_reset_before": "loop", "gru_reset_before_mask_trailing": "loop, masked", "lstm_hard_sigmoid": "loop",
-    "k212_bigru_medaka": "loop (2× BiGRU reset_after=False)", "k231_emb_mask_bigru_td_codon": "loop, masked",
+    "gru_reset_before": "loop", "gru_reset_before_mask_trailing": "loop, masked", "lstm_hard_sigmoid": "loop (hard_sigmoid)",
+    "k212_bigru_medaka": "2× bidirectional loop (BiGRU reset_after=False, hard_sigmoid)",
+    "k231_emb_mask_bigru_td_codon": "bidirectional loop, masked",
 }
 
 

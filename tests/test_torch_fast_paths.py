@@ -4,7 +4,9 @@
   unmasked steps gathered to the front (KerasMaskedRNN): exact for masks at the front, in the middle,
   trailing, all masked and none, both directions, zero_output_for_mask and initial states; no loop.
 * The step loops (KerasLoop) run masked layers without per-step mask work, compile themselves with
-  TorchScript on their first eager call, and give the same numbers scripted and exported.
+  TorchScript on their first eager call, and give the same numbers scripted and exported; a hard
+  sigmoid folded into the gate weights (one clamp a step) and a Bidirectional layer's two directions
+  in one loop (KerasBiLoop) give the reference's numbers too.
 * torch.export fixes the time axis to the example's length: nn.GRU itself does not export with a
   dynamic one in torch 2.13 (checked here), and a loop is unrolled (the prototype ``torch.scan``,
   the symbolic loop export would need, gave wrong numbers in torch 2.13). The batch axis stays
