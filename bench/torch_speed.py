@@ -1,6 +1,7 @@
 """Latency of gateport's generated PyTorch module against onnxruntime and a hand-written nn.* module.
 
-    .venv/bin/python bench/torch_speed.py [--budget 1.0] [--only NAME ...] [--json bench/torch_speed.json]
+    .venv/bin/python bench/torch_speed.py [--budget 1.0] [--only NAME ...] [--threads N ...] [--batches N ...]
+                                          [--json bench/torch_speed.json]
 
 Runs in gateport's own environment (torch, onnxruntime; no Keras). Each model is an IR graph with
 fixed random weights (or a corpus file under ../shared/corpus when present), written by gateport as
