@@ -136,3 +136,28 @@ def test_mapped_datasets_still_take_their_declared_size_from_the_budget(tmp_path
     monkeypatch.setattr(budget, "MAX_BYTES", members + 64)  # the members fit, the arrays in the store do not
     with pytest.raises(UnsafeError, match="dataset .* declares"):
         read(stored)
+
+
+def test_mapped_view_is_where_hdf5_puts_the_data_after_a_userblock(tmp_path):
+    """HDF5 offsets count an optional user block at the start of the file: a weights store with one reads
+    the same numbers as the original (HDF5's own read of each dataset)."""
+    import h5py
+    from attacks import K3, read_keras, write_keras
+
+    from converters import read
+
+    members = read_keras(K3)
+    original, moved = tmp_path / "original.h5", tmp_path / "moved.h5"
+    original.write_bytes(members["model.weights.h5"])
+    with h5py.File(original, "r") as src, h5py.File(moved, "w", userblock_size=4096) as dst:
+        for key in src:
+            src.copy(src[key], dst, name=key)
+        for key, value in src.attrs.items():
+            dst.attrs[key] = value
+    expected = read(K3)
+    members["model.weights.h5"] = moved.read_bytes()
+    got = read(write_keras(tmp_path / "userblock.keras", members))
+    for a, b in zip(got.nodes, expected.nodes):
+        for k in a.weights:
+            assert a.weights[k].tobytes() == b.weights[k].tobytes(), (a.name, k)
+    assert any(not a.flags.writeable for n in got.nodes for a in n.weights.values())  # the mapped path ran
