@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -104,12 +105,18 @@ def main(argv=None) -> int:
     if not CORPUS.exists():
         print(f"no corpus at {CORPUS}", file=sys.stderr)
         return 1
-    rows = []
+    rows, load = [], os.getloadavg()
     for name, entry in json.loads(MANIFEST.read_text()).items():
         if name in SKIPPED or (args.only and name not in args.only):
             continue
         rows += measure(name, entry, args)
-    args.json.write_text(json.dumps({"load_average": os.getloadavg(), "rows": rows}, indent=1) + "\n")
+    import onnxruntime
+
+    meta = {"measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_average_start": load,
+            "load_average_end": os.getloadavg(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+            "cpus": os.cpu_count()}
+    args.json.write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
+    print(json.dumps(meta))
     print(table(rows))
     for name, why in SKIPPED.items():
         print(f"\n`{name}`: not timed ({why}).")
