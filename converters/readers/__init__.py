@@ -26,7 +26,7 @@ import h5py
 from ..errors import FormatError, GateportError, ModelNotFoundError, UnsupportedError
 from ..ir import Model
 from . import detect
-from .hdf5 import attr_str
+from .hdf5 import attr_str, mapped_file
 from .hdf5_probe import probe
 from .keras_build import build_model, build_recurrent_only, holds_weights, object_path_semantics
 from .keras_config import MAX_CONFIG_BYTES, KerasGraph, load_config_json, parse_model
@@ -243,7 +243,7 @@ def _read_h5(f: h5py.File, path: Path, config: Any, recurrent_only: bool) -> Mod
                                 version, backend, file=file)
         else:
             graph = _graph(config, version, backend, file)
-        weights = LegacyH5Weights(group, file, graph)
+        weights = LegacyH5Weights(group, file, graph, mapped_file(f))
         weights.match(graph, holds_weights)
         return _build(graph, weights, file, _source("keras_h5", graph, path, config), recurrent_only)
 
@@ -255,11 +255,11 @@ def _read_h5(f: h5py.File, path: Path, config: Any, recurrent_only: bool) -> Mod
                           "(a model JSON, a .keras or a full .h5)")
     graph = _graph(config, version, backend, file)
     if layout == "legacy_weights":
-        weights = LegacyH5Weights(f, file, graph)
+        weights = LegacyH5Weights(f, file, graph, mapped_file(f))
         weights.match(graph, holds_weights)
     else:
         object_path_semantics(graph)
-        weights = V3Weights.from_h5(f, graph, file)
+        weights = V3Weights.from_h5(f, graph, file, mapped=mapped_file(f))
     source = _source("keras_weights_h5", graph, path, config,
                      layout="legacy" if layout == "legacy_weights" else "v3")
     return _build(graph, weights, file, source, recurrent_only)

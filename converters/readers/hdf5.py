@@ -9,6 +9,7 @@ storage, dtype and declared shape are checked, and the bytes taken from the file
 from __future__ import annotations
 
 import math
+import mmap
 from dataclasses import dataclass
 
 import h5py
@@ -87,12 +88,24 @@ def member(group: h5py.Group, name: str, file: str | None = None) -> h5py.Group 
     return obj
 
 
-def read_array(group: h5py.Group, name: str, budget: budgets.Budget, file: str | None = None) -> np.ndarray:
+def read_array(group: h5py.Group, name: str, budget: budgets.Budget, file: str | None = None,
+               mapped: memoryview | None = None) -> np.ndarray:
     """The dataset ``group[name]`` as a numpy array (see :func:`read_dataset`)."""
     ds = member(group, name, file)
     if not isinstance(ds, h5py.Dataset):
         raise FormatError(f"expected a dataset at {quote(ds.name)}, found a group", file=file)
-    return read_dataset(ds, budget, file)
+    return read_dataset(ds, budget, file, mapped)
+
+
+def mapped_file(f: h5py.File) -> memoryview | None:
+    """The bytes of the HDF5 file ``f`` (opened by path) mapped read-only through h5py's own descriptor,
+    for :func:`read_dataset` to view its datasets in place; None where that cannot be done (then they are
+    read). As with any mapped file, a file truncated by another process meanwhile stops gateport (SIGBUS)."""
+    try:
+        fd = f.id.get_vfd_handle()
+        return memoryview(mmap.mmap(fd, 0, access=mmap.ACCESS_READ)) if isinstance(fd, int) else None
+    except (*IO_ERRORS, ValueError, TypeError, OverflowError):
+        return None
 
 
 def outside_storage(dcpl) -> str | None:

@@ -20,9 +20,11 @@ from .keras_config import KerasGraph, LayerSpec
 class LegacyH5Weights:
     """Arrays of the per-layer groups under ``group`` (``model_weights`` or the file root)."""
 
-    def __init__(self, group: h5py.Group, file: str | None, graph: KerasGraph | None = None):
+    def __init__(self, group: h5py.Group, file: str | None, graph: KerasGraph | None = None,
+                 mapped: memoryview | None = None):
         self.group = group
         self.file = file
+        self.mapped = mapped  # the file's bytes mapped in place (hdf5.mapped_file), or None
         self.budget = Budget(file)  # what reading this file's arrays may allocate in all
         self.layer_names = attr_list(group.attrs, "layer_names")
         self.rename: dict[str, str] = {}  # top-level config layer -> stored group (match())
@@ -45,7 +47,7 @@ class LegacyH5Weights:
             inner = self.nested_names.get(name, set())
             names = [wn for wn in names
                      if next((seg for seg in wn.split("/") if seg in inner), None) == owner]
-        return [Weight(f"{base}/{wn}", read_array(g, wn, self.budget, self.file)) for wn in names]
+        return [Weight(f"{base}/{wn}", read_array(g, wn, self.budget, self.file, self.mapped)) for wn in names]
 
     def layer_weights(self, spec: LayerSpec) -> list[Weight]:
         name = spec.scope[0] if spec.scope else spec.name
