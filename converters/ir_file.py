@@ -21,7 +21,6 @@ from .ir import Model, Node, TensorSpec
 METADATA_KEY = "gateport.manifest"
 #: Deepest nesting of a manifest: options and sources nest a few levels, ``converted_from`` one per re-conversion.
 MANIFEST_DEPTH = 32
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "ir-manifest.schema.json"
 
 
 def manifest(model: Model) -> dict:

@@ -22,7 +22,8 @@ from .sanitize import quote
 
 
 def _f64(a) -> np.ndarray:
-    return np.asarray(a, dtype=np.float64)
+    """float64, C-contiguous: equal weights give equal outputs whatever view of them the IR holds."""
+    return np.asarray(a, dtype=np.float64, order="C")
 
 
 

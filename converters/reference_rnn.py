@@ -99,7 +99,9 @@ def _activations(node: Node) -> tuple[Callable, Callable]:
 
 
 def _gates64(node: Node, direction: str) -> dict[str, Gate]:
-    return {name: Gate(*(np.asarray(a, dtype=np.float64) for a in (g.input_weights, g.recurrent_weights,
+    """One direction's gates in float64, C-contiguous (the IR may hold transposed views of the arrays read:
+    the layout must not change the order BLAS sums in, so equal weights give equal outputs)."""
+    return {name: Gate(*(np.asarray(a, dtype=np.float64, order="C") for a in (g.input_weights, g.recurrent_weights,
                                                                    g.input_bias, g.recurrent_bias)))
             for name, g in node.gates(direction).items()}
 

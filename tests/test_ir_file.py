@@ -7,6 +7,7 @@ import pytest
 from converters import ir_file, safetensors_io
 from converters.errors import FormatError, OutputError
 from converters.ir import Model, Node, TensorSpec, set_recurrent_weights
+from helpers import SCHEMA_PATH
 
 
 def small_model(rng):
@@ -51,7 +52,7 @@ def test_file_reads_with_the_safetensors_library(tmp_path):
 
 def test_manifest_matches_the_schema():
     jsonschema = pytest.importorskip("jsonschema")
-    schema = json.loads(ir_file.SCHEMA_PATH.read_text())
+    schema = json.loads(SCHEMA_PATH.read_text())
     jsonschema.validate(ir_file.manifest(small_model(np.random.default_rng(2))), schema)
 
 

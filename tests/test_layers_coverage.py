@@ -25,7 +25,7 @@ from converters.readers import read  # noqa: E402
 from converters.writers import keras_v3, onnx_graph, torch_code  # noqa: E402
 
 L = keras.layers
-from helpers import TOL  # noqa: E402
+from helpers import SCHEMA_PATH, TOL  # noqa: E402
 B, T, F, U, VOCAB = 3, 7, 5, 4, 9
 
 
@@ -316,7 +316,7 @@ def schema_valid(ir) -> None:
         return
     import json
 
-    jsonschema.validate(ir_file.manifest(ir), json.loads(ir_file.SCHEMA_PATH.read_text()))
+    jsonschema.validate(ir_file.manifest(ir), json.loads(SCHEMA_PATH.read_text()))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])

@@ -144,7 +144,8 @@ def recurrent_graph(op="LSTM", direction="forward", layout=0, output="sequence",
     out_shape = ["batch", "units"] if output == "state" else ["batch", "time", "units"]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, ["batch", "time", I])],
                               [helper.make_tensor_value_info("out", TP.FLOAT, out_shape)], inits + const)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    opsets = [helper.make_opsetid("", 17)]
+    return helper.make_model(graph, opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets))
 
 
 def x_data(seed=3):

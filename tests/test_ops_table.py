@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from converters import ir_file, keras_classes, manifest_check, ops, reference, reference_rnn
+from converters import keras_classes, manifest_check, ops, reference, reference_rnn
 from converters.readers import onnx_ops, onnx_recurrent
 from converters.writers import keras_attention, keras_layers, numpy_code, onnx_graph, torch_code
+from helpers import SCHEMA_PATH
 
 READERS = Path(reference.__file__).parent / "readers"
 KERAS_WRITER = "Keras writer (writers/keras_layers.py LAYERS or IMPLICIT, writers/keras_attention.py LAYERS)"
@@ -82,7 +83,7 @@ def test_exemptions_are_still_needed():
 
 
 def test_committed_schema_is_generated_from_the_table():
-    assert ir_file.SCHEMA_PATH.read_text() == manifest_check.schema_text(), \
+    assert SCHEMA_PATH.read_text() == manifest_check.schema_text(), \
         "run: python -m converters.manifest_check > schemas/ir-manifest.schema.json"
 
 

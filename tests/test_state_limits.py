@@ -24,6 +24,7 @@ from converters import api, ir_file, manifest_check, safetensors_io
 from converters.cli import main
 from converters.errors import GateportError
 from converters.readers import torch_state
+from helpers import SCHEMA_PATH
 
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")
@@ -426,7 +427,7 @@ def test_plausible_manifest_edits_convert_or_fail_in_one_line(good, tmp_path, ca
 
 
 def schema() -> dict:
-    return json.loads(ir_file.SCHEMA_PATH.read_text())
+    return json.loads(SCHEMA_PATH.read_text())
 
 
 def hand_ok(doc) -> bool:

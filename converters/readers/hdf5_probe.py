@@ -16,6 +16,7 @@ import io
 import os
 import select
 import sys
+import warnings
 
 import h5py
 
@@ -69,7 +70,11 @@ def probe(source: str | os.PathLike | bytes | io.IOBase, timeout: float = TIMEOU
     if not hasattr(os, "fork"):
         return
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns on any fork of a process with threads (numpy's BLAS pool is one); the child
+        # only reads through h5py and leaves by os._exit, and a child that hangs is killed after ``timeout``
+        warnings.filterwarnings("ignore", message=r".*use of fork\(\) may lead to deadlocks", category=DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # the child: walk, report, leave without running any cleanup of the parent's
         code = 0
         try:
