@@ -179,3 +179,16 @@ def test_h5_datasets_are_views_of_the_mapped_file(name, monkeypatch):
     assert arrays and any(not a.flags.writeable for a, _ in arrays)  # the mapped path ran
     for a, b in arrays:
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+def test_public_state_dicts_are_arrays_of_their_own(tmp_path):
+    """``state_dict()`` hands out writable arrays of their own even where the IR holds read-only views of a
+    mapped file (the writers write the views themselves)."""
+    from attacks import K3
+
+    from converters import read
+
+    model = read(K3)
+    assert any(not a.flags.writeable for n in model.nodes for a in n.weights.values())
+    for sd in (torch_state.state_dict(model), torch_code.state_dict(model)):
+        assert sd and all(a.flags.writeable and a.flags.c_contiguous and a.flags.owndata for a in sd.values())

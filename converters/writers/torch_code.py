@@ -653,8 +653,9 @@ def generate_source(model: Model) -> str:
 
 
 def state_dict(model: Model) -> dict[str, np.ndarray]:
-    """The generated Model's state_dict, as numpy arrays."""
-    return _build(model)[1]
+    """The generated Model's state_dict, as numpy arrays of their own (writable; :func:`write` writes the
+    IR's arrays, views of the weights read, without this copy)."""
+    return {k: np.array(v, order="C") for k, v in _build(model)[1].items()}
 
 
 #: What ``write`` puts in the output folder, the weights first (committed in this order).

@@ -50,10 +50,16 @@ def _prefixed(model: Model) -> list[tuple[Node, str]]:
 
 
 def state_dict(model: Model) -> dict[str, np.ndarray]:
-    """The recurrent layers' nn.* parameters: bare keys for one layer, ``<layer>.`` prefixed for several.
+    """The recurrent layers' nn.* parameters: bare keys for one layer, ``<layer>.`` prefixed for several
+    (arrays of their own, writable).
 
     Raises UnsupportedError for a layer nn.* would compute differently (see :func:`nn_incompatibility`).
     """
+    return {k: np.array(v, order="C") for k, v in _parameters(model).items()}
+
+
+def _parameters(model: Model) -> dict[str, np.ndarray]:
+    """:func:`state_dict`'s arrays as the IR holds them: views of the weights read where they can be (no copy)."""
     nodes = list(model.recurrent_nodes())
     if not nodes:
         raise UnsupportedError("the model has no LSTM, GRU or SimpleRNN layer")
@@ -80,7 +86,7 @@ def write(model: Model, path: str | os.PathLike, force: bool = False) -> Path:
     from ..atomic import atomic_path
     from ..safetensors_io import save
 
-    tensors = state_dict(model)
+    tensors = _parameters(model)  # each written from its array (safetensors_io.write_array): no copy of them all
     metadata = {"format": "pt", "gateport.layers": json.dumps(_layers_metadata(model))}
     with atomic_path(path, force) as tmp:
         save(tmp, tensors, metadata)
