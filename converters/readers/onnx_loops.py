@@ -25,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..sanitize import quote
-from .onnx_mask_plan import PlanNodes, masked_node
-from .onnx_rewrite import Rewrite, fresh, zeros
+from .onnx_mask_plan import PlanNodes, masked_node, plan_in_numpy
+from .onnx_rewrite import FLIP_END, Rewrite, fresh, same_value, time_flip_source, zeros
 from .onnx_value_graph import ValueGraph, shown
 
 #: ops the body may use (numpy semantics below); analytic or piecewise-linear, so a numeric check on
@@ -52,20 +52,126 @@ class NotRecognized(Exception):
 
 
 def loop_recurrence(vg: ValueGraph, node):
-    """The Rewrite of a recognized recurrence Loop, or a one-line reason."""
+    """The Rewrite of a recognized recurrence Loop (with its twin when it is one of the two loops of a
+    masked Bidirectional), a one-line reason, or None for a forward loop whose backward twin does not
+    pair with it (that loop's refusal says why)."""
     try:
-        parts = _parts(vg, node)
-        cell = _candidate(vg, parts)
-        _check(vg, node, parts, cell)
-    except NotRecognized as e:
-        return str(e)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, FloatingPointError) as e:
-        return f"running its body in numpy failed ({type(e).__name__}: {quote(str(e), 120)})"
-    try:
+        parts, cell = _recognized(vg, node)
+        role, twin = _twin(vg, node, parts) if parts["mask"] else (None, None)
+        if role == "forward":
+            found = loop_recurrence(vg, twin)
+            return found if isinstance(found, Rewrite) else None
+        if role == "backward":
+            return _pair(vg, twin, node, parts, cell)
         adds, inits = _fused(vg, node, parts, cell)
     except NotRecognized as e:
         return str(e)
+    except _RUN_ERRORS as e:
+        return f"running its body in numpy failed ({type(e).__name__}: {quote(str(e), 120)})"
     return Rewrite(("masked_loop_" if parts["mask"] else "loop_") + cell["kind"], [node], adds, inits)
+
+
+_RUN_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, FloatingPointError)
+
+
+def _recognized(vg: ValueGraph, node) -> tuple[dict, dict]:
+    """The loop's parts and its Keras cell, checked by running the body."""
+    parts = _parts(vg, node)
+    cell = _candidate(vg, parts)
+    _check(vg, node, parts, cell)
+    return parts, cell
+
+
+# -- a masked Bidirectional: two loops, the backward one on the sequence and mask reversed in time -----
+#: the most other loops searched for a twin (a bound on the work)
+_MAX_TWINS = 64
+
+
+def _twin(vg: ValueGraph, node, p: dict):
+    """``("forward", backward loop)``, ``("backward", forward loop)`` or ``(None, None)`` for a masked
+    loop. Keras' backward layer of a Bidirectional runs ``go_backwards``: TensorFlow reverses its input
+    and its mask in time (keras/src/backend/tensorflow/rnn.py ``rnn``: ``tf.reverse(input_, [0])``,
+    ``mask = tf.reverse(mask, [0])``), so its loop reads both reversed."""
+    flipped_x, flipped_mask = time_flip_source(vg, p["x"]), time_flip_source(vg, p["mask"])
+    others = [(n, q) for n, q in _masked_loops(vg, node)]
+    if flipped_x is None and flipped_mask is None:
+        back = next((n for n, q in others if _reads_flipped(vg, q["x"], p["x"])), None)
+        return ("forward", back) if back is not None else (None, None)
+    if flipped_x is None or flipped_mask is None:
+        raise NotRecognized(f"expected a backward loop of a masked Bidirectional to read both its sequence and "
+                            f"its mask reversed in time, found only its {'sequence' if flipped_x else 'mask'} "
+                            f"reversed")
+    fronts = [(n, q) for n, q in others if same_value(vg, q["x"], flipped_x)]
+    if not fronts:
+        raise NotRecognized("expected the forward loop of its masked Bidirectional (a masked loop on the sequence "
+                            "this loop reads reversed in time), found none")
+    front = next((n for n, q in fronts if same_value(vg, q["mask"], flipped_mask)), None)
+    if front is None:
+        raise NotRecognized(f"expected the mask it reads reversed in time to be the mask its forward loop "
+                            f"{quote(fronts[0][0].name)} reads (a masked Bidirectional), found another mask")
+    return "backward", front
+
+
+def _reads_flipped(vg: ValueGraph, x: str, source: str) -> bool:
+    flipped = time_flip_source(vg, x)
+    return flipped is not None and same_value(vg, flipped, source)
+
+
+def _masked_loops(vg: ValueGraph, node) -> list[tuple]:
+    """The other loops that read one step of a sequence and of a mask: ``(loop, its parts)``."""
+    found = []
+    for other in [n for n in vg.nodes if n.op_type == "Loop" and n is not node][:_MAX_TWINS]:
+        try:
+            q = _parts(vg, other)
+        except (NotRecognized, *_RUN_ERRORS):
+            continue
+        if q["mask"]:
+            found.append((other, q))
+    return found
+
+
+def _pair(vg: ValueGraph, front, back, bp: dict, bcell: dict) -> Rewrite:
+    """The two loops of a masked Bidirectional -> one bidirectional fused node in the exact masked plan,
+    checked first: both bodies run in numpy on seeded sequences and masks must give what the plan
+    computes (the backward one fed both reversed, its outputs in its processing order)."""
+    try:
+        fp, fcell = _recognized(vg, front)
+    except NotRecognized as e:
+        raise NotRecognized(f"its forward loop {quote(front.name)} was not recognized: {e}") from None
+    keys = ("kind", "units", "activation", "reset_after", "zero_output_for_mask")
+    if any(fcell.get(k) != bcell.get(k) for k in keys):
+        raise NotRecognized(f"expected the same cell as its forward loop {quote(front.name)}, found "
+                            f"{[bcell.get(k) for k in keys]} and {[fcell.get(k) for k in keys]}")
+    _check_pair(fp, fcell, bp, bcell)
+    adds, inits = _fused_pair(vg, (front, fp, fcell), (back, bp, bcell))
+    return Rewrite(f"masked_bidirectional_loop_{fcell['kind']}", [front, back], adds, inits)
+
+
+def _check_pair(fp: dict, fcell: dict, bp: dict, bcell: dict) -> None:
+    """Each body against :func:`plan_in_numpy` of its direction, on the seeded masks, their reversals
+    (a row that starts masked in either order, with masked steps between unmasked runs) and a row all
+    masked."""
+    steps, width, units = fp["x_dims"][0], fp["x_dims"][2], fcell["units"]
+    rng = np.random.default_rng(1)
+    seeded = _check_masks(rng, steps)
+    masks = np.concatenate([seeded, seeded[::-1], np.zeros((steps, 1, 1), bool)], axis=1)
+    xs = rng.uniform(-2, 2, (steps, masks.shape[1], width)).astype(np.float32)
+    zero = [np.zeros((masks.shape[1], units), np.float32)] * 2
+    one = [np.zeros((1, units), np.float32)] * 2
+    for p, cell, reverse in ((fp, fcell, False), (bp, bcell, True)):
+        order = slice(None, None, -1) if reverse else slice(None)
+        runs = _run_body(p, xs[order], zero, masks[order])
+        got = np.stack([r[0] for r in runs])[order]
+        want, finals = plan_in_numpy(masks, lambda t, b: _cell_steps(cell, cell, xs[t, b:b + 1], one, None),
+                                     units, reverse, cell["zero_output_for_mask"])
+        states = [np.stack([f[k] if f is not None else np.zeros(units, np.float32) for f in finals])
+                  for k in range(len(runs[-1]) - 1)]
+        err = max([float(np.max(np.abs(got - want)))]
+                  + [float(np.max(np.abs(a - b))) for a, b in zip(runs[-1][1:], states)])
+        if err > _ATOL:
+            raise NotRecognized(f"the {'backward' if reverse else 'forward'} loop does not compute the "
+                                f"{'reversed ' if reverse else ''}direction of a masked Bidirectional "
+                                f"{cell['kind']} (differs by {err:.2g})")
 
 
 # -- reading the loop's structure ---------------------------------------------------------------------
@@ -350,39 +456,75 @@ _LSTM_TO_ONNX = [0, 3, 1, 2]
 def _fused(vg: ValueGraph, node, p: dict, cell: dict) -> tuple[list, list]:
     """(new nodes, new initializers): the ONNX RNN/GRU/LSTM computing the loop's states (inside the
     exact masked plan for a masked loop)."""
-    u, kind = cell["units"], cell["kind"]
     plan = PlanNodes(vg.onnx, lambda hint: fresh(vg, hint), f"{node.name or 'loop'}/fused")
-    weights = [plan.const(_onnx_gates(a, kind, u)[None], np.float32) for a in _cell_arrays(cell)]
-    initial = _initial_states(vg, node, p, plan)
-    attrs = {"hidden_size": u, "activations": {"gru": ["Sigmoid", cell["activation"]], "simple_rnn": [cell["activation"]],
-                                               "lstm": ["Sigmoid", cell["activation"], cell["activation"]]}[kind]}
-    if kind == "gru":
-        attrs["linear_before_reset"] = int(cell["reset_after"])
-    op = {"gru": "GRU", "simple_rnn": "RNN", "lstm": "LSTM"}[kind]
-    n_states = 2 if kind == "lstm" else 1
-
-    def make_node(x: str, lengths: str) -> list[str]:
-        return plan.op(op, [x, *weights, lengths, *initial], n_out=1 + n_states, **attrs)
-
+    weights = [plan.const(_onnx_gates(a, cell["kind"], cell["units"])[None], np.float32) for a in _cell_arrays(cell)]
+    make_node = _node_maker(plan, cell, weights, _initial_states(vg, node, p, plan), "forward")
     if p["mask"] is not None:
-        seq, states = masked_node(plan, _batch_first_mask(vg, p["mask"], plan), p["x"], make_node,
-                                  cell["zero_output_for_mask"])
+        (out,), states = masked_node(plan, _batch_first_mask(vg, p["mask"], plan), p["x"], make_node,
+                                     cell["zero_output_for_mask"])
+        seq = plan.op("Transpose", [out], perm=[1, 0, 2])
     else:
         y, *states = make_node(p["x"], "")
         seq = plan.op("Squeeze", [y, plan.const([1], np.int64)])
-    outs = {p["carried"]: seq, p["state"]: states[0]}
+    _loop_outputs(vg, plan, node, p, seq, lambda k, out: plan.op("Squeeze", [states[k], plan.const([0], np.int64)],
+                                                                 out=out))
+    return plan.nodes, plan.inits
+
+
+def _fused_pair(vg: ValueGraph, front: tuple, back: tuple) -> tuple[list, list]:
+    """(new nodes, new initializers): one bidirectional node in the exact masked plan (slot 0 the forward
+    loop, slot 1 the backward one, processing the steps from the end); each loop's outputs from its
+    direction, the backward one's in its processing order (reversed in time)."""
+    (fw, fp, cell), (bw, bp, bcell) = front, back
+    plan = PlanNodes(vg.onnx, lambda hint: fresh(vg, hint), f"{fw.name or 'loop'}/bidirectional")
+    arrays = zip(_cell_arrays(cell), _cell_arrays(bcell))
+    weights = [plan.const(np.stack([_onnx_gates(a, cell["kind"], cell["units"]) for a in pair]), np.float32)
+               for pair in arrays]
+    for node, p in ((fw, fp), (bw, bp)):
+        _initial_states(vg, node, p, plan)  # zeros (else refused)
+    make_node = _node_maker(plan, cell, weights, [], "bidirectional")
+    outs, states = masked_node(plan, _batch_first_mask(vg, fp["mask"], plan), fp["x"], make_node,
+                               cell["zero_output_for_mask"], reverse=(False, True))
+    i64 = np.int64
+    flipped = plan.op("Slice", [outs[1], *(plan.const([v], i64) for v in (-1, FLIP_END, 1, -1))])
+    for slot, (node, p, out) in enumerate(((fw, fp, outs[0]), (bw, bp, flipped))):
+        seq = plan.op("Transpose", [out], perm=[1, 0, 2])
+        _loop_outputs(vg, plan, node, p, seq,
+                      lambda k, name, slot=slot: plan.op("Gather", [states[k], plan.const(slot, i64)], out=name, axis=0))
+    return plan.nodes, plan.inits
+
+
+def _node_maker(plan: PlanNodes, cell: dict, weights: list[str], initial: list[str], direction: str):
+    """``make_node(X, lengths)``: adds the fused node of ``cell`` and returns ``[Y, Y_h(, Y_c)]``."""
+    kind, act = cell["kind"], cell["activation"]
+    acts = {"gru": ["Sigmoid", act], "simple_rnn": [act], "lstm": ["Sigmoid", act, act]}[kind]
+    attrs = {"hidden_size": cell["units"], "activations": acts * (2 if direction == "bidirectional" else 1)}
+    if direction != "forward":
+        attrs["direction"] = direction
+    if kind == "gru":
+        attrs["linear_before_reset"] = int(cell["reset_after"])
+    op = {"gru": "GRU", "simple_rnn": "RNN", "lstm": "LSTM"}[kind]
+
+    def make_node(x: str, lengths: str) -> list[str]:
+        return plan.op(op, [x, *weights, lengths, *initial], n_out=2 + (kind == "lstm"), **attrs)
+    return make_node
+
+
+def _loop_outputs(vg: ValueGraph, plan: PlanNodes, node, p: dict, seq: str, state) -> None:
+    """The loop's used outputs: its scan output ``seq`` (time-major) and its final states,
+    ``state(k, name)`` adding the final state ``k`` (0 = h, 1 = c) named ``name``."""
+    outs = {p["carried"]: None, p["state"]: 0}
     if p["c"] is not None:
-        outs[p["c"]] = states[1]
+        outs[p["c"]] = 1
     for j, o in enumerate(node.output):
         if o and (vg.consumers.get(o) or o in vg.outputs) and j not in outs:
             raise NotRecognized(f"expected only the outputs and states of the loop used, found {quote(o)} used too")
-    for j, value in outs.items():
+    for j, k in outs.items():
         name = node.output[j] if j < len(node.output) else ""
         if name and j == p["carried"]:
-            plan.op("Identity", [value], out=name)
+            plan.op("Identity", [seq], out=name)
         elif name and (vg.consumers.get(name) or name in vg.outputs):
-            plan.op("Squeeze", [value, plan.const([0], np.int64)], out=name)
-    return plan.nodes, plan.inits
+            state(k, name)
 
 
 def _cell_arrays(cell: dict) -> list[np.ndarray]:
@@ -421,8 +563,7 @@ def _batch_first_mask(vg: ValueGraph, mask_tm: str, plan: PlanNodes) -> str:
     if src is None or src.op_type != "Greater" or (vg.dims(tr.input[0]) or ())[-1:] != (1,):
         found = f"a {quote(src.op_type)[1:-1]}" if src is not None else "an input"
         raise NotRecognized(f"expected the layer's mask, one value per step (Unsqueeze of a mask, or Keras Masking's "
-                            f"Greater), found {found}: a mask reversed in time for a backward layer of a masked "
-                            f"Bidirectional is not read")
+                            f"Greater), found {found}")
     return plan.op("Squeeze", [tr.input[0], plan.const([-1], np.int64)])
 
 

@@ -36,9 +36,11 @@ class PlanNodes:
         return self.op("GatherElements", [x, full], axis=1)
 
 
-def masked_node(p: PlanNodes, mask: str, x_time_major: str, make_node, zero_output: bool) -> tuple[str, list[str]]:
-    """``(outputs time-major as Keras gives them, the node's final states)``: ``make_node(X, lens)`` adds
-    the fused node (one forward direction) and returns its ``[Y, Y_h(, Y_c)]``."""
+def masked_node(p: PlanNodes, mask: str, x_time_major: str, make_node, zero_output: bool,
+                reverse: tuple[bool, ...] = (False,)) -> tuple[list[str], list[str]]:
+    """``(each direction's outputs batch-first, at input time, as Keras gives them; the node's final
+    states)``: ``make_node(X, lens)`` adds the fused node (directions ``reverse``: which process the
+    steps from the end, in ONNX's slot order) and returns its ``[Y, Y_h(, Y_c)]``."""
     i64 = np.int64
     ones = p.op("Cast", [mask], to=7)
     count = p.op("CumSum", [ones, p.const(1, i64)])
@@ -52,9 +54,52 @@ def masked_node(p: PlanNodes, mask: str, x_time_major: str, make_node, zero_outp
     x = p.op("Transpose", [x_time_major], perm=[1, 0, 2])
     compact = p.op("Transpose", [p.along_time(x, order)], perm=[1, 0, 2])
     y_all, *states = make_node(compact, lengths)
-    y = p.op("Transpose", [p.op("Gather", [y_all, p.const(0, i64)], axis=1)], perm=[1, 0, 2])
-    index = p.op("Max", [p.op("Sub", [count, p.const(1, i64)]), p.const(0, i64)])
-    keep = mask if zero_output else p.op("Greater", [count, p.const(0, i64)])
-    out = p.op("Where", [p.op("Unsqueeze", [keep, p.const([2], i64)]), p.along_time(y, index),
-                         p.const(0.0, np.float32)])
-    return p.op("Transpose", [out], perm=[1, 0, 2]), states
+    return [_expanded(p, y_all, slot, back, mask, ones, count, zero_output)
+            for slot, back in enumerate(reverse)], states
+
+
+def _expanded(p: PlanNodes, y_all: str, slot: int, reverse: bool, mask: str, ones: str, count: str,
+              zero_output: bool) -> str:
+    """Direction ``slot``'s output put back at each input step (converters/writers/onnx_masks.py
+    ``MaskPlan.expand``): a masked step repeats the output of the step processed just before it
+    (``y[count - 1]`` going forward, zero before the first; ``y[count]`` in reverse, zero past the
+    length, where ONNX zero-fills ``Y``), or is zero with ``zero_output``."""
+    i64 = np.int64
+    y = p.op("Transpose", [p.op("Gather", [y_all, p.const(slot, i64)], axis=1)], perm=[1, 0, 2])
+    if reverse:
+        index = p.op("Sub", [count, ones])
+        keep = mask if zero_output else None
+    else:
+        index = p.op("Max", [p.op("Sub", [count, p.const(1, i64)]), p.const(0, i64)])
+        keep = mask if zero_output else p.op("Greater", [count, p.const(0, i64)])
+    out = p.along_time(y, index)
+    if keep is None:
+        return out
+    return p.op("Where", [p.op("Unsqueeze", [keep, p.const([2], i64)]), out, p.const(0.0, np.float32)])
+
+
+def plan_in_numpy(masks: np.ndarray, run, units: int, reverse: bool, zero_output: bool):
+    """What :func:`masked_node` computes for one direction, step by step in numpy: ``(outputs (time,
+    batch, units) at input time, final states)`` for time-major ``masks (time, batch, 1)``;
+    ``run(steps, b)`` runs the cell over sample ``b``'s input steps ``steps`` (in that order) from zero
+    states and returns per step ``[output, h(, c)]`` of shape ``(1, units)``. The masked-loop check
+    compares a loop's body with it."""
+    steps, batch = masks.shape[:2]
+    ones = masks[:, :, 0].T.astype(np.int64)  # (batch, time)
+    count = np.cumsum(ones, axis=1)
+    order = np.argsort(np.arange(steps) + (1 - ones) * steps, axis=1, kind="stable")  # the stable TopK
+    y = np.zeros((batch, steps, units), np.float32)  # ONNX zero-fills Y past each length
+    finals: list[list[np.ndarray]] = []
+    for b in range(batch):
+        length = int(ones[b].sum())
+        positions = list(range(length))[::-1] if reverse else list(range(length))
+        got = run(order[b, positions], b) if length else []
+        for k, pos in enumerate(positions):
+            y[b, pos] = got[k][0][0]
+        finals.append([s[0] for s in got[-1][1:]] if got else None)
+    index = count - ones if reverse else np.maximum(count - 1, 0)
+    out = np.take_along_axis(y, index[:, :, None], axis=1)
+    keep = ones > 0 if zero_output else None if reverse else count > 0
+    if keep is not None:
+        out = np.where(keep[:, :, None], out, np.float32(0))
+    return out.transpose(1, 0, 2), finals

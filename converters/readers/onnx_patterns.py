@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..sanitize import quote
 from .onnx_loops import loop_recurrence
-from .onnx_rewrite import (Rewrite, fresh as _fresh, op_of as _op, step_of as _step_of,
+from .onnx_rewrite import (Rewrite, fresh as _fresh, full_reverse, op_of as _op, step_of as _step_of,
                            through_cast as _through_cast, zeros as _zeros)
 from .onnx_tf_masks import float_count, masking_product, select_lowered
 from .onnx_torch_patterns import (static_time_reshape, time_major_dense, time_major_inputs, unrolled_rnn,
@@ -131,13 +131,10 @@ def _full_reverse_sequence(vg: ValueGraph, node):
     """ReverseSequence(x, lengths all equal to x's time size) -> x flipped in time (Slice step -1 on the
     time axis of the batch-first view): TensorFlow's ReverseV2 of a Bidirectional's backward input and
     output."""
-    time_axis, batch_axis = int(vg.attr(node, "time_axis", 0)), int(vg.attr(node, "batch_axis", 1))
-    dims, lengths = vg.dims(node.input[0]), vg.producer.get(node.input[1])
-    if dims is None or len(dims) != 3 or {time_axis, batch_axis} != {0, 1}:
-        return "expected a time-major or batch-first sequence"
-    size = vg.shape_value(lengths.input[0]) if lengths is not None and lengths.op_type == "Expand" else None
-    if size != [dims[time_axis]]:
-        return "expected every sequence reversed over its whole length (lengths = the time size)"
+    why = full_reverse(vg, node)
+    if why is not None:
+        return why
+    time_axis = int(vg.attr(node, "time_axis", 0))
     h, flip = vg.onnx.helper, _fresh(vg, f"{node.output[0]}/flip")
     inits = [_const(vg.onnx, f"{flip}/{k}", np.array([v], np.int64))
              for k, v in (("starts", -1), ("ends", np.iinfo(np.int64).min), ("axes", 1), ("steps", -1))]
@@ -356,8 +353,8 @@ def _loop(vg: ValueGraph, node):
     (:func:`converters.readers.onnx_loops.loop_recurrence`), else refused naming the loop, the cell its
     body looks like and what was not recognized."""
     found = loop_recurrence(vg, node)
-    if isinstance(found, Rewrite):
-        return found
+    if found is None or isinstance(found, Rewrite):
+        return found  # None: the forward loop of a masked pair, refused with its backward loop
     body = vg.attr(node, "body")
     ops: dict[str, int] = {}
     splits = []
