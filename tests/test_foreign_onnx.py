@@ -50,9 +50,11 @@ EXPECTED = {
                     "tf2onnx_h5": ["float_count", "last_step", "masked_loop_gru", "masking_product"]},
     "masking_rnn_seq": {"*": ["float_count", "masked_loop_simple_rnn", "select_lowered"],
                         "tf2onnx_h5": ["float_count", "masked_loop_simple_rnn", "masking_product"]},
-    "masking_bigru": {"*": "a mask reversed in time for a backward layer of a masked Bidirectional is not read"},
+    "masking_bigru": {"*": ["float_count", "last_step", "masked_bidirectional_loop_gru", "select_lowered"],
+                      "tf2onnx_h5": ["float_count", "last_step", "masked_bidirectional_loop_gru", "masking_product"]},
 }
 CASES = [(m["name"], tool) for m in MANIFEST["models"] for tool in m["exports"]]
+MANIFEST_EXPORTS = {m["name"]: sorted(m["exports"]) for m in MANIFEST["models"]}
 
 
 def expected(name: str, tool: str):
@@ -62,7 +64,6 @@ def expected(name: str, tool: str):
 
 
 READ = [c for c in CASES if isinstance(expected(*c), list)]
-REFUSED = [c for c in CASES if isinstance(expected(*c), str)]
 
 
 def path_of(name: str, tool: str) -> Path:
@@ -97,7 +98,7 @@ def assert_converted_matches(model, target: str, x: np.ndarray, want: np.ndarray
 def test_every_fixture_has_a_verdict():
     assert {m["name"] for m in MANIFEST["models"]} == set(EXPECTED)
     opsets = {m["exports"][tool]["opset"] for m in MANIFEST["models"] for tool in m["exports"]}
-    assert opsets == {13, 15, 18} and READ and {n for n, _ in REFUSED} == {"masking_bigru"}
+    assert opsets == {13, 15, 18} and READ == CASES  # every Keras export reads
     matrix = {"tf2onnx_h5", "tf2onnx_keras", "keras_export", "tf2onnx_h5_op13", "tf2onnx_h5_op18",
               "tf2onnx_keras_op13", "tf2onnx_keras_op18", "keras_export_op18"}
     assert all(set(m["exports"]) == matrix for m in MANIFEST["models"])  # every model, both files, 13..18
@@ -150,15 +151,65 @@ def test_diff_against_the_keras_file_reports_identical_gates(name, tool):
     assert report.pairs
 
 
-@pytest.mark.parametrize("name,tool", REFUSED, ids=ids(REFUSED))
-def test_refused_loop_is_one_line_naming_the_loop_and_what_was_not_recognized(name, tool, capsys):
+def _backward_mask_edited(edit: str, tmp_path) -> Path:
+    """masking_bigru's Keras 3 export with its backward loop reading the mask not reversed in time
+    (``unreversed``), or reversed from another mask (``other``: the ReverseSequence reads Not(mask))."""
+    proto = onnx.load(str(path_of("masking_bigru", "keras_export")))
+    graph = proto.graph
+    flip = next(n for n in graph.node if n.op_type == "ReverseSequence" and "ReverseV2_1" in n.output[0])
+    if edit == "unreversed":
+        back = next(n for n in graph.node if n.op_type == "Loop" and "backward" in n.name)
+        reads = [n for n in back.attribute[0].g.node if n.op_type == "Gather" and n.input[0] == flip.output[0]]
+        assert len(reads) == 1
+        reads[0].input[0] = flip.input[0]
+    else:
+        graph.node.insert(list(graph.node).index(flip),
+                          onnx.helper.make_node("Not", [flip.input[0]], ["other_mask"], name="other_mask"))
+        flip.input[0] = "other_mask"
+    path = tmp_path / "m.onnx"
+    onnx.save(proto, str(path))
+    return path
+
+
+@pytest.mark.parametrize("edit,message", [
+    ("unreversed", "expected a backward loop of a masked Bidirectional to read both its sequence and its mask "
+                   "reversed in time, found only its sequence reversed"),
+    ("other", "expected the mask it reads reversed in time to be the mask its forward loop"),
+])
+def test_backward_masked_loop_whose_mask_is_not_the_forward_mask_reversed_is_refused(edit, message, tmp_path,
+                                                                                      capsys):
+    """A masked Bidirectional's backward loop must read the forward loop's mask reversed in time: the same
+    file with the backward loop's mask edited is refused in one line naming that loop."""
+    path = _backward_mask_edited(edit, tmp_path)
     with pytest.raises(UnsupportedError) as info:
-        onnx_model.read(path_of(name, tool))
+        onnx_model.read(path)
     e = info.value
     assert "(Loop)" in e.layer and "backward" in e.layer and "while_loop" in e.layer
-    assert "(a GRU step (3 gates), masked;" in e.message and expected(name, tool) in e.message
-    assert "\n" not in str(e) and main(["inspect", str(path_of(name, tool))]) == 2
+    assert "(a GRU step (3 gates), masked;" in e.message and message in e.message
+    assert "\n" not in str(e) and main(["inspect", str(path)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_masked_bidirectional_matches_keras_on_masks_with_holes(tmp_path):
+    """The 8 masking_bigru files read as one masked bidirectional GRU that matches Keras (the .keras file
+    run by Keras 3) on samples that start masked, have masked steps between unmasked ones, end masked, or
+    are all masked; one converted to PyTorch too."""
+    from converters.runtimes import run_keras, run_reference
+
+    x = keras_io("masking_bigru")[0].copy()
+    x[0, [0, 2]] = 0.0  # starts masked, a hole
+    x[1, [1, 4]] = 0.0  # a hole, ends masked
+    x[2] = 0.0  # all masked
+    want = run_keras(FOREIGN / "masking_bigru.keras", [x])[0]
+    for tool in MANIFEST_EXPORTS["masking_bigru"]:
+        model = api.read(path_of("masking_bigru", tool))
+        (node,) = [n for n in model.nodes if n.is_recurrent]
+        assert node.options["bidirectional"] and node.mask
+        err = float(np.max(np.abs(run_reference(model, [x])[0] - want)))
+        print(f"masking_bigru {tool}: reference vs Keras, masks with holes: max abs error {err:.2e}")
+        assert err <= TOL
+    assert_converted_matches(api.read(path_of("masking_bigru", "tf2onnx_h5")), "torch", x, want, tmp_path,
+                             "masking_bigru tf2onnx_h5, masks with holes: PyTorch vs Keras")
 
 
 @pytest.mark.parametrize("name", ["masking_gru", "embedding_mask_lstm"])
