@@ -124,8 +124,8 @@ def read_dataset(ds: h5py.Dataset, budget: budgets.Budget, file: str | None = No
     Refused: data outside the file (UnsafeError), a non-numeric dtype (strings, compounds,
     references: FormatError), a shape the budget does not allow, and more declared bytes than the
     file stores uncompressed (a never-written dataset reads as gigabytes of fill value).
-    ``mapped``: the HDF5 file's bytes (a stored ``.keras`` member mapped in place): a contiguous,
-    uncompressed dataset of numbers is then a read-only view of them (the bytes HDF5 would copy).
+    ``mapped``: the HDF5 file's bytes mapped in place (a stored ``.keras`` member, :func:`mapped_file`): a
+    contiguous, uncompressed dataset of numbers is then a read-only view of them (the bytes HDF5 would copy).
     """
     what = f"dataset {quote(ds.name)}"
     with malformed(what, file=file, errors=(*IO_ERRORS, TypeError, ValueError)):
@@ -144,8 +144,11 @@ def read_dataset(ds: h5py.Dataset, budget: budgets.Budget, file: str | None = No
     _check_stored(ds, dcpl, declared, what, file)
     widened = 4 * declared if bfloat16 else 0  # bfloat16 -> uint32 -> float32: 8 bytes per 2 read
     budget.take(declared + widened + _chunk_buffer(dcpl, dtype), what)
-    if mapped is not None and not bfloat16 and (view := _mapped_view(ds, dcpl, dims, declared, mapped)) is not None:
-        return as_float(view)
+    if mapped is not None and not bfloat16:
+        with malformed(what, file=file, errors=(*IO_ERRORS, TypeError, ValueError)):
+            view = _mapped_view(ds, dcpl, dims, declared, mapped)
+        if view is not None:
+            return as_float(view)
     array = np.empty(dims, dtype=dtype)
     if array.size:
         with malformed(what, file=file, errors=(*IO_ERRORS, TypeError, ValueError)):
