@@ -17,7 +17,7 @@ import os
 import struct
 import sys
 from dataclasses import dataclass
-from typing import Mapping
+from typing import BinaryIO, Mapping
 
 import numpy as np
 
@@ -67,11 +67,27 @@ def save(path: str | os.PathLike, tensors: Mapping[str, np.ndarray], metadata: M
         arrays.append(a)
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)  # align the data to 8 bytes, as the reference writer does
-    with open(path, "wb") as f:
+    with open_output(path) as f:
         f.write(struct.pack("<Q", len(blob)))
         f.write(blob)
         for a in arrays:
             write_array(f, a)
+
+
+def open_output(path: str | os.PathLike) -> BinaryIO:
+    """``path`` opened for writing from its start (created if missing), truncated only if it holds bytes.
+
+    The writers write into the empty temporary :mod:`converters.atomic` made; ``open(path, "wb")`` would
+    truncate it anyway, and ext4 (``auto_da_alloc``) then writes a file truncated to empty back to the disk
+    when it is closed, a flush of the whole output (0.05-0.09 s of CPU for 235 MB here) before the rename."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+    try:
+        if os.fstat(fd).st_size:
+            os.ftruncate(fd, 0)
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 #: Most bytes one ``write`` call passes, and the size of the block a non-contiguous array is laid out in.

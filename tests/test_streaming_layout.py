@@ -192,3 +192,16 @@ def test_public_state_dicts_are_arrays_of_their_own(tmp_path):
     assert any(not a.flags.writeable for n in model.nodes for a in n.weights.values())
     for sd in (torch_state.state_dict(model), torch_code.state_dict(model)):
         assert sd and all(a.flags.writeable and a.flags.c_contiguous and a.flags.owndata for a in sd.values())
+
+
+def test_open_output_starts_every_file_empty(tmp_path):
+    """The writers' output is opened without truncating the empty temporary (ext4 would flush it when closed),
+    yet a file holding bytes is emptied first, and a missing one is created."""
+    for before in (b"", b"old bytes, longer than the new ones", None):
+        path = tmp_path / "out.bin"
+        path.unlink(missing_ok=True)
+        if before is not None:
+            path.write_bytes(before)
+        with safetensors_io.open_output(path) as f:
+            f.write(b"new")
+        assert path.read_bytes() == b"new"

@@ -25,7 +25,7 @@ import numpy as np
 from ..atomic import atomic_paths
 from ..errors import GateportError, UnsupportedError, UsageError, require
 from ..ir import Model, unique_name
-from ..safetensors_io import write_array
+from ..safetensors_io import open_output, write_array
 from ..sanitize import comment, one_line, quote
 from .onnx_builder import Blocks, GraphBuilder, as_array
 from .onnx_layers import LAYERS
@@ -277,7 +277,7 @@ def write(model: Model, path: str | os.PathLike, opset: int = DEFAULT_OPSET, for
         tmp = tmps[-1]
         if not external:
             onnx.checker.check_model(_without_large_weights(onnx, proto, weights), full_check=True)
-            with open(tmp, "wb") as f:
+            with open_output(tmp) as f:
                 _stream(onnx, proto, weights, f)
             return path
         _write_weights_out(onnx, proto, weights, tmps[0])
@@ -458,7 +458,7 @@ def _write_weights_out(onnx, proto, weights: dict, data_file: Path) -> None:
     from onnx.external_data_helper import set_external_data
 
     offset = 0
-    with open(data_file, "wb") as f:
+    with open_output(data_file) as f:
         for name, a in weights.items():
             if a.nbytes < EXTERNAL_TENSOR_MIN:
                 proto.graph.initializer.append(onnx.numpy_helper.from_array(as_array(a), name))
