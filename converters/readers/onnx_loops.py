@@ -13,6 +13,11 @@ the body is run step by step in numpy (the ops below only; anything else is name
 seeded inputs over the whole sequence, loop condition included, and must give the candidate's
 states and stop after exactly ``T`` steps. An LSTM loop carries two states (``h``, ``c``).
 
+A masked Bidirectional leaves two such loops, the backward one reading the sequence and the mask both
+reversed in time (Keras' ``go_backwards``); the pair is read as one bidirectional node in the masked plan
+once both bodies, run on seeded sequences and masks (the backward one's reversed), give what that plan
+computes for their direction (:func:`converters.readers.onnx_mask_plan.plan_in_numpy`).
+
 A masked Keras layer's loop also reads step ``t`` of a time-major mask and carries the previous output:
 its body selects (``Where``, or the ``Cast``/``Mul``/``Add`` tf2onnx lowers ``SelectV2`` to) the new
 states where the step is unmasked and the old ones elsewhere, and the new output or the previous one
@@ -93,15 +98,14 @@ def _twin(vg: ValueGraph, node, p: dict):
     and its mask in time (keras/src/backend/tensorflow/rnn.py ``rnn``: ``tf.reverse(input_, [0])``,
     ``mask = tf.reverse(mask, [0])``), so its loop reads both reversed."""
     flipped_x, flipped_mask = time_flip_source(vg, p["x"]), time_flip_source(vg, p["mask"])
-    others = [(n, q) for n, q in _masked_loops(vg, node)]
     if flipped_x is None and flipped_mask is None:
-        back = next((n for n, q in others if _reads_flipped(vg, q["x"], p["x"])), None)
+        back = next((n for n, q in _masked_loops(vg, node, True) if _reads_flipped(vg, q["x"], p["x"])), None)
         return ("forward", back) if back is not None else (None, None)
     if flipped_x is None or flipped_mask is None:
         raise NotRecognized(f"expected a backward loop of a masked Bidirectional to read both its sequence and "
                             f"its mask reversed in time, found only its {'sequence' if flipped_x else 'mask'} "
                             f"reversed")
-    fronts = [(n, q) for n, q in others if same_value(vg, q["x"], flipped_x)]
+    fronts = [(n, q) for n, q in _masked_loops(vg, node, False) if same_value(vg, q["x"], flipped_x)]
     if not fronts:
         raise NotRecognized("expected the forward loop of its masked Bidirectional (a masked loop on the sequence "
                             "this loop reads reversed in time), found none")
@@ -117,10 +121,12 @@ def _reads_flipped(vg: ValueGraph, x: str, source: str) -> bool:
     return flipped is not None and same_value(vg, flipped, source)
 
 
-def _masked_loops(vg: ValueGraph, node) -> list[tuple]:
-    """The other loops that read one step of a sequence and of a mask: ``(loop, its parts)``."""
+def _masked_loops(vg: ValueGraph, node, flipped: bool) -> list[tuple]:
+    """The other loops that read one step of a sequence and of a mask, and something reversed in time
+    (``flipped``) or nothing: ``(loop, its parts)``."""
     found = []
-    for other in [n for n in vg.nodes if n.op_type == "Loop" and n is not node][:_MAX_TWINS]:
+    loops = [n for n in vg.nodes if n.op_type == "Loop" and n is not node and _reads_a_flip(vg, n) == flipped]
+    for other in loops[:_MAX_TWINS]:
         try:
             q = _parts(vg, other)
         except (NotRecognized, *_RUN_ERRORS):
@@ -128,6 +134,13 @@ def _masked_loops(vg: ValueGraph, node) -> list[tuple]:
         if q["mask"]:
             found.append((other, q))
     return found
+
+
+def _reads_a_flip(vg: ValueGraph, loop) -> bool:
+    """Whether the loop's body reads a tensor of the outer graph reversed in time."""
+    body = vg.attr(loop, "body")
+    names = {i for n in getattr(body, "node", ()) for i in n.input if i in vg.producer}
+    return any(time_flip_source(vg, name) is not None for name in names)
 
 
 def _pair(vg: ValueGraph, front, back, bp: dict, bcell: dict) -> Rewrite:

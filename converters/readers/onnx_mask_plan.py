@@ -5,7 +5,10 @@ masked step keeps the states, and repeats the previous output, or gives zeros wi
 ``zero_output_for_mask``) becomes the ops gateport's own ONNX writer emits for a masked recurrent node
 (converters/writers/onnx_masks.py ``MaskPlan``, read back role by role in onnx_mask_ops.py): a stable
 TopK moves the unmasked steps first, the node runs with ``sequence_lens``, GatherElements puts each
-output back at its step and Where zero-fills. The same ops, so the reader gives the node its mask.
+output back at its step and Where zero-fills. The same ops, so the reader gives the node its mask. A masked
+Bidirectional's two loops become one bidirectional node in the same plan (its reverse direction runs each
+sample's unmasked steps from the end); :func:`plan_in_numpy` computes what the plan gives, for the check
+of the loops' bodies.
 """
 from __future__ import annotations
 

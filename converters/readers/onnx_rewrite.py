@@ -97,6 +97,13 @@ def time_flip_source(vg: ValueGraph, name: str) -> str | None:
     """``x`` when ``name`` is the time-major ``x`` reversed in time: ``ReverseSequence`` of whole lengths
     (time axis 0), ``Slice`` of step -1 over all of axis 0, or Transpose / that Slice on axis 1 /
     Transpose (what :func:`converters.readers.onnx_patterns._full_reverse_sequence` writes)."""
+    try:
+        return _flip_source(vg, name)
+    except (IndexError, KeyError, TypeError, ValueError):  # a malformed node is no flip
+        return None
+
+
+def _flip_source(vg: ValueGraph, name: str) -> str | None:
     node = vg.producer.get(name)
     if node is None:
         return None
