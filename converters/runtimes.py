@@ -276,12 +276,15 @@ def torch_child(folder: str, work: str) -> int:
         torch.set_num_threads(1)
         module = load_torch_folder(folder)
         records: list = []
-        # one direction each: a *Loop, or a KerasMasked* running its nn.* (hooked there, not inside)
+        # one direction each: a *Loop, or a KerasMasked* running its nn.* (hooked there, not inside);
+        # a KerasBiLoop runs its two loops (fw, bw) itself: recorded as the two directions
         directions = [sub for sub in module.modules() if hasattr(sub, "go_backwards") and (
             type(sub).__name__.endswith("Loop") or type(sub).__name__.startswith("KerasMasked"))]
         wrapped = {id(getattr(sub, "rnn", None)) for sub in directions}
         for sub in module.modules():
-            if any(sub is d for d in directions) or (isinstance(sub, torch.nn.RNNBase) and id(sub) not in wrapped):
+            if type(sub).__name__ == "KerasBiLoop":
+                sub.register_forward_hook(_bidirectional_recorder(records))
+            elif any(sub is d for d in directions) or (isinstance(sub, torch.nn.RNNBase) and id(sub) not in wrapped):
                 sub.register_forward_hook(_recorder(records))
         with np.load(work_dir / "inputs.npz", allow_pickle=False) as f:
             xs = [f[f"x{k}"] for k in range(len(f.files))]
@@ -301,16 +304,27 @@ def torch_child(folder: str, work: str) -> int:
         return 1
 
 
+def _array(t) -> np.ndarray:
+    return t.detach().cpu().numpy().copy()
+
+
 def _recorder(records: list):
     """A forward hook keeping a recurrent module's input, output sequence and states as numpy."""
     def hook(module, args, out):
-        def arr(t):
-            return t.detach().cpu().numpy().copy()
-
         states = out[1]
         states = list(states) if isinstance(states, (tuple, list)) else [states]
-        x = arr(args[0]) if args and hasattr(args[0], "detach") else None
-        records.append((type(module).__name__, x, arr(out[0]), [arr(s) for s in states]))
+        x = _array(args[0]) if args and hasattr(args[0], "detach") else None
+        records.append((type(module).__name__, x, _array(out[0]), [_array(s) for s in states]))
+    return hook
+
+
+def _bidirectional_recorder(records: list):
+    """A forward hook on a KerasBiLoop (outputs: forward y, backward y in processing order, their
+    states): one record per direction, as two loops would have given."""
+    def hook(module, args, out):
+        x = _array(args[0]) if args and hasattr(args[0], "detach") else None
+        for loop, y, states in ((module.fw, out[0], out[2]), (module.bw, out[1], out[3])):
+            records.append((type(loop).__name__, x, _array(y), [_array(s) for s in states]))
     return hook
 
 
