@@ -242,7 +242,7 @@ def _extract_gate(args) -> int:
 
 
 def cmd_convert(args) -> int:
-    from . import api, batch
+    from . import api
 
     options = dict(config=args.config, opset=args.opset, force=args.force)
     onnx_options = dict(dynamic=args.dynamic, input_names=args.input_names, output_names=args.output_names)
@@ -264,6 +264,8 @@ def cmd_convert(args) -> int:
         if args.verbose:
             _list_written(args.to, out)
         return EXIT_OK
+    from . import batch  # many files: a process pool (concurrent.futures), not imported for one file
+
     options.update({k: v for k, v in onnx_options.items() if v != list(DYNAMIC_AXES)})
     sources = batch.expand(args.model)
 
