@@ -92,7 +92,7 @@ def plan_in_numpy(masks: np.ndarray, run, units: int, reverse: bool, zero_output
     count = np.cumsum(ones, axis=1)
     order = np.argsort(np.arange(steps) + (1 - ones) * steps, axis=1, kind="stable")  # the stable TopK
     y = np.zeros((batch, steps, units), np.float32)  # ONNX zero-fills Y past each length
-    finals: list[list[np.ndarray]] = []
+    finals: list[list[np.ndarray] | None] = []  # None: a sample with no unmasked step
     for b in range(batch):
         length = int(ones[b].sum())
         positions = list(range(length))[::-1] if reverse else list(range(length))
