@@ -150,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"comma-separated targets from {', '.join(RUNNABLE)} (default: %(default)s)")
     ver.add_argument("--config", help="architecture for a weights-only file (model JSON, .keras or full .h5)")
     ver.add_argument("--inputs", help="inputs .npz, keys = Keras input names (or in:<name>); default random")
-    ver.add_argument("--expected", help="stored outputs .npz (keys out:0, out:1 ...) to use as the reference")
+    ver.add_argument("--expected", help="stored outputs .npz (keys out:0, out:1 ...) to use as the reference; "
+                                                 "the inputs they came from are --inputs, or in:<name> arrays of this file")
     ver.add_argument("--batch", type=int, default=2, help="random inputs: batch size (default: %(default)s)")
     ver.add_argument("--steps", type=int, help=f"random inputs: length of dynamic time axes (default: {DEFAULT_STEPS})")
     ver.add_argument("--seed", type=int, default=0, help="random inputs: seed (default: %(default)s)")

@@ -336,6 +336,18 @@ def load_inputs(model: Model, path: str | os.PathLike, vb: VerifyBudget | None =
     return xs
 
 
+def _inputs_beside(model: Model, expected) -> str | os.PathLike:
+    """Stored outputs were computed from particular inputs: the .npz holding them, when it holds an
+    array for every model input too (``name`` or ``in:name``); else a usage error (random inputs
+    against stored outputs would compare unrelated numbers)."""
+    if isinstance(expected, (str, os.PathLike)):
+        headers = _npz_headers(expected)
+        if all(spec.name in headers or f"in:{spec.name}" in headers for spec in model.inputs):
+            return expected
+    raise UsageError("expected --inputs with --expected (the inputs the stored outputs were computed from), "
+                     "found none: pass --inputs FILE.npz, or store them beside the outputs as in:<input name>")
+
+
 def load_expected(path: str | os.PathLike, n_outputs: int, vb: VerifyBudget | None = None) -> list[np.ndarray]:
     """Stored outputs ``out:0 .. out:n-1`` from an .npz (declared sizes counted in ``vb`` first)."""
     headers = _npz_headers(path)
@@ -606,6 +618,8 @@ def verify(model_path: str | os.PathLike, targets: Sequence[str] = DEFAULT_TARGE
     with _stage(progress, "reading the model"):
         model = read(model_path, config)
     names = list(model.outputs)
+    if expected is not None and inputs is None:
+        inputs = _inputs_beside(model, expected)
     xs, input_desc = _resolve_inputs(model, inputs, batch, steps, seed, vb)
     by_dtype = tolerance(model) or (ATOL, RTOL, None)
     atol, rtol = by_dtype[0] if atol is None else atol, by_dtype[1] if rtol is None else rtol

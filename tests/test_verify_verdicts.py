@@ -329,3 +329,21 @@ def test_progress_names_each_stage_that_runs_long(monkeypatch):
 def test_no_progress_when_stderr_is_not_a_terminal(capsys):
     cli.main(["verify", _file("tiny_lstm"), "--require", "any"])
     assert "gateport: verify:" not in capsys.readouterr().err
+
+
+# -- stored outputs are compared on the inputs they came from --------------------------------------------
+def test_expected_alone_runs_on_the_inputs_stored_beside_it(capsys):
+    code = cli.main(["verify", _file("tiny_lstm"), "--to", "torch", "--expected", _stored("tiny_lstm")["expected"]])
+    out = capsys.readouterr().out
+    print(out)
+    assert code == 0 and out.rstrip().endswith(": OK")
+
+
+def test_expected_without_any_inputs_is_refused_in_one_line(tmp_path, capsys):
+    stored = np.load(_stored("tiny_lstm")["expected"])
+    outputs_only = tmp_path / "outputs.npz"
+    np.savez(outputs_only, **{k: stored[k] for k in stored.files if k.startswith("out:")})
+    code = cli.main(["verify", _file("tiny_lstm"), "--to", "torch", "--expected", str(outputs_only)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("gateport: error: expected --inputs with --expected"), err
