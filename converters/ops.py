@@ -452,6 +452,14 @@ OPS: dict[str, Op] = {
     "upsample1d": Op("Keras UpSampling1D: each time step repeated ``size`` times.", {"size": Option(SIZE)},
                      shape=_time_shape(lambda t, o: t * o["size"]), mask="drops",
                      input_shape=_time_input),
+    "fold_time": Op("TimeDistributed's folding of the outer time axis into the batch: ``(batch, outer, *rest)`` -> "
+                    "``(batch * outer, *rest)`` (a wrapped Conv1D, pooling ... then sees each outer step as a sample).",
+                    shape=lambda node, ins: [ins[0][1:]], mask="drops", input_shape=lambda node: (0, None)),
+    "unfold_time": Op("The inverse of fold_time: inputs ``[y, x]`` with ``y (batch * outer, *rest)`` and ``x`` the "
+                      "fold_time's input ``(batch, outer, ...)``; output ``(batch, outer, *rest)`` (the batch and "
+                      "outer sizes read from ``x``'s shape at run time).",
+                      shape=lambda node, ins: [((ins[1][0] if ins[1] else None),) + tuple(ins[0])], mask="drops",
+                      io=_io((2,))),
     "attention": Op("Keras Attention (``score_mode`` dot|concat) / AdditiveAttention (``additive``); inputs by "
                     "``roles`` (query, value, key, query_mask, value_mask); weights ``scale`` (``()``, additive "
                     "``(dim,)``), ``concat_score_weight`` ``()``; outputs ``[y]`` or ``[y, scores]``.",

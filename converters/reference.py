@@ -220,6 +220,8 @@ OPS = {
     "crop1d": _crop1d,
     "zero_pad1d": lambda node, x: np.pad(x, ((0, 0), tuple(int(v) for v in node.options["padding"]), (0, 0))),
     "upsample1d": lambda node, x: np.repeat(x, int(node.options["size"]), axis=1),
+    "fold_time": lambda node, x: x.reshape(x.shape[0] * x.shape[1], *x.shape[2:]),
+    "unfold_time": lambda node, y, x: y.reshape(x.shape[0], x.shape[1], *y.shape[1:]),
     **ATTENTION_OPS,  # attention, multi_head_attention, dot, masked_softmax (several outputs: a list)
     "conv_lstm": run_conv_lstm,  # [y] or [y, h, c]
 }

@@ -238,6 +238,15 @@ CASES = [
     ("ZeroPadding1D", lambda: seq(L.ZeroPadding1D((2, 1)), L.GRU(U)), lambda: [floats((B, T, F))]),
     ("UpSampling1D", lambda: seq(L.LSTM(U, return_sequences=True), L.UpSampling1D(3)),
      lambda: [floats((B, T, F))]),
+    ("TimeDistributed 1-D layers, outer time dynamic", lambda: seq(
+        *map(L.TimeDistributed, [L.Conv1D(4, 3, padding="causal", dilation_rate=2, activation="relu"),
+                                 L.SeparableConv1D(3, 2, padding="same"), L.DepthwiseConv1D(2, strides=2),
+                                 L.ZeroPadding1D(1), L.Cropping1D((1, 0)), L.UpSampling1D(2),
+                                 L.AveragePooling1D(2, padding="same"), L.GlobalMaxPooling1D()]),
+        L.LSTM(U), shape=(None, 8, 3)), lambda: [floats((B, T, 8, 3))]),
+    ("TimeDistributed pooling, GlobalAveragePooling1D keepdims", lambda: seq(
+        L.TimeDistributed(L.MaxPooling1D(2, strides=1)), L.TimeDistributed(L.GlobalAveragePooling1D(keepdims=True)),
+        L.TimeDistributed(L.Flatten()), L.GRU(U), shape=(T, 5, 2)), lambda: [floats((B, T, 5, 2))]),
     ("ReLU options", lambda: seq(L.LSTM(U, return_sequences=True), L.Dense(6),
                                  L.ReLU(max_value=1.5, negative_slope=0.1, threshold=0.3)), lambda: [floats((B, T, F))]),
     ("ReLU threshold", lambda: seq(L.Dense(6), L.ReLU(negative_slope=0.05, threshold=0.5), L.GRU(U)),
@@ -470,8 +479,10 @@ def test_dtype_policy_other_than_float32_is_stated(policy, tmp_path):
 STRUCTURE_REFUSALS = [
     ("stacked go_backwards masked", lambda: token_seq(L.RNN([L.GRUCell(U), L.LSTMCell(3)], go_backwards=True)),
      "onnx", "reversed mask"),
-    ("TimeDistributed Conv1D", lambda: seq(L.TimeDistributed(L.Conv1D(2, 2)), shape=(T, 6, 3)), "onnx",
-     "folded into the batch"),
+    ("TimeDistributed LSTM", lambda: seq(L.TimeDistributed(L.LSTM(2)), shape=(T, 6, 3)), "onnx",
+     "1-D sequence layers"),
+    ("TimeDistributed Conv1D masked", lambda: seq(L.Masking(), L.TimeDistributed(L.Conv1D(2, 2)), shape=(T, 6, 3)),
+     "onnx", "of a masked input"),
     ("ConvLSTM2D channels_first", lambda: seq(L.ConvLSTM2D(2, 3, data_format="channels_first"), shape=(T, 2, 6, 5)),
      "torch", "channels_last"),
 ]

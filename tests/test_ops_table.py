@@ -36,6 +36,7 @@ ONNX_READER_EXEMPT = {
     **dict.fromkeys(("attention", "multi_head_attention", "dot", "masked_softmax"),
                     "the attention graphs are not read back"),
     "conv_lstm": "written as an unrolled Conv/Split graph or a Scan, which the reader does not read back",
+    **dict.fromkeys(("fold_time", "unfold_time"), "the Shape/Slice/Concat/Reshape pairs are not read back"),
 }
 
 

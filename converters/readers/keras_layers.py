@@ -11,6 +11,7 @@ drops it); created by Embedding(mask_zero) and Masking.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -171,13 +172,58 @@ def time_distributed(call: LayerCall) -> list[Tensor]:
         cls, config = inner.get("class_name"), dict(inner.get("config") or {})
     if cls in ("Flatten", "Reshape"):
         return _step_reshape(call.inner(cls, config))
+    if cls in _FOLDED:
+        return _folded(call, cls, config)
     if cls not in _PER_STEP:
         raise call.unsupported(f"TimeDistributed({quote(cls)}) is not supported: only layers acting on each "
-                               "step's last axes (Dense, activations, normalizations, Dropout ...) and "
-                               "Flatten/Reshape are; others would need the time axis folded into the batch")
+                               "step's last axes (Dense, activations, normalizations, Dropout ...), "
+                               "Flatten/Reshape and the 1-D sequence layers (Conv1D, pooling, padding ...) are")
     if "axis" in config:
         config["axis"] = _shift_axes(config["axis"])
     return HANDLERS[cls](call.inner(cls, config))
+
+
+#: 1-D sequence layers (their own time axis): TimeDistributed of one folds the outer time axis into the batch.
+_FOLDED = tuple(c.name for c in keras_classes.CLASSES.values()
+                if c.op in ("conv1d", "pool1d", "global_pool", "zero_pad1d", "crop1d", "upsample1d"))
+
+
+@dataclass
+class _StepCall(LayerCall):
+    """The wrapped layer of a folding TimeDistributed: its output is ``step_out`` (unfolded after)."""
+
+    step_out: str = ""
+
+    def out(self, t: int = 0) -> str:
+        return self.step_out if t == 0 else f"{self.step_out}:{t}"
+
+
+def _named_node(call: LayerCall, name: str, inputs: list[str], out: str | None = None, *, op: str) -> str:
+    """A node of ``call`` named ``name`` (with a ' added should that name be taken) whose output is ``out``,
+    or its name; returns its output."""
+    node = call.add(op, inputs, [out or name])
+    call.builder.nodes.remove(node)
+    node.name = name
+    call.builder.add_node(node)
+    node.outputs = [out or node.name]
+    return node.outputs[0]
+
+
+def _folded(call: LayerCall, cls: str, config: dict) -> list[Tensor]:
+    """TimeDistributed(Conv1D | pooling | padding ...) on ``(batch, outer, steps, features)``: fold_time into
+    ``(batch * outer, steps, features)``, the layer, unfold_time back to ``(batch, outer, ...)``."""
+    x = call.single_input()
+    if x.mask or call.input_mask:
+        raise call.unsupported(f"TimeDistributed({quote(cls)}) of a masked input is not supported")
+    if not x.shape or len(x.shape) != 3:
+        raise call.unsupported(f"TimeDistributed({quote(cls)}) needs an input (batch, outer time, steps, "
+                               f"features), found shape {quote(('batch', *(x.shape or ('?',))))}")
+    folded = _named_node(call, f"{call.name}/fold", [x.name], op="fold_time")
+    inner = _StepCall(call.builder, call.spec, call.index, [Tensor(folded, x.shape[1:])], class_name=cls,
+                      config=config, step_out=f"{call.name}/step")
+    (y,) = HANDLERS[cls](inner)
+    _named_node(call, f"{call.name}/unfold", [y.name, x.name], call.out(), op="unfold_time")
+    return [Tensor(call.out(), (x.shape[0], *y.shape) if y.shape else None)]
 
 
 def _step_reshape(call: LayerCall) -> list[Tensor]:

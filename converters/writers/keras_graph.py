@@ -24,7 +24,7 @@ from ..ir import Model, unique_name
 from ..sanitize import quote
 from .keras_attention import CLASSES as ATTENTION_CLASSES, LAYERS as ATTENTION_LAYERS, check_mask_stripping, mask_call
 from ..keras_classes import MASK_ARG, MERGE_OPS, PASS_MASK, RECURRENT_CLASS, RECURRENT_LAYERS, to_snake_case
-from .keras_layers import IMPLICIT, LAYERS, MASK_ARG_LAYERS, KerasLayer, embedding_layer
+from .keras_layers import IMPLICIT, LAYERS, MASK_ARG_LAYERS, KerasLayer, embedding_layer, time_distributed
 
 #: Layers whose ``call`` takes ``mask`` (Keras fills it from the input when it is the only tensor), and
 #: those that pass their input's mask on unchanged: the mask columns of converters/keras_classes.py.
@@ -210,6 +210,32 @@ class _MaskTracker:
 
 
 # -- the graph ------------------------------------------------------------------------------
+def _fold_aliases(model: Model) -> tuple[dict[str, str], set[str]]:
+    """TimeDistributed of a 1-D sequence layer: (tensor -> the tensor Keras holds for it: a fold_time's output
+    is its input, an unfold_time's its folded input; the folded tensors, whose consumers Keras wraps)."""
+    alias: dict[str, str] = {}
+    folded: set[str] = set()
+    for node in model.nodes:
+        if node.op == "fold_time":
+            alias[node.outputs[0]] = alias.get(node.inputs[0], node.inputs[0])
+            folded.add(node.outputs[0])
+        elif node.op == "unfold_time":
+            alias[node.outputs[0]] = alias.get(node.inputs[0], node.inputs[0])
+        elif node.op not in IMPLICIT and node.inputs and node.inputs[0] in folded:
+            if len(node.inputs) != 1 or len(node.outputs) != 1:
+                raise UnsupportedError("expected one input and one output for a layer inside TimeDistributed, "
+                                       f"found {len(node.inputs)} and {len(node.outputs)}", layer=node.label())
+            folded.update(node.outputs)
+    return alias, folded
+
+
+def _resolve(layer: KerasLayer, alias: dict[str, str]) -> None:
+    """The layer's tensor arguments as the tensors Keras holds (:func:`_fold_aliases`)."""
+    layer.args = [alias.get(t, t) for t in layer.args]
+    layer.initial_state = [alias.get(t, t) for t in layer.initial_state]
+    layer.tensor_kwargs = {k: alias.get(t, t) for k, t in layer.tensor_kwargs.items()}
+
+
 def build(model: Model) -> KerasLayerGraph:
     """The Keras layers of ``model``, named, with their masks checked against the IR."""
     taken: set[str] = set()
@@ -221,6 +247,7 @@ def build(model: Model) -> KerasLayerGraph:
         refs[spec.name] = (name, 0)
     mask_zero = _mask_zero_ids(model)
     layers = []
+    alias, folded = _fold_aliases(model)
     for node in model.nodes:
         if node.op in IMPLICIT:
             continue
@@ -232,7 +259,10 @@ def build(model: Model) -> KerasLayerGraph:
         if node.op == "embedding":
             layer = embedding_layer(node, name, mask_zero=node.inputs[0] in mask_zero)
         else:
-            layer = convert(node, name)
+            layer = convert(node, f"{name}_step" if node.inputs[0] in folded else name)
+        if node.inputs[0] in folded:
+            layer = time_distributed(layer, name)
+        _resolve(layer, alias)
         _keep_policy(layer, keras_policy(node))
         for k, t in enumerate(layer.outputs):
             refs[t] = (name, k)
@@ -240,7 +270,8 @@ def build(model: Model) -> KerasLayerGraph:
     check_mask_stripping(layers)
     missing = [t for layer in layers for t in layer.args + layer.initial_state + list(layer.tensor_kwargs.values())
                if t not in refs]
-    missing += [t for t in model.outputs if t not in refs]
+    outputs = [alias.get(t, t) for t in model.outputs]
+    missing += [t for t in outputs if t not in refs]
     if missing:
         raise UnsupportedError(f"expected every tensor to come from an input or a layer, found "
                                f"{quote(missing[0])} made by a mask op")
@@ -249,7 +280,7 @@ def build(model: Model) -> KerasLayerGraph:
         raise UnsupportedError(f"expected input dtype {', '.join(INPUT_DTYPES)}, found {quote(bad[0].dtype)}",
                                layer=bad[0].name)
     specs = {s.name: (tuple(s.shape), s.dtype) for s in model.inputs}
-    return KerasLayerGraph(keras_name(model.name) or "model", inputs, layers, refs, list(model.outputs), specs)
+    return KerasLayerGraph(keras_name(model.name) or "model", inputs, layers, refs, outputs, specs)
 
 
 def keras_layer_order(graph: KerasLayerGraph, model: Model) -> list[KerasLayer | str]:

@@ -371,5 +371,16 @@ LAYERS: dict[str, Callable[[Node, str], KerasLayer]] = {
 #: aside), and those that pass it on unchanged: the mask columns of converters/keras_classes.py.
 MASK_ARG_LAYERS = tuple(c for c in MASK_USERS if CLASSES[c].mask_out != "sequence")
 PASS_MASK_LAYERS = PASS_MASK
-#: IR ops Keras computes by itself (masks): no layer is written for them.
-IMPLICIT = ("mask_not_equal", "mask_and")
+#: IR ops Keras computes by itself (masks; TimeDistributed's folding of the outer time axis into the batch,
+#: :func:`time_distributed`): no layer is written for them.
+FOLDS = ("fold_time", "unfold_time")
+IMPLICIT = ("mask_not_equal", "mask_and", *FOLDS)
+
+
+def time_distributed(inner: KerasLayer, name: str) -> KerasLayer:
+    """``inner`` (written for a node between fold_time and unfold_time) as ``TimeDistributed(inner)`` named
+    ``name``: its variables under the wrapper's ``layer``."""
+    variables = {"": (name, [])}
+    variables.update({f"layer/{sub}" if sub else "layer": v for sub, v in inner.variables.items()})
+    config = {**_base(name), "layer": layer_object(inner.class_name, inner.config)}
+    return KerasLayer(name, "TimeDistributed", config, inner.args, inner.outputs, variables, node=inner.node)

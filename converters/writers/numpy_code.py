@@ -472,6 +472,16 @@ def upsample1d_to_numpy(w: _Writer, node: Node) -> None:
     w.assign(node.outputs[0], f"np.repeat({w.var(node.inputs[0], node)}, {_int(node.options['size'])}, axis=1)")
 
 
+def fold_time_to_numpy(w: _Writer, node: Node) -> None:
+    x = w.var(node.inputs[0], node)
+    w.assign(node.outputs[0], f"{x}.reshape({x}.shape[0] * {x}.shape[1], *{x}.shape[2:])")
+
+
+def unfold_time_to_numpy(w: _Writer, node: Node) -> None:
+    y, x = (w.var(t, node) for t in node.inputs[:2])
+    w.assign(node.outputs[0], f"{y}.reshape({x}.shape[0], {x}.shape[1], *{y}.shape[1:])")
+
+
 #: IR op -> the function that writes its code.
 EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
     "lstm": recurrent_to_numpy, "gru": recurrent_to_numpy, "simple_rnn": recurrent_to_numpy,
@@ -484,7 +494,7 @@ EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
     "relu": relu_to_numpy, "elu": elu_to_numpy, "prelu": prelu_to_numpy, "global_pool": global_pool_to_numpy,
     "pool1d": pool1d_to_numpy, "layer_norm": layer_norm_to_numpy, "unit_norm": unit_norm_to_numpy,
     "permute": permute_to_numpy, "crop1d": crop1d_to_numpy, "zero_pad1d": zero_pad1d_to_numpy,
-    "upsample1d": upsample1d_to_numpy,
+    "upsample1d": upsample1d_to_numpy, "fold_time": fold_time_to_numpy, "unfold_time": unfold_time_to_numpy,
     **ATTENTION_EMITTERS,  # attention, multi_head_attention, dot, masked_softmax
     **CONV_LSTM_EMITTERS,  # conv_lstm
 }

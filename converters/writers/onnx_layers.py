@@ -250,6 +250,27 @@ def upsample1d_to_onnx(g: GraphBuilder, node: Node) -> None:
     g.op("Reshape", [tiled, shape], out=node.outputs[0], rank=3)
 
 
+def _dims(g: GraphBuilder, x: str, start: int, end: int) -> str:
+    """``Shape(x)[start:end]`` as an int64 vector (``end`` past the last axis: to the end)."""
+    return g.op("Slice", [g.op("Shape", [x], rank=1, dtype="int64"), g.const([start]), g.const([end])],
+                rank=1, dtype="int64")
+
+
+def fold_time_to_onnx(g: GraphBuilder, node: Node) -> None:
+    """``(b, s, *rest) -> (b * s, *rest)``: Reshape to ``[-1, *Shape(x)[2:]]`` (the batch stays dynamic)."""
+    x, end = node.inputs[0], np.iinfo(np.int64).max
+    shape = g.op("Concat", [g.const([-1]), _dims(g, x, 2, end)], axis=0, rank=1, dtype="int64")
+    g.op("Reshape", [x, shape], out=node.outputs[0], rank=g.rank(x) - 1)
+
+
+def unfold_time_to_onnx(g: GraphBuilder, node: Node) -> None:
+    """``(b * s, *rest) -> (b, s, *rest)``: Reshape to ``[*Shape(x)[:2], *Shape(y)[1:]]``, x the folded input."""
+    y, x = node.inputs[:2]
+    shape = g.op("Concat", [_dims(g, x, 0, 2), _dims(g, y, 1, np.iinfo(np.int64).max)], axis=0, rank=1,
+                 dtype="int64")
+    g.op("Reshape", [y, shape], out=node.outputs[0], rank=g.rank(y) + 1)
+
+
 LAYERS = {
     "dense": dense_to_onnx,
     "embedding": embedding_to_onnx,
@@ -278,5 +299,7 @@ LAYERS = {
     "crop1d": crop1d_to_onnx,
     "zero_pad1d": zero_pad1d_to_onnx,
     "upsample1d": upsample1d_to_onnx,
+    "fold_time": fold_time_to_onnx,
+    "unfold_time": unfold_time_to_onnx,
     **ATTENTION_LAYERS,  # attention, multi_head_attention, dot, masked_softmax
 }

@@ -527,6 +527,15 @@ def upsample1d_to_torch(w: _Writer, node: Node) -> None:
     w.assign(node.outputs[0], f"{w.var(node.inputs[0], node)}.repeat_interleave({_int(node.options['size'])}, dim=1)")
 
 
+def fold_time_to_torch(w: _Writer, node: Node) -> None:
+    w.assign(node.outputs[0], f"{w.var(node.inputs[0], node)}.flatten(0, 1)")
+
+
+def unfold_time_to_torch(w: _Writer, node: Node) -> None:
+    y, x = (w.var(t, node) for t in node.inputs[:2])
+    w.assign(node.outputs[0], f"{y}.unflatten(0, ({x}.size(0), {x}.size(1)))")
+
+
 #: IR op -> the function that writes its code.
 EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
     "lstm": recurrent_to_torch, "gru": recurrent_to_torch, "simple_rnn": recurrent_to_torch,
@@ -539,7 +548,7 @@ EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
     "relu": relu_to_torch, "elu": elu_to_torch, "prelu": prelu_to_torch, "global_pool": global_pool_to_torch,
     "pool1d": pool1d_to_torch, "permute": permute_to_torch, "layer_norm": layer_norm_to_torch,
     "unit_norm": unit_norm_to_torch, "crop1d": crop1d_to_torch, "zero_pad1d": zero_pad1d_to_torch,
-    "upsample1d": upsample1d_to_torch,
+    "upsample1d": upsample1d_to_torch, "fold_time": fold_time_to_torch, "unfold_time": unfold_time_to_torch,
     **ATTENTION_EMITTERS,  # attention, multi_head_attention, dot, masked_softmax
     **CONV_LSTM_EMITTERS,  # conv_lstm
 }
