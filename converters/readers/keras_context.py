@@ -198,14 +198,15 @@ class LayerCall:
 
     # -- graph -----------------------------------------------------------------------------
     def add(self, op: str, inputs: list[str], outputs: list[str], options: dict | None = None,
-            weights: dict | None = None, mask: str | None = None, **source) -> Node:
+            weights: dict | None = None, mask: str | None = None, name: str | None = None, **source) -> Node:
+        """A node of this layer (named ``name``, default the layer's; a ' added should that name be taken)."""
         if self.class_name != self.spec.class_name:  # a wrapped layer: TimeDistributed(Dense)
             source.setdefault("layer_class", self.class_name)
         with self.parsing("dtype policy"):
             policy = dtype_policy(self.spec.config)
         if policy != "float32":  # every artifact computes in float32 (notes.py)
             source.setdefault("dtype_policy", policy)
-        node = Node(name=self.name, op=op, inputs=inputs, outputs=outputs, options=options or {},
+        node = Node(name=name or self.name, op=op, inputs=inputs, outputs=outputs, options=options or {},
                     weights=weights or {}, mask=mask,
                     source={"class_name": self.spec.class_name, **source})
         self.builder.add_node(node)

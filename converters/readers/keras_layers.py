@@ -201,10 +201,7 @@ class _StepCall(LayerCall):
 def _named_node(call: LayerCall, name: str, inputs: list[str], out: str | None = None, *, op: str) -> str:
     """A node of ``call`` named ``name`` (with a ' added should that name be taken) whose output is ``out``,
     or its name; returns its output."""
-    node = call.add(op, inputs, [out or name])
-    call.builder.nodes.remove(node)
-    node.name = name
-    call.builder.add_node(node)
+    node = call.add(op, inputs, [out or name], name=name)
     node.outputs = [out or node.name]
     return node.outputs[0]
 
