@@ -24,8 +24,8 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..sanitize import quote
 from .onnx_loops import loop_recurrence
-from .onnx_rewrite import (Rewrite, fresh as _fresh, full_reverse, op_of as _op, step_of as _step_of,
-                           through_cast as _through_cast, zeros as _zeros)
+from .onnx_rewrite import (FLIP_END, Rewrite, fresh as _fresh, full_reverse, op_of as _op, step_of as _step_of,
+                           through_cast as _through_cast, transposed_flip_source, zeros as _zeros)
 from .onnx_tf_masks import float_count, masking_product, select_lowered
 from .onnx_torch_patterns import (static_time_reshape, time_major_dense, time_major_inputs, unrolled_rnn,
                                   unsqueeze_gather)
@@ -137,7 +137,7 @@ def _full_reverse_sequence(vg: ValueGraph, node):
     time_axis = int(vg.attr(node, "time_axis", 0))
     h, flip = vg.onnx.helper, _fresh(vg, f"{node.output[0]}/flip")
     inits = [_const(vg.onnx, f"{flip}/{k}", np.array([v], np.int64))
-             for k, v in (("starts", -1), ("ends", np.iinfo(np.int64).min), ("axes", 1), ("steps", -1))]
+             for k, v in (("starts", -1), ("ends", FLIP_END), ("axes", 1), ("steps", -1))]
     args = [f"{flip}/{k}" for k in ("starts", "ends", "axes", "steps")]
     if time_axis == 1:
         return Rewrite("full_reverse_sequence", [node],
@@ -284,19 +284,6 @@ def _computed_reshape(vg: ValueGraph, node):
                    [_const(vg.onnx, shape, np.asarray(merged, np.int64))])
 
 
-def _flipped_source(vg: ValueGraph, name: str) -> str | None:
-    """``x`` when ``name`` is ``x`` (time-major) reversed in time by Transpose / Slice(step -1) /
-    Transpose (what :func:`_full_reverse_sequence` writes)."""
-    back = _op(vg, name, "Transpose")
-    flip = _op(vg, back.input[0], "Slice") if back is not None else None
-    front = _op(vg, flip.input[0], "Transpose") if flip is not None else None
-    if front is None or [int(p) for p in vg.attr(back, "perm", [])] != [1, 0, 2] \
-            or [int(p) for p in vg.attr(front, "perm", [])] != [1, 0, 2] or len(flip.input) != 5 \
-            or [vg.ints(i) for i in flip.input[1:]] != [[-1], [np.iinfo(np.int64).min], [1], [-1]]:
-        return None
-    return front.input[0]
-
-
 def _sequence_use(vg: ValueGraph, node):
     """The Squeeze(axis 1) that is the only use of a one-direction node's ``Y`` (its states unused)."""
     if any(o and (vg.consumers.get(o) or o in vg.outputs) for o in node.output[1:]):
@@ -309,7 +296,7 @@ def _bidirectional_pair(vg: ValueGraph, node):
     """Two one-direction nodes, the second on the first's input reversed in time (TensorFlow's
     Bidirectional of two while-loops) -> one bidirectional node: its reverse direction's output,
     reversed back, is what the second node computed."""
-    x = _flipped_source(vg, node.input[0]) if node.input else None
+    x = transposed_flip_source(vg, node.input[0]) if node.input else None
     if x is None:
         return None
     twin = next((n for n in vg.consumers.get(x, []) if n.op_type == node.op_type and n.input[0] == x), None)
@@ -329,7 +316,7 @@ def _bidirectional_pair(vg: ValueGraph, node):
     inits = [_const(vg.onnx, n, np.concatenate(pair, axis=0)) for n, pair in zip(names[:3], arrays)]
     inits += [_const(vg.onnx, names[3], np.int64(0)), _const(vg.onnx, names[4], np.int64(1))]
     flip = [f"{y}/flip/{k}" for k in ("starts", "ends", "axes", "steps")]
-    inits += [_const(vg.onnx, n, np.array([v], np.int64)) for n, v in zip(flip, (-1, np.iinfo(np.int64).min, 1, -1))]
+    inits += [_const(vg.onnx, n, np.array([v], np.int64)) for n, v in zip(flip, (-1, FLIP_END, 1, -1))]
     fused = h.make_node(node.op_type, [x, *names[:3]], [y], name=y, direction="bidirectional")
     fused.attribute.extend(a for a in twin.attribute if a.name not in ("direction", "activations"))
     acts = vg.attr(twin, "activations")

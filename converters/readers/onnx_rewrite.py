@@ -111,7 +111,13 @@ def _flip_source(vg: ValueGraph, name: str) -> str | None:
         return node.input[0] if full_reverse(vg, node) is None else None
     if node.op_type == "Slice" and _whole_flip(vg, node, 0):
         return node.input[0]
-    back = node if node.op_type == "Transpose" else None
+    return transposed_flip_source(vg, name)
+
+
+def transposed_flip_source(vg: ValueGraph, name: str) -> str | None:
+    """``x`` when ``name`` is the time-major ``x`` reversed in time by Transpose / Slice(step -1 over all
+    of axis 1) / Transpose (what :func:`converters.readers.onnx_patterns._full_reverse_sequence` writes)."""
+    back = op_of(vg, name, "Transpose")
     flip = op_of(vg, back.input[0], "Slice") if back is not None else None
     front = op_of(vg, flip.input[0], "Transpose") if flip is not None else None
     if front is None or any([int(p) for p in vg.attr(t, "perm", [])] != [1, 0, 2] for t in (back, front)) \
