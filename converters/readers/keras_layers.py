@@ -20,6 +20,7 @@ from ..errors import UnsafeError
 from ..sanitize import quote
 from .hdf5 import Weight
 from .keras_context import LayerCall, Tensor, dtype_policy
+from .keras_recurrent import HANDLERS as RECURRENT_HANDLERS
 
 #: Layers that are the identity at inference.
 IDENTITY_CLASSES = keras_classes.IDENTITY_CLASSES  # converters/keras_classes.py
@@ -173,11 +174,18 @@ def time_distributed(call: LayerCall) -> list[Tensor]:
     if cls in ("Flatten", "Reshape"):
         return _step_reshape(call.inner(cls, config))
     if cls in _FOLDED:
-        return _folded(call, cls, config)
+        return _folded(call, cls, config, HANDLERS[cls])
+    if cls in _FOLDED_RECURRENT:
+        _check_folded_recurrent(call, cls, config)
+        return _folded(call, cls, config, RECURRENT_HANDLERS[cls])
+    if cls in _NESTED_MODELS:
+        raise call.unsupported(f"TimeDistributed of a nested model ({quote(cls)}) is not supported: expected "
+                               "one layer inside TimeDistributed (wrap each of the model's layers instead)")
     if cls not in _PER_STEP:
         raise call.unsupported(f"TimeDistributed({quote(cls)}) is not supported: only layers acting on each "
                                "step's last axes (Dense, activations, normalizations, Dropout ...), "
-                               "Flatten/Reshape and the 1-D sequence layers (Conv1D, pooling, padding ...) are")
+                               "Flatten/Reshape, the 1-D sequence layers (Conv1D, pooling, padding ...) and the "
+                               "recurrent layers (LSTM, GRU, SimpleRNN, RNN, Bidirectional) are")
     if "axis" in config:
         config["axis"] = _shift_axes(config["axis"])
     return HANDLERS[cls](call.inner(cls, config))
@@ -186,6 +194,28 @@ def time_distributed(call: LayerCall) -> list[Tensor]:
 #: 1-D sequence layers (their own time axis): TimeDistributed of one folds the outer time axis into the batch.
 _FOLDED = tuple(c.name for c in keras_classes.CLASSES.values()
                 if c.op in ("conv1d", "pool1d", "global_pool", "zero_pad1d", "crop1d", "upsample1d"))
+#: Recurrent layers (keras_recurrent.py): folded the same way, each outer step a sample of the recurrence.
+_FOLDED_RECURRENT = (*keras_classes.LAYER_KINDS, "RNN", "Bidirectional")
+#: Nested-model classes a TimeDistributed config may wrap.
+_NESTED_MODELS = ("Sequential", "Functional", "Model")
+
+
+def _check_folded_recurrent(call: LayerCall, cls: str, config: dict) -> None:
+    """Refuse what TimeDistributed(recurrent layer) cannot carry exactly: returned states (Keras nests
+    them per outer step), stateful layers (states kept across batches of folded samples), two outputs
+    of Bidirectional(merge_mode=None)."""
+    with call.parsing("wrapped layer config"):
+        layers = [config, *(dict(config.get(k) or {}).get("config") or {}
+                            for k in ("layer", "backward_layer") if cls == "Bidirectional")]
+        flags = {k: any(bool(c.get(k)) for c in layers) for k in ("return_state", "stateful")}
+        merge_none = cls == "Bidirectional" and "merge_mode" in config and config["merge_mode"] is None
+    for key, value in flags.items():
+        if value:
+            raise call.unsupported(f"TimeDistributed({quote(cls)}) with {key}=True is not supported: expected "
+                                   f"{key}=False inside TimeDistributed")
+    if merge_none:
+        raise call.unsupported(f"TimeDistributed({quote(cls)}) with merge_mode=None is not supported: expected "
+                               "one output (merge_mode concat, sum, mul or ave)")
 
 
 @dataclass
@@ -206,9 +236,9 @@ def _named_node(call: LayerCall, name: str, inputs: list[str], out: str | None =
     return node.outputs[0]
 
 
-def _folded(call: LayerCall, cls: str, config: dict) -> list[Tensor]:
-    """TimeDistributed(Conv1D | pooling | padding ...) on ``(batch, outer, steps, features)``: fold_time into
-    ``(batch * outer, steps, features)``, the layer, unfold_time back to ``(batch, outer, ...)``."""
+def _folded(call: LayerCall, cls: str, config: dict, handler) -> list[Tensor]:
+    """TimeDistributed(Conv1D | pooling | padding | LSTM ...) on ``(batch, outer, steps, features)``: fold_time
+    into ``(batch * outer, steps, features)``, the layer (``handler``), unfold_time back to ``(batch, outer, ...)``."""
     x = call.single_input()
     if x.mask or call.input_mask:
         raise call.unsupported(f"TimeDistributed({quote(cls)}) of a masked input is not supported")
@@ -218,7 +248,7 @@ def _folded(call: LayerCall, cls: str, config: dict) -> list[Tensor]:
     folded = _named_node(call, f"{call.name}/fold", [x.name], op="fold_time")
     inner = _StepCall(call.builder, call.spec, call.index, [Tensor(folded, x.shape[1:])], class_name=cls,
                       config=config, step_out=f"{call.name}/step")
-    (y,) = HANDLERS[cls](inner)
+    (y,) = handler(inner)
     _named_node(call, f"{call.name}/unfold", [y.name, x.name], call.out(), op="unfold_time")
     return [Tensor(call.out(), (x.shape[0], *y.shape) if y.shape else None)]
 

@@ -113,18 +113,24 @@ class V3Weights:
 
     def layer_weights(self, spec: LayerSpec) -> list[Weight]:
         prefix = self.prefix.get(spec.weight_key)
-        if prefix is None:
-            return []
-        if spec.class_name == "Bidirectional":
+        return [] if prefix is None else self._weights_at(prefix, spec.class_name, spec.config)
+
+    def _weights_at(self, prefix: str, class_name: object, config: dict) -> list[Weight]:
+        """The arrays of a layer of ``class_name`` stored under ``prefix`` (TimeDistributed's: its layer's)."""
+        if class_name == "Bidirectional":
             return self._recurrent(f"{prefix}/forward_layer") + self._recurrent(f"{prefix}/backward_layer")
-        if spec.class_name == "RNN" and stacked_cells(spec.config) is not None:
-            return [w for path in stacked_weight_paths(spec.config, to_snake_case)
+        if class_name == "RNN" and stacked_cells(config) is not None:
+            return [w for path in stacked_weight_paths(config, to_snake_case)
                     for w in self._vars(f"{prefix}/{path}")]
-        if spec.class_name in RECURRENT_HANDLERS:
+        if class_name in RECURRENT_HANDLERS:
             return self._recurrent(prefix)
-        if spec.class_name == "TimeDistributed":
-            return self._vars(f"{prefix}/layer")
-        if spec.class_name == "MultiHeadAttention":  # its EinsumDense sub-layers, in build order
+        if class_name == "TimeDistributed":
+            inner = config.get("layer")
+            inner = inner if isinstance(inner, dict) else {}
+            inner_config = inner.get("config")
+            return self._weights_at(f"{prefix}/layer", inner.get("class_name"),
+                                    inner_config if isinstance(inner_config, dict) else {})
+        if class_name == "MultiHeadAttention":  # its EinsumDense sub-layers, in build order
             return [w for sub in ("query_dense", "key_dense", "value_dense", "output_dense")
                     for w in self._vars(f"{prefix}/{sub}")]
         return self._vars(prefix)
