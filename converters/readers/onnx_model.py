@@ -30,12 +30,12 @@ from ..ir import Model, Node, TensorSpec
 from ..sanitize import quote
 from ..shapes import node_output_shapes
 from .onnx_mask_ops import HANDLERS as MASK_HANDLERS
-from .onnx_ops import ELEM, HANDLERS as OP_HANDLERS
+from .onnx_ops import ELEM, HANDLERS as OP_HANDLERS, raw_output
 from .onnx_opset import check_node, default_opset
 from .onnx_recurrent import RecurrentNode
 from .onnx_tensors import TensorReader
-from .onnx_values import (IR, Const, Last, MaskRef, Merged, NotEqual, Pending, Seq, ShapeOf, State, Value, Zeros, is_mask,
-                          rec_key, shape_arithmetic)
+from .onnx_values import (IR, Const, Last, MaskRef, Merged, NotEqual, Pending, RecOut, Seq, ShapeOf, State, Value,
+                          Zeros, is_mask, rec_key, shape_arithmetic)
 
 #: ONNX op type -> the function that reads it
 HANDLERS = {**OP_HANDLERS, **MASK_HANDLERS}
@@ -72,6 +72,7 @@ class OnnxReader:
         self.opset = 0
         self.op_version = 0  # the version of the op being read (its schema's since_version)
         self.tensors: TensorReader | None = None
+        self.relaid: list[str] = []  # graph outputs read batch-first from a layout-0 Y / Y_h / Y_c
 
     # -- errors and names ----------------------------------------------------------------------
     def where(self) -> str | None:
@@ -161,6 +162,8 @@ class OnnxReader:
             return self._rec_tensor(v, name, exact)
         if isinstance(v, Pending):
             return self._finish_pending(v, name)
+        if isinstance(v, RecOut):
+            return raw_output(self, v, name)
         raise self.unsupported(f"expected a Keras-level (batch-first) tensor for {quote(name)}, found a "
                                f"{v.what} ({type(v).__name__}) with no IR equivalent")
 
@@ -430,10 +433,16 @@ def from_proto(proto, path: str | None = None) -> Model:
     try:
         if proto.producer_name != "gateport":
             proto, misses, applied = normalize(onnx, proto, path, TensorReader(proto, path))
-        model = OnnxReader(onnx, proto, path).run()
-        if "time_major_input" in applied:  # the IR is batch-first: say so where the producer is shown
-            model.source["layout"] = "time-major in the file, read batch-first: feed x.transpose(0, 1)"
-            model.source["producer"] = f"{model.source.get('producer', '')}; inputs {model.source['layout']}".lstrip("; ")
+        reader = OnnxReader(onnx, proto, path)
+        model = reader.run()
+        layouts = (["inputs time-major in the file, read batch-first: feed x.transpose(0, 1)"]
+                   if "time_major_input" in applied else [])
+        if reader.relaid:  # the IR is batch-first: say so where the producer is shown
+            layouts.append(f"outputs {', '.join(quote(n) for n in reader.relaid)} (a layout-0 Y / Y_h / Y_c) read "
+                           "batch-first as layout 1's [batch, time, dirs, hidden] / [batch, dirs, hidden]")
+        if layouts:
+            model.source["layout"] = "; ".join(layouts).removeprefix("inputs ")
+            model.source["producer"] = "; ".join([model.source.get("producer", ""), *layouts]).lstrip("; ")
         return model
     except GateportError as e:
         hint = closest(misses, e.layer) if isinstance(e, UnsupportedError) else None

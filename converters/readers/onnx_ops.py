@@ -625,6 +625,31 @@ def _recurrent(r, node, args, attrs):
     return outs + ([RecOut(rec, 1)] if node.op_type == "LSTM" else [])
 
 
+def raw_output(r, v: RecOut, name: str) -> str:
+    """A recurrent node's ``Y`` / ``Y_h`` / ``Y_c`` used as ONNX returns it (a graph output): each direction
+    as Keras returns it, joined along the last axis and reshaped to layout 1's ``[batch, time, dirs, hidden]``
+    / ``[batch, dirs, hidden]`` (the IR is batch-first; a layout-0 file's output is relaid, :attr:`relaid`)."""
+    rec = v.rec
+    if rec.mask is not None:
+        raise r.unsupported("expected the raw output of a node reading a compacted (masked) input to be "
+                            "expanded back to input time, found it used as is")
+    if v.perm not in (None, (2, 0, 1, 3)):
+        raise r.unsupported(f"expected Y batch-first ([batch, time, dirs, hidden]), found Y transposed by "
+                            f"{list(v.perm)}")
+    if v.k is None:
+        parts = [Seq(rec, s, False, rec.input_flipped, "keras") for s in range(rec.n_dirs)]
+        whole = parts[0] if rec.n_dirs == 1 else Merged(rec, "concat", tuple(parts), False)
+        src, shape = r.tensor(whole, f"{name}/directions"), [-1, rec.n_dirs, rec.hidden]
+    else:
+        parts = [r.tensor(State(rec, s, v.k), f"{name}/{s}") for s in range(rec.n_dirs)]
+        src = parts[0] if rec.n_dirs == 1 else \
+            r.add("concatenate", parts, r.fresh(f"{name}/directions"), {"axis": -1}, rank=2).name
+        shape = [rec.n_dirs, rec.hidden]
+    if rec.layout == 0 and v.perm is None:
+        r.relaid.append(name)
+    return r.add("reshape", [src], name, {"shape": shape}, rank=len(shape) + 1).name
+
+
 def _recurrent_input(r, node, v: Value, layout: int) -> tuple[str, str | None, bool]:
     """(batch-first IR input, IR mask or None, whether X is that input reversed in time)."""
     if layout == 0:

@@ -31,11 +31,21 @@ DEFAULT_ACTIVATIONS = {"lstm": ("Sigmoid", "Tanh", "Tanh"), "gru": ("Sigmoid", "
 N_STATES = STATES  # converters/ops.py
 
 
+#: the activation names of the spec (onnx/defs/rnn/defs.cc); onnxruntime lower-cases a name before looking
+#: it up (rnn_helpers.cc ``NormalizeActivationArgumentAndGetAlphaBetaCount``), so any case is read
+SPEC_ACTIVATIONS = {n.lower(): n for n in ("Relu", "Tanh", "Sigmoid", "Affine", "LeakyRelu", "ThresholdedRelu",
+                                           "ScaledTanh", "HardSigmoid", "Elu", "Softsign", "Softplus")}
+#: activations whose omitted alpha/beta onnxruntime fills with the ONNX operator's default (rnn_helpers.cc
+#: ``NameToArgDefaultsMap``); for the others it uses 0, where the spec says the operator's default
+ORT_DEFAULTS = ("LeakyRelu", "HardSigmoid", "Elu")
+
+
 def parse_activations(names: list[str], alphas: list[float], betas: list[float]) -> list[str]:
     """IR activation names, consuming alpha/beta lists as onnxruntime does."""
     ia = ib = 0
     out = []
     for name in names:
+        name = SPEC_ACTIVATIONS.get(name.lower(), name)
         alpha = beta = None
         if name in ONNX_RECURRENT_ARGS:
             da, db = ONNX_RECURRENT_ARGS[name]
@@ -43,6 +53,10 @@ def parse_activations(names: list[str], alphas: list[float], betas: list[float])
                 alpha, ia = (alphas[ia] if ia < len(alphas) else da), ia + 1
             if db is not None:
                 beta, ib = (betas[ib] if ib < len(betas) else db), ib + 1
+            if (ia > len(alphas) or ib > len(betas)) and name not in ORT_DEFAULTS:
+                raise UnsupportedError(
+                    f"expected activation_alpha/activation_beta values for {name}, found too few: the spec's "
+                    f"default (the {name} operator's) and onnxruntime's (0, rnn_helpers.cc) differ")
         out.append(from_onnx_recurrent(name, alpha, beta))  # the table's onnx_recurrent, reversed
     return out
 
