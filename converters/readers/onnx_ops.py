@@ -587,24 +587,29 @@ def _recurrent(r, node, args, attrs):
     x_value, w, rr, b, lens, h0, c0, p = args[:8]
     layout = int(attrs.get("layout", 0))
     x, mask, flipped = _recurrent_input(r, node, x_value, layout)
+    if lens is not None and _full_lengths(r, lens, x):
+        lens = None  # every sample's length is the (fixed) number of steps: the same as none
     if lens is not None:
         if not (isinstance(lens, Plan) and lens.role == "len" and mask is not None
                 and r.mask_name(lens.mask, "mask") == mask):
-            raise r.unsupported("expected sequence_lens only from the mask its input was compacted by; "
-                                "Keras masks are per step")
+            raise r.unsupported(
+                f"expected no sequence_lens (or the one tf2onnx computes from a Keras mask), found sequence_lens "
+                f"{quote(node.input[4])} ({_lens_what(lens, r.dim(x, 1))}): per-sample lengths have no IR equivalent (its "
+                "masks are per step); convert the model without sequence_lens and mask the padded steps")
     elif mask is not None:
         raise r.unsupported("expected sequence_lens with a compacted input")
     weights = {}
-    for key, value in (("W", w), ("R", rr), ("B", b), ("P", p)):
+    for k, key, value in ((1, "W", w), (2, "R", rr), (3, "B", b), (7, "P", p)):
         if value is None:
             continue
         if not isinstance(value, Const):
-            raise r.unsupported(f"expected {key} as an initializer or constant, found a {value.what}")
+            raise r.unsupported(f"expected {key} as an initializer or constant, found {quote(node.input[k])}: a "
+                                f"{value.what} (weights computed or fed at run time have no IR equivalent)")
         weights[key] = value.value
     n_dirs = 2 if attrs.get("direction", b"forward") in (b"bidirectional", "bidirectional") else 1
     hidden = int(attrs.get("hidden_size", 0) or 0)
-    initial = [_initial_state(r, node, v, n_dirs, hidden, layout)
-               for v in ((h0, c0) if node.op_type == "LSTM" else (h0,))]
+    initial = [_initial_state(r, node, v, n_dirs, hidden, layout, k)
+               for k, v in (((5, h0), (6, c0)) if node.op_type == "LSTM" else ((5, h0),))]
     if all(s is None for s in initial):
         initial = None
     elif any(s is None for s in initial):
@@ -650,6 +655,21 @@ def raw_output(r, v: RecOut, name: str) -> str:
     return r.add("reshape", [src], name, {"shape": shape}, rank=len(shape) + 1).name
 
 
+def _full_lengths(r, lens: Value, x: str) -> bool:
+    """``sequence_lens`` is a constant equal, for every sample, to the input's fixed number of steps."""
+    steps = r.dim(x, 1)
+    return isinstance(lens, Const) and steps is not None and lens.value.ndim == 1 and lens.value.size > 0 \
+        and bool(np.all(lens.value == steps))
+
+
+def _lens_what(lens: Value, steps: int | None) -> str:
+    if isinstance(lens, Const):
+        shown = ", ".join(str(int(v)) for v in lens.value.reshape(-1)[:8])
+        return f"constant [{shown}{', ...' if lens.value.size > 8 else ''}], " + \
+            ("the input's steps not fixed" if steps is None else f"not every sample the input's {steps} steps")
+    return f"a run-time {lens.what}" if not isinstance(lens, IR) else "a graph input or computed tensor"
+
+
 def _recurrent_input(r, node, v: Value, layout: int) -> tuple[str, str | None, bool]:
     """(batch-first IR input, IR mask or None, whether X is that input reversed in time)."""
     if layout == 0:
@@ -667,8 +687,8 @@ def _recurrent_input(r, node, v: Value, layout: int) -> tuple[str, str | None, b
     return r.tensor(v, out_name(node)), None, False
 
 
-def _initial_state(r, node, v: Value | None, n_dirs: int, hidden: int, layout: int) -> list[str] | None:
-    """Per direction, the IR tensor of an initial state (None: zeros or absent)."""
+def _initial_state(r, node, v: Value | None, n_dirs: int, hidden: int, layout: int, k: int) -> list[str] | None:
+    """Per direction, the IR tensor of the initial state at input ``k`` (None: zeros or absent)."""
     if isinstance(v, Const):  # [dirs, batch, hidden] (layout 0) or [batch, dirs, hidden] (layout 1)
         shape = v.value.shape
         if len(shape) != 3 or shape[1 if layout else 0] != n_dirs or hidden and shape[2] != hidden:
@@ -680,7 +700,10 @@ def _initial_state(r, node, v: Value | None, n_dirs: int, hidden: int, layout: i
         return [r.tensor(s, out_name(node)) for s in v.args]
     if isinstance(v, View) and v.kind == "unsqueeze0" and n_dirs == 1:
         return [r.tensor(v.of, out_name(node))]
-    raise r.unsupported(f"expected initial states stacked from batch-first tensors, found a {v.what}")
+    what = "a nonzero constant (the IR's initial states are model inputs)" if isinstance(v, Const) else \
+        f"a {v.what} {'(a graph input [dirs, batch, hidden])' if isinstance(v, IR) else ''}".rstrip()
+    raise r.unsupported(f"expected {('initial_h', 'initial_c')[k - 5]} absent, zeros, or stacked (Unsqueeze/Concat "
+                        f"on axis 0) from batch-first [batch, hidden] tensors, found {quote(node.input[k])}: {what}")
 
 
 HANDLERS = {

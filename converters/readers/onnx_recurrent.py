@@ -105,9 +105,11 @@ class RecurrentNode:
             if self.attrs.get(flag, 0) not in (0, 1):
                 raise FormatError(f"expected {flag} 0 or 1, found {self.attrs[flag]!r}")
         if self.attrs.get("clip") is not None:
-            raise UnsupportedError(f"clip={self.attrs['clip']} (Keras cells do not clip)")
+            raise UnsupportedError(f"expected no clip attribute, found clip={self.attrs['clip']:g}: Keras and PyTorch "
+                                   "cells do not clip the activations' inputs")
         if self.attrs.get("input_forget"):
-            raise UnsupportedError("input_forget=1 (coupled input and forget gates) has no Keras equivalent")
+            raise UnsupportedError("expected input_forget=0, found input_forget=1: coupled input and forget gates "
+                                   "have no Keras or PyTorch equivalent")
         if self.layout not in (0, 1):
             raise FormatError(f"expected layout 0 or 1, found {self.layout}")
 
@@ -150,7 +152,8 @@ class RecurrentNode:
         if input_size is not None and w["W"].shape[2] != input_size:
             raise FormatError(f"W: expected {input_size} input columns (the input's size), found {w['W'].shape[2]}")
         if w.get("P") is not None and np.any(w["P"]):
-            raise UnsupportedError("LSTM peepholes (P) have no Keras equivalent")
+            raise UnsupportedError("expected P (peepholes) absent or all zero, found nonzero peephole weights: "
+                                   "Keras and PyTorch LSTM cells have no peepholes")
         return w
 
     # -- uses ----------------------------------------------------------------------------------
