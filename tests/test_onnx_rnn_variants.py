@@ -1,0 +1,274 @@
+"""ONNX ``LSTM`` / ``GRU`` / ``RNN`` nodes written every way the spec allows (onnx/defs/rnn/defs.cc), as
+other tools and hand-built graphs write them: each variant is either read exactly or refused in one line.
+
+A variant is one node built with ``onnx.helper`` and seeded numpy weights, its ``Y`` / ``Y_h`` / ``Y_c``
+the graph's outputs as the spec returns them (or a chain of nodes). Read: onnxruntime runs the file
+(or, where onnxruntime cannot run it, the same node written the way it can: layout 0 for layout 1,
+``hidden_size`` written for its absence) and gateport's model converted to PyTorch and to ONNX (and
+to Keras where marked) must give those numbers within TOL on seeded inputs. A layout-0 file's ``X``
+is read batch-first and its outputs as layout 1's (README "ONNX files from other tools"). Refused:
+``gateport inspect`` exits 2 with one line naming the file, the node and the attribute or input.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from converters import api
+from converters.cli import main
+from converters.runtimes import run_onnx, run_torch
+from helpers import TOL, max_error
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+helper, TP, numpy_helper = onnx.helper, onnx.TensorProto, onnx.numpy_helper
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+B, T, I, H = 3, 5, 2, 4
+NODE = "my_rec"
+
+
+def _weights(op: str, dirs: int, rng, peepholes: float | None, initial: str | None, layout: int) -> dict:
+    g = GATES[op]
+    arr = {"W": rng.uniform(-1, 1, (dirs, g * H, I)), "R": rng.uniform(-1, 1, (dirs, g * H, H)),
+           "B": rng.uniform(-1, 1, (dirs, 2 * g * H))}
+    if peepholes is not None:
+        arr["P"] = rng.uniform(-1, 1, (dirs, 3 * H)) * peepholes
+    if initial == "const":
+        for k in ["initial_h"] + (["initial_c"] if op == "LSTM" else []):
+            arr[k] = rng.uniform(-1, 1, (B, dirs, H) if layout else (dirs, B, H))
+    return arr
+
+
+def variant(op="LSTM", direction="forward", layout=0, opset=17, outputs=("Y", "Y_h", "Y_c"), omit=(),
+            weights="initializer", dtype=TP.FLOAT, dims=("time", "batch"), hidden_attr=True, peepholes=None,
+            seq_lens=None, initial=None, seed=0, **attrs):
+    """One recurrent node reading graph input ``X`` ([time, batch, in], layout 1 [batch, time, in]); its
+    ``outputs`` (empty names for the others) are the graph's. ``omit``: optional inputs given as "";
+    ``weights``: "initializer", "constant" (Constant nodes) or "input" (W, R, B graph inputs); ``seq_lens``: values (an initializer) or
+    "input"; ``initial``: "const" or "input"; ``dims``: the time and batch dims (names: symbolic)."""
+    rng = np.random.default_rng(seed)
+    dirs = 2 if direction == "bidirectional" else 1
+    npt = {TP.FLOAT: np.float32, TP.DOUBLE: np.float64, TP.FLOAT16: np.float16}[dtype]
+    arr = {k: v.astype(npt) for k, v in _weights(op, dirs, rng, peepholes, initial, layout).items()}
+    if seq_lens is not None and seq_lens != "input":
+        arr["sequence_lens"] = np.asarray(seq_lens, np.int32)
+    given = set(arr) | ({"sequence_lens"} if seq_lens == "input" else set()) \
+        | ({"initial_h", "initial_c"} if initial == "input" else set())
+    order = ["W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"][:7 if op == "LSTM" else 6]
+    ins = ["X"] + [k if k in given and k not in omit else "" for k in order]
+    while ins[-1] == "":
+        ins.pop()
+    nodes, inits = [], []
+    for k, a in arr.items():
+        if k in omit:
+            continue
+        if weights == "input" and k in ("W", "R", "B"):
+            continue
+        if weights == "constant":
+            nodes.append(helper.make_node("Constant", [], [k], name=f"const_{k}", value=numpy_helper.from_array(a, k)))
+        else:
+            inits.append(numpy_helper.from_array(a, k))
+    t, b = dims
+    graph_in = [helper.make_tensor_value_info("X", dtype, [b, t, I] if layout else [t, b, I])]
+    if weights == "input":
+        graph_in += [helper.make_tensor_value_info(k, dtype, list(arr[k].shape)) for k in ("W", "R", "B")]
+    if seq_lens == "input":
+        graph_in.append(helper.make_tensor_value_info("sequence_lens", TP.INT32, [b]))
+    if initial == "input":
+        graph_in += [helper.make_tensor_value_info(k, dtype, [b, dirs, H] if layout else [dirs, b, H])
+                     for k in ["initial_h"] + (["initial_c"] if op == "LSTM" else [])]
+    outs = [o if o in outputs else "" for o in ["Y", "Y_h", "Y_c"][:3 if op == "LSTM" else 2]]
+    while outs[-1] == "":
+        outs.pop()
+    if layout:
+        attrs["layout"] = 1
+    if hidden_attr:
+        attrs["hidden_size"] = H
+    nodes.append(helper.make_node(op, ins, outs, name=NODE, direction=direction, **attrs))
+    state = [b, dirs, H] if layout else [dirs, b, H]
+    shapes = {"Y": [b, t, dirs, H] if layout else [t, dirs, b, H], "Y_h": state, "Y_c": state}
+    graph_out = [helper.make_tensor_value_info(o, dtype, shapes[o]) for o in outs if o]
+    return _model(helper.make_graph(nodes, "g", graph_in, graph_out, inits), opset)
+
+
+def _model(graph, opset: int):
+    ops = [helper.make_opsetid("", opset)]
+    ir = helper.find_min_ir_version_for(ops)
+    if ir < 4:  # IR 3 (opset < 9): every initializer is also a graph input, as tools of that time wrote them
+        graph.input.extend(helper.make_tensor_value_info(i.name, i.data_type, list(i.dims)) for i in graph.initializer)
+    return helper.make_model(graph, opset_imports=ops, ir_version=ir)
+
+
+def chain(kind: str, opset=17):
+    """Two nodes in a row, as tools chain them: ``squeeze`` (LSTM -> Squeeze(Y, 1) -> GRU, time-major
+    throughout) or ``bidirectional`` (bidirectional LSTM -> Transpose/Reshape to [time, batch, 2H] -> RNN)."""
+    rng = np.random.default_rng(7)
+    first_dirs = 2 if kind == "bidirectional" else 1
+    a = {k: v.astype(np.float32) for k, v in _weights("LSTM", first_dirs, rng, None, None, 0).items()}
+    second, width = ("GRU", H) if kind == "squeeze" else ("RNN", 2 * H)
+    g = GATES[second]
+    b = {"W2": rng.uniform(-1, 1, (1, g * H, width)), "R2": rng.uniform(-1, 1, (1, g * H, H)),
+         "B2": rng.uniform(-1, 1, (1, 2 * g * H))}
+    inits = [numpy_helper.from_array(v, k) for k, v in a.items()]
+    inits += [numpy_helper.from_array(v.astype(np.float32), k) for k, v in b.items()]
+    nodes = [helper.make_node("LSTM", ["X", "W", "R", "B"], ["Y1"], name="first", hidden_size=H,
+                              direction="bidirectional" if first_dirs == 2 else "forward")]
+    if kind == "squeeze":
+        inits.append(numpy_helper.from_array(np.array([1], np.int64), "axis1"))
+        nodes.append(helper.make_node("Squeeze", ["Y1", "axis1"], ["X2"], name="squeeze"))
+    else:
+        inits.append(numpy_helper.from_array(np.array([0, 0, -1], np.int64), "shape"))
+        nodes += [helper.make_node("Transpose", ["Y1"], ["Y1t"], name="transpose", perm=[0, 2, 1, 3]),
+                  helper.make_node("Reshape", ["Y1t", "shape"], ["X2"], name="reshape")]
+    nodes.append(helper.make_node(second, ["X2", "W2", "R2", "B2"], ["Y", "Y_h"], name=NODE, hidden_size=H,
+                                  **({"linear_before_reset": 1} if second == "GRU" else {})))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("X", TP.FLOAT, ["time", "batch", I])],
+                              [helper.make_tensor_value_info("Y", TP.FLOAT, ["time", 1, "batch", H]),
+                               helper.make_tensor_value_info("Y_h", TP.FLOAT, [1, "batch", H])], inits)
+    return _model(graph, opset)
+
+
+HS = {"activations": ["HardSigmoid", "Tanh", "Tanh"]}
+#: id -> variant options: read exactly. "keras" in the id: also converted to Keras and compared.
+READ = {
+    "lstm_forward_keras": {},
+    "gru_forward_lbr1_keras": {"op": "GRU", "linear_before_reset": 1},
+    "gru_forward_lbr0": {"op": "GRU", "linear_before_reset": 0},
+    "rnn_forward_keras": {"op": "RNN"},
+    "lstm_bidirectional_keras": {"direction": "bidirectional"},
+    "gru_bidirectional": {"op": "GRU", "direction": "bidirectional", "linear_before_reset": 1},
+    "rnn_bidirectional": {"op": "RNN", "direction": "bidirectional"},
+    "lstm_reverse_states": {"direction": "reverse", "outputs": ("Y_h", "Y_c")},
+    "gru_reverse_state": {"op": "GRU", "direction": "reverse", "outputs": ("Y_h",)},
+    "lstm_layout1_keras": {"layout": 1, "opset": 14},
+    "gru_layout1_bidirectional": {"op": "GRU", "layout": 1, "opset": 14, "direction": "bidirectional"},
+    "rnn_layout1": {"op": "RNN", "layout": 1, "opset": 22},
+    "lstm_Y_only": {"outputs": ("Y",)},
+    "lstm_Y_h_only": {"outputs": ("Y_h",)},
+    "lstm_Y_c_only": {"outputs": ("Y_c",)},
+    "gru_Y_only_trailing_empty": {"op": "GRU", "outputs": ("Y",)},
+    "lstm_B_omitted": {"omit": ("B",)},
+    "lstm_zero_peepholes": {"peepholes": 0.0},
+    "lstm_input_forget_0": {"input_forget": 0},
+    "lstm_hidden_size_absent": {"hidden_attr": False},
+    "gru_constant_weights": {"op": "GRU", "weights": "constant"},
+    "lstm_fixed_dims": {"dims": (T, B)},
+    "lstm_full_sequence_lens": {"dims": (T, B), "seq_lens": [T] * B},
+    "lstm_opset7": {"opset": 7},
+    "gru_opset7": {"op": "GRU", "opset": 7},
+    "rnn_opset9": {"op": "RNN", "opset": 9},
+    "lstm_opset13": {"opset": 13},
+    "lstm_opset14": {"opset": 14},
+    "gru_opset22": {"op": "GRU", "opset": 22},
+    "lstm_hard_sigmoid_keras2_keras": {**HS, "activation_alpha": [0.2], "activation_beta": [0.5]},
+    "lstm_hard_sigmoid_default": HS,
+    "lstm_hard_sigmoid_keras3": {**HS, "activation_alpha": [1 / 6], "activation_beta": [0.5]},
+    "lstm_relu": {"activations": ["Sigmoid", "Relu", "Relu"]},
+    "lstm_lowercase_names": {"activations": ["sigmoid", "tanh", "TANH"]},
+    "lstm_bidirectional_activations": {"direction": "bidirectional",
+                                       "activations": ["HardSigmoid", "Relu", "Relu"] * 2},
+    "rnn_leaky_relu_0.2": {"op": "RNN", "activations": ["LeakyRelu"], "activation_alpha": [0.2]},
+    "rnn_affine_1_0": {"op": "RNN", "activations": ["Affine"], "activation_alpha": [1.0], "activation_beta": [0.0]},
+    "rnn_elu_default": {"op": "RNN", "activations": ["Elu"]},
+    "rnn_softsign": {"op": "RNN", "activations": ["Softsign"]},
+    "gru_softplus": {"op": "GRU", "activations": ["Sigmoid", "Softplus"]},
+    "rnn_sigmoid": {"op": "RNN", "activations": ["Sigmoid"]},
+    "gru_alpha_order": {"op": "GRU", "activations": ["HardSigmoid", "Elu"], "activation_alpha": [0.2, 1.0],
+                        "activation_beta": [0.5]},
+}
+CHAINS = ["squeeze", "bidirectional"]
+
+
+def _ort_twin(options: dict):
+    """The variant onnxruntime can run: its CPU kernels need layout 0 (lstm_base.h, deep_cpu_gru.h,
+    rnn.h "Batchwise recurrent operations (layout == 1) are not supported") and hidden_size."""
+    return variant(**{**options, "layout": 0, "hidden_attr": True})
+
+
+def _batch_first(outputs: list[np.ndarray]) -> list[np.ndarray]:
+    """Layout-0 Y [T, dirs, B, H] / states [dirs, B, H] as gateport reads them (layout 1's)."""
+    return [y.transpose(2, 0, 1, 3) if y.ndim == 4 else y.transpose(1, 0, 2) for y in outputs]
+
+
+def _x() -> np.ndarray:
+    return np.random.default_rng(11).normal(0, 1.5, (B, T, I)).astype(np.float32)
+
+
+def check_read(proto, twin, tmp_path, keras: bool) -> None:
+    """gateport's model of ``proto`` converted to PyTorch and ONNX (and Keras) gives what onnxruntime
+    computes on ``twin`` (the file itself, or its runnable twin: layout 0)."""
+    path = tmp_path / "variant.onnx"
+    onnx.save(proto, str(path))
+    x = _x()  # batch-first, as gateport's model takes it
+    want = _batch_first(run_onnx(twin, [x.transpose(1, 0, 2)]))
+    model = api.read(path)
+    assert len(model.outputs) == len(want)
+    got = {"torch": run_torch(api.to_torch(model), [x]), "onnx": run_onnx(api.to_onnx(model), [x])}
+    if keras:
+        from converters.runtimes import run_keras
+
+        api.convert(model, "keras", tmp_path / "m.keras")
+        got["keras"] = run_keras(tmp_path / "m.keras", [x])
+    for target, outs in got.items():
+        err = max_error(outs, want, target)
+        print(f"{target}: max abs error {err:.2e}")
+        assert err <= TOL, target
+
+
+@pytest.mark.parametrize("name", list(READ))
+def test_variant_reads_exactly(name, tmp_path):
+    options = READ[name]
+    proto = variant(**options)
+    onnx.checker.check_model(proto, full_check=True)
+    check_read(proto, _ort_twin(options), tmp_path, "keras" in name)
+
+
+@pytest.mark.parametrize("kind", CHAINS)
+def test_chained_nodes_read_exactly(kind, tmp_path):
+    proto = chain(kind)
+    onnx.checker.check_model(proto, full_check=True)
+    check_read(proto, proto, tmp_path, kind == "bidirectional")
+
+
+#: id -> (variant options, what the one-line refusal names besides the file and the node; a tuple: what
+#: it names instead of the node, for element types refused where the graph input or initializer is read)
+REFUSED = {
+    "clip": ({"clip": 3.0}, "clip=3"),
+    "input_forget_1": ({"input_forget": 1}, "input_forget=1"),
+    "peepholes": ({"peepholes": 1.0}, "P (peepholes)"),
+    "sequence_lens_input": ({"seq_lens": "input"}, "sequence_lens 'sequence_lens' (a graph input"),
+    "sequence_lens_varying": ({"seq_lens": [5, 3, 1], "dims": (T, B)}, "constant [5, 3, 1]"),
+    "sequence_lens_full_symbolic_time": ({"seq_lens": [T] * B}, "the input's steps not fixed"),
+    "initial_h_constant": ({"initial": "const"}, "initial_h"),
+    "initial_h_input": ({"initial": "input"}, "'initial_h': a tensor (a graph input"),
+    "weights_input": ({"weights": "input"}, "expected W as an initializer or constant, found 'W'"),
+    "float64": ({"dtype": TP.DOUBLE}, ("input 'X'", "element type 11")),
+    "float16": ({"dtype": TP.FLOAT16}, ("initializer 'W'", "found type 10")),
+    "leaky_relu_default": ({"op": "RNN", "activations": ["LeakyRelu"]}, "LeakyRelu(alpha=0.01)"),
+    "thresholded_relu": ({"op": "RNN", "activations": ["ThresholdedRelu"], "activation_alpha": [1.0]},
+                         "ThresholdedRelu(alpha=1)"),
+    "scaled_tanh": ({"op": "RNN", "activations": ["ScaledTanh"], "activation_alpha": [1.0],
+                     "activation_beta": [1.0]}, "ScaledTanh(alpha=1, beta=1)"),
+    "affine_without_alpha": ({"op": "RNN", "activations": ["Affine"]}, "activation_alpha/activation_beta values for Affine"),
+    "hard_sigmoid_other": ({**HS, "activation_alpha": [0.3], "activation_beta": [0.5]}, "HardSigmoid(alpha=0.3"),
+    "elu_alpha": ({"op": "RNN", "activations": ["Elu"], "activation_alpha": [0.5]}, "Elu(alpha=0.5)"),
+    "lstm_g_h_differ": ({"activations": ["Sigmoid", "Tanh", "Relu"]}, "g=tanh and h=relu"),
+    "directions_differ": ({"direction": "bidirectional", "activations": ["Sigmoid", "Tanh", "Tanh",
+                                                                       "Sigmoid", "Relu", "Relu"]},
+                          "different activations"),
+    "reverse_Y": ({"direction": "reverse"}, "reverse direction's output is used aligned to input time"),
+    "unknown_activation": ({"op": "RNN", "activations": ["Swish"]}, "'Swish'"),
+    "direction_unknown": ({"direction": "sideways"}, "'sideways'"),
+}
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_variant_is_refused_in_one_line(name, tmp_path, capsys):
+    options, named = REFUSED[name]
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(variant(**options), str(path))
+    assert main(["inspect", str(path)]) == 2
+    err = capsys.readouterr().err
+    print(err)
+    assert err.count("\n") == 1 and err.startswith("gateport: error: ") and str(path) in err
+    assert all(n in err for n in named) if isinstance(named, tuple) else NODE in err and named in err
