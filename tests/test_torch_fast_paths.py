@@ -213,3 +213,42 @@ def test_loops_scripted_eagerly_exported_fixed_length(case, tmp_path):
     assert_matches(run(exported, xs), want, "export")
     longer = inputs(ir, 9, np.concatenate([KEEP, KEEP], axis=1))
     assert_matches(run(net, longer), reference.run(ir, longer), "eager, 9 steps")
+
+
+@pytest.mark.parametrize("case", ["gru_reset_before_hard_sigmoid", "bi_lstm_hard_sigmoid_masked_initial_states_none"])
+def test_loop_weights_laid_out_again_only_when_a_parameter_changes(case, tmp_path):
+    """Eager calls reuse a loop's laid-out weights (a KerasBiLoop's stacked ones) until a parameter is
+    edited in place, loaded, cast or autograd records them; jit.script lays them out on every call."""
+    ir = model(LOOPS[case]())
+    module, net = load(ir, tmp_path)
+    owner = getattr(net, ir.nodes[-1].name)
+    xs = inputs(ir)
+    assert_matches(run(net, xs), reference.run(ir, xs), "first call")
+    layout = module._LAID_OUT[owner][2]
+    first = run(net, xs)
+    assert module._LAID_OUT[owner][2] is layout, "laid out again with the same parameters"
+    script = scripted(net)  # shares the parameters
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(0.5)
+    edited = run(net, xs)
+    assert module._LAID_OUT[owner][2] is not layout
+    assert all(np.array_equal(a, b) for a, b in zip(edited, run(script, xs))), "in-place edit not seen"
+    assert not np.array_equal(edited[0], first[0])
+    net.load_state_dict({k: v * -2 for k, v in net.state_dict().items()})
+    loaded = run(net, xs)
+    assert all(np.array_equal(a, b) for a, b in zip(loaded, run(script, xs))), "load_state_dict not seen"
+    net.double()
+    doubled = run(net, [x.astype(np.float64) for x in xs])
+    assert doubled[0].dtype == np.float64 and np.allclose(doubled[0], loaded[0], atol=1e-5)
+    net.float()
+    for _ in range(2):  # autograd: laid out each call, gradients reach the parameters
+        out = net(*(torch.from_numpy(x) for x in xs))[0]
+        grad, = torch.autograd.grad(out.sum(), [owner.fw.weight_hh if hasattr(owner, "fw") else owner.weight_hh])
+        assert float(grad.abs().sum()) > 0
+    with torch.inference_mode():
+        net(*(torch.from_numpy(x) for x in xs))
+    net.requires_grad_(False)  # cached in inference mode, then a differentiable input outside it
+    x = torch.from_numpy(xs[0]).requires_grad_()
+    out = net(x, *(torch.from_numpy(v) for v in xs[1:]))[0]
+    assert float(torch.autograd.grad(out.sum(), [x])[0].abs().sum()) > 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..activations import column
 from .torch_attention import FUNCTION_NAMES as ATTENTION_FUNCTIONS, HELPERS as ATTENTION_HELPERS
 from .torch_conv_lstm import HELPERS as CONV_LSTM_HELPERS
+from .torch_norms import HELPERS as NORM_HELPERS
 
 _HARD_SIGMOID_KERAS2 = '''
 def hard_sigmoid_keras2(x: Tensor) -> Tensor:
@@ -62,7 +63,7 @@ _SQUAREPLUS = _function_helper(
     "(x + torch.sqrt(x * x + 4.0)) / 2")
 #: Function names the helpers define at module level (generated variables must not shadow them).
 FUNCTION_NAMES = ("hard_sigmoid_keras2", "keras_same_padding", "keras_tracing", "keras_mask_plan", "keras_compact",
-                  "keras_hard_gates",
+                  "keras_hard_gates", "keras_stack", "keras_laid_out",
                   "keras_unmask", "keras_final_states", "keras_sparse_plus", "keras_sparse_sigmoid",
                   "keras_squareplus", *ATTENTION_FUNCTIONS)
 
@@ -180,6 +181,36 @@ class KerasMaskedLSTM(KerasMaskedRNN):
 _KERAS_LOOP = '''
 #: Each KerasLoop's TorchScript copy (sharing its parameters), made on its first eager call.
 _SCRIPTED: "weakref.WeakKeyDictionary[nn.Module, nn.Module]" = weakref.WeakKeyDictionary()
+#: Each KerasLoop's / KerasBiLoop's laid-out weights of its last eager call: (key, parameters, layout).
+_LAID_OUT: "weakref.WeakKeyDictionary[nn.Module, Tuple[tuple, list, tuple]]" = weakref.WeakKeyDictionary()
+
+
+def keras_stack(weights: List[Tuple[Tensor, Tensor, Tensor, Tensor]]) -> Tuple[List[Tensor], List[Tensor], Tensor, Tensor]:
+    """Each direction's weights() -> (input weights, input biases, recurrent weights and recurrent
+    biases stacked by direction) as KerasLoop.directions() uses them."""
+    return ([w[0] for w in weights], [w[1] for w in weights], torch.stack([w[2] for w in weights]),
+            torch.stack([w[3] for w in weights]).unsqueeze(1))
+
+
+@torch.jit.unused
+def keras_laid_out(owner: nn.Module, loops: List[nn.Module]) -> Tuple[List[Tensor], List[Tensor], Tensor, Tensor]:
+    """keras_stack of the loops' weights(), made again only when a parameter changed (in place, by
+    load_state_dict, moved or cast: each one's version, address, device and dtype) or inference mode was
+    entered or left; laid out anew each call while autograd records the parameters."""
+    params = [p for loop in loops for p in (loop.weight_ih, loop.weight_hh, loop.bias_ih, loop.bias_hh)]
+    if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+        return keras_stack([loop.weights() for loop in loops])
+    try:
+        key = (torch.is_inference_mode_enabled(), *[(p._version, p.data_ptr(), p.device, p.dtype) for p in params])
+    except RuntimeError:  # inference tensors have no version counter
+        return keras_stack([loop.weights() for loop in loops])
+    hit = _LAID_OUT.get(owner)
+    if hit is not None and hit[0] == key:
+        return hit[2]
+    layout = keras_stack([loop.weights() for loop in loops])
+    # the parameters' tensors are kept, so that no new tensor takes their address while cached
+    _LAID_OUT[owner] = (key, [p.detach() for p in params], layout)
+    return layout
 
 
 def keras_hard_gates(activation: Optional[nn.Module]) -> Optional[Tuple[float, float]]:
@@ -270,15 +301,27 @@ class KerasLoop(nn.Module):
             _SCRIPTED[self] = compiled
         return compiled.steps(x_proj, w_hh, b_hh, states, every)
 
-    def directions(self, x: Tensor, mask: Optional[Tensor], weights: List[Tuple[Tensor, Tensor, Tensor, Tensor]],
+    def layout(self) -> Tuple[List[Tensor], List[Tensor], Tensor, Tensor]:
+        """keras_stack([weights()]); eager calls reuse it while the parameters stay the same (keras_laid_out)."""
+        if torch.jit.is_scripting() or keras_tracing():
+            return keras_stack([self.weights()])
+        return self.laid_out()
+
+    @torch.jit.unused
+    def laid_out(self) -> Tuple[List[Tensor], List[Tensor], Tensor, Tensor]:
+        return keras_laid_out(self, [self])
+
+    def directions(self, x: Tensor, mask: Optional[Tensor], weights: Tuple[List[Tensor], List[Tensor], Tensor, Tensor],
                    states: List[List[Tensor]], backwards: List[bool],
                    zero_output: List[bool]) -> Tuple[List[Tensor], List[List[Tensor]]]:
-        """One loop over the directions of a layer (each with its weights(), states, go_backwards and
-        zero_output_for_mask) -> (each one's outputs (batch, time, units) in processing order, its final states)."""
+        """One loop over the directions of a layer (their weights as keras_stack gives them, each one's states,
+        go_backwards and zero_output_for_mask) -> (each one's outputs (batch, time, units) in processing order,
+        its final states)."""
+        w_ih, b_ih, w_hh, b_hh = weights
         projected: List[Tensor] = []
         masks: List[Tensor] = []
         counts: List[Tensor] = []
-        for d in range(len(weights)):
+        for d in range(len(w_ih)):
             if mask is None:
                 x_d = x.flip(1) if backwards[d] else x
             else:
@@ -287,13 +330,13 @@ class KerasLoop(nn.Module):
                 x_d = keras_compact(x, order)
                 masks.append(mask_d)
                 counts.append(count)
-            projected.append(F.linear(x_d.transpose(0, 1), weights[d][0], weights[d][1]))
+            projected.append(F.linear(x_d.transpose(0, 1), w_ih[d], b_ih[d]))
         x_proj = projected[0].unsqueeze(1) if len(projected) == 1 else torch.stack(projected, 1)
-        y, final = self.run(x_proj, torch.stack([w[2] for w in weights]), torch.stack([w[3] for w in weights]).unsqueeze(1),
-                            [torch.stack([s[k] for s in states]) for k in range(len(states[0]))], mask is not None)
+        y, final = self.run(x_proj, w_hh, b_hh, [torch.stack([s[k] for s in states]) for k in range(len(states[0]))],
+                            mask is not None)
         ys: List[Tensor] = []
         out: List[List[Tensor]] = []
-        for d in range(len(weights)):
+        for d in range(len(w_ih)):
             if mask is None:
                 ys.append(y[d])
                 out.append([s[d] for s in final])
@@ -307,7 +350,7 @@ class KerasLoop(nn.Module):
         """x (batch, time, input_size) -> (outputs (batch, time, hidden_size), final states)."""
         if states is None:
             states = self.initial_states(x)
-        ys, out = self.directions(x, mask, [self.weights()], [states], [self.go_backwards], [self.zero_output_for_mask])
+        ys, out = self.directions(x, mask, self.layout(), [states], [self.go_backwards], [self.zero_output_for_mask])
         return ys[0], out[0]
 '''
 
@@ -328,10 +371,20 @@ class KerasBiLoop(nn.Module):
             states_fw = self.fw.initial_states(x)
         if states_bw is None:
             states_bw = self.bw.initial_states(x)
-        ys, out = self.fw.directions(x, mask, [self.fw.weights(), self.bw.weights()], [states_fw, states_bw],
+        ys, out = self.fw.directions(x, mask, self.layout(), [states_fw, states_bw],
                                      [self.fw.go_backwards, self.bw.go_backwards],
                                      [self.fw.zero_output_for_mask, self.bw.zero_output_for_mask])
         return ys[0], ys[1], out[0], out[1]
+
+    def layout(self) -> Tuple[List[Tensor], List[Tensor], Tensor, Tensor]:
+        """keras_stack of both directions' weights(), reused by eager calls as KerasLoop.layout()."""
+        if torch.jit.is_scripting() or keras_tracing():
+            return keras_stack([self.fw.weights(), self.bw.weights()])
+        return self.laid_out()
+
+    @torch.jit.unused
+    def laid_out(self) -> Tuple[List[Tensor], List[Tensor], Tensor, Tensor]:
+        return keras_laid_out(self, [self.fw, self.bw])
 '''
 
 _LSTM_LOOP = '''
@@ -479,6 +532,7 @@ HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "SimpleRNNLoop": (_SIMPLE_RNN_LOOP, ("KerasLoop",)),
     **ATTENTION_HELPERS,
     **CONV_LSTM_HELPERS,
+    **NORM_HELPERS,
 }
 
 #: IR activation -> (expression with ``{}`` for the argument, module constructor, helper needed):
