@@ -40,7 +40,7 @@ from .torch_templates import ACTIVATIONS, FUNCTION_NAMES, helper_source
 #: Names the generated code uses itself, and nn.Module's own attributes.
 _RESERVED = set(keyword.kwlist) | {
     "self", "torch", "nn", "F", "Tensor", "List", "Optional", "Tuple", "os", "Model", "load_model",
-    "path", "model", "_", "warnings", "weakref", "_SCRIPTED", "hard_sigmoid_keras2", "keras_same_padding", "training", "forward",
+    "path", "model", "_", "warnings", "weakref", "_SCRIPTED", "_LAID_OUT", "hard_sigmoid_keras2", "keras_same_padding", "training", "forward",
     "add_module", "apply", "bfloat16", "buffers", "children", "compile", "cpu", "cuda", "double", "eval",
     "extra_repr", "float", "half", "modules", "parameters", "state_dict", "to", "train", "type",
     "zero_grad", "load_state_dict", "named_modules", "named_parameters", "named_buffers",
