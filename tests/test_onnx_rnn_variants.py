@@ -54,7 +54,7 @@ def variant(op="LSTM", direction="forward", layout=0, opset=17, outputs=("Y", "Y
         arr["sequence_lens"] = np.asarray(seq_lens, np.int32)
     given = set(arr) | ({"sequence_lens"} if seq_lens == "input" else set()) \
         | ({"initial_h", "initial_c"} if initial == "input" else set())
-    order = ["W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"][:7 if op == "LSTM" else 6]
+    order = ["W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"][:7 if op == "LSTM" else 5]
     ins = ["X"] + [k if k in given and k not in omit else "" for k in order]
     while ins[-1] == "":
         ins.pop()
@@ -154,6 +154,10 @@ READ = {
     "gru_constant_weights": {"op": "GRU", "weights": "constant"},
     "lstm_fixed_dims": {"dims": (T, B)},
     "lstm_full_sequence_lens": {"dims": (T, B), "seq_lens": [T] * B},
+    "lstm_initial_states_input_keras": {"initial": "input"},
+    "gru_initial_state_input_bidirectional": {"op": "GRU", "initial": "input", "direction": "bidirectional"},
+    "lstm_initial_states_input_layout1": {"initial": "input", "layout": 1, "opset": 14, "direction": "bidirectional"},
+    "rnn_initial_state_input_reverse": {"op": "RNN", "initial": "input", "direction": "reverse", "outputs": ("Y_h",)},
     "lstm_opset7": {"opset": 7},
     "gru_opset7": {"op": "GRU", "opset": 7},
     "rnn_opset9": {"op": "RNN", "opset": 9},
@@ -190,25 +194,30 @@ def _batch_first(outputs: list[np.ndarray]) -> list[np.ndarray]:
     return [y.transpose(2, 0, 1, 3) if y.ndim == 4 else y.transpose(1, 0, 2) for y in outputs]
 
 
-def _x() -> np.ndarray:
-    return np.random.default_rng(11).normal(0, 1.5, (B, T, I)).astype(np.float32)
+def _inputs(proto) -> list[np.ndarray]:
+    """Seeded batch-first inputs: x [batch, time, in], then any initial states [batch, dirs, hidden]."""
+    rng = np.random.default_rng(11)
+    x = [rng.normal(0, 1.5, (B, T, I)).astype(np.float32)]
+    dirs = {vi.name: vi.type.tensor_type.shape.dim for vi in proto.graph.input}
+    return x + [rng.uniform(-1, 1, (B, d[0].dim_value or d[1].dim_value, H)).astype(np.float32)
+                for name, d in dirs.items() if name.startswith("initial")]
 
 
 def check_read(proto, twin, tmp_path, keras: bool) -> None:
     """gateport's model of ``proto`` converted to PyTorch and ONNX (and Keras) gives what onnxruntime
-    computes on ``twin`` (the file itself, or its runnable twin: layout 0)."""
+    computes on ``twin`` (the file itself, or its runnable twin: layout 0, inputs [time|dirs, batch, ...])."""
     path = tmp_path / "variant.onnx"
     onnx.save(proto, str(path))
-    x = _x()  # batch-first, as gateport's model takes it
-    want = _batch_first(run_onnx(twin, [x.transpose(1, 0, 2)]))
+    x = _inputs(proto)  # batch-first, as gateport's model takes them
+    want = _batch_first(run_onnx(twin, [a.transpose(1, 0, 2) for a in x]))
     model = api.read(path)
     assert len(model.outputs) == len(want)
-    got = {"torch": run_torch(api.to_torch(model), [x]), "onnx": run_onnx(api.to_onnx(model), [x])}
+    got = {"torch": run_torch(api.to_torch(model), x), "onnx": run_onnx(api.to_onnx(model), x)}
     if keras:
         from converters.runtimes import run_keras
 
         api.convert(model, "keras", tmp_path / "m.keras")
-        got["keras"] = run_keras(tmp_path / "m.keras", [x])
+        got["keras"] = run_keras(tmp_path / "m.keras", x)
     for target, outs in got.items():
         err = max_error(outs, want, target)
         print(f"{target}: max abs error {err:.2e}")
@@ -240,7 +249,6 @@ REFUSED = {
     "sequence_lens_varying": ({"seq_lens": [5, 3, 1], "dims": (T, B)}, "constant [5, 3, 1]"),
     "sequence_lens_full_symbolic_time": ({"seq_lens": [T] * B}, "the input's steps not fixed"),
     "initial_h_constant": ({"initial": "const"}, "initial_h"),
-    "initial_h_input": ({"initial": "input"}, "'initial_h': a tensor (a graph input"),
     "weights_input": ({"weights": "input"}, "expected W as an initializer or constant, found 'W'"),
     "float64": ({"dtype": TP.DOUBLE}, ("input 'X'", "element type 11")),
     "float16": ({"dtype": TP.FLOAT16}, ("initializer 'W'", "found type 10")),

@@ -354,6 +354,8 @@ def _transpose(r, node, args, attrs):
     if isinstance(x, RecOut) and x.k is None and x.perm is None and x.rec.layout == 0 \
             and perm in ((0, 2, 1, 3), (2, 0, 1, 3)):
         return [RecOut(x.rec, None, perm)]
+    if isinstance(x, RecOut) and x.k is not None and x.perm is None and x.rec.layout == 0 and perm == (1, 0, 2):
+        return [RecOut(x.rec, x.k, perm)]  # a state [dirs, batch, hidden] made batch-first
     raise r.unsupported(f"expected a Transpose between Keras and ONNX layouts, found perm {list(perm)} of a "
                         f"{x.what}")
 
@@ -638,7 +640,7 @@ def raw_output(r, v: RecOut, name: str) -> str:
     if rec.mask is not None:
         raise r.unsupported("expected the raw output of a node reading a compacted (masked) input to be "
                             "expanded back to input time, found it used as is")
-    if v.perm not in (None, (2, 0, 1, 3)):
+    if v.perm not in (None, (2, 0, 1, 3) if v.k is None else (1, 0, 2)):
         raise r.unsupported(f"expected Y batch-first ([batch, time, dirs, hidden]), found Y transposed by "
                             f"{list(v.perm)}")
     if v.k is None:
@@ -687,6 +689,15 @@ def _recurrent_input(r, node, v: Value, layout: int) -> tuple[str, str | None, b
     return r.tensor(v, out_name(node)), None, False
 
 
+def _direction_state(r, states: str, slot: int, n_dirs: int, hint: str) -> str:
+    """Direction ``slot``'s ``[batch, hidden]`` of a batch-first ``[batch, dirs, hidden]`` state tensor."""
+    if n_dirs > 1:
+        states = r.add("crop1d", [states], r.fresh(f"{hint}/{slot}"), {"cropping": [slot, n_dirs - 1 - slot]},
+                       rank=3).name
+    return r.add("reshape", [states], r.fresh(f"{hint}/{slot}" if n_dirs > 1 else hint), {"shape": [-1]},
+                 rank=2).name
+
+
 def _initial_state(r, node, v: Value | None, n_dirs: int, hidden: int, layout: int, k: int) -> list[str] | None:
     """Per direction, the IR tensor of the initial state at input ``k`` (None: zeros or absent)."""
     if isinstance(v, Const):  # [dirs, batch, hidden] (layout 0) or [batch, dirs, hidden] (layout 1)
@@ -700,6 +711,9 @@ def _initial_state(r, node, v: Value | None, n_dirs: int, hidden: int, layout: i
         return [r.tensor(s, out_name(node)) for s in v.args]
     if isinstance(v, View) and v.kind == "unsqueeze0" and n_dirs == 1:
         return [r.tensor(v.of, out_name(node))]
+    whole = v.of if isinstance(v, View) and v.kind == "time_major" and not layout else v if layout else None
+    if isinstance(whole, IR) and whole.rank == 3 and r.dim(whole.name, 1) in (n_dirs, None):
+        return [_direction_state(r, whole.name, slot, n_dirs, node.input[k]) for slot in range(n_dirs)]
     what = "a nonzero constant (the IR's initial states are model inputs)" if isinstance(v, Const) else \
         f"a {v.what} {'(a graph input [dirs, batch, hidden])' if isinstance(v, IR) else ''}".rstrip()
     raise r.unsupported(f"expected {('initial_h', 'initial_c')[k - 5]} absent, zeros, or stacked (Unsqueeze/Concat "

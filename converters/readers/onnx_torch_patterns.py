@@ -129,8 +129,9 @@ def _fused_rnn(vg: ValueGraph, node, proj, r, b_hh, act, h0, last, cat, removed)
 
 # -- time-major inputs ---------------------------------------------------------------------------------
 def _time_major_uses(vg: ValueGraph, name: str) -> bool:
-    """``name`` is the ``X`` of a layout-0 recurrent node read without a Transpose (rank 3), or the ids
-    of an embedding ``Gather`` that is (rank 2)."""
+    """``name`` is the ``X`` of a layout-0 recurrent node read without a Transpose (rank 3), or its
+    ``initial_h`` / ``initial_c`` ([dirs, batch, hidden]: torch.onnx passes ``h0`` / ``c0`` straight in),
+    or the ids of an embedding ``Gather`` that is (rank 2)."""
     def feeds_x(t: str) -> bool:
         return vg.rank(t) == 3 and any(n.op_type in _RECURRENT and n.input and n.input[0] == t
                                        and not int(vg.attr(n, "layout", 0)) for n in vg.consumers.get(t, []))
@@ -138,7 +139,9 @@ def _time_major_uses(vg: ValueGraph, name: str) -> bool:
         users = vg.consumers.get(name, [])
         return bool(users) and all(n.op_type == "Gather" and list(n.input)[1:] == [name] and vg.is_const(n.input[0])
                                    and int(vg.attr(n, "axis", 0)) == 0 and feeds_x(n.output[0]) for n in users)
-    return feeds_x(name)
+    return feeds_x(name) or vg.rank(name) == 3 and any(
+        n.op_type in _RECURRENT and name in list(n.input)[5:7] and not int(vg.attr(n, "layout", 0))
+        for n in vg.consumers.get(name, []))
 
 
 def time_major_inputs(onnx, proto, nodes: list, vg: ValueGraph) -> tuple[object, list, list[str]]:
