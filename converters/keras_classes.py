@@ -125,6 +125,11 @@ _ROWS: list[KerasClass] = [
     KerasClass("Permute", "permute", False, written=True, **_DROP),
     KerasClass("LayerNormalization", "layer_norm", None, written=True, **_PASS),  # gamma/beta where scale/center
     KerasClass("UnitNormalization", "unit_norm", False, written=True, **_PASS),
+    # Keras 3 passes the mask on (supports_masking); tf-keras' Normalization and Rescaling drop it (the reader)
+    KerasClass("Normalization", "normalization", None, written=True, **_PASS),  # weights unless mean/variance given
+    KerasClass("Rescaling", "rescaling", False, written=True, **_PASS),
+    KerasClass("RMSNormalization", "rms_norm", True, written=True, **_DROP),  # no supports_masking in Keras 3
+    KerasClass("GroupNormalization", "group_norm", None, written=True, **_PASS),  # gamma/beta where scale/center
     KerasClass("Cropping1D", "crop1d", False, written=True, **_DROP),
     KerasClass("ZeroPadding1D", "zero_pad1d", False, written=True, **_DROP),
     KerasClass("UpSampling1D", "upsample1d", False, written=True, **_DROP),

@@ -523,6 +523,55 @@ OPS["conv_lstm"] = Op(
     io=lambda o: ((1, 3), ((1, 3) if "return_state" not in o else (3,) if o["return_state"] else (1,))))
 
 
+# -- normalization and scaling layers (Keras Normalization, Rescaling, RMSNormalization, GroupNormalization) --
+def _given_shape(dim, key: str) -> list:
+    """The shape of the stored array ``key`` (its own: the reader checked it against the input)."""
+    shape = []
+    while len(shape) <= MAX_RANK and dim(key, len(shape)) is not None:
+        shape.append(dim(key, len(shape)))
+    return shape
+
+
+def _normalization_weights(o: dict, dim) -> tuple[dict, set]:
+    shape = _given_shape(dim, "mean")
+    return {"mean": shape, "variance": shape}, {"mean", "variance"}
+
+
+def _rescaling_weights(o: dict, dim) -> tuple[dict, set]:
+    return {k: _given_shape(dim, k) for k in ("scale", "offset")}, {"scale", "offset"}
+
+
+def _group_norm_weights(o: dict, dim) -> tuple[dict, set]:
+    n = dim("gamma", 0) if dim("gamma", 0) is not None else dim("beta", 0)
+    return {"gamma": [n], "beta": [n]}, set()
+
+
+def _normalization_input(node) -> tuple[int, int | None]:
+    mean = node.weights["mean"].shape
+    return len(mean), (int(mean[-1]) if mean and mean[-1] != 1 else None)
+
+
+OPS.update({
+    "normalization": Op("Keras Normalization (preprocessing): ``(x - mean) / max(sqrt(variance), epsilon)``, with "
+                        "``invert`` ``mean + x * max(sqrt(variance), epsilon)`` (epsilon: Keras' backend.epsilon()); "
+                        "weights ``mean``, ``variance`` shaped like one sample, 1 on the reduced axes.",
+                        {"invert": Option(BOOL, False), "epsilon": Option(NON_NEGATIVE, 1e-7, stored=True)},
+                        ("mean", "variance"), _normalization_weights, input_shape=_normalization_input),
+    "rescaling": Op("Keras Rescaling: ``x * scale + offset``; weights ``scale``, ``offset`` broadcast against one "
+                    "sample from the right (shape (1,) for a scalar).", {}, ("scale", "offset"), _rescaling_weights),
+    "rms_norm": Op("Keras RMSNormalization over ``axes`` (negative, the trailing axes): ``x * rsqrt(mean(x^2) + "
+                   "epsilon) * scale``; ``centered`` (LayerNormalization(rms_scaling=True)) uses the variance "
+                   "``mean((x - mean(x))^2)`` instead of ``mean(x^2)``; weight ``scale`` optional.",
+                   {"axes": Option(AXES), "epsilon": Option(NON_NEGATIVE, 1e-6, stored=True),
+                    "centered": Option(BOOL, False)}, ("scale",)),
+    "group_norm": Op("Keras GroupNormalization on the last axis of ``(batch, channels)`` or ``(batch, time, "
+                     "channels)``: the channels split into ``groups`` consecutive blocks, each normalized over its "
+                     "channels and every step, ``(x - mean) / sqrt(var + epsilon) * gamma + beta`` (each optional).",
+                     {"groups": Option(SIZE), "epsilon": Option(NON_NEGATIVE, 1e-3, stored=True)},
+                     ("gamma", "beta"), _group_norm_weights),
+})
+
+
 def row(op: str) -> Op:
     """The row of ``op`` (KeyError for an op the table does not know)."""
     return OPS[op]

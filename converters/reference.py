@@ -16,6 +16,7 @@ from .errors import InputsError, UnsupportedError
 from .ir import Model, Node, int_option
 from .ops import OPS as OPS_TABLE
 from .reference_attention import OPS as ATTENTION_OPS
+from .reference_norms import OPS as NORM_OPS
 from .reference_conv_lstm import run_conv_lstm
 from .reference_rnn import activation, run_recurrent
 from .sanitize import quote
@@ -223,6 +224,7 @@ OPS = {
     "fold_time": lambda node, x: x.reshape(x.shape[0] * x.shape[1], *x.shape[2:]),
     "unfold_time": lambda node, y, x: y.reshape(x.shape[0], x.shape[1], *y.shape[1:]),
     **ATTENTION_OPS,  # attention, multi_head_attention, dot, masked_softmax (several outputs: a list)
+    **NORM_OPS,  # normalization, rescaling, rms_norm, group_norm
     "conv_lstm": run_conv_lstm,  # [y] or [y, h, c]
 }
 #: Non-recurrent ops that consume their node's ``mask`` (passed as the last argument): the op table's mask rule.

@@ -23,6 +23,7 @@ NOT_READ_FROM_ONNX = frozenset({
     "elu_layer", "relu_layer", "permute", "gelu", "mish", "log_softmax",
     "attention", "additive_attention", "multi_head_attention", "dot", "softmax_mask",
     "conv_lstm",  # an unrolled graph of Conv/Split/Mul nodes (onnx_conv_lstm.py), no recurrent node to read
+    "normalization", "rescaling", "rms_normalization", "group_normalization",  # element-wise / ReduceMean graphs
     "masked_chain"})  # masked recurrent nodes in a chain sharing one masked-RNN plan
 
 

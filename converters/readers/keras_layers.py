@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import keras_classes
+from ..budget import MAX_RANK
 from ..errors import UnsafeError
 from ..sanitize import quote
 from .hdf5 import Weight
@@ -656,8 +657,9 @@ def _norm_axes(call: LayerCall, x: Tensor, value: object) -> list[int]:
 
 def layer_normalization(call: LayerCall) -> list[Tensor]:
     x, cfg = call.single_input(), call.config
-    if cfg.get("rms_scaling"):
-        raise call.unsupported("LayerNormalization(rms_scaling=True) is not supported")
+    if cfg.get("rms_scaling"):  # Keras 3: x * rsqrt(var(x) + epsilon) * gamma, no beta (keras/src/ops/nn.py)
+        _rms(call, x, _number(call, "epsilon", cfg.get("epsilon"), 1e-3), True, "gamma")
+        return [Tensor(call.out(), x.shape, x.mask)]
     axes = _norm_axes(call, x, cfg.get("axis", -1))
     roles = [r for r, on in (("gamma", cfg.get("scale", True)), ("beta", cfg.get("center", True))) if on]
     ws = call.expect_weights(len(roles), f" ({', '.join(roles)})")
@@ -676,6 +678,157 @@ def unit_normalization(call: LayerCall) -> list[Tensor]:
     x = call.single_input()
     axes = _norm_axes(call, x, call.config.get("axis", -1))
     call.add("unit_norm", [x.name], [call.out()], {"axes": axes})
+    return [Tensor(call.out(), x.shape, x.mask)]
+
+
+# -- normalization and scaling layers (IR normalization, rescaling, rms_norm, group_norm) -------------
+def _array_dims(call: LayerCall, key: str, value: object) -> tuple[int, ...]:
+    """The shape of a nested list of numbers from the config (every row the same length), or a one-line error."""
+    dims, level = [], value
+    while isinstance(level, list):
+        dims.append(len(level))
+        if len(dims) > MAX_RANK or not level:
+            raise call.error(f"{key}: expected a number or a nested list of numbers, found {quote(value)}")
+        level = level[0]
+    return call.builder.budget.take_array(dims, 8, f"{key} in the config", layer=call.label)
+
+
+def _config_array(call: LayerCall, key: str, value: object) -> np.ndarray:
+    """A number or (nested) list of numbers the config holds (also Keras 3's ``{"class_name": "__numpy__",
+    "config": {"value": ...}}``), as float32 as Keras casts it; its size counted against the file's budget."""
+    if isinstance(value, dict) and value.get("class_name") in ("__numpy__", "__tensor__"):
+        value = (value.get("config") or {}).get("value")
+    dims = _array_dims(call, key, value)
+    with call.parsing(key):
+        array = np.array(value, dtype=np.float64)
+    if array.shape != dims or not np.all(np.isfinite(array)):
+        raise call.error(f"{key}: expected finite numbers in rows of equal length, found {quote(value)}")
+    return array.astype(np.float32)
+
+
+def _keras_axes(call: LayerCall, x: Tensor, value: object) -> tuple[int, ...]:
+    """Normalization's kept axes (batch included, sorted, non-negative) from ``axis`` (int, list, None)."""
+    axes = [] if value is None else value if isinstance(value, (list, tuple)) else [value]
+    axes = [call.axis(a) for a in axes]
+    rank = len(x.shape) + 1
+    if any(not -rank <= a < rank for a in axes):
+        raise call.error(f"axis {axes}: expected axes of a rank-{rank} input")
+    keep = tuple(sorted({a % rank for a in axes}))
+    if 0 in keep:
+        raise call.unsupported(f"Normalization over the batch axis (axis {axes}) is not supported: each "
+                               "sample would be normalized by its position in the batch")
+    if any(x.shape[a - 1] is None for a in keep):
+        raise call.error(f"axis {axes}: Keras needs the kept axes' sizes, found input shape "
+                         f"{quote(('batch', *x.shape))}")
+    return keep
+
+
+def _known_input(call: LayerCall) -> Tensor:
+    x = call.single_input()
+    if not x.shape:
+        raise call.unsupported(f"{call.class_name} needs the input's shape (batch, ...), which is not known here")
+    return x
+
+
+def _kept_mask(call: LayerCall, x: Tensor) -> str | None:
+    """Keras 3's Normalization and Rescaling pass the mask on (supports_masking); tf-keras' do not."""
+    return x.mask if call.builder.keras3_masks else None
+
+
+def normalization(call: LayerCall) -> list[Tensor]:
+    """Normalization with adapted ``mean``/``variance`` (``count`` ignored) or ``mean``/``variance`` in the
+    config (broadcast to the kept axes from the right, as Keras 3's build and tf-keras' ``mean * ones`` do)."""
+    x, cfg = _known_input(call), call.config
+    keep = _keras_axes(call, x, cfg.get("axis", -1))
+    kept = tuple(x.shape[a - 1] for a in keep)
+    given = cfg.get("mean") is not None or cfg.get("variance") is not None
+    if given:
+        if cfg.get("mean") is None or cfg.get("variance") is None:
+            raise call.error("expected both mean and variance in the config, found one")
+        mean, var = (_config_array(call, k, cfg.get(k)) for k in ("mean", "variance"))
+        if mean.shape != var.shape or mean.ndim > len(kept) or \
+                any(m not in (1, k) for m, k in zip(mean.shape[::-1], kept[::-1])):
+            raise call.error(f"mean {mean.shape} and variance {var.shape}: expected equal shapes that broadcast "
+                             f"to the kept axes' {kept}")
+        mean, var, paths = np.broadcast_to(mean, kept), np.broadcast_to(var, kept), {}
+    else:
+        ws = call.expect_weights((2, 3), " (mean, variance, count)")
+        for role, w in zip(("mean", "variance"), ws):
+            call.check_shape(role, w.array, kept)
+        mean, var, paths = ws[0].array, ws[1].array, {"mean": ws[0].path, "variance": ws[1].path}
+    with call.parsing("mean and variance"):
+        bad = not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var)) and np.all(var >= 0))
+    if bad:
+        raise call.error("mean and variance: expected finite numbers and a variance >= 0 (Keras would output NaN)")
+    sample = tuple(x.shape[i] if i + 1 in keep else 1 for i in range(len(x.shape)))
+    arrays = {"mean": np.ascontiguousarray(mean).reshape(sample), "variance": np.ascontiguousarray(var).reshape(sample)}
+    call.add("normalization", [x.name], [call.out()], {"invert": bool(cfg.get("invert", False)), "epsilon": 1e-7},
+             arrays, weight_paths=paths)
+    return [Tensor(call.out(), x.shape, _kept_mask(call, x))]
+
+
+def _broadcast_param(call: LayerCall, x: Tensor, key: str, value: object) -> np.ndarray:
+    """Rescaling's ``scale`` / ``offset`` against one sample: numpy's right-aligned broadcasting, leading size-1
+    axes (over the batch) dropped; each size 1 or the input's (Keras keeps the input's shape)."""
+    array = _config_array(call, key, value)
+    while array.ndim > len(x.shape) and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim > len(x.shape) or any(a != 1 and a != d for a, d in zip(array.shape[::-1], x.shape[::-1])):
+        raise call.unsupported(f"{key} of shape {array.shape} does not broadcast to the input's "
+                               f"{quote(('batch', *x.shape))} without changing its shape")
+    return array.reshape(array.shape or (1,))
+
+
+def rescaling(call: LayerCall) -> list[Tensor]:
+    x, cfg = _known_input(call), call.config
+    if cfg.get("scale") is None:
+        raise call.error("expected scale in the config, found none")
+    arrays = {key: _broadcast_param(call, x, key, cfg.get(key, default))
+              for key, default in (("scale", None), ("offset", 0.0))}
+    call.add("rescaling", [x.name], [call.out()], {}, arrays)
+    return [Tensor(call.out(), x.shape, _kept_mask(call, x))]
+
+
+def _rms(call: LayerCall, x: Tensor, epsilon: float, centered: bool, role: str) -> None:
+    axes = _norm_axes(call, x, call.config.get("axis", -1))
+    (w,) = call.expect_weights(1, f" ({role})")
+    call.check_shape(role, w.array, tuple(x.shape[a] for a in axes) if x.shape else (None,) * w.array.ndim)
+    call.add("rms_norm", [x.name], [call.out()], {"axes": axes, "epsilon": epsilon, "centered": centered},
+             {"scale": w.array}, weight_paths={"scale": w.path})
+
+
+def rms_normalization(call: LayerCall) -> list[Tensor]:
+    """Keras 3.9+ RMSNormalization: ``x * rsqrt(mean(x^2) + epsilon) * scale``; no supports_masking: the mask stops."""
+    x = call.single_input()
+    _rms(call, x, _number(call, "epsilon", call.config.get("epsilon"), 1e-6), False, "scale")
+    return [Tensor(call.out(), x.shape)]
+
+
+def group_normalization(call: LayerCall) -> list[Tensor]:
+    """GroupNormalization(groups, axis=-1) of (batch, [time, ...,] channels). Keras 3 passes the mask on and
+    ignores it; tf-keras weighs the moments by the mask broadcast against the input: refused there."""
+    x, cfg = _known_input(call), call.config
+    rank = len(x.shape) + 1
+    axis = call.axis(cfg.get("axis", -1))
+    if axis not in (-1, rank - 1):
+        raise call.unsupported(f"GroupNormalization over axis {axis} is not supported (only the last axis)")
+    if (x.mask or call.input_mask) and not call.builder.keras3_masks:
+        raise call.unsupported("tf-keras GroupNormalization of a masked input is not supported (it weighs the "
+                               "moments by the mask broadcast against the input)")
+    channels = x.shape[-1]
+    if channels is None:
+        raise call.error("GroupNormalization needs the channels' size, which the input shape does not fix")
+    groups = cfg.get("groups", 32)
+    groups = channels if groups == -1 else call.size("groups", groups)
+    if groups > channels or channels % groups:
+        raise call.error(f"groups {groups}: expected a divisor of the {channels} channels")
+    roles = [r for r, on in (("gamma", cfg.get("scale", True)), ("beta", cfg.get("center", True))) if on]
+    ws = call.expect_weights(len(roles), f" ({', '.join(roles)})")
+    for role, w in zip(roles, ws):
+        call.check_shape(role, w.array, (channels,))
+    call.add("group_norm", [x.name], [call.out()],
+             {"groups": groups, "epsilon": _number(call, "epsilon", cfg.get("epsilon"), 1e-3)},
+             {role: w.array for role, w in zip(roles, ws)}, weight_paths={role: w.path for role, w in zip(roles, ws)})
     return [Tensor(call.out(), x.shape, x.mask)]
 
 
@@ -737,6 +890,10 @@ HANDLERS = {
     "Permute": permute,
     "LayerNormalization": layer_normalization,
     "UnitNormalization": unit_normalization,
+    "Normalization": normalization,
+    "Rescaling": rescaling,
+    "RMSNormalization": rms_normalization,
+    "GroupNormalization": group_normalization,
     "Cropping1D": cropping,
     "ZeroPadding1D": zero_padding,
     "UpSampling1D": upsampling,
@@ -773,10 +930,10 @@ REFUSED = {
         "Cropping2D", "Cropping3D", "ZeroPadding2D", "ZeroPadding3D", "UpSampling2D", "UpSampling3D",
         "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D")},
     **{cls: "preprocessing layers are not supported: apply them to the data before the model" for cls in
-       ("TextVectorization", "StringLookup", "IntegerLookup", "Hashing", "Discretization", "Normalization",
-        "CategoryEncoding", "Rescaling", "Resizing")},
+       ("TextVectorization", "StringLookup", "IntegerLookup", "Hashing", "Discretization", "CategoryEncoding",
+        "Resizing")},
     **{cls: "this convolution is not supported yet (Conv1D is)" for cls in
        ("Conv1DTranspose", "LocallyConnected1D")},
-    **{cls: "this normalization is not supported yet (Batch/Layer/UnitNormalization are)" for cls in
-       ("GroupNormalization", "RMSNormalization", "SpectralNormalization")},
+    "SpectralNormalization": "this normalization is not supported yet (Batch/Layer/Unit/Group/RMSNormalization "
+                             "are)",
 }

@@ -313,6 +313,45 @@ def layer_norm_layer(node: Node, name: str) -> KerasLayer:
                       node=node)
 
 
+def normalization_layer(node: Node, name: str) -> KerasLayer:
+    """Normalization with ``mean``/``variance`` in the config over the axes the weights keep (size != 1): exact,
+    float32 values written as the doubles they are."""
+    mean, var = np.asarray(node.weights["mean"]), np.asarray(node.weights["variance"])
+    keep = [i for i, d in enumerate(mean.shape) if d != 1]
+    kept = tuple(mean.shape[i] for i in keep)
+    cfg = {**_base(name), "axis": [i + 1 for i in keep], "invert": bool(node.options["invert"]),
+           "mean": mean.reshape(kept).tolist(), "variance": var.reshape(kept).tolist()}
+    return KerasLayer(name, "Normalization", cfg, node.inputs[:1], list(node.outputs), {"": (name, [])}, node=node)
+
+
+def _scalar_or_list(a) -> float | list:
+    a = np.asarray(a)
+    return float(a.reshape(())) if a.size == 1 and a.ndim <= 1 else a.tolist()
+
+
+def rms_norm_layer(node: Node, name: str) -> KerasLayer:
+    """RMSNormalization, or LayerNormalization(rms_scaling=True) for ``centered`` (Keras 3's variance form)."""
+    axes = [int(a) for a in node.options["axes"]]
+    cfg = {**_base(name), "axis": axes, "epsilon": float(node.options["epsilon"])}
+    scale = node.weights.get("scale")
+    if scale is None:
+        raise UnsupportedError("expected the weight scale, found none", layer=node.label())
+    if node.options["centered"]:
+        cfg.update(center=False, scale=True, rms_scaling=True)
+    cls = "LayerNormalization" if node.options["centered"] else "RMSNormalization"
+    return KerasLayer(name, cls, cfg, node.inputs[:1], list(node.outputs), {"": (name, [np.asarray(scale)])},
+                      node=node)
+
+
+def group_norm_layer(node: Node, name: str) -> KerasLayer:
+    w = node.weights
+    cfg = {**_base(name), "groups": int(node.options["groups"]), "axis": -1,
+           "epsilon": float(node.options["epsilon"]), "center": "beta" in w, "scale": "gamma" in w}
+    arrays = [np.asarray(w[k]) for k in ("gamma", "beta") if k in w]
+    return KerasLayer(name, "GroupNormalization", cfg, node.inputs[:1], list(node.outputs), {"": (name, arrays)},
+                      node=node)
+
+
 def _data_format(node: Node) -> str:
     return "channels_last" if int(node.options["axis"]) == 1 else "channels_first"
 
@@ -351,6 +390,11 @@ LAYERS: dict[str, Callable[[Node, str], KerasLayer]] = {
     "permute": _plain("Permute", dims=lambda n: [int(d) for d in n.options["dims"]]),
     "layer_norm": layer_norm_layer,
     "unit_norm": _plain("UnitNormalization", axis=lambda n: [int(a) for a in n.options["axes"]]),
+    "normalization": normalization_layer,
+    "rescaling": _plain("Rescaling", scale=lambda n: _scalar_or_list(n.weights["scale"]),
+                        offset=lambda n: _scalar_or_list(n.weights["offset"])),
+    "rms_norm": rms_norm_layer,
+    "group_norm": group_norm_layer,
     "crop1d": _plain("Cropping1D", cropping=lambda n: [int(v) for v in n.options["cropping"]]),
     "zero_pad1d": _plain("ZeroPadding1D", padding=lambda n: [int(v) for v in n.options["padding"]],
                          data_format="channels_last"),

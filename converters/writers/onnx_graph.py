@@ -32,6 +32,7 @@ from .onnx_layers import LAYERS
 from .onnx_masks import mask_and_to_onnx, mask_not_equal_to_onnx, masking_to_onnx
 from .onnx_recurrent import gru_to_onnx, lstm_to_onnx, simple_rnn_to_onnx
 from .onnx_conv_lstm import LAYERS as CONV_LSTM_LAYERS
+from .onnx_norms import LAYERS as NORM_LAYERS
 
 #: Opset 17 (ONNX 1.12, 2022): every op used here has its current semantics there (LSTM/GRU/RNN-14
 #: differ from -22 only by bfloat16) and onnxruntime has run it since 1.12.
@@ -46,6 +47,7 @@ EXTERNAL_TENSOR_MIN = 1024
 CONVERTERS = {
     **LAYERS,
     **CONV_LSTM_LAYERS,  # conv_lstm
+    **NORM_LAYERS,  # normalization, rescaling, rms_norm, group_norm
     "lstm": lstm_to_onnx,
     "gru": gru_to_onnx,
     "simple_rnn": simple_rnn_to_onnx,

@@ -1,0 +1,56 @@
+"""The numpy forward pass of the normalization and scaling ops (rows in converters/ops.py), float64.
+
+Equations from Keras' sources (3.15 and tf-keras 2.21, the same formulas in both):
+
+* ``normalization``: keras/src/layers/preprocessing/normalization.py ``call`` and
+  tf_keras/src/layers/preprocessing/normalization.py ``call``: ``(x - mean) / maximum(sqrt(variance),
+  backend.epsilon())``; ``invert``: ``mean + x * maximum(sqrt(variance), epsilon)``. A zero variance divides
+  by epsilon (1e-7), never by zero.
+* ``rescaling``: keras/src/layers/preprocessing/rescaling.py: ``x * scale + offset``.
+* ``rms_norm``: keras/src/ops/nn.py ``_rms_normalization``: ``x * rsqrt(mean(square(x)) + epsilon) * scale``;
+  ``centered``: ``_layer_normalization(rms_scaling=True)``: ``x * rsqrt(var(x) + epsilon) * gamma``.
+* ``group_norm``: keras/src/layers/normalization/group_normalization.py: the channels reshaped to
+  ``(groups, channels / groups)``, moments over every axis but batch and group, ``(x - mean) *
+  rsqrt(var + epsilon) * gamma + beta``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _f64(a) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64)
+
+
+def _normalization(node, x):
+    mean, var = _f64(node.weights["mean"]), _f64(node.weights["variance"])
+    denominator = np.maximum(np.sqrt(var), float(node.options["epsilon"]))
+    return mean + x * denominator if node.options["invert"] else (x - mean) / denominator
+
+
+def _rescaling(node, x):
+    return x * _f64(node.weights["scale"]) + _f64(node.weights["offset"])
+
+
+def _rms_norm(node, x):
+    axes = tuple(int(a) for a in node.options["axes"])
+    if node.options["centered"]:
+        square = (x - x.mean(axis=axes, keepdims=True)) ** 2
+    else:
+        square = x * x
+    y = x / np.sqrt(square.mean(axis=axes, keepdims=True) + float(node.options["epsilon"]))
+    return y * _f64(node.weights["scale"]) if "scale" in node.weights else y
+
+
+def _group_norm(node, x):
+    groups, w = int(node.options["groups"]), node.weights
+    grouped = x.reshape(*x.shape[:-1], groups, x.shape[-1] // groups)
+    axes = tuple(a for a in range(1, grouped.ndim) if a != grouped.ndim - 2)
+    mean = grouped.mean(axis=axes, keepdims=True)
+    var = ((grouped - mean) ** 2).mean(axis=axes, keepdims=True)
+    y = ((grouped - mean) / np.sqrt(var + float(node.options["epsilon"]))).reshape(x.shape)
+    return y * (_f64(w["gamma"]) if "gamma" in w else 1.0) + (_f64(w["beta"]) if "beta" in w else 0.0)
+
+
+#: op -> f(node, x) -> one array
+OPS = {"normalization": _normalization, "rescaling": _rescaling, "rms_norm": _rms_norm, "group_norm": _group_norm}

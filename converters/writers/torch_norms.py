@@ -1,0 +1,157 @@
+"""The normalization and scaling ops in generated PyTorch code (equations: converters/reference_norms.py).
+
+``normalization``, ``rescaling`` and ``rms_norm`` are small modules written into model.py once per kind
+(:data:`HELPERS`); ``group_norm`` is ``nn.GroupNorm`` over the channels moved to axis 1 (the same
+moments, each group over its channels and every step). Each weight's shape is checked against the
+input's before anything is written: the IR may come from a stranger's ``.gates`` file.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..ir import Node
+from .codegen import number as _number
+
+_NORMALIZATION = '''
+class KerasNormalization(nn.Module):
+    """Keras Normalization: (x - mean) / max(sqrt(variance), epsilon); invert: mean + x * max(...)."""
+
+    def __init__(self, shape: List[int], invert: bool, epsilon: float):
+        super().__init__()
+        self.mean = nn.Parameter(torch.zeros(shape), requires_grad=False)
+        self.variance = nn.Parameter(torch.ones(shape), requires_grad=False)
+        self.invert, self.epsilon = invert, epsilon
+
+    def forward(self, x: Tensor) -> Tensor:
+        scale = torch.clamp(torch.sqrt(self.variance), min=self.epsilon)
+        return self.mean + x * scale if self.invert else (x - self.mean) / scale
+'''
+
+_RESCALING = '''
+class KerasRescaling(nn.Module):
+    """Keras Rescaling: x * scale + offset."""
+
+    def __init__(self, scale: List[int], offset: List[int]):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(scale), requires_grad=False)
+        self.offset = nn.Parameter(torch.zeros(offset), requires_grad=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.scale + self.offset
+'''
+
+_RMS_NORM = '''
+class KerasRMSNorm(nn.Module):
+    """Keras RMSNormalization: x * rsqrt(mean(x^2) + epsilon) * scale over the trailing ``axes``; centered
+    (LayerNormalization(rms_scaling=True)): the variance instead of mean(x^2)."""
+
+    def __init__(self, shape: List[int], epsilon: float, centered: bool):
+        super().__init__()
+        self.axes = list(range(-len(shape), 0))
+        self.epsilon, self.centered = epsilon, centered
+        self.scale = nn.Parameter(torch.ones(shape))
+
+    def forward(self, x: Tensor) -> Tensor:
+        squares = (x - x.mean(dim=self.axes, keepdim=True)) ** 2 if self.centered else x * x
+        return x * torch.rsqrt(squares.mean(dim=self.axes, keepdim=True) + self.epsilon) * self.scale
+'''
+
+HELPERS = {"KerasNormalization": (_NORMALIZATION, ()), "KerasRescaling": (_RESCALING, ()),
+           "KerasRMSNorm": (_RMS_NORM, ())}
+
+
+def input_shape(w, node: Node) -> tuple:
+    """The input's shape without batch, known in rank (converters/shapes.py), or a one-line refusal."""
+    shape = w.shapes.get(node.inputs[0])
+    if shape is None:
+        raise UnsupportedError(f"expected a known input rank for {node.op}, found none", layer=node.label())
+    return tuple(shape)
+
+
+def check_broadcast(node: Node, shape: tuple, arrays: dict, *, same_rank: bool = False) -> None:
+    """Each array broadcasts against one sample of ``shape`` from the right without changing it (size 1 or the
+    input's; ``same_rank``: exactly the sample's rank), else a one-line refusal naming it."""
+    for key, a in arrays.items():
+        dims = np.shape(a)
+        bad = len(dims) > len(shape) or (same_rank and len(dims) != len(shape)) or any(
+            d != 1 and d != s for d, s in zip(dims[::-1], shape[::-1]))
+        if bad:
+            raise UnsupportedError(f"expected {key} to broadcast against the input's (batch, "
+                                   f"{', '.join(map(str, shape))}), found shape {dims}", layer=node.label())
+
+
+def trailing_dims(node: Node, shape: tuple, axes: list[int], arrays: dict) -> tuple[int, ...]:
+    """The input's sizes on ``axes`` (the trailing ones, known); each array must have exactly them."""
+    if axes != list(range(-len(axes), 0)) or len(axes) > len(shape) or any(shape[a] is None for a in axes):
+        raise UnsupportedError(f"expected known trailing axes, found axes {axes} of shape {shape}", layer=node.label())
+    dims = tuple(int(shape[a]) for a in axes)
+    for key, a in arrays.items():
+        if np.shape(a) != dims:
+            raise UnsupportedError(f"expected {key} of shape {dims}, found {np.shape(a)}", layer=node.label())
+    return dims
+
+
+def group_channels(node: Node, shape: tuple) -> int:
+    """The channels (last axis) of a group_norm's input: known, a multiple of groups; gamma/beta (channels,)."""
+    channels, groups = (shape[-1] if shape else None), int(node.options["groups"])
+    if channels is None or channels % groups:
+        raise UnsupportedError(f"expected a known number of channels that groups {groups} divides, found shape "
+                               f"{shape}", layer=node.label())
+    for key in ("gamma", "beta"):
+        if key in node.weights and np.shape(node.weights[key]) != (channels,):
+            raise UnsupportedError(f"expected {key} of shape ({channels},), found {np.shape(node.weights[key])}",
+                                   layer=node.label())
+    return int(channels)
+
+
+def _f32(a) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64 if np.asarray(a).dtype == np.float64 else np.float32)
+
+
+def _module(w, node: Node, helper: str, ctor: str, params: dict) -> None:
+    w.helpers.add(helper)
+    attr = w.module(node, ctor, {k: _f32(v) for k, v in params.items()})
+    w.assign(node.outputs[0], f"self.{attr}({w.var(node.inputs[0], node)})")
+
+
+def normalization_to_torch(w, node: Node) -> None:
+    params = {k: node.weights[k] for k in ("mean", "variance")}
+    check_broadcast(node, input_shape(w, node), params, same_rank=True)
+    if np.shape(params["mean"]) != np.shape(params["variance"]):
+        raise UnsupportedError("expected mean and variance of one shape", layer=node.label())
+    ctor = (f"KerasNormalization({list(np.shape(params['mean']))}, {bool(node.options['invert'])}, "
+            f"{_number(node.options['epsilon'])})")
+    _module(w, node, "KerasNormalization", ctor, params)
+
+
+def rescaling_to_torch(w, node: Node) -> None:
+    params = {k: node.weights[k] for k in ("scale", "offset")}
+    check_broadcast(node, input_shape(w, node), params)
+    _module(w, node, "KerasRescaling",
+            f"KerasRescaling({list(np.shape(params['scale']))}, {list(np.shape(params['offset']))})", params)
+
+
+def rms_norm_to_torch(w, node: Node) -> None:
+    axes = [int(a) for a in node.options["axes"]]
+    params = {"scale": node.weights["scale"]} if "scale" in node.weights else {}
+    dims = trailing_dims(node, input_shape(w, node), axes, params)
+    params = params or {"scale": np.ones(dims, np.float32)}
+    ctor = f"KerasRMSNorm({list(dims)}, {_number(node.options['epsilon'])}, {bool(node.options['centered'])})"
+    _module(w, node, "KerasRMSNorm", ctor, params)
+
+
+def group_norm_to_torch(w, node: Node) -> None:
+    """nn.GroupNorm over ``x.movedim(-1, 1)`` (channels first); gamma/beta left out become ones/zeros."""
+    shape = input_shape(w, node)
+    n = group_channels(node, shape)
+    params = {"weight": _f32(node.weights.get("gamma", np.ones(n, np.float32))),
+              "bias": _f32(node.weights.get("beta", np.zeros(n, np.float32)))}
+    attr = w.module(node, f"nn.GroupNorm({int(node.options['groups'])}, {n}, eps={_number(node.options['epsilon'])})",
+                    params)
+    x = w.var(node.inputs[0], node)
+    w.assign(node.outputs[0], f"self.{attr}({x})" if len(shape) == 1 else f"self.{attr}({x}.movedim(-1, 1)).movedim(1, -1)")
+
+
+EMITTERS = {"normalization": normalization_to_torch, "rescaling": rescaling_to_torch, "rms_norm": rms_norm_to_torch,
+            "group_norm": group_norm_to_torch}
