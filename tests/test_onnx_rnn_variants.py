@@ -44,8 +44,9 @@ def variant(op="LSTM", direction="forward", layout=0, opset=17, outputs=("Y", "Y
             seq_lens=None, initial=None, seed=0, **attrs):
     """One recurrent node reading graph input ``X`` ([time, batch, in], layout 1 [batch, time, in]); its
     ``outputs`` (empty names for the others) are the graph's. ``omit``: optional inputs given as "";
-    ``weights``: "initializer", "constant" (Constant nodes) or "input" (W, R, B graph inputs); ``seq_lens``: values (an initializer) or
-    "input"; ``initial``: "const" or "input"; ``dims``: the time and batch dims (names: symbolic)."""
+    ``weights``: "initializer", "constant" (Constant nodes) or "input" (W, R, B graph inputs); ``seq_lens``:
+    values (an initializer) or "input"; ``initial``: "const" or "input"; ``dims``: the time and batch dims
+    (names: symbolic)."""
     rng = np.random.default_rng(seed)
     dirs = 2 if direction == "bidirectional" else 1
     npt = {TP.FLOAT: np.float32, TP.DOUBLE: np.float64, TP.FLOAT16: np.float16}[dtype]
@@ -65,7 +66,8 @@ def variant(op="LSTM", direction="forward", layout=0, opset=17, outputs=("Y", "Y
         if weights == "input" and k in ("W", "R", "B"):
             continue
         if weights == "constant":
-            nodes.append(helper.make_node("Constant", [], [k], name=f"const_{k}", value=numpy_helper.from_array(a, k)))
+            nodes.append(helper.make_node("Constant", [], [k], name=f"const_{k}",
+                                          value=numpy_helper.from_array(a, k)))
         else:
             inits.append(numpy_helper.from_array(a, k))
     t, b = dims
@@ -257,7 +259,8 @@ REFUSED = {
                          "ThresholdedRelu(alpha=1)"),
     "scaled_tanh": ({"op": "RNN", "activations": ["ScaledTanh"], "activation_alpha": [1.0],
                      "activation_beta": [1.0]}, "ScaledTanh(alpha=1, beta=1)"),
-    "affine_without_alpha": ({"op": "RNN", "activations": ["Affine"]}, "activation_alpha/activation_beta values for Affine"),
+    "affine_without_alpha": ({"op": "RNN", "activations": ["Affine"]},
+                             "activation_alpha/activation_beta values for Affine"),
     "hard_sigmoid_other": ({**HS, "activation_alpha": [0.3], "activation_beta": [0.5]}, "HardSigmoid(alpha=0.3"),
     "elu_alpha": ({"op": "RNN", "activations": ["Elu"], "activation_alpha": [0.5]}, "Elu(alpha=0.5)"),
     "lstm_g_h_differ": ({"activations": ["Sigmoid", "Tanh", "Relu"]}, "g=tanh and h=relu"),
@@ -280,3 +283,47 @@ def test_variant_is_refused_in_one_line(name, tmp_path, capsys):
     print(err)
     assert err.count("\n") == 1 and err.startswith("gateport: error: ") and str(path) in err
     assert all(n in err for n in named) if isinstance(named, tuple) else NODE in err and named in err
+
+
+#: torch.onnx (TorchScript exporter) of nn.LSTM/nn.GRU called with initial states and returning h_n (and
+#: c_n): one layer passes h0 straight in as initial_h; several Slice it per layer and Concat the Y_h's
+TORCH_STATES = [("LSTM", False, 1), ("LSTM", True, 1), ("GRU", False, 2), ("LSTM", True, 2)]
+
+
+@pytest.mark.parametrize("cls,bidirectional,layers", TORCH_STATES)
+def test_torch_export_with_initial_states_matches_pytorch(cls, bidirectional, layers, tmp_path):
+    """The file's x [batch, time, in] and h0/c0 [layers * dirs, batch, hidden] are read with h0/c0 and
+    h_n/c_n batch-first ([batch, layers * dirs, hidden]); the converted PyTorch and ONNX models give what
+    the original module computes."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    rnn = getattr(torch.nn, cls)(I, H, num_layers=layers, bidirectional=bidirectional, batch_first=True).eval()
+    states = ["h0", "c0"] if cls == "LSTM" else ["h0"]
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = rnn
+
+        def forward(self, x, *s):
+            y, out = self.rnn(x, tuple(s) if cls == "LSTM" else s[0])
+            return (y, *out) if cls == "LSTM" else (y, out)
+
+    d = layers * (2 if bidirectional else 1)
+    x = torch.randn(B, T, I)
+    s = [torch.randn(d, B, H) for _ in states]
+    path = tmp_path / "torch.onnx"
+    dynamic = {"x": {0: "batch", 1: "time"}, **{k: {1: "batch"} for k in states}}
+    torch.onnx.export(Net(), (x, *s), str(path), dynamo=False, input_names=["x", *states], dynamic_axes=dynamic,
+                      output_names=["y"] + [k.replace("0", "_n") for k in states])
+    with torch.no_grad():
+        want = [t.numpy() for t in Net()(x, *s)]
+    want = want[:1] + [w.transpose(1, 0, 2) for w in want[1:]]
+    model = api.read(path)
+    assert "read batch-first" in model.source["layout"]
+    feed = [x.numpy()] + [t.numpy().transpose(1, 0, 2) for t in s]
+    for target, outs in {"torch": run_torch(api.to_torch(model), feed),
+                         "onnx": run_onnx(api.to_onnx(model), feed)}.items():
+        err = max_error(outs, want, target)
+        print(f"{cls} bidirectional={bidirectional} layers={layers} {target}: max abs error {err:.2e}")
+        assert err <= TOL

@@ -34,7 +34,7 @@ from .onnx_ops import ELEM, HANDLERS as OP_HANDLERS, raw_output
 from .onnx_opset import check_node, default_opset
 from .onnx_recurrent import RecurrentNode
 from .onnx_tensors import TensorReader
-from .onnx_values import (IR, Const, Last, MaskRef, Merged, NotEqual, Pending, RecOut, Seq, ShapeOf, State, Value,
+from .onnx_values import (IR, Const, Last, MaskRef, Merged, NotEqual, Pending, RecOut, Seq, ShapeOf, State, Value, View,
                           Zeros, is_mask, rec_key, shape_arithmetic)
 
 #: ONNX op type -> the function that reads it
@@ -164,6 +164,9 @@ class OnnxReader:
             return self._finish_pending(v, name)
         if isinstance(v, RecOut):
             return raw_output(self, v, name)
+        if isinstance(v, View) and v.kind == "time_major" and isinstance(v.of, IR) and exact:
+            self.relaid.append(name)  # a graph output [time | dirs, batch, ...]: given batch-first
+            return v.of.name
         raise self.unsupported(f"expected a Keras-level (batch-first) tensor for {quote(name)}, found a "
                                f"{v.what} ({type(v).__name__}) with no IR equivalent")
 
@@ -438,8 +441,8 @@ def from_proto(proto, path: str | None = None) -> Model:
         layouts = (["inputs time-major in the file, read batch-first: feed x.transpose(0, 1)"]
                    if "time_major_input" in applied else [])
         if reader.relaid:  # the IR is batch-first: say so where the producer is shown
-            layouts.append(f"outputs {', '.join(quote(n) for n in reader.relaid)} (a layout-0 Y / Y_h / Y_c) read "
-                           "batch-first as layout 1's [batch, time, dirs, hidden] / [batch, dirs, hidden]")
+            layouts.append(f"outputs {', '.join(quote(n) for n in reader.relaid)} ([time | dirs, batch, ...] in the "
+                           "file: a layout-0 Y, Y_h, Y_c) read batch-first (Y as [batch, time, dirs, hidden])")
         if layouts:
             model.source["layout"] = "; ".join(layouts).removeprefix("inputs ")
             model.source["producer"] = "; ".join([model.source.get("producer", ""), *layouts]).lstrip("; ")

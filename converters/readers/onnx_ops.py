@@ -422,6 +422,13 @@ def _slice(r, node, args, attrs):
             return [Seq(x.rec, x.slot, False, not x.flipped, x.stage, x.zero)]
         if isinstance(x, IR) and x.rank == 3:
             return [View("flipped", x)]
+    if isinstance(x, View) and x.kind == "time_major" and isinstance(x.of, IR) and x.of.rank == 3 and axes == [0] \
+            and (steps or [1]) == [1] and r.dim(x.of.name, 1) is not None:  # x[a:b] of [n, batch, ...]: crop axis 1
+        n = r.dim(x.of.name, 1)
+        start, stop, _ = slice(starts[0], ends[0]).indices(n)
+        if stop > start:
+            return [View("time_major", r.add("crop1d", [x.of.name], r.fresh(out_name(node)),
+                                              {"cropping": [start, n - stop]}, rank=3))]
     if isinstance(x, Merged) and x.mode == "concat" and not x.time_major and starts and ends and axes \
             and axes[0] in (2, -1) and (steps or [1]) == [1]:
         h = x.rec.hidden
@@ -440,6 +447,12 @@ def _concat(r, node, args, attrs):
         return [Merged(args[0].rec, "concat", tuple(args))]
     if axis == 0 and all(isinstance(a, View) and a.kind == "unsqueeze0" for a in args):
         return [Pending("stacked", tuple(a.of for a in args))]
+    if axis == 0 and all(isinstance(a, RecOut) and a.k is not None and a.perm is None and a.rec.layout == 0
+                         for a in args):  # layers' final states stacked [layers * dirs, batch, hidden] (torch's h_n)
+        parts = [raw_output(r, RecOut(a.rec, a.k, (1, 0, 2)), r.fresh(f"{out_name(node)}/{k}"))
+                 for k, a in enumerate(args)]
+        both = r.add("concatenate", parts, r.fresh(f"{out_name(node)}/batch_first"), {"axis": 1}, rank=3)
+        return [View("time_major", both)]
     names = [r.tensor(a, out_name(node)) for a in args]
     return [r.add("concatenate", names, out_name(node), {"axis": axis}, rank=r.ranks.get(names[0]))]
 
@@ -596,8 +609,8 @@ def _recurrent(r, node, args, attrs):
                 and r.mask_name(lens.mask, "mask") == mask):
             raise r.unsupported(
                 f"expected no sequence_lens (or the one tf2onnx computes from a Keras mask), found sequence_lens "
-                f"{quote(node.input[4])} ({_lens_what(lens, r.dim(x, 1))}): per-sample lengths have no IR equivalent (its "
-                "masks are per step); convert the model without sequence_lens and mask the padded steps")
+                f"{quote(node.input[4])} ({_lens_what(lens, r.dim(x, 1))}): per-sample lengths have no IR "
+                "equivalent (its masks are per step); convert without sequence_lens and mask the padded steps")
     elif mask is not None:
         raise r.unsupported("expected sequence_lens with a compacted input")
     weights = {}
