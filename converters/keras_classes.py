@@ -145,6 +145,8 @@ _ROWS: list[KerasClass] = [
       for n in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")],
     KerasClass("Merge", None, False),  # Keras 1 Merge(mode=...): one of the merges above
     KerasClass("Dot", "dot", False),
+    # a TensorFlow call (tf-keras): its op depends on its function (readers/keras_tf_ops.py)
+    *_rows(("TFOpLambda", "SlicingOpLambda"), None, False, **_DROP),
     KerasClass("Attention", "attention", None),  # scale where use_scale, concat_score_weight where concat
     KerasClass("AdditiveAttention", "attention", None),
     KerasClass("MultiHeadAttention", "multi_head_attention", True),

@@ -523,6 +523,72 @@ OPS["conv_lstm"] = Op(
     io=lambda o: ((1, 3), ((1, 3) if "return_state" not in o else (3,) if o["return_state"] else (1,))))
 
 
+
+# -- TensorFlow / Keras 3 ops in functional models (converters/readers/keras_tf_ops.py) ----------------
+KERAS_AXIS = int_range(1, MAX_RANK)
+OPTIONAL_INDEX = Type(lambda v: v is None or (is_int(v) and -MAX_SIZE <= v <= MAX_SIZE),
+                      f"null or an integer from {-MAX_SIZE} to {MAX_SIZE}",
+                      {"type": ["integer", "null"], "minimum": -MAX_SIZE, "maximum": MAX_SIZE})
+INDEX = int_range(-MAX_SIZE, MAX_SIZE)
+STEP = Type(lambda v: is_int(v) and (v == -1 or 1 <= v <= MAX_SIZE), f"-1 or an integer from 1 to {MAX_SIZE}",
+            {"type": "integer", "minimum": -1, "maximum": MAX_SIZE, "not": {"const": 0}})
+KERAS_AXES = Type(lambda v: isinstance(v, list) and 1 <= len(v) <= MAX_RANK and all(is_int(d) for d in v)
+                  and v == sorted(set(v)) and v[0] >= 1 and v[-1] <= MAX_RANK,
+                  "increasing axes from 1 (Keras' axes, batch included)",
+                  _int_list(1, MAX_RANK, 1, uniqueItems=True))
+ELEMENTWISE = ("add", "subtract", "multiply", "divide", "maximum", "minimum", "power")
+
+
+def _slice_len(d, o: dict):
+    """How many entries of a dimension of size ``d`` (None: unknown) a slice keeps."""
+    if d is None:
+        return None
+    return len(range(d)[slice(o.get("start"), o.get("stop"), o["step"])])
+
+
+def _slice_shape(node, ins: list) -> list:
+    x, o = ins[0], node.options
+    a = o["axis"] - 1
+    if o.get("index") is not None:
+        return [x[:a] + x[a + 1:]]
+    return [x[:a] + (_slice_len(x[a], o),) + x[a + 1:]]
+
+
+def _reduce_shape(node, ins: list) -> list:
+    x, o = ins[0], node.options
+    axes = {a - 1 for a in o["axes"]}
+    if o["keepdims"]:
+        return [tuple(1 if i in axes else d for i, d in enumerate(x))]
+    return [tuple(d for i, d in enumerate(x) if i not in axes)]
+
+
+def _broadcast_shape(node, ins: list) -> list:
+    a, b = ins[0], ins[1] if len(ins) > 1 else None
+    if b is None or len(a) != len(b):
+        return [None if b is None else a]
+    return [tuple(q if p == 1 else p if q == 1 else p if p is not None else q for p, q in zip(a, b))]
+
+
+OPS.update({
+    "slice": Op("``x[..., start:stop:step, ...]`` on Keras axis ``axis`` (batch included, >= 1), Python's "
+                "rules for negative and out-of-range bounds; ``step`` -1 only with no start and stop (a "
+                "reversal); with ``index`` the one entry ``index`` (negative from the end), axis dropped.",
+                {"axis": Option(KERAS_AXIS), "start": Option(OPTIONAL_INDEX, None), "stop": Option(OPTIONAL_INDEX, None),
+                 "step": Option(STEP, 1), "index": Option(OPTIONAL_INDEX, None)},
+                shape=_slice_shape, mask="drops"),
+    "reduce": Op("The ``mode`` (mean|sum|max|min) of ``x`` over Keras ``axes`` (batch included, >= 1); "
+                 "``keepdims`` keeps them as size 1.",
+                 {"mode": Option(one_of("mean", "sum", "max", "min")), "axes": Option(KERAS_AXES),
+                  "keepdims": Option(BOOL, False)}, shape=_reduce_shape, mask="drops"),
+    "scalar": Op("``x <operation> value`` element-wise (``reverse``: ``value <operation> x``); operations "
+                 + ", ".join(ELEMENTWISE) + " (``x ** value`` for power).",
+                 {"operation": Option(one_of(*ELEMENTWISE)), "value": Option(FINITE),
+                  "reverse": Option(BOOL, False)}, mask="drops"),
+    "binary": Op("``x0 <operation> x1`` element-wise with numpy broadcasting of inputs of one rank (a size-1 "
+                 "axis against any); operations " + ", ".join(ELEMENTWISE) + ".",
+                 {"operation": Option(one_of(*ELEMENTWISE))}, shape=_broadcast_shape, mask="drops", io=_io((2,))),
+})
+
 # -- normalization and scaling layers (Keras Normalization, Rescaling, RMSNormalization, GroupNormalization) --
 def _given_shape(dim, key: str) -> list:
     """The shape of the stored array ``key`` (its own: the reader checked it against the input)."""

@@ -18,6 +18,7 @@ from .ops import OPS as OPS_TABLE
 from .reference_attention import OPS as ATTENTION_OPS
 from .reference_norms import OPS as NORM_OPS
 from .reference_conv_lstm import run_conv_lstm
+from .reference_tf_ops import OPS as TF_OPS
 from .reference_rnn import activation, run_recurrent
 from .sanitize import quote
 
@@ -226,6 +227,7 @@ OPS = {
     **ATTENTION_OPS,  # attention, multi_head_attention, dot, masked_softmax (several outputs: a list)
     **NORM_OPS,  # normalization, rescaling, rms_norm, group_norm
     "conv_lstm": run_conv_lstm,  # [y] or [y, h, c]
+    **TF_OPS,  # slice, reduce, scalar, binary (TensorFlow / Keras 3 calls)
 }
 #: Non-recurrent ops that consume their node's ``mask`` (passed as the last argument): the op table's mask rule.
 MASK_CONSUMERS = tuple(op for op, row in OPS_TABLE.items() if row.mask == "consumes" and not row.states)

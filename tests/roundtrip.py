@@ -24,6 +24,7 @@ NOT_READ_FROM_ONNX = frozenset({
     "attention", "additive_attention", "multi_head_attention", "dot", "softmax_mask",
     "conv_lstm",  # an unrolled graph of Conv/Split/Mul nodes (onnx_conv_lstm.py), no recurrent node to read
     "normalization", "rescaling", "rms_normalization", "group_normalization",  # element-wise / ReduceMean graphs
+    "tensor_ops",  # TensorFlow calls / keras.ops: Slice/Gather/Reduce*/element-wise nodes (keras_tf_ops.py)
     "masked_chain"})  # masked recurrent nodes in a chain sharing one masked-RNN plan
 
 

@@ -39,6 +39,8 @@ ONNX_READER_EXEMPT = {
     **dict.fromkeys(("fold_time", "unfold_time"), "the Shape/Slice/Concat/Reshape pairs are not read back"),
     **dict.fromkeys(("normalization", "rescaling", "rms_norm", "group_norm"),
                     "written as composed element-wise / ReduceMean graphs the reader does not fold"),
+    **dict.fromkeys(("slice", "reduce", "scalar", "binary"),
+                    "TensorFlow / Keras 3 calls: ONNX's Slice/Gather/Reduce*/element-wise nodes are not read back"),
 }
 
 

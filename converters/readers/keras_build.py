@@ -23,8 +23,9 @@ from .keras_context import LayerCall, Tensor, declared_dims
 from .keras_attention import HANDLERS as ATTENTION_HANDLERS
 from .keras_layers import HANDLERS as LAYER_HANDLERS, REFUSED
 from .keras_recurrent import HANDLERS as RECURRENT_HANDLERS, rnn_refusal, stores_keras1_layout
+from .keras_tf_ops import TF_OP_CLASSES, keras3_data_op, read_keras3_op, read_tf_op, refusal as tf_op_refusal
 
-HANDLERS = {**LAYER_HANDLERS, **ATTENTION_HANDLERS, **RECURRENT_HANDLERS}
+HANDLERS = {**LAYER_HANDLERS, **ATTENTION_HANDLERS, **RECURRENT_HANDLERS, **dict.fromkeys(TF_OP_CLASSES, read_tf_op)}
 #: Keras 3 operation nodes accepted in configs: the mask computations Keras 3 serializes
 #: (Masking's ``any(not_equal(x, v), -1)``, Concatenate's compute_mask ...). They only feed the
 #: ``mask`` argument of layers; ``not_equal``/``any`` become mask nodes, the rest stand for the
@@ -82,9 +83,10 @@ def check_supported(graph: KerasGraph, file: str | None) -> None:
         if spec.is_input or spec.is_container:
             continue
         if spec.is_op:
-            if spec.class_name not in OP_NODES:
-                refusals.append((spec, f"operation {quote(spec.class_name)} in the model graph is not supported"))
-                lists["operations"] = ", ".join(OP_NODES)
+            if spec.class_name not in OP_NODES and tf_op_refusal(spec):
+                refusals.append((spec, tf_op_refusal(spec)))
+        elif spec.class_name in TF_OP_CLASSES and tf_op_refusal(spec):
+            refusals.append((spec, tf_op_refusal(spec)))
         elif spec.class_name == "RNN" and rnn_refusal(spec.config):
             refusals.append((spec, rnn_refusal(spec.config)))
         elif spec.class_name not in HANDLERS:
@@ -261,7 +263,11 @@ class KerasIRBuilder:
         call = spec.calls[index]
         label = f"{spec.name} ({spec.class_name})"
         ins = [self._resolve(r, f"{label} input") for r in call.inputs]
-        if spec.is_op:
+        if spec.is_op and keras3_data_op(spec, ins):  # keras.ops on data tensors (keras_tf_ops.py)
+            ctx = LayerCall(self, spec, index, ins)
+            ctx.kwargs = {k: v for k, v in call.kwargs.items() if not isinstance(v, Ref)}
+            outs = read_keras3_op(ctx, call.args)
+        elif spec.is_op:
             outs = [self._op_node(spec, ins, call.constants)]
         else:
             for t in ins:

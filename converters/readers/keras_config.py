@@ -55,6 +55,7 @@ class Call:
     constants: list[Any] = field(default_factory=list)  # non-tensor positional args (op nodes)
     #: other call keyword arguments: a tensor (``value``, ``key``, ``attention_mask``) as a Ref, else as stored
     kwargs: dict[str, Any] = field(default_factory=dict)
+    args: list[Any] = field(default_factory=list)  # Keras 3: the positional arguments as stored (op nodes)
 
 
 @dataclass
@@ -338,7 +339,7 @@ def _parse_call(node, layer: str) -> Call:
                     kwargs.update(entry[3])
     except (TypeError, IndexError, ValueError) as e:
         raise FormatError(f"malformed inbound node {node!r:.200} ({e})", layer=layer) from None
-    call = Call(inputs=inputs, constants=constants)
+    call = Call(inputs=inputs, constants=constants, args=args if isinstance(node, dict) and isinstance(args, list) else [])
     if kwargs.get("mask") is not None:
         mask = kwargs["mask"]
         call.mask = _refs_in(mask)[0] if _is_ref(mask) else mask

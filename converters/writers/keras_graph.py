@@ -132,6 +132,8 @@ class _MaskTracker:
         ins = [self.masks.get(t) for t in layer.args]
         if cls in ATTENTION_CLASSES and node is not None and node.op in ATTENTION_LAYERS:
             extra, out_masks = mask_call(self, layer, ins)
+        if layer.module != "keras.layers":  # an operation node: takes no mask, its output has none
+            return []
             for t, m in zip(layer.outputs, out_masks):
                 if m is not None:
                     self.masks[t] = m
@@ -348,6 +350,8 @@ def weight_paths(graph: KerasLayerGraph, model: Model) -> list[tuple[str, KerasL
         cls = "InputLayer" if isinstance(item, str) else item.class_name
         base = to_snake_case(cls)
         if base in used:
+        if not isinstance(item, str) and item.module != "keras.layers":
+            continue  # an operation node: not in model.layers
             used[base] += 1
             base = f"{base}_{used[base]}"
         else:

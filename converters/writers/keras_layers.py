@@ -58,6 +58,8 @@ class KerasLayer:
     mask_role: tuple | None = None
     node: Node | None = None
     call_kwargs: dict[str, Any] = field(default_factory=dict)  # plain call arguments (use_causal_mask ...)
+    module: str = "keras.layers"  # keras.src.ops.numpy: an operation node (writers/keras_tf_ops.py), not a layer
+    constants: dict[int, Any] = field(default_factory=dict)  # an operation's constant arguments, by position
     tensor_kwargs: dict[str, str] = field(default_factory=dict)  # IR tensors passed by keyword (attention_mask)
 
 
@@ -428,3 +430,8 @@ def time_distributed(inner: KerasLayer, name: str) -> KerasLayer:
     variables.update({f"layer/{sub}" if sub else "layer": v for sub, v in inner.variables.items()})
     config = {**_base(name), "layer": layer_object(inner.class_name, inner.config)}
     return KerasLayer(name, "TimeDistributed", config, inner.args, inner.outputs, variables, node=inner.node)
+
+
+from .keras_tf_ops import LAYERS as _TF_OPS_LAYERS  # noqa: E402 (it builds KerasLayer objects)
+
+LAYERS.update(_TF_OPS_LAYERS)  # slice, reduce, scalar, binary: Keras 3 operation nodes

@@ -48,6 +48,8 @@ def _tensor(graph: KerasLayerGraph, shapes: dict, dtypes: dict, tensor: str) -> 
 
 def _inbound(graph: KerasLayerGraph, layer: KerasLayer, shapes: dict, dtypes: dict) -> list[dict]:
     args = [_tensor(graph, shapes, dtypes, t) for t in layer.args]
+    for position, value in sorted(layer.constants.items()):  # an operation's constants (keras_tf_ops.py)
+        args.insert(position, value)
     kwargs: dict[str, Any] = {}
     if layer.class_name in RECURRENT_LAYERS:
         kwargs["training"] = False
@@ -75,8 +77,10 @@ def model_config(model: Model, graph: KerasLayerGraph | None = None) -> dict:
                "name": name, "optional": False}
         layers.append({**layer_object("InputLayer", cfg), "name": name, "inbound_nodes": []})
     for layer in graph.layers:
-        layers.append({**layer_object(layer.class_name, layer.config), "name": layer.name,
-                       "inbound_nodes": _inbound(graph, layer, shapes, dtypes)})
+        obj = layer_object(layer.class_name, layer.config)
+        if layer.module != obj["module"]:  # a Keras 3 operation node
+            obj.update(module=layer.module, registered_name=layer.class_name)
+        layers.append({**obj, "name": layer.name, "inbound_nodes": _inbound(graph, layer, shapes, dtypes)})
     return {
         "module": "keras.src.models.functional", "class_name": "Functional",
         "config": {"name": graph.name, "trainable": True, "layers": layers,

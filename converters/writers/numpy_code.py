@@ -31,6 +31,7 @@ from .numpy_attention import EMITTERS as ATTENTION_EMITTERS, FUNCTION_NAMES as A
 from .numpy_conv_lstm import EMITTERS as CONV_LSTM_EMITTERS, FUNCTION_NAMES as CONV_LSTM_FUNCTIONS
 from .numpy_norms import EMITTERS as NORM_EMITTERS
 from .numpy_templates import ACTIVATIONS, HELPERS, helper_source
+from .tf_ops_code import emitters as tf_ops_emitters
 from .codegen import (check_outputs as _check_outputs, describe as _describe, initial_states as _initial_states,
                       int_option as _int, merge_expression, notes_doc as _notes, number as _number,
                       shape_doc as _shape, shapes as _shapes,
@@ -497,6 +498,7 @@ EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
     "permute": permute_to_numpy, "crop1d": crop1d_to_numpy, "zero_pad1d": zero_pad1d_to_numpy,
     "upsample1d": upsample1d_to_numpy, "fold_time": fold_time_to_numpy, "unfold_time": unfold_time_to_numpy,
     **ATTENTION_EMITTERS,  # attention, multi_head_attention, dot, masked_softmax
+    **tf_ops_emitters("np"),  # slice, reduce, scalar, binary
     **CONV_LSTM_EMITTERS,  # conv_lstm
     **NORM_EMITTERS,  # normalization, rescaling, rms_norm, group_norm
 }

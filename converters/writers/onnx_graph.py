@@ -33,6 +33,7 @@ from .onnx_masks import mask_and_to_onnx, mask_not_equal_to_onnx, masking_to_onn
 from .onnx_recurrent import gru_to_onnx, lstm_to_onnx, simple_rnn_to_onnx
 from .onnx_conv_lstm import LAYERS as CONV_LSTM_LAYERS
 from .onnx_norms import LAYERS as NORM_LAYERS
+from .onnx_tf_ops import LAYERS as TF_OPS_LAYERS
 
 #: Opset 17 (ONNX 1.12, 2022): every op used here has its current semantics there (LSTM/GRU/RNN-14
 #: differ from -22 only by bfloat16) and onnxruntime has run it since 1.12.
@@ -48,6 +49,7 @@ CONVERTERS = {
     **LAYERS,
     **CONV_LSTM_LAYERS,  # conv_lstm
     **NORM_LAYERS,  # normalization, rescaling, rms_norm, group_norm
+    **TF_OPS_LAYERS,  # slice, reduce, scalar, binary
     "lstm": lstm_to_onnx,
     "gru": gru_to_onnx,
     "simple_rnn": simple_rnn_to_onnx,

@@ -28,6 +28,7 @@ from ..ir import Model, Node
 from ..ops import STATES
 from ..sanitize import comment, identifier, quote
 from ..dtypes import artifact_dtype
+from .tf_ops_code import emitters as tf_ops_emitters
 from .codegen import (check_outputs as _check_outputs, describe as _describe, initial_states as _initial_states,
                       int_option as _int, merge_expression, notes_doc as _notes, number as _number,
                       shape_doc as _shape, shapes as _shapes,
@@ -553,6 +554,7 @@ EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
     **ATTENTION_EMITTERS,  # attention, multi_head_attention, dot, masked_softmax
     **CONV_LSTM_EMITTERS,  # conv_lstm
     **NORM_EMITTERS,  # normalization, rescaling, rms_norm, group_norm
+    **tf_ops_emitters("torch"),  # slice, reduce, scalar, binary
 }
 
 

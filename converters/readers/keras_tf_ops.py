@@ -1,0 +1,505 @@
+"""TensorFlow calls in tf.keras functional models (``TFOpLambda``, ``SlicingOpLambda``) and Keras 3
+operation nodes (``keras.ops.*`` on symbolic tensors) -> IR nodes, through ONE whitelist.
+
+tf-keras 2.x records ``tf.reduce_sum(x, axis=1)`` as a layer of class TFOpLambda with config
+``{"function": "math.reduce_sum"}``, its first argument in the inbound node and the others in the
+node's keyword arguments (tf_keras/src/layers/core/tf_op_layer.py); ``x[:, -1]`` as SlicingOpLambda
+``__operators__.getitem`` with ``slice_spec`` (slices as ``{"start", "stop", "step"}``). Keras 3
+records ``keras.ops.sum(x, axis=1)`` as an operation node (module ``keras.src.ops.numpy``, class
+``Sum``) with its options in the config and its arguments, tensors and constants, in order in the
+inbound node's ``args`` (slices as ``__slice__``). Both are read into the same kinds of
+:data:`KINDS`; nothing is imported or called by name: a function outside :data:`TF_FUNCTIONS` /
+:data:`KERAS3_OPS` is refused in one line that lists what is supported.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..ops import MAX_RANK, MAX_SIZE, is_int
+from ..sanitize import quote
+from .keras_config import _as_ref, _is_ref
+from .keras_context import LayerCall, Tensor
+
+#: tf-keras layer classes that hold a TensorFlow call.
+TF_OP_CLASSES = ("TFOpLambda", "SlicingOpLambda")
+_BINARY = ("add", "subtract", "multiply", "divide", "maximum", "minimum", "power")
+#: kinds that are the IR activation of the same name
+_ACTIVATIONS = ("tanh", "sigmoid", "relu", "exponential", "elu", "selu", "softplus", "softsign", "relu6", "swish")
+#: TFOpLambda/SlicingOpLambda ``function`` -> kind.
+TF_FUNCTIONS = {
+    "__operators__.getitem": "getitem",
+    "__operators__.add": "add", "math.add": "add", "math.subtract": "subtract", "math.multiply": "multiply",
+    "math.truediv": "divide", "math.divide": "divide", "math.maximum": "maximum", "math.minimum": "minimum",
+    "math.pow": "power",
+    "math.reduce_mean": "mean", "math.reduce_sum": "sum", "math.reduce_max": "max", "math.reduce_min": "min",
+    "reverse": "flip", "expand_dims": "expand_dims", "compat.v1.squeeze": "squeeze", "squeeze": "squeeze",
+    "concat": "concat", "compat.v1.transpose": "transpose", "transpose": "transpose", "reshape": "reshape",
+    "nn.softmax": "softmax", "math.softmax": "softmax", "linalg.matmul": "matmul",
+    "math.tanh": "tanh", "math.sigmoid": "sigmoid", "nn.sigmoid": "sigmoid", "nn.relu": "relu",
+    "math.exp": "exponential", "nn.elu": "elu", "nn.selu": "selu", "math.softplus": "softplus",
+    "nn.softplus": "softplus", "nn.softsign": "softsign", "nn.relu6": "relu6", "nn.silu": "swish",
+}
+#: Keras 3 operation class -> kind.
+KERAS3_OPS = {
+    "GetItem": "getitem", "Add": "add", "Subtract": "subtract", "Multiply": "multiply", "Divide": "divide",
+    "TrueDivide": "divide", "Maximum": "maximum", "Minimum": "minimum", "Power": "power",
+    "Mean": "mean", "Sum": "sum", "Max": "max", "Min": "min", "ExpandDims": "expand_dims", "Flip": "flip", "Squeeze": "squeeze",
+    "Concatenate": "concat", "Transpose": "transpose", "Reshape": "reshape", "Softmax": "softmax",
+    "Matmul": "matmul", "Tanh": "tanh", "Sigmoid": "sigmoid", "Relu": "relu", "Exp": "exponential", "Elu": "elu",
+    "Selu": "selu", "Softplus": "softplus", "Softsign": "softsign", "Relu6": "relu6", "Silu": "swish",
+}
+
+
+@dataclass
+class Args:
+    """One call's arguments, whichever Keras wrote them: positional operands (Tensor, a list of them, or
+    a constant) and named parameters."""
+
+    operands: list[Any]
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How to read one kind: the builder, the names of its tensor operands in TensorFlow's signature
+    (the first arrives in the inbound node, the others as keyword arguments), and its parameters with
+    their defaults (any other parameter is refused; a tuple default lists the values accepted)."""
+
+    build: Callable[[LayerCall, Args], Tensor]
+    operands: tuple[str, ...] = ("x",)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+# -- argument checks ----------------------------------------------------------------------------
+def _rank(call: LayerCall, x: Any, what: str = "input") -> int:
+    """The rank of tensor ``x``, batch included."""
+    if not isinstance(x, Tensor):
+        raise call.unsupported(f"{what}: expected a tensor, found {quote(x, 80)}")
+    if x.pending:
+        raise call.unsupported(f"{what}: expected a data tensor, found a mask operation")
+    if x.shape is None:
+        raise call.unsupported(f"{what}: cannot tell its rank (no shape is known)")
+    return len(x.shape) + 1
+
+
+def _axis(call: LayerCall, value: object, rank: int, what: str = "axis", extra: int = 0) -> int:
+    """A Keras axis (batch included; negative from the end) of a rank-``rank`` tensor, never the batch."""
+    if not is_int(value):
+        raise call.error(f"{what}: expected an integer, found {quote(value, 80)}")
+    n = rank + extra
+    if not -n <= value < n:
+        raise call.error(f"{what}: expected an axis from {-n} to {n - 1} for a tensor of rank {rank}, "
+                         f"found {value}")
+    axis = value % n
+    if axis == 0:
+        raise call.unsupported(f"{what} {value} is the batch axis: only per-sample operations are supported")
+    return axis
+
+
+def _axes(call: LayerCall, value: object, rank: int) -> list[int]:
+    if value is None:
+        raise call.unsupported("axis None reduces over the batch axis too: only per-sample operations are "
+                               "supported")
+    items = value if isinstance(value, list) else [value]
+    if not items or len(items) > MAX_RANK:
+        raise call.error(f"axis: expected 1 to {MAX_RANK} axes, found {len(items)}")
+    axes = [_axis(call, a, rank) for a in items]
+    if len(set(axes)) != len(axes):
+        raise call.error(f"axis: expected distinct axes, found {quote(value, 80)}")
+    return sorted(axes)
+
+
+def _flag(call: LayerCall, args: Args, key: str) -> bool:
+    value = args.params.get(key, False)
+    if not isinstance(value, bool):
+        raise call.error(f"{key}: expected true or false, found {quote(value, 80)}")
+    return value
+
+
+def _number(call: LayerCall, value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise call.unsupported(f"{what}: expected a tensor or a finite number, found {quote(value, 80)}")
+    return float(value)
+
+
+def _out(call: LayerCall, x: Tensor, shape: tuple | None) -> Tensor:
+    return Tensor(call.out(), shape, dtype=x.dtype)
+
+
+# -- kinds ---------------------------------------------------------------------------------------
+def _slice_items(call: LayerCall, key: object, rank: int) -> list:
+    """The key as one item per axis (batch first): ``("all",)``, ``("index", i)``, ``("slice", a, b, s)``."""
+    items = key if isinstance(key, list) else [key]
+    if len(items) > MAX_RANK:
+        raise call.error(f"slice: expected at most {MAX_RANK} items, found {len(items)}")
+    parsed = []
+    for item in items:
+        if isinstance(item, dict) and item.get("class_name") == "__ellipsis__":
+            parsed.append(("...",))
+        elif isinstance(item, dict):
+            cfg = item.get("config") if item.get("class_name") == "__slice__" else item
+            if not isinstance(cfg, dict) or set(cfg) - {"start", "stop", "step"}:
+                raise call.error(f"slice: expected start/stop/step, found {quote(item, 80)}")
+            parts = [cfg.get(k) for k in ("start", "stop", "step")]
+            if any(p is not None and not (is_int(p) and -MAX_SIZE <= p <= MAX_SIZE) for p in parts):
+                raise call.error(f"slice: expected integer bounds, found {quote(item, 80)}")
+            parsed.append(("slice", *parts))
+        elif is_int(item) and -MAX_SIZE <= item <= MAX_SIZE:
+            parsed.append(("index", item))
+        else:
+            raise call.unsupported(f"slice: expected integers, slices and ..., found {quote(item, 80)}")
+    if sum(p[0] == "..." for p in parsed) > 1:
+        raise call.error("slice: expected at most one ...")
+    fill = rank - (len(parsed) - sum(p[0] == "..." for p in parsed))
+    if fill < 0:
+        raise call.error(f"slice: {len(parsed)} items for a tensor of rank {rank}")
+    if ("...",) in parsed:
+        k = parsed.index(("...",))
+        parsed[k:k + 1] = [("all",)] * fill
+    else:
+        parsed += [("all",)] * fill
+    return [("all",) if p[0] == "slice" and p[1:] in ((None, None, None), (None, None, 1), (0, None, None),
+                                                        (0, None, 1)) else p for p in parsed]
+
+
+def getitem(call: LayerCall, args: Args) -> Tensor:
+    """One ``slice`` node per sliced axis, last axis first (so that dropped axes leave the others' numbers)."""
+    x = args.operands[0]
+    rank = _rank(call, x)
+    key = args.params.pop("slice_spec", args.operands[1] if len(args.operands) > 1 else None)
+    items = _slice_items(call, key, rank)
+    if items[0] != ("all",):
+        raise call.unsupported("slicing the batch axis is not supported")
+    todo = [(a, p) for a, p in enumerate(items) if p != ("all",)]
+    if not todo:
+        raise call.unsupported("a slice that keeps everything is not supported")
+    shape = list(x.shape)
+    name = x.name
+    for k, (axis, p) in enumerate(reversed(todo)):
+        d = shape[axis - 1]
+        if p[0] == "index":
+            if d is not None and not -d <= p[1] < d:
+                raise call.error(f"slice: index {p[1]} is out of range for axis {axis} of size {d}")
+            options = {"axis": axis, "index": p[1]}
+            del shape[axis - 1]
+        else:
+            start, stop, step = p[1], p[2], 1 if p[3] is None else p[3]
+            if step == 0:
+                raise call.error("slice: step 0")
+            if step < 0 and (step != -1 or start is not None or stop is not None):
+                raise call.unsupported("slice: a negative step is supported only as ::-1")
+            options = {"axis": axis, "start": start, "stop": stop, "step": step}
+            shape[axis - 1] = None if d is None else len(range(d)[slice(start, stop, step)])
+        last = k == len(todo) - 1
+        out = call.out() if last else f"{call.name}/axis{axis}"
+        call.add("slice", [name], [out], options, name=None if last else out)
+        name = out
+    return _out(call, x, tuple(shape))
+
+
+def flip(call: LayerCall, args: Args) -> Tensor:
+    """``ops.flip`` / ``tf.reverse``: one reversing ``slice`` node per axis."""
+    x = args.operands[0]
+    axes = _axes(call, args.params.get("axis"), _rank(call, x))
+    name = x.name
+    for k, axis in enumerate(axes):
+        last = k == len(axes) - 1
+        out = call.out() if last else f"{call.name}/axis{axis}"
+        call.add("slice", [name], [out], {"axis": axis, "step": -1}, name=None if last else out)
+        name = out
+    return _out(call, x, x.shape)
+
+
+def _binary(operation: str) -> Callable[[LayerCall, Args], Tensor]:
+    def build(call: LayerCall, args: Args) -> Tensor:
+        a, b = args.operands[:2]
+        tensors = [t for t in (a, b) if isinstance(t, Tensor)]
+        if not tensors:
+            raise call.unsupported("expected a tensor operand, found only constants")
+        if len(tensors) == 1:
+            x = tensors[0]
+            _rank(call, x)
+            value = _number(call, b if x is a else a, "the other operand")
+            call.add("scalar", [x.name], [call.out()], {"operation": operation, "value": value,
+                                                         "reverse": x is b})
+            return _out(call, x, x.shape)
+        ra, rb = _rank(call, a, "x"), _rank(call, b, "y")
+        if ra != rb:
+            raise call.unsupported(f"expected operands of one rank, found ranks {ra} and {rb}")
+        shape = []
+        for p, q in zip(a.shape, b.shape):
+            if p is not None and q is not None and p != q and 1 not in (p, q):
+                raise call.error(f"shapes {('batch', *a.shape)} and {('batch', *b.shape)} do not broadcast")
+            shape.append(q if p == 1 else p if q == 1 or p is not None else q)
+        if a.shape == b.shape and None not in a.shape and operation in ("add", "subtract", "multiply",
+                                                                           "maximum", "minimum"):
+            call.add(operation, [a.name, b.name], [call.out()])  # the Keras merge, exactly
+        else:
+            call.add("binary", [a.name, b.name], [call.out()], {"operation": operation})
+        return _out(call, a, tuple(shape))
+    return build
+
+
+def _reduction(mode: str) -> Callable[[LayerCall, Args], Tensor]:
+    def build(call: LayerCall, args: Args) -> Tensor:
+        x = args.operands[0]
+        rank = _rank(call, x)
+        axes, keep = _axes(call, args.params.get("axis"), rank), _flag(call, args, "keepdims")
+        if rank == 3 and axes == [1] and not keep and mode in ("mean", "max"):  # the Keras global pooling
+            call.add("global_pool", [x.name], [call.out()], {"mode": "average" if mode == "mean" else "max",
+                                                              "axis": 1, "keepdims": False})
+        else:
+            call.add("reduce", [x.name], [call.out()], {"mode": mode, "axes": axes, "keepdims": keep})
+        gone = {a - 1 for a in axes}
+        shape = tuple(1 if i in gone else d for i, d in enumerate(x.shape)) if keep else \
+            tuple(d for i, d in enumerate(x.shape) if i not in gone)
+        return _out(call, x, shape)
+    return build
+
+
+def _reshaped(call: LayerCall, x: Tensor, shape: list) -> Tensor:
+    """A reshape to ``shape`` (without batch): exact only with at most one unknown dimension."""
+    if sum(d is None for d in shape) > 1:
+        raise call.unsupported(f"cannot reshape to {('batch', *shape)}: more than one unknown dimension")
+    call.add("reshape", [x.name], [call.out()], {"shape": [-1 if d is None else d for d in shape]})
+    return _out(call, x, tuple(shape))
+
+
+def expand_dims(call: LayerCall, args: Args) -> Tensor:
+    x = args.operands[0]
+    rank = _rank(call, x)
+    axis = _axis(call, args.params.get("axis"), rank, extra=1)
+    shape = list(x.shape)
+    shape.insert(axis - 1, 1)
+    return _reshaped(call, x, shape)
+
+
+def squeeze(call: LayerCall, args: Args) -> Tensor:
+    x = args.operands[0]
+    rank = _rank(call, x)
+    axes = _axes(call, args.params.get("axis"), rank)
+    for a in axes:
+        if x.shape[a - 1] != 1:
+            raise call.unsupported(f"squeeze: axis {a} has size {x.shape[a - 1]}, expected 1")
+    return _reshaped(call, x, [d for i, d in enumerate(x.shape) if i + 1 not in axes])
+
+
+def reshape(call: LayerCall, args: Args) -> Tensor:
+    x = args.operands[0]
+    _rank(call, x)
+    target = args.params.get("shape")
+    if not isinstance(target, list) or not 2 <= len(target) <= MAX_RANK or not all(
+            is_int(d) and -1 <= d <= MAX_SIZE for d in target):
+        raise call.unsupported(f"reshape: expected a list of integers, found {quote(target, 80)}")
+    rest = target[1:]
+    if target[0] != -1 or None in x.shape or -1 in rest or 0 in rest or math.prod(rest) != math.prod(x.shape):
+        raise call.unsupported(f"reshape to {quote(target, 80)} is supported only as [-1, *sizes] keeping each "
+                               f"sample's {x.shape} elements")
+    return _reshaped(call, x, rest)
+
+
+def concat(call: LayerCall, args: Args) -> Tensor:
+    xs = args.operands[0]
+    xs = xs if isinstance(xs, list) else [xs]
+    if not xs:
+        raise call.error("concat: expected tensors, found none")
+    ranks = {_rank(call, t, "concat input") for t in xs}
+    if len(ranks) != 1:
+        raise call.unsupported(f"concat: expected inputs of one rank, found ranks {sorted(ranks)}")
+    rank = ranks.pop()
+    if "axis" not in args.params:
+        raise call.error("concat: expected an axis, found none")
+    axis = _axis(call, args.params["axis"], rank)
+    for t in xs[1:]:
+        for i, (p, q) in enumerate(zip(xs[0].shape, t.shape)):
+            if i != axis - 1 and p is not None and q is not None and p != q:
+                raise call.error(f"concat: shapes {('batch', *xs[0].shape)} and {('batch', *t.shape)} differ "
+                                 f"off axis {axis}")
+    sizes = [t.shape[axis - 1] for t in xs]
+    shape = list(xs[0].shape)
+    shape[axis - 1] = None if None in sizes else sum(sizes)
+    call.add("concatenate", [t.name for t in xs], [call.out()], {"axis": axis})
+    return _out(call, xs[0], tuple(shape))
+
+
+def transpose(call: LayerCall, args: Args) -> Tensor:
+    x = args.operands[0]
+    rank = _rank(call, x)
+    perm = args.params.get("perm", args.params.get("axes"))
+    if perm is None:
+        raise call.unsupported("transpose without perm moves the batch axis: only per-sample operations are "
+                               "supported")
+    if not isinstance(perm, list) or not all(is_int(p) for p in perm) or sorted(perm) != list(range(rank)):
+        raise call.error(f"perm: expected a permutation of 0..{rank - 1}, found {quote(perm, 80)}")
+    if perm[0] != 0:
+        raise call.unsupported("transpose moves the batch axis: only per-sample operations are supported")
+    call.add("permute", [x.name], [call.out()], {"dims": perm[1:]})
+    return _out(call, x, tuple(x.shape[p - 1] for p in perm[1:]))
+
+
+def softmax(call: LayerCall, args: Args) -> Tensor:
+    """The last axis: the softmax activation; another: permuted to the end and back (exact)."""
+    x = args.operands[0]
+    rank = _rank(call, x)
+    axis = _axis(call, args.params.get("axis", -1), rank)
+    if axis == rank - 1:
+        call.add("activation", [x.name], [call.out()], {"activation": "softmax"})
+        return _out(call, x, x.shape)
+    dims = list(range(1, rank))
+    dims[axis - 1], dims[-1] = dims[-1], dims[axis - 1]
+    moved, act = f"{call.name}/to_last", f"{call.name}/softmax"
+    call.add("permute", [x.name], [moved], {"dims": dims}, name=moved)
+    call.add("activation", [moved], [act], {"activation": "softmax"}, name=act)
+    call.add("permute", [act], [call.out()], {"dims": dims})
+    return _out(call, x, x.shape)
+
+
+def matmul(call: LayerCall, args: Args) -> Tensor:
+    """Batched ``a @ b`` of two rank-3 tensors: Keras Dot over the matching axes."""
+    a, b = args.operands[:2]
+    if _rank(call, a, "a") != 3 or _rank(call, b, "b") != 3:
+        raise call.unsupported(f"matmul: expected two tensors of rank 3 (batch included), found shapes "
+                               f"{('batch', *a.shape)} and {('batch', *b.shape)}")
+    ta, tb = _flag(call, args, "transpose_a"), _flag(call, args, "transpose_b")
+    axes = [1 if ta else 2, 2 if tb else 1]
+    ka, kb = a.shape[axes[0] - 1], b.shape[axes[1] - 1]
+    if ka is not None and kb is not None and ka != kb:
+        raise call.error(f"matmul: inner sizes {ka} and {kb} differ")
+    call.add("dot", [a.name, b.name], [call.out()], {"axes": axes})
+    return _out(call, a, (a.shape[2 - axes[0]], b.shape[2 - axes[1]]))
+
+
+def _activation(name: str) -> Callable[[LayerCall, Args], Tensor]:
+    def build(call: LayerCall, args: Args) -> Tensor:
+        x = args.operands[0]
+        _rank(call, x)
+        call.add("activation", [x.name], [call.out()], {"activation": name})
+        return _out(call, x, x.shape)
+    return build
+
+
+_REDUCE_PARAMS = {"axis": None, "keepdims": False, "initial": (None,)}
+#: kind -> how to read it (see :class:`Kind`).
+KINDS: dict[str, Kind] = {
+    "getitem": Kind(getitem, params={"slice_spec": None}),
+    **{op: Kind(_binary(op), ("x", "y")) for op in _BINARY},
+    **{mode: Kind(_reduction(mode), params=_REDUCE_PARAMS) for mode in ("mean", "sum", "max", "min")},
+    "expand_dims": Kind(expand_dims, params={"axis": None}),
+    "flip": Kind(flip, params={"axis": None}),
+    "squeeze": Kind(squeeze, params={"axis": None}),
+    "reshape": Kind(reshape, params={"shape": None, "newshape": None}),
+    "concat": Kind(concat, ("values",), params={"axis": None}),
+    "transpose": Kind(transpose, params={"perm": None, "axes": None, "conjugate": (False,)}),
+    "softmax": Kind(softmax, params={"axis": -1}),
+    "matmul": Kind(matmul, ("a", "b"), params={"transpose_a": False, "transpose_b": False,
+                                              **dict.fromkeys(("adjoint_a", "adjoint_b", "a_is_sparse",
+                                                               "b_is_sparse"), (False,)),
+                                              "output_type": (None,), "grad_a": (False,), "grad_b": (False,)}),
+    **{a: Kind(_activation(a)) for a in _ACTIVATIONS},
+}
+
+
+# -- the two dialects -----------------------------------------------------------------------------
+def _function(spec) -> str | None:
+    fn = spec.config.get("function")
+    return fn if isinstance(fn, str) else None
+
+
+def refusal(spec) -> str | None:
+    """Why this TFOpLambda/SlicingOpLambda layer or Keras 3 op node cannot be read (None: it can)."""
+    if spec.class_name in TF_OP_CLASSES:
+        fn = _function(spec)
+        if fn in TF_FUNCTIONS:
+            return None
+        return (f"TensorFlow function {quote(spec.config.get('function'), 80)} is not supported (supported: "
+                f"{', '.join(sorted(TF_FUNCTIONS))})")
+    if spec.class_name in KERAS3_OPS:
+        return None
+    return (f"operation {quote(spec.class_name, 80)} is not supported (supported Keras 3 operations: "
+            f"{', '.join(sorted(KERAS3_OPS))})")
+
+
+def _params(call: LayerCall, kind: Kind, given: dict) -> dict:
+    """The named parameters, those the kind does not read refused unless they hold their one accepted value."""
+    params = {}
+    for key, value in given.items():
+        if key in ("name", "trainable", "dtype"):
+            continue
+        if key not in kind.params:
+            raise call.unsupported(f"parameter {quote(key, 80)} is not supported (supported: "
+                                   f"{', '.join(kind.params) or 'none'})")
+        allowed = kind.params[key]
+        if isinstance(allowed, tuple):
+            if value not in allowed or isinstance(value, bool) != isinstance(allowed[0], bool):
+                raise call.unsupported(f"{key} {quote(value, 80)} is not supported (only {allowed[0]!r})")
+            continue
+        params[key] = value
+    return params
+
+
+def _tf_args(call: LayerCall, kind: Kind) -> Args:
+    """TensorFlow's call: the first operand in the inbound node (a tensor, tensors, or a constant), the
+    others by name among the keyword arguments."""
+    constants = call.spec.calls[call.index].constants
+    if call.inputs and constants:
+        raise call.unsupported("expected tensors or one constant as the first argument, found both")
+    if len(constants) > 1:
+        raise call.unsupported("expected one constant as the first argument, found several")
+    first: Any = constants[0] if constants else call.inputs if kind.operands == ("values",) else \
+        call.inputs[0] if len(call.inputs) == 1 else None
+    if first is None:
+        raise call.error(f"expected one input tensor, found {len(call.inputs)}")
+    kwargs = dict(call.kwargs)
+    operands = [first]
+    for name in kind.operands[1:]:
+        if name not in kwargs:
+            raise call.error(f"expected argument {name}, found none")
+        operands.append(kwargs.pop(name))
+    return Args(operands, _params(call, kind, kwargs))
+
+
+def read_tf_op(call: LayerCall) -> list[Tensor]:
+    """A TFOpLambda / SlicingOpLambda layer call."""
+    why = refusal(call.spec)
+    if why:
+        raise call.unsupported(why)
+    kind = KINDS[TF_FUNCTIONS[_function(call.spec)]]
+    return [kind.build(call, _tf_args(call, kind))]
+
+
+def _keras3_operands(call: LayerCall, raw: list, tensors: list[Tensor]) -> list:
+    """The inbound node's ``args`` in order, each tensor reference replaced by its Tensor."""
+    it = iter(tensors)
+
+    def one(item):
+        if _is_ref(item):
+            _as_ref(item)
+            return next(it)
+        if isinstance(item, list):
+            return [one(v) for v in item]
+        return item
+    return [one(a) for a in raw]
+
+
+def read_keras3_op(call: LayerCall, raw_args: list) -> list[Tensor]:
+    """A Keras 3 operation node's call (``raw_args``: its inbound node's ``args``)."""
+    why = refusal(call.spec)
+    if why:
+        raise call.unsupported(why)
+    kind = KINDS[KERAS3_OPS[call.spec.class_name]]
+    if not isinstance(raw_args, list):
+        raise call.error(f"expected a list of arguments, found {quote(raw_args, 80)}")
+    operands = _keras3_operands(call, raw_args, call.inputs)
+    if len(operands) < len(kind.operands) or (len(operands) > len(kind.operands) and kind.build is not getitem):
+        raise call.error(f"expected {len(kind.operands)} arguments, found {len(operands)}")
+    given = {**call.spec.config, **call.kwargs}
+    if "newshape" in given:
+        given["shape"] = given.pop("newshape")
+    return [kind.build(call, Args(operands, _params(call, kind, given)))]
+
+
+def keras3_data_op(spec, ins: list[Tensor]) -> bool:
+    """Whether a Keras 3 op node computes data this module reads (not a mask expression keras_build keeps)."""
+    return spec.class_name in KERAS3_OPS and bool(ins) and not any(t.pending for t in ins)

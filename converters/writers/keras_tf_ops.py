@@ -1,0 +1,59 @@
+"""The ops read from TensorFlow / Keras 3 calls (``slice``, ``reduce``, ``scalar``, ``binary``:
+converters/ops.py) as Keras 3 operation nodes (what ``keras.ops.*`` on a symbolic tensor records:
+module ``keras.src.ops.numpy``, its options in the config, its constants among the call's arguments).
+They hold no variables and are not in ``model.layers`` (keras_graph.weight_paths leaves them out)."""
+from __future__ import annotations
+
+from ..ir import Node, int_option
+from .keras_layers import KerasLayer
+
+#: where Keras 3 defines the operations written here
+OPS_MODULE = "keras.src.ops.numpy"
+_CLASSES = {"add": "Add", "subtract": "Subtract", "multiply": "Multiply", "divide": "Divide",
+            "maximum": "Maximum", "minimum": "Minimum", "power": "Power"}
+_REDUCE = {"mean": "Mean", "sum": "Sum", "max": "Max", "min": "Min"}
+
+
+def _op(node: Node, name: str, class_name: str, config: dict, args: list[str],
+        constants: dict | None = None) -> KerasLayer:
+    return KerasLayer(name, class_name, {"name": name, **config}, args, list(node.outputs), {}, node=node,
+                      module=OPS_MODULE, constants=constants or {})
+
+
+def _slice_item(v: int | None) -> int | None:
+    return None if v is None else int_option(v)
+
+
+def slice_op(node: Node, name: str) -> KerasLayer:
+    """``x[:, ..., item]`` as GetItem; a reversal as Flip (Keras' torch backend has no negative step)."""
+    o = node.options
+    axis = int_option(o["axis"])
+    if o.get("index") is None and int_option(o["step"]) == -1:
+        return _op(node, name, "Flip", {"axis": axis}, node.inputs[:1])
+    everything = {"class_name": "__slice__", "config": {"start": None, "stop": None, "step": None}}
+    if o.get("index") is not None:
+        item = int_option(o["index"])
+    else:
+        item = {"class_name": "__slice__", "config": {"start": _slice_item(o.get("start")),
+                                                      "stop": _slice_item(o.get("stop")),
+                                                      "step": int_option(o["step"])}}
+    return _op(node, name, "GetItem", {}, node.inputs[:1], {1: [everything] * axis + [item]})
+
+
+def reduce_op(node: Node, name: str) -> KerasLayer:
+    o = node.options
+    config = {"axis": [int_option(a) for a in o["axes"]], "keepdims": bool(o["keepdims"])}
+    return _op(node, name, _REDUCE[o["mode"]], config, node.inputs[:1])
+
+
+def scalar_op(node: Node, name: str) -> KerasLayer:
+    o = node.options
+    return _op(node, name, _CLASSES[o["operation"]], {}, node.inputs[:1],
+               {0 if o["reverse"] else 1: float(o["value"])})
+
+
+def binary_op(node: Node, name: str) -> KerasLayer:
+    return _op(node, name, _CLASSES[node.options["operation"]], {}, node.inputs[:2])
+
+
+LAYERS = {"slice": slice_op, "reduce": reduce_op, "scalar": scalar_op, "binary": binary_op}
