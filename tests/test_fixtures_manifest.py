@@ -30,6 +30,7 @@ REQUIRED_FEATURES = {
     "global_average_pooling1d", "global_max_pooling1d", "max_pooling1d", "average_pooling1d", "zero_padding1d",
     "cropping1d", "upsampling1d", "permute", "layer_normalization", "unit_normalization", "leaky_relu_layer",
     "prelu", "elu_layer", "relu_layer", "gelu", "mish", "log_softmax",
+    "normalization", "rescaling", "rms_normalization", "group_normalization",
 }
 #: suffix -> (producer library, weights only). Longest suffixes first.
 SUFFIXES = {".weights.h5": ("keras", True), "_weights.h5": ("tf_keras", True),
@@ -141,7 +142,9 @@ TAG_CHECKS = {
         ("zero_padding1d", "ZeroPadding1D"), ("cropping1d", "Cropping1D"), ("upsampling1d", "UpSampling1D"),
         ("permute", "Permute"), ("layer_normalization", "LayerNormalization"),
         ("unit_normalization", "UnitNormalization"), ("leaky_relu_layer", "LeakyReLU"), ("prelu", "PReLU"),
-        ("elu_layer", "ELU"), ("relu_layer", "ReLU"))},
+        ("elu_layer", "ELU"), ("relu_layer", "ReLU"), ("normalization", "Normalization"),
+        ("rescaling", "Rescaling"), ("rms_normalization", "RMSNormalization"),
+        ("group_normalization", "GroupNormalization"))},
     **{act: (lambda act: lambda ls: has_option(ls, (), activation=act))(act) for act in ("gelu", "mish", "log_softmax")},
 }
 

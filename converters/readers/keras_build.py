@@ -60,9 +60,11 @@ def holds_weights(spec: LayerSpec, graph: KerasGraph) -> bool | None:
     if cls in ("Attention", "AdditiveAttention"):  # scale, concat_score_weight
         cfg = spec.config
         return bool(cfg.get("use_scale", cls == "AdditiveAttention") or cfg.get("score_mode") == "concat")
-    if cls == "LayerNormalization":  # gamma and beta only where scale / center
+    if cls in ("LayerNormalization", "GroupNormalization"):  # gamma and beta only where scale / center (rms_scaling)
         cfg = spec.config
-        return bool(cfg.get("scale", True) or cfg.get("center", True))
+        return bool(cfg.get("scale", True) or cfg.get("center", True) or cfg.get("rms_scaling"))
+    if cls == "Normalization":  # adapted mean, variance, count unless the config gives mean and variance
+        return spec.config.get("mean") is None
     return False if cls in HANDLERS else None
 
 
