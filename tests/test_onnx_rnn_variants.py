@@ -130,6 +130,79 @@ def chain(kind: str, opset=17):
     return _model(graph, opset)
 
 
+def keras2onnx_style(op: str, output: str, bidirectional=False, initial=False):
+    """The node wired as keras2onnx (onnx/keras-onnx ke2onnx/simplernn.py, lstm.py) wires it: x [batch, time,
+    in] with a fixed time, Transpose in; ``output`` "sequence": Transpose(Y, [2, 0, 1, 3]) and Reshape to
+    [-1, time, units] (bidirectional: first Reshape(Y, [time, 2, -1, hidden])); "last": Transpose(Y_h,
+    [1, 0, 2]) then Reshape [-1, hidden] (bidirectional: Flatten); "states": the sequence and each state
+    Reshape'd to [-1, hidden]. ``initial``: input_h (and input_c) [batch, hidden] Reshape'd to [1, -1, hidden]."""
+    rng = np.random.default_rng(5)
+    dirs = 2 if bidirectional else 1
+    arr = {k: v.astype(np.float32) for k, v in _weights(op, dirs, rng, None, None, 0).items()}
+    inits = [numpy_helper.from_array(v, k) for k, v in arr.items()]
+    c = {}
+
+    def const(values):
+        name = f"c{len(c)}"
+        c[name] = numpy_helper.from_array(np.array(values, np.int64), name)
+        return name
+
+    states = ["input_h"] + (["input_c"] if op == "LSTM" else []) if initial else []
+    nodes = [helper.make_node("Transpose", ["x"], ["X"], perm=[1, 0, 2])]
+    nodes += [helper.make_node("Reshape", [k, const([1, -1, H])], [f"{k}_3d"]) for k in states]
+    ins = ["X", "W", "R", "B"] + (["", *[f"{k}_3d" for k in states]] if states else [])
+    outs = ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else [])
+    nodes.append(helper.make_node(op, ins, outs, name=NODE, hidden_size=H,
+                                  direction="bidirectional" if bidirectional else "forward"))
+    graph_out = []
+    if output in ("sequence", "states"):
+        y = "Y"
+        if bidirectional:
+            nodes.append(helper.make_node("Reshape", ["Y", const([T, 2, -1, H])], ["Y_fixed"]))
+            y = "Y_fixed"
+        nodes += [helper.make_node("Transpose", [y], ["Y_t"], perm=[2, 0, 1, 3]),
+                  helper.make_node("Reshape", ["Y_t", const([-1, T, dirs * H])], ["seq"])]
+        graph_out.append(("seq", ["batch", T, dirs * H]))
+    if output == "last":
+        nodes.append(helper.make_node("Transpose", ["Y_h"], ["Y_h_t"], perm=[1, 0, 2]))
+        nodes.append(helper.make_node("Flatten", ["Y_h_t"], ["last"], axis=1) if bidirectional else
+                     helper.make_node("Reshape", ["Y_h_t", const([-1, H])], ["last"]))
+        graph_out.append(("last", ["batch", dirs * H]))
+    if output == "states":
+        for k in outs[1:]:
+            nodes.append(helper.make_node("Reshape", [k, const([-1, H])], [f"{k}_out"]))
+            graph_out.append((f"{k}_out", ["batch", H]))
+    graph_in = [helper.make_tensor_value_info("x", TP.FLOAT, ["batch", T, I])]
+    graph_in += [helper.make_tensor_value_info(k, TP.FLOAT, ["batch", H]) for k in states]
+    graph = helper.make_graph(nodes, "g", graph_in, [helper.make_tensor_value_info(n, TP.FLOAT, d)
+                                                     for n, d in graph_out], inits + list(c.values()))
+    return _model(graph, 13)
+
+
+KERAS2ONNX = [("LSTM", "sequence", False, False), ("GRU", "last", False, False), ("RNN", "states", False, False),
+              ("LSTM", "states", False, True), ("GRU", "sequence", True, False), ("LSTM", "last", True, False),
+              ("RNN", "last", False, True)]
+
+
+@pytest.mark.parametrize("op,output,bidirectional,initial", KERAS2ONNX)
+def test_keras2onnx_wiring_reads_exactly(op, output, bidirectional, initial, tmp_path):
+    """keras2onnx's graphs take batch-first inputs and give batch-first outputs: compared as they are."""
+    proto = keras2onnx_style(op, output, bidirectional, initial)
+    onnx.checker.check_model(proto, full_check=True)
+    path = tmp_path / "k2o.onnx"
+    onnx.save(proto, str(path))
+    rng = np.random.default_rng(3)
+    x = [rng.normal(0, 1.5, (B, T, I)).astype(np.float32)]
+    x += [rng.uniform(-1, 1, (B, H)).astype(np.float32) for vi in proto.graph.input[1:]]
+    want = run_onnx(proto, x)
+    model = api.read(path)
+    assert "read batch-first" not in (model.source.get("layout") or "")
+    for target, outs in {"torch": run_torch(api.to_torch(model), x), "onnx": run_onnx(api.to_onnx(model), x)}.items():
+        err = max_error(outs, want, target)
+        print(f"{target}: max abs error {err:.2e}")
+        assert err <= TOL
+
+
 HS = {"activations": ["HardSigmoid", "Tanh", "Tanh"]}
 #: id -> variant options: read exactly. "keras" in the id: also converted to Keras and compared.
 READ = {

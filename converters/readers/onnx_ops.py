@@ -377,20 +377,57 @@ def _reshape(r, node, args, attrs):
         return [Const(x.value.reshape([s if s or allowzero else x.value.shape[k] for k, s in enumerate(shape)]))]
     if allowzero and 0 in shape:
         raise r.unsupported(f"expected Reshape without zero-size axes, found shape {shape} with allowzero=1")
+    if isinstance(x, IR) and x.rank == 2 and len(shape) == 3 and shape[0] == 1 and shape[1] == -1 \
+            and shape[2] == r.dim(x.name, 1):  # keras2onnx's initial state [1, batch, hidden]
+        return [View("unsqueeze0", x)]
     if isinstance(x, IR) and shape and shape[0] == 0:
         rest = [s if s else r.dim(x.name, k) for k, s in enumerate(shape[1:], start=1)]
         if None in rest:
             raise r.unsupported(f"expected Reshape copying (0) only axes of known size, found shape {shape}")
         return [r.add("reshape", [x.name], out_name(node), {"shape": rest}, rank=len(shape))]
+    if isinstance(x, RecOut) and x.k is not None:
+        return [_joined_states(r, node, x, shape)]
+    if isinstance(x, RecOut) and x.k is None and x.perm is None and _same_y_shape(r, x.rec, shape):
+        return [x]  # keras2onnx's Reshape(Y, [time, dirs, -1, hidden]): Y unchanged
     if isinstance(x, RecOut) and x.k is None and len(shape) == 3 and shape[2] in (-1, x.rec.n_dirs * x.rec.hidden):
         rec = x.rec
         batch_time = x.perm == (2, 0, 1, 3) or (x.perm is None and rec.layout == 1)
         time_batch = x.perm == (0, 2, 1, 3)
+        steps = r.dim(rec.x, 1)  # keras2onnx writes the fixed time in: [-1, time, units]
+        if batch_time and shape[0] == -1 and steps is not None and shape[1] == steps:
+            shape = [-1, 0, shape[2]]
         if (batch_time or time_batch) and shape[0] in (0, -1) and shape[1] in (0, -1) and shape[:2] != [-1, -1]:
             stage = "raw" if rec.mask else "keras"
             seqs = [Seq(rec, s, time_batch, rec.input_flipped, stage) for s in range(rec.n_dirs)]
             return [seqs[0] if rec.n_dirs == 1 else Merged(rec, "concat", tuple(seqs), time_batch)]
     raise r.unsupported(f"expected Reshape keeping the batch axis, found shape {shape} of a {x.what}")
+
+
+def _same_y_shape(r, rec, shape: list[int]) -> bool:
+    """``shape`` is layout-0 ``Y``'s own ``[time, dirs, batch, hidden]`` (0/-1 for run-time sizes)."""
+    steps = r.dim(rec.x, 1)
+    return rec.layout == 0 and len(shape) == 4 and shape[1] == rec.n_dirs and shape[3] == rec.hidden \
+        and shape[2] in (0, -1) and (shape[0] == 0 or shape[0] == -1 != shape[2] or shape[0] == steps)
+
+
+def _joined_states(r, node, x: RecOut, shape: list[int] | None) -> Value:
+    """A state ``[dirs, batch, hidden]`` (or ``[batch, dirs, hidden]``: layout 1, or Transpose(1, 0, 2)) as
+    ``[batch, dirs * hidden]`` (Reshape to ``[-1, dirs * hidden]``; Flatten: ``shape`` None): one direction's
+    state, or both concatenated forward first (keras2onnx's last output of a Bidirectional)."""
+    rec = x.rec
+    batch_first = x.perm == (1, 0, 2) or x.perm is None and rec.layout == 1
+    width = rec.n_dirs * rec.hidden
+    wanted = [[-1, width], [0, -1], [0, width]] if batch_first else [[-1, rec.hidden]] if rec.n_dirs == 1 else []
+    if shape not in wanted and not (shape is None and batch_first):
+        raise r.unsupported(f"expected a state {'[batch, dirs, hidden]' if batch_first else '[dirs, batch, hidden]'} "
+                            f"reshaped to [batch, dirs * hidden], found {'Flatten' if shape is None else shape}")
+    states = [State(rec, s, x.k) for s in range(rec.n_dirs)]
+    if rec.n_dirs == 1:
+        return states[0]
+    if x.k == 0:
+        return Merged(rec, "concat", tuple(states))  # Keras' Bidirectional concat of the last outputs
+    parts = [r.tensor(s, f"{out_name(node)}/{k}") for k, s in enumerate(states)]
+    return r.add("concatenate", parts, out_name(node), {"axis": -1}, rank=2)
 
 
 def _is_time_flip(starts, ends, axes, steps) -> bool:
@@ -468,6 +505,8 @@ def _tile(r, node, args, attrs):
 def _flatten(r, node, args, attrs):
     if int(attrs.get("axis", 1)) != 1:
         raise r.unsupported(f"expected Flatten(axis=1), found axis {attrs.get('axis')}")
+    if isinstance(args[0], RecOut) and args[0].k is not None:
+        return [_joined_states(r, node, args[0], None)]
     return [r.add("flatten", [r.tensor(args[0], out_name(node))], out_name(node), rank=2)]
 
 
