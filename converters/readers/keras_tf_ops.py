@@ -154,7 +154,7 @@ def _slice_items(call: LayerCall, key: object, rank: int) -> list:
         raise call.error("slice: expected at most one ...")
     fill = rank - (len(parsed) - sum(p[0] == "..." for p in parsed))
     if fill < 0:
-        raise call.error(f"slice: {len(parsed)} items for a tensor of rank {rank}")
+        raise call.error(f"slice: expected at most {rank} items for a tensor of rank {rank}, found {len(parsed)}")
     if ("...",) in parsed:
         k = parsed.index(("...",))
         parsed[k:k + 1] = [("all",)] * fill
@@ -181,13 +181,14 @@ def getitem(call: LayerCall, args: Args) -> Tensor:
         d = shape[axis - 1]
         if p[0] == "index":
             if d is not None and not -d <= p[1] < d:
-                raise call.error(f"slice: index {p[1]} is out of range for axis {axis} of size {d}")
+                raise call.error(f"slice: expected an index from {-d} to {d - 1} for axis {axis} of size {d}, "
+                                 f"found {p[1]}")
             options = {"axis": axis, "index": p[1]}
             del shape[axis - 1]
         else:
             start, stop, step = p[1], p[2], 1 if p[3] is None else p[3]
             if step == 0:
-                raise call.error("slice: step 0")
+                raise call.error("slice: expected a nonzero step, found 0")
             if step < 0 and (step != -1 or start is not None or stop is not None):
                 raise call.unsupported("slice: a negative step is supported only as ::-1")
             options = {"axis": axis, "start": start, "stop": stop, "step": step}

@@ -1,0 +1,234 @@
+"""TensorFlow calls in tf.keras functional models (TFOpLambda, SlicingOpLambda) and keras.ops in Keras 3
+functional models: read through one whitelist (converters/readers/keras_tf_ops.py) into slice, reduce,
+scalar, binary and the existing ops. Live Keras 3 models (torch backend) are compared with the reference
+and the generated PyTorch module; the stored tf-keras fixtures with the reference; hostile arguments and
+unknown functions are refused in one line naming file, layer and function."""
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from converters import reference
+from converters.api import read, to_torch
+from converters.cli import main
+from converters.readers.keras_tf_ops import KERAS3_OPS, KINDS, TF_FUNCTIONS
+from helpers import assert_close
+
+keras = pytest.importorskip("keras")
+ops, L = keras.ops, keras.layers
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+
+
+def _run(model, xs):
+    want = [keras.ops.convert_to_numpy(o) for o in (lambda o: o if isinstance(o, list) else [o])(model(xs[0]))]
+    ir = read(model)
+    for got, w in zip(reference.run(ir, xs), want):
+        assert_close(got, w, "reference")
+    import torch
+
+    module = to_torch(model)
+    with torch.no_grad():
+        outs = module(*[torch.from_numpy(x) for x in xs])
+    outs = outs if isinstance(outs, (list, tuple)) else [outs]
+    for got, w in zip(outs, want):
+        assert_close(got.numpy(), w, "torch")
+    return ir
+
+
+def _seq(steps=5, features=4):
+    x = keras.Input((steps, features), name="x")
+    return x, L.LSTM(6, return_sequences=True, name="lstm")(x)
+
+
+#: name -> a function of (x, h) giving the model's outputs (h: an LSTM's (batch, 5, 6) sequence)
+CASES = {
+    "index_and_slices": lambda x, h: [h[:, -2], h[:, 1:, :3], h[..., 2:4], h[:, -3:-1:2, 0]],
+    "reductions": lambda x, h: [ops.mean(h, axis=(1, 2), keepdims=True), ops.min(h, axis=2),
+                                ops.sum(h, axis=-1, keepdims=True), ops.max(h, axis=1)],
+    "arithmetic": lambda x, h: [h * L.Dense(1, name="gate")(h), h / 3.0, 2.0 ** h, ops.maximum(h, h[:, :1]),
+                                0.5 - h, ops.minimum(h, -0.1), h + h],
+    "shapes": lambda x, h: [ops.expand_dims(h, -1), ops.squeeze(ops.expand_dims(h, 1), 1),
+                            ops.transpose(h, (0, 2, 1)), ops.reshape(h, (-1, 30)),
+                            ops.concatenate([h, h[:, ::2]], axis=1), ops.flip(h, axis=1)],
+    "softmax_matmul": lambda x, h: [ops.softmax(h, axis=1), ops.matmul(h, ops.transpose(h, (0, 2, 1))),
+                                    ops.tanh(ops.sum(h, axis=1)), ops.sigmoid(h), ops.relu(h - 0.1)],
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_keras3_ops_compute_what_keras_computes(case):
+    x, h = _seq()
+    model = keras.Model(x, CASES[case](x, h))
+    xs = [np.random.default_rng(0).uniform(-1, 1, (2, 5, 4)).astype(np.float32)]
+    ir = _run(model, xs)
+    assert {n.source.get("class_name") for n in ir.nodes} & set(KERAS3_OPS)
+
+
+def test_dynamic_time_keeps_runtime_indexing():
+    """h[:, -1] and a softmax over a dynamic time axis: negative indices resolved at run time."""
+    x = keras.Input((None, 3), name="x")
+    h = L.GRU(4, return_sequences=True, name="gru")(x)
+    a = ops.softmax(L.Dense(1, name="score")(h), axis=1)
+    model = keras.Model(x, [ops.sum(h * a, axis=1), h[:, -1], ops.expand_dims(h[:, 0], 1)])
+    for steps in (2, 7):
+        _run(model, [np.random.default_rng(steps).uniform(-1, 1, (3, steps, 3)).astype(np.float32)])
+
+
+@pytest.mark.parametrize("name", ["ops_attention", "ops_mix", "k3_ops_attention", "k3_ops_mix"])
+def test_fixtures_read_to_the_stored_outputs(name):
+    suffix = ".keras" if name.startswith("k3_") else ".h5"
+    model = read(FIXTURES / "models" / f"{name}{suffix}")
+    data = np.load(FIXTURES / "expected" / f"{name}.npz")
+    outs = reference.run(model, [data[f"in:{s.name}"] for s in model.inputs])
+    assert len(outs) >= 1
+    for k, got in enumerate(outs):
+        assert_close(got, data[f"out:{k}"], f"{name} output {k}")
+
+
+def test_whitelist_is_one_table():
+    assert set(TF_FUNCTIONS.values()) <= set(KINDS) and set(KERAS3_OPS.values()) <= set(KINDS)
+
+
+# -- hostile files --------------------------------------------------------------------------------------
+def _cli(capsys, path):
+    code = main(["inspect", str(path)])
+    _, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1 and err.startswith(f"gateport: error: {path}: "), err
+    assert "Traceback" not in err and "\x1b" not in err
+    return err
+
+
+def _h5_with(tmp_path, name: str, layer: str, change) -> Path:
+    """A copy of fixture ``name`` whose layer ``layer`` went through ``change(layer_json)``."""
+    path = tmp_path / f"{name}.h5"
+    shutil.copy(FIXTURES / "models" / f"{name}.h5", path)
+    with h5py.File(path, "r+") as f:
+        cfg = json.loads(f.attrs["model_config"])
+        (item,) = [it for it in cfg["config"]["layers"] if it["name"] == layer]
+        change(item)
+        f.attrs["model_config"] = json.dumps(cfg)
+    return path
+
+
+def _kwargs(**kw):
+    """Set keyword arguments of the layer's first inbound entry."""
+    def change(item):
+        node = item["inbound_nodes"][0]
+        for entry in [node] if isinstance(node[0], str) else node:  # one entry, or one per tensor (tf.concat)
+            entry[3].update(kw)
+    return change
+
+
+def _function(fn):
+    def change(item):
+        item["config"]["function"] = fn
+    return change
+
+
+HOSTILE_TF = [
+    ("ops_attention", "tf.nn.softmax", _function("os.system\x1b[31m"), ["tf.nn.softmax (TFOpLambda)",
+                                                                         "'os.system\\x1b[31m'", "supported:"]),
+    ("ops_attention", "tf.nn.softmax", _function(["nn.softmax"]), ["is not supported", "math.reduce_sum"]),
+    ("ops_attention", "tf.nn.softmax", _function("__import__('os').system"), ["is not supported"]),
+    ("ops_attention", "tf.nn.softmax", _kwargs(axis=10**30), ["axis: expected an axis from -3 to 2"]),
+    ("ops_attention", "tf.nn.softmax", _kwargs(axis=-4), ["axis: expected an axis from -3 to 2", "found -4"]),
+    ("ops_attention", "tf.nn.softmax", _kwargs(axis=0), ["batch axis"]),
+    ("ops_attention", "tf.nn.softmax", _kwargs(axis="1; rm -rf /"), ["axis: expected an integer"]),
+    ("ops_attention", "tf.nn.softmax", _kwargs(axis=True), ["axis: expected an integer"]),
+    ("ops_attention", "tf.nn.softmax", _kwargs(axis=1.0), ["axis: expected an integer"]),
+    ("ops_attention", "tf.nn.softmax", _kwargs(evil=1), ["parameter 'evil' is not supported"]),
+    ("ops_attention", "tf.math.reduce_sum", _kwargs(axis=None), ["batch axis"]),
+    ("ops_attention", "tf.math.reduce_sum", _kwargs(axis=[1, 1]), ["distinct axes"]),
+    ("ops_attention", "tf.math.reduce_sum", _kwargs(axis=list(range(40))), ["expected 1 to 32 axes"]),
+    ("ops_attention", "tf.math.reduce_sum", _kwargs(keepdims="yes"), ["keepdims: expected true or false"]),
+    ("ops_attention", "tf.__operators__.getitem", _kwargs(slice_spec=[{"start": None, "stop": None, "step": None},
+                                                                      2**40]), ["expected integers, slices"]),
+    ("ops_attention", "tf.__operators__.getitem", _kwargs(slice_spec=[{"start": None, "stop": None, "step": None},
+                                                                      {"start": 0, "stop": 2, "step": 0}]),
+     ["expected a nonzero step, found 0"]),
+    ("ops_attention", "tf.__operators__.getitem", _kwargs(slice_spec=[{"start": None, "stop": None, "step": None},
+                                                                      {"start": 0.5, "stop": 2, "step": 1}]),
+     ["integer bounds"]),
+    ("ops_attention", "tf.__operators__.getitem", _kwargs(slice_spec=[{"start": None, "stop": None, "step": None},
+                                                                      {"start": 4, "stop": None, "step": -2}]),
+     ["negative step"]),
+    ("ops_attention", "tf.__operators__.getitem", _kwargs(slice_spec=[1, -1, 0]), ["slicing the batch axis"]),
+    ("ops_attention", "tf.__operators__.getitem", _kwargs(slice_spec=[0, 0, 0, 0]), ["expected at most 3 items for a tensor of rank 3, found 4"]),
+    ("ops_attention", "tf.__operators__.getitem", _kwargs(slice_spec=[{"start": None, "stop": None, "step": None},
+                                                                      {"class_name": "__ellipsis__"},
+                                                                      {"class_name": "__ellipsis__"}]),
+     ["at most one ..."]),
+    ("ops_attention", "tf.__operators__.getitem", _kwargs(slice_spec=[{"start": None, "stop": None, "step": None},
+                                                                      -1, 9]), ["expected an index from -8 to 7 for axis 2 of size 8, found 9"]),
+    ("ops_attention", "tf.__operators__.getitem", _kwargs(slice_spec=[{"start": None, "stop": None, "step": None},
+                                                                      None]), ["expected integers, slices"]),
+    ("ops_attention", "tf.concat", _kwargs(axis=0), ["batch axis"]),
+    ("ops_mix", "tf.compat.v1.transpose", _kwargs(perm=[1, 0, 2]), ["moves the batch axis"]),
+    ("ops_mix", "tf.compat.v1.transpose", _kwargs(perm=[0, 2, 2]), ["perm: expected a permutation of 0..2"]),
+    ("ops_mix", "tf.compat.v1.transpose", _kwargs(conjugate=True), ["conjugate 'True' is not supported"]),
+    ("ops_mix", "tf.linalg.matmul", _kwargs(adjoint_a=True), ["adjoint_a 'True' is not supported"]),
+    ("ops_mix", "tf.math.truediv", _kwargs(y=float("nan")), ["expected a tensor or a finite number"]),
+    ("ops_mix", "tf.math.truediv", _kwargs(y=[[1.0] * 7] * 7), ["expected a tensor or a finite number"]),
+    ("ops_mix", "tf.math.truediv", _kwargs(y="4"), ["expected a tensor or a finite number"]),
+    ("ops_mix", "tf.compat.v1.squeeze", _kwargs(axis=1), ["squeeze: axis 1 has size 7, expected 1"]),
+    ("ops_mix", "tf.expand_dims", _kwargs(axis=5), ["axis: expected an axis from -4 to 3"]),
+]
+
+
+@pytest.mark.parametrize("name,layer,change,expect", HOSTILE_TF, ids=lambda v: v if isinstance(v, str) else "")
+def test_hostile_tf_calls_are_refused_in_one_line(capsys, tmp_path, name, layer, change, expect):
+    err = _cli(capsys, _h5_with(tmp_path, name, layer, change))
+    for text in expect:
+        assert text in err, err
+    assert "supported" in err or "expected" in err or "batch" in err
+
+
+def _keras_with(tmp_path, name: str, layer: str, change) -> Path:
+    src = FIXTURES / "models" / f"{name}.keras"
+    path = tmp_path / f"{name}.keras"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(path, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename == "config.json":
+                cfg = json.loads(data)
+                (item,) = [it for it in cfg["config"]["layers"] if it["name"] == layer]
+                change(item)
+                data = json.dumps(cfg).encode()
+            zout.writestr(info, data)
+    return path
+
+
+def _config(**kw):
+    def change(item):
+        item["config"].update(kw)
+    return change
+
+
+def _class(cls):
+    def change(item):
+        item["class_name"] = item["registered_name"] = cls
+    return change
+
+
+HOSTILE_K3 = [
+    ("k3_ops_attention", "softmax", _config(axis=99), ["softmax (Softmax)", "axis: expected an axis from -3 to 2"]),
+    ("k3_ops_attention", "sum", _config(axis="1"), ["axis: expected an integer"]),
+    ("k3_ops_attention", "sum", _class("Eval\u202e"), ["operation 'Eval\\u202e' is not supported",
+                                                        "supported Keras 3 operations:"]),
+    ("k3_ops_attention", "concatenate", _config(axis=0), ["batch axis"]),
+    ("k3_ops_mix", "transpose", _config(axes=[1, 0, 2]), ["moves the batch axis"]),
+    ("k3_ops_mix", "max", _config(initial=5.0), ["initial '5.0' is not supported"]),
+    ("k3_ops_mix", "squeeze", _config(axis=None), ["batch axis"]),
+]
+
+
+@pytest.mark.parametrize("name,layer,change,expect", HOSTILE_K3, ids=lambda v: v if isinstance(v, str) else "")
+def test_hostile_keras3_ops_are_refused_in_one_line(capsys, tmp_path, name, layer, change, expect):
+    err = _cli(capsys, _keras_with(tmp_path, name, layer, change))
+    for text in expect:
+        assert text in err, err
