@@ -41,12 +41,12 @@ def _weights(op: str, dirs: int, rng, peepholes: float | None, initial: str | No
 
 def variant(op="LSTM", direction="forward", layout=0, opset=17, outputs=("Y", "Y_h", "Y_c"), omit=(),
             weights="initializer", dtype=TP.FLOAT, dims=("time", "batch"), hidden_attr=True, peepholes=None,
-            seq_lens=None, initial=None, seed=0, **attrs):
+            seq_lens=None, initial=None, seed=0, trailing=False, **attrs):
     """One recurrent node reading graph input ``X`` ([time, batch, in], layout 1 [batch, time, in]); its
     ``outputs`` (empty names for the others) are the graph's. ``omit``: optional inputs given as "";
     ``weights``: "initializer", "constant" (Constant nodes) or "input" (W, R, B graph inputs); ``seq_lens``:
     values (an initializer) or "input"; ``initial``: "const" or "input"; ``dims``: the time and batch dims
-    (names: symbolic)."""
+    (names: symbolic); ``trailing``: the omitted trailing inputs and outputs written as "" (else left off)."""
     rng = np.random.default_rng(seed)
     dirs = 2 if direction == "bidirectional" else 1
     npt = {TP.FLOAT: np.float32, TP.DOUBLE: np.float64, TP.FLOAT16: np.float16}[dtype]
@@ -57,7 +57,7 @@ def variant(op="LSTM", direction="forward", layout=0, opset=17, outputs=("Y", "Y
         | ({"initial_h", "initial_c"} if initial == "input" else set())
     order = ["W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"][:7 if op == "LSTM" else 5]
     ins = ["X"] + [k if k in given and k not in omit else "" for k in order]
-    while ins[-1] == "":
+    while ins[-1] == "" and not trailing:
         ins.pop()
     nodes, inits = [], []
     for k, a in arr.items():
@@ -80,12 +80,12 @@ def variant(op="LSTM", direction="forward", layout=0, opset=17, outputs=("Y", "Y
         graph_in += [helper.make_tensor_value_info(k, dtype, [b, dirs, H] if layout else [dirs, b, H])
                      for k in ["initial_h"] + (["initial_c"] if op == "LSTM" else [])]
     outs = [o if o in outputs else "" for o in ["Y", "Y_h", "Y_c"][:3 if op == "LSTM" else 2]]
-    while outs[-1] == "":
+    while outs[-1] == "" and not trailing:
         outs.pop()
     if layout:
         attrs["layout"] = 1
     if hidden_attr:
-        attrs["hidden_size"] = H
+        attrs.setdefault("hidden_size", H)
     nodes.append(helper.make_node(op, ins, outs, name=NODE, direction=direction, **attrs))
     state = [b, dirs, H] if layout else [dirs, b, H]
     shapes = {"Y": [b, t, dirs, H] if layout else [t, dirs, b, H], "Y_h": state, "Y_c": state}
@@ -130,12 +130,14 @@ def chain(kind: str, opset=17):
     return _model(graph, opset)
 
 
-def keras2onnx_style(op: str, output: str, bidirectional=False, initial=False):
+def keras2onnx_style(op: str, output: str, bidirectional=False, initial=False, dynamic=False):
     """The node wired as keras2onnx (onnx/keras-onnx ke2onnx/simplernn.py, lstm.py) wires it: x [batch, time,
     in] with a fixed time, Transpose in; ``output`` "sequence": Transpose(Y, [2, 0, 1, 3]) and Reshape to
     [-1, time, units] (bidirectional: first Reshape(Y, [time, 2, -1, hidden])); "last": Transpose(Y_h,
     [1, 0, 2]) then Reshape [-1, hidden] (bidirectional: Flatten); "states": the sequence and each state
-    Reshape'd to [-1, hidden]. ``initial``: input_h (and input_c) [batch, hidden] Reshape'd to [1, -1, hidden]."""
+    Reshape'd to [-1, hidden]. ``initial``: input_h (and input_c) [batch, hidden] Reshape'd to [1, -1, hidden].
+    ``dynamic``: a dynamic time, the sequence's shape computed as Concat([-1], Slice(Shape(x), 1, 2), [units]);
+    the LSTM's inputs end with an empty P, as keras2onnx writes them."""
     rng = np.random.default_rng(5)
     dirs = 2 if bidirectional else 1
     arr = {k: v.astype(np.float32) for k, v in _weights(op, dirs, rng, None, None, 0).items()}
@@ -150,19 +152,25 @@ def keras2onnx_style(op: str, output: str, bidirectional=False, initial=False):
     states = ["input_h"] + (["input_c"] if op == "LSTM" else []) if initial else []
     nodes = [helper.make_node("Transpose", ["x"], ["X"], perm=[1, 0, 2])]
     nodes += [helper.make_node("Reshape", [k, const([1, -1, H])], [f"{k}_3d"]) for k in states]
-    ins = ["X", "W", "R", "B"] + (["", *[f"{k}_3d" for k in states]] if states else [])
     outs = ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else [])
+    ins = ["X", "W", "R", "B", "", *([f"{k}_3d" for k in states] or [""] * len(outs[1:]))] + [""] * (op == "LSTM")
     nodes.append(helper.make_node(op, ins, outs, name=NODE, hidden_size=H,
                                   direction="bidirectional" if bidirectional else "forward"))
     graph_out = []
     if output in ("sequence", "states"):
-        y = "Y"
+        y, shape, fixed = "Y", const([-1, T, dirs * H]), const([T, 2, -1, H])
+        if dynamic:
+            nodes += [helper.make_node("Shape", ["x"], ["x_shape"]),
+                      helper.make_node("Slice", ["x_shape", const([1]), const([2]), const([0])], ["seq_dim"]),
+                      helper.make_node("Concat", [const([-1]), "seq_dim", const([dirs * H])], ["seq_shape"], axis=0),
+                      helper.make_node("Concat", ["seq_dim", const([2, -1, H])], ["fixed_shape"], axis=0)]
+            shape, fixed = "seq_shape", "fixed_shape"
         if bidirectional:
-            nodes.append(helper.make_node("Reshape", ["Y", const([T, 2, -1, H])], ["Y_fixed"]))
+            nodes.append(helper.make_node("Reshape", ["Y", fixed], ["Y_fixed"]))
             y = "Y_fixed"
         nodes += [helper.make_node("Transpose", [y], ["Y_t"], perm=[2, 0, 1, 3]),
-                  helper.make_node("Reshape", ["Y_t", const([-1, T, dirs * H])], ["seq"])]
-        graph_out.append(("seq", ["batch", T, dirs * H]))
+                  helper.make_node("Reshape", ["Y_t", shape], ["seq"])]
+        graph_out.append(("seq", ["batch", "time" if dynamic else T, dirs * H]))
     if output == "last":
         nodes.append(helper.make_node("Transpose", ["Y_h"], ["Y_h_t"], perm=[1, 0, 2]))
         nodes.append(helper.make_node("Flatten", ["Y_h_t"], ["last"], axis=1) if bidirectional else
@@ -172,22 +180,24 @@ def keras2onnx_style(op: str, output: str, bidirectional=False, initial=False):
         for k in outs[1:]:
             nodes.append(helper.make_node("Reshape", [k, const([-1, H])], [f"{k}_out"]))
             graph_out.append((f"{k}_out", ["batch", H]))
-    graph_in = [helper.make_tensor_value_info("x", TP.FLOAT, ["batch", T, I])]
+    graph_in = [helper.make_tensor_value_info("x", TP.FLOAT, ["batch", "time" if dynamic else T, I])]
     graph_in += [helper.make_tensor_value_info(k, TP.FLOAT, ["batch", H]) for k in states]
     graph = helper.make_graph(nodes, "g", graph_in, [helper.make_tensor_value_info(n, TP.FLOAT, d)
                                                      for n, d in graph_out], inits + list(c.values()))
     return _model(graph, 13)
 
 
-KERAS2ONNX = [("LSTM", "sequence", False, False), ("GRU", "last", False, False), ("RNN", "states", False, False),
-              ("LSTM", "states", False, True), ("GRU", "sequence", True, False), ("LSTM", "last", True, False),
-              ("RNN", "last", False, True)]
+KERAS2ONNX = [("LSTM", "sequence", False, False, False), ("GRU", "last", False, False, False),
+              ("RNN", "states", False, False, False), ("LSTM", "states", False, True, False),
+              ("GRU", "sequence", True, False, False), ("LSTM", "last", True, False, False),
+              ("RNN", "last", False, True, False), ("LSTM", "sequence", False, False, True),
+              ("GRU", "sequence", True, False, True)]
 
 
-@pytest.mark.parametrize("op,output,bidirectional,initial", KERAS2ONNX)
-def test_keras2onnx_wiring_reads_exactly(op, output, bidirectional, initial, tmp_path):
+@pytest.mark.parametrize("op,output,bidirectional,initial,dynamic", KERAS2ONNX)
+def test_keras2onnx_wiring_reads_exactly(op, output, bidirectional, initial, dynamic, tmp_path):
     """keras2onnx's graphs take batch-first inputs and give batch-first outputs: compared as they are."""
-    proto = keras2onnx_style(op, output, bidirectional, initial)
+    proto = keras2onnx_style(op, output, bidirectional, initial, dynamic)
     onnx.checker.check_model(proto, full_check=True)
     path = tmp_path / "k2o.onnx"
     onnx.save(proto, str(path))
@@ -221,7 +231,8 @@ READ = {
     "lstm_Y_only": {"outputs": ("Y",)},
     "lstm_Y_h_only": {"outputs": ("Y_h",)},
     "lstm_Y_c_only": {"outputs": ("Y_c",)},
-    "gru_Y_only_trailing_empty": {"op": "GRU", "outputs": ("Y",)},
+    "gru_Y_only_trailing_empty": {"op": "GRU", "outputs": ("Y",), "trailing": True},
+    "lstm_Y_h_only_trailing_empties": {"outputs": ("Y_h",), "trailing": True, "omit": ("B",)},
     "lstm_B_omitted": {"omit": ("B",)},
     "lstm_zero_peepholes": {"peepholes": 0.0},
     "lstm_input_forget_0": {"input_forget": 0},
@@ -343,6 +354,9 @@ REFUSED = {
     "reverse_Y": ({"direction": "reverse"}, "reverse direction's output is used aligned to input time"),
     "unknown_activation": ({"op": "RNN", "activations": ["Swish"]}, "'Swish'"),
     "direction_unknown": ({"direction": "sideways"}, "'sideways'"),
+    "hidden_size_not_the_weights": ({"hidden_size": H + 1}, "W: expected shape (1, 20, 'input_size') (hidden_size 5"),
+    "layout_before_opset14": ({"layout": 1, "opset": 13}, "has no attribute 'layout'"),
+    "opset6_output_sequence": ({"opset": 6}, "LSTM-1 (attribute output_sequence)"),
 }
 
 

@@ -405,9 +405,8 @@ def _reshape(r, node, args, attrs):
 
 def _same_y_shape(r, rec, shape: list[int]) -> bool:
     """``shape`` is layout-0 ``Y``'s own ``[time, dirs, batch, hidden]`` (0/-1 for run-time sizes)."""
-    steps = r.dim(rec.x, 1)
-    return rec.layout == 0 and len(shape) == 4 and shape[1] == rec.n_dirs and shape[3] == rec.hidden \
-        and shape[2] in (0, -1) and (shape[0] == 0 or shape[0] == -1 != shape[2] or shape[0] == steps)
+    dims = [r.dim(rec.x, 1), rec.n_dirs, None, rec.hidden]  # the batch is never fixed in the IR
+    return rec.layout == 0 and len(shape) == 4 and all(e in (0, -1) or e == d for e, d in zip(shape, dims))
 
 
 def _joined_states(r, node, x: RecOut, shape: list[int] | None) -> Value:
