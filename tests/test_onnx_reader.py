@@ -214,10 +214,13 @@ def test_bidirectional_with_different_activations_is_refused():
         onnx_model.from_proto(proto)
 
 
-def test_reverse_output_in_input_time_is_refused():
-    """Keras' go_backwards returns processing order; the time-aligned reverse output has no layer."""
-    with pytest.raises(UnsupportedError, match="processing order"):
-        onnx_model.from_proto(recurrent_graph(direction="reverse", output="sequence"))
+def test_reverse_output_in_input_time_is_read_reversed_back():
+    """Keras' go_backwards returns processing order: the time-aligned reverse output is that output
+    reversed along time again (an IR slice of step -1), and gives what onnxruntime computes."""
+    proto = recurrent_graph(direction="reverse", output="sequence")
+    model = onnx_model.from_proto(proto)
+    assert [n.op for n in model.nodes] == ["lstm", "slice"] and model.nodes[0].options["go_backwards"]
+    assert max_error(reference.run(model, [x_data()]), run_onnx(proto, [x_data()])) <= TOL
 
 
 def test_time_major_model_input_is_read_batch_first():

@@ -103,19 +103,20 @@ def _model(graph, opset: int):
 
 def chain(kind: str, opset=17):
     """Two nodes in a row, as tools chain them: ``squeeze`` (LSTM -> Squeeze(Y, 1) -> GRU, time-major
-    throughout) or ``bidirectional`` (bidirectional LSTM -> Transpose/Reshape to [time, batch, 2H] -> RNN)."""
+    throughout; ``reverse``: the LSTM reverse) or ``bidirectional`` (bidirectional LSTM -> Transpose/Reshape
+    to [time, batch, 2H] -> RNN)."""
     rng = np.random.default_rng(7)
     first_dirs = 2 if kind == "bidirectional" else 1
     a = {k: v.astype(np.float32) for k, v in _weights("LSTM", first_dirs, rng, None, None, 0).items()}
-    second, width = ("GRU", H) if kind == "squeeze" else ("RNN", 2 * H)
+    second, width = ("RNN", 2 * H) if kind == "bidirectional" else ("GRU", H)
     g = GATES[second]
     b = {"W2": rng.uniform(-1, 1, (1, g * H, width)), "R2": rng.uniform(-1, 1, (1, g * H, H)),
          "B2": rng.uniform(-1, 1, (1, 2 * g * H))}
     inits = [numpy_helper.from_array(v, k) for k, v in a.items()]
     inits += [numpy_helper.from_array(v.astype(np.float32), k) for k, v in b.items()]
     nodes = [helper.make_node("LSTM", ["X", "W", "R", "B"], ["Y1"], name="first", hidden_size=H,
-                              direction="bidirectional" if first_dirs == 2 else "forward")]
-    if kind == "squeeze":
+                              direction={"bidirectional": "bidirectional", "reverse": "reverse"}.get(kind, "forward"))]
+    if kind != "bidirectional":
         inits.append(numpy_helper.from_array(np.array([1], np.int64), "axis1"))
         nodes.append(helper.make_node("Squeeze", ["Y1", "axis1"], ["X2"], name="squeeze"))
     else:
@@ -224,6 +225,9 @@ READ = {
     "gru_bidirectional": {"op": "GRU", "direction": "bidirectional", "linear_before_reset": 1},
     "rnn_bidirectional": {"op": "RNN", "direction": "bidirectional"},
     "lstm_reverse_states": {"direction": "reverse", "outputs": ("Y_h", "Y_c")},
+    "lstm_reverse_keras": {"direction": "reverse"},
+    "gru_reverse_Y_layout1": {"op": "GRU", "direction": "reverse", "layout": 1, "opset": 14, "outputs": ("Y",)},
+    "rnn_reverse_Y": {"op": "RNN", "direction": "reverse", "outputs": ("Y",)},
     "gru_reverse_state": {"op": "GRU", "direction": "reverse", "outputs": ("Y_h",)},
     "lstm_layout1_keras": {"layout": 1, "opset": 14},
     "gru_layout1_bidirectional": {"op": "GRU", "layout": 1, "opset": 14, "direction": "bidirectional"},
@@ -266,7 +270,7 @@ READ = {
     "gru_alpha_order": {"op": "GRU", "activations": ["HardSigmoid", "Elu"], "activation_alpha": [0.2, 1.0],
                         "activation_beta": [0.5]},
 }
-CHAINS = ["squeeze", "bidirectional"]
+CHAINS = ["squeeze", "reverse", "bidirectional"]
 
 
 def _ort_twin(options: dict):
@@ -351,7 +355,6 @@ REFUSED = {
     "directions_differ": ({"direction": "bidirectional", "activations": ["Sigmoid", "Tanh", "Tanh",
                                                                        "Sigmoid", "Relu", "Relu"]},
                           "different activations"),
-    "reverse_Y": ({"direction": "reverse"}, "reverse direction's output is used aligned to input time"),
     "unknown_activation": ({"op": "RNN", "activations": ["Swish"]}, "'Swish'"),
     "direction_unknown": ({"direction": "sideways"}, "'sideways'"),
     "hidden_size_not_the_weights": ({"hidden_size": H + 1}, "W: expected shape (1, 20, 'input_size') (hidden_size 5"),

@@ -171,6 +171,12 @@ class OnnxReader:
                                f"{v.what} ({type(v).__name__}) with no IR equivalent")
 
     def _rec_tensor(self, v: Value, name: str, exact: bool) -> str:
+        if isinstance(v, Seq) and v.stage == "keras" and not v.time_major and v.rec.n_dirs == 1 \
+                and v.rec.mask is None and v.flipped != v.rec.reversed(0):
+            # the sequence in the other time order than processed (a reverse node's Y in input time): Keras
+            # returns only the processing order (go_backwards), so that reversed along time (IR slice, step -1)
+            done = self.tensor(Seq(v.rec, v.slot, False, not v.flipped, v.stage, v.zero), f"{name}/processing_order")
+            return self.add("slice", [done], name, {"axis": 1, "step": -1}, rank=3).name
         key = rec_key(v)
         if key is None:
             raise self.unsupported(f"expected a recurrent output as Keras returns it for {quote(name)}, found a "
