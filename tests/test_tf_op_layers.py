@@ -57,6 +57,8 @@ CASES = {
                             ops.concatenate([h, h[:, ::2]], axis=1), ops.flip(h, axis=1)],
     "softmax_matmul": lambda x, h: [ops.softmax(h, axis=1), ops.matmul(h, ops.transpose(h, (0, 2, 1))),
                                     ops.tanh(ops.sum(h, axis=1)), ops.sigmoid(h), ops.relu(h - 0.1)],
+    "stack_and_more": lambda x, h: [ops.stack([h[:, 0], h[:, -1]], axis=1), -h, ops.square(h),
+                                    ops.gelu(h, approximate=False), ops.cast(h, "float32") * 2.0],
 }
 
 
@@ -79,7 +81,8 @@ def test_dynamic_time_keeps_runtime_indexing():
         _run(model, [np.random.default_rng(steps).uniform(-1, 1, (3, steps, 3)).astype(np.float32)])
 
 
-@pytest.mark.parametrize("name", ["ops_attention", "ops_mix", "k3_ops_attention", "k3_ops_mix"])
+@pytest.mark.parametrize("name", ["ops_attention", "ops_mix", "ops_stack", "k3_ops_attention", "k3_ops_mix",
+                                  "k3_ops_stack"])
 def test_fixtures_read_to_the_stored_outputs(name):
     suffix = ".keras" if name.startswith("k3_") else ".h5"
     model = read(FIXTURES / "models" / f"{name}{suffix}")
@@ -177,6 +180,12 @@ HOSTILE_TF = [
     ("ops_mix", "tf.math.truediv", _kwargs(y="4"), ["expected a tensor or a finite number"]),
     ("ops_mix", "tf.compat.v1.squeeze", _kwargs(axis=1), ["squeeze: axis 1 has size 7, expected 1"]),
     ("ops_mix", "tf.expand_dims", _kwargs(axis=5), ["axis: expected an axis from -4 to 3"]),
+    ("ops_stack", "tf.cast", _kwargs(dtype="int32"), ["cast from 'float32' to 'int32' is not supported"]),
+    ("ops_stack", "tf.cast", _kwargs(dtype={"evil": 1}), ["is not supported (only casts that keep every value"]),
+    ("ops_stack", "tf.stack", _kwargs(axis=None), ["batch axis"]),
+    ("ops_stack", "tf.reshape", _kwargs(shape=[-1, 47]), ["multiplying to a sample's 48 elements (shape (12, 4)), found [-1, 47]"]),
+    ("ops_stack", "tf.reshape", _kwargs(shape=[-1, 2**62]), ["reshape: expected a list of integers"]),
+    ("ops_stack", "tf.nn.gelu", _kwargs(approximate=1), ["approximate: expected true or false"]),
 ]
 
 
@@ -223,7 +232,7 @@ HOSTILE_K3 = [
     ("k3_ops_attention", "concatenate", _config(axis=0), ["batch axis"]),
     ("k3_ops_mix", "transpose", _config(axes=[1, 0, 2]), ["moves the batch axis"]),
     ("k3_ops_mix", "max", _config(initial=5.0), ["initial '5.0' is not supported"]),
-    ("k3_ops_mix", "squeeze", _config(axis=None), ["batch axis"]),
+    ("k3_ops_mix", "squeeze", _config(axis=None), ["squeeze without an axis is not supported"]),
 ]
 
 

@@ -34,7 +34,8 @@ TF_FUNCTIONS = {
     "math.truediv": "divide", "math.divide": "divide", "math.maximum": "maximum", "math.minimum": "minimum",
     "math.pow": "power",
     "math.reduce_mean": "mean", "math.reduce_sum": "sum", "math.reduce_max": "max", "math.reduce_min": "min",
-    "reverse": "flip", "expand_dims": "expand_dims", "compat.v1.squeeze": "squeeze", "squeeze": "squeeze",
+    "reverse": "flip", "math.negative": "negative", "math.square": "square", "stack": "stack", "cast": "cast",
+    "nn.gelu": "gelu", "expand_dims": "expand_dims", "compat.v1.squeeze": "squeeze", "squeeze": "squeeze",
     "concat": "concat", "compat.v1.transpose": "transpose", "transpose": "transpose", "reshape": "reshape",
     "nn.softmax": "softmax", "math.softmax": "softmax", "linalg.matmul": "matmul",
     "math.tanh": "tanh", "math.sigmoid": "sigmoid", "nn.sigmoid": "sigmoid", "nn.relu": "relu",
@@ -45,7 +46,8 @@ TF_FUNCTIONS = {
 KERAS3_OPS = {
     "GetItem": "getitem", "Add": "add", "Subtract": "subtract", "Multiply": "multiply", "Divide": "divide",
     "TrueDivide": "divide", "Maximum": "maximum", "Minimum": "minimum", "Power": "power",
-    "Mean": "mean", "Sum": "sum", "Max": "max", "Min": "min", "ExpandDims": "expand_dims", "Flip": "flip", "Squeeze": "squeeze",
+    "Mean": "mean", "Sum": "sum", "Max": "max", "Min": "min", "ExpandDims": "expand_dims", "Flip": "flip",
+    "Negative": "negative", "Square": "square", "Stack": "stack", "Gelu": "gelu", "Squeeze": "squeeze",
     "Concatenate": "concat", "Transpose": "transpose", "Reshape": "reshape", "Softmax": "softmax",
     "Matmul": "matmul", "Tanh": "tanh", "Sigmoid": "sigmoid", "Relu": "relu", "Exp": "exponential", "Elu": "elu",
     "Selu": "selu", "Softplus": "softplus", "Softsign": "softsign", "Relu6": "relu6", "Silu": "swish",
@@ -260,12 +262,13 @@ def _reduction(mode: str) -> Callable[[LayerCall, Args], Tensor]:
     return build
 
 
-def _reshaped(call: LayerCall, x: Tensor, shape: list) -> Tensor:
-    """A reshape to ``shape`` (without batch): exact only with at most one unknown dimension."""
+def _reshaped(call: LayerCall, x: Tensor, shape: list, out: str | None = None) -> Tensor:
+    """A reshape to ``shape`` (without batch), named ``out`` (default the call's output): exact only with at
+    most one unknown dimension."""
     if sum(d is None for d in shape) > 1:
         raise call.unsupported(f"cannot reshape to {('batch', *shape)}: more than one unknown dimension")
-    call.add("reshape", [x.name], [call.out()], {"shape": [-1 if d is None else d for d in shape]})
-    return _out(call, x, tuple(shape))
+    call.add("reshape", [x.name], [out or call.out()], {"shape": [-1 if d is None else d for d in shape]}, name=out)
+    return Tensor(out or call.out(), tuple(shape), dtype=x.dtype)
 
 
 def expand_dims(call: LayerCall, args: Args) -> Tensor:
@@ -280,7 +283,10 @@ def expand_dims(call: LayerCall, args: Args) -> Tensor:
 def squeeze(call: LayerCall, args: Args) -> Tensor:
     x = args.operands[0]
     rank = _rank(call, x)
-    axes = _axes(call, args.params.get("axis"), rank)
+    if args.params.get("axis") is None:
+        raise call.unsupported("squeeze without an axis is not supported (which axes it drops depends on sizes "
+                               "known only at run time): give axis")
+    axes = _axes(call, args.params["axis"], rank)
     for a in axes:
         if x.shape[a - 1] != 1:
             raise call.unsupported(f"squeeze: axis {a} has size {x.shape[a - 1]}, expected 1")
@@ -296,9 +302,69 @@ def reshape(call: LayerCall, args: Args) -> Tensor:
         raise call.unsupported(f"reshape: expected a list of integers, found {quote(target, 80)}")
     rest = target[1:]
     if target[0] != -1 or None in x.shape or -1 in rest or 0 in rest or math.prod(rest) != math.prod(x.shape):
-        raise call.unsupported(f"reshape to {quote(target, 80)} is supported only as [-1, *sizes] keeping each "
-                               f"sample's {x.shape} elements")
+        raise call.unsupported(f"reshape: expected [-1, *sizes] with sizes known and multiplying to a sample's "
+                               f"{'?' if None in x.shape else math.prod(x.shape)} elements (shape {x.shape}), "
+                               f"found {target}")
     return _reshaped(call, x, rest)
+
+
+def _same_rank(call: LayerCall, xs: list) -> int:
+    ranks = {_rank(call, t, "input") for t in xs}
+    if len(ranks) != 1:
+        raise call.unsupported(f"expected inputs of one rank, found ranks {sorted(ranks)}")
+    return ranks.pop()
+
+
+def stack(call: LayerCall, args: Args) -> Tensor:
+    """``tf.stack`` / ``ops.stack``: each input given a size-1 axis (a reshape), then concatenated."""
+    xs = args.operands[0] if isinstance(args.operands[0], list) else [args.operands[0]]
+    if not xs:
+        raise call.error("stack: expected tensors, found none")
+    rank = _same_rank(call, xs)
+    axis = args.params.get("axis")
+    axis = _axis(call, 0 if axis is None else axis, rank, extra=1)
+    if any(t.shape != xs[0].shape or None in t.shape for t in xs):
+        raise call.unsupported(f"stack: expected inputs of one known shape, found "
+                               f"{', '.join(str(('batch', *t.shape)) for t in xs)}")
+    parts = []
+    for k, t in enumerate(xs):
+        shape = list(t.shape)
+        shape.insert(axis - 1, 1)
+        parts.append(_reshaped(call, t, shape, f"{call.name}/item{k}").name)
+    call.add("concatenate", parts, [call.out()], {"axis": axis})
+    shape = list(xs[0].shape)
+    shape.insert(axis - 1, len(xs))
+    return _out(call, xs[0], tuple(shape))
+
+
+def negative(call: LayerCall, args: Args) -> Tensor:
+    """``-x`` as ``x * -1`` (exact: a sign flip)."""
+    x = args.operands[0]
+    _rank(call, x)
+    call.add("scalar", [x.name], [call.out()], {"operation": "multiply", "value": -1.0})
+    return _out(call, x, x.shape)
+
+
+def square(call: LayerCall, args: Args) -> Tensor:
+    """``x * x``."""
+    return _binary("multiply")(call, Args([args.operands[0], args.operands[0]]))
+
+
+def cast(call: LayerCall, args: Args) -> Tensor:
+    """A cast that changes no value (float32 or float64 to float64, or to the same dtype): the identity."""
+    x = args.operands[0]
+    _rank(call, x)
+    dtype = args.params.get("dtype")
+    if not (x.dtype in ("float32", "float64") and isinstance(dtype, str) and dtype in (x.dtype, "float64")):
+        raise call.unsupported(f"cast from {quote(x.dtype)} to {quote(dtype, 80)} is not supported (only casts "
+                               "that keep every value: float32 or float64 to float64, or to the same dtype)")
+    call.add("identity", [x.name], [call.out()])
+    return _out(call, x, x.shape)
+
+
+def gelu(call: LayerCall, args: Args) -> Tensor:
+    """``approximate`` (TensorFlow's default False; Keras 3 records it): the tanh form."""
+    return _activation("gelu_tanh" if _flag(call, args, "approximate") else "gelu")(call, args)
 
 
 def concat(call: LayerCall, args: Args) -> Tensor:
@@ -306,10 +372,7 @@ def concat(call: LayerCall, args: Args) -> Tensor:
     xs = xs if isinstance(xs, list) else [xs]
     if not xs:
         raise call.error("concat: expected tensors, found none")
-    ranks = {_rank(call, t, "concat input") for t in xs}
-    if len(ranks) != 1:
-        raise call.unsupported(f"concat: expected inputs of one rank, found ranks {sorted(ranks)}")
-    rank = ranks.pop()
+    rank = _same_rank(call, xs)
     if "axis" not in args.params:
         raise call.error("concat: expected an axis, found none")
     axis = _axis(call, args.params["axis"], rank)
@@ -344,7 +407,8 @@ def softmax(call: LayerCall, args: Args) -> Tensor:
     """The last axis: the softmax activation; another: permuted to the end and back (exact)."""
     x = args.operands[0]
     rank = _rank(call, x)
-    axis = _axis(call, args.params.get("axis", -1), rank)
+    axis = args.params.get("axis")
+    axis = _axis(call, -1 if axis is None else axis, rank)  # tf.nn.softmax: axis None is the last
     if axis == rank - 1:
         call.add("activation", [x.name], [call.out()], {"activation": "softmax"})
         return _out(call, x, x.shape)
@@ -399,6 +463,11 @@ KINDS: dict[str, Kind] = {
                                                                "b_is_sparse"), (False,)),
                                               "output_type": (None,), "grad_a": (False,), "grad_b": (False,)}),
     **{a: Kind(_activation(a)) for a in _ACTIVATIONS},
+    "gelu": Kind(gelu, params={"approximate": False}),
+    "negative": Kind(negative),
+    "square": Kind(square),
+    "stack": Kind(stack, ("values",), params={"axis": None}),
+    "cast": Kind(cast, params={"dtype": None}),
 }
 
 
@@ -426,7 +495,7 @@ def _params(call: LayerCall, kind: Kind, given: dict) -> dict:
     """The named parameters, those the kind does not read refused unless they hold their one accepted value."""
     params = {}
     for key, value in given.items():
-        if key in ("name", "trainable", "dtype"):
+        if key == "name":
             continue
         if key not in kind.params:
             raise call.unsupported(f"parameter {quote(key, 80)} is not supported (supported: "
