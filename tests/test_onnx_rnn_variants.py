@@ -341,7 +341,7 @@ REFUSED = {
     "initial_h_constant": ({"initial": "const"}, "initial_h"),
     "weights_input": ({"weights": "input"}, "expected W as an initializer or constant, found 'W'"),
     "float64": ({"dtype": TP.DOUBLE}, ("input 'X'", "element type 11")),
-    "float16": ({"dtype": TP.FLOAT16}, ("initializer 'W'", "found type 10")),
+    "float16": ({"dtype": TP.FLOAT16}, ("input 'X'", "element type 10")),
     "leaky_relu_default": ({"op": "RNN", "activations": ["LeakyRelu"]}, "LeakyRelu(alpha=0.01)"),
     "thresholded_relu": ({"op": "RNN", "activations": ["ThresholdedRelu"], "activation_alpha": [1.0]},
                          "ThresholdedRelu(alpha=1)"),
@@ -417,3 +417,32 @@ def test_torch_export_with_initial_states_matches_pytorch(cls, bidirectional, la
         err = max_error(outs, want, target)
         print(f"{cls} bidirectional={bidirectional} layers={layers} {target}: max abs error {err:.2e}")
         assert err <= TOL
+
+
+@pytest.mark.parametrize("raw", [True, False])
+def test_float16_weights_cast_to_float32_read_exactly(raw, tmp_path):
+    """Weights stored as float16 and Cast to float32 before the node (gateport's own ``--fp16`` files; raw_data,
+    or int32_data holding the bit patterns): the node computes in float32 with the widened weights, exactly
+    what the file computes; float16 weights fed to the node itself (a float16 model) stay refused (above)."""
+    proto = variant(direction="bidirectional")
+    for init in list(proto.graph.initializer):
+        half = numpy_helper.to_array(init).astype(np.float16)
+        stored = numpy_helper.from_array(half, init.name + "_f16") if raw else \
+            helper.make_tensor(init.name + "_f16", TP.FLOAT16, half.shape, half.ravel().tolist())
+        proto.graph.initializer.remove(init)
+        proto.graph.initializer.append(stored)
+        proto.graph.node.insert(0, helper.make_node("Cast", [stored.name], [init.name], to=TP.FLOAT))
+    assert bool(proto.graph.initializer[0].raw_data) == raw
+    onnx.checker.check_model(proto, full_check=True)
+    check_read(proto, proto, tmp_path, False)
+
+
+def test_gateport_reads_its_own_fp16_onnx(tmp_path):
+    """``convert --to onnx --fp16``'s file read back: the same model as the float32 file with rounded weights."""
+    path = tmp_path / "variant.onnx"
+    onnx.save(variant(op="GRU", linear_before_reset=1), str(path))
+    half = tmp_path / "half.onnx"
+    assert main(["convert", str(path), "--to", "onnx", "-o", str(half), "--fp16", "-q"]) == 0
+    model = api.read(half)
+    x = _inputs(variant())
+    assert max_error(run_torch(api.to_torch(model), x), run_onnx(onnx.load(str(half)), x), "torch") <= TOL

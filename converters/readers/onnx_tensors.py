@@ -21,9 +21,11 @@ from ..budget import Budget
 from ..errors import FormatError, UnsafeError, UnsupportedError
 from ..sanitize import quote
 
-#: ONNX element type -> (numpy dtype, the typed field that holds the values when there is no raw_data)
+#: ONNX element type -> (numpy dtype, the typed field that holds the values when there is no raw_data);
+#: float16 (gateport's own --fp16 weights, cast to float32 where the graph starts) keeps its bit patterns
+#: in int32_data (onnx/onnx.proto3 TensorProto)
 DTYPES = {1: ("float32", "float_data"), 6: ("int32", "int32_data"), 7: ("int64", "int64_data"),
-          9: ("bool", "int32_data"), 11: ("float64", "double_data")}
+          9: ("bool", "int32_data"), 10: ("float16", "int32_data"), 11: ("float64", "double_data")}
 #: TensorProto.DataLocation.EXTERNAL
 _EXTERNAL = 1
 
@@ -58,8 +60,8 @@ class TensorReader:
         """The numbers of tensor ``t`` (FormatError / UnsafeError / UnsupportedError in one line)."""
         what = f"tensor {quote(t.name)}"
         if t.data_type not in DTYPES:
-            raise UnsupportedError(f"{what}: expected element type float, double, int32, int64 or bool, "
-                                   f"found type {t.data_type}", file=self.path, layer=layer)
+            raise UnsupportedError(f"{what}: expected element type float, float16, double, int32, int64 or "
+                                   f"bool, found type {t.data_type}", file=self.path, layer=layer)
         if t.HasField("segment"):
             raise UnsupportedError(f"{what}: segmented tensors are not read", file=self.path, layer=layer)
         dtype, field = DTYPES[t.data_type]
@@ -78,6 +80,12 @@ class TensorReader:
         if len(values) != count:
             raise FormatError(f"{what}: dims {list(dims)} hold {count} values, found {len(values)} in "
                               f"{field}", file=self.path, layer=layer)
+        if dtype == "float16":
+            bits = np.asarray(values, dtype=np.int64)
+            if bits.size and (bits.min() < 0 or bits.max() > 0xFFFF):
+                raise FormatError(f"{what}: expected float16 bit patterns 0..65535 in int32_data, found "
+                                  f"{int(bits.min())}..{int(bits.max())}", file=self.path, layer=layer)
+            return bits.astype(np.uint16).view(np.float16).reshape(dims)
         return np.asarray(values, dtype=np.int32 if dtype == "bool" else dtype).astype(dtype).reshape(dims)
 
     def _confined(self, t, location: str, layer: str | None = None) -> Path:
