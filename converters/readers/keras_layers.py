@@ -658,7 +658,7 @@ def _norm_axes(call: LayerCall, x: Tensor, value: object) -> list[int]:
 def layer_normalization(call: LayerCall) -> list[Tensor]:
     x, cfg = call.single_input(), call.config
     if cfg.get("rms_scaling"):  # Keras 3: x * rsqrt(var(x) + epsilon) * gamma, no beta (keras/src/ops/nn.py)
-        _rms(call, x, _number(call, "epsilon", cfg.get("epsilon"), 1e-3), True, "gamma")
+        _rms(call, x, _epsilon(call, 1e-3), True, "gamma")
         return [Tensor(call.out(), x.shape, x.mask)]
     axes = _norm_axes(call, x, cfg.get("axis", -1))
     roles = [r for r, on in (("gamma", cfg.get("scale", True)), ("beta", cfg.get("center", True))) if on]
@@ -789,6 +789,14 @@ def rescaling(call: LayerCall) -> list[Tensor]:
     return [Tensor(call.out(), x.shape, _kept_mask(call, x))]
 
 
+def _epsilon(call: LayerCall, default: float) -> float:
+    """The config's ``epsilon``: a finite number >= 0 (a negative one could take a root of a negative)."""
+    epsilon = _number(call, "epsilon", call.config.get("epsilon"), default)
+    if epsilon < 0:
+        raise call.error(f"epsilon: expected a number >= 0, found {epsilon}")
+    return epsilon
+
+
 def _rms(call: LayerCall, x: Tensor, epsilon: float, centered: bool, role: str) -> None:
     axes = _norm_axes(call, x, call.config.get("axis", -1))
     (w,) = call.expect_weights(1, f" ({role})")
@@ -800,7 +808,7 @@ def _rms(call: LayerCall, x: Tensor, epsilon: float, centered: bool, role: str) 
 def rms_normalization(call: LayerCall) -> list[Tensor]:
     """Keras 3.9+ RMSNormalization: ``x * rsqrt(mean(x^2) + epsilon) * scale``; no supports_masking: the mask stops."""
     x = call.single_input()
-    _rms(call, x, _number(call, "epsilon", call.config.get("epsilon"), 1e-6), False, "scale")
+    _rms(call, x, _epsilon(call, 1e-6), False, "scale")
     return [Tensor(call.out(), x.shape)]
 
 
@@ -827,7 +835,7 @@ def group_normalization(call: LayerCall) -> list[Tensor]:
     for role, w in zip(roles, ws):
         call.check_shape(role, w.array, (channels,))
     call.add("group_norm", [x.name], [call.out()],
-             {"groups": groups, "epsilon": _number(call, "epsilon", cfg.get("epsilon"), 1e-3)},
+             {"groups": groups, "epsilon": _epsilon(call, 1e-3)},
              {role: w.array for role, w in zip(roles, ws)}, weight_paths={role: w.path for role, w in zip(roles, ws)})
     return [Tensor(call.out(), x.shape, x.mask)]
 
