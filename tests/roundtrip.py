@@ -25,7 +25,8 @@ NOT_READ_FROM_ONNX = frozenset({
     "conv_lstm",  # an unrolled graph of Conv/Split/Mul nodes (onnx_conv_lstm.py), no recurrent node to read
     "normalization", "rescaling", "rms_normalization", "group_normalization",  # element-wise / ReduceMean graphs
     "tensor_ops",  # TensorFlow calls / keras.ops: Slice/Gather/Reduce*/element-wise nodes (keras_tf_ops.py)
-    "masked_chain"})  # masked recurrent nodes in a chain sharing one masked-RNN plan
+    "masked_chain",  # masked recurrent nodes in a chain sharing one masked-RNN plan
+    "fold_time"})  # TimeDistributed(LSTM ...): Reshape to sizes computed from Shape (onnx_layers.fold_time_to_onnx)
 
 
 def read_from_onnx(entry: dict) -> bool:

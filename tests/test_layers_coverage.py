@@ -503,8 +503,9 @@ def test_dtype_policy_other_than_float32_is_stated(policy, tmp_path):
 STRUCTURE_REFUSALS = [
     ("stacked go_backwards masked", lambda: token_seq(L.RNN([L.GRUCell(U), L.LSTMCell(3)], go_backwards=True)),
      "onnx", "reversed mask"),
-    ("TimeDistributed LSTM", lambda: seq(L.TimeDistributed(L.LSTM(2)), shape=(T, 6, 3)), "onnx",
-     "1-D sequence layers"),
+    ("TimeDistributed nested model", lambda: seq(L.TimeDistributed(keras.Sequential([keras.Input((6, 3)),
+                                                                                     L.LSTM(2)])), shape=(T, 6, 3)),
+     "onnx", "nested model"),
     ("TimeDistributed Conv1D masked", lambda: seq(L.Masking(), L.TimeDistributed(L.Conv1D(2, 2)), shape=(T, 6, 3)),
      "onnx", "of a masked input"),
     ("ConvLSTM2D channels_first", lambda: seq(L.ConvLSTM2D(2, 3, data_format="channels_first"), shape=(T, 2, 6, 5)),

@@ -240,18 +240,35 @@ def _named_node(call: LayerCall, name: str, inputs: list[str], out: str | None =
 def _folded(call: LayerCall, cls: str, config: dict, handler) -> list[Tensor]:
     """TimeDistributed(Conv1D | pooling | padding | LSTM ...) on ``(batch, outer, steps, features)``: fold_time
     into ``(batch * outer, steps, features)``, the layer (``handler``), unfold_time back to ``(batch, outer, ...)``."""
-    x = call.single_input()
-    if x.mask or call.input_mask:
-        raise call.unsupported(f"TimeDistributed({quote(cls)}) of a masked input is not supported")
+    x, mask = call.single_input(), call.input_mask
+    if (x.mask or mask) and cls not in _FOLDED_RECURRENT:
+        raise call.unsupported(f"TimeDistributed({quote(cls)}) of a masked input is not supported: expected "
+                               "an unmasked input (masks are folded for the recurrent layers only)")
     if not x.shape or len(x.shape) != 3:
         raise call.unsupported(f"TimeDistributed({quote(cls)}) needs an input (batch, outer time, steps, "
                                f"features), found shape {quote(('batch', *(x.shape or ('?',))))}")
     folded = _named_node(call, f"{call.name}/fold", [x.name], op="fold_time")
-    inner = _StepCall(call.builder, call.spec, call.index, [Tensor(folded, x.shape[1:])], class_name=cls,
-                      config=config, step_out=f"{call.name}/step")
+    inner = _StepCall(call.builder, call.spec, call.index, [Tensor(folded, x.shape[1:])],
+                      input_mask=mask and _named_node(call, f"{call.name}/fold_mask", [mask], op="fold_time"),
+                      class_name=cls, config=config, step_out=f"{call.name}/step")
     (y,) = handler(inner)
     _named_node(call, f"{call.name}/unfold", [y.name, x.name], call.out(), op="unfold_time")
-    return [Tensor(call.out(), (x.shape[0], *y.shape) if y.shape else None)]
+    return [Tensor(call.out(), (x.shape[0], *y.shape) if y.shape else None,
+                   mask and _unfolded_mask(call, cls, mask, sequences=len(y.shape or ()) == 2))]
+
+
+def _unfolded_mask(call: LayerCall, cls: str, mask: str, sequences: bool) -> str:
+    """The mask out of TimeDistributed(recurrent layer) given ``mask (batch, outer, steps)``: the same with
+    return_sequences; without, tf-keras' TimeDistributed.compute_mask reduces it to ``any`` over the steps
+    (the inner RNN makes no mask), while Keras 3 passes the 3-D mask on unchanged (Layer.compute_mask),
+    which no later layer of the model can use (Keras itself fails there)."""
+    if sequences:
+        return mask
+    if call.builder.keras3_masks:
+        raise call.unsupported(f"TimeDistributed({quote(cls)}) of a masked input without return_sequences is not "
+                               "supported under Keras 3: it passes the (batch, outer, steps) mask on unchanged to "
+                               "a (batch, outer, units) output; expected return_sequences=True or no mask")
+    return call.builder.mask_not_equal(mask, 0, True, owner=call.name)
 
 
 def _step_reshape(call: LayerCall) -> list[Tensor]:

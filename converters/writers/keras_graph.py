@@ -89,13 +89,16 @@ def _ir_mask_keys(model: Model) -> dict[str, tuple]:
         elif node.op == "mask_and":
             parts = sorted({keys.get(m, ("?", m)) for m in node.inputs}, key=repr)
             keys[node.outputs[0]] = parts[0] if len(parts) == 1 else ("and", tuple(parts))
+        elif node.op == "fold_time" and node.inputs[0] in keys:  # Keras 3 TimeDistributed slices the mask too
+            keys[node.outputs[0]] = keys[node.inputs[0]]
     return keys
 
 
 def _mask_zero_ids(model: Model) -> set[str]:
     """Id tensors whose ``!= 0`` mask some node uses: their Embedding gets ``mask_zero=True``."""
     used = {n.mask for n in model.nodes if n.mask} | {
-        t for n in model.nodes if n.op in ("mask_and", "masking") for t in n.inputs[1 if n.op == "masking" else 0:]}
+        t for n in model.nodes if n.op in ("mask_and", "masking", "fold_time")
+        for t in n.inputs[1 if n.op == "masking" else 0:]}
     return {n.inputs[0] for n in model.nodes if n.op == "mask_not_equal" and n.outputs[0] in used
             and not n.options.get("reduce") and float(n.options["value"]) == 0.0}
 
@@ -158,7 +161,7 @@ class _MaskTracker:
             out_masks[0] = (key, self.op("any", [self.op("not_equal", [layer.args[0]])]))
         elif cls == "Embedding" and layer.config.get("mask_zero"):
             out_masks[0] = (("ne", layer.args[0], 0.0, False), self.op("not_equal", [layer.args[0]]))
-        elif cls in _PASS_MASK:
+        elif cls in _PASS_MASK or cls == "TimeDistributed":  # Keras 3 TimeDistributed: Layer.compute_mask
             out_masks[0] = first
         elif cls in RECURRENT_LAYERS:
             n_y = 2 if cls == "Bidirectional" and layer.config.get("merge_mode") is None else 1
