@@ -11,6 +11,9 @@ is read batch-first and its outputs as layout 1's (README "ONNX files from other
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -375,50 +378,6 @@ def test_variant_is_refused_in_one_line(name, tmp_path, capsys):
     assert all(n in err for n in named) if isinstance(named, tuple) else NODE in err and named in err
 
 
-#: torch.onnx (TorchScript exporter) of nn.LSTM/nn.GRU called with initial states and returning h_n (and
-#: c_n): one layer passes h0 straight in as initial_h; several Slice it per layer and Concat the Y_h's
-TORCH_STATES = [("LSTM", False, 1), ("LSTM", True, 1), ("GRU", False, 2), ("LSTM", True, 2)]
-
-
-@pytest.mark.parametrize("cls,bidirectional,layers", TORCH_STATES)
-def test_torch_export_with_initial_states_matches_pytorch(cls, bidirectional, layers, tmp_path):
-    """The file's x [batch, time, in] and h0/c0 [layers * dirs, batch, hidden] are read with h0/c0 and
-    h_n/c_n batch-first ([batch, layers * dirs, hidden]); the converted PyTorch and ONNX models give what
-    the original module computes."""
-    torch = pytest.importorskip("torch")
-    torch.manual_seed(0)
-    rnn = getattr(torch.nn, cls)(I, H, num_layers=layers, bidirectional=bidirectional, batch_first=True).eval()
-    states = ["h0", "c0"] if cls == "LSTM" else ["h0"]
-
-    class Net(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.rnn = rnn
-
-        def forward(self, x, *s):
-            y, out = self.rnn(x, tuple(s) if cls == "LSTM" else s[0])
-            return (y, *out) if cls == "LSTM" else (y, out)
-
-    d = layers * (2 if bidirectional else 1)
-    x = torch.randn(B, T, I)
-    s = [torch.randn(d, B, H) for _ in states]
-    path = tmp_path / "torch.onnx"
-    dynamic = {"x": {0: "batch", 1: "time"}, **{k: {1: "batch"} for k in states}}
-    torch.onnx.export(Net(), (x, *s), str(path), dynamo=False, input_names=["x", *states], dynamic_axes=dynamic,
-                      output_names=["y"] + [k.replace("0", "_n") for k in states])
-    with torch.no_grad():
-        want = [t.numpy() for t in Net()(x, *s)]
-    want = want[:1] + [w.transpose(1, 0, 2) for w in want[1:]]
-    model = api.read(path)
-    assert "read batch-first" in model.source["layout"]
-    feed = [x.numpy()] + [t.numpy().transpose(1, 0, 2) for t in s]
-    for target, outs in {"torch": run_torch(api.to_torch(model), feed),
-                         "onnx": run_onnx(api.to_onnx(model), feed)}.items():
-        err = max_error(outs, want, target)
-        print(f"{cls} bidirectional={bidirectional} layers={layers} {target}: max abs error {err:.2e}")
-        assert err <= TOL
-
-
 @pytest.mark.parametrize("raw", [True, False])
 def test_float16_weights_cast_to_float32_read_exactly(raw, tmp_path):
     """Weights stored as float16 and Cast to float32 before the node (gateport's own ``--fp16`` files; raw_data,
@@ -446,3 +405,32 @@ def test_gateport_reads_its_own_fp16_onnx(tmp_path):
     model = api.read(half)
     x = _inputs(variant())
     assert max_error(run_torch(api.to_torch(model), x), run_onnx(onnx.load(str(half)), x), "torch") <= TOL
+
+
+STATES_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "onnx_rnn_states"
+STATES = json.loads((STATES_DIR / "manifest.json").read_text())["models"]
+STATE_FILES = [(m["name"], tool) for m in STATES for tool in m["files"]]
+
+
+@pytest.mark.parametrize("name,exporter", STATE_FILES, ids=[f"{n}-{t}" for n, t in STATE_FILES])
+def test_torch_exporters_with_initial_states_match_pytorch(name, exporter, tmp_path):
+    """fixtures/make_onnx_rnn_states.py: both torch.onnx exporters' files of modules called with h0 (c0) and
+    returning h_n (c_n), read and converted to PyTorch (and Keras for the TorchScript ones), give PyTorch's
+    outputs; states are read batch-first ([batch, layers * dirs, hidden], as ``model.source`` says)."""
+    entry = next(m for m in STATES if m["name"] == name)
+    data = np.load(STATES_DIR / f"{name}.npz")
+    n_in = len([k for k in data.files if k.startswith("in:")])
+    feed = [data["in:0"]] + [data[f"in:{k}"].transpose(1, 0, 2) for k in range(1, n_in)]
+    want = [data["out:0"]] + [data[f"out:{k}"].transpose(1, 0, 2) for k in range(1, len(data.files) - n_in)]
+    model = api.read(STATES_DIR / entry["files"][exporter])
+    assert "read batch-first" in model.source["layout"]
+    got = {"torch": run_torch(api.to_torch(model), feed)}
+    if exporter == "torchscript":
+        from converters.runtimes import run_keras
+
+        api.convert(model, "keras", tmp_path / "m.keras")
+        got["keras"] = run_keras(tmp_path / "m.keras", feed)
+    for target, outs in got.items():
+        err = max_error(outs, want, target)
+        print(f"{name} {exporter} {target}: max abs error {err:.2e}")
+        assert err <= TOL
