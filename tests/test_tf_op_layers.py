@@ -81,8 +81,8 @@ def test_dynamic_time_keeps_runtime_indexing():
         _run(model, [np.random.default_rng(steps).uniform(-1, 1, (3, steps, 3)).astype(np.float32)])
 
 
-@pytest.mark.parametrize("name", ["ops_attention", "ops_mix", "ops_stack", "k3_ops_attention", "k3_ops_mix",
-                                  "k3_ops_stack"])
+@pytest.mark.parametrize("name", [f"{k3}ops_{n}" for k3 in ("", "k3_")
+                                  for n in ("attention", "mix", "stack", "masked_attention")])
 def test_fixtures_read_to_the_stored_outputs(name):
     suffix = ".keras" if name.startswith("k3_") else ".h5"
     model = read(FIXTURES / "models" / f"{name}{suffix}")
