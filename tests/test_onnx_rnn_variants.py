@@ -44,12 +44,13 @@ def _weights(op: str, dirs: int, rng, peepholes: float | None, initial: str | No
 
 def variant(op="LSTM", direction="forward", layout=0, opset=17, outputs=("Y", "Y_h", "Y_c"), omit=(),
             weights="initializer", dtype=TP.FLOAT, dims=("time", "batch"), hidden_attr=True, peepholes=None,
-            seq_lens=None, initial=None, seed=0, trailing=False, **attrs):
+            seq_lens=None, initial=None, seed=0, trailing=False, state_width=H, **attrs):
     """One recurrent node reading graph input ``X`` ([time, batch, in], layout 1 [batch, time, in]); its
     ``outputs`` (empty names for the others) are the graph's. ``omit``: optional inputs given as "";
     ``weights``: "initializer", "constant" (Constant nodes) or "input" (W, R, B graph inputs); ``seq_lens``:
     values (an initializer) or "input"; ``initial``: "const" or "input"; ``dims``: the time and batch dims
-    (names: symbolic); ``trailing``: the omitted trailing inputs and outputs written as "" (else left off)."""
+    (names: symbolic); ``trailing``: the omitted trailing inputs and outputs written as "" (else left off);
+    ``state_width``: the last size the initial-state graph inputs declare."""
     rng = np.random.default_rng(seed)
     dirs = 2 if direction == "bidirectional" else 1
     npt = {TP.FLOAT: np.float32, TP.DOUBLE: np.float64, TP.FLOAT16: np.float16}[dtype]
@@ -80,7 +81,8 @@ def variant(op="LSTM", direction="forward", layout=0, opset=17, outputs=("Y", "Y
     if seq_lens == "input":
         graph_in.append(helper.make_tensor_value_info("sequence_lens", TP.INT32, [b]))
     if initial == "input":
-        graph_in += [helper.make_tensor_value_info(k, dtype, [b, dirs, H] if layout else [dirs, b, H])
+        shape = [b, dirs, state_width] if layout else [dirs, b, state_width]
+        graph_in += [helper.make_tensor_value_info(k, dtype, shape)
                      for k in ["initial_h"] + (["initial_c"] if op == "LSTM" else [])]
     outs = [o if o in outputs else "" for o in ["Y", "Y_h", "Y_c"][:3 if op == "LSTM" else 2]]
     while outs[-1] == "" and not trailing:
@@ -341,7 +343,10 @@ REFUSED = {
     "sequence_lens_input": ({"seq_lens": "input"}, "sequence_lens 'sequence_lens' (a graph input"),
     "sequence_lens_varying": ({"seq_lens": [5, 3, 1], "dims": (T, B)}, "constant [5, 3, 1]"),
     "sequence_lens_full_symbolic_time": ({"seq_lens": [T] * B}, "the input's steps not fixed"),
-    "initial_h_constant": ({"initial": "const"}, "initial_h"),
+    "initial_h_constant": ({"initial": "const"}, "found 'initial_h': a nonzero constant"),
+    "initial_h_input_wrong_hidden": ({"initial": "input", "state_width": H + 3},
+                                     "a [1, batch, 4] tensor, or stacked (Unsqueeze/Concat on axis 0) from [batch, "
+                                     "hidden] tensors, found 'initial_h': a tensor of shape [1, 'batch', 7]"),
     "weights_input": ({"weights": "input"}, "expected W as an initializer or constant, found 'W'"),
     "float64": ({"dtype": TP.DOUBLE}, ("input 'X'", "element type 11")),
     "float16": ({"dtype": TP.FLOAT16}, ("input 'X'", "element type 10")),

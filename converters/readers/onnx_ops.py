@@ -369,6 +369,9 @@ def _reshape(r, node, args, attrs):
     x, shape = args[0], ints(args[1])
     x = x if isinstance(x, RecOut) else r.as_ir(x)
     allowzero = int(attrs.get("allowzero", 0))  # Reshape-14: 1 makes a 0 a zero-size axis, not a copy
+    folded = _time_fold(r, node, x, shape) if isinstance(x, IR) and not allowzero else None
+    if folded is not None:
+        return [folded]
     if shape is None:
         raise r.unsupported("expected Reshape to a constant shape")
     if any(s < -1 for s in shape) or shape.count(-1) > 1 or allowzero and 0 in shape and -1 in shape:
@@ -401,6 +404,54 @@ def _reshape(r, node, args, attrs):
             seqs = [Seq(rec, s, time_batch, rec.input_flipped, stage) for s in range(rec.n_dirs)]
             return [seqs[0] if rec.n_dirs == 1 else Merged(rec, "concat", tuple(seqs), time_batch)]
     raise r.unsupported(f"expected Reshape keeping the batch axis, found shape {shape} of a {x.what}")
+
+
+def _time_fold(r, node, x: IR, shape: list[int] | None) -> IR | None:
+    """TimeDistributed's folds as gateport writes them (onnx_layers.fold_time_to_onnx / unfold_time_to_onnx):
+    ``x (b, outer, *rest)`` to ``[-1, *rest]`` (constant, or ``Concat([-1], Shape(x)[2:])``) is fold_time;
+    ``y`` to ``Concat(Shape(s)[:2], Shape(y)[1:])`` is unfold_time with ``s``'s batch and outer sizes."""
+    if shape is not None:
+        sizes = [r.dim(x.name, k) if s == 0 else s for k, s in enumerate(shape)]
+        rest = [r.dim(x.name, k) for k in range(2, x.rank or 0)]
+        if x.rank and x.rank >= 3 and shape[0] == -1 and None not in rest and sizes[1:] == rest:
+            return r.add("fold_time", [x.name], out_name(node), rank=x.rank - 1)
+        return None
+    cat = _onnx_producer(r, node.input[1])
+    if cat is None or cat.op_type != "Concat" or len(cat.input) != 2 or not x.rank:
+        return None
+    big = np.iinfo(np.int64).max
+    if ints(r.env.get(cat.input[0])) == [-1] and _shape_slice(r, cat.input[1]) == (node.input[0], 2, big) \
+            and x.rank >= 3:
+        return r.add("fold_time", [x.name], out_name(node), rank=x.rank - 1)
+    outer = _shape_slice(r, cat.input[0])
+    source = r.env.get(outer[0]) if outer and outer[1:] == (0, 2) else None
+    source = r.as_ir(source) if source is not None else None
+    if isinstance(source, IR) and source.rank and source.rank >= 3 and x.rank >= 2 \
+            and _shape_slice(r, cat.input[1]) == (node.input[0], 1, big):
+        return r.add("unfold_time", [x.name, source.name], out_name(node), rank=x.rank + 1)
+    return None
+
+
+def _onnx_producer(r, name: str):
+    """The ONNX node of the graph being read that computes ``name``, or None."""
+    producers = getattr(r, "_onnx_producers", None)
+    if producers is None:
+        producers = r._onnx_producers = {o: n for n in r.proto.graph.node for o in n.output if o}
+    return producers.get(name)
+
+
+def _shape_slice(r, name: str) -> tuple | None:
+    """``(tensor, start, end)`` when ``name`` is ``Slice(Shape(tensor), [start], [end])`` with constant bounds
+    (an end past the rank as int64 max), else None."""
+    sl = _onnx_producer(r, name)
+    if sl is None or sl.op_type != "Slice" or len(sl.input) != 3:
+        return None
+    shape = _onnx_producer(r, sl.input[0])
+    bounds = [ints(r.env.get(i)) for i in sl.input[1:]]
+    if shape is None or shape.op_type != "Shape" or len(shape.attribute) or any(b is None or len(b) != 1
+                                                                                for b in bounds):
+        return None
+    return shape.input[0], bounds[0][0], bounds[1][0]
 
 
 def _same_y_shape(r, rec, shape: list[int]) -> bool:
@@ -484,7 +535,7 @@ def _concat(r, node, args, attrs):
     if axis == 0 and all(isinstance(a, View) and a.kind == "unsqueeze0" for a in args):
         return [Pending("stacked", tuple(a.of for a in args))]
     if axis == 0 and all(isinstance(a, RecOut) and a.k is not None and a.perm is None and a.rec.layout == 0
-                         for a in args):  # layers' final states stacked [layers * dirs, batch, hidden] (torch's h_n)
+                         and a.rec.hidden == args[0].rec.hidden for a in args):  # torch's h_n of several layers
         parts = [raw_output(r, RecOut(a.rec, a.k, (1, 0, 2)), r.fresh(f"{out_name(node)}/{k}"))
                  for k, a in enumerate(args)]
         both = r.add("concatenate", parts, r.fresh(f"{out_name(node)}/batch_first"), {"axis": 1}, rank=3)
@@ -763,12 +814,20 @@ def _initial_state(r, node, v: Value | None, n_dirs: int, hidden: int, layout: i
     if isinstance(v, View) and v.kind == "unsqueeze0" and n_dirs == 1:
         return [r.tensor(v.of, out_name(node))]
     whole = v.of if isinstance(v, View) and v.kind == "time_major" and not layout else v if layout else None
-    if isinstance(whole, IR) and whole.rank == 3 and r.dim(whole.name, 1) in (n_dirs, None):
+    if isinstance(whole, IR) and whole.rank == 3 and r.dim(whole.name, 1) in (n_dirs, None) \
+            and r.dim(whole.name, 2) in (hidden or None, None):
         return [_direction_state(r, whole.name, slot, n_dirs, node.input[k]) for slot in range(n_dirs)]
-    what = "a nonzero constant (the IR's initial states are model inputs)" if isinstance(v, Const) else \
-        f"a {v.what} {'(a graph input [dirs, batch, hidden])' if isinstance(v, IR) else ''}".rstrip()
-    raise r.unsupported(f"expected {('initial_h', 'initial_c')[k - 5]} absent, zeros, or stacked (Unsqueeze/Concat "
-                        f"on axis 0) from batch-first [batch, hidden] tensors, found {quote(node.input[k])}: {what}")
+    if isinstance(v, Const):
+        what = "a nonzero constant (the IR's initial states are model inputs)"
+    elif isinstance(whole, IR) and r.shapes.get(whole.name) is not None:
+        shape = ["batch", *r.shapes[whole.name]]
+        what = f"a tensor of shape {shape if layout else [shape[1], 'batch', *shape[2:]]}"
+    else:
+        what = f"a {v.what}"
+    want = f"[batch, {n_dirs}, {hidden or 'hidden'}]" if layout else f"[{n_dirs}, batch, {hidden or 'hidden'}]"
+    raise r.unsupported(f"expected {('initial_h', 'initial_c')[k - 5]} absent, zeros, a {want} tensor, or stacked "
+                        f"(Unsqueeze/Concat on axis 0) from [batch, hidden] tensors, found "
+                        f"{quote(whole.name if isinstance(whole, IR) else node.input[k])}: {what}")
 
 
 HANDLERS = {
