@@ -383,16 +383,16 @@ def test_variant_is_refused_in_one_line(name, tmp_path, capsys):
     assert all(n in err for n in named) if isinstance(named, tuple) else NODE in err and named in err
 
 
-@pytest.mark.parametrize("raw", [True, False])
-def test_float16_weights_cast_to_float32_read_exactly(raw, tmp_path):
-    """Weights stored as float16 and Cast to float32 before the node (gateport's own ``--fp16`` files; raw_data,
-    or int32_data holding the bit patterns): the node computes in float32 with the widened weights, exactly
-    what the file computes; float16 weights fed to the node itself (a float16 model) stay refused (above)."""
+@pytest.mark.parametrize("dtype,raw", [(np.float16, True), (np.float16, False), (np.float64, True)])
+def test_stored_weights_cast_to_float32_read_exactly(dtype, raw, tmp_path):
+    """Weights stored as float16 (gateport's own ``--fp16`` files; raw_data, or int32_data holding the bit
+    patterns) or float64 and Cast to float32 before the node: the node computes in float32 with the cast
+    weights, exactly what the file computes; a float16/float64 node itself stays refused (above)."""
     proto = variant(direction="bidirectional")
     for init in list(proto.graph.initializer):
-        half = numpy_helper.to_array(init).astype(np.float16)
-        stored = numpy_helper.from_array(half, init.name + "_f16") if raw else \
-            helper.make_tensor(init.name + "_f16", TP.FLOAT16, half.shape, half.ravel().tolist())
+        half = numpy_helper.to_array(init).astype(dtype)
+        stored = numpy_helper.from_array(half, init.name + "_stored") if raw else \
+            helper.make_tensor(init.name + "_stored", TP.FLOAT16, half.shape, half.ravel().tolist())
         proto.graph.initializer.remove(init)
         proto.graph.initializer.append(stored)
         proto.graph.node.insert(0, helper.make_node("Cast", [stored.name], [init.name], to=TP.FLOAT))
