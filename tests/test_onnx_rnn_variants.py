@@ -293,9 +293,9 @@ def _inputs(proto) -> list[np.ndarray]:
     """Seeded batch-first inputs: x [batch, time, in], then any initial states [batch, dirs, hidden]."""
     rng = np.random.default_rng(11)
     x = [rng.normal(0, 1.5, (B, T, I)).astype(np.float32)]
-    dirs = {vi.name: vi.type.tensor_type.shape.dim for vi in proto.graph.input}
+    dims = {vi.name: vi.type.tensor_type.shape.dim for vi in proto.graph.input}
     return x + [rng.uniform(-1, 1, (B, d[0].dim_value or d[1].dim_value, H)).astype(np.float32)
-                for name, d in dirs.items() if name.startswith("initial")]
+                for name, d in dims.items() if name.startswith("initial")]  # the dirs axis: the fixed one
 
 
 def check_read(proto, twin, tmp_path, keras: bool) -> None:
