@@ -241,3 +241,18 @@ def test_hostile_keras3_ops_are_refused_in_one_line(capsys, tmp_path, name, laye
     err = _cli(capsys, _keras_with(tmp_path, name, layer, change))
     for text in expect:
         assert text in err, err
+
+
+def test_keras3_legacy_h5_op_nodes_are_read_as_operations(tmp_path):
+    """Keras 3's legacy .h5 drops every ``module``: an operation whose class is also a layer's (Softmax,
+    Multiply, Concatenate) is told apart by its config, which has no ``trainable``."""
+    x, h = _seq()
+    a = ops.softmax(L.Dense(1, name="score")(h), axis=1)
+    y = ops.concatenate([ops.sum(h * a, axis=1), h[:, -1]], axis=-1)
+    model = keras.Model(x, y)
+    path = tmp_path / "ops.h5"
+    model.save(path)
+    xs = np.random.default_rng(1).uniform(-1, 1, (2, 5, 4)).astype(np.float32)
+    ir = read(path)
+    assert [n.op for n in ir.nodes if n.source.get("class_name") == "Multiply"] == ["binary"]
+    assert_close(reference.run(ir, [xs])[0], keras.ops.convert_to_numpy(model(xs)), "Keras 3 .h5")
