@@ -108,6 +108,8 @@ _ROWS: list[KerasClass] = [
     KerasClass("Dense", "dense", True, written=True, **_PASS),
     KerasClass("Conv1D", "conv1d", True, written=True, **_DROP),
     *_rows(("DepthwiseConv1D", "SeparableConv1D", "SeparableConvolution1D"), "conv1d", True),
+    KerasClass("Conv1DTranspose", "conv1d_transpose", True, written=True, **_DROP),  # no supports_masking
+    KerasClass("Convolution1DTranspose", "conv1d_transpose", True),  # tf-keras' alias
     KerasClass("Embedding", "embedding", True, mask_out="makes", written=True),
     KerasClass("BatchNormalization", "batch_norm", True, mask_arg="ignores", written=True, **_PASS),
     KerasClass("Activation", "activation", False, written=True, **_PASS),

@@ -638,6 +638,48 @@ OPS.update({
 })
 
 
+# -- transposed convolution (Keras Conv1DTranspose) ------------------------------------------------
+OPTIONAL_DIM = Type(lambda v: v is None or (is_int(v) and 0 <= v <= MAX_SIZE), f"null or an integer from 0 to {MAX_SIZE}",
+                    {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_SIZE})
+
+
+def conv1d_transpose_edges(o: dict) -> tuple[int, int]:
+    """``(before, after)``: the output is the full transposed convolution ``full[before : len(full) + after]``
+    (``after`` > 0: that many zero steps appended), as TensorFlow crops and pads for Keras' output length
+    (keras/src/backend/common/backend_utils.py ``_get_output_shape_given_tf_padding``)."""
+    k, s, p = (o["kernel_size"] - 1) * o["dilation_rate"] + 1, o["strides"], o["output_padding"]
+    if o["padding"] == "valid":
+        return 0, (max(k, s) - k if p is None else p)
+    if p is None:
+        before = max(k - s, 0) // 2
+        return before, s - k + before
+    before = max(k - k % 2 - p, 0) // 2
+    return before, k % 2 + p - k + before
+
+
+def _conv1d_transpose_shape(node, ins: list) -> list:
+    o, t = node.options, ins[0][0] if len(ins[0]) >= 2 else None
+    before, after = conv1d_transpose_edges(o)
+    full = None if t is None else (t - 1) * o["strides"] + (o["kernel_size"] - 1) * o["dilation_rate"] + 1
+    return [(None if full is None else full - before + after, o["filters"])]
+
+
+def _conv1d_transpose_weights(o: dict, dim) -> tuple[dict, set]:
+    return {"weight": [dim("weight", 0), o["filters"], o["kernel_size"]], "bias": [o["filters"]]}, {"weight"}
+
+
+OPS["conv1d_transpose"] = Op(
+    "Keras Conv1DTranspose, channels last: ``full[t * strides + j * dilation_rate] += x[t] @ weight[:, :, j]``, "
+    "then ``full[before : len(full) + after]`` (conv1d_transpose_edges: TensorFlow's crop for ``padding`` "
+    "valid|same and ``output_padding``), ``+ bias``, ``activation``; weights ``weight (in, filters, k)`` "
+    "(nn.ConvTranspose1d's), ``bias``.",
+    {"filters": Option(SIZE), "kernel_size": Option(SIZE), "strides": Option(SIZE, 1), "dilation_rate": Option(SIZE, 1),
+     "padding": Option(one_of("valid", "same"), "valid"), "output_padding": Option(OPTIONAL_DIM, None),
+     "activation": Option(ACTIVATION, "linear"), "use_bias": Option(BOOL, True)},
+    ("weight", "bias"), _conv1d_transpose_weights, _conv1d_transpose_shape, mask="drops",
+    input_shape=lambda node: (2, int(node.weights["weight"].shape[0])))
+
+
 def row(op: str) -> Op:
     """The row of ``op`` (KeyError for an op the table does not know)."""
     return OPS[op]

@@ -1,4 +1,5 @@
-"""The numpy forward pass of the normalization and scaling ops (rows in converters/ops.py), float64.
+"""The numpy forward pass of the normalization and scaling ops and of conv1d_transpose (rows in
+converters/ops.py), float64.
 
 Equations from Keras' sources (3.15 and tf-keras 2.21, the same formulas in both):
 
@@ -12,10 +13,15 @@ Equations from Keras' sources (3.15 and tf-keras 2.21, the same formulas in both
 * ``group_norm``: keras/src/layers/normalization/group_normalization.py: the channels reshaped to
   ``(groups, channels / groups)``, moments over every axis but batch and group, ``(x - mean) *
   rsqrt(var + epsilon) * gamma + beta``.
+* ``conv1d_transpose``: keras/src/layers/convolutional/base_conv_transpose.py (TensorFlow's conv_transpose):
+  every input step scattered through the kernel, then cropped / zero-padded to Keras' output length.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from .ops import conv1d_transpose_edges
+from .reference_rnn import activation
 
 
 def _f64(a) -> np.ndarray:
@@ -52,5 +58,20 @@ def _group_norm(node, x):
     return y * (_f64(w["gamma"]) if "gamma" in w else 1.0) + (_f64(w["beta"]) if "beta" in w else 0.0)
 
 
+def _conv1d_transpose(node, x):
+    o, w = node.options, _f64(node.weights["weight"])  # (in, filters, k)
+    k, s, d = w.shape[2], int(o["strides"]), int(o["dilation_rate"])
+    steps = x.shape[1]
+    full = np.zeros((x.shape[0], (steps - 1) * s + (k - 1) * d + 1, w.shape[1]))
+    for j in range(k):
+        full[:, j * d: j * d + (steps - 1) * s + 1: s] += x @ w[:, :, j]
+    before, after = conv1d_transpose_edges(o)
+    y = np.pad(full[:, before: full.shape[1] + min(after, 0)], ((0, 0), (0, max(after, 0)), (0, 0)))
+    if "bias" in node.weights:
+        y = y + _f64(node.weights["bias"])
+    return activation(node, o.get("activation"))(y)
+
+
 #: op -> f(node, x) -> one array
-OPS = {"normalization": _normalization, "rescaling": _rescaling, "rms_norm": _rms_norm, "group_norm": _group_norm}
+OPS = {"normalization": _normalization, "rescaling": _rescaling, "rms_norm": _rms_norm, "group_norm": _group_norm,
+       "conv1d_transpose": _conv1d_transpose}

@@ -30,7 +30,7 @@ REQUIRED_FEATURES = {
     "global_average_pooling1d", "global_max_pooling1d", "max_pooling1d", "average_pooling1d", "zero_padding1d",
     "cropping1d", "upsampling1d", "permute", "layer_normalization", "unit_normalization", "leaky_relu_layer",
     "prelu", "elu_layer", "relu_layer", "gelu", "mish", "log_softmax",
-    "normalization", "rescaling", "rms_normalization", "group_normalization",
+    "normalization", "rescaling", "rms_normalization", "group_normalization", "conv1d_transpose",
 }
 #: suffix -> (producer library, weights only). Longest suffixes first.
 SUFFIXES = {".weights.h5": ("keras", True), "_weights.h5": ("tf_keras", True),
@@ -144,7 +144,7 @@ TAG_CHECKS = {
         ("unit_normalization", "UnitNormalization"), ("leaky_relu_layer", "LeakyReLU"), ("prelu", "PReLU"),
         ("elu_layer", "ELU"), ("relu_layer", "ReLU"), ("normalization", "Normalization"),
         ("rescaling", "Rescaling"), ("rms_normalization", "RMSNormalization"),
-        ("group_normalization", "GroupNormalization"))},
+        ("group_normalization", "GroupNormalization"), ("conv1d_transpose", "Conv1DTranspose"))},
     **{act: (lambda act: lambda ls: has_option(ls, (), activation=act))(act) for act in ("gelu", "mish", "log_softmax")},
 }
 

@@ -221,6 +221,15 @@ NORM_CASES = [
                                                               L.LSTM(U, return_sequences=True)), lambda: [ids()]),
     ("GroupNormalization channels no center", lambda: seq(L.GRU(6), L.GroupNormalization(2, center=False),
                                                           L.Dense(3)), lambda: [floats((B, T, F))]),
+    ("Conv1DTranspose same strides", lambda: seq(L.Conv1DTranspose(4, 3, strides=2, padding="same"), L.GRU(U)),
+     lambda: [floats((B, T, F))]),
+    ("Conv1DTranspose valid output_padding relu", lambda: seq(L.LSTM(U, return_sequences=True),
+                                                              L.Conv1DTranspose(3, 2, strides=3, output_padding=1,
+                                                                                activation="relu")),
+     lambda: [floats((B, T, F))]),
+    ("Conv1DTranspose dilated same even kernel no bias", lambda: seq(
+        L.Conv1DTranspose(2, 4, dilation_rate=2, padding="same", use_bias=False), L.LSTM(U)),
+     lambda: [floats((B, T, F))]),
 ]
 
 
@@ -406,19 +415,19 @@ def test_every_unsupported_layer_is_named_in_one_line(tmp_path, capsys):
     """A model with several refused layers: one 'gateport: error:' line naming each, '; ' between."""
     from converters.cli import main
 
-    inp = keras.Input((T, F))
+    inp, image = keras.Input((T, F)), keras.Input((4, 4, 1))
     x = L.LSTM(U, return_sequences=True, name="enc")(inp)
-    deconv = L.Conv1DTranspose(3, 2, name="deconv")(x)
-    gqa = L.GroupQueryAttention(head_dim=2, num_query_heads=2, num_key_value_heads=1, name="gqa")(deconv, deconv)
+    gqa = L.GroupQueryAttention(head_dim=2, num_query_heads=2, num_key_value_heads=1, name="gqa")(x, x)
     spectral = L.SpectralNormalization(L.Dense(3), name="spectral")(x)
-    model = keras.Model(inp, [gqa, spectral])
+    conv2d = L.Conv2D(2, 2, name="conv2d")(image)
+    model = keras.Model([inp, image], [gqa, spectral, conv2d])
     model.save(tmp_path / "m.keras")
     assert main(["convert", str(tmp_path / "m.keras"), "--to", "onnx", "-o", str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("gateport: error:"), err
     line = err[0]
     assert "3 layers cannot be converted" in line
-    for name, why in (("deconv", "convolution"), ("gqa", "grouped-query"), ("spectral", "normalization")):
+    for name, why in (("conv2d", "1-D sequence"), ("gqa", "grouped-query"), ("spectral", "normalization")):
         assert f"'{name}'" in line and why in line, (name, line)
     assert line.count("; ") >= 2
     assert not (tmp_path / "m.onnx").exists()

@@ -169,3 +169,45 @@ def test_tf_keras_normalization_and_rescaling_drop_the_mask():
     lstm = lambda path: next(n for n in read(path).nodes if n.op == "lstm")  # noqa: E731
     assert not lstm(models / "norm_masked_lstm.h5").mask
     assert lstm(models / "k3_norm_masked_lstm.keras").mask
+
+
+#: (kernel_size, strides, dilation_rate, padding, output_padding): every crop / zero-step case of TensorFlow's rule
+TRANSPOSE_CONFIGS = [(3, 2, 1, "same", None), (2, 3, 1, "valid", None), (4, 1, 2, "same", None),
+                     (3, 2, 1, "valid", 1), (4, 3, 1, "same", 2), (1, 2, 1, "same", 0), (5, 1, 1, "valid", None)]
+
+
+def test_conv1d_transpose_configs_in_every_runtime(tmp_path):
+    """One model, one Conv1DTranspose branch per config: the reference, the generated numpy and PyTorch code
+    and onnxruntime against Keras."""
+    import onnxruntime as ort
+
+    inp = keras.Input((T, F))
+    outs = [L.Conv1DTranspose(2, k, strides=s, dilation_rate=d, padding=pad, output_padding=p,
+                              bias_initializer="ones")(inp) for k, s, d, pad, p in TRANSPOSE_CONFIGS]
+    model = keras.Model(inp, outs)
+    model.save(tmp_path / "m.keras")
+    x = x_in()
+    want = [keras.ops.convert_to_numpy(y) for y in model(x)]
+    ir = read(tmp_path / "m.keras")
+    assert_close(reference.run(ir, [x]), want, "reference")
+    numpy_code.write(ir, tmp_path / "np")
+    assert_close(numpy_code.run_isolated(tmp_path / "np", [x])[0], want, "numpy")
+    onnx_graph.write(ir, tmp_path / "m.onnx")
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert_close(sess.run(None, {ir.inputs[0].name: x}), want, "onnx")
+    from test_layers_coverage import torch_outputs
+
+    assert_close(torch_outputs(ir, [x], tmp_path / "torch"), want, "torch")
+
+
+@pytest.mark.parametrize("changes,error,match", [
+    ({"output_padding": [2]}, FormatError, "less than strides"),
+    ({"padding": "causal"}, UnsupportedError, "causal"),
+    ({"dilation_rate": [2]}, UnsupportedError, "strides and dilation_rate"),
+    ({"filters": 3}, FormatError, "kernel has shape"),
+    ({"output_padding": [-1]}, FormatError, "output_padding"),
+])
+def test_conv1d_transpose_configs_that_do_not_fit_are_refused(tmp_path, changes, error, match):
+    _, path = save(tmp_path, L.Conv1DTranspose(2, 3, strides=2, name="layer"))
+    with pytest.raises(error, match=match):
+        read(edited(path, "layer", **changes))

@@ -37,7 +37,7 @@ ONNX_READER_EXEMPT = {
                     "the attention graphs are not read back"),
     "conv_lstm": "written as an unrolled Conv/Split graph or a Scan, which the reader does not read back",
     **dict.fromkeys(("fold_time", "unfold_time"), "the Shape/Slice/Concat/Reshape pairs are not read back"),
-    **dict.fromkeys(("normalization", "rescaling", "rms_norm", "group_norm"),
+    **dict.fromkeys(("normalization", "rescaling", "rms_norm", "group_norm", "conv1d_transpose"),
                     "written as composed element-wise / ReduceMean graphs the reader does not fold"),
     **dict.fromkeys(("slice", "reduce", "scalar", "binary"),
                     "TensorFlow / Keras 3 calls: ONNX's Slice/Gather/Reduce*/element-wise nodes are not read back"),

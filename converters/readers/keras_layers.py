@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import keras_classes
 from ..budget import MAX_RANK
+from ..ops import conv1d_transpose_edges
 from ..errors import UnsafeError
 from ..sanitize import quote
 from .hdf5 import Weight
@@ -555,6 +556,43 @@ def _depthwise(call: LayerCall, x: Tensor, out: str, conv: dict, kernel: Weight,
     return _add_conv(call, x, out, conv, grouped, None if bias is None else bias.array, paths, n_in, activation)
 
 
+def conv1d_transpose(call: LayerCall) -> list[Tensor]:
+    """Conv1DTranspose(filters, kernel_size, strides, padding valid/same, output_padding, dilation_rate): kernel
+    ``(k, filters, in)`` stored as ``(in, filters, k)``; output steps and crop as TensorFlow computes them
+    (ops.conv1d_transpose_edges). No supports_masking: the mask stops."""
+    x, cfg = call.single_input(), call.config
+    conv = _conv_options(call)
+    if conv["padding"] == "causal":
+        raise call.unsupported("Conv1DTranspose padding 'causal' is not supported (Keras refuses it too)")
+    out_pad = cfg.get("output_padding")
+    if isinstance(out_pad, (list, tuple)) and len(out_pad) == 1:
+        out_pad = out_pad[0]
+    conv["output_padding"] = None if out_pad is None else call.size("output_padding", out_pad, minimum=0)
+    if conv["output_padding"] is not None and conv["output_padding"] >= conv["strides"]:
+        raise call.error(f"output_padding {conv['output_padding']}: expected less than strides {conv['strides']}")
+    if conv["strides"] > 1 and conv["dilation_rate"] > 1:
+        raise call.unsupported("Conv1DTranspose with both strides and dilation_rate above 1 is not supported")
+    filters = call.size("filters", cfg.get("filters"))
+    use_bias = bool(cfg.get("use_bias", True))
+    ws = call.expect_weights(2 if use_bias else 1, " (kernel, bias)" if use_bias else " (kernel)")
+    call.check_shape("kernel", ws[0].array, (conv["kernel_size"], filters, x.last_dim))
+    call.expect_rank(x, 2, int(ws[0].array.shape[2]))
+    if use_bias:
+        call.check_shape("bias", ws[1].array, (filters,))
+    options = {**conv, "filters": filters, "use_bias": use_bias,
+               "activation": call.activation(cfg.get("activation", "linear"))}
+    steps = x.shape[0] if x.shape else None
+    if steps is not None:
+        before, after = conv1d_transpose_edges(options)
+        steps = (steps - 1) * conv["strides"] + (conv["kernel_size"] - 1) * conv["dilation_rate"] + 1 - before + after
+        call.take(steps * filters, "Conv1DTranspose output")
+    arrays = {"weight": np.ascontiguousarray(ws[0].array.transpose(2, 1, 0)),
+              **({"bias": ws[1].array} if use_bias else {})}
+    call.add("conv1d_transpose", [x.name], [call.out()], options, arrays,
+             weight_paths={role: w.path for role, w in zip(("weight", "bias"), ws)})
+    return [Tensor(call.out(), (steps, filters))]
+
+
 def depthwise_conv1d(call: LayerCall) -> list[Tensor]:
     """DepthwiseConv1D(kernel_size, depth_multiplier, strides, dilation_rate, padding, activation, use_bias)."""
     x, cfg = call.single_input(), call.config
@@ -937,6 +975,8 @@ HANDLERS = {
     "DepthwiseConv1D": depthwise_conv1d,
     "SeparableConv1D": separable_conv1d,
     "SeparableConvolution1D": separable_conv1d,
+    "Conv1DTranspose": conv1d_transpose,
+    "Convolution1DTranspose": conv1d_transpose,
 }
 
 _TWO_D = "only 1-D sequence layers (batch, time, features) are supported"
@@ -957,8 +997,7 @@ REFUSED = {
     **{cls: "preprocessing layers are not supported: apply them to the data before the model" for cls in
        ("TextVectorization", "StringLookup", "IntegerLookup", "Hashing", "Discretization", "CategoryEncoding",
         "Resizing")},
-    **{cls: "this convolution is not supported yet (Conv1D is)" for cls in
-       ("Conv1DTranspose", "LocallyConnected1D")},
+    "LocallyConnected1D": "this convolution is not supported yet (Conv1D and Conv1DTranspose are)",
     "SpectralNormalization": "this normalization is not supported yet (Batch/Layer/Unit/Group/RMSNormalization "
                              "are)",
 }

@@ -345,6 +345,20 @@ def rms_norm_layer(node: Node, name: str) -> KerasLayer:
                       node=node)
 
 
+def conv1d_transpose_layer(node: Node, name: str) -> KerasLayer:
+    """Conv1DTranspose; the IR weight (in, filters, k) back to Keras' kernel (k, filters, in)."""
+    o, w = node.options, node.weights
+    cfg = {**_base(name), "filters": int(o["filters"]), "kernel_size": [int(o["kernel_size"])],
+           "strides": [int(o["strides"])], "padding": _choice(o, "padding", "valid", ("valid", "same")),
+           "output_padding": None if o["output_padding"] is None else [int(o["output_padding"])],
+           "data_format": "channels_last", "dilation_rate": [int(o["dilation_rate"])],
+           "activation": keras_activation(o.get("activation"), node), "use_bias": "bias" in w}
+    arrays = [np.ascontiguousarray(np.asarray(w["weight"]).transpose(2, 1, 0))] + \
+        ([np.asarray(w["bias"])] if "bias" in w else [])
+    return KerasLayer(name, "Conv1DTranspose", cfg, node.inputs[:1], list(node.outputs), {"": (name, arrays)},
+                      node=node)
+
+
 def group_norm_layer(node: Node, name: str) -> KerasLayer:
     w = node.weights
     cfg = {**_base(name), "groups": int(node.options["groups"]), "axis": -1,
@@ -397,6 +411,7 @@ LAYERS: dict[str, Callable[[Node, str], KerasLayer]] = {
                         offset=lambda n: _scalar_or_list(n.weights["offset"])),
     "rms_norm": rms_norm_layer,
     "group_norm": group_norm_layer,
+    "conv1d_transpose": conv1d_transpose_layer,
     "crop1d": _plain("Cropping1D", cropping=lambda n: [int(v) for v in n.options["cropping"]]),
     "zero_pad1d": _plain("ZeroPadding1D", padding=lambda n: [int(v) for v in n.options["padding"]],
                          data_format="channels_last"),

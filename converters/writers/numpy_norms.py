@@ -65,3 +65,27 @@ def group_norm_to_numpy(w, node: Node) -> None:
 
 EMITTERS = {"normalization": normalization_to_numpy, "rescaling": rescaling_to_numpy, "rms_norm": rms_norm_to_numpy,
             "group_norm": group_norm_to_numpy}
+
+
+def conv1d_transpose_to_numpy(w, node: Node) -> None:
+    """Each input step scattered through the kernel (the input spread ``strides`` apart, one shifted product per
+    tap), TensorFlow's crop / zero steps (ops.conv1d_transpose_edges), the bias, the activation."""
+    from ..ops import conv1d_transpose_edges
+    from .torch_norms import conv1d_transpose_weights
+
+    weight, bias, k, s, d = conv1d_transpose_weights(node)
+    params = {"weight": _float(weight), **({"bias": _float(bias)} if bias is not None else {})}
+    p, x = w.weights(node.name, params), w.var(node.inputs[0], node)
+    spread, full = w.unique(f"{node.name}_spread"), w.unique(f"{node.name}_full")
+    w.line(f"{spread} = np.zeros(({x}.shape[0], ({x}.shape[1] - 1) * {s} + 1, {x}.shape[2]))")
+    w.line(f"{spread}[:, ::{s}] = {x}")
+    w.line(f"{full} = sum(np.pad({spread} @ {p}['weight'][:, :, j], ((0, 0), (j * {d}, ({k - 1} - j) * {d}), "
+           f"(0, 0))) for j in range({k}))")
+    before, after = conv1d_transpose_edges(node.options)
+    expr = f"np.pad({full}[:, {before}:{full}.shape[1] + {min(after, 0)}], ((0, 0), (0, {max(after, 0)}), (0, 0)))"
+    if bias is not None:
+        expr += f" + {p}['bias']"
+    w.assign(node.outputs[0], w.activation(node.options.get("activation"), expr))
+
+
+EMITTERS["conv1d_transpose"] = conv1d_transpose_to_numpy

@@ -74,3 +74,30 @@ def group_norm_to_onnx(g: GraphBuilder, node: Node) -> None:
 
 LAYERS = {"normalization": normalization_to_onnx, "rescaling": rescaling_to_onnx, "rms_norm": rms_norm_to_onnx,
           "group_norm": group_norm_to_onnx}
+
+
+def conv1d_transpose_to_onnx(g: GraphBuilder, node: Node) -> None:
+    """ConvTranspose (no pads) between two Transposes, TensorFlow's crop (Slice) and zero steps (Pad), the bias."""
+    import numpy as np
+
+    from ..ops import conv1d_transpose_edges
+    from .onnx_activations import apply_activation
+    from .torch_norms import conv1d_transpose_weights
+
+    weight, bias, k, s, d = conv1d_transpose_weights(node)
+    x = g.transpose(node.inputs[0], [0, 2, 1])
+    y = g.op("ConvTranspose", [x, g.initializer(weight, "weight")], kernel_shape=[k], strides=[s], dilations=[d],
+             pads=[0, 0])
+    y = g.transpose(y, [0, 2, 1])
+    before, after = conv1d_transpose_edges(node.options)
+    if before or after < 0:
+        end = after if after < 0 else np.iinfo(np.int64).max
+        y = g.op("Slice", [y, g.const([before]), g.const([end]), g.const([1])])
+    if after > 0:
+        y = g.op("Pad", [y, g.const([0, 0, 0, 0, after, 0])], mode="constant")
+    if bias is not None:
+        y = g.op("Add", [y, g.initializer(bias, "bias")])
+    apply_activation(g, node.options.get("activation"), y, node.outputs[0])
+
+
+LAYERS["conv1d_transpose"] = conv1d_transpose_to_onnx

@@ -155,3 +155,37 @@ def group_norm_to_torch(w, node: Node) -> None:
 
 EMITTERS = {"normalization": normalization_to_torch, "rescaling": rescaling_to_torch, "rms_norm": rms_norm_to_torch,
             "group_norm": group_norm_to_torch}
+
+
+# -- conv1d_transpose (Keras Conv1DTranspose) ------------------------------------------------------
+def conv1d_transpose_weights(node: Node) -> tuple[np.ndarray, np.ndarray | None, int, int, int]:
+    """``(weight (in, filters, k), bias or None, k, strides, dilation)``, the weight's shape checked against the
+    options (a stranger's .gates file may hold any)."""
+    o, weight, bias = node.options, np.asarray(node.weights["weight"]), node.weights.get("bias")
+    filters, k = int(o["filters"]), int(o["kernel_size"])
+    if weight.ndim != 3 or weight.shape[1:] != (filters, k) or bias is not None and np.shape(bias) != (filters,):
+        raise UnsupportedError(f"expected weight (in, {filters}, {k}) and bias ({filters},), found "
+                               f"{weight.shape} and {np.shape(bias)}", layer=node.label())
+    return weight, None if bias is None else np.asarray(bias), k, int(o["strides"]), int(o["dilation_rate"])
+
+
+def conv1d_transpose_to_torch(w, node: Node) -> None:
+    """F.conv_transpose1d with nn.ConvTranspose1d's weight and bias, no padding: TensorFlow's zero steps at the
+    end are its ``output_padding`` (they get the bias only; always < strides), its crop a slice
+    (ops.conv1d_transpose_edges)."""
+    from ..ops import conv1d_transpose_edges
+
+    weight, bias, k, s, d = conv1d_transpose_weights(node)
+    n_in, filters = weight.shape[:2]
+    params = {"weight": _f32(weight), **({"bias": _f32(bias)} if bias is not None else {})}
+    ctor = f"nn.ConvTranspose1d({n_in}, {filters}, {k}, stride={s}, dilation={d}{'' if bias is not None else ', bias=False'})"
+    attr = w.module(node, ctor, params)
+    before, after = conv1d_transpose_edges(node.options)
+    y = w.unique(f"{node.name}_full")
+    w.line(f"{y} = F.conv_transpose1d({w.var(node.inputs[0], node)}.transpose(1, 2), self.{attr}.weight, "
+           f"self.{attr}.bias, {s}, 0, {max(after, 0)}, 1, {d})")
+    expr = f"{y}[:, :, {before}:{y}.size(2) + {after}]" if after < 0 else f"{y}[:, :, {before}:]" if before else y
+    w.assign(node.outputs[0], w.activation(node.options.get("activation"), f"{expr}.transpose(1, 2)"))
+
+
+EMITTERS["conv1d_transpose"] = conv1d_transpose_to_torch
