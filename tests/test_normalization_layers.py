@@ -211,3 +211,12 @@ def test_conv1d_transpose_configs_that_do_not_fit_are_refused(tmp_path, changes,
     _, path = save(tmp_path, L.Conv1DTranspose(2, 3, strides=2, name="layer"))
     with pytest.raises(error, match=match):
         read(edited(path, "layer", **changes))
+
+
+def test_conv1d_transpose_declaring_a_huge_output_is_refused(tmp_path):
+    """strides 10**9 on a dynamic time axis: one sample's output would take gigabytes: refused before anything runs."""
+    from converters.errors import UnsafeError
+
+    _, path = save(tmp_path, L.Conv1DTranspose(2, 3, strides=2, name="layer"), shape=(None, F))
+    with pytest.raises(UnsafeError, match="Conv1DTranspose output"):
+        read(edited(path, "layer", strides=[10 ** 9]))

@@ -581,11 +581,11 @@ def conv1d_transpose(call: LayerCall) -> list[Tensor]:
         call.check_shape("bias", ws[1].array, (filters,))
     options = {**conv, "filters": filters, "use_bias": use_bias,
                "activation": call.activation(cfg.get("activation", "linear"))}
-    steps = x.shape[0] if x.shape else None
-    if steps is not None:
-        before, after = conv1d_transpose_edges(options)
-        steps = (steps - 1) * conv["strides"] + (conv["kernel_size"] - 1) * conv["dilation_rate"] + 1 - before + after
-        call.take(steps * filters, "Conv1DTranspose output")
+    steps, before, after = (x.shape[0] if x.shape else None), *conv1d_transpose_edges(options)
+    span = (conv["kernel_size"] - 1) * conv["dilation_rate"] + 1
+    # one sample of the full output (two input steps where the time is not known) against the budget
+    call.take(((1 if steps is None else steps - 1) * conv["strides"] + span) * filters, "Conv1DTranspose output")
+    steps = None if steps is None else (steps - 1) * conv["strides"] + span - before + after
     arrays = {"weight": np.ascontiguousarray(ws[0].array.transpose(2, 1, 0)),
               **({"bias": ws[1].array} if use_bias else {})}
     call.add("conv1d_transpose", [x.name], [call.out()], options, arrays,
