@@ -58,7 +58,8 @@ CASES = {
     "softmax_matmul": lambda x, h: [ops.softmax(h, axis=1), ops.matmul(h, ops.transpose(h, (0, 2, 1))),
                                     ops.tanh(ops.sum(h, axis=1)), ops.sigmoid(h), ops.relu(h - 0.1)],
     "stack_and_more": lambda x, h: [ops.stack([h[:, 0], h[:, -1]], axis=1), -h, ops.square(h),
-                                    ops.gelu(h, approximate=False), ops.cast(h, "float32") * 2.0],
+                                    ops.gelu(h, approximate=False), ops.cast(h, "float32") * 2.0,
+                                    ops.clip(h, -0.2, 0.3)],
 }
 
 
@@ -186,6 +187,8 @@ HOSTILE_TF = [
     ("ops_stack", "tf.reshape", _kwargs(shape=[-1, 47]), ["multiplying to a sample's 48 elements (shape (12, 4)), found [-1, 47]"]),
     ("ops_stack", "tf.reshape", _kwargs(shape=[-1, 2**62]), ["reshape: expected a list of integers"]),
     ("ops_stack", "tf.nn.gelu", _kwargs(approximate=1), ["approximate: expected true or false"]),
+    ("ops_stack", "tf.clip_by_value", _kwargs(clip_value_min=0.5), ["clip: expected low <= high, found 0.5 and 0.3"]),
+    ("ops_stack", "tf.clip_by_value", _kwargs(clip_value_max=float("inf")), ["clip high: expected a tensor or a finite"]),
 ]
 
 

@@ -35,7 +35,7 @@ TF_FUNCTIONS = {
     "math.pow": "power",
     "math.reduce_mean": "mean", "math.reduce_sum": "sum", "math.reduce_max": "max", "math.reduce_min": "min",
     "reverse": "flip", "math.negative": "negative", "math.square": "square", "stack": "stack", "cast": "cast",
-    "nn.gelu": "gelu", "expand_dims": "expand_dims", "compat.v1.squeeze": "squeeze", "squeeze": "squeeze",
+    "nn.gelu": "gelu", "clip_by_value": "clip", "expand_dims": "expand_dims", "compat.v1.squeeze": "squeeze", "squeeze": "squeeze",
     "concat": "concat", "compat.v1.transpose": "transpose", "transpose": "transpose", "reshape": "reshape",
     "nn.softmax": "softmax", "math.softmax": "softmax", "linalg.matmul": "matmul",
     "math.tanh": "tanh", "math.sigmoid": "sigmoid", "nn.sigmoid": "sigmoid", "nn.relu": "relu",
@@ -47,7 +47,7 @@ KERAS3_OPS = {
     "GetItem": "getitem", "Add": "add", "Subtract": "subtract", "Multiply": "multiply", "Divide": "divide",
     "TrueDivide": "divide", "Maximum": "maximum", "Minimum": "minimum", "Power": "power",
     "Mean": "mean", "Sum": "sum", "Max": "max", "Min": "min", "ExpandDims": "expand_dims", "Flip": "flip",
-    "Negative": "negative", "Square": "square", "Stack": "stack", "Gelu": "gelu", "Squeeze": "squeeze",
+    "Negative": "negative", "Square": "square", "Stack": "stack", "Gelu": "gelu", "Clip": "clip", "Squeeze": "squeeze",
     "Concatenate": "concat", "Transpose": "transpose", "Reshape": "reshape", "Softmax": "softmax",
     "Matmul": "matmul", "Tanh": "tanh", "Sigmoid": "sigmoid", "Relu": "relu", "Exp": "exponential", "Elu": "elu",
     "Selu": "selu", "Softplus": "softplus", "Softsign": "softsign", "Relu6": "relu6", "Silu": "swish",
@@ -362,6 +362,20 @@ def cast(call: LayerCall, args: Args) -> Tensor:
     return _out(call, x, x.shape)
 
 
+def clip(call: LayerCall, args: Args) -> Tensor:
+    """``tf.clip_by_value`` / ``ops.clip`` between two numbers (low <= high): ``maximum(minimum(x, high), low)``."""
+    x, p = args.operands[0], args.params
+    _rank(call, x)
+    low = _number(call, p.get("clip_value_min", p.get("x_min")), "clip low")
+    high = _number(call, p.get("clip_value_max", p.get("x_max")), "clip high")
+    if low > high:
+        raise call.unsupported(f"clip: expected low <= high, found {low} and {high}")
+    capped = f"{call.name}/max"
+    call.add("scalar", [x.name], [capped], {"operation": "minimum", "value": high}, name=capped)
+    call.add("scalar", [capped], [call.out()], {"operation": "maximum", "value": low})
+    return _out(call, x, x.shape)
+
+
 def gelu(call: LayerCall, args: Args) -> Tensor:
     """``approximate`` (TensorFlow's default False; Keras 3 records it): the tanh form."""
     return _activation("gelu_tanh" if _flag(call, args, "approximate") else "gelu")(call, args)
@@ -464,6 +478,7 @@ KINDS: dict[str, Kind] = {
                                               "output_type": (None,), "grad_a": (False,), "grad_b": (False,)}),
     **{a: Kind(_activation(a)) for a in _ACTIVATIONS},
     "gelu": Kind(gelu, params={"approximate": False}),
+    "clip": Kind(clip, params=dict.fromkeys(("clip_value_min", "clip_value_max", "x_min", "x_max"))),
     "negative": Kind(negative),
     "square": Kind(square),
     "stack": Kind(stack, ("values",), params={"axis": None}),
