@@ -201,6 +201,9 @@ class _MaskTracker:
                 why = "Keras 3 does not pass an input's mask to an RNN called with initial_state"
             elif want is None:
                 why = "Keras would pass it a mask its source does not use"
+            elif want[0] == "ne" and want[1] in self.ir_keys:  # a mask reduced over a mask's last axis
+                why = "its source's mask is tf-keras' TimeDistributed mask reduced over the inner steps; Keras 3 " \
+                      "passes TimeDistributed's (batch, outer, steps) mask on unchanged"
             else:
                 why = "the mask Keras 3 derives for its input differs from the source's " \
                       "(Keras 3 merges masks with OR, Keras 2 with AND; Flatten, Reshape, Conv1D and " \
