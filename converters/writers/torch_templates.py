@@ -230,11 +230,16 @@ class KerasLoop(nn.Module):
     output (zeros before the first step), or gives zeros with zero_output_for_mask, so the loop runs
     over each sample's unmasked steps gathered to the front and puts the outputs back
     (keras_mask_plan). go_backwards reverses the input and the mask; the outputs stay in processing
-    order, as in Keras. Weights are stored as in nn.LSTM / nn.GRU / nn.RNN; each call lays them out for
-    the loop (weights()): the gates of the recurrent activation side by side, one activation call a
-    step, and a hard sigmoid's a * z + b folded into them, so that it is one clamp a step. The loop runs
-    over a leading axis of directions, so that KerasBiLoop runs a Bidirectional layer's two in one.
+    order, as in Keras. Weights are stored as in nn.LSTM / nn.GRU / nn.RNN; weights() lays them out for
+    the loop (eager calls reuse it while the parameters stay the same): the gates of the recurrent
+    activation side by side, one in-place activation call a step, and a hard sigmoid's a * z + b folded
+    into them, so that it is one clamp a step. Without autograd a step writes its gates into buffers made
+    once per call. The loop runs over a leading axis of directions, so that KerasBiLoop runs a
+    Bidirectional layer's two in one; eagerly, the whole of directions() runs in a TorchScript copy.
     """
+
+    #: fixed per layer: TorchScript compiles them as constants, so a step runs no test of them
+    __constants__ = ["hidden_size", "hard_gates", "sigmoid_gates", "reset_after"]
 
     def __init__(self, input_size: int, hidden_size: int, gates: int, go_backwards: bool,
                  zero_output_for_mask: bool, recurrent_activation: Optional[nn.Module] = None):
@@ -249,6 +254,7 @@ class KerasLoop(nn.Module):
         affine = keras_hard_gates(recurrent_activation)
         self.hard_gates = affine is not None
         self.gate_scale, self.gate_shift = affine if affine is not None else (1.0, 0.0)
+        self.sigmoid_gates = isinstance(recurrent_activation, nn.Sigmoid)
 
     def initial_states(self, x: Tensor) -> List[Tensor]:
         return [x.new_zeros(x.size(0), self.hidden_size)]
@@ -273,6 +279,25 @@ class KerasLoop(nn.Module):
         recurrent product (empty unless the cell needs one)) as steps() uses them."""
         raise NotImplementedError
 
+    def recording(self, tensors: List[Tensor]) -> bool:
+        """Whether autograd records ops on ``tensors``: then each step makes new tensors (out= buffers,
+        reused by every step otherwise, are not differentiable)."""
+        if not torch.is_grad_enabled():
+            return False
+        for t in tensors:
+            if t.requires_grad:
+                return True
+        return False
+
+    def gates_(self, z: Tensor) -> Tensor:
+        """The recurrent activation of the gates' pre-activations ``z`` (a view of a step's buffer), in place:
+        a hard sigmoid is one clamp (its a and b are in the weights), a sigmoid one sigmoid_."""
+        if self.hard_gates:
+            return z.clamp_(0.0, 1.0)
+        if self.sigmoid_gates:
+            return z.sigmoid_()
+        return z.copy_(self.recurrent_activation(z))
+
     def steps(self, x_proj: Tensor, w_hh: Tensor, b_hh: Tensor, states: List[Tensor],
               every: bool) -> Tuple[Tensor, List[Tensor]]:
         """Every step of x_proj (time, directions, batch, gates), with weights() stacked by direction
@@ -280,16 +305,18 @@ class KerasLoop(nn.Module):
         states, or with ``every`` each state at every step (directions, batch, time, units))."""
         raise NotImplementedError
 
-    def run(self, x_proj: Tensor, w_hh: Tensor, b_hh: Tensor, states: List[Tensor],
-            every: bool) -> Tuple[Tensor, List[Tensor]]:
-        """steps(); called eagerly, through a TorchScript copy of this module (a faster loop)."""
+    def run(self, x: Tensor, mask: Optional[Tensor], weights: Tuple[List[Tensor], List[Tensor], Tensor, Tensor],
+            states: List[List[Tensor]], backwards: List[bool],
+            zero_output: List[bool]) -> Tuple[List[Tensor], List[List[Tensor]]]:
+        """directions(); called eagerly, through a TorchScript copy of this module (a faster loop)."""
         if torch.jit.is_scripting() or keras_tracing():
-            return self.steps(x_proj, w_hh, b_hh, states, every)
-        return self.scripted_steps(x_proj, w_hh, b_hh, states, every)
+            return self.directions(x, mask, weights, states, backwards, zero_output)
+        return self.scripted_directions(x, mask, weights, states, backwards, zero_output)
 
     @torch.jit.unused
-    def scripted_steps(self, x_proj: Tensor, w_hh: Tensor, b_hh: Tensor, states: List[Tensor],
-                       every: bool) -> Tuple[Tensor, List[Tensor]]:
+    def scripted_directions(self, x: Tensor, mask: Optional[Tensor],
+                            weights: Tuple[List[Tensor], List[Tensor], Tensor, Tensor], states: List[List[Tensor]],
+                            backwards: List[bool], zero_output: List[bool]) -> Tuple[List[Tensor], List[List[Tensor]]]:
         compiled = _SCRIPTED.get(self)
         if compiled is None:
             try:
@@ -299,7 +326,7 @@ class KerasLoop(nn.Module):
             except Exception:  # e.g. no source file to compile: run the loop as it is
                 compiled = self
             _SCRIPTED[self] = compiled
-        return compiled.steps(x_proj, w_hh, b_hh, states, every)
+        return compiled.directions(x, mask, weights, states, backwards, zero_output)
 
     def layout(self) -> Tuple[List[Tensor], List[Tensor], Tensor, Tensor]:
         """keras_stack([weights()]); eager calls reuse it while the parameters stay the same (keras_laid_out)."""
@@ -332,8 +359,8 @@ class KerasLoop(nn.Module):
                 counts.append(count)
             projected.append(F.linear(x_d.transpose(0, 1), w_ih[d], b_ih[d]))
         x_proj = projected[0].unsqueeze(1) if len(projected) == 1 else torch.stack(projected, 1)
-        y, final = self.run(x_proj, w_hh, b_hh, [torch.stack([s[k] for s in states]) for k in range(len(states[0]))],
-                            mask is not None)
+        y, final = self.steps(x_proj, w_hh, b_hh, [torch.stack([s[k] for s in states]) for k in range(len(states[0]))],
+                              mask is not None)
         ys: List[Tensor] = []
         out: List[List[Tensor]] = []
         for d in range(len(w_ih)):
@@ -350,7 +377,7 @@ class KerasLoop(nn.Module):
         """x (batch, time, input_size) -> (outputs (batch, time, hidden_size), final states)."""
         if states is None:
             states = self.initial_states(x)
-        ys, out = self.directions(x, mask, self.layout(), [states], [self.go_backwards], [self.zero_output_for_mask])
+        ys, out = self.run(x, mask, self.layout(), [states], [self.go_backwards], [self.zero_output_for_mask])
         return ys[0], out[0]
 '''
 
@@ -371,7 +398,7 @@ class KerasBiLoop(nn.Module):
             states_fw = self.fw.initial_states(x)
         if states_bw is None:
             states_bw = self.bw.initial_states(x)
-        ys, out = self.fw.directions(x, mask, self.layout(), [states_fw, states_bw],
+        ys, out = self.fw.run(x, mask, self.layout(), [states_fw, states_bw],
                                      [self.fw.go_backwards, self.bw.go_backwards],
                                      [self.fw.zero_output_for_mask, self.bw.zero_output_for_mask])
         return ys[0], ys[1], out[0], out[1]
@@ -412,13 +439,19 @@ class LSTMLoop(KerasLoop):
         h, c = states[0], states[1]
         hs: List[Tensor] = []
         cs: List[Tensor] = []
+        recording = self.recording([x_proj, w_hh, h, c])
+        z = x_proj.new_empty(x_proj.shape[1:])  # every step's gates (unless recording), views made once
+        ifo, g = z.narrow(2, 0, 3 * u), z.narrow(2, 3 * u, u)
+        i, f, o = ifo.chunk(3, 2)
         for x_t in x_proj.unbind(0):
-            z = torch.baddbmm(x_t, h, w_hh)
-            if self.hard_gates:
-                i, f, o = z.narrow(2, 0, 3 * u).clamp_(0.0, 1.0).chunk(3, 2)
+            if recording:
+                z = torch.baddbmm(x_t, h, w_hh)
+                g = z.narrow(2, 3 * u, u)
+                i, f, o = self.gates_(z.narrow(2, 0, 3 * u)).chunk(3, 2)
             else:
-                i, f, o = self.recurrent_activation(z.narrow(2, 0, 3 * u)).chunk(3, 2)
-            c = (f * c).addcmul_(i, self.activation(z.narrow(2, 3 * u, u)))
+                torch.baddbmm(x_t, h, w_hh, out=z)
+                self.gates_(ifo)
+            c = (f * c).addcmul_(i, self.activation(g))
             h = o * self.activation(c)
             hs.append(h)
             if every:
@@ -455,25 +488,34 @@ class GRULoop(KerasLoop):
         return (w_ih, b_ih + torch.cat([b_rz, torch.zeros_like(b_n)]), w_hh.t(),
                 torch.cat([torch.zeros_like(b_rz), b_n]))
 
-    def gates(self, z: Tensor) -> List[Tensor]:
-        """r and z from their pre-activations (a fresh tensor, (directions, batch, 2 * units))."""
-        if self.hard_gates:
-            return z.clamp_(0.0, 1.0).chunk(2, 2)
-        return self.recurrent_activation(z).chunk(2, 2)
-
     def steps(self, x_proj: Tensor, w_hh: Tensor, b_hh: Tensor, states: List[Tensor],
               every: bool) -> Tuple[Tensor, List[Tensor]]:
         u = self.hidden_size
         w_rz, w_n = w_hh.narrow(2, 0, 2 * u), w_hh.narrow(2, 2 * u, u)
         h = states[0]
         hs: List[Tensor] = []
+        recording = self.recording([x_proj, w_hh, b_hh, h])
+        # every step's r, z and recurrent product (unless recording), views made once
+        rz, hh = x_proj.new_empty(x_proj.size(1), x_proj.size(2), 2 * u), x_proj.new_empty(x_proj.shape[1:])
+        r, z = rz.chunk(2, 2)
+        h_rz, h_n = hh.narrow(2, 0, 2 * u), hh.narrow(2, 2 * u, u)
         for x_rz, x_n in zip(x_proj.narrow(3, 0, 2 * u).unbind(0), x_proj.narrow(3, 2 * u, u).unbind(0)):
-            if self.reset_after:
+            if recording and self.reset_after:
                 h_rz, h_n = torch.baddbmm(b_hh, h, w_hh).split([2 * u, u], 2)
-                r, z = self.gates(x_rz + h_rz)
+                rz = x_rz + h_rz
+            elif recording:
+                rz = torch.baddbmm(x_rz, h, w_rz)
+            elif self.reset_after:
+                torch.baddbmm(b_hh, h, w_hh, out=hh)
+                torch.add(x_rz, h_rz, out=rz)
+            else:
+                torch.baddbmm(x_rz, h, w_rz, out=rz)
+            self.gates_(rz)
+            if recording:
+                r, z = rz.chunk(2, 2)
+            if self.reset_after:
                 n = self.activation(torch.addcmul(x_n, r, h_n))
             else:
-                r, z = self.gates(torch.baddbmm(x_rz, h, w_rz))
                 n = self.activation(torch.baddbmm(x_n, r * h, w_n))
             h = torch.lerp(n, h, z)
             hs.append(h)
