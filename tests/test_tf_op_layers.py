@@ -47,7 +47,7 @@ def _seq(steps=5, features=4):
 
 #: name -> a function of (x, h) giving the model's outputs (h: an LSTM's (batch, 5, 6) sequence)
 CASES = {
-    "index_and_slices": lambda x, h: [h[:, -2], h[:, 1:, :3], h[..., 2:4], h[:, -3:-1:2, 0]],
+    "index_and_slices": lambda x, h: [h[:, -2], h[:, 1:, :3], h[..., 2:4], h[:, -3:-1:2, 0], h[:, 0:9:1] * 1.0],
     "reductions": lambda x, h: [ops.mean(h, axis=(1, 2), keepdims=True), ops.min(h, axis=2),
                                 ops.sum(h, axis=-1, keepdims=True), ops.max(h, axis=1)],
     "arithmetic": lambda x, h: [h * L.Dense(1, name="gate")(h), h / 3.0, 2.0 ** h, ops.maximum(h, h[:, :1]),
@@ -259,3 +259,17 @@ def test_keras3_legacy_h5_op_nodes_are_read_as_operations(tmp_path):
     ir = read(path)
     assert [n.op for n in ir.nodes if n.source.get("class_name") == "Multiply"] == ["binary"]
     assert_close(reference.run(ir, [xs])[0], keras.ops.convert_to_numpy(model(xs)), "Keras 3 .h5")
+
+
+def test_intermediate_tensors_never_take_a_strangers_layer_name(tmp_path):
+    """A layer named like a call's intermediate tensor (``<layer>/axis2``): the call's tensor gets another name."""
+    path = _h5_with(tmp_path, "ops_mix", "tf.math.reduce_max", lambda item: None)
+    with h5py.File(path, "r+") as f:
+        f.attrs["model_config"] = f.attrs["model_config"].replace('"tf.math.reduce_max"',
+                                                                  '"tf.__operators__.getitem/axis2"')
+    model = read(path)
+    produced = [t for n in model.nodes for t in n.outputs]
+    assert len(produced) == len(set(produced)) and "tf.__operators__.getitem/axis2'" in produced
+    data = np.load(FIXTURES / "expected" / "ops_mix.npz")
+    for k, got in enumerate(reference.run(model, [data["in:x"]])):
+        assert_close(got, data[f"out:{k}"], f"output {k}")

@@ -18,7 +18,7 @@ from ..sanitize import quote
 from ..budget import Budget
 from ..ir import Node
 from .hdf5 import Weight
-from .keras_config import LayerSpec, check_activation
+from .keras_config import KerasGraph, LayerSpec, check_activation
 from .malformed import malformed
 
 Shape = tuple  # without batch; entries int or None
@@ -67,6 +67,8 @@ class Builder(Protocol):
     keras_version: str | None
     keras3_masks: bool
     budget: Budget
+    graph: KerasGraph
+    nodes: list[Node]  # the IR nodes built so far
 
     def layer_weights(self, spec: LayerSpec) -> list[Weight]: ...
 

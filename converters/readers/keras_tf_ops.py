@@ -130,13 +130,24 @@ def _out(call: LayerCall, x: Tensor, shape: tuple | None) -> Tensor:
     return Tensor(call.out(), shape, dtype=x.dtype)
 
 
+def _fresh(call: LayerCall, suffix: str) -> str:
+    """A name for an intermediate tensor of this call (``<call>/<suffix>``) that no layer of the graph and no
+    tensor built so far has (a stranger's layer may be named so)."""
+    builder = call.builder
+    taken = {s.name for s in builder.graph.layers} | {t for n in builder.nodes for t in n.outputs}
+    name = f"{call.name}/{suffix}"
+    while name in taken:
+        name += "'"
+    return name
+
+
 # -- kinds ---------------------------------------------------------------------------------------
 def _slice_items(call: LayerCall, key: object, rank: int) -> list:
     """The key as one item per axis (batch first): ``("all",)``, ``("index", i)``, ``("slice", a, b, s)``."""
     items = key if isinstance(key, list) else [key]
     if len(items) > MAX_RANK:
         raise call.error(f"slice: expected at most {MAX_RANK} items, found {len(items)}")
-    parsed = []
+    parsed: list[tuple] = []
     for item in items:
         if isinstance(item, dict) and item.get("class_name") == "__ellipsis__":
             parsed.append(("...",))
@@ -175,8 +186,9 @@ def getitem(call: LayerCall, args: Args) -> Tensor:
     if items[0] != ("all",):
         raise call.unsupported("slicing the batch axis is not supported")
     todo = [(a, p) for a, p in enumerate(items) if p != ("all",)]
-    if not todo:
-        raise call.unsupported("a slice that keeps everything is not supported")
+    if not todo:  # x[:] or x[...]
+        call.add("identity", [x.name], [call.out()])
+        return _out(call, x, x.shape)
     shape = list(x.shape)
     name = x.name
     for k, (axis, p) in enumerate(reversed(todo)):
@@ -196,7 +208,7 @@ def getitem(call: LayerCall, args: Args) -> Tensor:
             options = {"axis": axis, "start": start, "stop": stop, "step": step}
             shape[axis - 1] = None if d is None else len(range(d)[slice(start, stop, step)])
         last = k == len(todo) - 1
-        out = call.out() if last else f"{call.name}/axis{axis}"
+        out = call.out() if last else _fresh(call, f"axis{axis}")
         call.add("slice", [name], [out], options, name=None if last else out)
         name = out
     return _out(call, x, tuple(shape))
@@ -209,7 +221,7 @@ def flip(call: LayerCall, args: Args) -> Tensor:
     name = x.name
     for k, axis in enumerate(axes):
         last = k == len(axes) - 1
-        out = call.out() if last else f"{call.name}/axis{axis}"
+        out = call.out() if last else _fresh(call, f"axis{axis}")
         call.add("slice", [name], [out], {"axis": axis, "step": -1}, name=None if last else out)
         name = out
     return _out(call, x, x.shape)
@@ -330,7 +342,7 @@ def stack(call: LayerCall, args: Args) -> Tensor:
     for k, t in enumerate(xs):
         shape = list(t.shape)
         shape.insert(axis - 1, 1)
-        parts.append(_reshaped(call, t, shape, f"{call.name}/item{k}").name)
+        parts.append(_reshaped(call, t, shape, _fresh(call, f"item{k}")).name)
     call.add("concatenate", parts, [call.out()], {"axis": axis})
     shape = list(xs[0].shape)
     shape.insert(axis - 1, len(xs))
@@ -370,7 +382,7 @@ def clip(call: LayerCall, args: Args) -> Tensor:
     high = _number(call, p.get("clip_value_max", p.get("x_max")), "clip high")
     if low > high:
         raise call.unsupported(f"clip: expected low <= high, found {low} and {high}")
-    capped = f"{call.name}/max"
+    capped = _fresh(call, "max")
     call.add("scalar", [x.name], [capped], {"operation": "minimum", "value": high}, name=capped)
     call.add("scalar", [capped], [call.out()], {"operation": "maximum", "value": low})
     return _out(call, x, x.shape)
@@ -428,7 +440,7 @@ def softmax(call: LayerCall, args: Args) -> Tensor:
         return _out(call, x, x.shape)
     dims = list(range(1, rank))
     dims[axis - 1], dims[-1] = dims[-1], dims[axis - 1]
-    moved, act = f"{call.name}/to_last", f"{call.name}/softmax"
+    moved, act = _fresh(call, "to_last"), _fresh(call, "softmax")
     call.add("permute", [x.name], [moved], {"dims": dims}, name=moved)
     call.add("activation", [moved], [act], {"activation": "softmax"}, name=act)
     call.add("permute", [act], [call.out()], {"dims": dims})
@@ -550,7 +562,7 @@ def read_tf_op(call: LayerCall) -> list[Tensor]:
     why = refusal(call.spec)
     if why:
         raise call.unsupported(why)
-    kind = KINDS[TF_FUNCTIONS[_function(call.spec)]]
+    kind = KINDS[TF_FUNCTIONS[_function(call.spec) or ""]]
     return [kind.build(call, _tf_args(call, kind))]
 
 

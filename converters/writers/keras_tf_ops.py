@@ -31,6 +31,7 @@ def slice_op(node: Node, name: str) -> KerasLayer:
     if o.get("index") is None and int_option(o["step"]) == -1:
         return _op(node, name, "Flip", {"axis": axis}, node.inputs[:1])
     everything = {"class_name": "__slice__", "config": {"start": None, "stop": None, "step": None}}
+    item: int | dict
     if o.get("index") is not None:
         item = int_option(o["index"])
     else:
