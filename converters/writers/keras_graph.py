@@ -132,11 +132,11 @@ class _MaskTracker:
     def layer_call(self, layer: KerasLayer) -> list[str]:
         """Record the layer's output masks; return the mask tensors its call takes as arguments."""
         cls, node = layer.class_name, layer.node
+        if layer.module != "keras.layers":  # an operation node: takes no mask, its output has none
+            return []
         ins = [self.masks.get(t) for t in layer.args]
         if cls in ATTENTION_CLASSES and node is not None and node.op in ATTENTION_LAYERS:
             extra, out_masks = mask_call(self, layer, ins)
-        if layer.module != "keras.layers":  # an operation node: takes no mask, its output has none
-            return []
             for t, m in zip(layer.outputs, out_masks):
                 if m is not None:
                     self.masks[t] = m
@@ -353,11 +353,11 @@ def weight_paths(graph: KerasLayerGraph, model: Model) -> list[tuple[str, KerasL
     used: dict[str, int] = {}
     out = []
     for item in keras_layer_order(graph, model):
+        if not isinstance(item, str) and item.module != "keras.layers":
+            continue  # an operation node: not in model.layers
         cls = "InputLayer" if isinstance(item, str) else item.class_name
         base = to_snake_case(cls)
         if base in used:
-        if not isinstance(item, str) and item.module != "keras.layers":
-            continue  # an operation node: not in model.layers
             used[base] += 1
             base = f"{base}_{used[base]}"
         else:
