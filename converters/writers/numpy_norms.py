@@ -1,13 +1,14 @@
 """The normalization and scaling ops in the generated numpy ``model.py``, written out as Keras' equations
 (converters/reference_norms.py); each weight's shape is checked against the input's first
-(converters/writers/torch_norms.py)."""
+(converters/writers/norm_checks.py)."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..ir import Node
+from ..ops import conv1d_transpose_edges
 from .codegen import number as _number
-from .torch_norms import check_broadcast, group_channels, input_shape, trailing_dims
+from .norm_checks import check_broadcast, conv1d_transpose_weights, group_channels, input_shape, trailing_dims
 
 
 def _float(a) -> np.ndarray:
@@ -70,9 +71,6 @@ EMITTERS = {"normalization": normalization_to_numpy, "rescaling": rescaling_to_n
 def conv1d_transpose_to_numpy(w, node: Node) -> None:
     """Each input step scattered through the kernel (the input spread ``strides`` apart, one shifted product per
     tap), TensorFlow's crop / zero steps (ops.conv1d_transpose_edges), the bias, the activation."""
-    from ..ops import conv1d_transpose_edges
-    from .torch_norms import conv1d_transpose_weights
-
     weight, bias, k, s, d = conv1d_transpose_weights(node)
     params = {"weight": _float(weight), **({"bias": _float(bias)} if bias is not None else {})}
     p, x = w.weights(node.name, params), w.var(node.inputs[0], node)

@@ -1,18 +1,21 @@
 """The normalization and scaling ops as ONNX nodes (equations: converters/reference_norms.py), opset 13+:
 element-wise ``Sub``/``Div``/``Max``/``Sqrt`` with the weights as initializers, ``ReduceMean`` for the
 moments; group_norm reshapes the channels to ``(groups, channels / groups)`` and back (time stays dynamic).
-Each weight's shape is checked against the input's first (converters/writers/torch_norms.py)."""
+Each weight's shape is checked against the input's first (converters/writers/norm_checks.py)."""
 from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
+
 from ..errors import UnsupportedError
 from ..ir import Node
+from ..ops import conv1d_transpose_edges
 from ..shapes import infer_shapes
-from .onnx_activations import scalar
+from .onnx_activations import apply_activation, scalar
 from .onnx_builder import GraphBuilder
 from .onnx_layers import _reduce
-from .torch_norms import check_broadcast, group_channels, input_shape, trailing_dims
+from .norm_checks import check_broadcast, conv1d_transpose_weights, group_channels, input_shape, trailing_dims
 
 
 def _shape(g: GraphBuilder, node: Node) -> tuple:
@@ -78,12 +81,6 @@ LAYERS = {"normalization": normalization_to_onnx, "rescaling": rescaling_to_onnx
 
 def conv1d_transpose_to_onnx(g: GraphBuilder, node: Node) -> None:
     """ConvTranspose (no pads) between two Transposes, TensorFlow's crop (Slice) and zero steps (Pad), the bias."""
-    import numpy as np
-
-    from ..ops import conv1d_transpose_edges
-    from .onnx_activations import apply_activation
-    from .torch_norms import conv1d_transpose_weights
-
     weight, bias, k, s, d = conv1d_transpose_weights(node)
     x = g.transpose(node.inputs[0], [0, 2, 1])
     y = g.op("ConvTranspose", [x, g.initializer(weight, "weight")], kernel_shape=[k], strides=[s], dilations=[d],

@@ -3,7 +3,7 @@
 ``normalization``, ``rescaling`` and ``rms_norm`` are small modules written into model.py once per kind
 (:data:`HELPERS`); ``group_norm`` is ``nn.GroupNorm`` over the channels moved to axis 1 (the same
 moments, each group over its channels and every step). Each weight's shape is checked against the
-input's before anything is written: the IR may come from a stranger's ``.gates`` file.
+input's before anything is written (converters/writers/norm_checks.py).
 """
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import Node
+from ..ops import conv1d_transpose_edges
 from .codegen import number as _number
+from .norm_checks import check_broadcast, conv1d_transpose_weights, group_channels, input_shape, trailing_dims
 
 _NORMALIZATION = '''
 class KerasNormalization(nn.Module):
@@ -59,50 +61,6 @@ class KerasRMSNorm(nn.Module):
 
 HELPERS = {"KerasNormalization": (_NORMALIZATION, ()), "KerasRescaling": (_RESCALING, ()),
            "KerasRMSNorm": (_RMS_NORM, ())}
-
-
-def input_shape(w, node: Node) -> tuple:
-    """The input's shape without batch, known in rank (converters/shapes.py), or a one-line refusal."""
-    shape = w.shapes.get(node.inputs[0])
-    if shape is None:
-        raise UnsupportedError(f"expected a known input rank for {node.op}, found none", layer=node.label())
-    return tuple(shape)
-
-
-def check_broadcast(node: Node, shape: tuple, arrays: dict, *, same_rank: bool = False) -> None:
-    """Each array broadcasts against one sample of ``shape`` from the right without changing it (size 1 or the
-    input's; ``same_rank``: exactly the sample's rank), else a one-line refusal naming it."""
-    for key, a in arrays.items():
-        dims = np.shape(a)
-        bad = len(dims) > len(shape) or (same_rank and len(dims) != len(shape)) or any(
-            d != 1 and d != s for d, s in zip(dims[::-1], shape[::-1]))
-        if bad:
-            raise UnsupportedError(f"expected {key} to broadcast against the input's (batch, "
-                                   f"{', '.join(map(str, shape))}), found shape {dims}", layer=node.label())
-
-
-def trailing_dims(node: Node, shape: tuple, axes: list[int], arrays: dict) -> tuple[int, ...]:
-    """The input's sizes on ``axes`` (the trailing ones, known); each array must have exactly them."""
-    if axes != list(range(-len(axes), 0)) or len(axes) > len(shape) or any(shape[a] is None for a in axes):
-        raise UnsupportedError(f"expected known trailing axes, found axes {axes} of shape {shape}", layer=node.label())
-    dims = tuple(int(shape[a]) for a in axes)
-    for key, a in arrays.items():
-        if np.shape(a) != dims:
-            raise UnsupportedError(f"expected {key} of shape {dims}, found {np.shape(a)}", layer=node.label())
-    return dims
-
-
-def group_channels(node: Node, shape: tuple) -> int:
-    """The channels (last axis) of a group_norm's input: known, a multiple of groups; gamma/beta (channels,)."""
-    channels, groups = (shape[-1] if shape else None), int(node.options["groups"])
-    if channels is None or channels % groups:
-        raise UnsupportedError(f"expected a known number of channels that groups {groups} divides, found shape "
-                               f"{shape}", layer=node.label())
-    for key in ("gamma", "beta"):
-        if key in node.weights and np.shape(node.weights[key]) != (channels,):
-            raise UnsupportedError(f"expected {key} of shape ({channels},), found {np.shape(node.weights[key])}",
-                                   layer=node.label())
-    return int(channels)
 
 
 def _f32(a) -> np.ndarray:
@@ -158,23 +116,12 @@ EMITTERS = {"normalization": normalization_to_torch, "rescaling": rescaling_to_t
 
 
 # -- conv1d_transpose (Keras Conv1DTranspose) ------------------------------------------------------
-def conv1d_transpose_weights(node: Node) -> tuple[np.ndarray, np.ndarray | None, int, int, int]:
-    """``(weight (in, filters, k), bias or None, k, strides, dilation)``, the weight's shape checked against the
-    options (a stranger's .gates file may hold any)."""
-    o, weight, bias = node.options, np.asarray(node.weights["weight"]), node.weights.get("bias")
-    filters, k = int(o["filters"]), int(o["kernel_size"])
-    if weight.ndim != 3 or weight.shape[1:] != (filters, k) or bias is not None and np.shape(bias) != (filters,):
-        raise UnsupportedError(f"expected weight (in, {filters}, {k}) and bias ({filters},), found "
-                               f"{weight.shape} and {np.shape(bias)}", layer=node.label())
-    return weight, None if bias is None else np.asarray(bias), k, int(o["strides"]), int(o["dilation_rate"])
 
 
 def conv1d_transpose_to_torch(w, node: Node) -> None:
     """F.conv_transpose1d with nn.ConvTranspose1d's weight and bias, no padding: TensorFlow's zero steps at the
     end are its ``output_padding`` (they get the bias only; always < strides), its crop a slice
     (ops.conv1d_transpose_edges)."""
-    from ..ops import conv1d_transpose_edges
-
     weight, bias, k, s, d = conv1d_transpose_weights(node)
     n_in, filters = weight.shape[:2]
     params = {"weight": _f32(weight), **({"bias": _f32(bias)} if bias is not None else {})}
