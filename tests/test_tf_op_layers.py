@@ -47,7 +47,8 @@ def _seq(steps=5, features=4):
 
 #: name -> a function of (x, h) giving the model's outputs (h: an LSTM's (batch, 5, 6) sequence)
 CASES = {
-    "index_and_slices": lambda x, h: [h[:, -2], h[:, 1:, :3], h[..., 2:4], h[:, -3:-1:2, 0], h[:, 0:9:1] * 1.0],
+    "index_and_slices": lambda x, h: [h[:, -2], h[:, 1:, :3], h[..., 2:4], h[:, -3:-1:2, 0], h[:, 0:9:1] * 1.0,
+                                      h[:, :, None], h[:, None, -1], h[..., None, 1:3], h[:, 2, None, None]],
     "reductions": lambda x, h: [ops.mean(h, axis=(1, 2), keepdims=True), ops.min(h, axis=2),
                                 ops.sum(h, axis=-1, keepdims=True), ops.max(h, axis=1)],
     "arithmetic": lambda x, h: [h * L.Dense(1, name="gate")(h), h / 3.0, 2.0 ** h, ops.maximum(h, h[:, :1]),
@@ -170,7 +171,11 @@ HOSTILE_TF = [
     ("ops_attention", "tf.__operators__.getitem", _kwargs(slice_spec=[{"start": None, "stop": None, "step": None},
                                                                       -1, 9]), ["expected an index from -8 to 7 for axis 2 of size 8, found 9"]),
     ("ops_attention", "tf.__operators__.getitem", _kwargs(slice_spec=[{"start": None, "stop": None, "step": None},
-                                                                      None]), ["expected integers, slices"]),
+                                                                      "1:2"]), ["expected integers, slices"]),
+    ("ops_attention", "tf.__operators__.getitem", _kwargs(slice_spec=[None, 0]), ["a new axis before it"]),
+    ("ops_attention", "tf.__operators__.getitem", _kwargs(slice_spec=[{"start": None, "stop": None, "step": None},
+                                                                      -1] + [None] * 31),
+     ["slice: expected at most 32 items, found 33"]),
     ("ops_attention", "tf.concat", _kwargs(axis=0), ["batch axis"]),
     ("ops_mix", "tf.compat.v1.transpose", _kwargs(perm=[1, 0, 2]), ["moves the batch axis"]),
     ("ops_mix", "tf.compat.v1.transpose", _kwargs(perm=[0, 2, 2]), ["perm: expected a permutation of 0..2"]),

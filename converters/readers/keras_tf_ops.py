@@ -161,13 +161,16 @@ def _slice_items(call: LayerCall, key: object, rank: int) -> list:
             parsed.append(("slice", *parts))
         elif is_int(item) and -MAX_SIZE <= item <= MAX_SIZE:
             parsed.append(("index", item))
+        elif item is None:  # tf.newaxis
+            parsed.append(("new",))
         else:
-            raise call.unsupported(f"slice: expected integers, slices and ..., found {quote(item, 80)}")
+            raise call.unsupported(f"slice: expected integers, slices, None and ..., found {quote(item, 80)}")
     if sum(p[0] == "..." for p in parsed) > 1:
         raise call.error("slice: expected at most one ...")
-    fill = rank - (len(parsed) - sum(p[0] == "..." for p in parsed))
+    fill = rank - sum(p[0] in ("index", "slice") for p in parsed)
     if fill < 0:
-        raise call.error(f"slice: expected at most {rank} items for a tensor of rank {rank}, found {len(parsed)}")
+        raise call.error(f"slice: expected at most {rank} items for a tensor of rank {rank}, found "
+                         f"{rank - fill}")
     if ("...",) in parsed:
         k = parsed.index(("...",))
         parsed[k:k + 1] = [("all",)] * fill
@@ -177,53 +180,66 @@ def _slice_items(call: LayerCall, key: object, rank: int) -> list:
                                                         (0, None, 1)) else p for p in parsed]
 
 
+def _slices(call: LayerCall, x: Tensor, steps: list[dict], last: bool = True) -> str:
+    """``slice`` nodes applied in turn to ``x``, the last named as the call's output when ``last``."""
+    name = x.name
+    for k, options in enumerate(steps):
+        final = last and k == len(steps) - 1
+        out = call.out() if final else _fresh(call, f"axis{options['axis']}")
+        call.add("slice", [name], [out], options, name=None if final else out)
+        name = out
+    return name
+
+
+def _slice_step(call: LayerCall, axis: int, item: tuple, shape: list) -> dict:
+    """The options of one axis' ``slice`` node; ``shape`` (without batch) updated."""
+    d = shape[axis - 1]
+    if item[0] == "index":
+        if d is not None and not -d <= item[1] < d:
+            raise call.error(f"slice: expected an index from {-d} to {d - 1} for axis {axis} of size {d}, "
+                             f"found {item[1]}")
+        del shape[axis - 1]
+        return {"axis": axis, "index": item[1]}
+    start, stop, step = item[1], item[2], 1 if item[3] is None else item[3]
+    if step == 0:
+        raise call.error("slice: expected a nonzero step, found 0")
+    if step < 0 and (step != -1 or start is not None or stop is not None):
+        raise call.unsupported("slice: a negative step is supported only as ::-1")
+    shape[axis - 1] = None if d is None else len(range(d)[slice(start, stop, step)])
+    return {"axis": axis, "start": start, "stop": stop, "step": step}
+
+
 def getitem(call: LayerCall, args: Args) -> Tensor:
-    """One ``slice`` node per sliced axis, last axis first (so that dropped axes leave the others' numbers)."""
+    """One ``slice`` node per sliced axis, last axis first (so that dropped axes leave the others' numbers);
+    new axes (``None``) by a reshape at the end."""
     x = args.operands[0]
     rank = _rank(call, x)
     key = args.params.pop("slice_spec", args.operands[1] if len(args.operands) > 1 else None)
     items = _slice_items(call, key, rank)
     if items[0] != ("all",):
-        raise call.unsupported("slicing the batch axis is not supported")
-    todo = [(a, p) for a, p in enumerate(items) if p != ("all",)]
-    if not todo:  # x[:] or x[...]
+        raise call.unsupported("slicing the batch axis or a new axis before it is not supported")
+    consumed = [p for p in items if p != ("new",)]  # one per input axis
+    shape = list(x.shape)
+    steps = [_slice_step(call, axis, p, shape) for axis, p in reversed(list(enumerate(consumed))) if p != ("all",)]
+    new = ("new",) in items
+    if not steps and not new:  # x[:] or x[...]
         call.add("identity", [x.name], [call.out()])
         return _out(call, x, x.shape)
-    shape = list(x.shape)
-    name = x.name
-    for k, (axis, p) in enumerate(reversed(todo)):
-        d = shape[axis - 1]
-        if p[0] == "index":
-            if d is not None and not -d <= p[1] < d:
-                raise call.error(f"slice: expected an index from {-d} to {d - 1} for axis {axis} of size {d}, "
-                                 f"found {p[1]}")
-            options = {"axis": axis, "index": p[1]}
-            del shape[axis - 1]
-        else:
-            start, stop, step = p[1], p[2], 1 if p[3] is None else p[3]
-            if step == 0:
-                raise call.error("slice: expected a nonzero step, found 0")
-            if step < 0 and (step != -1 or start is not None or stop is not None):
-                raise call.unsupported("slice: a negative step is supported only as ::-1")
-            options = {"axis": axis, "start": start, "stop": stop, "step": step}
-            shape[axis - 1] = None if d is None else len(range(d)[slice(start, stop, step)])
-        last = k == len(todo) - 1
-        out = call.out() if last else _fresh(call, f"axis{axis}")
-        call.add("slice", [name], [out], options, name=None if last else out)
-        name = out
-    return _out(call, x, tuple(shape))
+    sliced = Tensor(_slices(call, x, steps, last=not new), tuple(shape), dtype=x.dtype)
+    if not new:
+        return _out(call, x, sliced.shape)
+    kept = iter(shape)
+    final = [1 if p == ("new",) else next(kept) for p in items[1:] if p[0] != "index"]
+    if len(final) >= MAX_RANK:
+        raise call.unsupported(f"slice: expected a result of rank at most {MAX_RANK}, found {len(final) + 1}")
+    return _reshaped(call, sliced, final)
 
 
 def flip(call: LayerCall, args: Args) -> Tensor:
     """``ops.flip`` / ``tf.reverse``: one reversing ``slice`` node per axis."""
     x = args.operands[0]
     axes = _axes(call, args.params.get("axis"), _rank(call, x))
-    name = x.name
-    for k, axis in enumerate(axes):
-        last = k == len(axes) - 1
-        out = call.out() if last else _fresh(call, f"axis{axis}")
-        call.add("slice", [name], [out], {"axis": axis, "step": -1}, name=None if last else out)
-        name = out
+    _slices(call, x, [{"axis": axis, "step": -1} for axis in axes])
     return _out(call, x, x.shape)
 
 
