@@ -127,6 +127,8 @@ def test_normalization_configs_that_do_not_fit_are_refused(tmp_path, changes, er
     (L.RMSNormalization(name="layer"), {"epsilon": -1.0}, FormatError, "epsilon"),
     (L.GroupNormalization(3, name="layer"), {"epsilon": float("inf")}, FormatError, "epsilon"),
     (L.Rescaling(2.0, name="layer"), {"scale": [[1.0, 2.0], [3.0]]}, GateportError, "scale"),
+    (L.Rescaling(2.0, name="layer"), {"offset": "0.5"}, FormatError, "expected numbers"),
+    (L.RMSNormalization(name="layer"), {"axis": [-1, 2]}, FormatError, "distinct axes"),
 ])
 def test_other_layer_configs_that_do_not_fit_are_refused(tmp_path, layer, changes, error, match):
     _, path = save(tmp_path, layer)

@@ -704,6 +704,8 @@ def _norm_axes(call: LayerCall, x: Tensor, value: object) -> list[int]:
     if any(not -rank <= a < rank for a in axes):
         raise call.error(f"axis {axes}: expected axes of a rank-{rank} input")
     norm = sorted({a % rank - rank for a in axes})
+    if len(norm) != len(axes):  # Keras would build its weights with that axis twice
+        raise call.error(f"axis {axes}: expected distinct axes")
     if -rank in norm or norm != list(range(-len(norm), 0)):
         raise call.unsupported(f"{call.class_name} over axes {axes} is not supported (only the last "
                                "axes, batch excluded)")
@@ -748,12 +750,24 @@ def _array_dims(call: LayerCall, key: str, value: object) -> tuple[int, ...]:
     return call.builder.budget.take_array(dims, 8, f"{key} in the config", layer=call.label)
 
 
+def _numbers_only(call: LayerCall, key: str, value: object) -> None:
+    """Every leaf of ``value`` a number (numpy would read "0.5" as one; Keras' cast refuses a string)."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, list):
+            todo.extend(item)
+        elif not isinstance(item, (int, float)):
+            raise call.error(f"{key}: expected numbers, found {quote(item)}")
+
+
 def _config_array(call: LayerCall, key: str, value: object) -> np.ndarray:
     """A number or (nested) list of numbers the config holds (also Keras 3's ``{"class_name": "__numpy__",
     "config": {"value": ...}}``), as float32 as Keras casts it; its size counted against the file's budget."""
     if isinstance(value, dict) and value.get("class_name") in ("__numpy__", "__tensor__"):
         value = (value.get("config") or {}).get("value")
     dims = _array_dims(call, key, value)
+    _numbers_only(call, key, value)
     with call.parsing(key):
         array = np.array(value, dtype=np.float64)
     if array.shape != dims or not np.all(np.isfinite(array)):
