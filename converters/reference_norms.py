@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .norm_checks import check_weights
 from .ops import conv1d_transpose_edges
 from .reference_rnn import activation
 
@@ -72,6 +73,15 @@ def _conv1d_transpose(node, x):
     return activation(node, o.get("activation"))(y)
 
 
+def _checked(compute):
+    """``compute`` after the node's weights are checked against ``x`` (a stranger's .gates file holds anything)."""
+    def run(node, x):
+        check_weights(node, tuple(x.shape[1:]))
+        return compute(node, x)
+    return run
+
+
 #: op -> f(node, x) -> one array
-OPS = {"normalization": _normalization, "rescaling": _rescaling, "rms_norm": _rms_norm, "group_norm": _group_norm,
-       "conv1d_transpose": _conv1d_transpose}
+OPS = {op: _checked(f) for op, f in (("normalization", _normalization), ("rescaling", _rescaling),
+                                     ("rms_norm", _rms_norm), ("group_norm", _group_norm),
+                                     ("conv1d_transpose", _conv1d_transpose))}

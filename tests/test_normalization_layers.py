@@ -17,7 +17,7 @@ from converters import reference  # noqa: E402
 from converters.cli import main  # noqa: E402
 from converters.errors import FormatError, GateportError, UnsupportedError  # noqa: E402
 from converters.readers import read  # noqa: E402
-from converters.writers import numpy_code, onnx_graph, torch_code  # noqa: E402
+from converters.writers import keras_v3, numpy_code, onnx_graph, torch_code  # noqa: E402
 from helpers import assert_close  # noqa: E402
 
 L = keras.layers
@@ -147,7 +147,8 @@ def test_refusal_is_one_cli_line(tmp_path, capsys):
 @pytest.mark.parametrize("op,key,shape", [("normalization", "mean", (1, 2)), ("rescaling", "scale", (2,)),
                                           ("rms_norm", "scale", (4,)), ("group_norm", "gamma", (5,))])
 def test_writers_check_weights_against_the_input(tmp_path, op, key, shape):
-    """An IR (a stranger's .gates file) whose weights do not fit the input: each writer refuses in one line."""
+    """An IR (a stranger's .gates file) whose weights do not fit the input: each writer, and the reference
+    (verify), refuses in one line."""
     layer = {"normalization": L.Normalization(mean=0.0, variance=1.0), "rescaling": L.Rescaling([1.0, 2.0, 3.0]),
              "rms_norm": L.RMSNormalization(), "group_norm": L.GroupNormalization(3)}[op]
     _, path = save(tmp_path, layer)
@@ -157,7 +158,8 @@ def test_writers_check_weights_against_the_input(tmp_path, op, key, shape):
     if op == "normalization":
         node.weights["variance"] = np.ones(shape, np.float32)
     for write in (lambda: torch_code.write(ir, tmp_path / "t", force=True),
-                  lambda: numpy_code.write(ir, tmp_path / "n", force=True), lambda: onnx_graph.to_onnx(ir)):
+                  lambda: numpy_code.write(ir, tmp_path / "n", force=True), lambda: onnx_graph.to_onnx(ir),
+                  lambda: keras_v3.write(ir, tmp_path / "k.keras"), lambda: reference.run(ir, [x_in()])):
         with pytest.raises(UnsupportedError, match=f"expected {key}"):
             write()
 

@@ -29,6 +29,7 @@ from ..atomic import atomic_path, atomic_paths
 from ..errors import GateportError
 from ..ir import Model
 from ..keras_classes import RECURRENT_LAYERS
+from ..norm_checks import check_model
 from ..shapes import infer_shapes
 from .keras_graph import KerasLayerGraph, build, weight_paths
 from .keras_layers import KerasLayer, layer_object
@@ -69,6 +70,7 @@ def model_config(model: Model, graph: KerasLayerGraph | None = None) -> dict:
     """The ``config.json`` of ``model`` (what ``keras.saving.serialize_keras_object`` gives)."""
     graph = graph or build(model)
     shapes = infer_shapes(model)
+    check_model(model, shapes)  # the normalization layers' weights against their inputs (a stranger's IR)
     dtypes = {t: graph.input_specs[t][1] for t in graph.input_specs}
     layers = []
     for name, tensor in graph.inputs:

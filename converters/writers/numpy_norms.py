@@ -1,6 +1,6 @@
 """The normalization and scaling ops in the generated numpy ``model.py``, written out as Keras' equations
 (converters/reference_norms.py); each weight's shape is checked against the input's first
-(converters/writers/norm_checks.py)."""
+(converters/norm_checks.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +8,7 @@ import numpy as np
 from ..ir import Node
 from ..ops import conv1d_transpose_edges
 from .codegen import number as _number
-from .norm_checks import check_broadcast, conv1d_transpose_weights, group_channels, input_shape, trailing_dims
+from ..norm_checks import check_weights, conv1d_transpose_weights, group_channels, input_shape, trailing_dims
 
 
 def _float(a) -> np.ndarray:
@@ -22,7 +22,7 @@ def _axes(axes) -> str:
 
 def normalization_to_numpy(w, node: Node) -> None:
     params = {k: _float(node.weights[k]) for k in ("mean", "variance")}
-    check_broadcast(node, input_shape(w, node), params, same_rank=True)
+    check_weights(node, input_shape(w, node))
     x, p, eps = w.var(node.inputs[0], node), w.weights(node.name, params), _number(node.options["epsilon"])
     scale = f"np.maximum(np.sqrt({p}['variance']), {eps})"
     w.assign(node.outputs[0], f"{p}['mean'] + {x} * {scale}" if node.options["invert"]
@@ -31,7 +31,7 @@ def normalization_to_numpy(w, node: Node) -> None:
 
 def rescaling_to_numpy(w, node: Node) -> None:
     params = {k: _float(node.weights[k]) for k in ("scale", "offset")}
-    check_broadcast(node, input_shape(w, node), params)
+    check_weights(node, input_shape(w, node))
     x, p = w.var(node.inputs[0], node), w.weights(node.name, params)
     w.assign(node.outputs[0], f"{x} * {p}['scale'] + {p}['offset']")
 
@@ -71,6 +71,7 @@ EMITTERS = {"normalization": normalization_to_numpy, "rescaling": rescaling_to_n
 def conv1d_transpose_to_numpy(w, node: Node) -> None:
     """Each input step scattered through the kernel (the input spread ``strides`` apart, one shifted product per
     tap), TensorFlow's crop / zero steps (ops.conv1d_transpose_edges), the bias, the activation."""
+    check_weights(node, input_shape(w, node))
     weight, bias, k, s, d = conv1d_transpose_weights(node)
     params = {"weight": _float(weight), **({"bias": _float(bias)} if bias is not None else {})}
     p, x = w.weights(node.name, params), w.var(node.inputs[0], node)

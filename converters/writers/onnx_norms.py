@@ -1,7 +1,7 @@
 """The normalization and scaling ops as ONNX nodes (equations: converters/reference_norms.py), opset 13+:
 element-wise ``Sub``/``Div``/``Max``/``Sqrt`` with the weights as initializers, ``ReduceMean`` for the
 moments; group_norm reshapes the channels to ``(groups, channels / groups)`` and back (time stays dynamic).
-Each weight's shape is checked against the input's first (converters/writers/norm_checks.py)."""
+Each weight's shape is checked against the input's first (converters/norm_checks.py)."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -15,7 +15,7 @@ from ..shapes import infer_shapes
 from .onnx_activations import apply_activation, scalar
 from .onnx_builder import GraphBuilder
 from .onnx_layers import _reduce
-from .norm_checks import check_broadcast, conv1d_transpose_weights, group_channels, input_shape, trailing_dims
+from ..norm_checks import check_weights, conv1d_transpose_weights, group_channels, input_shape, trailing_dims
 
 
 def _shape(g: GraphBuilder, node: Node) -> tuple:
@@ -27,7 +27,7 @@ def _shape(g: GraphBuilder, node: Node) -> tuple:
 
 def normalization_to_onnx(g: GraphBuilder, node: Node) -> None:
     w = node.weights
-    check_broadcast(node, _shape(g, node), {k: w[k] for k in ("mean", "variance")}, same_rank=True)
+    check_weights(node, _shape(g, node))
     x, mean = node.inputs[0], g.initializer(w["mean"], "mean")
     scale = g.op("Max", [g.op("Sqrt", [g.initializer(w["variance"], "variance")]),
                          scalar(g, float(node.options["epsilon"]))], rank=g.rank(x))
@@ -39,7 +39,7 @@ def normalization_to_onnx(g: GraphBuilder, node: Node) -> None:
 
 def rescaling_to_onnx(g: GraphBuilder, node: Node) -> None:
     w = node.weights
-    check_broadcast(node, _shape(g, node), {k: w[k] for k in ("scale", "offset")})
+    check_weights(node, _shape(g, node))
     y = g.op("Mul", [node.inputs[0], g.initializer(w["scale"], "scale")])
     g.op("Add", [y, g.initializer(w["offset"], "offset")], out=node.outputs[0])
 
@@ -81,6 +81,7 @@ LAYERS = {"normalization": normalization_to_onnx, "rescaling": rescaling_to_onnx
 
 def conv1d_transpose_to_onnx(g: GraphBuilder, node: Node) -> None:
     """ConvTranspose (no pads) between two Transposes, TensorFlow's crop (Slice) and zero steps (Pad), the bias."""
+    check_weights(node, _shape(g, node))
     weight, bias, k, s, d = conv1d_transpose_weights(node)
     x = g.transpose(node.inputs[0], [0, 2, 1])
     y = g.op("ConvTranspose", [x, g.initializer(weight, "weight")], kernel_shape=[k], strides=[s], dilations=[d],

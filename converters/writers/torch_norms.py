@@ -3,17 +3,16 @@
 ``normalization``, ``rescaling`` and ``rms_norm`` are small modules written into model.py once per kind
 (:data:`HELPERS`); ``group_norm`` is ``nn.GroupNorm`` over the channels moved to axis 1 (the same
 moments, each group over its channels and every step). Each weight's shape is checked against the
-input's before anything is written (converters/writers/norm_checks.py).
+input's before anything is written (converters/norm_checks.py).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UnsupportedError
 from ..ir import Node
 from ..ops import conv1d_transpose_edges
 from .codegen import number as _number
-from .norm_checks import check_broadcast, conv1d_transpose_weights, group_channels, input_shape, trailing_dims
+from ..norm_checks import check_weights, conv1d_transpose_weights, group_channels, input_shape, trailing_dims
 
 _NORMALIZATION = '''
 class KerasNormalization(nn.Module):
@@ -75,9 +74,7 @@ def _module(w, node: Node, helper: str, ctor: str, params: dict) -> None:
 
 def normalization_to_torch(w, node: Node) -> None:
     params = {k: node.weights[k] for k in ("mean", "variance")}
-    check_broadcast(node, input_shape(w, node), params, same_rank=True)
-    if np.shape(params["mean"]) != np.shape(params["variance"]):
-        raise UnsupportedError("expected mean and variance of one shape", layer=node.label())
+    check_weights(node, input_shape(w, node))
     ctor = (f"KerasNormalization({list(np.shape(params['mean']))}, {bool(node.options['invert'])}, "
             f"{_number(node.options['epsilon'])})")
     _module(w, node, "KerasNormalization", ctor, params)
@@ -85,7 +82,7 @@ def normalization_to_torch(w, node: Node) -> None:
 
 def rescaling_to_torch(w, node: Node) -> None:
     params = {k: node.weights[k] for k in ("scale", "offset")}
-    check_broadcast(node, input_shape(w, node), params)
+    check_weights(node, input_shape(w, node))
     _module(w, node, "KerasRescaling",
             f"KerasRescaling({list(np.shape(params['scale']))}, {list(np.shape(params['offset']))})", params)
 
@@ -122,6 +119,7 @@ def conv1d_transpose_to_torch(w, node: Node) -> None:
     """F.conv_transpose1d with nn.ConvTranspose1d's weight and bias, no padding: TensorFlow's zero steps at the
     end are its ``output_padding`` (they get the bias only; always < strides), its crop a slice
     (ops.conv1d_transpose_edges)."""
+    check_weights(node, input_shape(w, node))
     weight, bias, k, s, d = conv1d_transpose_weights(node)
     n_in, filters = weight.shape[:2]
     params = {"weight": _f32(weight), **({"bias": _f32(bias)} if bias is not None else {})}

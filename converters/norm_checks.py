@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UnsupportedError
-from ..ir import Node
+from .errors import UnsupportedError
+from .ir import Node
 
 
 def input_shape(w, node: Node) -> tuple:
@@ -62,3 +62,36 @@ def conv1d_transpose_weights(node: Node) -> tuple[np.ndarray, np.ndarray | None,
         raise UnsupportedError(f"expected weight (in, {filters}, {k}) and bias ({filters},), found "
                                f"{weight.shape} and {np.shape(bias)}", layer=node.label())
     return weight, None if bias is None else np.asarray(bias), k, int(o["strides"]), int(o["dilation_rate"])
+
+
+def check_weights(node: Node, shape: tuple) -> None:
+    """Every check of ``node``'s weights against an input of ``shape`` (without batch; the reference passes the
+    array's own), or a one-line refusal naming the node."""
+    w = node.weights
+    if node.op == "normalization":
+        check_broadcast(node, shape, {k: w[k] for k in ("mean", "variance")}, same_rank=True)
+        if np.shape(w["mean"]) != np.shape(w["variance"]):
+            raise UnsupportedError("expected mean and variance of one shape", layer=node.label())
+    elif node.op == "rescaling":
+        check_broadcast(node, shape, {k: w[k] for k in ("scale", "offset")})
+    elif node.op == "rms_norm":
+        trailing_dims(node, shape, [int(a) for a in node.options["axes"]], {k: w[k] for k in ("scale",) if k in w})
+    elif node.op == "group_norm":
+        group_channels(node, shape)
+    elif node.op == "conv1d_transpose":
+        weight = conv1d_transpose_weights(node)[0]
+        if len(shape) != 2 or shape[-1] not in (None, weight.shape[0]):
+            raise UnsupportedError(f"expected an input (batch, time, {weight.shape[0]}), found shape {shape}",
+                                   layer=node.label())
+
+
+def check_model(model, shapes: dict) -> None:
+    """:func:`check_weights` for every node of these ops whose input shape ``shapes`` knows (the Keras writer)."""
+    for node in model.nodes:
+        shape = shapes.get(node.inputs[0]) if node.op in CHECKED_OPS else None
+        if shape is not None:
+            check_weights(node, tuple(shape))
+
+
+#: the ops :func:`check_weights` checks
+CHECKED_OPS = ("normalization", "rescaling", "rms_norm", "group_norm", "conv1d_transpose")
