@@ -10,11 +10,12 @@ import pytest
 
 from converters import keras_classes, manifest_check, ops, reference, reference_rnn
 from converters.readers import onnx_ops, onnx_recurrent
-from converters.writers import keras_attention, keras_layers, numpy_code, onnx_graph, torch_code
+from converters.writers import keras_attention, keras_layers, keras_tf_ops, numpy_code, onnx_graph, torch_code
 from helpers import SCHEMA_PATH
 
 READERS = Path(reference.__file__).parent / "readers"
-KERAS_WRITER = "Keras writer (writers/keras_layers.py LAYERS or IMPLICIT, writers/keras_attention.py LAYERS)"
+KERAS_WRITER = ("Keras writer (writers/keras_layers.py LAYERS or IMPLICIT, writers/keras_attention.py LAYERS, "
+                "writers/keras_tf_ops.py LAYERS)")
 
 #: Where each op gets computed or written: target -> the ops its dispatch knows.
 WRITERS = {
@@ -22,7 +23,8 @@ WRITERS = {
     "torch writer (writers/torch_code.py EMITTERS)": set(torch_code.EMITTERS),
     "numpy writer (writers/numpy_code.py EMITTERS)": set(numpy_code.EMITTERS),
     "ONNX writer (writers/onnx_graph.py CONVERTERS)": set(onnx_graph.CONVERTERS),
-    KERAS_WRITER: set(keras_layers.LAYERS) | set(keras_layers.IMPLICIT) | set(keras_attention.LAYERS),
+    KERAS_WRITER: set(keras_layers.LAYERS) | set(keras_layers.IMPLICIT) | set(keras_attention.LAYERS)
+    | set(keras_tf_ops.LAYERS),
 }
 #: Ops a writer may lack, with the reason (none today).
 WRITER_EXEMPT: dict[tuple[str, str], str] = {}
@@ -39,8 +41,8 @@ ONNX_READER_EXEMPT = {
     **dict.fromkeys(("fold_time", "unfold_time"), "the Shape/Slice/Concat/Reshape pairs are not read back"),
     **dict.fromkeys(("normalization", "rescaling", "rms_norm", "group_norm", "conv1d_transpose"),
                     "written as composed element-wise / ReduceMean graphs the reader does not fold"),
-    **dict.fromkeys(("slice", "reduce", "scalar", "binary"),
-                    "TensorFlow / Keras 3 calls: ONNX's Slice/Gather/Reduce*/element-wise nodes are not read back"),
+    **dict.fromkeys(("reduce", "scalar", "binary"),
+                    "TensorFlow / Keras 3 calls: ONNX's Reduce*/element-wise nodes are not read back"),
 }
 
 

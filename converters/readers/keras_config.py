@@ -373,12 +373,10 @@ def _layer_spec(item: dict, major: int) -> LayerSpec:
         return LayerSpec(name=name, class_name=cls, config={"model": item.get("config")},
                          is_container=True)
     # Keras 3 op nodes: module keras.src.ops.*; legacy .h5 drops the module, but an op's config
-    # never has the "trainable" every layer config has.
+    # never has the "trainable" every layer config but InputLayer's has (Softmax, Multiply ... are ops too).
     module = item.get("module")
-    from .keras_tf_ops import KERAS3_OPS  # the keras.ops calls read as data (imports this module)
-
     is_op = str(module).startswith("keras.src.ops") or (
-        module is None and major >= 3 and (cls in OP_CLASSES or cls in KERAS3_OPS) and "trainable" not in config)
+        module is None and major >= 3 and cls != "InputLayer" and "trainable" not in config)
     with malformed("layer config", layer=f"{name} ({cls})"):
         config = normalize_config(cls, config, major)
     return LayerSpec(name=name, class_name=cls, config=config, is_op=is_op)

@@ -25,6 +25,7 @@ from ..sanitize import quote
 from .keras_attention import CLASSES as ATTENTION_CLASSES, LAYERS as ATTENTION_LAYERS, check_mask_stripping, mask_call
 from ..keras_classes import MASK_ARG, MERGE_OPS, PASS_MASK, RECURRENT_CLASS, RECURRENT_LAYERS, to_snake_case
 from .keras_layers import IMPLICIT, LAYERS, MASK_ARG_LAYERS, KerasLayer, embedding_layer, time_distributed
+from .keras_tf_ops import LAYERS as OPERATIONS  # slice, reduce, scalar, binary: Keras 3 operation nodes
 
 #: Layers whose ``call`` takes ``mask`` (Keras fills it from the input when it is the only tensor), and
 #: those that pass their input's mask on unchanged: the mask columns of converters/keras_classes.py.
@@ -259,9 +260,10 @@ def build(model: Model) -> KerasLayerGraph:
     for node in model.nodes:
         if node.op in IMPLICIT:
             continue
-        convert = LAYERS.get(node.op) or ATTENTION_LAYERS.get(node.op)
+        convert = LAYERS.get(node.op) or ATTENTION_LAYERS.get(node.op) or OPERATIONS.get(node.op)
         if convert is None:
-            raise UnsupportedError(f"expected an op Keras 3 has a layer for ({', '.join([*LAYERS, *ATTENTION_LAYERS])}), "
+            known = ", ".join([*LAYERS, *ATTENTION_LAYERS, *OPERATIONS])
+            raise UnsupportedError(f"expected an op Keras 3 has a layer for ({known}), "
                                    f"found {quote(node.op)}", layer=node.label())
         name = unique_name(keras_name(node.name), taken)
         if node.op == "embedding":

@@ -445,8 +445,3 @@ def time_distributed(inner: KerasLayer, name: str) -> KerasLayer:
     variables.update({f"layer/{sub}" if sub else "layer": v for sub, v in inner.variables.items()})
     config = {**_base(name), "layer": layer_object(inner.class_name, inner.config)}
     return KerasLayer(name, "TimeDistributed", config, inner.args, inner.outputs, variables, node=inner.node)
-
-
-from .keras_tf_ops import LAYERS as _TF_OPS_LAYERS  # noqa: E402 (it builds KerasLayer objects)
-
-LAYERS.update(_TF_OPS_LAYERS)  # slice, reduce, scalar, binary: Keras 3 operation nodes
