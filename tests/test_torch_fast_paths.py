@@ -174,6 +174,10 @@ LOOPS = {
                                                    recurrent_activation="hard_sigmoid_keras2"),
     "gru_reset_after_hard_sigmoid_keras3_masked": lambda: layer("gru", True, reset_after=True,
                                                                 recurrent_activation="hard_sigmoid_keras3"),
+    # recurrent activations applied in place on the step's gate buffer (relu_, tanh_, nothing for linear)
+    "lstm_recurrent_relu_masked": lambda: layer("lstm", True, recurrent_activation="relu"),
+    "gru_reset_after_recurrent_tanh_masked": lambda: layer("gru", True, reset_after=True, recurrent_activation="tanh",
+                                                           activation="relu"),
     # Bidirectional: both directions in one loop (KerasBiLoop)
     "bi_lstm_hard_sigmoid_masked_initial_states_none": lambda: layer(
         "lstm", True, n_states=4, bidirectional=True, merge_mode=None, recurrent_activation="hard_sigmoid_keras2"),
@@ -254,3 +258,25 @@ def test_loop_weights_laid_out_again_only_when_a_parameter_changes(case, tmp_pat
     x = torch.from_numpy(xs[0]).requires_grad_()
     out = net(x, *(torch.from_numpy(v) for v in xs[1:]))[0]
     assert float(torch.autograd.grad(out.sum(), [x])[0].abs().sum()) > 0
+
+
+def test_gates_activated_in_place_give_the_same_bits(tmp_path):
+    """sigmoid_, tanh_, relu_ and nothing for linear on a step's gate buffer: bit for bit the
+    activation module's own output (the generic path), for LSTM and both GRU resets."""
+    module, _ = load(model(LOOPS["gru_reset_before_masked_backwards"]()), tmp_path)
+    (tmp_path / "lstm").mkdir()
+    module_lstm, _ = load(model(LOOPS["lstm_masked_returns_c"]()), tmp_path / "lstm")
+    x = torch.from_numpy(inputs(model(layer("lstm", False)))[0])
+    for act in (torch.nn.Sigmoid(), torch.nn.Tanh(), torch.nn.ReLU(), torch.nn.Identity()):
+        for make in (lambda a: module_lstm.LSTMLoop(F, U, torch.nn.Tanh(), a),
+                     lambda a: module.GRULoop(F, U, torch.nn.Tanh(), a, reset_after=False),
+                     lambda a: module.GRULoop(F, U, torch.nn.Tanh(), a, reset_after=True)):
+            fast, generic = make(act), make(act)
+            assert fast.inplace_gates
+            generic.inplace_gates = ""  # before its first call compiles it
+            with torch.no_grad():
+                for p in fast.parameters():
+                    p.uniform_(-0.6, 0.6)
+                generic.load_state_dict(fast.state_dict())
+                got, want = fast(x), generic(x)
+            assert torch.equal(got[0], want[0]) and all(map(torch.equal, got[1], want[1])), (act, fast)

@@ -239,7 +239,7 @@ class KerasLoop(nn.Module):
     """
 
     #: fixed per layer: TorchScript compiles them as constants, so a step runs no test of them
-    __constants__ = ["hidden_size", "hard_gates", "sigmoid_gates", "reset_after"]
+    __constants__ = ["hard_gates", "inplace_gates", "reset_after"]
 
     def __init__(self, input_size: int, hidden_size: int, gates: int, go_backwards: bool,
                  zero_output_for_mask: bool, recurrent_activation: Optional[nn.Module] = None):
@@ -254,7 +254,8 @@ class KerasLoop(nn.Module):
         affine = keras_hard_gates(recurrent_activation)
         self.hard_gates = affine is not None
         self.gate_scale, self.gate_shift = affine if affine is not None else (1.0, 0.0)
-        self.sigmoid_gates = isinstance(recurrent_activation, nn.Sigmoid)
+        self.inplace_gates = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu",
+                              nn.Identity: "identity"}.get(type(recurrent_activation), "")
 
     def initial_states(self, x: Tensor) -> List[Tensor]:
         return [x.new_zeros(x.size(0), self.hidden_size)]
@@ -291,11 +292,17 @@ class KerasLoop(nn.Module):
 
     def gates_(self, z: Tensor) -> Tensor:
         """The recurrent activation of the gates' pre-activations ``z`` (a view of a step's buffer), in place:
-        a hard sigmoid is one clamp (its a and b are in the weights), a sigmoid one sigmoid_."""
+        a hard sigmoid is one clamp (its a and b are in the weights), a sigmoid one sigmoid_, and so on."""
         if self.hard_gates:
             return z.clamp_(0.0, 1.0)
-        if self.sigmoid_gates:
+        if self.inplace_gates == "sigmoid":
             return z.sigmoid_()
+        if self.inplace_gates == "tanh":
+            return z.tanh_()
+        if self.inplace_gates == "relu":
+            return z.relu_()
+        if self.inplace_gates == "identity":
+            return z
         return z.copy_(self.recurrent_activation(z))
 
     def steps(self, x_proj: Tensor, w_hh: Tensor, b_hh: Tensor, states: List[Tensor],
