@@ -592,7 +592,7 @@ OPS.update({
 # -- normalization and scaling layers (Keras Normalization, Rescaling, RMSNormalization, GroupNormalization) --
 def _given_shape(dim, key: str) -> list:
     """The shape of the stored array ``key`` (its own: the reader checked it against the input)."""
-    shape = []
+    shape: list = []
     while len(shape) <= MAX_RANK and dim(key, len(shape)) is not None:
         shape.append(dim(key, len(shape)))
     return shape
