@@ -60,7 +60,7 @@ def conv1d_transpose_weights(node: Node) -> tuple[np.ndarray, np.ndarray | None,
     filters, k = int(o["filters"]), int(o["kernel_size"])
     if weight.ndim != 3 or weight.shape[1:] != (filters, k) or bias is not None and np.shape(bias) != (filters,):
         raise UnsupportedError(f"expected weight (in, {filters}, {k}) and bias ({filters},), found "
-                               f"{weight.shape} and {np.shape(bias)}", layer=node.label())
+                               f"{weight.shape} and {None if bias is None else np.shape(bias)}", layer=node.label())
     return weight, None if bias is None else np.asarray(bias), k, int(o["strides"]), int(o["dilation_rate"])
 
 
