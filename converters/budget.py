@@ -29,6 +29,9 @@ FLOOR = 64 << 20
 RATIO = 4
 #: Most dimensions an array may have.
 MAX_RANK = 32
+#: Most layers of a Keras config or nodes of an ONNX graph (subgraphs included): real models hold a few
+#: thousand; every reader walks each one in Python, so 10**6 would take minutes, not a refusal.
+MAX_NODES = 100_000
 
 
 def limit_for(file_size: int) -> int:
@@ -56,6 +59,12 @@ def shape(value: object, what: str, *, file: str | None = None, layer: str | Non
                               file=file, layer=layer)
         dims.append(int(d))
     return tuple(dims)
+
+
+def count(n: int, what: str, *, file: str | None = None, layer: str | None = None) -> None:
+    """Refuse (UnsafeError) a model declaring more than :data:`MAX_NODES` layers or nodes."""
+    if n > MAX_NODES:
+        raise UnsafeError(f"{what}: expected at most {MAX_NODES}, found {n}", file=file, layer=layer)
 
 
 def plain_numeric(dtype) -> bool:

@@ -21,6 +21,8 @@ import unicodedata
 
 #: Longest name shown in a message or a comment; longer ones end in "...".
 MAX_SHOWN = 120
+#: Longest line :func:`one_line` gives (a 70 MB version string must not become a 70 MB line).
+MAX_LINE = 2000
 
 _NOT_IDENT = re.compile(r"[^A-Za-z0-9_]+")
 _COMMENT_SAFE = re.compile(r"[^A-Za-z0-9 _.,:;=+*/()\[\]<>@%&!?^|~$-]")
@@ -64,6 +66,9 @@ def quote(text: object, limit: int = MAX_SHOWN) -> str:
     return repr(text)
 
 
-def one_line(text: object) -> str:
-    """``text`` with every line break, control and invisible (format) character escaped."""
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(text))
+def one_line(text: object, limit: int = MAX_LINE) -> str:
+    """``text`` with every line break, control and invisible (format) character escaped, cut to
+    ``limit`` characters (ending in "...")."""
+    text = str(text)
+    line = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text[:limit])  # escapes only lengthen
+    return line if len(line) <= limit and len(text) <= limit else line[: limit - 3] + "..."

@@ -311,6 +311,9 @@ def _input_key(spec, headers: Mapping, path) -> str:
         raise FormatError(f"expected an array named {quote(spec.name)} (or 'in:{spec.name}'), found keys "
                           f"{quote(sorted(headers))}", file=str(path))
     shape = headers[key][0]
+    if 0 in shape:  # no sample (or no step) to run: the runtimes' answers to an empty batch range from [] to abort()
+        raise FormatError(f"{quote(key)}: expected at least one sample and one step, found shape {shape}",
+                          file=str(path))
     if len(shape) != len(spec.shape) + 1 or any(d is not None and d != n for d, n in zip(spec.shape, shape[1:])):
         raise FormatError(f"{quote(key)}: expected shape (batch, {', '.join(map(str, spec.shape))}) "
                           f"(None = any), found {shape}", file=str(path))
@@ -381,6 +384,8 @@ def _npz_headers(path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
                     shape, _, dtype = read(f)
                 if dtype.hasobject:
                     raise ValueError(f"{info.filename} holds Python objects")
+                if not budget.plain_numeric(dtype):  # strings, complex, records, dates: not numbers to compare
+                    raise ValueError(f"{info.filename} holds {dtype.kind!r}-kind values, not plain numbers")
                 headers[info.filename[:-4]] = (budget.shape(shape, info.filename, file=str(path)), dtype)
     except FileNotFoundError:
         raise FormatError("no such file", file=str(path)) from None

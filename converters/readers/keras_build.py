@@ -121,6 +121,7 @@ class KerasIRBuilder:
         self.budget = Budget(file)
         self._semantics(graph.semantics_version or graph.keras_version)
         self.nodes: list[Node] = []
+        self._node_names: set[str] = set()
         self.tensors: dict[Ref, Tensor] = {}
         self._masks: dict[tuple, str] = {}
         self._weights: dict[tuple, list[Weight]] = {}
@@ -155,11 +156,13 @@ class KerasIRBuilder:
         return self._weights[key]
 
     def add_node(self, node: Node) -> None:
-        names = {n.name for n in self.nodes}
-        while node.name in names:  # only mask helpers can collide (e.g. two masks of one layer)
+        if node.name in self._node_names:  # rare: the set may also hold a node since removed from the list
+            self._node_names = {n.name for n in self.nodes}
+        while node.name in self._node_names:  # only mask helpers can collide (e.g. two masks of one layer)
             node.name += "'"
             node.outputs = [node.name] if node.op.startswith("mask_") else node.outputs
         self.nodes.append(node)
+        self._node_names.add(node.name)  # a set beside the list: n layers cost n steps, not n**2
 
     def mask_not_equal(self, x: str, value, reduce: bool, owner: str) -> str:
         key = ("not_equal", x, float(value), bool(reduce))

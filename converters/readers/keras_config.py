@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import safe_json
+from .. import budget, safe_json
 from ..activations import keras_major
 from ..errors import FormatError, GateportError, UnsafeError, UnsupportedError
 from ..sanitize import quote
@@ -205,7 +205,9 @@ def _parse_sequential(body, major: int) -> KerasGraph:
         raise FormatError("expected a Sequential config with a list of layers")
     if not items:
         raise FormatError("the Sequential model has no layers")
+    budget.count(len(items), "layers in the Sequential config")
     specs = [_layer_spec(item, major) for item in items]
+    _check_names(specs)
     if specs[0].is_input:
         input_spec, specs = specs[0], specs[1:]
     else:
@@ -257,22 +259,29 @@ def _input_dtype(config: dict) -> str:
 def _parse_functional(body, major: int) -> KerasGraph:
     if not isinstance(body, dict) or not isinstance(body.get("layers"), list):
         raise FormatError("expected a Functional config with a list of layers")
+    budget.count(len(body["layers"]), "layers in the Functional config")
     specs = []
     for item in body["layers"]:
         spec = _layer_spec(item, major)
         with malformed("inbound nodes", layer=f"{spec.name} ({spec.class_name})"):
             spec.calls = [_parse_call(node, spec.name) for node in item.get("inbound_nodes") or []]
         specs.append(spec)
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        dup = sorted({n for n in names if names.count(n) > 1})
-        raise FormatError(f"expected unique layer names, found duplicates {dup}")
+    _check_names(specs)
     return KerasGraph(
         name=body.get("name", "model"),
         layers=specs,
         inputs=_ref_list(body.get("input_layers")),
         outputs=_ref_list(body.get("output_layers")),
     )
+
+
+def _check_names(specs: list[LayerSpec]) -> None:
+    """Keras refuses two layers of one name in a model (their weights are stored by name): so does gateport."""
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.name in seen:
+            raise FormatError(f"expected unique layer names, found {quote(spec.name)} twice")
+        seen.add(spec.name)
 
 
 def _ref_list(value) -> list[Ref]:

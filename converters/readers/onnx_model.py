@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import budget
 from ..budget import MAX_BYTES, Budget, shape as checked_shape
 from ..errors import FormatError, GateportError, UnsupportedError, require
 from ..ir import Model, Node, TensorSpec
@@ -432,6 +433,51 @@ def read(path: str | os.PathLike) -> Model:
     return from_proto(proto, str(path))
 
 
+def check_structure(onnx, proto, path: str | None) -> None:
+    """What the ONNX spec requires of any model, checked before any node is read: an IR version the
+    installed onnx knows, no local function posing as a standard op, at most :data:`budget.MAX_NODES`
+    nodes (subgraphs included), at least one graph output, and every value named once (no node output named like another one, an initializer
+    or a graph input: two producers of one name would make the graph mean either)."""
+    if proto.ir_version > onnx.IR_VERSION:
+        raise FormatError(f"expected an ONNX IR version up to {onnx.IR_VERSION} (the installed onnx package's "
+                          f"newest), found {proto.ir_version}", file=path)
+    shadow = next((f for f in proto.functions if f.domain in ("", "ai.onnx")), None)
+    if shadow is not None:  # a node 'LSTM' would then run this function, not the standard op
+        raise UnsupportedError(f"expected standard ONNX ops, found a model-local function {quote(shadow.name)} in the "
+                               "standard domain", file=path)
+    graphs, total = [proto.graph], 0
+    while graphs:  # Loop/If/Scan bodies, without recursion
+        g = graphs.pop()
+        total += len(g.node)
+        budget.count(total, "ONNX nodes (subgraphs included)", file=path)
+        graphs += [a.g for n in g.node for a in n.attribute if a.HasField("g")]
+        graphs += [sub for n in g.node for a in n.attribute for sub in a.graphs]
+    g = proto.graph
+    if not g.output:
+        raise FormatError("expected at least one graph output, found none", file=path)
+    defined = {t.name for t in g.initializer}
+    if len(defined) != len(g.initializer):
+        raise FormatError(f"expected each initializer named once, found {quote(_twice(t.name for t in g.initializer))} "
+                          "twice", file=path)
+    defined |= {v.name for v in g.input}
+    for node in g.node:
+        for name in node.output:
+            if name in defined:
+                raise FormatError(f"expected each value named once, found {quote(name)} computed again by node "
+                                  f"{quote(node.name)} ({quote(node.op_type)})", file=path)
+            if name:
+                defined.add(name)
+
+
+def _twice(names) -> str:
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            return n
+        seen.add(n)
+    return ""
+
+
 def from_proto(proto, path: str | None = None) -> Model:
     """The IR of an ``onnx.ModelProto`` (external data is read from ``path``'s folder)."""
     onnx = require("onnx", "onnx")
@@ -439,6 +485,7 @@ def from_proto(proto, path: str | None = None) -> Model:
 
     misses: dict[str, str] = {}
     applied: list[str] = []
+    check_structure(onnx, proto, path)
     try:
         if proto.producer_name != "gateport":
             proto, misses, applied = normalize(onnx, proto, path, TensorReader(proto, path))
