@@ -60,7 +60,8 @@ CASES = {
                                     ops.tanh(ops.sum(h, axis=1)), ops.sigmoid(h), ops.relu(h - 0.1)],
     "stack_and_more": lambda x, h: [ops.stack([h[:, 0], h[:, -1]], axis=1), -h, ops.square(h),
                                     ops.gelu(h, approximate=False), ops.cast(h, "float32") * 2.0,
-                                    ops.clip(h, -0.2, 0.3)],
+                                    ops.clip(h, -0.2, 0.3), *ops.split(h, [1, 4], axis=1), ops.split(h, 3, axis=2)[2],
+                                    ops.unstack(h, axis=1)[4]],
 }
 
 
@@ -192,6 +193,12 @@ HOSTILE_TF = [
     ("ops_stack", "tf.reshape", _kwargs(shape=[-1, 47]), ["multiplying to a sample's 48 elements (shape (12, 4)), found [-1, 47]"]),
     ("ops_stack", "tf.reshape", _kwargs(shape=[-1, 2**62]), ["reshape: expected a list of integers"]),
     ("ops_stack", "tf.nn.gelu", _kwargs(approximate=1), ["approximate: expected true or false"]),
+    ("ops_stack", "tf.split", _kwargs(num_or_size_splits=3), ["split: expected a count dividing 4, found 3"]),
+    ("ops_stack", "tf.split", _kwargs(num_or_size_splits=[1, 2]), ["expected pieces covering the 4 entries of axis 2"]),
+    ("ops_stack", "tf.split", _kwargs(num_or_size_splits=[-1, 5]), ["split: expected a count or a list of sizes"]),
+    ("ops_stack", "tf.split", _kwargs(num_or_size_splits=0), ["split: expected a count or a list of sizes"]),
+    ("ops_stack", "tf.split", _kwargs(num=7), ["num '7' is not supported"]),
+    ("ops_stack", "tf.unstack", _kwargs(num=5), ["unstack: expected num 6 (the size of axis 1), found '5'"]),
     ("ops_stack", "tf.clip_by_value", _kwargs(clip_value_min=0.5), ["clip: expected low <= high, found 0.5 and 0.3"]),
     ("ops_stack", "tf.clip_by_value", _kwargs(clip_value_max=float("inf")), ["clip high: expected a tensor or a finite"]),
 ]

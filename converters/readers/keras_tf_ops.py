@@ -35,7 +35,7 @@ TF_FUNCTIONS = {
     "math.pow": "power",
     "math.reduce_mean": "mean", "math.reduce_sum": "sum", "math.reduce_max": "max", "math.reduce_min": "min",
     "reverse": "flip", "math.negative": "negative", "math.square": "square", "stack": "stack", "cast": "cast",
-    "nn.gelu": "gelu", "clip_by_value": "clip", "expand_dims": "expand_dims", "compat.v1.squeeze": "squeeze", "squeeze": "squeeze",
+    "nn.gelu": "gelu", "clip_by_value": "clip", "split": "split", "unstack": "unstack", "expand_dims": "expand_dims", "compat.v1.squeeze": "squeeze", "squeeze": "squeeze",
     "concat": "concat", "compat.v1.transpose": "transpose", "transpose": "transpose", "reshape": "reshape",
     "nn.softmax": "softmax", "math.softmax": "softmax", "linalg.matmul": "matmul",
     "math.tanh": "tanh", "math.sigmoid": "sigmoid", "nn.sigmoid": "sigmoid", "nn.relu": "relu",
@@ -47,7 +47,7 @@ KERAS3_OPS = {
     "GetItem": "getitem", "Add": "add", "Subtract": "subtract", "Multiply": "multiply", "Divide": "divide",
     "TrueDivide": "divide", "Maximum": "maximum", "Minimum": "minimum", "Power": "power",
     "Mean": "mean", "Sum": "sum", "Max": "max", "Min": "min", "ExpandDims": "expand_dims", "Flip": "flip",
-    "Negative": "negative", "Square": "square", "Stack": "stack", "Gelu": "gelu", "Clip": "clip", "Squeeze": "squeeze",
+    "Negative": "negative", "Square": "square", "Stack": "stack", "Gelu": "gelu", "Clip": "clip", "Split": "split", "Unstack": "unstack", "Squeeze": "squeeze",
     "Concatenate": "concat", "Transpose": "transpose", "Reshape": "reshape", "Softmax": "softmax",
     "Matmul": "matmul", "Tanh": "tanh", "Sigmoid": "sigmoid", "Relu": "relu", "Exp": "exponential", "Elu": "elu",
     "Selu": "selu", "Softplus": "softplus", "Softsign": "softsign", "Relu6": "relu6", "Silu": "swish",
@@ -69,7 +69,7 @@ class Kind:
     (the first arrives in the inbound node, the others as keyword arguments), and its parameters with
     their defaults (any other parameter is refused; a tuple default lists the values accepted)."""
 
-    build: Callable[[LayerCall, Args], Tensor]
+    build: Callable[[LayerCall, Args], Tensor | list[Tensor]]
     operands: tuple[str, ...] = ("x",)
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -233,6 +233,63 @@ def getitem(call: LayerCall, args: Args) -> Tensor:
     if len(final) >= MAX_RANK:
         raise call.unsupported(f"slice: expected a result of rank at most {MAX_RANK}, found {len(final) + 1}")
     return _reshaped(call, sliced, final)
+
+
+def _pieces(call: LayerCall, x: Tensor, axis: int, bounds: list[tuple[int, int | None]]) -> list[Tensor]:
+    """Output ``t`` of the call: ``x`` sliced to ``bounds[t]`` on ``axis`` (``(index, None)``: one entry, axis
+    dropped)."""
+    outs = []
+    for t, (start, stop) in enumerate(bounds):
+        shape = list(x.shape or ())
+        if stop is None:
+            options = {"axis": axis, "index": start}
+            del shape[axis - 1]
+        else:
+            options = {"axis": axis, "start": start, "stop": stop, "step": 1}
+            shape[axis - 1] = stop - start
+        call.add("slice", [x.name], [call.out(t)], options, name=call.out(t))
+        outs.append(Tensor(call.out(t), tuple(shape), dtype=x.dtype))
+    return outs
+
+
+def _known_axis(call: LayerCall, x: Tensor, value: object) -> tuple[int, int]:
+    """(axis, its size) for a split: the size must be known."""
+    axis = _axis(call, 0 if value is None else value, _rank(call, x))
+    size = (x.shape or ())[axis - 1]
+    if size is None:
+        raise call.unsupported(f"cannot split axis {axis}: its size is known only at run time")
+    return axis, size
+
+
+def split(call: LayerCall, args: Args) -> list[Tensor]:
+    """``tf.split`` (a count or sizes) / ``ops.split`` (a count or split points): one ``slice`` per piece."""
+    x, p = args.operands[0], args.params
+    axis, size = _known_axis(call, x, p.get("axis"))
+    spec = p.get("num_or_size_splits", p.get("indices_or_sections"))
+    if is_int(spec) and 1 <= spec <= MAX_SIZE:
+        if size % spec:
+            raise call.error(f"split: expected a count dividing {size}, found {spec}")
+        cuts = list(range(0, size + 1, size // spec))
+    elif isinstance(spec, list) and 1 <= len(spec) <= MAX_RANK and all(is_int(v) and 0 <= v <= size for v in spec):
+        cuts = ([0, *spec, size] if "indices_or_sections" in p else
+                [sum(spec[:k]) for k in range(len(spec) + 1)])  # Keras 3: split points; TensorFlow: sizes
+        if cuts != sorted(cuts) or cuts[-1] != size:
+            raise call.error(f"split: expected pieces covering the {size} entries of axis {axis}, found {spec}")
+    else:
+        raise call.unsupported(f"split: expected a count or a list of sizes, found {quote(spec, 80)}")
+    return _pieces(call, x, axis, list(zip(cuts[:-1], cuts[1:])))
+
+
+def unstack(call: LayerCall, args: Args) -> list[Tensor]:
+    """``tf.unstack`` / ``ops.unstack``: one ``slice`` node per entry of the axis."""
+    x = args.operands[0]
+    axis, size = _known_axis(call, x, args.params.get("axis"))
+    num = args.params.get("num")
+    if num is not None and num != size:
+        raise call.error(f"unstack: expected num {size} (the size of axis {axis}), found {quote(num, 80)}")
+    if size > MAX_RANK * MAX_RANK:
+        raise call.unsupported(f"unstack: expected at most {MAX_RANK * MAX_RANK} pieces, found {size}")
+    return _pieces(call, x, axis, [(k, None) for k in range(size)])
 
 
 def flip(call: LayerCall, args: Args) -> Tensor:
@@ -506,6 +563,9 @@ KINDS: dict[str, Kind] = {
                                               "output_type": (None,), "grad_a": (False,), "grad_b": (False,)}),
     **{a: Kind(_activation(a)) for a in _ACTIVATIONS},
     "gelu": Kind(gelu, params={"approximate": False}),
+    "split": Kind(split, params={**dict.fromkeys(("num_or_size_splits", "indices_or_sections", "axis")),
+                                 "num": (None,)}),
+    "unstack": Kind(unstack, params=dict.fromkeys(("num", "axis"))),
     "clip": Kind(clip, params=dict.fromkeys(("clip_value_min", "clip_value_max", "x_min", "x_max"))),
     "negative": Kind(negative),
     "square": Kind(square),
@@ -573,13 +633,17 @@ def _tf_args(call: LayerCall, kind: Kind) -> Args:
     return Args(operands, _params(call, kind, kwargs))
 
 
+def _as_list(out: Tensor | list[Tensor]) -> list[Tensor]:
+    return out if isinstance(out, list) else [out]
+
+
 def read_tf_op(call: LayerCall) -> list[Tensor]:
     """A TFOpLambda / SlicingOpLambda layer call."""
     why = refusal(call.spec)
     if why:
         raise call.unsupported(why)
     kind = KINDS[TF_FUNCTIONS[_function(call.spec) or ""]]
-    return [kind.build(call, _tf_args(call, kind))]
+    return _as_list(kind.build(call, _tf_args(call, kind)))
 
 
 def _keras3_operands(call: LayerCall, raw: list, tensors: list[Tensor]) -> list:
@@ -610,7 +674,7 @@ def read_keras3_op(call: LayerCall, raw_args: list) -> list[Tensor]:
     given = {**call.spec.config, **call.kwargs}
     if "newshape" in given:
         given["shape"] = given.pop("newshape")
-    return [kind.build(call, Args(operands, _params(call, kind, given)))]
+    return _as_list(kind.build(call, Args(operands, _params(call, kind, given))))
 
 
 def keras3_data_op(spec, ins: list[Tensor]) -> bool:
