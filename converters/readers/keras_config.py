@@ -364,6 +364,11 @@ def _parse_call(node, layer: str) -> Call:
 
 
 # -- one layer -------------------------------------------------------------------------------
+#: Keras 3 layers whose get_config leaves out "trainable" (so their legacy .h5 entry looks like
+#: an operation node's): InputLayer, and SpatialDropout1D/2D/3D (config: rate, seed, name, dtype).
+_NO_TRAINABLE_LAYERS = frozenset({"InputLayer", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D"})
+
+
 def _layer_spec(item: dict, major: int) -> LayerSpec:
     if not isinstance(item, dict) or not isinstance(item.get("class_name"), str):
         raise FormatError(f"expected a layer config with a 'class_name', found {item!r:.120}")
@@ -385,7 +390,7 @@ def _layer_spec(item: dict, major: int) -> LayerSpec:
     # never has the "trainable" every layer config but InputLayer's has (Softmax, Multiply ... are ops too).
     module = item.get("module")
     is_op = str(module).startswith("keras.src.ops") or (
-        module is None and major >= 3 and cls != "InputLayer" and "trainable" not in config)
+        module is None and major >= 3 and cls not in _NO_TRAINABLE_LAYERS and "trainable" not in config)
     with malformed("layer config", layer=f"{name} ({cls})"):
         config = normalize_config(cls, config, major)
     return LayerSpec(name=name, class_name=cls, config=config, is_op=is_op)

@@ -131,8 +131,8 @@ class V3Weights:
             return self._weights_at(f"{prefix}/layer", inner.get("class_name"),
                                     inner_config if isinstance(inner_config, dict) else {})
         if class_name == "MultiHeadAttention":  # its EinsumDense sub-layers, in build order
-            return [w for sub in ("query_dense", "key_dense", "value_dense", "output_dense")
-                    for w in self._vars(f"{prefix}/{sub}")]
+            return [w for sub in ("query_dense", "key_dense", "value_dense", "output_dense")  # tf_keras: _query_dense
+                    for w in self._vars(f"{prefix}/{sub}") or self._vars(f"{prefix}/_{sub}")]
         return self._vars(prefix)
 
 
