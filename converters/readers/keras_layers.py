@@ -23,6 +23,7 @@ from ..sanitize import quote
 from .hdf5 import Weight
 from .keras_context import LayerCall, Tensor, dtype_policy
 from .keras_recurrent import HANDLERS as RECURRENT_HANDLERS
+from .keras_tf_ops import Args, softmax as softmax_over_axis
 
 #: Layers that are the identity at inference.
 IDENTITY_CLASSES = keras_classes.IDENTITY_CLASSES  # converters/keras_classes.py
@@ -57,8 +58,12 @@ def activation(call: LayerCall) -> list[Tensor]:
     x = call.single_input()
     if call.class_name == "Softmax":
         axis = call.config.get("axis", -1)
-        if axis not in (-1, [-1]) and not (x.shape and axis == len(x.shape)):
-            raise call.unsupported(f"Softmax over axis {axis} is not supported (only the last axis)")
+        axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
+        if isinstance(axis, list):
+            raise call.unsupported(f"Softmax over several axes {quote(axis, 80)} is not supported (one axis only)")
+        if axis != -1 and not (x.shape and axis == len(x.shape)):  # another axis: moved last and back
+            t = softmax_over_axis(call, Args([x], {"axis": axis}))
+            return [Tensor(t.name, t.shape, x.mask)]
         act = "softmax"
     else:
         act = call.activation(call.config.get("activation", "linear"))
