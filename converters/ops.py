@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeGuard
 
@@ -50,6 +51,11 @@ def _is_number(v: object) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def is_finite(v: object) -> TypeGuard[int | float]:
+    """A real number (not a bool) that is finite as a float: JSON's ``1e400`` as an int is not."""
+    return _is_number(v) and (math.isfinite(v) if isinstance(v, float) else abs(v) <= sys.float_info.max)
+
+
 @dataclass(frozen=True)
 class Type:
     """An option's type: a check (stricter than JSON Schema on floats), the words a message uses for
@@ -76,7 +82,7 @@ def _int_list(lo: int, hi: int, min_items: int = 0, max_items: int = MAX_RANK, *
 
 
 def _finite_at_least_0(v: object) -> bool:
-    return _is_number(v) and math.isfinite(v) and v >= 0
+    return is_finite(v) and v >= 0
 
 
 SIZE = int_range(1, MAX_SIZE, {"$ref": "#/$defs/size"})
@@ -84,7 +90,7 @@ DIM = int_range(0, MAX_SIZE, {"$ref": "#/$defs/dim"})
 AXIS = int_range(-MAX_RANK - 1, MAX_RANK)
 BOOL = Type(lambda v: isinstance(v, bool), "true or false", {"type": "boolean"})
 NUMBER = Type(_is_number, "a number", {"type": "number"})
-FINITE = Type(lambda v: _is_number(v) and math.isfinite(v), "a finite number", {"type": "number"})
+FINITE = Type(is_finite, "a finite number", {"type": "number"})
 NON_NEGATIVE = Type(_finite_at_least_0, "a finite number >= 0", {"type": "number", "minimum": 0})
 OPTIONAL_NON_NEGATIVE = Type(lambda v: v is None or _finite_at_least_0(v), "null or a finite number >= 0",
                              {"type": ["number", "null"], "minimum": 0})
@@ -117,7 +123,7 @@ ROLE_LIST = Type(lambda v: isinstance(v, list) and len(v) <= len(ROLES) and all(
                                                                "items": {"enum": list(ROLES)}})
 AXIS_PAIR = Type(lambda v: isinstance(v, list) and len(v) == 2 and all(is_int(d) and 1 <= d <= MAX_RANK for d in v),
                  f"two axes from 1 to {MAX_RANK}", _int_list(1, MAX_RANK, 2, 2))
-POSITIVE = Type(lambda v: _is_number(v) and math.isfinite(v) and v > 0, "a finite number > 0",
+POSITIVE = Type(lambda v: is_finite(v) and v > 0, "a finite number > 0",
                 {"type": "number", "exclusiveMinimum": 0})
 
 
@@ -546,9 +552,16 @@ def _slice_len(d, o: dict):
     return len(range(d)[slice(o.get("start"), o.get("stop"), o["step"])])
 
 
+def _sample_index(x: tuple, axis: int) -> int:
+    """Keras axis ``axis`` (batch included) as an index of the sample shape ``x`` (ValueError past its rank)."""
+    if not 1 <= axis <= len(x):
+        raise ValueError(f"axis {axis} of a tensor of rank {len(x) + 1}")
+    return axis - 1
+
+
 def _slice_shape(node, ins: list) -> list:
     x, o = ins[0], node.options
-    a = o["axis"] - 1
+    a = _sample_index(x, o["axis"])
     if o.get("index") is not None:
         return [x[:a] + x[a + 1:]]
     return [x[:a] + (_slice_len(x[a], o),) + x[a + 1:]]
@@ -556,7 +569,7 @@ def _slice_shape(node, ins: list) -> list:
 
 def _reduce_shape(node, ins: list) -> list:
     x, o = ins[0], node.options
-    axes = {a - 1 for a in o["axes"]}
+    axes = {_sample_index(x, a) for a in o["axes"]}
     if o["keepdims"]:
         return [tuple(1 if i in axes else d for i, d in enumerate(x))]
     return [tuple(d for i, d in enumerate(x) if i not in axes)]

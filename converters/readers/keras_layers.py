@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import keras_classes
 from ..budget import MAX_RANK
-from ..ops import conv1d_transpose_edges
+from ..ops import conv1d_transpose_edges, is_finite
 from ..errors import UnsafeError
 from ..sanitize import quote
 from .hdf5 import Weight
@@ -76,7 +76,7 @@ def _number(call: LayerCall, key: str, value: object, default: float | None) -> 
     if value is None and default is None:
         return None
     value = default if value is None else value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_finite(value):
         raise call.error(f"{key}: expected a finite number, found {quote(value)}")
     return float(value)
 
@@ -762,7 +762,7 @@ def _numbers_only(call: LayerCall, key: str, value: object) -> None:
         item = todo.pop()
         if isinstance(item, list):
             todo.extend(item)
-        elif not isinstance(item, (int, float)):
+        elif not (isinstance(item, float) or is_finite(item)):  # NaN/inf refused after; an int past float's range here
             raise call.error(f"{key}: expected numbers, found {quote(item)}")
 
 

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..ops import MAX_RANK, MAX_SIZE, is_int
+from ..ops import MAX_RANK, MAX_SIZE, is_finite, is_int
 from ..sanitize import quote
 from .keras_config import _as_ref, _is_ref
 from .keras_context import LayerCall, Tensor
@@ -121,7 +121,7 @@ def _flag(call: LayerCall, args: Args, key: str) -> bool:
 
 
 def _number(call: LayerCall, value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_finite(value):
         raise call.unsupported(f"{what}: expected a tensor or a finite number, found {quote(value, 80)}")
     return float(value)
 

@@ -1,0 +1,98 @@
+"""Review of this session's TensorFlow calls, normalization layers and their IR ops: numbers past float's
+range (JSON's ``1e400`` read as an int), and axes past a tensor's rank in a stranger's .gates manifest, are
+refused in one line naming the file, never as an unexpected OverflowError, AxisError or ONNX inference error."""
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+from pathlib import Path
+
+import h5py
+import pytest
+
+from converters.cli import main
+from converters.ops import is_finite
+
+MODELS = Path(__file__).resolve().parent.parent / "fixtures" / "models"
+BIG = 10**400  # what json.loads makes of the digits of 1e400
+
+
+def _refused(capsys, path: Path, *command: str) -> str:
+    args = ["inspect", str(path)] if not command else ["convert", str(path), *command]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"gateport: error: {path}: "), err
+    assert "unexpected" not in err and "Traceback" not in err, err
+    return err
+
+
+def test_is_finite_takes_ints_past_floats_range_as_not_finite():
+    assert is_finite(2**70) and is_finite(-1e308) and is_finite(0)
+    assert not any(is_finite(v) for v in (BIG, -BIG, float("nan"), float("inf"), True, "1", None))
+
+
+def _h5_with(tmp_path: Path, name: str, layer: str, change) -> Path:
+    path = tmp_path / f"{name}.h5"
+    shutil.copy(MODELS / f"{name}.h5", path)
+    with h5py.File(path, "r+") as f:
+        cfg = json.loads(f.attrs["model_config"])
+        (item,) = [it for it in cfg["config"]["layers"] if it["config"]["name"] == layer]
+        change(item)
+        f.attrs["model_config"] = json.dumps(cfg)
+    return path
+
+
+def _keyword(**kw):
+    def change(item):
+        item["inbound_nodes"][0][3].update(kw)
+    return change
+
+
+def _config(**kw):
+    def change(item):
+        item["config"].update(kw)
+    return change
+
+
+@pytest.mark.parametrize("name,layer,change,expect", [
+    ("ops_mix", "tf.math.truediv", _keyword(y=BIG), "the other operand: expected a tensor or a finite number"),
+    ("ops_stack", "tf.clip_by_value", _keyword(clip_value_max=BIG), "clip high: expected a tensor or a finite"),
+    ("conv_groupnorm_gru", "group_norm", _config(epsilon=BIG), "epsilon: expected a finite number"),
+    ("rescaling_gru", "rescaling", _config(scale=[1.0, BIG]), "scale: expected numbers"),
+], ids=["tf_constant", "clip_bound", "epsilon", "rescaling_scale"])
+def test_keras_numbers_past_floats_range_are_refused_in_one_line(capsys, tmp_path, name, layer, change, expect):
+    assert expect in _refused(capsys, _h5_with(tmp_path, name, layer, change))
+
+
+def _gates_with(tmp_path: Path, name: str, op: str, key: str, value) -> Path:
+    """Fixture ``name`` as a .gates file whose first ``op`` node has option ``key`` set to ``value``."""
+    base = tmp_path / f"{name}.gates"
+    assert main(["-q", "convert", str(MODELS / f"{name}.h5"), "--to", "gates", "-o", str(base)]) == 0
+    data = base.read_bytes()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    manifest = json.loads(header["__metadata__"]["gateport.manifest"])
+    next(node for node in manifest["nodes"] if node["op"] == op)["options"][key] = value
+    header["__metadata__"]["gateport.manifest"] = json.dumps(manifest)
+    head = json.dumps(header).encode()
+    head += b" " * (-len(head) % 8)
+    path = tmp_path / f"{op}_{key}.gates"
+    path.write_bytes(struct.pack("<Q", len(head)) + head + data[8 + n:])
+    return path
+
+
+@pytest.mark.parametrize("name,op,key", [("ops_mix", "scalar", "value"), ("norm_lstm", "normalization", "epsilon"),
+                                         ("conv_groupnorm_gru", "group_norm", "epsilon")])
+def test_gates_numbers_past_floats_range_are_refused_in_one_line(capsys, tmp_path, name, op, key):
+    err = _refused(capsys, _gates_with(tmp_path, name, op, key, BIG))
+    assert f"options.{key}: expected a finite number" in err
+
+
+@pytest.mark.parametrize("op,key,value", [("reduce", "axes", [7]), ("reduce", "axes", list(range(1, 31))),
+                                          ("slice", "axis", 5)])
+def test_gates_axes_past_the_inputs_rank_are_refused_in_one_line(capsys, tmp_path, op, key, value):
+    """Before: the PyTorch and numpy writers wrote code that fails when run, ONNX failed shape inference."""
+    path = _gates_with(tmp_path, "ops_mix", op, key, value)
+    assert "tensor shapes the ops can compute" in _refused(capsys, path)
+    _refused(capsys, path, "--to", "onnx", "-o", str(tmp_path / "m.onnx"))
