@@ -31,6 +31,8 @@ from typing import Iterable, Iterator, Sequence
 from .errors import OutputError
 
 _RENAME_NOREPLACE, _RENAME_EXCHANGE, _AT_FDCWD = 1, 2, -100
+#: Most characters of the output's name a temporary's name repeats (names stop at 255 bytes)
+_NAME_PART = 100
 #: errnos by which renameat2 says "not on this system or file system": fall back to plain renames
 _NO_RENAMEAT2 = {errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM}
 
@@ -206,10 +208,11 @@ def _holds_others(path: Path, names: Sequence[str]) -> bool:
 def _temporary(target: Path, where: Path, folder: bool) -> Iterator[Path]:
     """A temporary file or folder in ``where`` named after ``target``; removed on exit if still there."""
     with _as_output_error(target, f"cannot create a temporary {'folder' if folder else 'file'} in {where}"):
+        prefix = f".{target.name[:_NAME_PART]}."  # a 250-byte output name leaves no room for ours
         if folder:
-            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=where))
+            tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=where))
         else:
-            fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=where)
+            fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=where)
             os.close(fd)
             tmp = Path(name)
     try:
@@ -334,7 +337,7 @@ def _renameat2(src: Path, dst: Path, flags: int) -> bool:
 
 def _sibling(path: Path, suffix: str) -> Path:
     """An unused name next to ``path`` (the name only: nothing is created)."""
-    return path.with_name(f".{path.name}.{os.urandom(6).hex()}{suffix}")
+    return path.with_name(f".{path.name[:_NAME_PART]}.{os.urandom(6).hex()}{suffix}")
 
 
 def _remove(path: Path) -> None:

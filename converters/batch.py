@@ -97,6 +97,7 @@ def convert_many(sources: list[str], to: str, out_dir: str | os.PathLike, *, job
         if progress:
             progress(len(results), len(tasks), r)
 
+    jobs = min(jobs, len(tasks))  # never more workers than files (-j 10**18 is not a C int)
     if jobs <= 1:
         for t in tasks:
             done(convert_one(*t))

@@ -80,8 +80,8 @@ class _Parser(argparse.ArgumentParser):
     json_errors = False
 
     def error(self, message: str):
-        if not _Parser.json_errors:
-            super().error(message)
+        if not _Parser.json_errors:  # one line like every other error (argparse prints the usage block first)
+            self.exit(EXIT_BAD_INPUT, f"gateport: error: {one_line(f'{self.prog}: {message}')} (--help shows the usage)\n")
         print(json.dumps({"error": f"{self.prog}: {message}", "kind": "UsageError", "file": None, "layer": None}))
         self.exit(EXIT_BAD_INPUT)
 

@@ -45,11 +45,14 @@ def _refuse(klass: str, name: str, src: Path, folder: Path, *cmds: str, expect: 
     return cases
 
 
-def build(folder: Path) -> list[Case]:
+def build(folder: Path, groups: tuple[str, ...] | None = None) -> list[Case]:
+    """Every case (or those of the builders named in ``groups``, e.g. ``("onnx", "npz")``)."""
     folder.mkdir(parents=True, exist_ok=True)
     cases: list[Case] = []
-    for make in (onnx_cases, torch_cases, zip_cases, json_cases, h5_cases, weight_cases, npz_cases):
-        cases += make(folder)
+    for make in (onnx_cases, torch_cases, zip_cases, json_cases, h5_cases, weight_cases, npz_cases, gates_cases,
+                 output_cases2, command_cases):
+        if groups is None or make.__name__.removesuffix("_cases").removesuffix("_cases2") in groups:
+            cases += make(folder)
     return cases
 
 
@@ -883,3 +886,172 @@ def _npy_of(a: np.ndarray) -> bytes:
 
 def _unused():  # keep imports used by later rounds
     return edited_keras, layer, layers_of, state_dict_file, K3_GRU, WEIGHTS_ONLY, json
+
+
+# -- round 2: outputs, .gates manifests, every command ---------------------------------------------
+def _gates_with(folder: Path, name: str, edit) -> Path:
+    """tiny_lstm as a .gates file whose manifest ``edit(manifest)`` changed (the weights kept)."""
+    base = folder / "base.gates"
+    if not base.exists():
+        from converters.cli import main
+        assert main(["-q", "convert", str(MODELS / "tiny_lstm.h5"), "--to", "gates", "-o", str(base)]) == 0
+    data = base.read_bytes()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    manifest = json.loads(header["__metadata__"]["gateport.manifest"])
+    text = edit(manifest)
+    header["__metadata__"]["gateport.manifest"] = text if isinstance(text, str) else json.dumps(manifest)
+    head = json.dumps(header).encode()
+    head += b" " * (-len(head) % 8)
+    dst = folder / name
+    dst.write_bytes(struct.pack("<Q", len(head)) + head + data[8 + n:])
+    return dst
+
+
+def gates_cases(folder: Path) -> list[Case]:
+    cases: list[Case] = []
+    payload = 'x"""\nimport os;os.system("touch PWN")\n"""\x1b[31m\u202e' + "a" * 500
+
+    def rename(m):
+        m["nodes"][0]["name"] = payload
+        m["name"] = payload
+        m["inputs"][0]["name"] = payload
+        m["nodes"][0]["inputs"] = [payload]
+    def unknown_op(m):
+        m["nodes"][0]["op"] = "__import__"
+    def cycle(m):
+        m["nodes"][0]["inputs"] = [m["nodes"][0]["outputs"][0]]
+    def huge_units(m):
+        m["nodes"][0]["options"]["units"] = 10 ** 12
+    def nan_units(m):
+        return json.dumps(m).replace('"units": 3', '"units": NaN')
+    def shape_lie(m):
+        for w in m["nodes"][0]["weights"].values():
+            w["shape"] = [10 ** 6, 10 ** 6]
+    def dtype_lie(m):
+        for w in m["nodes"][0]["weights"].values():
+            w["dtype"] = "object"
+    def many_nodes(m):
+        node = m["nodes"][0]
+        m["nodes"] = [dict(node, name=f"n{i}") for i in range(200001)]
+    def deep(m):
+        return "[" * 100000 + "]" * 100000
+    def version(m):
+        m["version"] = 10 ** 9
+    def no_nodes(m):
+        m["nodes"] = []
+    def output_unknown(m):
+        m["outputs"] = ["nowhere"]
+    def extra_key(m):
+        m["nodes"][0]["__class__"] = "os.system"
+    def activation_code(m):
+        m["nodes"][0]["options"]["activation"] = "__import__('os').system('touch PWN')"
+    def weight_name_traversal(m):
+        w = m["nodes"][0]["weights"]
+        k = next(iter(w))
+        w["../../" + k] = w.pop(k)
+    for edit in (unknown_op, cycle, huge_units, nan_units, shape_lie, dtype_lie, many_nodes, deep, version, no_nodes,
+                 output_unknown, extra_key, activation_code, weight_name_traversal):
+        src = _gates_with(folder, f"g_{edit.__name__}.gates", edit)
+        cases += _refuse("gates", edit.__name__, src, folder, "inspect", "torch")
+    src = _gates_with(folder, "g_rename.gates", rename)
+    cases += _refuse("gates", "names carrying code", src, folder, "inspect", "torch", "numpy",
+                     "onnx", "keras", "verify", "explain", expect="any")
+    return cases
+
+
+def output_cases2(folder: Path) -> list[Case]:
+    cases: list[Case] = []
+    K = "output"
+    src = folder / "o_src.keras"
+    shutil.copy(K3, src)
+    elsewhere = folder / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    target = elsewhere / "target.onnx"
+    target.write_bytes(b"precious")
+    link = folder / "o_link.onnx"
+    if not os.path.lexists(link):
+        link.symlink_to(target)
+    # a symlink -o must never write through to (or truncate) what it points at
+    cases.append(Case(K, "-o a symlink to another file --force", _convert(src, "onnx", link, "--force"),
+                      inputs=[str(src), str(target)], output=str(link), expect="any"))
+    cases.append(Case(K, "-o a symlink to another file", _convert(src, "onnx", link),
+                      inputs=[str(src), str(target)]))
+    dangling = folder / "o_dangling.onnx"
+    if not os.path.lexists(dangling):
+        dangling.symlink_to(elsewhere / "nothing_here" / "x.onnx")
+    cases.append(Case(K, "-o a dangling symlink", _convert(src, "onnx", dangling), inputs=[str(src)]))
+    existing = folder / "o_exists.onnx"
+    existing.write_bytes(b"keep me")
+    cases.append(Case(K, "-o an existing file without --force", _convert(src, "onnx", existing),
+                      inputs=[str(src), str(existing)]))
+    for label, name in [("newline and ANSI", "o_\n\x1b[31mred.onnx"), ("bidi override", "o_\u202egnp.onnx"),
+                        ("quotes and backslash", 'o_"""\\x.onnx'), ("255-byte name", "o" * 250 + ".onnx"),
+                        ("256-byte name", "o" * 251 + ".onnx"), ("leading dash", "-o.onnx")]:
+        out = folder / name
+        cases.append(Case(K, f"-o a name with {label}", _convert(src, "onnx", out), inputs=[str(src)],
+                          output=str(out), expect="any"))
+        tout = folder / ("t" + name.replace(".onnx", ""))
+        cases.append(Case(K, f"--to torch -o a folder with {label}", _convert(src, "torch", tout), inputs=[str(src)],
+                          output=str(tout), importable=True, expect="any"))
+    cases.append(Case(K, "-o the input's folder (--to onnx)", _convert(src, "onnx", folder), inputs=[str(src)]))
+    tdir = folder / "o_tdir"
+    tdir.mkdir(exist_ok=True)
+    shutil.copy(K3, tdir / "model.keras")
+    (tdir / "model.py").write_text("# the user's own file\n")
+    cases.append(Case(K, "--to torch into the input's folder holding a model.py", _convert(tdir / "model.keras", "torch", tdir),
+                      inputs=[str(tdir / "model.keras"), str(tdir / "model.py")]))
+    cases.append(Case(K, "-o /dev/stdout", _convert(src, "onnx", "/dev/stdout"), inputs=[str(src)]))
+    cases.append(Case(K, "-o /proc/self/fd/1 --force", _convert(src, "onnx", "/proc/self/fd/1", "--force"),
+                      inputs=[str(src)]))
+    cases.append(Case(K, "-o a path through a file", _convert(src, "onnx", src / "x.onnx"), inputs=[str(src)]))
+    small = folder.parent / "small"  # a 64 KB tmpfs where the run may mount one (disk full)
+    if os.path.ismount(small):
+        for to in ("onnx", "torch", "gates", "keras"):
+            out = small / f"full_{to}"
+            cases.append(Case(K, f"disk full --to {to}", _convert(MODELS / "autoencoder_bilstm.h5", to, out),
+                              output=str(out)))
+    # batch: input names carrying odd text become output names
+    bdir = folder / "o_batch"
+    bdir.mkdir(exist_ok=True)
+    for name in ("a\nb.keras", "\x1b[2Jc.keras", ".keras", "..keras"):
+        try:
+            shutil.copy(K3, bdir / name)
+        except OSError:
+            pass
+    bout = folder / "o_batch_out"
+    cases.append(Case(K, "batch of odd input names", ["convert", str(bdir / "*.keras"), "--to", "onnx", "-o", str(bout)],
+                      inputs=[str(p) for p in bdir.iterdir()], output=str(bout), expect="any"))
+    return cases
+
+
+def command_cases(folder: Path) -> list[Case]:
+    """diff / explain / verify / inspect --json on hostile files (the same readers, other paths)."""
+    cases: list[Case] = []
+    K = "command"
+    onnx_dup = folder / "onnx_dup_outputs.onnx"
+    trunc = folder / "c_trunc.keras"
+    trunc.write_bytes(K3.read_bytes()[:3000])
+    meta = folder / "c_meta.keras"
+    m = read_keras(K3)
+    m["metadata.json"] = json.dumps({"keras_version": "3\n\x1b[31m" + "9" * 100000, "date_saved": "\u202e"}).encode()
+    write_keras(meta, m)
+    for label, argv in [("diff with a truncated file", ["diff", str(K3), str(trunc)]),
+                        ("diff a file with itself", ["diff", str(trunc), str(trunc)]),
+                        ("diff against an ONNX with a value named twice", ["diff", str(K3), str(onnx_dup)]),
+                        ("explain a truncated file", ["explain", str(trunc)]),
+                        ("verify --steps -1", ["verify", str(K3), "--steps", "-1"]),
+                        ("verify --batch 0", ["verify", str(K3), "--batch", "0"]),
+                        ("verify --to nothing", ["verify", str(K3), "--to", "tflite"]),
+                        ("convert --opset 1", _convert(K3, "onnx", folder / "c_op1.onnx", "--opset", "1")),
+                        ("convert --opset 99999", _convert(K3, "onnx", folder / "c_op2.onnx", "--opset", "99999")),
+                        ("convert --dynamic evil", _convert(K3, "onnx", folder / "c_dyn.onnx", "--dynamic", "x\ny")),
+
+                        ("convert --input-names too many", _convert(K3, "onnx", folder / "c_in2.onnx", "--input-names", "a,b,c")),
+                        ("convert --output-names duplicate", _convert(K3_GRU, "onnx", folder / "c_out.onnx", "--output-names", "y,y")),
+                        ("convert -j 10**18", ["convert", str(K3), str(K3_GRU), "--to", "onnx", "-o", str(folder / "c_j"), "-j", str(10 ** 18)])]:
+        cases.append(Case(K, label, argv, inputs=[str(K3)], expect="any" if "-j" in argv else "refuse"))
+    for cmd in ("inspect", "inspect --json", "explain", "verify"):
+        cases.append(Case(K, f"{cmd}: a 100 KB version with ANSI", cmd.split() + [str(meta)], inputs=[str(meta)],
+                          expect="any"))
+    return cases
