@@ -61,7 +61,7 @@ CASES = {
     "stack_and_more": lambda x, h: [ops.stack([h[:, 0], h[:, -1]], axis=1), -h, ops.square(h),
                                     ops.gelu(h, approximate=False), ops.cast(h, "float32") * 2.0,
                                     ops.clip(h, -0.2, 0.3), *ops.split(h, [1, 4], axis=1), ops.split(h, 3, axis=2)[2],
-                                    ops.unstack(h, axis=1)[4]],
+                                    ops.unstack(h, axis=1)[4], ops.tile(h[:, :1], (1, 3, 2)), ops.tile(h, (1, 1, 1))],
 }
 
 
@@ -199,6 +199,9 @@ HOSTILE_TF = [
     ("ops_stack", "tf.split", _kwargs(num_or_size_splits=0), ["split: expected a count or a list of sizes"]),
     ("ops_stack", "tf.split", _kwargs(num=7), ["num '7' is not supported"]),
     ("ops_stack", "tf.unstack", _kwargs(num=5), ["unstack: expected num 6 (the size of axis 1), found '5'"]),
+    ("ops_stack", "tf.split", _kwargs(num_or_size_splits=2, axis=0), ["batch axis"]),
+    ("ops_stack", "tf.tile", _kwargs(multiples=[1, 10**9, 1]), ["tile: expected 3 repeats from 1 to 1024"]),
+    ("ops_stack", "tf.tile", _kwargs(multiples=[2, 1, 1]), ["repeating the batch axis"]),
     ("ops_stack", "tf.clip_by_value", _kwargs(clip_value_min=0.5), ["clip: expected low <= high, found 0.5 and 0.3"]),
     ("ops_stack", "tf.clip_by_value", _kwargs(clip_value_max=float("inf")), ["clip high: expected a tensor or a finite"]),
 ]

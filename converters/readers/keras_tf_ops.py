@@ -35,7 +35,7 @@ TF_FUNCTIONS = {
     "math.pow": "power",
     "math.reduce_mean": "mean", "math.reduce_sum": "sum", "math.reduce_max": "max", "math.reduce_min": "min",
     "reverse": "flip", "math.negative": "negative", "math.square": "square", "stack": "stack", "cast": "cast",
-    "nn.gelu": "gelu", "clip_by_value": "clip", "split": "split", "unstack": "unstack", "expand_dims": "expand_dims", "compat.v1.squeeze": "squeeze", "squeeze": "squeeze",
+    "nn.gelu": "gelu", "clip_by_value": "clip", "split": "split", "unstack": "unstack", "tile": "tile", "expand_dims": "expand_dims", "compat.v1.squeeze": "squeeze", "squeeze": "squeeze",
     "concat": "concat", "compat.v1.transpose": "transpose", "transpose": "transpose", "reshape": "reshape",
     "nn.softmax": "softmax", "math.softmax": "softmax", "linalg.matmul": "matmul",
     "math.tanh": "tanh", "math.sigmoid": "sigmoid", "nn.sigmoid": "sigmoid", "nn.relu": "relu",
@@ -47,7 +47,7 @@ KERAS3_OPS = {
     "GetItem": "getitem", "Add": "add", "Subtract": "subtract", "Multiply": "multiply", "Divide": "divide",
     "TrueDivide": "divide", "Maximum": "maximum", "Minimum": "minimum", "Power": "power",
     "Mean": "mean", "Sum": "sum", "Max": "max", "Min": "min", "ExpandDims": "expand_dims", "Flip": "flip",
-    "Negative": "negative", "Square": "square", "Stack": "stack", "Gelu": "gelu", "Clip": "clip", "Split": "split", "Unstack": "unstack", "Squeeze": "squeeze",
+    "Negative": "negative", "Square": "square", "Stack": "stack", "Gelu": "gelu", "Clip": "clip", "Split": "split", "Unstack": "unstack", "Tile": "tile", "Squeeze": "squeeze",
     "Concatenate": "concat", "Transpose": "transpose", "Reshape": "reshape", "Softmax": "softmax",
     "Matmul": "matmul", "Tanh": "tanh", "Sigmoid": "sigmoid", "Relu": "relu", "Exp": "exponential", "Elu": "elu",
     "Selu": "selu", "Softplus": "softplus", "Softsign": "softsign", "Relu6": "relu6", "Silu": "swish",
@@ -290,6 +290,34 @@ def unstack(call: LayerCall, args: Args) -> list[Tensor]:
     if size > MAX_RANK * MAX_RANK:
         raise call.unsupported(f"unstack: expected at most {MAX_RANK * MAX_RANK} pieces, found {size}")
     return _pieces(call, x, axis, [(k, None) for k in range(size)])
+
+
+#: at most this many copies of one axis in a tile (one concatenate input each)
+MAX_TILE = 1024
+
+
+def tile(call: LayerCall, args: Args) -> Tensor:
+    """``tf.tile`` / ``ops.tile``: per repeated axis a concatenate of that many copies (the batch kept)."""
+    x, p = args.operands[0], args.params
+    rank = _rank(call, x)
+    reps = p.get("multiples", p.get("repeats"))
+    if not isinstance(reps, list) or len(reps) != rank or not all(is_int(r) and 1 <= r <= MAX_TILE for r in reps):
+        raise call.unsupported(f"tile: expected {rank} repeats from 1 to {MAX_TILE}, found {quote(reps, 80)}")
+    if reps[0] != 1:
+        raise call.unsupported("tile: repeating the batch axis is not supported: only per-sample operations are")
+    shape = list(x.shape or ())
+    call.take(math.prod(d or 1 for d in shape) * math.prod(reps), "one sample of the tiled tensor")
+    todo = [(axis, r) for axis, r in enumerate(reps) if r > 1]
+    if not todo:
+        call.add("identity", [x.name], [call.out()])
+    name = x.name
+    for k, (axis, r) in enumerate(todo):
+        final = k == len(todo) - 1
+        out = call.out() if final else _fresh(call, f"tile{axis}")
+        call.add("concatenate", [name] * r, [out], {"axis": axis}, name=None if final else out)
+        name = out
+        shape[axis - 1] = None if shape[axis - 1] is None else shape[axis - 1] * r
+    return _out(call, x, tuple(shape))
 
 
 def flip(call: LayerCall, args: Args) -> Tensor:
@@ -566,6 +594,7 @@ KINDS: dict[str, Kind] = {
     "split": Kind(split, params={**dict.fromkeys(("num_or_size_splits", "indices_or_sections", "axis")),
                                  "num": (None,)}),
     "unstack": Kind(unstack, params=dict.fromkeys(("num", "axis"))),
+    "tile": Kind(tile, params=dict.fromkeys(("multiples", "repeats"))),
     "clip": Kind(clip, params=dict.fromkeys(("clip_value_min", "clip_value_max", "x_min", "x_max"))),
     "negative": Kind(negative),
     "square": Kind(square),
