@@ -745,7 +745,7 @@ def _run_reference(report: Report, model: Model, names, xs, ref, progress):
             outputs, traces, masks = reference_run(model, xs)
         except GateportError as e:
             if ref is None:
-                raise
+                raise e.at(file=report.model)
             report.rows.append(Row("numpy", skipped=f"cannot run: {e}"))
             return ref, {}, {}
     if ref is None:

@@ -68,7 +68,8 @@ def test_keras_numbers_past_floats_range_are_refused_in_one_line(capsys, tmp_pat
 def _gates_with(tmp_path: Path, name: str, op: str, key: str, value) -> Path:
     """Fixture ``name`` as a .gates file whose first ``op`` node has option ``key`` set to ``value``."""
     base = tmp_path / f"{name}.gates"
-    assert main(["-q", "convert", str(MODELS / f"{name}.h5"), "--to", "gates", "-o", str(base)]) == 0
+    source = next(p for p in (MODELS / f"{name}.h5", MODELS / f"{name}.keras") if p.exists())
+    assert main(["-q", "convert", str(source), "--to", "gates", "-o", str(base)]) == 0
     data = base.read_bytes()
     n = struct.unpack("<Q", data[:8])[0]
     header = json.loads(data[8:8 + n])
@@ -96,3 +97,11 @@ def test_gates_axes_past_the_inputs_rank_are_refused_in_one_line(capsys, tmp_pat
     path = _gates_with(tmp_path, "ops_mix", op, key, value)
     assert "tensor shapes the ops can compute" in _refused(capsys, path)
     _refused(capsys, path, "--to", "onnx", "-o", str(tmp_path / "m.onnx"))
+
+
+def test_verify_names_the_file_when_the_reference_refuses_the_ir(capsys, tmp_path):
+    """The numpy reference's refusal of a .gates IR (rms_norm over more axes than its input has) names the file."""
+    path = _gates_with(tmp_path, "k3_lstm_rms_dense", "rms_norm", "axes", [-3, -2, -1])
+    assert main(["verify", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"gateport: error: {path}: rms_norm"), err
