@@ -65,3 +65,15 @@ def test_node_count():
     budget.count(budget.MAX_NODES, "nodes")
     with pytest.raises(UnsafeError, match="at most"):
         budget.count(budget.MAX_NODES + 1, "nodes", file="f")
+
+
+def test_a_state_dict_of_thousands_of_modules_is_refused_before_it_is_built(tmp_path):
+    from attacks import lstm_keys, state_dict_file
+    from converters import read
+
+    keys = {}
+    for i in range(budget.MAX_RECURRENT + 1):
+        keys.update(lstm_keys(f"m{i}", units=1, n_in=1))
+    state_dict_file(tmp_path / "many.safetensors", keys)
+    with pytest.raises(UnsafeError, match="recurrent layers in the state_dict: expected at most"):
+        read(tmp_path / "many.safetensors")

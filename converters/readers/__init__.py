@@ -23,8 +23,9 @@ from typing import Any
 
 import h5py
 
+from .. import budget
 from ..errors import FormatError, GateportError, ModelNotFoundError, UnsupportedError
-from ..ir import Model
+from ..ir import RECURRENT_OPS, Model
 from . import detect
 from .hdf5 import attr_str, mapped_file
 from .hdf5_probe import probe
@@ -54,6 +55,13 @@ def read_file(path: str | os.PathLike, config: Any = None) -> Model:
     architecture of a weights-only file). A missing file raises ModelNotFoundError."""
     path = Path(path)
     check_source(path)
+    model = _read_kind(path, config)
+    recurrent = sum(node.op in RECURRENT_OPS for node in model.nodes)
+    budget.count(recurrent, "recurrent layers", file=str(path), limit=budget.MAX_RECURRENT)
+    return model
+
+
+def _read_kind(path: Path, config: Any) -> Model:
     kind = detect.source_kind(path)
     if kind == "gates":
         from .. import ir_file

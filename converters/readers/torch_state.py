@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import safe_json
+from .. import budget, safe_json
 from ..budget import Budget
 from ..errors import FormatError, GateportError, UnsafeError, UnsupportedError, require
 from ..gates import GATES, NN_CLASS, TORCH_PARTS
@@ -504,6 +504,8 @@ def to_model(tensors: dict[str, np.ndarray], description: Description | None, na
     if not modules:
         raise FormatError("expected nn.LSTM/nn.GRU/nn.RNN parameters (weight_ih_l0, weight_hh_l0 ...), "
                           f"found {', '.join(sorted(tensors)[:6]) or 'no tensors'}")
+    budget.count(sum(len(m.layers) for m in modules.values()), "recurrent layers in the state_dict",
+                 limit=budget.MAX_RECURRENT)  # before building them: each costs milliseconds
     specs = {s.prefix: s for s in description.modules} if description else {}
     missing = [p for p in specs if p not in modules]
     if missing:
