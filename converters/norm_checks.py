@@ -54,10 +54,13 @@ def group_channels(node: Node, shape: tuple) -> int:
 
 
 def conv1d_transpose_weights(node: Node) -> tuple[np.ndarray, np.ndarray | None, int, int, int]:
-    """``(weight (in, filters, k), bias or None, k, strides, dilation)``, the weight's shape checked against the
-    options (a stranger's .gates file may hold any)."""
+    """``(weight (in, filters, k), bias or None, k, strides, dilation)``, the weight's shape and output_padding
+    checked against the options (a stranger's .gates file may hold any)."""
     o, weight, bias = node.options, np.asarray(node.weights["weight"]), node.weights.get("bias")
     filters, k = int(o["filters"]), int(o["kernel_size"])
+    if o.get("output_padding") is not None and int(o["output_padding"]) >= int(o["strides"]):
+        raise UnsupportedError(f"expected output_padding less than strides {int(o['strides'])} (as Keras), found "
+                               f"{int(o['output_padding'])}", layer=node.label())
     if weight.ndim != 3 or weight.shape[1:] != (filters, k) or bias is not None and np.shape(bias) != (filters,):
         raise UnsupportedError(f"expected weight (in, {filters}, {k}) and bias ({filters},), found "
                                f"{weight.shape} and {None if bias is None else np.shape(bias)}", layer=node.label())

@@ -105,3 +105,13 @@ def test_verify_names_the_file_when_the_reference_refuses_the_ir(capsys, tmp_pat
     assert main(["verify", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"gateport: error: {path}: rms_norm"), err
+
+
+@pytest.mark.parametrize("command", [("--to", "torch"), ("--to", "numpy"), ("--to", "onnx"), ("--to", "keras")])
+def test_gates_conv1d_transpose_output_padding_not_below_strides_is_refused(capsys, tmp_path, command):
+    """Keras (and the Keras reader) refuse output_padding >= strides; a .gates IR holding it is refused by every
+    writer too, not written as a .keras file Keras cannot load."""
+    path = _gates_with(tmp_path, "conv_transpose_lstm", "conv1d_transpose", "output_padding", 2)  # strides 2
+    out = tmp_path / ("out.onnx" if "onnx" in command else "out.keras" if "keras" in command else "out")
+    assert "expected output_padding less than strides 2 (as Keras), found 2" in _refused(capsys, path, *command,
+                                                                                         "-o", str(out))
