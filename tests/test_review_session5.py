@@ -9,6 +9,7 @@ import struct
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 
 from converters.cli import main
@@ -115,3 +116,17 @@ def test_gates_conv1d_transpose_output_padding_not_below_strides_is_refused(caps
     out = tmp_path / ("out.onnx" if "onnx" in command else "out.keras" if "keras" in command else "out")
     assert "expected output_padding less than strides 2 (as Keras), found 2" in _refused(capsys, path, *command,
                                                                                          "-o", str(out))
+
+
+def test_onnx_sequence_lens_of_floats_is_refused_naming_its_values(capsys, tmp_path):
+    """A stranger's sequence_lens constant holding NaN: the refusal shows the values (was: 'cannot read this
+    node (ValueError: cannot convert float NaN to integer)')."""
+    onnx = pytest.importorskip("onnx")
+    from test_onnx_rnn_variants import B, T, variant
+
+    proto = variant(seq_lens=[5, 3, 1], dims=(T, B))
+    (lens,) = [i for i in proto.graph.initializer if i.name == "sequence_lens"]
+    lens.CopyFrom(onnx.numpy_helper.from_array(np.array([np.nan, 1, 2], np.float32), "sequence_lens"))
+    path = tmp_path / "lens.onnx"
+    onnx.save(proto, str(path))
+    assert "sequence_lens 'sequence_lens' (constant [nan, 1.0, 2.0]" in _refused(capsys, path)

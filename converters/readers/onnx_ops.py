@@ -768,7 +768,7 @@ def _full_lengths(r, lens: Value, x: str) -> bool:
 
 def _lens_what(lens: Value, steps: int | None) -> str:
     if isinstance(lens, Const):
-        shown = ", ".join(str(int(v)) for v in lens.value.reshape(-1)[:8])
+        shown = ", ".join(str(v.item()) for v in lens.value.reshape(-1)[:8])  # any dtype: a stranger's NaN too
         return f"constant [{shown}{', ...' if lens.value.size > 8 else ''}], " + \
             ("the input's steps not fixed" if steps is None else f"not every sample the input's {steps} steps")
     return f"a run-time {lens.what}" if not isinstance(lens, IR) else "a graph input or computed tensor"
