@@ -89,7 +89,7 @@ SIZE = int_range(1, MAX_SIZE, {"$ref": "#/$defs/size"})
 DIM = int_range(0, MAX_SIZE, {"$ref": "#/$defs/dim"})
 AXIS = int_range(-MAX_RANK - 1, MAX_RANK)
 BOOL = Type(lambda v: isinstance(v, bool), "true or false", {"type": "boolean"})
-NUMBER = Type(_is_number, "a number", {"type": "number"})
+NUMBER = Type(lambda v: isinstance(v, float) or is_finite(v), "a number", {"type": "number"})  # NaN/inf, no 10**400
 FINITE = Type(is_finite, "a finite number", {"type": "number"})
 NON_NEGATIVE = Type(_finite_at_least_0, "a finite number >= 0", {"type": "number", "minimum": 0})
 OPTIONAL_NON_NEGATIVE = Type(lambda v: v is None or _finite_at_least_0(v), "null or a finite number >= 0",

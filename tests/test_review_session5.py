@@ -130,3 +130,10 @@ def test_onnx_sequence_lens_of_floats_is_refused_naming_its_values(capsys, tmp_p
     path = tmp_path / "lens.onnx"
     onnx.save(proto, str(path))
     assert "sequence_lens 'sequence_lens' (constant [nan, 1.0, 2.0]" in _refused(capsys, path)
+
+
+def test_gates_mask_value_past_floats_range_is_refused_in_one_line(capsys, tmp_path):
+    """Options that take any number (NaN too: mask_not_equal's value, Masking's mask_value) still refuse an int
+    no float holds (was: an unexpected OverflowError in the PyTorch writer)."""
+    path = _gates_with(tmp_path, "embedding_mask_lstm", "mask_not_equal", "value", BIG)
+    assert "options.value: expected a number" in _refused(capsys, path, "--to", "torch", "-o", str(tmp_path / "t"))
