@@ -285,3 +285,16 @@ def test_nan_weights_are_a_warning(capsys, tmp_path):
     code, out, err = run(capsys, "convert", p, "--to", "gates", "-o", tmp_path / "nan.gates")
     assert code == 0
     assert err.startswith("gateport: warning: ") and "3 NaN/Inf values" in err and "recurrent_weights" in err
+
+
+def test_layer_named_like_another_layers_second_output(capsys, tmp_path):
+    """Keras names a layer's extra outputs '<layer>:<k>' in gateport's graph; a layer named 'lstm:1' must not
+    become a second maker of that tensor (the targets computed the wrong thing, the ONNX writer crashed)."""
+    keras = pytest.importorskip("keras")
+    x = keras.Input((5, 3), name="x")
+    y, h, c = keras.layers.LSTM(4, return_state=True, name="lstm")(x)
+    d = keras.layers.Dense(4, name="lstm:1")(y)
+    model = keras.Model(x, [keras.layers.Add(name="add")([d, h]), c])
+    path = tmp_path / "imitating_name.keras"
+    model.save(path)
+    assert_refused(capsys, tmp_path, path, expect="'lstm:1' is also an output of layer 'lstm'")

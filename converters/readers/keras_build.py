@@ -210,6 +210,7 @@ class KerasIRBuilder:
                                   "none and no layer fixes it", file=self.file)
             dtype = "int64" if t.dtype in _INT_DTYPES else "float64" if t.dtype == "float64" else "float32"
             specs.append(TensorSpec(t.name, tuple(t.shape), dtype))
+        _check_one_maker(specs, self.nodes, self.file)
         return specs, [t.name for t in outputs], self._live_nodes([t.name for t in outputs])
 
     def _input(self, spec: LayerSpec) -> None:
@@ -338,6 +339,18 @@ class KerasIRBuilder:
                 if node.mask:
                     needed.add(node.mask)
         return live[::-1]
+
+
+def _check_one_maker(inputs: list[TensorSpec], nodes: list[Node], file: str | None) -> None:
+    """Each tensor made once: a layer named like another layer's extra output (``lstm:1``) would make a
+    second tensor of that name, which every target would wire to the wrong producer."""
+    made = {spec.name: f"model input {quote(spec.name)}" for spec in inputs}
+    for node in nodes:
+        for t in node.outputs:
+            if t in made:
+                raise FormatError(f"its output {quote(t)} is also an output of {made[t]}: a layer name must not be "
+                                  "another layer's name followed by ':<output index>'", file=file, layer=node.name)
+            made[t] = f"layer {quote(node.name)}"
 
 
 def _exact_cast(source: str, target: object) -> bool:
