@@ -114,3 +114,21 @@ def test_softmax_over_several_axes_refused_in_one_line(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "m.keras")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "Softmax over several axes '[1, 2]' is not supported" in err, err
+
+
+def test_dict_inputs_and_outputs_in_keras_flattened_order(tmp_path):
+    """Model({"zeta": .., "alpha": ..}, {"z_out": .., "a_out": ..}): both Kerases order model.inputs and
+    model.outputs by sorted key, whatever order the config's dicts list them in."""
+    zeta, alpha = keras.Input((4, 2), name="zeta"), keras.Input((3,), name="alpha")
+    h = L.Concatenate()([L.LSTM(3)(zeta), alpha])
+    model = cov.randomize(keras.Model({"zeta": zeta, "alpha": alpha},
+                                      {"z_out": L.Dense(1, name="z_out")(h), "a_out": L.Dense(2, name="a_out")(h)}))
+    model.save(tmp_path / "m.keras")
+    ir = read(tmp_path / "m.keras")
+    assert [t.name for t in ir.inputs] == ["alpha", "zeta"]
+    rng = np.random.default_rng(2)
+    xs = {"alpha": rng.normal(size=(2, 3)).astype(np.float32), "zeta": rng.normal(size=(2, 4, 2)).astype(np.float32)}
+    out = model(xs)
+    want = [keras.ops.convert_to_numpy(out[k]) for k in sorted(out)]
+    assert [tuple(w.shape) for w in want] == [(2, *t.shape[1:]) for t in model.outputs] == [(2, 2), (2, 1)]
+    assert cov.error(reference.run(ir, [xs["alpha"], xs["zeta"]]), want) <= TOL

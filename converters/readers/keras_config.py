@@ -285,11 +285,12 @@ def _check_names(specs: list[LayerSpec]) -> None:
 
 
 def _ref_list(value) -> list[Ref]:
-    """``input_layers``/``output_layers``: a list of triples, one bare triple, or a dict."""
+    """``input_layers``/``output_layers``: a list of triples, one bare triple, or a dict (in its keys' sorted
+    order: both Kerases flatten a dict of model inputs or outputs so, ``model.inputs``/``outputs`` included)."""
     if value is None:
         return []
     if isinstance(value, dict):
-        value = list(value.values())
+        value = [value[k] for k in sorted(value, key=str)]
     if value and isinstance(value[0], str):
         value = [value]
     refs = []
