@@ -276,7 +276,6 @@ def _varint(n: int) -> bytes:
 
 # -- PyTorch ----------------------------------------------------------------------------------------
 def torch_cases(folder: Path) -> list[Case]:
-    import io
     import torch
 
     cases: list[Case] = []
@@ -307,7 +306,6 @@ def torch_cases(folder: Path) -> list[Case]:
     big = {k: v for k, v in sd.items()}
     big_storage = folder / "storage_lie.pt"
     torch.save(big, big_storage)
-    data = bytearray(big_storage.read_bytes())
     storage_lie = folder / "storage_short.pt"
     m = read_keras(big_storage)
     for n in list(m):
