@@ -235,9 +235,15 @@ def getitem(call: LayerCall, args: Args) -> Tensor:
     return _reshaped(call, sliced, final)
 
 
+#: most outputs one split / unstack call may have (one slice node each)
+MAX_PIECES = MAX_RANK * MAX_RANK
+
+
 def _pieces(call: LayerCall, x: Tensor, axis: int, bounds: list[tuple[int, int | None]]) -> list[Tensor]:
     """Output ``t`` of the call: ``x`` sliced to ``bounds[t]`` on ``axis`` (``(index, None)``: one entry, axis
-    dropped)."""
+    dropped); at most :data:`MAX_PIECES` of them (one node each)."""
+    if len(bounds) > MAX_PIECES:
+        raise call.unsupported(f"expected at most {MAX_PIECES} pieces, found {len(bounds)}")
     outs = []
     for t, (start, stop) in enumerate(bounds):
         shape = list(x.shape or ())
@@ -269,7 +275,9 @@ def split(call: LayerCall, args: Args) -> list[Tensor]:
     if is_int(spec) and 1 <= spec <= MAX_SIZE:
         if size % spec:
             raise call.error(f"split: expected a count dividing {size}, found {spec}")
-        cuts = list(range(0, size + 1, size // spec))
+        if spec > MAX_PIECES:  # before listing its cuts
+            raise call.unsupported(f"split: expected at most {MAX_PIECES} pieces, found {spec}")
+        cuts = [k * (size // spec) for k in range(spec + 1)]  # an axis of size 0: empty pieces
     elif isinstance(spec, list) and 1 <= len(spec) <= MAX_RANK and all(is_int(v) and 0 <= v <= size for v in spec):
         cuts = ([0, *spec, size] if "indices_or_sections" in p else
                 [sum(spec[:k]) for k in range(len(spec) + 1)])  # Keras 3: split points; TensorFlow: sizes
@@ -287,8 +295,6 @@ def unstack(call: LayerCall, args: Args) -> list[Tensor]:
     num = args.params.get("num")
     if num is not None and num != size:
         raise call.error(f"unstack: expected num {size} (the size of axis {axis}), found {quote(num, 80)}")
-    if size > MAX_RANK * MAX_RANK:
-        raise call.unsupported(f"unstack: expected at most {MAX_RANK * MAX_RANK} pieces, found {size}")
     return _pieces(call, x, axis, [(k, None) for k in range(size)])
 
 

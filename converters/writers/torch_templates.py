@@ -239,7 +239,7 @@ class KerasLoop(nn.Module):
     """
 
     #: fixed per layer: TorchScript compiles them as constants, so a step runs no test of them
-    __constants__ = ["hard_gates", "inplace_gates", "reset_after"]
+    __constants__ = ["hard_gates", "inplace_gates"]
 
     def __init__(self, input_size: int, hidden_size: int, gates: int, go_backwards: bool,
                  zero_output_for_mask: bool, recurrent_activation: Optional[nn.Module] = None):
@@ -477,6 +477,8 @@ class GRULoop(KerasLoop):
     Keras 2 default) applies the reset gate before the product: n = act(x_n + W_hn (r * h) + b_hn).
     Then h = z * h + (1 - z) * n.
     """
+
+    __constants__ = [*KerasLoop.__constants__, "reset_after"]
 
     def __init__(self, input_size: int, hidden_size: int, activation: nn.Module,
                  recurrent_activation: nn.Module, reset_after: bool = True,
