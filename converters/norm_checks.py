@@ -53,9 +53,10 @@ def group_channels(node: Node, shape: tuple) -> int:
     return int(channels)
 
 
-def conv1d_transpose_weights(node: Node) -> tuple[np.ndarray, np.ndarray | None, int, int, int]:
+def conv1d_transpose_weights(node: Node, shape: tuple) -> tuple[np.ndarray, np.ndarray | None, int, int, int]:
     """``(weight (in, filters, k), bias or None, k, strides, dilation)``, the weight's shape and output_padding
-    checked against the options (a stranger's .gates file may hold any)."""
+    checked against the options (a stranger's .gates file may hold any) and the input of ``shape`` (without
+    batch): (time, in). The writers call it once, for the checks and the arrays together."""
     o, weight, bias = node.options, np.asarray(node.weights["weight"]), node.weights.get("bias")
     filters, k = int(o["filters"]), int(o["kernel_size"])
     if o.get("output_padding") is not None and int(o["output_padding"]) >= int(o["strides"]):
@@ -64,6 +65,9 @@ def conv1d_transpose_weights(node: Node) -> tuple[np.ndarray, np.ndarray | None,
     if weight.ndim != 3 or weight.shape[1:] != (filters, k) or bias is not None and np.shape(bias) != (filters,):
         raise UnsupportedError(f"expected weight (in, {filters}, {k}) and bias ({filters},), found "
                                f"{weight.shape} and {None if bias is None else np.shape(bias)}", layer=node.label())
+    if len(shape) != 2 or shape[-1] not in (None, weight.shape[0]):
+        raise UnsupportedError(f"expected an input (batch, time, {weight.shape[0]}), found shape {shape}",
+                               layer=node.label())
     return weight, None if bias is None else np.asarray(bias), k, int(o["strides"]), int(o["dilation_rate"])
 
 
@@ -82,10 +86,7 @@ def check_weights(node: Node, shape: tuple) -> None:
     elif node.op == "group_norm":
         group_channels(node, shape)
     elif node.op == "conv1d_transpose":
-        weight = conv1d_transpose_weights(node)[0]
-        if len(shape) != 2 or shape[-1] not in (None, weight.shape[0]):
-            raise UnsupportedError(f"expected an input (batch, time, {weight.shape[0]}), found shape {shape}",
-                                   layer=node.label())
+        conv1d_transpose_weights(node, shape)
 
 
 def check_model(model, shapes: dict) -> None:

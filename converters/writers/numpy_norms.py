@@ -71,8 +71,7 @@ EMITTERS = {"normalization": normalization_to_numpy, "rescaling": rescaling_to_n
 def conv1d_transpose_to_numpy(w, node: Node) -> None:
     """Each input step scattered through the kernel (the input spread ``strides`` apart, one shifted product per
     tap), TensorFlow's crop / zero steps (ops.conv1d_transpose_edges), the bias, the activation."""
-    check_weights(node, input_shape(w, node))
-    weight, bias, k, s, d = conv1d_transpose_weights(node)
+    weight, bias, k, s, d = conv1d_transpose_weights(node, input_shape(w, node))
     params = {"weight": _float(weight), **({"bias": _float(bias)} if bias is not None else {})}
     p, x = w.weights(node.name, params), w.var(node.inputs[0], node)
     spread, full = w.unique(f"{node.name}_spread"), w.unique(f"{node.name}_full")

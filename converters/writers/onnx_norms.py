@@ -81,8 +81,7 @@ LAYERS = {"normalization": normalization_to_onnx, "rescaling": rescaling_to_onnx
 
 def conv1d_transpose_to_onnx(g: GraphBuilder, node: Node) -> None:
     """ConvTranspose (no pads) between two Transposes, TensorFlow's crop (Slice) and zero steps (Pad), the bias."""
-    check_weights(node, _shape(g, node))
-    weight, bias, k, s, d = conv1d_transpose_weights(node)
+    weight, bias, k, s, d = conv1d_transpose_weights(node, _shape(g, node))
     x = g.transpose(node.inputs[0], [0, 2, 1])
     y = g.op("ConvTranspose", [x, g.initializer(weight, "weight")], kernel_shape=[k], strides=[s], dilations=[d],
              pads=[0, 0])

@@ -119,8 +119,7 @@ def conv1d_transpose_to_torch(w, node: Node) -> None:
     """F.conv_transpose1d with nn.ConvTranspose1d's weight and bias, no padding: TensorFlow's zero steps at the
     end are its ``output_padding`` (they get the bias only; always < strides), its crop a slice
     (ops.conv1d_transpose_edges)."""
-    check_weights(node, input_shape(w, node))
-    weight, bias, k, s, d = conv1d_transpose_weights(node)
+    weight, bias, k, s, d = conv1d_transpose_weights(node, input_shape(w, node))
     n_in, filters = weight.shape[:2]
     params = {"weight": _f32(weight), **({"bias": _f32(bias)} if bias is not None else {})}
     ctor = f"nn.ConvTranspose1d({n_in}, {filters}, {k}, stride={s}, dilation={d}{'' if bias is not None else ', bias=False'})"
