@@ -288,3 +288,111 @@ def test_intermediate_tensors_never_take_a_strangers_layer_name(tmp_path):
     data = np.load(FIXTURES / "expected" / "ops_mix.npz")
     for k, got in enumerate(reference.run(model, [data["in:x"]])):
         assert_close(got, data[f"out:{k}"], f"output {k}")
+
+
+# -- the bound on a split / unstack's pieces (keras_tf_ops.MAX_PIECES: one slice node each) ------------------
+LONG = 1026  # time steps: over MAX_PIECES (1024) and a multiple of 6, the fixture's (its reshape keeps 48 * LONG / 6)
+_ALL = {"start": None, "stop": None, "step": None}
+
+
+def _edited(tmp_path, fmt: str, changes: dict) -> Path:
+    """A copy of ops_stack (tf.keras TFOpLambda, .h5) or k3_ops_stack (Keras 3 op nodes, .keras) whose layers went
+    through ``changes[name](layer_json)`` (names as the .h5 has them; the .keras one's are mapped)."""
+    k3 = fmt == "keras"
+    names = {"tf.split": "split", "tf.unstack": "unstack", "tf.reshape": "reshape",
+             "tf.__operators__.getitem_3": "get_item_3"} if k3 else {}
+    src = FIXTURES / "models" / ("k3_ops_stack.keras" if k3 else "ops_stack.h5")
+    path = tmp_path / src.name
+    if k3:
+        with zipfile.ZipFile(src) as zin, zipfile.ZipFile(path, "w") as zout:
+            for info in zin.infolist():
+                data = zin.read(info.filename)
+                if info.filename == "config.json":
+                    cfg = json.loads(data)
+                    _apply(cfg, {names.get(k, k): v for k, v in changes.items()})
+                    data = json.dumps(cfg).encode()
+                zout.writestr(info, data)
+    else:
+        shutil.copy(src, path)
+        with h5py.File(path, "r+") as f:
+            cfg = json.loads(f.attrs["model_config"])
+            _apply(cfg, changes)
+            f.attrs["model_config"] = json.dumps(cfg)
+    return path
+
+
+def _apply(cfg: dict, changes: dict) -> None:
+    layers = {it["name"]: it for it in cfg["config"]["layers"]}
+    for name, change in changes.items():
+        change(layers[name])
+
+
+def _params(**kw):
+    """Set a call's arguments as the format stores them: tf.keras in the inbound entry's kwargs, Keras 3 in the
+    op node's config."""
+    def change(item):
+        (item["config"] if "module" in item else item["inbound_nodes"][0][3]).update(kw)
+    return change
+
+
+def _long_time(item):
+    """The model input with LONG steps; the reshape of the concatenated (2 * LONG, 4) to [-1, 8 * LONG]."""
+    if item["class_name"] == "InputLayer":
+        key = "batch_shape" if "batch_shape" in item["config"] else "batch_input_shape"
+        item["config"][key] = [None, LONG, 3]
+    else:
+        _params(**{"newshape" if "module" in item else "shape": [-1, 8 * LONG]})(item)
+
+
+def _empty_time(item):
+    """getitem_3 as ``h[:, 0:0]``: an axis of size 0, which any count divides."""
+    if "module" in item:
+        item["inbound_nodes"][0]["args"][1] = [{"class_name": "__slice__", "config": _ALL},
+                                               {"class_name": "__slice__", "config": {"start": 0, "stop": 0, "step": 1}}]
+    else:
+        item["inbound_nodes"][0][3]["slice_spec"] = [_ALL, {"start": 0, "stop": 0, "step": 1}]
+
+
+def _split_of_empty(count):
+    """The split reads getitem_3's output, on axis 1, into ``count`` pieces."""
+    def change(item):
+        if "module" in item:
+            item["inbound_nodes"][0]["args"][0]["config"]["keras_history"] = ["get_item_3", 0, 0]
+            item["config"].update(indices_or_sections=count, axis=1)
+        else:
+            item["inbound_nodes"][0][0] = "tf.__operators__.getitem_3"
+            item["inbound_nodes"][0][3].update(num_or_size_splits=count, axis=1)
+    return change
+
+
+LONG_TIME = {"x": _long_time, "tf.reshape": _long_time}
+PIECES = [
+    ({**LONG_TIME}, f"tf.unstack (TFOpLambda): unstack: expected at most 1024 pieces, found {LONG}"),
+    ({**LONG_TIME, "tf.split": _params(num_or_size_splits=LONG, axis=1)},
+     f"tf.split (TFOpLambda): split: expected at most 1024 pieces, found {LONG}"),
+    ({"tf.__operators__.getitem_3": _empty_time, "tf.split": _split_of_empty(2**31 - 1)},
+     "tf.split (TFOpLambda): split: expected at most 1024 pieces, found 2147483647"),
+    ({"tf.split": _params(num_or_size_splits=2**31)}, "split: expected a count or a list of sizes, found '2147483648'"),
+]
+
+
+@pytest.mark.parametrize("fmt", ["h5", "keras"])
+@pytest.mark.parametrize("changes,expect", PIECES, ids=["unstack", "split", "split_2**31-1_of_0", "split_2**31"])
+def test_splits_over_the_pieces_bound_are_refused_in_one_line(capsys, tmp_path, fmt, changes, expect):
+    """The fixtures' own split / unstack calls (tf.keras TFOpLambda kwargs, Keras 3 Split / Unstack op nodes) over
+    an axis of LONG steps, or a count up to 2**31 - 1 of an empty axis (which it divides): refused by the count,
+    before a list of that many pieces is built (tracemalloc: a few MiB where 2**31 - 1 bounds would take 100 GiB)."""
+    import tracemalloc
+
+    path = _edited(tmp_path, fmt, changes)
+    if fmt == "keras":  # Keras 3 names: split (Split), unstack (Unstack)
+        expect = expect.replace("tf.split (TFOpLambda)", "split (Split)").replace("tf.unstack (TFOpLambda)",
+                                                                                  "unstack (Unstack)")
+    tracemalloc.start()
+    try:
+        err = _cli(capsys, path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert expect in err, err
+    assert peak < 64 * 2**20, peak

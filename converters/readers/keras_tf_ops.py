@@ -239,11 +239,17 @@ def getitem(call: LayerCall, args: Args) -> Tensor:
 MAX_PIECES = MAX_RANK * MAX_RANK
 
 
-def _pieces(call: LayerCall, x: Tensor, axis: int, bounds: list[tuple[int, int | None]]) -> list[Tensor]:
+def _piece_count(call: LayerCall, what: str, count: int) -> None:
+    """Refuse a split / unstack into more than :data:`MAX_PIECES` pieces, before their bounds are listed (a
+    count may be up to 2**31 - 1)."""
+    if count > MAX_PIECES:
+        raise call.unsupported(f"{what}: expected at most {MAX_PIECES} pieces, found {count}")
+
+
+def _pieces(call: LayerCall, x: Tensor, axis: int, bounds: list[tuple[int, int | None]], what: str) -> list[Tensor]:
     """Output ``t`` of the call: ``x`` sliced to ``bounds[t]`` on ``axis`` (``(index, None)``: one entry, axis
     dropped); at most :data:`MAX_PIECES` of them (one node each)."""
-    if len(bounds) > MAX_PIECES:
-        raise call.unsupported(f"expected at most {MAX_PIECES} pieces, found {len(bounds)}")
+    _piece_count(call, what, len(bounds))
     outs = []
     for t, (start, stop) in enumerate(bounds):
         shape = list(x.shape or ())
@@ -275,8 +281,7 @@ def split(call: LayerCall, args: Args) -> list[Tensor]:
     if is_int(spec) and 1 <= spec <= MAX_SIZE:
         if size % spec:
             raise call.error(f"split: expected a count dividing {size}, found {spec}")
-        if spec > MAX_PIECES:  # before listing its cuts
-            raise call.unsupported(f"split: expected at most {MAX_PIECES} pieces, found {spec}")
+        _piece_count(call, "split", spec)  # before listing its cuts
         cuts = [k * (size // spec) for k in range(spec + 1)]  # an axis of size 0: empty pieces
     elif isinstance(spec, list) and 1 <= len(spec) <= MAX_RANK and all(is_int(v) and 0 <= v <= size for v in spec):
         cuts = ([0, *spec, size] if "indices_or_sections" in p else
@@ -285,7 +290,7 @@ def split(call: LayerCall, args: Args) -> list[Tensor]:
             raise call.error(f"split: expected pieces covering the {size} entries of axis {axis}, found {spec}")
     else:
         raise call.unsupported(f"split: expected a count or a list of sizes, found {quote(spec, 80)}")
-    return _pieces(call, x, axis, list(zip(cuts[:-1], cuts[1:])))
+    return _pieces(call, x, axis, list(zip(cuts[:-1], cuts[1:])), "split")
 
 
 def unstack(call: LayerCall, args: Args) -> list[Tensor]:
@@ -295,7 +300,8 @@ def unstack(call: LayerCall, args: Args) -> list[Tensor]:
     num = args.params.get("num")
     if num is not None and num != size:
         raise call.error(f"unstack: expected num {size} (the size of axis {axis}), found {quote(num, 80)}")
-    return _pieces(call, x, axis, [(k, None) for k in range(size)])
+    _piece_count(call, "unstack", size)  # before listing its entries
+    return _pieces(call, x, axis, [(k, None) for k in range(size)], "unstack")
 
 
 #: at most this many copies of one axis in a tile (one concatenate input each)
