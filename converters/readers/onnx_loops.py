@@ -68,6 +68,10 @@ def loop_recurrence(vg: ValueGraph, node):
             return found if isinstance(found, Rewrite) else None
         if role == "backward":
             return _pair(vg, twin, node, parts, cell)
+        if role == "go_backwards":
+            _check_direction(parts, cell, True)
+            adds, inits = _fused_backward(vg, node, parts, cell, twin)
+            return Rewrite(f"masked_backward_loop_{cell['kind']}", [node], adds, inits)
         adds, inits = _fused(vg, node, parts, cell)
     except NotRecognized as e:
         return str(e)
@@ -93,10 +97,12 @@ _MAX_TWINS = 64
 
 
 def _twin(vg: ValueGraph, node, p: dict):
-    """``("forward", backward loop)``, ``("backward", forward loop)`` or ``(None, None)`` for a masked
-    loop. Keras' backward layer of a Bidirectional runs ``go_backwards``: TensorFlow reverses its input
-    and its mask in time (keras/src/backend/tensorflow/rnn.py ``rnn``: ``tf.reverse(input_, [0])``,
-    ``mask = tf.reverse(mask, [0])``), so its loop reads both reversed."""
+    """``("forward", backward loop)``, ``("backward", forward loop)``, ``("go_backwards", (sequence, mask))``
+    or ``(None, None)`` for a masked loop. Keras' backward layer of a Bidirectional runs ``go_backwards``:
+    TensorFlow reverses its input and its mask in time (keras/src/backend/tensorflow/rnn.py ``rnn``:
+    ``tf.reverse(input_, [0])``, ``mask = tf.reverse(mask, [0])``), so its loop reads both reversed. A
+    loop reading both reversed with no forward loop on that sequence is a masked layer of its own with
+    ``go_backwards=True`` (the sequence and mask it reads reversed returned)."""
     flipped_x, flipped_mask = time_flip_source(vg, p["x"]), time_flip_source(vg, p["mask"])
     if flipped_x is None and flipped_mask is None:
         back = next((n for n, q in _masked_loops(vg, node, True) if _reads_flipped(vg, q["x"], p["x"])), None)
@@ -107,8 +113,7 @@ def _twin(vg: ValueGraph, node, p: dict):
                             f"reversed")
     fronts = [(n, q) for n, q in _masked_loops(vg, node, False) if same_value(vg, q["x"], flipped_x)]
     if not fronts:
-        raise NotRecognized("expected the forward loop of its masked Bidirectional (a masked loop on the sequence "
-                            "this loop reads reversed in time), found none")
+        return "go_backwards", (flipped_x, flipped_mask)
     front = next((n for n, q in fronts if same_value(vg, q["mask"], flipped_mask)), None)
     if front is None:
         raise NotRecognized(f"expected the mask it reads reversed in time to be the mask its forward loop "
@@ -164,27 +169,35 @@ def _check_pair(fp: dict, fcell: dict, bp: dict, bcell: dict) -> None:
     """Each body against :func:`plan_in_numpy` of its direction, on the seeded masks, their reversals
     (a row that starts masked in either order, with masked steps between unmasked runs) and a row all
     masked."""
-    steps, width, units = fp["x_dims"][0], fp["x_dims"][2], fcell["units"]
+    for p, cell, reverse in ((fp, fcell, False), (bp, bcell, True)):
+        _check_direction(p, cell, reverse, "a masked Bidirectional")
+
+
+def _check_direction(p: dict, cell: dict, reverse: bool, what: str = "a masked go_backwards layer") -> None:
+    """One loop's body against :func:`plan_in_numpy` of its direction (``reverse``: the body fed the
+    sequences and masks reversed, its outputs in its processing order), on the seeded masks, their
+    reversals (a row that starts masked in either order, with masked steps between unmasked runs) and a
+    row all masked."""
+    steps, width, units = p["x_dims"][0], p["x_dims"][2], cell["units"]
     rng = np.random.default_rng(1)
     seeded = _check_masks(rng, steps)
     masks = np.concatenate([seeded, seeded[::-1], np.zeros((steps, 1, 1), bool)], axis=1)
     xs = rng.uniform(-2, 2, (steps, masks.shape[1], width)).astype(np.float32)
     zero = [np.zeros((masks.shape[1], units), np.float32)] * 2
     one = [np.zeros((1, units), np.float32)] * 2
-    for p, cell, reverse in ((fp, fcell, False), (bp, bcell, True)):
-        order = slice(None, None, -1) if reverse else slice(None)
-        runs = _run_body(p, xs[order], zero, masks[order])
-        got = np.stack([r[0] for r in runs])[order]
-        want, finals = plan_in_numpy(masks, lambda t, b: _cell_steps(cell, cell, xs[t, b:b + 1], one, None),
-                                     units, reverse, cell["zero_output_for_mask"])
-        states = [np.stack([f[k] if f is not None else np.zeros(units, np.float32) for f in finals])
-                  for k in range(len(runs[-1]) - 1)]
-        err = max([float(np.max(np.abs(got - want)))]
-                  + [float(np.max(np.abs(a - b))) for a, b in zip(runs[-1][1:], states)])
-        if err > _ATOL:
-            raise NotRecognized(f"the {'backward' if reverse else 'forward'} loop does not compute the "
-                                f"{'reversed ' if reverse else ''}direction of a masked Bidirectional "
-                                f"{cell['kind']} (differs by {err:.2g})")
+    order = slice(None, None, -1) if reverse else slice(None)
+    runs = _run_body(p, xs[order], zero, masks[order])
+    got = np.stack([r[0] for r in runs])[order]
+    want, finals = plan_in_numpy(masks, lambda t, b: _cell_steps(cell, cell, xs[t, b:b + 1], one, None),
+                                 units, reverse, cell["zero_output_for_mask"])
+    states = [np.stack([f[k] if f is not None else np.zeros(units, np.float32) for f in finals])
+              for k in range(len(runs[-1]) - 1)]
+    err = max([float(np.max(np.abs(got - want)))]
+              + [float(np.max(np.abs(a - b))) for a, b in zip(runs[-1][1:], states)])
+    if err > _ATOL:
+        raise NotRecognized(f"the {'backward' if reverse else 'forward'} loop does not compute the "
+                            f"{'reversed ' if reverse else ''}direction of {what} "
+                            f"{cell['kind']} (differs by {err:.2g})")
 
 
 # -- reading the loop's structure ---------------------------------------------------------------------
@@ -504,6 +517,24 @@ def _fused_pair(vg: ValueGraph, front: tuple, back: tuple) -> tuple[list, list]:
         seq = plan.op("Transpose", [out], perm=[1, 0, 2])
         _loop_outputs(vg, plan, node, p, seq,
                       lambda k, name, slot=slot: plan.op("Gather", [states[k], plan.const(slot, i64)], out=name, axis=0))
+    return plan.nodes, plan.inits
+
+
+def _fused_backward(vg: ValueGraph, node, p: dict, cell: dict, sources: tuple) -> tuple[list, list]:
+    """(new nodes, new initializers): a masked ``go_backwards`` layer's loop (reading the sequence and mask
+    ``sources`` reversed in time) as one ``reverse`` node in the exact masked plan on them; its scan output
+    in its processing order (reversed in time), as Keras returns it."""
+    x, mask = sources
+    plan = PlanNodes(vg.onnx, lambda hint: fresh(vg, hint), f"{node.name or 'loop'}/fused")
+    weights = [plan.const(_onnx_gates(a, cell["kind"], cell["units"])[None], np.float32) for a in _cell_arrays(cell)]
+    make_node = _node_maker(plan, cell, weights, _initial_states(vg, node, p, plan), "reverse")
+    (out,), states = masked_node(plan, _batch_first_mask(vg, mask, plan), x, make_node,
+                                 cell["zero_output_for_mask"], reverse=(True,))
+    i64 = np.int64
+    flipped = plan.op("Slice", [out, *(plan.const([v], i64) for v in (-1, FLIP_END, 1, -1))])
+    seq = plan.op("Transpose", [flipped], perm=[1, 0, 2])
+    _loop_outputs(vg, plan, node, p, seq, lambda k, out: plan.op("Squeeze", [states[k], plan.const([0], i64)],
+                                                                 out=out))
     return plan.nodes, plan.inits
 
 

@@ -268,8 +268,12 @@ def _gather(r, node, args, attrs):
     if isinstance(data, RecOut) and i is not None and len(i) == 1 and index.value.ndim == 0:
         return [_select_direction(r, data, axis, i[0])]
     if isinstance(data, Seq) and data.stage == "keras" and not data.time_major and axis == 1 and i is not None \
-            and index.value.ndim == 0:
+            and index.value.ndim == 0 and _is_last(data, i[0]):
         return [_last(r, data, i[0])]
+    if i is not None and index.value.ndim == 0:
+        step = _one_step(r, node, data, axis, i[0])
+        if step is not None:
+            return [step]
     raise r.unsupported(f"expected Gather of an embedding, a recurrent direction or a last step, found "
                         f"Gather of a {data.what}")
 
@@ -289,12 +293,42 @@ def _select_direction(r, y: RecOut, axis: int, slot: int) -> Value:
     return State(rec, slot, y.k)
 
 
+def _is_last(seq: Seq, index: int) -> bool:
+    """``index`` (-1 or 0) is the step the direction processed last (its Keras last output)."""
+    processed_last_at_end = seq.rec.reversed(seq.slot) == seq.flipped
+    return index == (-1 if processed_last_at_end else 0)
+
+
+def _one_step(r, node, data: Value, axis: int, index: int) -> Value | None:
+    """``data[:, index]`` of a batch-first sequence (``data[index]`` of a time-major one, PyTorch's
+    ``h_n[-1]`` of the layers' states too): an IR ``slice`` taking the one entry (axis dropped), or None.
+
+    What PyTorch models take after a recurrent layer: ``out[:, -1]`` of a bidirectional output is the
+    forward direction's last output beside the backward direction's output at the last step (its first
+    processed), which no Keras Bidirectional returns alone; ``h_n[-1]`` is the last layer's last direction.
+    """
+    time_major = isinstance(data, View) and data.kind == "time_major" or \
+        isinstance(data, (Seq, Merged)) and data.time_major
+    if axis != (0 if time_major else 1):
+        return None
+    if isinstance(data, View) and data.kind == "time_major":
+        data = data.of
+    elif isinstance(data, Seq) and data.time_major:
+        data = Seq(data.rec, data.slot, False, data.flipped, data.stage, data.zero)
+    elif isinstance(data, Merged) and data.time_major:
+        data = Merged(data.rec, data.mode, data.parts, False)
+    if isinstance(data, Seq) and data.stage != "keras" or isinstance(data, Merged) and not (
+            isinstance(data.parts[0], Seq) and all(p.stage == "keras" for p in data.parts)):
+        return None
+    x = r.as_ir(data)
+    if not isinstance(x, IR) or r.ranks.get(x.name, x.rank) != 3:
+        return None
+    return r.add("slice", [x.name], out_name(node), {"axis": 1, "index": int(index)}, rank=2)
+
+
 def _last(r, seq: Seq, index: int) -> Value:
     """``y[:, index]`` of a direction: its last output when ``index`` is the step it processed last."""
-    processed_last_at_end = not seq.rec.reversed(seq.slot)
-    if seq.flipped:
-        processed_last_at_end = not processed_last_at_end
-    if index != (-1 if processed_last_at_end else 0):
+    if not _is_last(seq, index):
         raise r.unsupported(f"expected the step a direction processed last, found step {index}")
     return Last(seq.rec, seq.slot, seq.zero)
 

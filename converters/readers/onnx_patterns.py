@@ -65,6 +65,16 @@ def _zero_initial_state(vg: ValueGraph, node):
         return None
     if not zero:
         return f"initial state {quote(node.input[slots[0]])} is not computed to zeros"
+    hidden = vg.attr(node, "hidden_size", None)
+    r_dims = vg.dims(node.input[2]) if len(node.input) > 2 else None
+    hidden = hidden if hidden is not None else (r_dims[-1] if r_dims else None)
+    for k in zero:  # a file no runtime runs (torch's dynamo exporter writes one for nn.LSTM(proj_size=...)):
+        dims = vg.dims(node.input[k])  # refused, not read as a node whose states start at zero
+        if dims and isinstance(dims[-1], int) and isinstance(hidden, int) and dims[-1] != hidden:
+            raise UnsupportedError(
+                f"expected initial state {quote(node.input[k])} of the node's hidden size {hidden}, found zeros "
+                f"of width {dims[-1]} (onnxruntime refuses this node; PyTorch's dynamo exporter writes it for an "
+                f"nn.LSTM with proj_size, which no ONNX LSTM computes)", layer=where(node))
     new = vg.onnx.helper.make_node(node.op_type, [("" if k in zero else i) for k, i in enumerate(node.input)],
                                    list(node.output), name=node.name)
     new.attribute.extend(node.attribute)
@@ -513,13 +523,14 @@ def closest(misses: dict[str, str], layer: str | None) -> str | None:
 
 
 def _unrolled_steps(vg: ValueGraph) -> str | None:
-    """A recurrence unrolled step by step (PyTorch's dynamo exporter on nn.RNN): one constant weight
-    multiplying, again and again, what an activation made of the previous product."""
+    """A recurrence unrolled step by step (PyTorch's dynamo exporter on nn.RNN; an nn.LSTMCell/GRUCell
+    called in a Python loop over time, both exporters): one constant weight multiplying (MatMul, Gemm),
+    again and again, what an activation (or a cell's gate product or sum) made of the previous product."""
     chained: dict[str, int] = {}
     for n in vg.nodes:
-        if n.op_type == "MatMul" and len(n.input) == 2 and vg.is_const(n.input[1]):
+        if n.op_type in ("MatMul", "Gemm") and len(n.input) >= 2 and vg.is_const(n.input[1]):
             src = vg.producer.get(n.input[0])
-            if src is not None and src.op_type in ("Tanh", "Sigmoid", "Relu"):
+            if src is not None and src.op_type in ("Tanh", "Sigmoid", "Relu", "Mul", "Add"):
                 chained[n.input[1]] = chained.get(n.input[1], 0) + 1
     weight, count = max(chained.items(), key=lambda kv: kv[1], default=(None, 0))
     if count < 2:

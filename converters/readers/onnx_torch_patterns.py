@@ -184,18 +184,32 @@ def time_major_inputs(onnx, proto, nodes: list, vg: ValueGraph) -> tuple[object,
 def _pin_traced_time(vg: ValueGraph, vi) -> None:
     """Declare the (relaid) input's time size when the exporter wrote the traced one into the graph: the
     dynamo exporter's ``Reshape(Transpose(Y, [0, 2, 1, 3]), [T, -1, H])`` of a node reading this input
-    computes the file's numbers only at that ``T`` (:func:`static_time_reshape` then reads it)."""
+    computes the file's numbers only at that ``T`` (:func:`static_time_reshape` then reads it). Stacked
+    layers (``num_layers`` > 1) are followed: each layer's ``Y`` reaches the next through a computed
+    ``Reshape`` (read by ``computed_reshape``) that keeps the time axis; often only the last is traced."""
     time = vi.type.tensor_type.shape.dim[1]
     if time.HasField("dim_value"):
         return
-    traced = set()
-    for rec in vg.consumers.get(vi.name, []):
-        if rec.op_type not in _RECURRENT or not rec.output or rec.input[0] != vi.name:
+    traced, frontier, seen = set(), [vi.name], set()
+    while frontier:
+        name = frontier.pop()
+        if name in seen:
             continue
-        for tr in vg.consumers.get(rec.output[0], []):
-            if tr.op_type == "Transpose" and [int(q) for q in vg.attr(tr, "perm", [])] == [0, 2, 1, 3]:
-                traced.update((vg.ints(r.input[1]) or [0])[0] for r in vg.consumers.get(tr.output[0], [])
-                              if r.op_type == "Reshape" and len(vg.ints(r.input[1]) or []) == 3)
+        seen.add(name)
+        for rec in vg.consumers.get(name, []):
+            if rec.op_type not in _RECURRENT or not rec.output or rec.input[0] != name:
+                continue
+            for tr in vg.consumers.get(rec.output[0], []):
+                if tr.op_type != "Transpose" or [int(q) for q in vg.attr(tr, "perm", [])] != [0, 2, 1, 3]:
+                    continue
+                for r in vg.consumers.get(tr.output[0], []):
+                    if r.op_type != "Reshape":
+                        continue
+                    target = vg.ints(r.input[1])
+                    if target is None:  # computed from Shape: the next layer's X, time kept
+                        frontier.append(r.output[0])
+                    elif len(target) == 3:
+                        traced.add(target[0])
     if len(traced) == 1 and min(traced) > 0:
         time.dim_value = traced.pop()
 
