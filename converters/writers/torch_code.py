@@ -42,7 +42,8 @@ from .torch_templates import ACTIVATIONS, FUNCTION_NAMES, helper_source
 #: Names the generated code uses itself, and nn.Module's own attributes.
 _RESERVED = set(keyword.kwlist) | {
     "self", "torch", "nn", "F", "Tensor", "List", "Optional", "Tuple", "os", "Model", "load_model",
-    "path", "model", "_", "warnings", "weakref", "_SCRIPTED", "_LAID_OUT", "hard_sigmoid_keras2", "keras_same_padding", "training", "forward",
+    "path", "model", "_", "warnings", "weakref", "_SCRIPTED", "_LAID_OUT", "_NN_KERNELS", "hard_sigmoid_keras2",
+    "keras_same_padding", "training", "forward",
     "add_module", "apply", "bfloat16", "buffers", "children", "compile", "cpu", "cuda", "double", "eval",
     "extra_repr", "float", "half", "modules", "parameters", "state_dict", "to", "train", "type",
     "zero_grad", "load_state_dict", "named_modules", "named_parameters", "named_buffers",
@@ -189,7 +190,9 @@ def _recurrent_nn(w: _Writer, node: Node, n_states: int, init) -> tuple[list[str
     h_n = w.unique(f"{base}_h") if need_states else "_"
     c_n = w.unique(f"{base}_c") if need_states and n_states == 2 and o.get("return_state") else "_"
     states_lhs = f"({h_n}, {c_n})" if n_states == 2 and need_states else h_n
-    w.line(f"{seq}, {states_lhs} = self.{attr}({x_in}{hx})")
+    w.helpers.add("keras_nn_rnn")
+    w.line(f"{seq}, {states_lhs} = self.{attr}({x_in}{hx}) if torch.jit.is_scripting() "
+           f"else keras_nn_rnn(self.{attr}, {x_in}{hx})")
     if o.get("return_sequences"):
         if seq_whole:
             ys = [seq]

@@ -62,7 +62,8 @@ _SQUAREPLUS = _function_helper(
     "keras_squareplus", "Squareplus", "Keras' squareplus with b = 4: (x + sqrt(x^2 + 4)) / 2.",
     "(x + torch.sqrt(x * x + 4.0)) / 2")
 #: Function names the helpers define at module level (generated variables must not shadow them).
-FUNCTION_NAMES = ("hard_sigmoid_keras2", "keras_same_padding", "keras_tracing", "keras_mask_plan", "keras_compact",
+FUNCTION_NAMES = ("hard_sigmoid_keras2", "keras_same_padding", "keras_tracing", "keras_nn_rnn", "keras_mask_plan",
+                  "keras_compact",
                   "keras_hard_gates", "keras_stack", "keras_laid_out",
                   "keras_unmask", "keras_final_states", "keras_sparse_plus", "keras_sparse_sigmoid",
                   "keras_squareplus", *ATTENTION_FUNCTIONS)
@@ -79,7 +80,7 @@ class KerasPReLU(nn.Module):
         return torch.relu(x) - self.alpha * torch.relu(-x)
 '''
 
-_MASK_PLAN = '''
+_TRACING = '''
 @torch.jit.unused
 def keras_tracing() -> bool:
     """Whether torch.export / torch.compile (torch.compiler.is_compiling, torch 2.3+) or torch.jit.trace
@@ -88,8 +89,44 @@ def keras_tracing() -> bool:
         return True
     is_compiling = getattr(torch.compiler, "is_compiling", None)
     return bool(is_compiling is not None and is_compiling())
+'''
+
+_NN_RNN = '''
+#: nn.LSTM / nn.GRU / nn.RNN's ATen kernel by the module's mode, as nn.RNNBase.forward calls it
+_NN_KERNELS = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}
 
 
+@torch.jit.unused
+def keras_nn_rnn(rnn: nn.Module, x: Tensor, hx=None) -> tuple:
+    """``rnn(x, hx)`` for a batch-first nn.LSTM / nn.GRU / nn.RNN: eagerly on the CPU, the ATen kernel its
+    forward calls (torch/nn/modules/rnn.py), with its own parameters and the same arguments, so the same bits,
+    without that forward's Python (weight refresh, argument checks, zeros for hx: a quarter of a small layer's
+    time). Anything else goes through ``rnn(x, hx)``: tracing, exporting or compiling, another device, a tensor
+    subclass, hooks, input or states of a shape it would refuse. TorchScript calls ``rnn`` (the call sites test
+    torch.jit.is_scripting())."""
+    params = rnn._parameters
+    weights = [params[name] for name in rnn._flat_weights_names]  # what rnn.forward would use
+    g = torch.nn.modules.module  # nn.Module.__call__ runs only forward without any of these hooks
+    if (type(x) is not Tensor or not x.is_cpu or x.dim() != 3 or x.shape[2] != rnn.input_size
+            or x.dtype != weights[0].dtype or rnn.proj_size or rnn._compiled_call_impl is not None
+            or rnn._forward_hooks or rnn._forward_pre_hooks or rnn._backward_hooks or rnn._backward_pre_hooks
+            or g._global_forward_hooks or g._global_forward_pre_hooks or g._global_backward_hooks
+            or g._global_backward_pre_hooks or keras_tracing()):
+        return rnn(x, hx)
+    lstm = rnn.mode == "LSTM"
+    batch = x.shape[0 if rnn.batch_first else 1]
+    shape = (rnn.num_layers * (2 if rnn.bidirectional else 1), batch, rnn.hidden_size)
+    if hx is None:
+        h = x.new_zeros(shape)  # never written: h and c can share it
+        hx = (h, h) if lstm else h
+    elif any(type(h) is not Tensor or h.shape != shape for h in (hx if lstm else (hx,))):
+        return rnn(x, hx)
+    out = _NN_KERNELS[rnn.mode](x, hx, weights, rnn.bias, rnn.num_layers, rnn.dropout, rnn.training,
+                                rnn.bidirectional, rnn.batch_first)
+    return out[0], (out[1:] if lstm else out[1])
+'''
+
+_MASK_PLAN = '''
 def keras_mask_plan(mask: Tensor, reverse: bool = False) -> Tuple[Tensor, Tensor]:
     """A (batch, time) mask -> (order, count): order (batch, steps) lists the unmasked steps first,
     in order; count[b, t] is the number of unmasked steps up to and including t. With ``reverse``
@@ -151,7 +188,8 @@ class KerasMaskedRNN(nn.Module):
         return [x.new_zeros(x.size(0), self.rnn.hidden_size)]
 
     def run(self, x: Tensor, states: List[Tensor]) -> Tensor:
-        return self.rnn(x, states[0].unsqueeze(0))[0]
+        h = states[0].unsqueeze(0)
+        return (self.rnn(x, h) if torch.jit.is_scripting() else keras_nn_rnn(self.rnn, x, h))[0]
 
     def forward(self, x: Tensor, mask: Tensor,
                 states: Optional[List[Tensor]] = None) -> Tuple[Tensor, List[Tensor]]:
@@ -175,7 +213,8 @@ class KerasMaskedLSTM(KerasMaskedRNN):
         return [h, h]
 
     def run(self, x: Tensor, states: List[Tensor]) -> Tensor:
-        return self.rnn(x, (states[0].unsqueeze(0), states[1].unsqueeze(0)))[0]
+        hc = (states[0].unsqueeze(0), states[1].unsqueeze(0))
+        return (self.rnn(x, hc) if torch.jit.is_scripting() else keras_nn_rnn(self.rnn, x, hc))[0]
 '''
 
 _KERAS_LOOP = '''
@@ -573,8 +612,10 @@ HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "Squareplus": (_SQUAREPLUS, ()),
     "KerasPReLU": (_PRELU, ()),
     "keras_same_padding": (_SAME_PADDING, ()),
-    "keras_mask_plan": (_MASK_PLAN, ()),
-    "KerasMaskedRNN": (_MASKED_NN, ("keras_mask_plan",)),
+    "keras_tracing": (_TRACING, ()),
+    "keras_nn_rnn": (_NN_RNN, ("keras_tracing",)),
+    "keras_mask_plan": (_MASK_PLAN, ("keras_tracing",)),
+    "KerasMaskedRNN": (_MASKED_NN, ("keras_mask_plan", "keras_nn_rnn")),
     "KerasMaskedLSTM": (_MASKED_LSTM, ("KerasMaskedRNN",)),
     "KerasLoop": (_KERAS_LOOP, ("keras_mask_plan",)),
     "KerasBiLoop": (_BI_LOOP, ("KerasLoop",)),
