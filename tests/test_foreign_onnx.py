@@ -366,7 +366,7 @@ def test_dynamo_reshape_of_y_to_another_width_is_refused_naming_the_closest_patt
     with pytest.raises(UnsupportedError) as info:
         onnx_model.read(path)
     assert info.value.layer == "ONNX node 'node_Reshape_85' (Reshape)" and "\n" not in str(info.value)
-    assert "(closest pattern static_time_reshape: expected Y of one direction reshaped to [time, -1, hidden])" \
+    assert "(closest pattern static_time_reshape: expected Y reshaped to [time, -1, directions * hidden])" \
         in info.value.message
 
 

@@ -19,7 +19,7 @@ import pytest
 from converters import api
 from converters.cli import main
 
-pytest.importorskip("onnx")
+onnx = pytest.importorskip("onnx")
 
 from helpers import TOL  # noqa: E402
 
@@ -138,3 +138,40 @@ def test_bidirectional_last_step_of_a_stack_is_a_slice_of_the_merged_sequence():
     model = api.read(path_of("t_bilstm2_last_out", "torchscript"))
     slices = [n for n in model.nodes if n.op == "slice"]
     assert [(s.options["axis"], s.options["index"]) for s in slices] == [(1, -1)]
+
+
+@pytest.mark.parametrize("op,opset,axes,keepdims", [("ReduceMax", 13, [1], 0), ("ReduceMean", 18, [-1], 1),
+                                                    ("ReduceMin", 18, [1, 2], 0), ("ReduceSum", 13, [2], 1)])
+def test_reduce_over_non_batch_axes_reads_as_onnxruntime_computes(op, opset, axes, keepdims, tmp_path):
+    """ReduceMean/Max/Min/Sum of a float tensor (PyTorch's ``out.mean(dim=1)``), axes as an attribute
+    (Mean/Max/Min before -18, Sum before -13) or an input: the IR's reduce, as onnxruntime computes it."""
+    from onnx import TensorProto, helper
+
+    from converters.runtimes import run_onnx, run_torch
+
+    as_input = opset >= 18 or op == "ReduceSum" and opset >= 13
+    inputs = ["x", "axes"] if as_input else ["x"]
+    node = helper.make_node(op, inputs, ["y"], keepdims=keepdims, **({} if as_input else {"axes": axes}))
+    inits = [onnx.numpy_helper.from_array(np.asarray(axes, np.int64), "axes")] if as_input else []
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 5, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), str(path))
+    x = np.random.default_rng(0).uniform(-2, 2, (3, 5, 4)).astype(np.float32)
+    want = run_onnx(str(path), [x])[0]
+    api.convert(api.read(path), "torch", tmp_path / "torch")
+    got = run_torch(tmp_path / "torch", [x])[0]
+    assert got.shape == want.shape and float(np.max(np.abs(got - want))) <= TOL
+
+
+def test_reduce_over_the_batch_is_refused_in_one_line(tmp_path, capsys):
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("ReduceMean", ["x"], ["y"], axes=[0, 1], keepdims=0)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 5, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    assert main(["inspect", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "expected ReduceMean over distinct axes other than the batch (axis 0)" in err

@@ -41,7 +41,8 @@ def _and(r, node, args, attrs):
     raise r.unsupported("expected And of masks")
 
 
-def _reduce_sum(r, node, args, attrs):
+def reduce_sum_of_mask(r, node, args, attrs) -> list[Value] | None:
+    """``ReduceSum`` of a mask (Keras Masking's count, a masked RNN's lengths), or None."""
     x, axes, keepdims = args[0], axes_of(node, args, attrs), bool(attrs.get("keepdims", 1))
     if isinstance(x, Plan) and x.role == "ones":
         m = x.mask
@@ -49,7 +50,7 @@ def _reduce_sum(r, node, args, attrs):
             return [NotEqual(m.x, m.value, False, "count", keepdims)]
         if axes == [1] and not keepdims:
             return [Plan(m, "len64")]
-    raise r.unsupported("expected ReduceSum of a mask (Keras Masking or a masked RNN's lengths)")
+    return None
 
 
 def _greater(r, node, args, attrs):
@@ -196,7 +197,6 @@ HANDLERS = {
     "Equal": _equal,
     "Not": _not,
     "And": _and,
-    "ReduceSum": _reduce_sum,
     "Greater": _greater,
     "CumSum": _cumsum,
     "Shape": _shape,

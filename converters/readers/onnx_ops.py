@@ -18,7 +18,7 @@ from ..activations import ONNX_OPS, from_onnx_op, onnx_op_forms
 from ..errors import FormatError, GateportError
 from ..ir import Node
 from ..sanitize import quote
-from .onnx_mask_ops import plan_binary
+from .onnx_mask_ops import plan_binary, reduce_sum_of_mask
 from .onnx_recurrent import KINDS, RecurrentNode
 from .onnx_values import (IR, Const, Last, MaskRef, Merged, NotEqual, Pending, Plan, RecOut, Seq, State, Value,
                           View, Zeros, axes_of, ints, is_mask, out_name, scalar)
@@ -276,6 +276,38 @@ def _gather(r, node, args, attrs):
             return [step]
     raise r.unsupported(f"expected Gather of an embedding, a recurrent direction or a last step, found "
                         f"Gather of a {data.what}")
+
+
+_REDUCE_MODES = {"ReduceMean": "mean", "ReduceSum": "sum", "ReduceMax": "max", "ReduceMin": "min"}
+
+
+def _reduce(r, node, args, attrs):
+    """``ReduceMean/Sum/Max/Min`` of a float tensor over axes other than the batch: the IR's ``reduce``
+    (PyTorch's ``out.mean(dim=1)`` after a recurrent layer; ``ReduceSum`` of a mask is the masked plan's,
+    onnx_mask_ops.py). ``axes`` an attribute (before -13, -18 for Mean/Max/Min) or an input; none given
+    reduces every axis (the batch too: refused) or, with ``noop_with_empty_axes`` (-13/-18 on), nothing."""
+    if node.op_type == "ReduceSum":
+        found = reduce_sum_of_mask(r, node, args, attrs)
+        if found is not None:
+            return found
+    axes, keepdims = axes_of(node, args, attrs), bool(attrs.get("keepdims", 1))
+    x = r.as_ir(args[0])
+    rank = r.ranks.get(x.name, x.rank) if isinstance(x, IR) else None
+    if not isinstance(x, IR) or x.dtype != "float32" or rank is None:
+        also = " or of a mask (Keras Masking, a masked RNN's lengths)" if node.op_type == "ReduceSum" else ""
+        raise r.unsupported(f"expected {node.op_type} of a float tensor of known rank{also}, found a {args[0].what}")
+    if not axes:
+        if int(attrs.get("noop_with_empty_axes", 0)) and len(args) < 2:
+            return [x]
+        raise r.unsupported(f"expected {node.op_type} over axes other than the batch, found every axis")
+    if any(not -rank <= a < rank for a in axes):
+        raise FormatError(f"{node.op_type} axes {axes} out of range for a tensor of rank {rank}")
+    keras_axes = sorted({a % rank for a in axes})
+    if keras_axes[0] == 0 or len(keras_axes) != len(axes):
+        raise r.unsupported(f"expected {node.op_type} over distinct axes other than the batch (axis 0), found {axes}")
+    out_rank = rank if keepdims else rank - len(keras_axes)
+    return [r.add("reduce", [x.name], out_name(node), {"mode": _REDUCE_MODES[node.op_type], "axes": keras_axes,
+                                                         "keepdims": keepdims}, rank=out_rank)]
 
 
 def _select_direction(r, y: RecOut, axis: int, slot: int) -> Value:
@@ -890,4 +922,5 @@ HANDLERS = {
     "LSTM": _recurrent,
     "GRU": _recurrent,
     "RNN": _recurrent,
+    **{op_type: _reduce for op_type in _REDUCE_MODES},
 }

@@ -276,21 +276,27 @@ def unsqueeze_gather(vg: ValueGraph, node):
 
 
 def static_time_reshape(vg: ValueGraph, node):
-    """Reshape(Transpose(Y, [0, 2, 1, 3]), [T, -1, H]) of a one-direction node whose time axis is statically
-    T -> Squeeze(Y, 1) (the dynamo exporter joining the directions of a time-major Y)."""
+    """Reshape(Transpose(Y, [0, 2, 1, 3]), [T, -1, dirs * H]) of a node whose time axis is statically T
+    (the dynamo exporter joining the directions of a time-major Y; the batch written in too, ``[T, B, 2H]``,
+    where the input declares that batch) -> Squeeze(Y, 1) for one direction, Reshape(Transpose(Y), [0, 0, -1])
+    (both directions joined, the form the reader reads) for two."""
     tr = _op(vg, node.input[0], "Transpose")
     rec = vg.producer.get(tr.input[0]) if tr is not None else None
     if rec is None or rec.op_type not in _RECURRENT or tr.input[0] != rec.output[0] \
             or [int(q) for q in vg.attr(tr, "perm", [])] != [0, 2, 1, 3]:
         return None
     dims, target = vg.dims(node.input[0]), vg.ints(node.input[1])
-    if dims is None or len(dims) != 4 or dims[2] != 1 or target is None or len(target) != 3 \
-            or target[1:] != [-1, dims[3]]:
-        return "expected Y of one direction reshaped to [time, -1, hidden]"
+    if dims is None or len(dims) != 4 or dims[2] not in (1, 2) or not isinstance(dims[3], int) or target is None \
+            or len(target) != 3 or target[1] not in (-1, dims[1]) or target[2] != dims[2] * dims[3]:
+        return "expected Y reshaped to [time, -1, directions * hidden]"
     if target[0] != dims[0]:
         return (f"expected the time size {target[0]} fixed by the exporter to be the input's, found a time axis "
                 f"the input declares {'dynamic' if not isinstance(dims[0], int) else dims[0]}")
-    h, axis = vg.onnx.helper, fresh(vg, f"{node.output[0]}/axis")
+    h, arg = vg.onnx.helper, fresh(vg, f"{node.output[0]}/{'axis' if dims[2] == 1 else 'shape'}")
+    if dims[2] == 2:
+        return Rewrite("static_time_reshape", [node],
+                       [h.make_node("Reshape", [node.input[0], arg], list(node.output), name=node.name)],
+                       [vg.onnx.numpy_helper.from_array(np.array([0, 0, -1], np.int64), arg)])
     return Rewrite("static_time_reshape", [node],  # [T, 1, B, H] -> [T, B, H]: Y's directions axis dropped
-                   [h.make_node("Squeeze", [tr.input[0], axis], list(node.output), name=node.name)],
-                   [vg.onnx.numpy_helper.from_array(np.array([1], np.int64), axis)])
+                   [h.make_node("Squeeze", [tr.input[0], arg], list(node.output), name=node.name)],
+                   [vg.onnx.numpy_helper.from_array(np.array([1], np.int64), arg)])
