@@ -38,6 +38,8 @@ REFUSED = {
     # a cell called in a Python loop: the steps unrolled in the graph, no recurrent node
     "t_lstmcell_loop": "closest pattern unrolled_recurrence: the graph multiplies by 'rnn.weight_hh' once per step",
     "t_grucell_loop": "closest pattern unrolled_recurrence: the graph multiplies by 'rnn.weight_hh' once per step",
+    # Keras' unroll=True: the steps unrolled by TensorFlow (tf.unstack, one cell per step)
+    "k_lstm_unroll": "closest pattern unrolled_recurrence: the graph multiplies by ",
 }
 #: exports the tool itself fails (no file; the manifest records the tool's line)
 TOOL_FAILED = {("t_lstm_proj", "torchscript"): "LSTMs with projections",
