@@ -5,9 +5,10 @@
 
 The other checkout writes its ``model.py`` in a subprocess (its own ``converters``); both modules are imported
 here, their outputs must be the same bits (``torch.equal``) before anything is timed, and then the two and
-onnxruntime (on this checkout's ONNX of the file) are called in turn (bench/torch_speed.py's timed_in_turn:
-interleaved, so all three see the same machine load), 1 thread, batch 1 and 32, inputs as bench/corpus_speed.py
-tiles them. Prints a Markdown table: before ms, after ms, after / before, after / onnxruntime.
+onnxruntime (on this checkout's ONNX of the file) are called in turn (the order rotating each round, as
+bench/torch_speed.py's timed_in_turn: all three see the same machine load), 1 thread, batch 1 and 32, inputs as
+bench/corpus_speed.py tiles them. Prints a Markdown table: before ms, after ms (medians), after / before (of the
+medians, and of the 10th percentiles: on a loaded machine the low percentile is the steadier), after / onnxruntime.
 """
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ import argparse
 import importlib.util
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus_speed import MANIFEST, SKIPPED, path_of, tiled  # noqa: E402
-from torch_speed import ROOT, generated, session, timed_in_turn  # noqa: E402
+from torch_speed import ROOT, generated, session  # noqa: E402
 
 from converters import readers  # noqa: E402
 
@@ -41,6 +44,27 @@ def generated_by(checkout: Path, file: Path, folder: Path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.load_model()
+
+
+def timed(fns: dict, min_runs: int, budget: float) -> dict[str, list[float]]:
+    """Every call's ms of each callable, called in turn (the order rotating each round)."""
+    names = list(fns)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for n in names:
+        fns[n]()
+    end, rounds = time.perf_counter() + budget, 0
+    while rounds < min_runs or time.perf_counter() < end:
+        for n in names[rounds % len(names):] + names[:rounds % len(names)]:
+            t0 = time.perf_counter()
+            fns[n]()
+            times[n].append((time.perf_counter() - t0) * 1e3)
+        rounds += 1
+    return times
+
+
+def low(samples: list[float]) -> float:
+    """The 10th percentile."""
+    return statistics.quantiles(samples, n=10)[0]
 
 
 def outputs(module, xs) -> list[torch.Tensor]:
@@ -66,22 +90,25 @@ def measure(name: str, entry: dict, args) -> list[dict]:
             txs = [torch.from_numpy(x) for x in xs]
             with torch.inference_mode():
                 same = all(torch.equal(a, b) for a, b in zip(outputs(before, txs), outputs(after, txs)))
-                ms = timed_in_turn({"before": lambda: before(*txs), "after": lambda: after(*txs),
-                                    "ort": lambda: sess.run(None, feed)}, args.min_runs, args.budget)
-            row = {"model": name, "batch": batch, "same_bits": same, "before_ms": ms["before"],
-                   "after_ms": ms["after"], "ort_ms": ms["ort"], "after_over_before": ms["after"] / ms["before"],
-                   "after_over_ort": ms["after"] / ms["ort"]}
+                t = timed({"before": lambda: before(*txs), "after": lambda: after(*txs),
+                           "ort": lambda: sess.run(None, feed)}, args.min_runs, args.budget)
+            ms = {k: statistics.median(v) for k, v in t.items()}
+            row = {"model": name, "batch": batch, "same_bits": same, "runs": len(t["after"]),
+                   "before_ms": ms["before"], "after_ms": ms["after"], "ort_ms": ms["ort"],
+                   "after_over_before": ms["after"] / ms["before"],
+                   "after_over_before_p10": low(t["after"]) / low(t["before"]), "after_over_ort": ms["after"] / ms["ort"]}
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| corpus file | batch | before ms | after ms | after / before | after / onnxruntime | same bits |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines = ["| corpus file | batch | before ms | after ms | after / before (median, p10) | after / onnxruntime "
+             "| same bits |", "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in rows:
         lines.append(f"| `{r['model']}` | {r['batch']} | {r['before_ms']:.3g} | {r['after_ms']:.3g} | "
-                     f"{r['after_over_before']:.2f} | {r['after_over_ort']:.2f} | {'yes' if r['same_bits'] else 'NO'} |")
+                     f"{r['after_over_before']:.2f}, {r['after_over_before_p10']:.2f} | {r['after_over_ort']:.2f} | "
+                     f"{'yes' if r['same_bits'] else 'NO'} |")
     return "\n".join(lines)
 
 

@@ -188,3 +188,36 @@ def test_helper_refuses_what_nn_forward_refuses(helper):
         helper(gru, torch.zeros(2, 5, 4))
     y, h = helper(gru, x[0])  # unbatched: nn's forward handles it
     assert np.array_equal(y.detach().numpy(), gru(x[0])[0].detach().numpy()) and h.shape == (1, 4)
+
+
+class _Reversed(NN.GRU):
+    """A subclass with a forward of its own."""
+
+    def forward(self, x, hx=None):
+        return super().forward(x.flip(1), hx)
+
+
+def test_helper_leaves_modules_it_does_not_know_to_their_forward(helper):
+    """A subclass (its own forward; parametrized weights make one) and weights that are no parameters
+    (torch.nn.utils.weight_norm's) go through the module, as nn.Module.__call__ would."""
+    torch.manual_seed(16)
+    x = torch.randn(2, 5, 3)
+    own = _Reversed(3, 4, batch_first=True)
+    assert_same([helper(own, x)[0]], [own(x)[0]], "subclass")
+    plain = NN.GRU(3, 4, batch_first=True)
+    plain.load_state_dict(own.state_dict())
+    assert not torch.equal(helper(plain, x)[0], own(x)[0])
+    scaled = NN.LSTM(3, 4, batch_first=True)
+    torch.nn.utils.parametrize.register_parametrization(scaled, "weight_hh_l0", _Double())
+    assert type(scaled) is not NN.LSTM
+    assert_same([helper(scaled, x)[0]], [scaled(x)[0]], "parametrized")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # weight_norm is deprecated for its parametrization
+        normed = torch.nn.utils.weight_norm(NN.RNN(3, 4, batch_first=True), "weight_ih_l0")
+    assert "weight_ih_l0" not in normed._parameters
+    assert_same([helper(normed, x)[0]], [normed(x)[0]], "weight_norm")
+
+
+class _Double(NN.Module):
+    def forward(self, w):
+        return 2 * w

@@ -8,7 +8,9 @@ and ``load_model(path=None)``.
 Recurrent layers become ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` (one module with
 ``bidirectional=True`` for a Bidirectional layer, the merge applied after) wherever those compute
 exactly what Keras does; otherwise, and for masked layers, a small exact step loop
-(:mod:`converters.writers.torch_templates`) is generated into the file, once per kind.
+(:mod:`converters.writers.torch_templates`) is generated into the file, once per kind. Eagerly on the CPU,
+the nn.* modules are called through ``keras_nn_rnn``: their ATen kernel with their own parameters, the same
+bits as their forward without its per-call Python (issue 16); TorchScript, tracing and export call the module.
 torch is never imported here.
 """
 from __future__ import annotations

@@ -102,13 +102,15 @@ def keras_nn_rnn(rnn: nn.Module, x: Tensor, hx=None) -> tuple:
     forward calls (torch/nn/modules/rnn.py), with its own parameters and the same arguments, so the same bits,
     without that forward's Python (weight refresh, argument checks, zeros for hx: a quarter of a small layer's
     time). Anything else goes through ``rnn(x, hx)``: tracing, exporting or compiling, another device, a tensor
-    subclass, hooks, input or states of a shape it would refuse. TorchScript calls ``rnn`` (the call sites test
-    torch.jit.is_scripting())."""
+    subclass, a subclass of the module (its own forward, or parametrized weights), hooks, weights that are no
+    parameters, input or states of a shape or dtype it would refuse. TorchScript calls ``rnn`` (the call sites
+    test torch.jit.is_scripting())."""
     params = rnn._parameters
-    weights = [params[name] for name in rnn._flat_weights_names]  # what rnn.forward would use
+    weights = [params.get(name) for name in rnn._flat_weights_names]  # what rnn.forward would use
     g = torch.nn.modules.module  # nn.Module.__call__ runs only forward without any of these hooks
-    if (type(x) is not Tensor or not x.is_cpu or x.dim() != 3 or x.shape[2] != rnn.input_size
-            or x.dtype != weights[0].dtype or rnn.proj_size or rnn._compiled_call_impl is not None
+    if (type(rnn) not in (nn.LSTM, nn.GRU, nn.RNN) or rnn.proj_size or any(w is None for w in weights)
+            or type(x) is not Tensor or not x.is_cpu or x.dim() != 3 or x.shape[2] != rnn.input_size
+            or x.dtype != weights[0].dtype or rnn._compiled_call_impl is not None
             or rnn._forward_hooks or rnn._forward_pre_hooks or rnn._backward_hooks or rnn._backward_pre_hooks
             or g._global_forward_hooks or g._global_forward_pre_hooks or g._global_backward_hooks
             or g._global_backward_pre_hooks or keras_tracing()):
