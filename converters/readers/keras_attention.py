@@ -21,10 +21,8 @@ _MHA_KWARGS = ("query", "value", "key", "attention_mask", "use_causal_mask", "re
 
 
 def _flag(call: LayerCall, key: str) -> bool:
-    value = call.kwargs.get(key, False)
-    if not isinstance(value, bool):
-        raise call.error(f"call argument {key}: expected true or false, found {quote(value)}")
-    return value
+    """A boolean call argument (``use_causal_mask``, ``return_attention_scores``), False where absent."""
+    return call.flag(key, False, call.kwargs, what=f"call argument {key}")
 
 
 def _check_kwargs(call: LayerCall, allowed: tuple[str, ...]) -> None:
@@ -69,7 +67,7 @@ def attention(call: LayerCall) -> list[Tensor]:
         raise call.error(f"score_mode: expected dot or concat, found {quote(mode)}")
     if q.shape[-1] is not None and k.shape[-1] is not None and q.shape[-1] != k.shape[-1]:
         raise call.error(f"query has {q.shape[-1]} features and key {k.shape[-1]}: expected the same")
-    use_scale = bool(cfg.get("use_scale", additive))
+    use_scale = call.flag("use_scale", additive)
     roles = ["scale"] * use_scale + ["concat_score_weight"] * (mode == "concat")
     ws = call.expect_weights(len(roles), f" ({', '.join(roles)})" if roles else "")
     dim = q.shape[-1]
@@ -82,7 +80,7 @@ def attention(call: LayerCall) -> list[Tensor]:
     q_mask, v_mask = runtime_masks(call, [q, v])
     _mask_inputs(names, in_roles, {"query_mask": q_mask, "value_mask": v_mask})
     scores = _flag(call, "return_attention_scores")
-    causal = _flag(call, "use_causal_mask") or bool(cfg.get("causal"))
+    causal = any([_flag(call, "use_causal_mask"), call.flag("causal", False)])  # both read
     outs = [call.out(0)] + ([call.out(1)] if scores else [])
     call.add("attention", names, outs, {"score_mode": mode, "causal": causal, "return_scores": scores,
                                          "roles": in_roles}, weights,
@@ -206,13 +204,13 @@ def multi_head_attention(call: LayerCall) -> list[Tensor]:
     axes = cfg.get("attention_axes")
     if axes not in (None, [1], (1,), 1, [-2], -2):
         raise call.unsupported(f"attention_axes {quote(axes)} is not supported (only the time axis)")
-    for key in ("use_gate", "sliding_window"):
-        if cfg.get(key):
+    for key, on in (("use_gate", call.flag("use_gate", False)), ("sliding_window", cfg.get("sliding_window"))):
+        if on:
             raise call.unsupported(f"MultiHeadAttention with {key}={quote(cfg[key])} is not supported")
     heads = call.size("num_heads", cfg.get("num_heads"))
     key_dim = call.size("key_dim", cfg.get("key_dim"))
     value_dim = call.size("value_dim", cfg.get("value_dim") or key_dim)
-    use_bias = bool(cfg.get("use_bias", True))
+    use_bias = call.flag("use_bias", True)
     kt = k if k is not None else v
     out_shape = cfg.get("output_shape")
     if isinstance(out_shape, (list, tuple)) and len(out_shape) == 1:
@@ -291,9 +289,7 @@ def dot(call: LayerCall) -> list[Tensor]:
     n1, n2 = ins[0].shape[norm[0] - 1], ins[1].shape[norm[1] - 1]
     if n1 is not None and n2 is not None and n1 != n2:
         raise call.error(f"Dot over axes {norm} of sizes {n1} and {n2}: expected equal sizes")
-    normalize = call.config.get("normalize", False)
-    if not isinstance(normalize, bool):
-        raise call.error(f"normalize: expected true or false, found {quote(normalize)}")
+    normalize = call.flag("normalize", False)
     call.add("dot", [t.name for t in ins], [call.out()],
              {"axes": norm, "normalize": normalize, "max_inv_norm": 1e7 if call.builder.keras3_masks else 1e6})
     rest = tuple(d for i, d in enumerate(ins[0].shape) if i != norm[0] - 1) + \

@@ -19,7 +19,7 @@ from ..ir import Model, Node, TensorSpec
 from .hdf5 import Weight
 from .malformed import malformed
 from .keras_config import OP_CLASSES, KerasGraph, LayerSpec, Ref, batch_input_shape
-from .keras_context import LayerCall, Tensor, declared_dims
+from .keras_context import LayerCall, Tensor, declared_dims, flag, layer_label
 from .keras_attention import HANDLERS as ATTENTION_HANDLERS
 from .keras_layers import HANDLERS as LAYER_HANDLERS, REFUSED
 from .keras_recurrent import HANDLERS as RECURRENT_HANDLERS, rnn_refusal, stores_keras1_layout
@@ -49,20 +49,22 @@ def holds_weights(spec: LayerSpec, graph: KerasGraph) -> bool | None:
         inner = [holds_weights(s, graph) for s in graph.layers
                  if s.scope[:1] == (spec.name,) and not s.is_copy and not s.is_container]
         return True if any(inner) else None if None in inner else False
-    cls = spec.class_name
-    if cls == "TimeDistributed":
+    cls, cfg = spec.class_name, spec.config
+    if cls == "TimeDistributed":  # the wrapped layer's class and config
         inner = spec.config.get("layer")
         cls = inner.get("class_name") if isinstance(inner, dict) else None
+        cfg = inner.get("config") if isinstance(inner, dict) and isinstance(inner.get("config"), dict) else {}
     if not isinstance(cls, str):  # a wrapped layer's class as the config has it
         return None
     if cls in WEIGHTED_CLASSES:
         return True
+    label = layer_label(spec)
     if cls in ("Attention", "AdditiveAttention"):  # scale, concat_score_weight
-        cfg = spec.config
-        return bool(cfg.get("use_scale", cls == "AdditiveAttention") or cfg.get("score_mode") == "concat")
+        return flag(cfg, "use_scale", cls == "AdditiveAttention", file=None, layer=label) \
+            or cfg.get("score_mode") == "concat"
     if cls in ("LayerNormalization", "GroupNormalization"):  # gamma and beta only where scale / center (rms_scaling)
-        cfg = spec.config
-        return bool(cfg.get("scale", True) or cfg.get("center", True) or cfg.get("rms_scaling"))
+        return any(flag(cfg, key, default, file=None, layer=label)
+                   for key, default in (("scale", True), ("center", True), ("rms_scaling", False)))
     if cls == "Normalization":  # adapted mean, variance, count unless the config gives mean and variance
         return spec.config.get("mean") is None
     return False if cls in HANDLERS else None
@@ -323,7 +325,8 @@ class KerasIRBuilder:
         if cls == "Cast" and src is not None and not src.pending and _exact_cast(src.dtype, cfg.get("dtype")):
             return src  # a float64 Masking casts its float32 input first: the same values, the same mask
         if cls == "Any" and src is not None and src.pending and src.pending[0] == "not_equal" \
-                and not src.pending[3] and cfg.get("axis") in (-1, [-1]) and not cfg.get("keepdims"):
+                and not src.pending[3] and cfg.get("axis") in (-1, [-1]) \
+                and not flag(cfg, "keepdims", False, file=self.file, layer=layer_label(spec)):
             _, x, value, _ = src.pending  # Masking's mask: any(x != value, axis=-1)
             return Tensor(spec.name, src.shape[:-1] if src.shape else None,
                           pending=("not_equal", x, value, True))

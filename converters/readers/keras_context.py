@@ -7,6 +7,7 @@ the tensors, nodes, masks and weight source behind it.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,6 +34,47 @@ def declared_dims(value: object, what: str, *, file: str | None, layer: str | No
     known = [d for d in value if not (d is None and None in unknown) and not (type(d) is int and d in unknown)]
     budget.shape(known, what, file=file, layer=layer)
     return tuple(value)
+
+
+#: Every Keras boolean option the readers read, each through :func:`flag`: from a layer config (recurrent layers
+#: and cells, ConvLSTM, Dense and the convolutions, Embedding, pooling, the normalizations, the attentions, Dot;
+#: ``trainable`` orders a nested model's weights), a TensorFlow call's or a Keras 3 op node's arguments
+#: (``keepdims``, ``approximate``, ``transpose_a/b``) or a layer call's keyword arguments (``use_causal_mask``,
+#: ``return_attention_scores``). Keras writes each as a JSON true or false: its get_config passes the
+#: constructor's value through (Keras 1.2.2 keras/layers/recurrent.py Recurrent.get_config, tf-keras and Keras 3
+#: the same), and the 27 corpus files and the fixtures hold no other value for any of them; 0, 1, "false",
+#: null, [] or {} are refused rather than taken as Python's truth of them.
+BOOLEAN_OPTIONS = frozenset({
+    # recurrent layers (the RNN layer's own and its cell's), ConvLSTM
+    "use_bias", "go_backwards", "return_sequences", "return_state", "stateful", "zero_output_for_mask",
+    "reset_after", "time_major",
+    # Embedding, global pooling, Normalization, BatchNormalization, LayerNormalization, GroupNormalization
+    "mask_zero", "keepdims", "invert", "scale", "center", "rms_scaling", "renorm",
+    # Attention, AdditiveAttention, MultiHeadAttention, Dot; call arguments
+    "use_scale", "causal", "use_gate", "normalize", "use_causal_mask", "return_attention_scores",
+    # TensorFlow calls and Keras 3 ops
+    "approximate", "transpose_a", "transpose_b",
+    # every layer
+    "trainable",
+})
+
+
+def flag(options: Mapping, key: str, default: bool, *, file: str | None, layer: str | None,
+         what: str | None = None) -> bool:
+    """The boolean option ``key`` of ``options`` (a layer config, a call's arguments), ``default`` where it is
+    absent: a JSON true or false, else one FormatError ``<file>: <layer>: <key>: expected true or false, found
+    '<value>'`` (``what`` in place of the key where given)."""
+    if key not in BOOLEAN_OPTIONS:  # a reader's mistake, not the file's: never wrapped as malformed data
+        raise AssertionError(f"{key!r} is read as a boolean option but is not in BOOLEAN_OPTIONS")
+    value = options.get(key, default)
+    if not isinstance(value, bool):
+        raise FormatError(f"{what or key}: expected true or false, found {quote(value)}", file=file, layer=layer)
+    return value
+
+
+def layer_label(spec: LayerSpec) -> str:
+    """How messages name a layer: ``name (ClassName)``."""
+    return f"{spec.name} ({spec.class_name})"
 
 
 def dtype_policy(config: dict) -> str:
@@ -104,7 +146,7 @@ class LayerCall:
 
     @property
     def label(self) -> str:
-        return f"{self.spec.name} ({self.spec.class_name})"
+        return layer_label(self.spec)
 
     def out(self, t: int = 0) -> str:
         return self.name if t == 0 else f"{self.name}:{t}"
@@ -159,6 +201,12 @@ class LayerCall:
             raise self.error(f"{what}: expected an integer >= {minimum}, found {quote(value)}")
         (n,) = budget.shape(value, f"{what} in the config", file=self.builder.file, layer=self.label)
         return n
+
+    def flag(self, key: str, default: bool, options: Mapping | None = None, what: str | None = None) -> bool:
+        """A boolean option of the config (or of ``options``: a cell's merged config, a call's arguments): a
+        JSON true or false (:func:`flag`, :data:`BOOLEAN_OPTIONS`), as :meth:`size` reads an int."""
+        return flag(self.config if options is None else options, key, default, file=self.builder.file,
+                    layer=self.label, what=what)
 
     def axis(self, value: object) -> int:
         """An axis from the config: a Python int (negative allowed), never a float or bool."""

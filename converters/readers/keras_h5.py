@@ -15,6 +15,7 @@ from ..errors import FormatError
 from ..sanitize import quote
 from .hdf5 import Weight, attr_list, attr_str, member, read_array
 from .keras_config import KerasGraph, LayerSpec
+from .keras_context import flag, layer_label
 
 
 class LegacyH5Weights:
@@ -105,7 +106,8 @@ class LegacyH5Weights:
         inner = [s for s in graph.layers if s.scope[:1] == (name,) and not s.is_copy and not s.is_container]
         has = {s.local_name: holds_weights(s, graph) for s in inner}
         inner = [s for s in inner if has[s.local_name] or (has[s.local_name] is None and s.local_name in found)]
-        expected = [s.local_name for s in sorted(inner, key=lambda s: s.config.get("trainable") is False)]
+        expected = [s.local_name for s in sorted(inner, key=lambda s: not flag(s.config, "trainable", True,
+                                                                                 file=self.file, layer=layer_label(s)))]
         if found != expected:
             raise FormatError(f"nested model {quote(name)}: expected the weights of its layers in the "
                               f"config's order ({', '.join(map(quote, expected))}), found them stored in "

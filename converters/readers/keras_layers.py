@@ -141,7 +141,7 @@ def dense(call: LayerCall) -> list[Tensor]:
     x = call.single_input()
     cfg = call.config
     units = call.size("units", cfg.get("units"))
-    use_bias = bool(cfg.get("use_bias", True))
+    use_bias = call.flag("use_bias", True)
     ws = call.expect_weights(2 if use_bias else 1, " (kernel, bias)" if use_bias else " (kernel)")
     kernel = ws[0].array
     call.check_shape("kernel", kernel, (x.last_dim, units))
@@ -214,7 +214,7 @@ def _check_folded_recurrent(call: LayerCall, cls: str, config: dict) -> None:
     with call.parsing("wrapped layer config"):
         layers = [config, *(dict(config.get(k) or {}).get("config") or {}
                             for k in ("layer", "backward_layer") if cls == "Bidirectional")]
-        flags = {k: any(bool(c.get(k)) for c in layers) for k in ("return_state", "stateful")}
+        flags = {k: any(call.flag(k, False, c) for c in layers) for k in ("return_state", "stateful")}
         merge_none = cls == "Bidirectional" and "merge_mode" in config and config["merge_mode"] is None
     for key, value in flags.items():
         if value:
@@ -309,7 +309,7 @@ def embedding(call: LayerCall) -> list[Tensor]:
     if x.shape is None and x.is_model_input:
         length = cfg.get("input_length")
         x.shape = (None if length is None else call.size("input_length", length),)
-    mask = call.mask_not_equal(x, 0, reduce=False) if cfg.get("mask_zero") else None
+    mask = call.mask_not_equal(x, 0, reduce=False) if call.flag("mask_zero", False) else None
     call.add("embedding", [x.name], [call.out()], {"input_dim": input_dim, "output_dim": output_dim},
              {"embeddings": w.array}, weight_paths={"embeddings": w.path})
     shape = (*x.shape, output_dim) if x.shape is not None else None
@@ -443,7 +443,7 @@ def batch_normalization(call: LayerCall) -> list[Tensor]:
     cfg = call.config
     if cfg.get("mode", 0) != 0:
         raise call.unsupported(f"Keras 1 BatchNormalization mode {cfg['mode']} is not supported")
-    if cfg.get("renorm"):
+    if call.flag("renorm", False):
         raise call.unsupported("BatchNormalization with renorm=True is not supported")
     axis = cfg.get("axis", -1)
     if isinstance(axis, list):
@@ -453,7 +453,7 @@ def batch_normalization(call: LayerCall) -> list[Tensor]:
     axis = call.axis(axis)
     if x.shape is not None and axis > 0:
         axis -= len(x.shape) + 1  # as a negative axis, batch included
-    roles = [r for r, on in (("gamma", cfg.get("scale", True)), ("beta", cfg.get("center", True))) if on]
+    roles = _affine_roles(call)
     roles += ["moving_mean", "moving_variance"]
     ws = call.expect_weights(len(roles), f" ({', '.join(roles)})")
     channels = x.shape[axis] if x.shape is not None and -len(x.shape) <= axis < 0 else None
@@ -529,7 +529,7 @@ def conv1d(call: LayerCall) -> list[Tensor]:
     conv = _conv_options(call)
     groups = call.size("groups", cfg.get("groups", 1))
     filters = call.size("filters", cfg.get("filters"))
-    use_bias = bool(cfg.get("use_bias", True))
+    use_bias = call.flag("use_bias", True)
     ws = call.expect_weights(2 if use_bias else 1)
     kernel = ws[0].array
     call.check_shape("kernel", kernel, (conv["kernel_size"], None, filters))
@@ -578,7 +578,7 @@ def conv1d_transpose(call: LayerCall) -> list[Tensor]:
     if conv["strides"] > 1 and conv["dilation_rate"] > 1:
         raise call.unsupported("Conv1DTranspose with both strides and dilation_rate above 1 is not supported")
     filters = call.size("filters", cfg.get("filters"))
-    use_bias = bool(cfg.get("use_bias", True))
+    use_bias = call.flag("use_bias", True)
     ws = call.expect_weights(2 if use_bias else 1, " (kernel, bias)" if use_bias else " (kernel)")
     call.check_shape("kernel", ws[0].array, (conv["kernel_size"], filters, x.last_dim))
     call.expect_rank(x, 2, int(ws[0].array.shape[2]))
@@ -603,7 +603,7 @@ def depthwise_conv1d(call: LayerCall) -> list[Tensor]:
     x, cfg = call.single_input(), call.config
     conv = _conv_options(call)
     call.expect_rank(x, 2)
-    use_bias = bool(cfg.get("use_bias", True))
+    use_bias = call.flag("use_bias", True)
     ws = call.expect_weights(2 if use_bias else 1, " (depthwise_kernel, bias)")
     call.check_shape("depthwise_kernel", ws[0].array,
                      (conv["kernel_size"], x.last_dim, call.size("depth_multiplier", cfg.get("depth_multiplier", 1))))
@@ -617,7 +617,7 @@ def separable_conv1d(call: LayerCall) -> list[Tensor]:
     ``<name>/depthwise``, then a pointwise (kernel 1) conv1d with the bias and the activation."""
     x, cfg = call.single_input(), call.config
     conv = _conv_options(call)
-    use_bias = bool(cfg.get("use_bias", True))
+    use_bias = call.flag("use_bias", True)
     ws = call.expect_weights(3 if use_bias else 2, " (depthwise_kernel, pointwise_kernel, bias)")
     filters = call.size("filters", cfg.get("filters"))
     mult = call.size("depth_multiplier", cfg.get("depth_multiplier", 1))
@@ -654,7 +654,7 @@ def global_pooling(call: LayerCall) -> list[Tensor]:
         raise call.error(f"data_format: expected channels_last or channels_first, found {quote(fmt)}")
     call.expect_rank(x, 2)
     axis = 1 if fmt == "channels_last" else 2
-    keepdims = bool(cfg.get("keepdims", False))
+    keepdims = call.flag("keepdims", False)
     mode = "average" if "Average" in call.class_name else "max"
     mask = call.input_mask if mode == "average" else None
     call.add("global_pool", [x.name], [call.out()], {"mode": mode, "axis": axis, "keepdims": keepdims},
@@ -719,11 +719,11 @@ def _norm_axes(call: LayerCall, x: Tensor, value: object) -> list[int]:
 
 def layer_normalization(call: LayerCall) -> list[Tensor]:
     x, cfg = call.single_input(), call.config
-    if cfg.get("rms_scaling"):  # Keras 3: x * rsqrt(var(x) + epsilon) * gamma, no beta (keras/src/ops/nn.py)
+    if call.flag("rms_scaling", False):  # Keras 3: x * rsqrt(var(x) + epsilon) * gamma, no beta (keras/src/ops/nn.py)
         _rms(call, x, _epsilon(call, 1e-3), True, "gamma")
         return [Tensor(call.out(), x.shape, x.mask)]
     axes = _norm_axes(call, x, cfg.get("axis", -1))
-    roles = [r for r, on in (("gamma", cfg.get("scale", True)), ("beta", cfg.get("center", True))) if on]
+    roles = _affine_roles(call)
     ws = call.expect_weights(len(roles), f" ({', '.join(roles)})")
     dims = tuple(x.shape[a] for a in axes) if x.shape else None
     arrays = {}
@@ -836,7 +836,7 @@ def normalization(call: LayerCall) -> list[Tensor]:
         raise call.error("mean and variance: expected finite numbers and a variance >= 0 (Keras would output NaN)")
     sample = tuple(x.shape[i] if i + 1 in keep else 1 for i in range(len(x.shape)))
     arrays = {"mean": np.ascontiguousarray(mean).reshape(sample), "variance": np.ascontiguousarray(var).reshape(sample)}
-    call.add("normalization", [x.name], [call.out()], {"invert": bool(cfg.get("invert", False)), "epsilon": 1e-7},
+    call.add("normalization", [x.name], [call.out()], {"invert": call.flag("invert", False), "epsilon": 1e-7},
              arrays, weight_paths=paths)
     return [Tensor(call.out(), x.shape, _kept_mask(call, x))]
 
@@ -861,6 +861,11 @@ def rescaling(call: LayerCall) -> list[Tensor]:
               for key, default in (("scale", None), ("offset", 0.0))}
     call.add("rescaling", [x.name], [call.out()], {}, arrays)
     return [Tensor(call.out(), x.shape, _kept_mask(call, x))]
+
+
+def _affine_roles(call: LayerCall) -> list[str]:
+    """The learned ``gamma`` / ``beta`` a normalization stores, in Keras' order: where ``scale`` / ``center``."""
+    return [role for role, key in (("gamma", "scale"), ("beta", "center")) if call.flag(key, True)]
 
 
 def _epsilon(call: LayerCall, default: float) -> float:
@@ -904,7 +909,7 @@ def group_normalization(call: LayerCall) -> list[Tensor]:
     groups = channels if groups == -1 else call.size("groups", groups)
     if groups > channels or channels % groups:
         raise call.error(f"groups {groups}: expected a divisor of the {channels} channels")
-    roles = [r for r, on in (("gamma", cfg.get("scale", True)), ("beta", cfg.get("center", True))) if on]
+    roles = _affine_roles(call)
     ws = call.expect_weights(len(roles), f" ({', '.join(roles)})")
     for role, w in zip(roles, ws):
         call.check_shape(role, w.array, (channels,))

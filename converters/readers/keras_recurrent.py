@@ -116,7 +116,7 @@ def stacked_weight_paths(config: dict, snake) -> list[str]:
 
 def _options(rc: RecurrentConfig, call: LayerCall) -> dict:
     cfg = rc.config
-    if cfg.get("time_major"):
+    if call.flag("time_major", False, cfg):
         raise call.unsupported("time_major=True is not supported (inputs must be batch-major)")
     opts = {
         "units": call.size("units", cfg.get("units")),
@@ -128,15 +128,10 @@ def _options(rc: RecurrentConfig, call: LayerCall) -> dict:
         opts["recurrent_activation"] = call.activation(
             cfg.get("recurrent_activation", keras_classes.default_recurrent_activation(version)), elementwise=True)
     if rc.kind == "gru":
-        opts["reset_after"] = bool(cfg.get("reset_after", keras_classes.default_reset_after(version)))
-    opts.update(
-        use_bias=bool(cfg.get("use_bias", True)),
-        go_backwards=bool(cfg.get("go_backwards", False)),
-        return_sequences=bool(cfg.get("return_sequences", False)),
-        return_state=bool(cfg.get("return_state", False)),
-        zero_output_for_mask=bool(cfg.get("zero_output_for_mask", False)),
-        stateful=bool(cfg.get("stateful", False)),
-    )
+        opts["reset_after"] = call.flag("reset_after", keras_classes.default_reset_after(version), cfg)
+    opts["use_bias"] = call.flag("use_bias", True, cfg)
+    opts.update({k: call.flag(k, False, cfg) for k in ("go_backwards", "return_sequences", "return_state",
+                                                       "zero_output_for_mask", "stateful")})
     return opts
 
 
@@ -305,10 +300,10 @@ def build_stacked(call: LayerCall, cells: list) -> list[Tensor]:
     cfg = call.config
     with call.parsing("recurrent layer config"):
         configs = [_cell_config(cell, cfg, call) for cell in cells]
-    if cfg.get("go_backwards") and call.input_mask:
+    if call.flag("go_backwards", False) and call.input_mask:
         raise call.unsupported("stacked cells with go_backwards=True on a masked input are not supported "
                                "(each later cell would need the reversed mask)")
-    weights, counts = call.weights(), [3 if c.config.get("use_bias", True) else 2 for c in configs]
+    weights, counts = call.weights(), [3 if call.flag("use_bias", True, c.config) else 2 for c in configs]
     if len(weights) != sum(counts):
         raise call.error(f"expected {sum(counts)} stored arrays for {len(cells)} stacked cells "
                          f"({' + '.join(map(str, counts))}), found {len(weights)}")
@@ -446,9 +441,9 @@ def _conv_lstm_options(call: LayerCall, rank: int) -> dict:
             "dilation_rate": _conv_tuple(call, "dilation_rate", rank, 1), "padding": padding,
             "activation": call.activation(cfg.get("activation", "tanh"), elementwise=True),
             "recurrent_activation": call.activation(cfg.get("recurrent_activation", default_ract), elementwise=True),
-            "use_bias": bool(cfg.get("use_bias", True))}
-    opts.update({k: bool(cfg.get(k, False)) for k in ("go_backwards", "return_sequences", "return_state")})
-    if cfg.get("stateful"):
+            "use_bias": call.flag("use_bias", True)}
+    opts.update({k: call.flag(k, False) for k in ("go_backwards", "return_sequences", "return_state")})
+    if call.flag("stateful", False):
         raise call.unsupported("a stateful ConvLSTM is not supported")
     return opts
 

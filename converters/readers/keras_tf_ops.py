@@ -114,10 +114,7 @@ def _axes(call: LayerCall, value: object, rank: int) -> list[int]:
 
 
 def _flag(call: LayerCall, args: Args, key: str) -> bool:
-    value = args.params.get(key, False)
-    if not isinstance(value, bool):
-        raise call.error(f"{key}: expected true or false, found {quote(value, 80)}")
-    return value
+    return call.flag(key, False, args.params)
 
 
 def _number(call: LayerCall, value: object, what: str) -> float:
