@@ -19,7 +19,7 @@ completed with the row's defaults when the node is built, so code reading a node
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, TypeVar
 
 import operator
 
@@ -131,6 +131,24 @@ class Model:
 
     def recurrent_nodes(self) -> Iterator[Node]:
         return (n for n in self.nodes if n.is_recurrent)
+
+
+M = TypeVar("M")
+
+
+def made_twice(given: Iterable[str], makers: Iterable[tuple[M, Iterable[str]]]) -> tuple[str, M | None, M] | None:
+    """Each tensor made once: the one check the Keras reader (keras_build), the ONNX reader (onnx_model) and the
+    ``.gates`` manifest check (manifest_check) share, each with its own message. ``makers`` in order, each with
+    the names it makes; the first name one makes that is among ``given`` (model inputs, initializers) or that an
+    earlier maker made, as ``(name, the earlier maker or None for a given name, this maker)``; None when every
+    name is made once. Two makers of one name would make a graph mean either (every target wires one)."""
+    made: dict[str, M | None] = dict.fromkeys(given)
+    for maker, names in makers:
+        for name in names:
+            if name in made:
+                return name, made[name], maker
+            made[name] = maker
+    return None
 
 
 def unique_name(name: str, taken: set[str]) -> str:

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from . import ops
 from .errors import FormatError
 from .activations import NUMPY
-from .ir import RECURRENT_OPS
+from .ir import RECURRENT_OPS, made_twice
 from .ops import DIM, MAX_RANK, MAX_SIZE, Type, is_int, one_of
 from .sanitize import quote
 
@@ -166,6 +166,9 @@ def check_graph(manifest: dict, file: str | None = None) -> None:
             c.fail(f"inputs[{i}].name", "a name not used before", spec["name"])
         made[spec["name"]] = False
     names: set[str] = set()
+    # the first node making a tensor again (ir.made_twice), refused at its place in the walk below
+    twice = made_twice((spec["name"] for spec in manifest["inputs"]),
+                       ((i, node["outputs"]) for i, node in enumerate(manifest["nodes"])))
     for i, node in enumerate(manifest["nodes"]):
         where = f"nodes[{i}]"
         if node["name"] in names:
@@ -186,9 +189,9 @@ def check_graph(manifest: dict, file: str | None = None) -> None:
                 c.fail(f"{where}.inputs[{k}]", "a mask" if mask else "data, not a mask", t)
         if node.get("mask") is not None and not made.get(node["mask"], False):
             c.fail(f"{where}.mask", "a mask made by an earlier mask_* node", node["mask"])
+        if twice is not None and twice[2] == i:
+            c.fail(f"{where}.outputs", "tensor names not made before", twice[0])
         for t in node["outputs"]:
-            if t in made:
-                c.fail(f"{where}.outputs", "tensor names not made before", t)
             made[t] = node["op"] in MASK_OPS
     inputs = {spec["name"] for spec in manifest["inputs"]}
     for i, t in enumerate(manifest["outputs"]):

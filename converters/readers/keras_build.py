@@ -15,7 +15,7 @@ from ..budget import Budget
 from ..errors import FormatError, UnsupportedError
 from ..keras_classes import WEIGHTED
 from ..sanitize import quote
-from ..ir import Model, Node, TensorSpec
+from ..ir import Model, Node, TensorSpec, made_twice
 from .hdf5 import Weight
 from .malformed import malformed
 from .keras_config import OP_CLASSES, KerasGraph, LayerSpec, Ref, batch_input_shape
@@ -347,13 +347,12 @@ class KerasIRBuilder:
 def _check_one_maker(inputs: list[TensorSpec], nodes: list[Node], file: str | None) -> None:
     """Each tensor made once: a layer named like another layer's extra output (``lstm:1``) would make a
     second tensor of that name, which every target would wire to the wrong producer."""
-    made = {spec.name: f"model input {quote(spec.name)}" for spec in inputs}
-    for node in nodes:
-        for t in node.outputs:
-            if t in made:
-                raise FormatError(f"its output {quote(t)} is also an output of {made[t]}: a layer name must not be "
-                                  "another layer's name followed by ':<output index>'", file=file, layer=node.name)
-            made[t] = f"layer {quote(node.name)}"
+    twice = made_twice((spec.name for spec in inputs), ((node, node.outputs) for node in nodes))
+    if twice is not None:
+        t, first, node = twice
+        earlier = f"model input {quote(t)}" if first is None else f"layer {quote(first.name)}"
+        raise FormatError(f"its output {quote(t)} is also an output of {earlier}: a layer name must not be "
+                          "another layer's name followed by ':<output index>'", file=file, layer=node.name)
 
 
 def _exact_cast(source: str, target: object) -> bool:

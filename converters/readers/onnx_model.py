@@ -27,7 +27,7 @@ import numpy as np
 from .. import budget
 from ..budget import MAX_BYTES, Budget, shape as checked_shape
 from ..errors import FormatError, GateportError, UnsupportedError, require
-from ..ir import Model, Node, TensorSpec
+from ..ir import Model, Node, TensorSpec, made_twice
 from ..sanitize import quote
 from ..shapes import node_output_shapes
 from .onnx_mask_ops import HANDLERS as MASK_HANDLERS
@@ -460,13 +460,12 @@ def check_structure(onnx, proto, path: str | None) -> None:
         raise FormatError(f"expected each initializer named once, found {quote(_twice(t.name for t in g.initializer))} "
                           "twice", file=path)
     defined |= {v.name for v in g.input}
-    for node in g.node:
-        for name in node.output:
-            if name in defined:
-                raise FormatError(f"expected each value named once, found {quote(name)} computed again by node "
-                                  f"{quote(node.name)} ({quote(node.op_type)})", file=path)
-            if name:
-                defined.add(name)
+    # an empty output name is an optional output left out, no value (unless an initializer or input is named so)
+    twice = made_twice(defined, ((node, [n for n in node.output if n or n in defined]) for node in g.node))
+    if twice is not None:
+        name, _, node = twice
+        raise FormatError(f"expected each value named once, found {quote(name)} computed again by node "
+                          f"{quote(node.name)} ({quote(node.op_type)})", file=path)
 
 
 def _twice(names) -> str:
