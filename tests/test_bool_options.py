@@ -1,8 +1,9 @@
 """Keras boolean options (``go_backwards``, ``use_bias``, ``mask_zero``, ``scale`` ...) are read through one
 function, keras_context.flag, over one table, keras_context.BOOLEAN_OPTIONS: a JSON true or false, or one line
 ``<file>: <layer> (<Class>): <option>: expected true or false, found '<value>'``. Python's truth of a
-stranger's ``"false"``, ``0``, ``[]`` or ``null`` is never taken (Keras writes only true / false: the corpus and
-the fixtures hold no other value for any of them). Real fixtures, one option changed each."""
+stranger's ``"false"``, ``2``, ``[]`` or ``null`` is never taken. 0 and 1 are read as false and true: Keras saves
+an argument as given (``LSTM(return_sequences=1)`` writes 1) and computes with its truth. Real fixtures, one
+option changed each."""
 import json
 import re
 import shutil
@@ -20,7 +21,7 @@ MODELS = ROOT / "fixtures" / "models"
 READERS = ROOT / "converters" / "readers"
 
 #: what a stranger may write instead of true / false, and how the message quotes it (sanitize.quote)
-BAD = [("false", "'false'"), (0, "'0'"), (1, "'1'"), ([], "'[]'"), ({}, "'{}'"), (0.5, "'0.5'"), (None, "'None'"),
+BAD = [("false", "'false'"), (2, "'2'"), (-1, "'-1'"), ([], "'[]'"), ({}, "'{}'"), (0.5, "'0.5'"), (None, "'None'"),
        ("\x1b[31mtrue", "'\\x1b[31mtrue'")]
 
 
@@ -103,10 +104,25 @@ def _ids(case):
 @pytest.mark.parametrize("case", CASES, ids=_ids)
 def test_a_boolean_option_other_than_true_or_false_is_refused_in_one_line(capsys, tmp_path, case):
     fixture, layer, cls, path, key = case
-    values = BAD if key == "go_backwards" else [BAD[0], BAD[2]]  # every kind once, then "false" and 1
+    values = BAD if key == "go_backwards" else [BAD[0], BAD[1]]  # every kind once, then "false" and 2
     for value, shown in values:
         err = _refusal(capsys, _changed(tmp_path, fixture, layer, path, key, value))
         assert f": {layer} ({cls}): {key}: expected true or false, found {shown}" in err, err
+
+
+@pytest.mark.parametrize("value", [0, 1])
+def test_zero_and_one_read_as_false_and_true(tmp_path, value):
+    """What Keras saves for ``LSTM(return_sequences=1)``, ``go_backwards=0``: the same model as true / false."""
+    from converters.api import read
+
+    def options(v, sub):
+        sub.mkdir()
+        model = read(str(_changed(sub, "embedding_mask_lstm.h5", "lstm", (), "go_backwards", v)))
+        (node,) = [n for n in model.nodes if n.name == "lstm"]
+        return node.options
+
+    assert options(value, tmp_path / "int") == options(bool(value), tmp_path / "bool")
+    assert options(value, tmp_path / "int2")["go_backwards"] is bool(value)
 
 
 def test_the_fixtures_layer_names_are_the_ones_the_cases_change():

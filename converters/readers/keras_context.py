@@ -62,14 +62,14 @@ BOOLEAN_OPTIONS = frozenset({
 def flag(options: Mapping, key: str, default: bool, *, file: str | None, layer: str | None,
          what: str | None = None) -> bool:
     """The boolean option ``key`` of ``options`` (a layer config, a call's arguments), ``default`` where it is
-    absent: a JSON true or false, else one FormatError ``<file>: <layer>: <key>: expected true or false, found
+    absent: a JSON true or false (or 0 / 1, which Keras saves as given and reads as false / true), else one FormatError ``<file>: <layer>: <key>: expected true or false, found
     '<value>'`` (``what`` in place of the key where given)."""
     if key not in BOOLEAN_OPTIONS:  # a reader's mistake, not the file's: never wrapped as malformed data
         raise AssertionError(f"{key!r} is read as a boolean option but is not in BOOLEAN_OPTIONS")
     value = options.get(key, default)
-    if not isinstance(value, bool):
-        raise FormatError(f"{what or key}: expected true or false, found {quote(value)}", file=file, layer=layer)
-    return value
+    if isinstance(value, int) and value in (0, 1):  # True/False, or 0/1 as `LSTM(return_sequences=1)` saves it
+        return bool(value)
+    raise FormatError(f"{what or key}: expected true or false, found {quote(value)}", file=file, layer=layer)
 
 
 def layer_label(spec: LayerSpec) -> str:
@@ -133,6 +133,8 @@ class LayerCall:
     config: dict = field(default_factory=dict)
     #: the call's other keyword arguments (a tensor argument resolved to its Tensor)
     kwargs: dict = field(default_factory=dict)
+    #: ``mask=[...]`` given one per input, other than the inputs' own masks (Attention's [query, value])
+    input_masks: list[str | None] | None = None
 
     def __post_init__(self):
         self.class_name = self.class_name or self.spec.class_name
