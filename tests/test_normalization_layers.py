@@ -129,6 +129,9 @@ def test_normalization_configs_that_do_not_fit_are_refused(tmp_path, changes, er
     (L.Rescaling(2.0, name="layer"), {"scale": [[1.0, 2.0], [3.0]]}, GateportError, "scale"),
     (L.Rescaling(2.0, name="layer"), {"offset": "0.5"}, FormatError, "expected numbers"),
     (L.RMSNormalization(name="layer"), {"axis": [-1, 2]}, FormatError, "distinct axes"),
+    (L.BatchNormalization(name="layer"), {"epsilon": "0.001"}, FormatError, "epsilon"),
+    (L.BatchNormalization(name="layer"), {"epsilon": float("nan")}, FormatError, "epsilon"),
+    (L.BatchNormalization(name="layer"), {"epsilon": -1e-3}, FormatError, "epsilon"),
 ])
 def test_other_layer_configs_that_do_not_fit_are_refused(tmp_path, layer, changes, error, match):
     _, path = save(tmp_path, layer)

@@ -467,9 +467,7 @@ def batch_normalization(call: LayerCall) -> list[Tensor]:
     like = arrays["moving_mean"]
     arrays.setdefault("gamma", np.ones(n, dtype=like.dtype))
     arrays.setdefault("beta", _zeros(n, like))
-    with call.parsing("epsilon"):
-        epsilon = float(cfg.get("epsilon", 1e-3))
-    call.add("batch_norm", [x.name], [call.out()], {"epsilon": epsilon, "axis": axis}, arrays,
+    call.add("batch_norm", [x.name], [call.out()], {"epsilon": _epsilon(call, 1e-3), "axis": axis}, arrays,
              weight_paths={role: w.path for role, w in zip(roles, ws)})
     return [Tensor(call.out(), x.shape, x.mask)]
 
