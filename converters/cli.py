@@ -16,7 +16,7 @@ from typing import Any
 
 from . import __version__
 from .errors import GateportError, UsageError
-from .sanitize import one_line, quote
+from .sanitize import TerminalStream, one_line, quote
 from .targets import RUNNABLE, TARGETS
 
 EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT = 0, 1, 2
@@ -238,7 +238,7 @@ def _extract_gate(args) -> int:
     with atomic_path(args.output, args.force) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
-    print(f"wrote {args.output}: {', '.join(f'{k} {v.shape}' for k, v in arrays.items())}")
+    print(f"wrote {one_line(args.output)}: {', '.join(f'{k} {v.shape}' for k, v in arrays.items())}")
     return EXIT_OK
 
 
@@ -261,7 +261,7 @@ def cmd_convert(args) -> int:
         if args.json:
             print(json.dumps({"input": source, "to": args.to, "output": str(out)}))
         elif not args.quiet:
-            print(f"wrote {out}")
+            print(f"wrote {one_line(out)}")
         if args.verbose:
             _list_written(args.to, out)
         return EXIT_OK
@@ -275,7 +275,7 @@ def cmd_convert(args) -> int:
             width = 30
             bar = "#" * (width * done // total)
             status = "ok    " if r.ok else "FAILED"
-            print(f"[{bar:<{width}}] {done}/{total} {status} {r.source}", file=sys.stderr, flush=True)
+            print(f"[{bar:<{width}}] {done}/{total} {status} {one_line(r.source)}", file=sys.stderr, flush=True)
 
     results = batch.convert_many(sources, args.to, args.output, jobs=args.jobs, progress=progress, **options)
     failed = [r for r in results if not r.ok]
@@ -285,10 +285,11 @@ def cmd_convert(args) -> int:
         for r in failed:
             print(f"gateport: error: {r.error}", file=sys.stderr)
     else:
-        width = max(len(r.source) for r in results)
+        width = max(len(one_line(r.source)) for r in results)
         print(f"{'file':<{width}}  result")
         for r in results:
-            print(f"{r.source:<{width}}  {f'-> {r.output}' if r.ok else f'FAILED: {r.error}'}")
+            print(f"{one_line(r.source):<{width}}  "
+                  f"{f'-> {one_line(r.output)}' if r.ok else f'FAILED: {one_line(r.error)}'}")
         print(f"{len(results) - len(failed)} converted, {len(failed)} failed")
     return EXIT_BAD_INPUT if failed else EXIT_OK
 
@@ -312,7 +313,7 @@ def _list_written(to: str, out) -> None:
 
     for path in output_paths(to, out):
         if path.is_file():
-            print(f"  {path}  {path.stat().st_size} bytes")
+            print(f"  {one_line(path)}  {path.stat().st_size} bytes")
 
 
 def cmd_verify(args) -> int:
@@ -347,7 +348,7 @@ def cmd_diff(args) -> int:
                   atol=args.atol, rtol=args.rtol)
     print(json.dumps(report.to_dict(), indent=2) if args.json else render(report))
     if args.plot:
-        print(f"wrote {plot(report, args.plot, args.force)}", file=sys.stderr)
+        print(f"wrote {one_line(plot(report, args.plot, args.force))}", file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_MISMATCH
 
 
@@ -360,7 +361,7 @@ def cmd_explain(args) -> int:
     report = explain(args.model, args.config, args.inputs)
     print(json.dumps(report.to_dict(), indent=2) if args.json else render(report))
     if args.plot:
-        print(f"wrote {plot(report, args.plot, args.force)}", file=sys.stderr)
+        print(f"wrote {one_line(plot(report, args.plot, args.force))}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -386,6 +387,15 @@ def _error(args, e: BaseException, text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = TerminalStream(out), TerminalStream(err)  # no raw escape reaches the terminal
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _main(argv: list[str] | None) -> int:
     import warnings
 
     from .errors import GateportWarning

@@ -11,10 +11,13 @@ report or a path except through these functions:
   backslashes or line breaks, cut to a length, so it cannot end the comment or docstring;
 - :func:`quote` -- a name inside a one-line message: quoted, control and invisible characters
   escaped, cut to a length;
-- :func:`one_line` -- a whole message: control and invisible characters escaped.
+- :func:`one_line` -- a whole message: control and invisible characters escaped;
+- :class:`TerminalStream` -- the CLI's stdout and stderr: whatever a report, a table or a ``wrote`` line
+  carries, no control, escape or bidi character reaches the terminal raw (line breaks and tabs stay).
 """
 from __future__ import annotations
 
+import io
 import keyword
 import re
 import unicodedata
@@ -72,3 +75,46 @@ def one_line(text: object, limit: int = MAX_LINE) -> str:
     text = str(text)
     line = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text[:limit])  # escapes only lengthen
     return line if len(line) <= limit and len(text) <= limit else line[: limit - 3] + "..."
+
+
+def terminal(text: str) -> str:
+    """``text`` with every non-printable character but line breaks and tabs escaped (``\\x1b``, ``\\u202e``)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else ascii(ch)[1:-1] for ch in text)
+
+
+class TerminalStream(io.TextIOBase):
+    """A text stream writing through :func:`terminal` to ``stream`` (the CLI wraps stdout and stderr
+    in it: a name a message forgot to escape still cannot move the cursor, clear the screen or
+    reorder what the terminal shows)."""
+
+    def __init__(self, stream):
+        super().__init__()
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(terminal(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def writable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def __del__(self) -> None:  # IOBase would close() the wrapped stream when the wrapper goes
+        pass
+
+    @property
+    def encoding(self):  # type: ignore[override]
+        return getattr(self.stream, "encoding", "utf-8")

@@ -327,7 +327,11 @@ def load_inputs(model: Model, path: str | os.PathLike, vb: VerifyBudget | None =
     headers = _npz_headers(path)
     keys = [_input_key(spec, headers, path) for spec in model.inputs]
     if vb is not None:
-        check_activations(model, [headers[k][0] for k in keys], vb)
+        try:
+            check_activations(model, [headers[k][0] for k in keys], vb)
+        except UnsafeError as e:  # the sizes are the inputs file's
+            e.message = f"inputs from {quote(Path(path).name)}: {e.message}"
+            raise
     arrays = _read_npz(path, keys)
     xs = []
     for spec, key in zip(model.inputs, keys):
@@ -361,47 +365,23 @@ def load_expected(path: str | os.PathLike, n_outputs: int, vb: VerifyBudget | No
     for k in want:
         shape, dtype = headers[k]
         if vb is not None:
-            vb.take(shape, dtype.itemsize, f"stored output {k}")
+            vb.take(shape, dtype.itemsize, f"stored output {k} of {quote(Path(path).name)}")
     arrays = _read_npz(path, want)
     return [arrays[k] for k in want]
 
 
-_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-
-
 def _npz_headers(path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Each array's declared shape and dtype, read from the .npy headers without reading the data."""
-    headers = {}
-    try:
-        with zipfile.ZipFile(path) as z:
-            for info in z.infolist():
-                if not info.filename.endswith(".npy"):
-                    continue
-                with z.open(info) as f:
-                    read = _NPY_HEADERS.get(np.lib.format.read_magic(f))
-                    if read is None:
-                        raise ValueError("unsupported .npy format version")
-                    shape, _, dtype = read(f)
-                if dtype.hasobject:
-                    raise ValueError(f"{info.filename} holds Python objects")
-                if not budget.plain_numeric(dtype):  # strings, complex, records, dates: not numbers to compare
-                    raise ValueError(f"{info.filename} holds {dtype.kind!r}-kind values, not plain numbers")
-                headers[info.filename[:-4]] = (budget.shape(shape, info.filename, file=str(path)), dtype)
-    except FileNotFoundError:
-        raise FormatError("no such file", file=str(path)) from None
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise FormatError(f"expected an .npz of arrays, found an unreadable file ({one_line(e)})",
-                          file=str(path)) from None
-    return headers
+    """Each array's declared shape and dtype, read from the .npy headers without reading the data
+    (:func:`converters.npz_file.headers`: the bounded zip reader, never ``np.load``)."""
+    from . import npz_file
+
+    return npz_file.headers(path)
 
 
 def _read_npz(path, keys: Sequence[str]) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in keys}
-    except (OSError, ValueError, KeyError) as e:
-        raise FormatError(f"expected an .npz of arrays, found an unreadable file ({one_line(e)})",
-                          file=str(path)) from None
+    from . import npz_file
+
+    return npz_file.arrays(path, list(keys))
 
 
 def describe_inputs(model: Model, xs: Sequence[np.ndarray], source: str, seed: int | None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 import h5py
 
 from .. import budget
-from ..errors import FormatError, GateportError, ModelNotFoundError, UnsupportedError
+from ..errors import FormatError, GateportError, UnsupportedError
 from ..ir import RECURRENT_OPS, Model
 from . import detect
 from .hdf5 import attr_str, mapped_file
@@ -90,24 +90,12 @@ SAVED_MODEL = ("expected a Keras model file, found a TensorFlow SavedModel (save
 
 def check_source(path: Path) -> None:
     """Refuse, in one line, a model path that is not a regular file: missing, a folder (a SavedModel
-    is named as such), a FIFO, a device."""
-    import stat
-
+    is named as such), a FIFO, a device (:func:`detect.check_regular`)."""
     if path.is_file():
         return
-    try:
-        mode = path.stat().st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        raise ModelNotFoundError(file=str(path)) from None
-    except OSError as e:
-        raise FormatError(f"cannot read: {e.strerror}", file=str(path)) from None
-    if stat.S_ISDIR(mode):
-        if (path / "saved_model.pb").exists():
-            raise UnsupportedError(SAVED_MODEL, file=str(path))
-        raise FormatError("expected a model file, found a folder", file=str(path))
-    found = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else \
-        "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
-    raise FormatError(f"expected a model file, found {found}", file=str(path))
+    if path.is_dir() and (path / "saved_model.pb").exists():
+        raise UnsupportedError(SAVED_MODEL, file=str(path))
+    detect.check_regular(path, "a model file")
 
 
 def warn_non_finite(model: Model) -> Model:

@@ -206,7 +206,7 @@ def read_npz(data: io.BytesIO, budget: budgets.Budget, file: str | None,
 def parse_npy(data: io.BytesIO, what: str, file: str | None) -> np.ndarray:
     """The array in ``data`` (a whole .npy file), viewed in place, after its header is checked."""
     what = quote(what)
-    dims, fortran, dtype = _npy_header(data, what, file)
+    dims, fortran, dtype = npy_header(data, what, file)
     offset = data.tell()
     size = len(data.getbuffer()) - offset
     expected = budgets.nbytes(dims, dtype.itemsize)
@@ -216,7 +216,9 @@ def parse_npy(data: io.BytesIO, what: str, file: str | None) -> np.ndarray:
     return flat.reshape(dims[::-1]).T if fortran else flat.reshape(dims)
 
 
-def _npy_header(data: io.BytesIO, what: str, file: str | None) -> tuple[tuple[int, ...], bool, np.dtype]:
+def npy_header(data: io.BytesIO, what: str, file: str | None) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """``(shape, fortran_order, dtype)`` of the .npy at ``data``'s position, checked (a plain numeric
+    dtype, a valid shape); ``data`` is left at the first byte of the array."""
     head = io.BytesIO(data.read(MAX_NPY_HEADER + 16))
     fmt = np.lib.format
     with malformed(f".npy header of {what}", file=file):

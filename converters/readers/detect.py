@@ -11,7 +11,7 @@ from pathlib import Path
 
 import h5py
 
-from ..errors import FormatError
+from ..errors import FormatError, ModelNotFoundError
 from .hdf5 import attr_str
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -74,12 +74,42 @@ def _container(head: bytes) -> str | None:
 
 
 def _head(path: Path) -> bytes:
-    """The first bytes of ``path`` (enough for every signature); FormatError when it cannot be read."""
+    """The first bytes of ``path`` (enough for every signature); FormatError when it cannot be read or is
+    not a regular file (:func:`check_regular`; opened without blocking, so a FIFO swapped in cannot hang it)."""
+    check_regular(path, "a regular file")
     try:
-        with open(path, "rb") as f:
-            return f.read(_HEAD_BYTES)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as e:
         raise FormatError(f"cannot read the file ({e.strerror})", file=str(path)) from None
+    with open(fd, "rb") as f:
+        check_regular(path, "a regular file", os.fstat(fd).st_mode)
+        try:
+            return f.read(_HEAD_BYTES)
+        except OSError as e:
+            raise FormatError(f"cannot read the file ({e.strerror})", file=str(path)) from None
+
+
+def check_regular(path: str | os.PathLike, expected: str = "a model file", mode: int | None = None) -> None:
+    """Refuse, in one line, a path that is not a regular file: missing, a folder, a FIFO (opening one
+    blocks until a writer comes), a device (``/dev/zero`` never ends), a socket. Every file an input
+    names is checked so before it is opened: the model, ``--config``, ``--inputs`` / ``--expected``."""
+    import stat
+
+    file = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
+    if mode is None:
+        try:
+            mode = os.stat(path).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            raise ModelNotFoundError(file=file) from None
+        except OSError as e:
+            raise FormatError(f"cannot read: {e.strerror}", file=file) from None
+        except ValueError:  # an embedded NUL
+            raise FormatError("expected a file name, found one holding a NUL character", file=file) from None
+    if stat.S_ISREG(mode):
+        return
+    found = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device" \
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+    raise FormatError(f"expected {expected}, found {found}", file=file)
 
 
 def hdf5_layout(f: h5py.File) -> str:
