@@ -386,6 +386,12 @@ OPS: dict[str, Op] = {
                          {"value": Option(NUMBER, 0), "reduce": Option(BOOL, False)},
                          shape=lambda node, ins: [ins[0][:-1] if node.options["reduce"] else ins[0]], mask="makes"),
     "mask_and": Op("The logical and of its input masks.", mask="makes", io=_io(()), mask_input=lambda o, k: True),
+    "mask_lengths": Op("A (batch, time) boolean mask ``arange(time) < lengths[:, None]`` from inputs ``[lengths, x]``: "
+                       "``lengths`` (batch,) integers, ``time`` the second axis of ``x`` (batch, time, ...); what ONNX "
+                       "LSTM/GRU/RNN ``sequence_lens`` means (a length past ``time`` keeps every step, one below 1 "
+                       "none; onnxruntime refuses both at run time).",
+                       shape=lambda node, ins: [None if ins[1] is None else tuple(ins[1][:1])], mask="makes",
+                       io=_io((2,))),
     "masking": Op("Keras Masking's output ``x * mask[..., None]``; its mask is ``mask``. Inputs ``[x]`` "
                   "or ``[x, mask]``.", {"mask_value": Option(NUMBER, 0.0)}, mask="consumes", io=_io((1, 2)),
                   mask_input=_second),

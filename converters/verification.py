@@ -278,11 +278,18 @@ def random_inputs(model: Model, batch: int = 2, steps: int | None = None, seed: 
     Floats are uniform in [-2, 2]; token ids are in [0, input_dim) of the Embedding they feed.
     Where a mask is computed from an input (``mask_zero``, ``Masking``), row ``b`` ends in ``b``
     masked steps, and the last row also has one masked step in the middle.
+    Per-sample lengths (an integer ``(batch,)`` input of ``mask_lengths``: ONNX ``sequence_lens``) are the steps
+    of the first sequence input less ``b`` for row ``b``, at least 0.
     """
     rng = np.random.default_rng(seed)
     xs = []
     for spec, shape in zip(model.inputs, input_shapes(model, batch, steps)):
         masks = _consumers(model, spec.name, "mask_not_equal")
+        if np.dtype(spec.dtype).kind in "iu" and _consumers(model, spec.name, "mask_lengths") and len(shape) == 1:
+            # per-sample lengths (ONNX sequence_lens): row b keeps b fewer steps, down to none
+            time = next((s[1] for s in input_shapes(model, batch, steps) if len(s) >= 3), steps or DEFAULT_STEPS)
+            xs.append(np.maximum(time - np.arange(shape[0]), 0).astype(spec.dtype))
+            continue
         if np.dtype(spec.dtype).kind in "iu":
             embeddings = _consumers(model, spec.name, "embedding")
             vocab = int(embeddings[0].weights["embeddings"].shape[0]) if embeddings else 2

@@ -340,7 +340,6 @@ REFUSED = {
     "clip": ({"clip": 3.0}, "clip=3"),
     "input_forget_1": ({"input_forget": 1}, "input_forget=1"),
     "peepholes": ({"peepholes": 1.0}, "P (peepholes)"),
-    "sequence_lens_input": ({"seq_lens": "input"}, "sequence_lens 'sequence_lens' (a graph input"),
     "sequence_lens_varying": ({"seq_lens": [5, 3, 1], "dims": (T, B)}, "constant [5, 3, 1]"),
     "sequence_lens_full_symbolic_time": ({"seq_lens": [T] * B}, "the input's steps not fixed"),
     "initial_h_constant": ({"initial": "const"}, "found 'initial_h': a nonzero constant"),

@@ -26,8 +26,11 @@ WRITERS = {
     KERAS_WRITER: set(keras_layers.LAYERS) | set(keras_layers.IMPLICIT) | set(keras_attention.LAYERS)
     | set(keras_tf_ops.LAYERS),
 }
-#: Ops a writer may lack, with the reason (none today).
-WRITER_EXEMPT: dict[tuple[str, str], str] = {}
+#: Ops a writer may lack, with the reason.
+WRITER_EXEMPT: dict[tuple[str, str], str] = {
+    ("mask_lengths", KERAS_WRITER): "Keras 3 has no layer making a mask of per-sample lengths (ONNX sequence_lens): "
+                                    "the Keras writer refuses it in one line (tests/test_onnx_sequence_lens.py)",
+}
 #: Ops the ONNX reader does not read back, with the reason (tests/roundtrip.py NOT_READ_FROM_ONNX lists
 #: the fixtures holding them).
 ONNX_READER_EXEMPT = {
@@ -43,6 +46,9 @@ ONNX_READER_EXEMPT = {
     **dict.fromkeys(("reduce", "scalar", "binary"),
                     "TensorFlow / Keras 3 calls: ONNX's Reduce*/element-wise nodes are not read back"),
 }
+
+#: Ops no Keras file gives, with the reason.
+KERAS_READER_EXEMPT = {"mask_lengths": "ONNX sequence_lens (per-sample lengths); Keras masks come from values"}
 
 
 def _literal_ops(prefix: str) -> set[str]:
@@ -68,7 +74,8 @@ def test_every_op_has_a_reference_and_a_writer_per_target(op):
 
 @pytest.mark.parametrize("op", sorted(ops.OPS))
 def test_every_op_has_a_reader(op):
-    assert op in KERAS_READER, f"op {op!r}: no Keras reader (converters/readers/keras_*.py) produces it"
+    assert op in KERAS_READER or op in KERAS_READER_EXEMPT, \
+        f"op {op!r}: no Keras reader (converters/readers/keras_*.py) produces it"
     assert op in ONNX_READER or op in ONNX_READER_EXEMPT, \
         f"op {op!r}: the ONNX reader (converters/readers/onnx_*.py) does not produce it and it is not exempt"
 
@@ -84,6 +91,7 @@ def test_every_op_a_dispatch_or_reader_knows_is_in_the_table():
 
 def test_exemptions_are_still_needed():
     assert not set(ONNX_READER_EXEMPT) & ONNX_READER, "the ONNX reader reads these now: drop the exemption"
+    assert not set(KERAS_READER_EXEMPT) & KERAS_READER, "the Keras reader makes these now: drop the exemption"
     stale = [key for key in WRITER_EXEMPT if key[0] in WRITERS[key[1]]]
     assert not stale, f"writers now write {stale}: drop the exemption"
 

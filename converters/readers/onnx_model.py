@@ -173,7 +173,7 @@ class OnnxReader:
 
     def _rec_tensor(self, v: Value, name: str, exact: bool) -> str:
         if isinstance(v, Seq) and v.stage == "keras" and not v.time_major and v.rec.n_dirs == 1 \
-                and v.rec.mask is None and v.flipped != v.rec.reversed(0):
+                and (v.rec.mask is None or v.rec.lengths) and v.flipped != v.rec.reversed(0):
             # the sequence in the other time order than processed (a reverse node's Y in input time): Keras
             # returns only the processing order (go_backwards), so that reversed along time (IR slice, step -1)
             done = self.tensor(Seq(v.rec, v.slot, False, not v.flipped, v.stage, v.zero), f"{name}/processing_order")

@@ -318,15 +318,26 @@ def _select_direction(r, y: RecOut, axis: int, slot: int) -> Value:
     if y.k is None:  # Y: layout 0 [T, dirs, B, H], layout 1 [B, T, dirs, H]
         if axis != (1 if rec.layout == 0 else 2):
             raise r.unsupported(f"expected Gather on the directions axis of Y, found axis {axis}")
-        stage = "raw" if rec.mask else "keras"
-        return Seq(rec, slot, rec.layout == 0, rec.input_flipped, stage)
+        return Seq(rec, slot, rec.layout == 0, rec.input_flipped, *_y_stage(rec))
     if axis != (0 if rec.layout == 0 else 1):  # states: layout 0 [dirs, B, H], layout 1 [B, dirs, H]
         raise r.unsupported(f"expected Gather on the directions axis of a state, found axis {axis}")
     return State(rec, slot, y.k)
 
 
+def _y_stage(rec) -> tuple[str, bool | None]:
+    """(stage, zero) of the ``Y`` ONNX returns: compacted when the node reads a compacted (masked) input;
+    Keras' masked output with zero_output_for_mask when its mask is ``sequence_lens`` (``Y`` is zero past
+    each length and aligned to input time, onnx/docs/Operators.md LSTM); else Keras' output."""
+    if rec.mask is None:
+        return "keras", None
+    return ("keras", True) if rec.lengths else ("raw", None)
+
+
 def _is_last(seq: Seq, index: int) -> bool:
-    """``index`` (-1 or 0) is the step the direction processed last (its Keras last output)."""
+    """``index`` (-1 or 0) is the step the direction processed last (its Keras last output); never with
+    ``sequence_lens``, where a short sample's step -1 is a zero past its length (read as a slice)."""
+    if seq.rec.lengths:
+        return False
     processed_last_at_end = seq.rec.reversed(seq.slot) == seq.flipped
     return index == (-1 if processed_last_at_end else 0)
 
@@ -466,8 +477,7 @@ def _reshape(r, node, args, attrs):
         if batch_time and shape[0] == -1 and steps is not None and shape[1] == steps:
             shape = [-1, 0, shape[2]]
         if (batch_time or time_batch) and shape[0] in (0, -1) and shape[1] in (0, -1) and shape[:2] != [-1, -1]:
-            stage = "raw" if rec.mask else "keras"
-            seqs = [Seq(rec, s, time_batch, rec.input_flipped, stage) for s in range(rec.n_dirs)]
+            seqs = [Seq(rec, s, time_batch, rec.input_flipped, *_y_stage(rec)) for s in range(rec.n_dirs)]
             return [seqs[0] if rec.n_dirs == 1 else Merged(rec, "concat", tuple(seqs), time_batch)]
     raise r.unsupported(f"expected Reshape keeping the batch axis, found shape {shape} of a {x.what}")
 
@@ -759,13 +769,19 @@ def _recurrent(r, node, args, attrs):
     x, mask, flipped = _recurrent_input(r, node, x_value, layout)
     if lens is not None and _full_lengths(r, lens, x):
         lens = None  # every sample's length is the (fixed) number of steps: the same as none
-    if lens is not None:
+    lengths = lens is not None and _run_time_lengths(r, lens) and mask is None
+    if lengths:
+        if flipped:
+            raise r.unsupported("expected sequence_lens with X in input order, found X reversed in time: the "
+                                "lengths count from the reversed sequence's start")
+        mask = r.add("mask_lengths", [lens.name, x], r.fresh(f"{out_name(node)}/lengths_mask"), rank=2).name
+    elif lens is not None:
         if not (isinstance(lens, Plan) and lens.role == "len" and mask is not None
                 and r.mask_name(lens.mask, "mask") == mask):
             raise r.unsupported(
                 f"expected no sequence_lens (or the one tf2onnx computes from a Keras mask), found sequence_lens "
-                f"{quote(node.input[4])} ({_lens_what(lens, r.dim(x, 1))}): per-sample lengths have no IR "
-                "equivalent (its masks are per step); convert without sequence_lens and mask the padded steps")
+                f"{quote(node.input[4])} ({_lens_what(lens, r.dim(x, 1))}): per-sample lengths are read "
+                "from a (batch,) integer graph input (or a Cast of one) only")
     elif mask is not None:
         raise r.unsupported("expected sequence_lens with a compacted input")
     weights = {}
@@ -792,7 +808,7 @@ def _recurrent(r, node, args, attrs):
         name, k = f"{scope or node.name or KINDS[node.op_type]}_{k}", k + 1
     r.node_names.add(name)
     try:
-        rec = RecurrentNode(name, node.op_type, attrs, weights, x, mask, initial, r.dim(x, -1), flipped)
+        rec = RecurrentNode(name, node.op_type, attrs, weights, x, mask, initial, r.dim(x, -1), flipped, lengths)
     except GateportError as e:
         raise e.at(file=r.path, layer=f"ONNX {node.op_type} {quote(node.name or name)}")
     r.items.append(rec)
@@ -805,14 +821,14 @@ def raw_output(r, v: RecOut, name: str) -> str:
     as Keras returns it, joined along the last axis and reshaped to layout 1's ``[batch, time, dirs, hidden]``
     / ``[batch, dirs, hidden]`` (the IR is batch-first; a layout-0 file's output is relaid, :attr:`relaid`)."""
     rec = v.rec
-    if rec.mask is not None:
+    if rec.mask is not None and not rec.lengths:
         raise r.unsupported("expected the raw output of a node reading a compacted (masked) input to be "
                             "expanded back to input time, found it used as is")
     if v.perm not in (None, (2, 0, 1, 3) if v.k is None else (1, 0, 2)):
         raise r.unsupported(f"expected Y batch-first ([batch, time, dirs, hidden]), found Y transposed by "
                             f"{list(v.perm)}")
     if v.k is None:
-        parts = [Seq(rec, s, False, rec.input_flipped, "keras") for s in range(rec.n_dirs)]
+        parts = [Seq(rec, s, False, rec.input_flipped, *_y_stage(rec)) for s in range(rec.n_dirs)]
         whole = parts[0] if rec.n_dirs == 1 else Merged(rec, "concat", tuple(parts), False)
         src, shape = r.tensor(whole, f"{name}/directions"), [-1, rec.n_dirs, rec.hidden]
     else:
@@ -830,6 +846,12 @@ def _full_lengths(r, lens: Value, x: str) -> bool:
     steps = r.dim(x, 1)
     return isinstance(lens, Const) and steps is not None and lens.value.ndim == 1 and lens.value.size > 0 \
         and bool(np.all(lens.value == steps))
+
+
+def _run_time_lengths(r, lens: Value) -> bool:
+    """``sequence_lens`` is a (batch,) integer tensor computed at run time (a graph input, or a Cast of one:
+    torch.onnx's TorchScript exporter on ``pack_padded_sequence``)."""
+    return isinstance(lens, IR) and lens.dtype.startswith("int") and r.ranks.get(lens.name, lens.rank) == 1
 
 
 def _lens_what(lens: Value, steps: int | None) -> str:

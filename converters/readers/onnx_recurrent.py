@@ -66,12 +66,15 @@ class RecurrentNode:
 
     def __init__(self, name: str, op_type: str, attrs: dict[str, Any], weights: dict[str, np.ndarray],
                  x: str, mask: str | None, initial: list[list[str]] | None, input_size: int | None,
-                 input_flipped: bool = False):
+                 input_flipped: bool = False, lengths: bool = False):
         self.name = name
         self.kind = KINDS[op_type]
         self.attrs = attrs
         self.x, self.mask, self.initial = x, mask, initial
         self.input_flipped = input_flipped  # X is the IR input reversed in time
+        #: ``mask`` is ``sequence_lens`` as a mask (IR mask_lengths): X is the IR input itself (not compacted),
+        #: ``Y`` Keras' masked output with zero_output_for_mask, ``Y_h``/``Y_c`` the states at each length
+        self.lengths = lengths
         self.hidden = self._hidden_size(weights)
         self.direction = attrs.get("direction", "forward")
         if self.direction not in ("forward", "reverse", "bidirectional"):
@@ -251,6 +254,10 @@ class RecurrentNode:
             self._lasts_as_states(lasts)
             states = [k for k in self.uses if k[0] == "state"]
         return_state = bool(states)
+        if self.lengths and self.initial and return_state:
+            raise UnsupportedError("expected no initial state with run-time sequence_lens when Y_h/Y_c are used: "
+                                   "onnxruntime gives a sample of length 0 zero final states, Keras' masked layer "
+                                   "(the IR's) its initial state")
         state_keys = [("state", slot, k) for slot in slots.values() for k in range(N_STATES[self.kind])]
         if not return_sequences and not self.mask:  # the last output is the final h: share the names
             for y_key in y_keys:

@@ -310,6 +310,11 @@ def mask_and_to_numpy(w: _Writer, node: Node) -> None:
     w.assign(node.outputs[0], " & ".join(f"{w.var(t, node)}.astype(bool)" for t in node.inputs))
 
 
+def mask_lengths_to_numpy(w: _Writer, node: Node) -> None:
+    lengths, x = (w.var(t, node) for t in node.inputs)
+    w.assign(node.outputs[0], f"np.arange({x}.shape[1]) < np.asarray({lengths}, np.int64)[:, None]")
+
+
 def masking_to_numpy(w: _Writer, node: Node) -> None:
     """Keras' Masking: ``where(mask, x, 0)`` (not ``x * mask``: inf * 0 is NaN)."""
     x = w.var(node.inputs[0], node)
@@ -489,6 +494,7 @@ EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
     "lstm": recurrent_to_numpy, "gru": recurrent_to_numpy, "simple_rnn": recurrent_to_numpy,
     "dense": dense_to_numpy, "embedding": embedding_to_numpy,
     "mask_not_equal": mask_not_equal_to_numpy, "mask_and": mask_and_to_numpy, "masking": masking_to_numpy,
+    "mask_lengths": mask_lengths_to_numpy,
     "repeat_vector": repeat_vector_to_numpy, "concatenate": concatenate_to_numpy,
     **{op: merge_to_numpy for op in ("add", "subtract", "multiply", "average", "maximum", "minimum")},
     "activation": activation_to_numpy, "identity": identity_to_numpy, "flatten": flatten_to_numpy,

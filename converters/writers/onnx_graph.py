@@ -29,7 +29,7 @@ from ..safetensors_io import open_output, write_array
 from ..sanitize import comment, one_line, quote
 from .onnx_builder import Blocks, GraphBuilder, as_array
 from .onnx_layers import LAYERS
-from .onnx_masks import mask_and_to_onnx, mask_not_equal_to_onnx, masking_to_onnx
+from .onnx_masks import mask_and_to_onnx, mask_lengths_to_onnx, mask_not_equal_to_onnx, masking_to_onnx
 from .onnx_recurrent import gru_to_onnx, lstm_to_onnx, simple_rnn_to_onnx
 from .onnx_conv_lstm import LAYERS as CONV_LSTM_LAYERS
 from .onnx_norms import LAYERS as NORM_LAYERS
@@ -55,6 +55,7 @@ CONVERTERS = {
     "simple_rnn": simple_rnn_to_onnx,
     "mask_not_equal": mask_not_equal_to_onnx,
     "mask_and": mask_and_to_onnx,
+    "mask_lengths": mask_lengths_to_onnx,
     "masking": masking_to_onnx,
 }
 

@@ -32,6 +32,17 @@ def mask_and_to_onnx(g: GraphBuilder, node: Node) -> None:
     g.fold("And", node.inputs, node.outputs[0])
 
 
+def mask_lengths_to_onnx(g: GraphBuilder, node: Node) -> None:
+    """``Range(time) < lengths[:, None]``: the (batch, time) mask of ONNX ``sequence_lens``, ``time`` from
+    ``x``'s shape."""
+    lengths, x = node.inputs
+    steps_1d = g.op("Gather", [g.op("Shape", [x], rank=1), g.const([1])], rank=1)
+    steps = g.op("Squeeze", [steps_1d, g.const([0])], rank=0)
+    t = g.op("Range", [g.const(0), steps, g.const(1)], rank=1)
+    per_sample = g.unsqueeze(g.cast(lengths, "int64"), [1])
+    g.op("Less", [g.unsqueeze(t, [0]), per_sample], out=node.outputs[0], rank=2, dtype="bool")
+
+
 def masking_to_onnx(g: GraphBuilder, node: Node) -> None:
     """Keras ``Masking``: ``where(mask[..., None], x, 0)`` (keras/src/layers/core/masking.py; not
     ``x * mask``, which turns a masked inf into NaN).

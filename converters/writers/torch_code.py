@@ -325,6 +325,12 @@ def mask_and_to_torch(w: _Writer, node: Node) -> None:
     w.assign(node.outputs[0], " & ".join(w.var(t, node) for t in node.inputs))
 
 
+def mask_lengths_to_torch(w: _Writer, node: Node) -> None:
+    """ONNX ``sequence_lens`` as a mask: ``arange(time) < lengths[:, None]``."""
+    lengths, x = (w.var(t, node) for t in node.inputs)
+    w.assign(node.outputs[0], f"torch.arange({x}.shape[1], device={lengths}.device) < {lengths}.long()[:, None]")
+
+
 def masking_to_torch(w: _Writer, node: Node) -> None:
     """Keras' Masking: ``where(mask, x, 0)`` (keras/src/layers/core/masking.py; not ``x * mask``: inf * 0 is NaN)."""
     x = w.var(node.inputs[0], node)
@@ -548,6 +554,7 @@ EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
     "lstm": recurrent_to_torch, "gru": recurrent_to_torch, "simple_rnn": recurrent_to_torch,
     "dense": dense_to_torch, "embedding": embedding_to_torch,
     "mask_not_equal": mask_not_equal_to_torch, "mask_and": mask_and_to_torch, "masking": masking_to_torch,
+    "mask_lengths": mask_lengths_to_torch,
     "repeat_vector": repeat_vector_to_torch, "concatenate": concatenate_to_torch,
     **{op: merge_to_torch for op in ("add", "subtract", "multiply", "average", "maximum", "minimum")},
     "activation": activation_to_torch, "identity": identity_to_torch, "flatten": flatten_to_torch,
