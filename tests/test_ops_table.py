@@ -43,8 +43,8 @@ ONNX_READER_EXEMPT = {
     "conv_lstm": "written as an unrolled Conv/Split graph or a Scan, which the reader does not read back",
     **dict.fromkeys(("normalization", "rescaling", "rms_norm", "group_norm", "conv1d_transpose"),
                     "written as composed element-wise / ReduceMean graphs the reader does not fold"),
-    **dict.fromkeys(("reduce", "scalar", "binary"),
-                    "TensorFlow / Keras 3 calls: ONNX's Reduce*/element-wise nodes are not read back"),
+    **dict.fromkeys(("scalar", "binary"),
+                    "TensorFlow / Keras 3 calls: ONNX's element-wise nodes are not read back"),
 }
 
 #: Ops no Keras file gives, with the reason.
