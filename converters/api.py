@@ -174,6 +174,7 @@ def check_outputs(to: str, output: str | os.PathLike, inputs: list, force: bool 
     from . import atomic
 
     target = _targets.get(to)
+    atomic.check_path_type(output)
     atomic.refuse_inputs(target.paths(output) if os.fspath(output) else [], inputs)
     for path in [*target.also_writes(output), output]:
         atomic.check_output(path, force, target.folder_files())
@@ -220,6 +221,9 @@ def load_into(module, source: Source, config: PathLike | None = None):
 
     >>> net = converters.load_into(MyNet(), "model.h5")
     """
+    from .errors import UsageError, require
     from .writers import torch_state
 
+    if not isinstance(module, require("torch", "torch").nn.Module):
+        raise UsageError(f"expected a torch.nn.Module to load into, found {type(module).__name__}")
     return torch_state.load_into(module, read(source, config))

@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from .errors import OutputError
+from .errors import OutputError, UsageError
 
 _RENAME_NOREPLACE, _RENAME_EXCHANGE, _AT_FDCWD = 1, 2, -100
 #: Most characters of the output's name a temporary's name repeats (names stop at 255 bytes)
@@ -52,12 +52,19 @@ _renameat2_fn = _load_renameat2()
 
 # -- checks ---------------------------------------------------------------------------------------
 
+def check_path_type(path: object) -> None:
+    """An output path is a ``str`` or an ``os.PathLike`` of one (not None, bytes, a number, a file object)."""
+    if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
+        raise UsageError(f"expected an output path (str or os.PathLike), found {type(path).__name__}")
+
+
 def check_output(path: str | os.PathLike, force: bool = False, names: Sequence[str] | None = None) -> Path:
     """Refuse an output that cannot or must not be written, before any work; returns it as a Path.
 
     ``names``: the output is a folder and these are the entries gateport writes in it (an existing
     folder is fine; only these names count as "exists"). Without ``names`` the output is a file.
     """
+    check_path_type(path)
     if not os.fspath(path):
         raise OutputError("expected an output path, found an empty one")
     path = _normalize(Path(path))

@@ -124,3 +124,24 @@ def test_cli_output_lines_escape_paths(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "\x1b" not in captured.out + captured.err and "\u202e" not in captured.out + captured.err
     assert "\\x1b[31m\\nx.onnx" in captured.out  # ('[' makes it a glob: the batch table and progress lines)
+
+
+def test_python_api_refuses_odd_arguments_with_gateport_errors(tmp_path):
+    """The API's entry points answer every odd argument with a GateportError (what the CLI turns into
+    one line), never a TypeError/OSError/AttributeError from deep inside."""
+    import converters
+    from attacks import MODELS
+    from converters.errors import GateportError
+
+    model = MODELS / "tiny_lstm.h5"
+    fifo = tmp_path / "cfg.json"
+    os.mkfifo(fifo)
+    calls = [lambda: converters.read("a" * 5000 + ".h5"), lambda: converters.read("x\x00y.h5"),
+             lambda: converters.read(os.fsencode(model)), lambda: converters.read(0),
+             lambda: converters.read(MODELS / "k3_weights_only_lstm_hard_sigmoid.weights.h5", config=fifo),
+             lambda: converters.convert(model, "onnx", None), lambda: converters.convert(model, "onnx", b"/tmp/x.onnx"),
+             lambda: converters.convert(model, "onnx", tmp_path / "x.onnx", opset=True),
+             lambda: converters.load_into(None, model)]
+    for call in calls:
+        with pytest.raises(GateportError):
+            call()

@@ -91,10 +91,11 @@ SAVED_MODEL = ("expected a Keras model file, found a TensorFlow SavedModel (save
 def check_source(path: Path) -> None:
     """Refuse, in one line, a model path that is not a regular file: missing, a folder (a SavedModel
     is named as such), a FIFO, a device (:func:`detect.check_regular`)."""
-    if path.is_file():
-        return
-    if path.is_dir() and (path / "saved_model.pb").exists():
-        raise UnsupportedError(SAVED_MODEL, file=str(path))
+    import contextlib
+
+    with contextlib.suppress(OSError, ValueError):  # a name too long, a NUL: check_regular says so
+        if path.is_dir() and (path / "saved_model.pb").exists():
+            raise UnsupportedError(SAVED_MODEL, file=str(path))
     detect.check_regular(path, "a model file")
 
 
