@@ -127,7 +127,7 @@ def build(folder: Path, groups: tuple[str, ...] | None = None) -> list[Case]:
         f.create_dataset("x", data=np.zeros((4, 4), "f4"))
     cases: list[Case] = []
     for make in (npz_cases, onnx_cases, collide_cases, safetensors_cases, h5_cases, output_cases, message_cases,
-                 fifo_cases):
+                 fifo_cases, zip_cases, legacy_cases):
         if groups is None or make.__name__.removesuffix("_cases") in groups:
             sub = folder / make.__name__
             sub.mkdir(exist_ok=True)
@@ -686,6 +686,125 @@ def fifo_cases(folder: Path) -> list[Case]:
         c.inputs = []
         cases.append(c)
     return cases
+
+
+# -- zip containers: duplicate members, ZIP64 sizes, a torch zip whose checked pickle is not the one read ----
+def _zip_with(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    import warnings
+    warnings.filterwarnings("ignore", "Duplicate name", UserWarning)
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members:
+            z.writestr(zipfile.ZipInfo(name), data)
+    return path
+
+
+def zip_cases(folder: Path) -> list[Case]:
+    import io
+
+    import torch
+
+    cases: list[Case] = []
+    K = "zip3"
+    k3 = read_keras(K3)
+    other = read_keras(MULTI)
+    buf = io.BytesIO()
+    torch.save({k: torch.zeros(v) for k, v in lstm_keys("rnn", units=2, n_in=3).items()}, buf)
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as z:
+        pt = [(i.filename, z.read(i)) for i in z.infolist()]
+    pkl = next(n for n, _ in pt if n.endswith("data.pkl"))
+    evil = b"\x80\x02cposix\nsystem\nq\x00X\x0b\x00\x00\x00touch PWNEDq\x01\x85q\x02Rq\x03."
+    variants = {
+        ".keras: two model.weights.h5, the second another model's": (
+            "k.keras", [*k3.items(), ("model.weights.h5", other["model.weights.h5"])]),
+        ".keras: two config.json, the second another model's": (
+            "k.keras", [*k3.items(), ("config.json", other["config.json"])]),
+        ".keras: members under ../ and / as well": (
+            "k.keras", [*k3.items(), ("../config.json", other["config.json"]), ("/model.weights.h5", b"x")]),
+        ".keras: config.json also as CONFIG.JSON and config.json/": (
+            "k.keras", [*k3.items(), ("CONFIG.JSON", b"{}"), ("config.json/", b"")]),
+        ".pt: data.pkl twice, the second a pickle calling os.system": ("p.pt", [*pt, (pkl, evil)]),
+        ".pt: data.pkl twice, the first a pickle calling os.system": ("p.pt", [(pkl, evil), *pt]),
+        ".pt: a member named with ANSI and newline": ("p.pt", [*pt, ("archive/\x1b[2J\nx", b"x")]),
+    }
+    for i, (label, (name, members)) in enumerate(variants.items()):
+        src = _zip_with(folder / f"z{i}_{name}", members)
+        cases.append(_case(K, f"{label} (inspect)", ["inspect", src], src, expect="any"))
+        out = folder / f"z{i}_torch"
+        cases.append(_case(K, f"{label} (torch)", _convert(src, "torch", out), src, output=out, expect="any",
+                           importable=True))
+        cases.append(_case(K, f"{label} (verify)", ["verify", src], src, expect="any"))
+    # ZIP64 extra fields declaring 2**63 bytes for the weights member (central directory patched)
+    src = folder / "zip64.keras"
+    with zipfile.ZipFile(src, "w") as z:
+        for n, data in k3.items():
+            info = zipfile.ZipInfo(n)
+            with z.open(info, "w", force_zip64=True) as f:
+                f.write(data)
+    raw = bytearray(src.read_bytes())
+    at = raw.rfind(b"model.weights.h5")  # the central entry's name; its ZIP64 extra follows
+    extra = raw.find(b"\x01\x00", at)
+    if extra > 0:
+        raw[extra + 4:extra + 12] = struct.pack("<Q", 2 ** 63)
+        src.write_bytes(bytes(raw))
+        cases.append(_case(K, ".keras: ZIP64 size 2**63 for the weights (inspect)", ["inspect", src], src,
+                           expect="any"))
+    return cases
+
+
+# -- Keras 1 / CuDNN files: names carrying escapes and code, names colliding after sanitizing -------------
+def legacy_cases(folder: Path) -> list[Case]:
+    cases: list[Case] = []
+    K = "legacy3"
+    payload = 'x"""\nopen("PWNED", "w")\n"""\x1b[31m\u202e'
+    for model in ("keras1_lstm.h5", "keras1_bidirectional_lstm.h5", "cudnn_lstm_gru.h5"):
+        for label, new_names in [("code and escapes", lambda names: [payload + str(i) for i in range(len(names))]),
+                                 ("collisions", lambda names: ["a-b", "a_b", "a.b", "a b", "a/b", "a:b"][:len(names)]
+                                  + [f"z{i}" for i in range(len(names) - 6)])]:
+            src = folder / f"{Path(model).stem}_{label.replace(' ', '_')}.h5"
+            shutil.copy(MODELS / model, src)
+            if not _rename_h5_layers(src, new_names):
+                continue
+            cases.append(_case(K, f"{model} {label} (inspect)", ["inspect", src], src, expect="any"))
+            out = folder / f"{src.stem}_torch"
+            cases.append(_case(K, f"{model} {label} (torch)", _convert(src, "torch", out), src, output=out,
+                               expect="any", importable=True))
+            cases.append(_case(K, f"{model} {label} (verify)", ["verify", src, "--to", "torch,numpy,onnx"], src,
+                               expect="any"))
+    return cases
+
+
+def _rename_h5_layers(path: Path, new_names) -> bool:
+    """Every layer of a full-model .h5 renamed (config, layer_names, weight groups and weight names)."""
+    with h5py.File(path, "r+") as f:
+        cfg = json.loads(f.attrs["model_config"])
+        layers = cfg["config"]["layers"] if isinstance(cfg["config"], dict) else cfg["config"]
+        old = [entry["config"]["name"] for entry in layers]
+        new = new_names(old)
+        if len(set(new)) != len(new):
+            return False
+        for o, n in zip(old, new):
+            cfg = replace_strings(cfg, o, n)
+        f.attrs["model_config"] = json.dumps(cfg).encode()
+        mw = f["model_weights"] if "model_weights" in f else f
+        names = [x.decode() if isinstance(x, bytes) else x for x in mw.attrs["layer_names"]]
+        mapping = dict(zip(old, new))
+        for o in names:
+            if o not in mapping or o not in mw:
+                continue
+            g = mw[o]
+            wn = [x.decode() if isinstance(x, bytes) else x for x in g.attrs.get("weight_names", [])]
+            tmp = "tmp_" + o
+            mw.move(o, tmp)
+            mw.create_group(mapping[o].replace("/", "_"))
+            for w in wn:
+                if w in mw[tmp]:
+                    mw[tmp].move(w, w)  # (kept under the old path inside the group)
+            del mw[mapping[o].replace("/", "_")]
+            mw.move(tmp, mapping[o]) if "/" not in mapping[o] else mw.move(tmp, mapping[o].replace("/", "_"))
+            g = mw[mapping[o].replace("/", "_")]
+            g.attrs["weight_names"] = np.array([w.encode() for w in wn])
+        mw.attrs["layer_names"] = np.array([mapping.get(n, n).replace("/", "_").encode() for n in names])
+    return True
 
 
 def main() -> int:
