@@ -1,7 +1,9 @@
 """Models written the way tutorials and production code write them, and the file variants they are saved in.
 
 The fixtures (fixtures/fixture_specs.py, REALISTIC_TWINS: attention with Softmax over time, the seq2seq inference
-decoder reusing trained layers, a Siamese model with shared Embedding and LSTM) are read to Keras' stored outputs
+decoder reusing trained layers, a Siamese model with shared Embedding and LSTM, the word-level seq2seq training model
+with masked encoder states as the decoder's initial state, the toxic-comment classifier pooling masked BiGRU steps
+into a nested Sequential head) are read to Keras' stored outputs
 here through the numpy reference and the generated PyTorch module (test_readers.py and test_verify.py check them
 in every runtime too). Live Keras 3 models cover what no fixture file can: the Keras 3 legacy ``.h5`` (no module
 recorded per layer) of a SpatialDropout1D model, and the ``.keras`` layout tf-keras writes for MultiHeadAttention
@@ -32,7 +34,8 @@ from converters.readers import read  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRIES = {e["name"]: e for e in json.loads((ROOT / "fixtures" / "fixtures.json").read_text())}
-REALISTIC = ["attention_softmax_time", "seq2seq_inference_decoder", "siamese_shared_lstm"]
+REALISTIC = ["attention_softmax_time", "seq2seq_inference_decoder", "siamese_shared_lstm", "seq2seq_word_training",
+             "toxic_masked_pools"]
 L = keras.layers
 
 
