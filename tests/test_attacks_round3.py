@@ -145,3 +145,18 @@ def test_python_api_refuses_odd_arguments_with_gateport_errors(tmp_path):
     for call in calls:
         with pytest.raises(GateportError):
             call()
+
+
+def test_a_symbolic_feature_axis_is_refused_by_every_reader(tmp_path):
+    """An ONNX input whose last (feature) axis is a dim_param let verify feed 6 features to weights made
+    for 1 (the numpy reference failed as 'a gateport bug'): read_file refuses it for every format."""
+    from attacks_round3 import _onnx_base
+    from converters.errors import UnsupportedError
+    from converters.readers import read_file
+
+    m = _onnx_base(tmp_path)
+    m.graph.input[0].type.tensor_type.shape.dim[-1].dim_param = "features"
+    src = tmp_path / "symbolic_features.onnx"
+    src.write_bytes(m.SerializeToString())
+    with pytest.raises(UnsupportedError, match="fixed size on the last axis"):
+        read_file(src)

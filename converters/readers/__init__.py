@@ -26,6 +26,7 @@ import h5py
 from .. import budget
 from ..errors import FormatError, GateportError, UnsupportedError
 from ..ir import RECURRENT_OPS, Model
+from ..sanitize import quote
 from . import detect
 from .hdf5 import attr_str, mapped_file
 from .hdf5_probe import probe
@@ -58,6 +59,10 @@ def read_file(path: str | os.PathLike, config: Any = None) -> Model:
     model = _read_kind(path, config)
     recurrent = sum(node.op in RECURRENT_OPS for node in model.nodes)
     budget.count(recurrent, "recurrent layers", file=str(path), limit=budget.MAX_RECURRENT)
+    for spec in model.inputs:  # an ONNX dim_param / .gates null there: inputs of any width met fixed weights
+        if spec.dtype.startswith("float") and spec.shape and spec.shape[-1] is None:
+            raise UnsupportedError("expected a fixed size on the last axis (the features its weights were made "
+                                   "for), found a symbolic one", file=str(path), layer=f"input {quote(spec.name)}")
     return model
 
 
