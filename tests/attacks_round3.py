@@ -127,7 +127,7 @@ def build(folder: Path, groups: tuple[str, ...] | None = None) -> list[Case]:
         f.create_dataset("x", data=np.zeros((4, 4), "f4"))
     cases: list[Case] = []
     for make in (npz_cases, onnx_cases, collide_cases, safetensors_cases, h5_cases, output_cases, message_cases,
-                 fifo_cases, zip_cases, legacy_cases):
+                 fifo_cases, zip_cases, legacy_cases, gates_cases):
         if groups is None or make.__name__.removesuffix("_cases") in groups:
             sub = folder / make.__name__
             sub.mkdir(exist_ok=True)
@@ -805,6 +805,79 @@ def _rename_h5_layers(path: Path, new_names) -> bool:
             g.attrs["weight_names"] = np.array([w.encode() for w in wn])
         mw.attrs["layer_names"] = np.array([mapping.get(n, n).replace("/", "_").encode() for n in names])
     return True
+
+
+# -- the IR's own .gates file: the safetensors part against the manifest ------------------------------------
+def gates_cases(folder: Path) -> list[Case]:
+    from attacks_more import _gates_with
+
+    cases: list[Case] = []
+    K = "gates3"
+    base = _gates_with(folder, "plain.gates", lambda m: None)
+    raw = base.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    data = raw[8 + n:]
+    tensors = [k for k in header if k != "__metadata__"]
+
+    def with_header(name: str, edit) -> Path:
+        h = json.loads(json.dumps(header))
+        edit(h)
+        text = json.dumps(h).encode()
+        text += b" " * (-len(text) % 8)
+        dst = folder / name
+        dst.write_bytes(struct.pack("<Q", len(text)) + text + data)
+        return dst
+
+    def drop(h):
+        del h[tensors[0]]
+
+    def extra(h):
+        h["../../evil\n\x1b[31m"] = dict(h[tensors[0]])
+
+    def dtype_f64(h):
+        h[tensors[0]]["dtype"] = "F64"
+
+    def reshape(h):
+        h[tensors[0]]["shape"] = list(reversed(h[tensors[0]]["shape"])) + [1]
+
+    def swap(h):
+        a, b = tensors[0], tensors[1]
+        h[a]["data_offsets"], h[b]["data_offsets"] = h[b]["data_offsets"], h[a]["data_offsets"]
+
+    def manifest_edit(edit):
+        def inner(h):
+            m = json.loads(h["__metadata__"]["gateport.manifest"])
+            edit(m)
+            h["__metadata__"]["gateport.manifest"] = json.dumps(m)
+        return inner
+
+    payload = 'x"""\nopen("PWNED", "w")\n"""\x1b[31m\u202e'
+    edits = {
+        "a weight the manifest names is missing": drop,
+        "a tensor the manifest does not name, named with ../ and escapes": extra,
+        "a weight stored as F64": dtype_f64,
+        "a weight of another shape": reshape,
+        "two weights' bytes swapped (same sizes)": swap,
+        "input with a symbolic feature axis": manifest_edit(lambda m: m["inputs"][0].update(shape=[3, None])),
+        "input dtype object": manifest_edit(lambda m: m["inputs"][0].update(dtype="object")),
+        "input shape of 10**6 axes": manifest_edit(lambda m: m["inputs"][0].update(shape=[1] * 10 ** 6)),
+        "input named like the output, carrying code": manifest_edit(lambda m: (
+            m["inputs"][0].update(name=payload), m["nodes"][0].update(inputs=[payload]))),
+        "source path and keras_version carrying code": manifest_edit(lambda m: m["source"].update(
+            path=payload, keras_version=payload)),
+        "options carrying code": manifest_edit(lambda m: m["nodes"][0]["options"].update(
+            activation=payload, recurrent_activation=payload)),
+        "manifest a 30 MB string": lambda h: h["__metadata__"].update({"gateport.manifest": '"' + "x" * (30 << 20) + '"'}),
+    }
+    for i, (label, edit) in enumerate(edits.items()):
+        src = with_header(f"g{i}.gates", edit)
+        cases.append(_case(K, f"{label} (inspect)", ["inspect", src], src, expect="any"))
+        out = folder / f"g{i}_torch"
+        cases.append(_case(K, f"{label} (torch)", _convert(src, "torch", out), src, output=out, expect="any",
+                           importable=True))
+        cases.append(_case(K, f"{label} (verify)", ["verify", src, "--to", "torch,numpy,onnx"], src, expect="any"))
+    return cases
 
 
 def main() -> int:
