@@ -135,3 +135,23 @@ def test_dict_inputs_and_outputs_in_keras_flattened_order(tmp_path):
     want = [keras.ops.convert_to_numpy(out[k]) for k in sorted(out)]
     assert [tuple(w.shape) for w in want] == [(2, *t.shape[1:]) for t in model.outputs] == [(2, 2), (2, 1)]
     assert cov.error(reference.run(ir, [xs["alpha"], xs["zeta"]]), want) <= TOL
+
+
+def test_preprocessing_layer_in_the_model_refused_in_one_line_and_the_model_after_it_converts(tmp_path, capsys):
+    """Tutorials put the preprocessing inside the model (TextVectorization, here Discretization: the lookup layers
+    need TensorFlow): refused in one line naming the file, the layer and the remedy; the same network taking the
+    preprocessed values (what the remedy says) converts exactly."""
+    x = keras.Input((6,))
+    bucket = L.Discretization(bin_boundaries=[-1.0, 0.0, 1.0], name="bucketize")
+    embed, lstm, dense = L.Embedding(4, 3), L.LSTM(4), L.Dense(2)
+    keras.Model(x, dense(lstm(embed(bucket(x))))).save(tmp_path / "m.keras")
+    assert main(["convert", str(tmp_path / "m.keras"), "--to", "onnx", "-o", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    assert "m.keras" in err and "bucketize (Discretization)" in err and "apply them to the data before the model" in err
+    assert not (tmp_path / "m.onnx").exists()
+    ids = keras.Input((6,), dtype="int32")
+    core = cov.randomize(keras.Model(ids, dense(lstm(embed(ids)))))
+    core.save(tmp_path / "core.keras")
+    xs = [np.random.default_rng(3).integers(0, 4, (3, 6)).astype(np.int32)]
+    assert cov.error(reference.run(read(tmp_path / "core.keras"), xs), cov.keras_outputs(core, xs)) <= TOL
