@@ -155,3 +155,27 @@ def test_preprocessing_layer_in_the_model_refused_in_one_line_and_the_model_afte
     core.save(tmp_path / "core.keras")
     xs = [np.random.default_rng(3).integers(0, 4, (3, 6)).astype(np.int32)]
     assert cov.error(reference.run(read(tmp_path / "core.keras"), xs), cov.keras_outputs(core, xs)) <= TOL
+
+
+@pytest.mark.parametrize("given", ["my_checkpoint", "my_checkpoint.index", "my_checkpoint.data-00000-of-00001", "."])
+def test_tensorflow_checkpoint_named_in_one_line(tmp_path, capsys, given):
+    """tf-keras' save_weights('./checkpoints/my_checkpoint') (no .h5) writes a TensorFlow checkpoint: the prefix,
+    either of its files or its folder is named as one, with the way out, in one line (was 'no such file', 'found
+    bytes ...', 'found a folder'). The files hold the first bytes tf-keras 2.21 wrote for a Sequential LSTM."""
+    (tmp_path / "my_checkpoint.index").write_bytes(b"\x00\x00\x06\x08\x01\x1a\x02\x08" + bytes(40))
+    (tmp_path / "my_checkpoint.data-00000-of-00001").write_bytes(b"`\x08\x0e\xbf -\xc9>" + bytes(40))
+    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "my_checkpoint"\n')
+    x = keras.Input((5, 3))
+    (tmp_path / "model.json").write_text(keras.Model(x, L.LSTM(4)(x)).to_json())
+    path = tmp_path / given
+    assert main(["convert", str(path), "--config", str(tmp_path / "model.json"), "--to", "onnx",
+                 "-o", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    assert "found a TensorFlow checkpoint" in err and "model.load_weights(PREFIX)" in err, err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_missing_index_file_is_no_checkpoint(tmp_path, capsys):
+    assert main(["inspect", str(tmp_path / "gone.index")]) == 2
+    assert "no such file" in capsys.readouterr().err

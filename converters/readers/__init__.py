@@ -101,6 +101,8 @@ def check_source(path: Path) -> None:
     with contextlib.suppress(OSError, ValueError):  # a name too long, a NUL: check_regular says so
         if path.is_dir() and (path / "saved_model.pb").exists():
             raise UnsupportedError(SAVED_MODEL, file=str(path))
+    if detect.tf_checkpoint(path) and not path.is_file():
+        raise UnsupportedError(detect.TF_CHECKPOINT, file=str(path))
     detect.check_regular(path, "a model file")
 
 

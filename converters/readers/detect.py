@@ -7,11 +7,12 @@ offset 0 or a 512-byte-multiple user block), zip ``PK\\x03\\x04``, or JSON text.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import h5py
 
-from ..errors import FormatError, ModelNotFoundError
+from ..errors import FormatError, ModelNotFoundError, UnsupportedError
 from .hdf5 import attr_str
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -60,8 +61,35 @@ def sniff(path: str | Path) -> str:
     kind = _container(head)
     if kind:
         return kind
+    if tf_checkpoint(path):
+        raise UnsupportedError(TF_CHECKPOINT, file=str(path))
     raise FormatError(f"expected an HDF5 file, a .keras zip or a JSON model config, found bytes "
                       f"{head[:8]!r}", file=str(path))
+
+
+#: What a TensorFlow checkpoint is, and the way out: tf-keras' ``save_weights(PREFIX)`` without a ``.h5`` suffix
+#: writes ``PREFIX.index`` and ``PREFIX.data-00000-of-00001`` (tf_keras/src/engine/training.py, save_weights:
+#: ``save_format`` is "tf" unless the name ends in .h5/.keras), the tutorials' ``./checkpoints/my_checkpoint``.
+TF_CHECKPOINT = ("expected a Keras model or weights file, found a TensorFlow checkpoint (PREFIX.index, "
+                 "PREFIX.data-*: save_weights without .h5), which gateport does not read: load it with "
+                 "model.load_weights(PREFIX) and save model.save('model.keras') or model.save_weights('model.weights.h5'), "
+                 "then convert that file")
+
+_CHECKPOINT_DATA = re.compile(r"\.data-\d{5}-of-\d{5}$")
+
+
+def tf_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a TensorFlow checkpoint by its names: a ``PREFIX.index`` or ``PREFIX.data-NNNNN-of-NNNNN``
+    file, a missing PREFIX beside its ``.index``, or a folder of them with the ``checkpoint`` file tf writes."""
+    p = Path(path)
+    try:
+        if p.suffix == ".index" or _CHECKPOINT_DATA.search(p.name):
+            return p.is_file()
+        if p.is_dir():
+            return (p / "checkpoint").is_file() and any(c.suffix == ".index" for c in p.iterdir())
+        return not p.exists() and p.with_name(p.name + ".index").is_file()
+    except (OSError, ValueError):  # a name too long, a NUL: check_regular says so
+        return False
 
 
 def _container(head: bytes) -> str | None:
