@@ -30,7 +30,7 @@ ACTIVATIONS = tuple(NUMPY)  # converters/activations.py
 OPS = tuple(ops.OPS)
 WEIGHT_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                  "uint64", "bool")
-INPUT_DTYPES = ("float32", "int64")
+INPUT_DTYPES = ("float32", "int64", "bool")
 _RECURRENT_WEIGHT = re.compile(r"(forward|backward)\.(input|forget|cell|output|update|reset|candidate|hidden)\."
                                r"(input_weights|recurrent_weights|input_bias|recurrent_bias)")
 

@@ -260,7 +260,9 @@ def _bind_inputs(model: Model, inputs) -> dict[str, np.ndarray]:
         if spec.name not in inputs:
             raise InputsError(f"expected input {quote(spec.name)}, found only {quote(sorted(map(str, inputs)))}")
         a = np.asarray(inputs[spec.name])
-        values[spec.name] = a.astype(np.int64 if "int" in str(spec.dtype) else np.float64)
+        # a bool input is a mask: any other dtype is cast as Keras casts a mask (nonzero is true)
+        values[spec.name] = a.astype(bool if spec.dtype == "bool" else np.int64 if "int" in str(spec.dtype)
+                                     else np.float64)
     return values
 
 

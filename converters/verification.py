@@ -277,14 +277,22 @@ def random_inputs(model: Model, batch: int = 2, steps: int | None = None, seed: 
 
     Floats are uniform in [-2, 2]; token ids are in [0, input_dim) of the Embedding they feed.
     Where a mask is computed from an input (``mask_zero``, ``Masking``), row ``b`` ends in ``b``
-    masked steps, and the last row also has one masked step in the middle.
-    Per-sample lengths (an integer ``(batch,)`` input of ``mask_lengths``: ONNX ``sequence_lens``) are the steps
-    of the first sequence input less ``b`` for row ``b``, at least 0.
+    masked steps, and the last row also has one masked step in the middle. A bool input (a mask given in the
+    call) is false there too, and at the first step of row 0. Per-sample lengths (an integer ``(batch,)`` input
+    of ``mask_lengths``: ONNX ``sequence_lens``) are the steps of the first sequence input less ``b`` for row ``b``,
+    at least 0.
     """
     rng = np.random.default_rng(seed)
     xs = []
     for spec, shape in zip(model.inputs, input_shapes(model, batch, steps)):
         masks = _consumers(model, spec.name, "mask_not_equal")
+        if spec.dtype == "bool":
+            x = np.ones(shape, bool)
+            if x.ndim >= 2:
+                _pad(x, False)
+                x[0, 0] = x.shape[1] < 2  # a masked first step where row 0 has a second one
+            xs.append(x)
+            continue
         if np.dtype(spec.dtype).kind in "iu" and _consumers(model, spec.name, "mask_lengths") and len(shape) == 1:
             # per-sample lengths (ONNX sequence_lens): row b keeps b fewer steps, down to none
             time = next((s[1] for s in input_shapes(model, batch, steps) if len(s) >= 3), steps or DEFAULT_STEPS)
@@ -346,6 +354,9 @@ def load_inputs(model: Model, path: str | os.PathLike, vb: VerifyBudget | None =
         if want.kind in "iu" and x.dtype.kind not in "iu" and not np.array_equal(x, np.round(x)):
             raise FormatError(f"{quote(key)}: expected integer token ids, found {x.dtype} values that are not "
                               f"whole numbers", file=str(path))
+        if want.kind == "b" and x.dtype.kind != "b" and not np.isin(x, (0, 1)).all():
+            raise FormatError(f"{quote(key)}: expected a mask of bool or 0/1 values, found other {x.dtype} values",
+                              file=str(path))
         xs.append(x.astype(want))
     return xs
 

@@ -228,14 +228,22 @@ def test_masks_keras3_merges_differently_are_refused(tmp_path):
         keras_v3.write(model, tmp_path / "m.keras")
 
 
-def test_masked_rnn_with_initial_state_is_refused(tmp_path):
+def test_masked_rnn_with_initial_state_gets_its_mask_in_the_call(tmp_path):
+    """Keras 3 does not fill in the mask of an RNN called with initial_state: the mask is written as the call's
+    ``mask``, computed by NotEqual and Any operation nodes (keras_graph._explicit_masks)."""
     nodes = [Node("m", "mask_not_equal", ["x"], ["m"], {"value": 0.0, "reduce": True}),
              Node("mk", "masking", ["x"], ["mk"], {"mask_value": 0.0}, mask="m")]
     rnn = _lstm()
     rnn.inputs, rnn.mask = ["mk", "h0", "c0"], "m"
     model = _model(*nodes, rnn, inputs=(("x", (None, 3)), ("h0", (2,)), ("c0", (2,))))
-    with pytest.raises(UnsupportedError, match="initial_state"):
-        keras_v3.write(model, tmp_path / "m.keras")
+    rng = np.random.default_rng(2)
+    inputs = [rng.normal(size=(3, 5, 3)).astype(np.float32), rng.normal(size=(3, 2)).astype(np.float32),
+              rng.normal(size=(3, 2)).astype(np.float32)]
+    inputs[0][0, 1:3] = 0.0  # masked steps in the middle, at the end, a whole row
+    inputs[0][1, -2:] = 0.0
+    inputs[0][2] = 0.0
+    got = keras_run(keras_v3.write(model, tmp_path / "m.keras"), inputs)
+    assert max_error(got, reference.run(model, inputs)) <= TOL
 
 
 def test_masked_bidirectional_that_repeats_outputs_is_refused(tmp_path):

@@ -62,8 +62,8 @@ def load_generated(ir, out_dir: Path):
 
 
 def as_torch(ir, inputs):
-    """Inputs as the generated forward takes them: float32, int64 for token ids."""
-    dtypes = {"int64": torch.int64, "float32": torch.float32}
+    """Inputs as the generated forward takes them: float32, int64 for token ids, bool for masks."""
+    dtypes = {"int64": torch.int64, "float32": torch.float32, "bool": torch.bool}
     return tuple(torch.from_numpy(np.asarray(x)).to(dtypes[spec.dtype]) for spec, x in zip(ir.inputs, inputs))
 
 

@@ -77,7 +77,8 @@ def attention(call: LayerCall) -> list[Tensor]:
     if len(ins) > 2:
         names.append(k.name)
         in_roles.append("key")
-    q_mask, v_mask = runtime_masks(call, [q, v])
+    # mask=[query_mask, value_mask] given in the call replaces the inputs' masks (Attention.call's mask)
+    q_mask, v_mask = call.input_masks[:2] if call.input_masks is not None else runtime_masks(call, [q, v])
     _mask_inputs(names, in_roles, {"query_mask": q_mask, "value_mask": v_mask})
     scores = _flag(call, "return_attention_scores")
     causal = any([_flag(call, "use_causal_mask"), call.flag("causal", False)])  # both read
@@ -85,7 +86,7 @@ def attention(call: LayerCall) -> list[Tensor]:
     call.add("attention", names, outs, {"score_mode": mode, "causal": causal, "return_scores": scores,
                                          "roles": in_roles}, weights,
              weight_paths={role: w.path for role, w in zip(roles, ws)})
-    y = Tensor(call.out(0), (q.shape[0], v.shape[-1]), q.mask)
+    y = Tensor(call.out(0), (q.shape[0], v.shape[-1]), q.mask if call.input_masks is None else q_mask)
     _strip(call, [y], [], q_mask)
     return [y, Tensor(call.out(1), (q.shape[0], v.shape[0]))] if scores else [y]
 

@@ -16,6 +16,7 @@ from ..errors import FormatError, UnsupportedError
 from ..keras_classes import WEIGHTED
 from ..sanitize import quote
 from ..ir import Model, Node, TensorSpec, made_twice
+from ..ops import OPS
 from .hdf5 import Weight
 from .malformed import malformed
 from .keras_config import OP_CLASSES, KerasGraph, LayerSpec, Ref, batch_input_shape
@@ -23,7 +24,7 @@ from .keras_context import LayerCall, Tensor, declared_dims, flag, layer_label
 from .keras_attention import HANDLERS as ATTENTION_HANDLERS
 from .keras_layers import HANDLERS as LAYER_HANDLERS, REFUSED
 from .keras_recurrent import HANDLERS as RECURRENT_HANDLERS, rnn_refusal, stores_keras1_layout
-from .keras_tf_ops import TF_OP_CLASSES, keras3_data_op, read_keras3_op, read_tf_op, refusal as tf_op_refusal
+from .keras_tf_ops import TF_OP_CLASSES, computes_mask as tf_computes_mask, keras3_data_op, read_keras3_op, read_tf_op, refusal as tf_op_refusal
 
 HANDLERS = {**LAYER_HANDLERS, **ATTENTION_HANDLERS, **RECURRENT_HANDLERS, **dict.fromkeys(TF_OP_CLASSES, read_tf_op)}
 #: Keras 3 operation nodes accepted in configs: the mask computations Keras 3 serializes
@@ -210,10 +211,13 @@ class KerasIRBuilder:
             if t.shape is None:
                 raise FormatError(f"cannot tell the shape of input {t.name!r}: the config declares "
                                   "none and no layer fixes it", file=self.file)
-            dtype = "int64" if t.dtype in _INT_DTYPES else "float64" if t.dtype == "float64" else "float32"
+            dtype = "int64" if t.dtype in _INT_DTYPES else "float64" if t.dtype == "float64" else \
+                "bool" if t.dtype == "bool" else "float32"
             specs.append(TensorSpec(t.name, tuple(t.shape), dtype))
         _check_one_maker(specs, self.nodes, self.file)
-        return specs, [t.name for t in outputs], self._live_nodes([t.name for t in outputs])
+        live = self._live_nodes([t.name for t in outputs])
+        _check_bool_inputs(specs, live, self.file)
+        return specs, [t.name for t in outputs], live
 
     def _input(self, spec: LayerSpec) -> None:
         shape = batch_input_shape(spec.config, "InputLayer")
@@ -233,6 +237,8 @@ class KerasIRBuilder:
         refs = [*call.inputs, *call.initial_state, *(v for v in call.kwargs.values() if isinstance(v, Ref))]
         if isinstance(call.mask, Ref):
             refs.append(call.mask)
+        elif isinstance(call.mask, list):
+            refs.extend(m for m in call.mask if isinstance(m, Ref))
         return refs
 
     def _ordered_calls(self) -> list[tuple[LayerSpec, int]]:
@@ -279,7 +285,7 @@ class KerasIRBuilder:
             outs = [self._op_node(spec, ins, call.constants)]
         else:
             for t in ins:
-                if t.pending:
+                if t.pending and not tf_computes_mask(spec):
                     raise UnsupportedError(f"input {t.name} is a mask operation", file=self.file, layer=label)
             states = [self._resolve(r, f"{label} initial state") for r in call.initial_state]
             if spec.class_name in RECURRENT_HANDLERS:  # tf-keras passes states as [x, *states]
@@ -292,27 +298,64 @@ class KerasIRBuilder:
                 # Keras 3 fills in `mask` only for a call with one tensor argument (layer.py
                 # __call__, step 6): an RNN given initial_state runs unmasked; tf-keras masks it.
                 auto = None
-            ctx.input_mask = auto if call.mask is None else self._explicit_mask(call.mask, label, auto)
+            if isinstance(call.mask, list):
+                ctx.input_mask, ctx.input_masks = auto, self._explicit_masks(call.mask, ins, label)
+                if ctx.input_masks is not None and spec.class_name not in ("Attention", "AdditiveAttention"):
+                    raise UnsupportedError("mask: expected the inputs' own masks (a list of masks is read for "
+                                           "Attention and AdditiveAttention)", file=self.file, layer=label)
+            elif call.mask is not None:
+                ctx.input_mask = self._explicit_mask(call.mask, label, auto, ins[0] if ins else None)
+            else:  # mask=None written out: tf-keras runs the layer unmasked (base_layer.py __call__ fills the
+                # mask in only when the call does not pass one); Keras 3 fills it in (layer.py __call__, step 6)
+                ctx.input_mask = None if call.mask_given and not self.keras3_masks else auto
             outs = HANDLERS[spec.class_name](ctx)
         for t, out in enumerate(outs):
             self.tensors[Ref(spec.name, index, t)] = out
 
-    def _explicit_mask(self, mask, label: str, propagated: str | None) -> str | None:
-        """The mask a call passes explicitly (Keras 3 configs record the automatic one too)."""
+    def _explicit_masks(self, masks: list, ins: list[Tensor], label: str) -> list[str | None] | None:
+        """``mask=[m0, m1 ...]``, one per input (Attention's ``[query_mask, value_mask]``, a merge's): the IR
+        mask of each; None when they are the inputs' own masks (what Keras fills in by itself)."""
+        if len(masks) > len(ins) or any(m is not None and not isinstance(m, Ref) for m in masks):
+            raise UnsupportedError(f"mask: expected one mask tensor or None per input ({len(ins)}), found "
+                                   f"{quote(masks, 80)}", file=self.file, layer=label)
+        own = [t.mask for t in ins]
+        given = [None if m is None else self._explicit_mask(m, label, own[k], ins[k])
+                 for k, m in enumerate(masks)]
+        given += [None] * (len(ins) - len(given))
+        return None if given == own else given
+
+    def _explicit_mask(self, mask, label: str, propagated: str | None, x: Tensor | None = None) -> str | None:
+        """The mask a call passes explicitly (Keras 3 configs record the automatic one too) to a layer whose
+        (first) input is ``x``: a mask operation's, a mask layer's, or a model input's (a bool input is the
+        mask itself; another dtype is cast to bool as Keras casts it, ``m != 0``)."""
         if not isinstance(mask, Ref):
-            if isinstance(mask, list) and not any(isinstance(m, Ref) for m in mask):
-                return None  # [None, None] for a merge: no mask
-            raise UnsupportedError(f"a mask argument {mask!r:.80} is not supported", file=self.file, layer=label)
+            raise UnsupportedError(f"mask: expected a tensor or None, found {quote(mask, 80)}", file=self.file,
+                                   layer=label)
         t = self._resolve(mask, f"{label} mask")
         if t.pending == ("derived",):
             return propagated
         if t.pending:
-            _, x, value, reduce = t.pending
-            return self.mask_not_equal(x, value, reduce, owner=mask.layer)
+            _, source, value, reduce = t.pending
+            return self.mask_not_equal(source, value, reduce, owner=mask.layer)
         if t.name in self._masks.values():
             return t.name
-        raise UnsupportedError(f"mask tensor {t.name} is not made by Masking, Embedding(mask_zero) "
-                               "or a not_equal operation", file=self.file, layer=label)
+        if t.is_model_input:
+            return self._input_mask(t, label, x)
+        raise UnsupportedError(f"mask tensor {quote(t.name)} is not made by Masking, Embedding(mask_zero), a "
+                               "not_equal operation or a model input: expected one of those", file=self.file,
+                               layer=label)
+
+    def _input_mask(self, t: Tensor, label: str, x: Tensor | None) -> str:
+        """A model input given as a layer's mask: a (batch, time) tensor whose time is the layer input's."""
+        steps = x.shape[0] if x is not None and x.shape else None
+        if t.shape is None or len(t.shape) != 1 or None not in (steps, t.shape[0]) and steps != t.shape[0]:
+            shape = "unknown" if t.shape is None else f"(batch, {', '.join(str(d) for d in t.shape)})"  # ints, None
+            raise UnsupportedError(f"mask input {quote(t.name)} has shape {shape}: expected (batch, time) with "
+                                   f"the time of the layer's input ({'unknown' if steps is None else steps})",
+                                   file=self.file, layer=label)
+        if t.dtype == "bool":
+            return t.name
+        return self.mask_not_equal(t.name, 0, False, owner=t.name)
 
     def _op_node(self, spec: LayerSpec, ins: list[Tensor], constants: list) -> Tensor:
         """Keras 3 op nodes that only build masks: kept symbolic until a layer uses them."""
@@ -353,6 +396,17 @@ def _check_one_maker(inputs: list[TensorSpec], nodes: list[Node], file: str | No
         earlier = f"model input {quote(t)}" if first is None else f"layer {quote(first.name)}"
         raise FormatError(f"its output {quote(t)} is also an output of {earlier}: a layer name must not be "
                           "another layer's name followed by ':<output index>'", file=file, layer=node.name)
+
+
+def _check_bool_inputs(inputs: list[TensorSpec], nodes: list[Node], file: str | None) -> None:
+    """A bool model input is a mask (``layer(x, mask=m)``): every node reads it as a mask (a recurrent
+    node's ``mask``, a mask input of the op table's rule); one that reads it as data is refused."""
+    bools = {spec.name for spec in inputs if spec.dtype == "bool"}
+    for node in nodes:
+        for k, t in enumerate(node.inputs):
+            if t in bools and not OPS[node.op].mask_input(node.options, k):
+                raise UnsupportedError(f"model input {quote(t)} is bool: expected it only as a layer's mask "
+                                       "(layer(x, mask=...)), found it as data", file=file, layer=node.label())
 
 
 def _exact_cast(source: str, target: object) -> bool:

@@ -50,7 +50,10 @@ class Call:
     """One call of a layer: the tensors it consumes, and its tensor keyword arguments."""
 
     inputs: list[Ref]
+    #: the ``mask`` argument: a tensor, a list of tensors or None (one per input: Attention, merges)
     mask: Ref | list | None = None
+    #: whether the call passed ``mask`` itself (``mask=None`` written out: tf-keras then runs it unmasked)
+    mask_given: bool = False
     initial_state: list[Ref] = field(default_factory=list)
     constants: list[Any] = field(default_factory=list)  # non-tensor positional args (op nodes)
     #: other call keyword arguments: a tensor (``value``, ``key``, ``attention_mask``) as a Ref, else as stored
@@ -350,9 +353,15 @@ def _parse_call(node, layer: str) -> Call:
     except (TypeError, IndexError, ValueError) as e:
         raise FormatError(f"malformed inbound node {node!r:.200} ({e})", layer=layer) from None
     call = Call(inputs=inputs, constants=constants, args=args if isinstance(node, dict) and isinstance(args, list) else [])
-    if kwargs.get("mask") is not None:
+    if "mask" in kwargs:
+        call.mask_given = True
         mask = kwargs["mask"]
-        call.mask = _refs_in(mask)[0] if _is_ref(mask) else mask
+        if _is_ref(mask):
+            call.mask = _as_ref(mask)
+        elif isinstance(mask, (list, tuple)):  # one mask (or None) per input tensor
+            call.mask = [_as_ref(m) if _is_ref(m) else m for m in mask]
+        else:
+            call.mask = mask
     for key in ("initial_state", "constants"):
         refs = _refs_in(kwargs.get(key)) if kwargs.get(key) is not None else []
         if key == "initial_state":
@@ -493,8 +502,9 @@ def _inline_nested(graph: KerasGraph, major: int) -> KerasGraph:
 
 
 def _map_call(call: Call, fn) -> Call:
-    mask = fn(call.mask) if isinstance(call.mask, Ref) else call.mask
-    return Call(inputs=[fn(r) for r in call.inputs], mask=mask,
+    mask = fn(call.mask) if isinstance(call.mask, Ref) else \
+        [fn(m) if isinstance(m, Ref) else m for m in call.mask] if isinstance(call.mask, list) else call.mask
+    return Call(inputs=[fn(r) for r in call.inputs], mask=mask, mask_given=call.mask_given,
                 initial_state=[fn(r) for r in call.initial_state], constants=call.constants,
                 kwargs={k: fn(v) if isinstance(v, Ref) else v for k, v in call.kwargs.items()})
 

@@ -41,7 +41,11 @@ TF_FUNCTIONS = {
     "math.tanh": "tanh", "math.sigmoid": "sigmoid", "nn.sigmoid": "sigmoid", "nn.relu": "relu",
     "math.exp": "exponential", "nn.elu": "elu", "nn.selu": "selu", "math.softplus": "softplus",
     "nn.softplus": "softplus", "nn.softsign": "softsign", "nn.relu6": "relu6", "nn.silu": "swish",
+    "math.not_equal": "not_equal", "math.reduce_any": "any",
 }
+#: kinds that compute a mask (``tf.not_equal(ids, 0)``, ``tf.reduce_any(..., axis=-1)``): kept symbolic, as
+#: keras_build keeps Keras 3's NotEqual/Any op nodes, until a layer takes the result as its ``mask``
+MASK_KINDS = ("not_equal", "any")
 #: Keras 3 operation class -> kind.
 KERAS3_OPS = {
     "GetItem": "getitem", "Add": "add", "Subtract": "subtract", "Multiply": "multiply", "Divide": "divide",
@@ -581,6 +585,34 @@ def _activation(name: str) -> Callable[[LayerCall, Args], Tensor]:
     return build
 
 
+def not_equal(call: LayerCall, args: Args) -> Tensor:
+    """``tf.not_equal(x, value)`` for a number ``value``: the mask ``x != value`` (a mask_not_equal node once a
+    layer takes it as its mask)."""
+    x, value = args.operands[:2]
+    if isinstance(value, Tensor) and not isinstance(x, Tensor):
+        x, value = value, x
+    _rank(call, x, "x")
+    if isinstance(value, Tensor) or isinstance(value, bool) or not is_finite(value):
+        raise call.unsupported(f"not_equal: expected a tensor and a finite number, found {quote(value, 80)}")
+    return Tensor(call.out(), x.shape, dtype="bool", pending=("not_equal", x.name, value, False))
+
+
+def reduce_any(call: LayerCall, args: Args) -> Tensor:
+    """``tf.reduce_any(x != value, axis=-1)``: Masking's mask (any feature differs), kept symbolic."""
+    x = args.operands[0]
+    if not isinstance(x, Tensor) or not x.pending or x.pending[0] != "not_equal" or x.pending[3]:
+        raise call.unsupported("reduce_any: expected the result of not_equal (a mask over the last axis)")
+    shape = x.shape if x.shape is not None else ()
+    rank = len(shape) + 1
+    axis = args.params.get("axis")
+    if _flag(call, args, "keepdims") or x.shape is None or not is_int(axis) or axis % rank != rank - 1 \
+            or not -rank <= axis < rank:
+        raise call.unsupported(f"reduce_any: expected axis -1 of a tensor of known rank and keepdims false, "
+                               f"found axis {quote(axis, 40)}")
+    _, source, value, _ = x.pending
+    return Tensor(call.out(), shape[:-1], dtype="bool", pending=("not_equal", source, value, True))
+
+
 _REDUCE_PARAMS = {"axis": None, "keepdims": False, "initial": (None,)}
 #: kind -> how to read it (see :class:`Kind`).
 KINDS: dict[str, Kind] = {
@@ -609,6 +641,8 @@ KINDS: dict[str, Kind] = {
     "square": Kind(square),
     "stack": Kind(stack, ("values",), params={"axis": None}),
     "cast": Kind(cast, params={"dtype": None}),
+    "not_equal": Kind(not_equal, ("x", "y")),
+    "any": Kind(reduce_any, params={"axis": None, "keepdims": False}),
 }
 
 
@@ -713,6 +747,11 @@ def read_keras3_op(call: LayerCall, raw_args: list) -> list[Tensor]:
     if "newshape" in given:
         given["shape"] = given.pop("newshape")
     return _as_list(kind.build(call, Args(operands, _params(call, kind, given))))
+
+
+def computes_mask(spec) -> bool:
+    """Whether this TFOpLambda computes a mask (its input may be a mask, its output is one)."""
+    return spec.class_name in TF_OP_CLASSES and TF_FUNCTIONS.get(_function(spec) or "") in MASK_KINDS
 
 
 def keras3_data_op(spec, ins: list[Tensor]) -> bool:

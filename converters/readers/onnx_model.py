@@ -225,7 +225,9 @@ class OnnxReader:
                 continue
             spec = self._input_spec(vi)
             inputs.append(spec)
-            self.env[vi.name] = IR(vi.name, len(spec.shape) + 1, spec.dtype)
+            # a bool input is a (batch, time) mask given to a layer (what gateport's writer makes of layer(x, mask=m))
+            self.env[vi.name] = MaskRef(vi.name) if spec.dtype == "bool" else IR(vi.name, len(spec.shape) + 1,
+                                                                                  spec.dtype)
             self.ranks[vi.name] = len(spec.shape) + 1
             self.shapes[vi.name] = tuple(spec.shape)
             self.claimed.add(vi.name)
@@ -278,10 +280,13 @@ class OnnxReader:
     def _input_spec(self, vi) -> TensorSpec:
         t, where = vi.type.tensor_type, f"input {quote(vi.name)}"
         dtype = ELEM.get(t.elem_type)
-        if dtype not in ("float32", "int64", "int32"):
-            raise UnsupportedError(f"expected a float32 or integer input, found element type {t.elem_type}",
-                                   file=self.path, layer=where)
+        if dtype not in ("float32", "int64", "int32", "bool"):
+            raise UnsupportedError(f"expected a float32, integer or bool (mask) input, found element type "
+                                   f"{t.elem_type}", file=self.path, layer=where)
         dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+        if dtype == "bool" and len(dims) != 2:
+            raise UnsupportedError(f"expected a bool input to be a (batch, time) mask, found rank {len(dims)}",
+                                   file=self.path, layer=where)
         if not dims:
             raise UnsupportedError("expected an input with a batch axis, found a scalar or no shape",
                                    file=self.path, layer=where)

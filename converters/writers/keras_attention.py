@@ -143,6 +143,8 @@ def mask_call(tracker, layer: KerasLayer, ins: list) -> tuple[list, list]:
     else:
         roles = _roles(node)
         names = ("query", "value", "key")[:len(layer.args)]
+        if layer.mask_list is not None:  # mask=[query_mask, value_mask] written out (keras_graph._explicit_masks)
+            ins = [None if t is None else (tracker.ir_key(t), t) for t in layer.mask_list]
         have = {f"{n}_mask": m for n, m in zip(names, ins)}
         if cls != "MultiHeadAttention":
             have.pop("key_mask", None)  # Attention reads [query_mask, value_mask] only

@@ -25,14 +25,14 @@ from ..sanitize import quote
 from .keras_attention import CLASSES as ATTENTION_CLASSES, LAYERS as ATTENTION_LAYERS, check_mask_stripping, mask_call
 from ..keras_classes import MASK_ARG, MERGE_OPS, PASS_MASK, RECURRENT_CLASS, RECURRENT_LAYERS, to_snake_case
 from .keras_layers import IMPLICIT, LAYERS, MASK_ARG_LAYERS, KerasLayer, embedding_layer, time_distributed
-from .keras_tf_ops import LAYERS as OPERATIONS  # slice, reduce, scalar, binary: Keras 3 operation nodes
+from .keras_tf_ops import LAYERS as OPERATIONS, OPS_MODULE  # slice, reduce, scalar, binary: Keras 3 operation nodes
 
 #: Layers whose ``call`` takes ``mask`` (Keras fills it from the input when it is the only tensor), and
 #: those that pass their input's mask on unchanged: the mask columns of converters/keras_classes.py.
 _MASK_ARG = MASK_ARG
 _PASS_MASK = PASS_MASK
 #: Input dtypes written (as the ONNX writer takes them).
-INPUT_DTYPES = ("float32", "float64", "int32", "int64")
+INPUT_DTYPES = ("float32", "float64", "int32", "int64", "bool")  # bool: a mask input (layer(x, mask=m))
 _MERGES = tuple(MERGE_OPS)
 
 
@@ -144,7 +144,9 @@ class _MaskTracker:
             return extra
         first = ins[0] if ins else None
         extra = []
-        if cls in _MASK_ARG and first is not None and not layer.initial_state:
+        if "mask" in layer.tensor_kwargs:  # a bool model input given as the mask: Keras takes it as it is
+            first = (self.ir_key(layer.tensor_kwargs["mask"]), layer.tensor_kwargs["mask"])
+        elif cls in _MASK_ARG and first is not None and not layer.initial_state:
             extra = [first[1]]
         if node is not None and node.is_recurrent:
             self._check_recurrent(layer, first)
@@ -196,7 +198,7 @@ class _MaskTracker:
     def _check_recurrent(self, layer: KerasLayer, first) -> None:
         node = layer.node
         want = self.ir_key(node.mask)
-        have = None if first is None or layer.initial_state else first[0]
+        have = None if first is None or (layer.initial_state and "mask" not in layer.tensor_kwargs) else first[0]
         if want != have:
             if node.mask and layer.initial_state:
                 why = "Keras 3 does not pass an input's mask to an RNN called with initial_state"
@@ -245,6 +247,68 @@ def _resolve(layer: KerasLayer, alias: dict[str, str]) -> None:
     layer.tensor_kwargs = {k: alias.get(t, t) for k, t in layer.tensor_kwargs.items()}
 
 
+def _explicit_masks(model: Model, layers: list[KerasLayer], refs: dict[str, tuple[str, int]],
+                    taken: set[str]) -> list[KerasLayer]:
+    """``layers``, where a mask is not the one Keras 3 derives from the layer's input, with the mask written out as
+    the source's call gave it: a recurrent layer's ``mask`` (a mask computed by ops, ``LSTM(x,
+    mask=ops.any(ops.not_equal(x, 0), -1))``; a bool model input; a mask given to an RNN called with
+    ``initial_state``), Attention's ``mask=[query_mask, value_mask]``. A bool model input is passed as it is; a
+    mask_not_equal is computed by NotEqual (and Any over the last axis) operation nodes put before the layer, as
+    Keras 3 records ``keras.ops`` calls (keras/src/ops/numpy.py). Other masks are left to the checks of
+    :class:`_MaskTracker`, which refuse them."""
+    makers = {n.outputs[0]: n for n in model.nodes if n.op == "mask_not_equal"}
+    names = {t for n in model.nodes for t in [*n.inputs, *n.outputs]} | set(refs)
+    tracker = _MaskTracker(model)
+    out: list[KerasLayer] = []
+
+    def writable(mask: str | None) -> bool:
+        return mask is None or mask in refs or (mask in makers and makers[mask].inputs[0] in refs)
+
+    def write(mask: str | None) -> None:
+        if mask is not None and mask not in refs:
+            out.extend(_not_equal_ops(makers[mask], refs, taken, names))
+
+    for k, layer in enumerate(layers):
+        node = layer.node
+        have = [tracker.masks.get(t) for t in layer.args]
+        derived = [None if h is None else h[0] for h in have]
+        if node is not None and node.is_recurrent and node.mask and layer.class_name in RECURRENT_LAYERS:
+            keras_mask = None if not derived or layer.initial_state else derived[0]
+            if keras_mask != tracker.ir_key(node.mask) and writable(node.mask):
+                write(node.mask)
+                layer.tensor_kwargs["mask"] = node.mask
+        elif node is not None and node.op == "attention" and layer.class_name in ("Attention", "AdditiveAttention"):
+            roles = dict(zip(node.options["roles"], node.inputs))
+            want = [roles.get("query_mask"), roles.get("value_mask")]
+            if [tracker.ir_key(m) for m in want] != derived[:2] and all(map(writable, want)):
+                for m in want:
+                    write(m)
+                layer.mask_list = want
+        try:
+            tracker.layer_call(layer)
+        except UnsupportedError:  # refused where the model's layer order is replayed (keras_layer_order)
+            return out + layers[k:]
+        out.append(layer)
+    return out
+
+
+def _not_equal_ops(maker, refs: dict[str, tuple[str, int]], taken: set[str], names: set[str]) -> list[KerasLayer]:
+    """A mask_not_equal node as Keras 3 operation nodes: NotEqual(x, value), then Any(axis=-1) where it reduces."""
+    mask, x, value = maker.outputs[0], maker.inputs[0], maker.options["value"]
+    reduce = bool(maker.options["reduce"])
+    ne_out = unique_name(f"{mask}/not_equal", names) if reduce else mask
+    name = unique_name(keras_name(f"{maker.name}_not_equal"), taken)
+    ops = [KerasLayer(name, "NotEqual", {"name": name}, [x], [ne_out], {}, node=maker, module=OPS_MODULE,
+                      constants={1: value})]
+    refs[ne_out] = (name, 0)
+    if reduce:
+        name = unique_name(keras_name(f"{maker.name}_any"), taken)
+        ops.append(KerasLayer(name, "Any", {"name": name, "axis": -1, "keepdims": False}, [ne_out], [mask], {},
+                              node=maker, module=OPS_MODULE))
+        refs[mask] = (name, 0)
+    return ops
+
+
 def build(model: Model) -> KerasLayerGraph:
     """The Keras layers of ``model``, named, with their masks checked against the IR."""
     taken: set[str] = set()
@@ -277,9 +341,10 @@ def build(model: Model) -> KerasLayerGraph:
         for k, t in enumerate(layer.outputs):
             refs[t] = (name, k)
         layers.append(layer)
+    layers = _explicit_masks(model, layers, refs, taken)
     check_mask_stripping(layers)
     missing = [t for layer in layers for t in layer.args + layer.initial_state + list(layer.tensor_kwargs.values())
-               if t not in refs]
+               + [m for m in layer.mask_list or [] if m is not None] if t not in refs]
     outputs = [alias.get(t, t) for t in model.outputs]
     missing += [t for t in outputs if t not in refs]
     if missing:
@@ -308,7 +373,8 @@ def keras_layer_order(graph: KerasLayerGraph, model: Model) -> list[KerasLayer |
         producer[tensor] = op
     for layer in graph.layers:
         extra = tracker.layer_call(layer)
-        kwargs = sorted([("initial_state", layer.initial_state), ("mask", extra),
+        explicit = [t for t in layer.mask_list or [] if t is not None]
+        kwargs = sorted([("initial_state", layer.initial_state), ("mask", extra + explicit),
                          *((k, [t]) for k, t in layer.tensor_kwargs.items())])
         op = _Op(layer.name, list(layer.args) + [t for _, ts in kwargs for t in ts], layer)
         ops[layer.name] = op

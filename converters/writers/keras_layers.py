@@ -61,6 +61,8 @@ class KerasLayer:
     module: str = "keras.layers"  # keras.src.ops.numpy: an operation node (writers/keras_tf_ops.py), not a layer
     constants: dict[int, Any] = field(default_factory=dict)  # an operation's constant arguments, by position
     tensor_kwargs: dict[str, str] = field(default_factory=dict)  # IR tensors passed by keyword (attention_mask)
+    #: Attention's ``mask=[query_mask, value_mask]`` written out (IR mask tensors, None: no mask)
+    mask_list: list[str | None] | None = None
 
 
 def keras_activation(name: str | None, node: Node, where: str = "activation") -> str:

@@ -58,6 +58,8 @@ def _inbound(graph: KerasLayerGraph, layer: KerasLayer, shapes: dict, dtypes: di
         kwargs["initial_state"] = [_tensor(graph, shapes, dtypes, t) for t in layer.initial_state]
     kwargs.update(layer.call_kwargs)
     kwargs.update({k: _tensor(graph, shapes, dtypes, t) for k, t in layer.tensor_kwargs.items()})
+    if layer.mask_list is not None:
+        kwargs["mask"] = [None if t is None else _tensor(graph, shapes, dtypes, t) for t in layer.mask_list]
     return [{"args": [args] if layer.list_input else args, "kwargs": kwargs}]
 
 

@@ -519,7 +519,7 @@ def _build(model: Model) -> tuple[str, dict[str, np.ndarray]]:
         name = w.unique(spec.name)
         w.vars[spec.name] = name
         args.append(name)
-        dtype = "np.int64" if "int" in str(spec.dtype) else "np.float64"
+        dtype = "bool" if spec.dtype == "bool" else "np.int64" if "int" in str(spec.dtype) else "np.float64"
         w.line(f"{name} = np.asarray({name}, dtype={dtype})")
     for node in model.nodes:
         emit = EMITTERS.get(node.op)

@@ -414,8 +414,8 @@ def _check_opset(onnx, opset: int, where: str | None) -> None:
 def _graph_input(g: GraphBuilder, spec, where: str | None):
     """A graph input: batch axis ``batch``, other unknown axes named after the input."""
     dtype = "float32" if spec.dtype == "float64" else str(spec.dtype)  # the graph computes in float32 (dtypes.py)
-    if dtype not in ("float32", "int32", "int64"):
-        raise UnsupportedError(f"expected input dtype float32, int32 or int64, found {dtype}",
+    if dtype not in ("float32", "int32", "int64", "bool"):  # bool: a mask input (layer(x, mask=m))
+        raise UnsupportedError(f"expected input dtype float32, int32, int64 or bool, found {dtype}",
                                file=where, layer=spec.name)
     g.dtypes[spec.name] = dtype
     g.ranks[spec.name] = len(spec.shape) + 1

@@ -606,6 +606,8 @@ def _build(model: Model) -> tuple[str, dict[str, np.ndarray]]:
         args.append(name)
         if spec.dtype != w.dtype and spec.dtype.startswith("float"):  # float64 inputs of a float32 model, or back
             w.line(f"{name} = {name}.to(torch.{w.dtype})")
+        elif spec.dtype == "bool":  # a mask input: nonzero is true, as Keras casts a mask
+            w.line(f"{name} = {name}.to(torch.bool)")
     for node in model.nodes:
         emit = EMITTERS.get(node.op)
         if emit is None:
@@ -622,7 +624,7 @@ def _source(model: Model, w: _Writer, args: list[str], outputs: list[str]) -> st
     src = model.source or {}
     origin = ", ".join(p for p in (comment(os.path.basename(str(src["path"]))) if src.get("path") else "",
                                    f"Keras {comment(src['keras_version'])}" if src.get("keras_version") else "") if p)
-    ins = "\n".join(f"    {a}: {comment(s.dtype)} {_shape(s.shape)}" + ("  token ids" if s.dtype == "int64" else "")
+    ins = "\n".join(f"    {a}: {comment(s.dtype)} {_shape(s.shape)}" + ("  token ids" if s.dtype == "int64" else "  mask (true: step used)" if s.dtype == "bool" else "")
                     for a, s in zip(args, model.inputs))
     outs = "\n".join(f"    {comment(t)}: {_shape(w.shapes[t]) if w.shapes.get(t) is not None else '?'}"
                      for t in model.outputs)
