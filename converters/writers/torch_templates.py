@@ -105,15 +105,19 @@ def keras_nn_rnn(rnn: nn.Module, x: Tensor, hx=None) -> tuple:
     subclass, a subclass of the module (its own forward, or parametrized weights), hooks, weights that are no
     parameters, input or states of a shape or dtype it would refuse. TorchScript calls ``rnn`` (the call sites
     test torch.jit.is_scripting())."""
-    params = rnn._parameters
-    weights = [params.get(name) for name in rnn._flat_weights_names]  # what rnn.forward would use
-    g = torch.nn.modules.module  # nn.Module.__call__ runs only forward without any of these hooks
-    if (type(rnn) not in (nn.LSTM, nn.GRU, nn.RNN) or rnn.proj_size or any(w is None for w in weights)
-            or type(x) is not Tensor or not x.is_cpu or x.dim() != 3 or x.shape[2] != rnn.input_size
-            or x.dtype != weights[0].dtype or rnn._compiled_call_impl is not None
-            or rnn._forward_hooks or rnn._forward_pre_hooks or rnn._backward_hooks or rnn._backward_pre_hooks
-            or g._global_forward_hooks or g._global_forward_pre_hooks or g._global_backward_hooks
-            or g._global_backward_pre_hooks or keras_tracing()):
+    try:  # torch's own internals (2.3 to 2.14): another torch that lacks one runs rnn(x, hx)
+        params = rnn._parameters
+        weights = [params.get(name) for name in rnn._flat_weights_names]  # what rnn.forward would use
+        g = torch.nn.modules.module  # nn.Module.__call__ runs only forward without any of these hooks
+        other = (type(rnn) not in (nn.LSTM, nn.GRU, nn.RNN) or rnn.proj_size or any(w is None for w in weights)
+                 or type(x) is not Tensor or not x.is_cpu or x.dim() != 3 or x.shape[2] != rnn.input_size
+                 or x.dtype != weights[0].dtype or rnn._compiled_call_impl is not None
+                 or rnn._forward_hooks or rnn._forward_pre_hooks or rnn._backward_hooks or rnn._backward_pre_hooks
+                 or g._global_forward_hooks or g._global_forward_pre_hooks or g._global_backward_hooks
+                 or g._global_backward_pre_hooks or keras_tracing())
+    except AttributeError:
+        other = True
+    if other:
         return rnn(x, hx)
     lstm = rnn.mode == "LSTM"
     batch = x.shape[0 if rnn.batch_first else 1]
