@@ -15,7 +15,13 @@ what generated code uses), ``safetensors3`` (header lengths past 2**63, odd offs
 ``h53`` (external storage / virtual / links aimed at the sentinel, attribute lists of 10**6
 names), ``output3`` (a sidecar, --plot or --gate output landing on an input, /proc/self/root
 paths, --force on a folder holding the user's files), ``message3`` (file names carrying escapes
-for every reader), ``fifo`` (every file argument a FIFO).
+for every reader), ``fifo`` (every file argument a FIFO), ``zip3`` (duplicate members, the checked pickle
+not the one read, ZIP64 sizes), ``legacy3`` (Keras 1 / CuDNN names), ``gates3`` (the .gates weights
+against their manifest).
+
+``python tests/attacks_round3.py`` (2026-12-01, 2 shared cores): 434 attacks, 434 passed, peak memory
+387 MiB; before the fixes of this round 20 failed (npz members numpy read unchecked, FIFOs, a raw
+escape on a progress line, a symbolic feature axis; the Python API's TypeErrors are tested apart).
 """
 from __future__ import annotations
 
