@@ -35,7 +35,7 @@ from converters.readers import read  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 ENTRIES = {e["name"]: e for e in json.loads((ROOT / "fixtures" / "fixtures.json").read_text())}
 REALISTIC = ["attention_softmax_time", "seq2seq_inference_decoder", "siamese_shared_lstm", "seq2seq_word_training",
-             "toxic_masked_pools"]
+             "toxic_masked_pools", "seq2seq_attention_masked"]
 L = keras.layers
 
 

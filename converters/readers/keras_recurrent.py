@@ -243,10 +243,15 @@ def _add_recurrent_node(call: LayerCall, rc: RecurrentConfig, opts: dict,
         if packed.layout != "keras":
             node.source.setdefault("layout", packed.layout)
     node.source["weight_paths"] = weight_paths
-    if mask and opts["return_sequences"]:  # states never carry a mask
+    # Keras 3 runs an RNN given initial_state unmasked (keras_build), yet marks its sequence output with the
+    # input's mask: layer.py __call__ falls back to the first argument's mask as previous_mask, and
+    # RNN.compute_mask passes it on with return_sequences (keras/src/layers/layer.py, rnn/rnn.py); the attention
+    # or pooling after the decoder of a masked seq2seq model reads it
+    carried = mask or (x.mask if call.builder.keras3_masks and states else None)
+    if carried and opts["return_sequences"]:  # states never carry a mask
         n_y = 2 if opts["bidirectional"] and opts["merge_mode"] is None else 1
         for t in outputs[:n_y]:
-            t.mask = mask
+            t.mask = carried
     return outputs
 
 
