@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus_speed import MANIFEST, SKIPPED, path_of, tiled  # noqa: E402
-from torch_speed import ROOT, generated, session  # noqa: E402
+from torch_speed import ROOT, generated, samples_in_turn, session  # noqa: E402
 
 from converters import readers  # noqa: E402
 
@@ -44,22 +43,6 @@ def generated_by(checkout: Path, file: Path, folder: Path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.load_model()
-
-
-def timed(fns: dict, min_runs: int, budget: float) -> dict[str, list[float]]:
-    """Every call's ms of each callable, called in turn (the order rotating each round)."""
-    names = list(fns)
-    times: dict[str, list[float]] = {n: [] for n in names}
-    for n in names:
-        fns[n]()
-    end, rounds = time.perf_counter() + budget, 0
-    while rounds < min_runs or time.perf_counter() < end:
-        for n in names[rounds % len(names):] + names[:rounds % len(names)]:
-            t0 = time.perf_counter()
-            fns[n]()
-            times[n].append((time.perf_counter() - t0) * 1e3)
-        rounds += 1
-    return times
 
 
 def low(samples: list[float]) -> float:
@@ -90,7 +73,7 @@ def measure(name: str, entry: dict, args) -> list[dict]:
             txs = [torch.from_numpy(x) for x in xs]
             with torch.inference_mode():
                 same = all(torch.equal(a, b) for a, b in zip(outputs(before, txs), outputs(after, txs)))
-                t = timed({"before": lambda: before(*txs), "after": lambda: after(*txs),
+                t = samples_in_turn({"before": lambda: before(*txs), "after": lambda: after(*txs),
                            "ort": lambda: sess.run(None, feed)}, args.min_runs, args.budget)
             ms = {k: statistics.median(v) for k, v in t.items()}
             row = {"model": name, "batch": batch, "same_bits": same, "runs": len(t["after"]),

@@ -139,6 +139,12 @@ def session(model: Model, threads: int):
 
 def timed_in_turn(fns: dict, min_runs: int, budget: float) -> dict[str, float]:
     """Median ms of each callable, called in turn (the order rotating each round)."""
+    return {n: statistics.median(v) for n, v in samples_in_turn(fns, min_runs, budget).items()}
+
+
+def samples_in_turn(fns: dict, min_runs: int, budget: float) -> dict[str, list[float]]:
+    """Every call's ms of each callable, called in turn (the order rotating each round) until each ran
+    ``min_runs`` times and ``budget`` seconds passed."""
     names = list(fns)
     times: dict[str, list[float]] = {n: [] for n in names}
     for n in names:
@@ -151,7 +157,7 @@ def timed_in_turn(fns: dict, min_runs: int, budget: float) -> dict[str, float]:
             fns[n]()
             times[n].append((time.perf_counter() - t0) * 1e3)
         rounds += 1
-    return {n: statistics.median(v) for n, v in times.items()}
+    return times
 
 
 def measure(name: str, model: Model, inputs, hand, args) -> list[dict]:

@@ -38,12 +38,7 @@ KEEP = np.array([[1, 1, 1, 1, 1, 0, 0],
                  [0, 0, 0, 0, 0, 0, 0]], dtype=bool)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def layer(op: str, masked: bool, n_states: int = 0, **options) -> Node:

@@ -39,16 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [
     pytest.mark.filterwarnings("ignore:The tensor attributes .*_flat_weights:UserWarning"),  # export + nn.LSTM
     pytest.mark.filterwarnings("ignore:The structure of `inputs`:UserWarning"),  # Keras, one-input models
+    pytest.mark.usefixtures("one_torch_thread"),
 ]
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Step loops are latency-bound: on a busy 2-core machine intra-op threads only contend (10x slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 # -- running the generated module --------------------------------------------------------------------
