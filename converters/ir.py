@@ -132,6 +132,11 @@ class Model:
     def recurrent_nodes(self) -> Iterator[Node]:
         return (n for n in self.nodes if n.is_recurrent)
 
+    def read_tensors(self) -> set[str]:
+        """Every tensor something reads: a node's input or mask, or a model output (the others, e.g. the
+        sequence output of an encoder whose states alone are used, need no variable in generated code)."""
+        return {t for n in self.nodes for t in (*n.inputs, n.mask) if t} | set(self.outputs)
+
 
 M = TypeVar("M")
 

@@ -59,8 +59,11 @@ def read_file(path: str | os.PathLike, config: Any = None) -> Model:
     model = _read_kind(path, config)
     recurrent = sum(node.op in RECURRENT_OPS for node in model.nodes)
     budget.count(recurrent, "recurrent layers", file=str(path), limit=budget.MAX_RECURRENT)
-    for spec in model.inputs:  # an ONNX dim_param / .gates null there: inputs of any width met fixed weights
-        if spec.dtype.startswith("float") and spec.shape and spec.shape[-1] is None:
+    # an ONNX dim_param / .gates null as the features of an input a recurrent layer reads: inputs of any width
+    # met weights made for one (other inputs may leave it open: an attention mask's key steps, a per-channel op)
+    fed = {node.inputs[0] for node in model.nodes if node.op in RECURRENT_OPS and node.inputs}
+    for spec in model.inputs:
+        if spec.name in fed and spec.dtype.startswith("float") and spec.shape and spec.shape[-1] is None:
             raise UnsupportedError("expected a fixed size on the last axis (the features its weights were made "
                                    "for), found a symbolic one", file=str(path), layer=f"input {quote(spec.name)}")
     return model

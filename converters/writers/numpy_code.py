@@ -245,8 +245,10 @@ def recurrent_to_numpy(w: _Writer, node: Node) -> None:
         ys = _merge(node, ys[0], ys[1])
     exprs = ys + (states if o.get("return_state") else [])
     _check_outputs(node, exprs)
+    read = w.model.read_tensors()
     for tensor, expr in zip(node.outputs, exprs):
-        w.assign(tensor, expr)
+        if tensor in read or expr.isidentifier():  # an output nothing reads needs no line (e.g. seq[:, -1])
+            w.assign(tensor, expr)
 
 
 def _call(w: _Writer, head: str, args: list[str], width: int = 90) -> None:

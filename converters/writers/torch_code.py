@@ -165,8 +165,10 @@ def recurrent_to_torch(w: _Writer, node: Node) -> None:
         ys, states = _recurrent_nn(w, node, n_states, init)
     exprs = ys + (states if node.options.get("return_state") else [])
     _check_outputs(node, exprs)
+    read = w.model.read_tensors()
     for tensor, expr in zip(node.outputs, exprs):
-        w.assign(tensor, expr)
+        if tensor in read or expr.isidentifier():  # an output nothing reads needs no line (e.g. seq[:, -1])
+            w.assign(tensor, expr)
 
 
 def _recurrent_nn(w: _Writer, node: Node, n_states: int, init) -> tuple[list[str], list[str]]:
