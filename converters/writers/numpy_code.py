@@ -65,6 +65,7 @@ class _Writer:
         self.model = model
         self.shapes = _shapes(model)
         self.vars: dict[str, str] = {}  # IR tensor -> python variable (or expression)
+        self.read = model.read_tensors()  # tensors something reads (an output nobody reads gets no line)
         self.taken: set[str] = set(_RESERVED)  # every name the file binds: locals and functions
         self.keys: set[str] = set()  # layer keys of model.npz
         self.body: list[str] = []
@@ -245,9 +246,8 @@ def recurrent_to_numpy(w: _Writer, node: Node) -> None:
         ys = _merge(node, ys[0], ys[1])
     exprs = ys + (states if o.get("return_state") else [])
     _check_outputs(node, exprs)
-    read = w.model.read_tensors()
     for tensor, expr in zip(node.outputs, exprs):
-        if tensor in read or expr.isidentifier():  # an output nothing reads needs no line (e.g. seq[:, -1])
+        if tensor in w.read or expr.isidentifier():  # an output nothing reads needs no line (e.g. seq[:, -1])
             w.assign(tensor, expr)
 
 

@@ -69,6 +69,7 @@ class _Writer:
         self.model = model
         self.shapes = _shapes(model)
         self.vars: dict[str, str] = {}  # IR tensor -> python variable (or expression)
+        self.read = model.read_tensors()  # tensors something reads (an output nobody reads gets no line)
         self.taken: set[str] = set(_RESERVED)  # local variable names
         self.attrs: set[str] = set(_RESERVED)  # submodule names
         self.init: list[str] = []
@@ -165,9 +166,8 @@ def recurrent_to_torch(w: _Writer, node: Node) -> None:
         ys, states = _recurrent_nn(w, node, n_states, init)
     exprs = ys + (states if node.options.get("return_state") else [])
     _check_outputs(node, exprs)
-    read = w.model.read_tensors()
     for tensor, expr in zip(node.outputs, exprs):
-        if tensor in read or expr.isidentifier():  # an output nothing reads needs no line (e.g. seq[:, -1])
+        if tensor in w.read or expr.isidentifier():  # an output nothing reads needs no line (e.g. seq[:, -1])
             w.assign(tensor, expr)
 
 
