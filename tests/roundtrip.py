@@ -25,9 +25,7 @@ NOT_READ_FROM_ONNX = frozenset({
     "conv_lstm",  # an unrolled graph of Conv/Split/Mul nodes (onnx_conv_lstm.py), no recurrent node to read
     "normalization", "rescaling", "rms_normalization", "group_normalization",  # element-wise / ReduceMean graphs
     "conv1d_transpose",  # ConvTranspose + Slice/Pad, not read back
-    "tensor_ops",  # TensorFlow calls / keras.ops: Slice/Gather/Reduce*/element-wise nodes (keras_tf_ops.py)
-    "masked_chain",  # masked recurrent nodes in a chain sharing one masked-RNN plan
-    "masked_fold"})  # a mask folded by TimeDistributed(LSTM ...): Shape of a mask, which the reader does not follow
+    "tensor_ops"})  # TensorFlow calls / keras.ops: Slice/Gather/Reduce*/element-wise nodes (keras_tf_ops.py)
 
 
 def read_from_onnx(entry: dict) -> bool:

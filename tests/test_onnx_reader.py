@@ -32,7 +32,8 @@ CORPUS_IDS = [k for k in CORPUS if k != "k215_cudnnlstm_weights_textgenrnn"]
 _LOOSE_OPS = ("mask_not_equal", "mask_and", "identity")
 
 
-_ORT_TYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
+_ORT_TYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
+              "tensor(bool)": np.bool_}
 
 
 def run_onnx(proto, inputs: list[np.ndarray]) -> list[np.ndarray]:

@@ -256,6 +256,10 @@ def test_unrolled_step_loop_in_a_pytorch_export_is_refused(tmp_path):
 
 @pytest.mark.parametrize("name", [f["name"] for f in FIXTURES if read_from_onnx(f)])
 def test_keras_to_onnx_to_keras3(name, tmp_path):
+    if "keras3_refused" in FIXTURE[name]["features"]:  # read back from ONNX exactly, refused by the Keras writer
+        with pytest.raises(UnsupportedError, match="cannot keep this layer's mask in Keras 3"):
+            finish_in_keras(fixture_model(name), name, tmp_path)
+        return
     err = finish_in_keras(fixture_model(name), name, tmp_path)
     print(f"{name}: .h5/.keras -> ONNX -> .keras: max abs error {err:.2e}")
     assert err <= TOL

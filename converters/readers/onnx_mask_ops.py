@@ -19,8 +19,19 @@ from .onnx_values import (IR, Const, Equal, MaskRef, NotEqual, Plan, Seq, ShapeO
                           axes_of, ints, is_mask, out_name, scalar)
 
 
+def mask_ir(r, m: Value, hint: str) -> IR:
+    """A mask value as its IR bool tensor (rank from the IR, or from what the mask was computed of)."""
+    name = r.mask_name(m, hint)
+    rank = r.ranks.get(name) or (m.x.rank - m.reduce if isinstance(m, NotEqual) and m.x.rank else None)
+    return IR(name, rank, "bool")
+
+
 def _equal(r, node, args, attrs):
-    a, b = (args[0] if isinstance(args[0], Plan) else r.as_ir(args[0])), args[1]
+    a, b = args
+    if is_mask(a):  # a mask of a mask: tf-keras' TimeDistributed any over the inner steps (keras_layers.py)
+        a = mask_ir(r, a, out_name(node))
+    elif not isinstance(a, Plan):
+        a = r.as_ir(a)
     if isinstance(a, IR) and scalar(b) is not None:
         return [Equal(a, scalar(b))]
     if isinstance(a, Plan) and a.role == "len64" and scalar(b) == 0:
@@ -104,8 +115,8 @@ def _topk(r, node, args, attrs):
 
 def _expand(r, node, args, attrs):
     x, shape = args
-    if isinstance(x, Plan) and x.role.endswith("^") and isinstance(shape, ShapeOf):
-        return [Plan(x.mask, x.role + "x")]
+    if isinstance(x, Plan) and x.role.endswith("^") and isinstance(shape, ShapeOf) and shape.of is not None:
+        return [Plan(x.mask, x.role + "x", shape.of)]
     if isinstance(x, (Const, Zeros)) and (isinstance(x, Zeros) or not np.any(x.value)):
         return [Zeros()]
     if isinstance(shape, Const) and np.all(shape.value == 1):
@@ -130,8 +141,9 @@ def _constant_of_shape(r, node, args, attrs):
 
 def _gather_elements(r, node, args, attrs):
     x, index = args
-    if int(attrs.get("axis", 0)) == 1 and isinstance(index, Plan):
+    if int(attrs.get("axis", 0)) == 1 and isinstance(index, Plan) and index.over is x:
         role = index.role
+        x = r.as_ir(x) if role == "order^x" else x  # a masked recurrent layer's output feeding the next one
         if role == "order^x" and isinstance(x, IR):
             return [View("compact", x, mask=index.mask)]
         if role in ("idx_fwd^x", "idx_rev^x") and isinstance(x, Seq) and x.stage == "raw" and not x.time_major:
@@ -141,7 +153,8 @@ def _gather_elements(r, node, args, attrs):
             if reverse:  # a reverse direction's expanded output is already Keras' (no zero-fill)
                 return [Seq(x.rec, x.slot, False, x.flipped, "keras", False)]
             return [Seq(x.rec, x.slot, False, x.flipped, "expanded")]
-    raise r.unsupported("expected GatherElements of gateport's masked-RNN plan")
+    raise r.unsupported("expected GatherElements of gateport's masked-RNN plan (an index expanded to the shape of "
+                        "the tensor it gathers from)")
 
 
 def _where(r, node, args, attrs):

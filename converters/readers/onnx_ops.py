@@ -18,9 +18,9 @@ from ..activations import ONNX_OPS, from_onnx_op, onnx_op_forms
 from ..errors import FormatError, GateportError
 from ..ir import Node
 from ..sanitize import quote
-from .onnx_mask_ops import plan_binary, reduce_sum_of_mask
+from .onnx_mask_ops import mask_ir, plan_binary, reduce_sum_of_mask
 from .onnx_recurrent import KINDS, RecurrentNode
-from .onnx_values import (IR, Const, Last, MaskRef, Merged, NotEqual, Pending, Plan, RecOut, Seq, State, Value,
+from .onnx_values import (IR, Const, Last, MaskRef, Merged, NotEqual, Pending, Plan, RecOut, Seq, ShapeOf, State, Value,
                           View, Zeros, axes_of, ints, is_mask, out_name, scalar)
 
 ELEM = {1: "float32", 6: "int32", 7: "int64", 9: "bool", 11: "float64"}
@@ -444,6 +444,8 @@ def _transposed(v: Value) -> Value:
 
 def _reshape(r, node, args, attrs):
     x, shape = args[0], ints(args[1])
+    if is_mask(x):
+        return [_folded_mask(r, node, x, shape)]
     x = x if isinstance(x, RecOut) else r.as_ir(x)
     allowzero = int(attrs.get("allowzero", 0))  # Reshape-14: 1 makes a 0 a zero-size axis, not a copy
     folded = _time_fold(r, node, x, shape) if isinstance(x, IR) and not allowzero else None
@@ -506,6 +508,17 @@ def _time_fold(r, node, x: IR, shape: list[int] | None) -> IR | None:
             and _shape_slice(r, cat.input[1]) == (node.input[0], 1, big):
         return r.add("unfold_time", [x.name, source.name], out_name(node), rank=x.rank + 1)
     return None
+
+
+def _folded_mask(r, node, mask: Value, shape: list[int] | None) -> MaskRef:
+    """TimeDistributed's fold of a ``(batch, outer, steps)`` mask (onnx_layers.fold_time_to_onnx on the mask a
+    folded recurrent layer reads): ``Reshape(mask, Concat([-1], Shape(mask)[2:]))``, checked node by node."""
+    x = mask_ir(r, mask, out_name(node))
+    folded = _time_fold(r, node, x, shape) if x.rank == 3 and shape is None else None
+    if folded is None or r.producer[folded.name].op != "fold_time":
+        raise r.unsupported("expected a mask reshaped only by TimeDistributed's fold of a (batch, outer, steps) mask "
+                            "(Reshape to Concat([-1], Shape(mask)[2:]))")
+    return MaskRef(folded.name)
 
 
 def _onnx_producer(r, name: str):
@@ -573,6 +586,9 @@ def _slice(r, node, args, attrs):
             or steps is not None and (len(steps) != len(starts) or 0 in steps):
         raise r.unsupported(f"expected Slice with constant starts, ends, axes and non-zero steps of one length, "
                             f"found {starts}, {ends}, {axes}, {steps}")
+    if isinstance(x, Plan) and x.role == "shape" and starts == [2] and ends == [np.iinfo(np.int64).max] \
+            and axes in (None, [0]) and steps in (None, [1]):
+        return [ShapeOf(None)]  # a mask's sizes past its outer axis, for its fold (_folded_mask)
     if isinstance(x, Const) and starts is not None and ends is not None:
         axes = axes or list(range(len(starts)))
         steps = steps or [1] * len(starts)

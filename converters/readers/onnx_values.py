@@ -173,6 +173,7 @@ class Plan(Value):
 
     mask: Value
     role: str
+    over: Any = None  # the value whose Shape an index was expanded to (role ``...^x``): what it may gather
     what = "mask plan"
 
 
