@@ -17,11 +17,13 @@ import math
 import mmap
 import os
 import struct
+import threading
 import zipfile
 import zlib
 
 import numpy as np
 
+from .. import atomic
 from .. import budget as budgets
 from ..errors import FormatError, UnsafeError
 from ..sanitize import quote
@@ -142,7 +144,9 @@ def stored_member(z: zipfile.ZipFile, name: str, budget: budgets.Budget, *, limi
     """Member ``name`` of the archive file ``z`` as a :class:`StoredMember` when it is stored
     uncompressed and unencrypted (else None: read it with :func:`read_member`), after the same
     checks as :func:`read_member`: its size within ``limit`` and taken from ``budget``, its local
-    header matching the central directory, and its CRC-32 over the bytes in place."""
+    header matching the central directory, and its CRC-32 over the bytes in place: checked here, or,
+    inside a conversion (:func:`converters.atomic.deferred_checks`) with the member mapped, computed in a
+    thread while the conversion reads and writes, and checked before its output is committed."""
     info = z.getinfo(name)
     fp = getattr(z, "fp", None)
     if (info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1 or info.compress_size != info.file_size
@@ -164,7 +168,10 @@ def stored_member(z: zipfile.ZipFile, name: str, budget: budgets.Budget, *, limi
                 "utf-8" if info.flag_bits & 0x800 else "cp437"):
             raise FormatError(f"{what}: its local header does not match the central directory", file=file)
         member = StoredMember(fd, info.header_offset + _LOCAL_HEADER.size + name_len + extra_len, info.file_size)
-        _check_crc(member, info.CRC, what, file)
+        if atomic.deferring() and (mapped := member.mapped()) is not None:
+            atomic.defer(_Crc32(mapped, info.CRC, what, file).check)
+        else:
+            _check_crc(member, info.CRC, what, file)
     return member
 
 
@@ -175,17 +182,54 @@ _LOCAL_HEADER = struct.Struct("<4s22xHH")
 def _check_crc(member: StoredMember, crc: int, what: str, file: str | None) -> None:
     """The member's bytes, in place (mapped, else read chunk by chunk), must have the CRC-32 the
     archive declares."""
-    found = 0
     if (mapped := member.mapped()) is not None:
-        for start in range(0, len(mapped), 16 * CHUNK):
-            found = zlib.crc32(mapped[start:start + 16 * CHUNK], found)
+        found = _crc32(mapped)
     else:
+        found = 0
         buffer = bytearray(16 * CHUNK)
         while n := member.readinto(buffer):
             found = zlib.crc32(memoryview(buffer)[:n], found)
         member.seek(0)
+    _compare_crc(found, crc, what, file)
+
+
+def _crc32(mapped: memoryview) -> int:
+    found = 0
+    for start in range(0, len(mapped), 16 * CHUNK):
+        found = zlib.crc32(mapped[start:start + 16 * CHUNK], found)
+    return found
+
+
+def _compare_crc(found: int, crc: int, what: str, file: str | None) -> None:
     if found != crc:
         raise FormatError(f"{what}: bad CRC-32 (the archive is damaged)", file=file)
+
+
+class _Crc32:
+    """The CRC-32 of mapped member bytes computed in a thread (``zlib.crc32`` releases the GIL on buffers
+    over 5 KB: CPython Modules/zlibmodule.c), while the conversion goes on; :meth:`check` waits for it and
+    compares (:func:`converters.atomic.defer`)."""
+
+    def __init__(self, mapped: memoryview, crc: int, what: str, file: str | None):
+        self._crc, self._what, self._file = crc, what, file
+        self._found: int | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(mapped,), name="gateport-crc32", daemon=True)
+        self._thread.start()
+
+    def _run(self, mapped: memoryview) -> None:
+        try:
+            self._found = _crc32(mapped)
+        except BaseException as e:  # noqa: BLE001 - raised by check(), in the converting thread
+            self._error = e
+
+    def check(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise FormatError(f"{self._what}: cannot compute its CRC-32 ({type(self._error).__name__}: "
+                              f"{quote(self._error, 200)})", file=self._file)
+        assert self._found is not None
+        _compare_crc(self._found, self._crc, self._what, self._file)
 
 
 def read_npz(data: io.BytesIO, budget: budgets.Budget, file: str | None,
