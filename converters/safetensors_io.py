@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 import numbers
 import os
+import queue
 import struct
 import sys
+import threading
 from dataclasses import dataclass
-from typing import BinaryIO, Mapping
+from typing import Mapping
 
 import numpy as np
 
@@ -74,8 +76,9 @@ def save(path: str | os.PathLike, tensors: Mapping[str, np.ndarray], metadata: M
             write_array(f, a)
 
 
-def open_output(path: str | os.PathLike) -> BinaryIO:
-    """``path`` opened for writing from its start (created if missing), truncated only if it holds bytes.
+def open_output(path: str | os.PathLike) -> OutputFile:
+    """``path`` opened for writing from its start (created if missing), truncated only if it holds bytes,
+    written by a second thread (:class:`OutputFile`).
 
     The writers write into the empty temporary :mod:`converters.atomic` made; ``open(path, "wb")`` would
     truncate it anyway, and ext4 (``auto_da_alloc``) then writes a file truncated to empty back to the disk
@@ -84,7 +87,7 @@ def open_output(path: str | os.PathLike) -> BinaryIO:
     try:
         if os.fstat(fd).st_size:
             os.ftruncate(fd, 0)
-        return os.fdopen(fd, "wb")
+        return OutputFile(os.fdopen(fd, "wb"))
     except BaseException:
         os.close(fd)
         raise
@@ -94,11 +97,99 @@ def open_output(path: str | os.PathLike) -> BinaryIO:
 BLOCK_BYTES = 8 << 20
 
 
+class OutputFile:
+    """A file written in order by a second thread, so that writing one block (``write`` releases the GIL)
+    overlaps laying out the next (numpy's copies release it too): the weights' transposes and the copy into
+    the page cache run side by side.
+
+    :meth:`write` hands over bytes that nobody changes afterwards (bytes, a view of an array read, a half
+    of the layout buffer from :meth:`take`) and returns. The layout buffer is one array in two halves, one
+    filled while the other is written, and at most :data:`QUEUED` writes wait, so memory stays bounded: no
+    more than one buffer of the same size would take. A failed write (no space) is raised by the next
+    call, or by :meth:`close`; the bytes and their order are those of writing in the calling thread."""
+
+    #: Writes waiting for the thread at most.
+    QUEUED = 4
+
+    def __init__(self, file):
+        self._file = file
+        self._todo: queue.Queue = queue.Queue(self.QUEUED)
+        self._free: queue.Queue = queue.Queue()  # the halves of the layout buffer not being written
+        self._half = 0  # bytes in each half (none yet)
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = threading.Thread(target=self._run, name="gateport-write",
+                                                                 daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._todo.get()) is not None:
+            data, half = item
+            del item
+            if self._error is None:
+                try:
+                    self._file.write(data)
+                except BaseException as e:  # noqa: BLE001 - raised in the writing thread by the next call
+                    self._error = e
+            del data
+            if half is not None:
+                self._free.put(half)
+            del half
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, data, half: np.ndarray | None = None) -> None:
+        """Queue ``data`` to be written; ``half`` (from :meth:`take`, holding ``data``) is free again once it is."""
+        self._raise()
+        self._todo.put((data, half))
+
+    def take(self, nbytes: int) -> np.ndarray:
+        """A free half (uint8) of the layout buffer, of at least ``nbytes``: once it is written if both are
+        queued; a buffer too small is let go once both its halves are written, then a larger one made."""
+        self._raise()
+        if nbytes > self._half:
+            for _ in range(2 if self._half else 0):
+                self._free.get()  # written: nothing holds the old buffer any more
+            whole = np.empty(2 * nbytes, np.uint8)
+            self._half = nbytes
+            self._free.put(whole[:nbytes])
+            self._free.put(whole[nbytes:])
+            del whole
+        half = self._free.get()
+        self._raise()
+        return half
+
+    def close(self) -> None:
+        """Write what is queued, stop the thread, close the file; raise a failed write."""
+        if self._thread is not None:
+            self._todo.put(None)
+            self._thread.join()
+            self._thread = None
+        self._file.close()
+        self._raise()
+
+    def __enter__(self) -> OutputFile:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.close()
+            return
+        if self._error is None:
+            self._error = OSError("not written: the conversion failed")  # the thread skips what is queued
+        try:
+            self.close()
+        except BaseException:  # noqa: BLE001 - the error in flight is the one to raise
+            pass
+
+
 def write_array(f, a: np.ndarray, dtype=None) -> None:
     """Write ``a``'s data to the file ``f`` in C order, little-endian, as ``dtype`` (default: its own):
     straight from the array when it already is laid out so, else block by block through one buffer of
     at most :data:`BLOCK_BYTES` (a 2-D transposed view copied tile by tile, :func:`converters.ir.copy_2d`),
-    so that no copy of the whole array is made. The bytes are those of ``little_endian_bytes``."""
+    so that no copy of the whole array is made; into an :class:`OutputFile`, through its buffer's halves, each
+    block written while the next is laid out. The bytes are those of ``little_endian_bytes``."""
     from .ir import copy_2d
 
     a = np.asarray(a)
@@ -108,13 +199,22 @@ def write_array(f, a: np.ndarray, dtype=None) -> None:
         for start in range(0, len(data), BLOCK_BYTES):
             f.write(data[start:start + BLOCK_BYTES])
         return
-    rows, row_bytes = a.shape[0], a.shape[1] * target.itemsize
+    rows, cols, row_bytes = a.shape[0], a.shape[1], a.shape[1] * target.itemsize
+    pooled = isinstance(f, OutputFile)  # blocks from its buffers, written while the next is laid out
     step = max(1, BLOCK_BYTES // max(1, row_bytes))
-    buffer = np.empty((min(step, rows), a.shape[1]), target)
+    if pooled:  # at least two blocks: the two halves of its buffer together hold no more than the array
+        step = min(step, max(1, -(-rows // 2)))
+    buffer = None if pooled else np.empty((min(step, rows), cols), target)
     for start in range(0, rows, step):
-        block = buffer[:min(step, rows - start)]
+        count = min(step, rows - start)
+        half = f.take(min(step, rows) * row_bytes) if pooled else None
+        block = half[:count * row_bytes].view(target).reshape(count, cols) if half is not None else buffer[:count]
         copy_2d(block, a[start:start + step])
-        f.write(memoryview(block.reshape(-1)).cast("B"))
+        if half is not None:
+            f.write(memoryview(block.reshape(-1)).cast("B"), half)
+            del half, block  # the thread gives the half back once written
+        else:
+            f.write(memoryview(block.reshape(-1)).cast("B"))
 
 
 def little_endian_bytes(a: np.ndarray) -> memoryview:
