@@ -110,6 +110,9 @@ class OutputFile:
 
     #: Writes waiting for the thread at most.
     QUEUED = 4
+    #: Blocks of at least this many bytes are laid out by two threads, half the rows each (where the
+    #: process may run on more than one CPU).
+    SPLIT_FROM = 1 << 20
 
     def __init__(self, file):
         self._file = file
@@ -120,6 +123,10 @@ class OutputFile:
         self._thread: threading.Thread | None = threading.Thread(target=self._run, name="gateport-write",
                                                                  daemon=True)
         self._thread.start()
+        self._jobs: queue.Queue = queue.Queue()
+        self._done: queue.Queue = queue.Queue()
+        self._helper: threading.Thread | None = None
+        self._may_split = _cpus() > 1
 
     def _run(self) -> None:
         while (item := self._todo.get()) is not None:
@@ -134,6 +141,34 @@ class OutputFile:
             if half is not None:
                 self._free.put(half)
             del half
+
+    def _lay_out_jobs(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                _copy_2d(*job)
+                self._done.put(None)
+            except BaseException as e:  # noqa: BLE001 - raised by lay_out, in the calling thread
+                self._done.put(e)
+            del job
+
+    def lay_out(self, out: np.ndarray, a: np.ndarray) -> None:
+        """``out[...] = a`` (2-D, :func:`converters.ir.copy_2d`); a large block split between this thread and
+        a helper, half the rows each (numpy's copies release the GIL)."""
+        rows = out.shape[0]
+        if not self._may_split or out.nbytes < self.SPLIT_FROM or rows < 2:
+            _copy_2d(out, a)
+            return
+        if self._helper is None:
+            self._helper = threading.Thread(target=self._lay_out_jobs, name="gateport-layout", daemon=True)
+            self._helper.start()
+        mid = rows // 2
+        self._jobs.put((out[mid:], a[mid:]))
+        try:
+            _copy_2d(out[:mid], a[:mid])
+        finally:
+            error = self._done.get()  # the helper's half is done before out is used (or given back)
+        if error is not None:
+            raise error
 
     def _raise(self) -> None:
         if self._error is not None:
@@ -162,6 +197,10 @@ class OutputFile:
 
     def close(self) -> None:
         """Write what is queued, stop the thread, close the file; raise a failed write."""
+        if self._helper is not None:
+            self._jobs.put(None)
+            self._helper.join()
+            self._helper = None
         if self._thread is not None:
             self._todo.put(None)
             self._thread.join()
@@ -182,6 +221,20 @@ class OutputFile:
             self.close()
         except BaseException:  # noqa: BLE001 - the error in flight is the one to raise
             pass
+
+
+def _copy_2d(out: np.ndarray, a: np.ndarray) -> None:
+    from .ir import copy_2d
+
+    copy_2d(out, a)
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def write_array(f, a: np.ndarray, dtype=None) -> None:
@@ -209,7 +262,10 @@ def write_array(f, a: np.ndarray, dtype=None) -> None:
         count = min(step, rows - start)
         half = f.take(min(step, rows) * row_bytes) if pooled else None
         block = half[:count * row_bytes].view(target).reshape(count, cols) if half is not None else buffer[:count]
-        copy_2d(block, a[start:start + step])
+        if half is not None:
+            f.lay_out(block, a[start:start + step])
+        else:
+            copy_2d(block, a[start:start + step])
         if half is not None:
             f.write(memoryview(block.reshape(-1)).cast("B"), half)
             del half, block  # the thread gives the half back once written
