@@ -6,7 +6,8 @@ ONNX (onnx/docs/Operators.md LSTM; onnxruntime deep_cpu_lstm / deep_cpu_gru / rn
 steps ``t >= len[b]`` give zero ``Y``, ``Y_h``/``Y_c`` are the states after step ``len[b] - 1``, the reverse
 direction starts at step ``len[b] - 1``: Keras' masked layer with a trailing mask and zero_output_for_mask.
 onnxruntime gives a length of 0 zero outputs and the initial state; it refuses a length below 0 or past the
-steps at run time, where gateport's models keep no step / every step (README).
+steps at run time, where gateport's models keep no step / every step (README). gateport's own ONNX of such a
+model (the lengths' mask as Range/Less, onnx_masks.mask_lengths_to_onnx) reads back.
 
 Compared with onnxruntime running the original file and with PyTorch's outputs stored in the fixture
 (fixtures/make_foreign_onnx_round3.py).
@@ -14,6 +15,7 @@ Compared with onnxruntime running the original file and with PyTorch's outputs s
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,10 @@ import pytest
 
 from converters import api
 from converters.cli import main
-from converters.runtimes import run_onnx, run_torch
+from converters.errors import UnsupportedError
+from converters.readers import onnx_model
+from converters.runtimes import run_onnx, run_reference, run_torch
+from converters.writers import onnx_graph
 from helpers import TOL, max_error
 
 onnx = pytest.importorskip("onnx")
@@ -157,3 +162,40 @@ def test_initial_state_and_final_states_are_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "v.onnx" in err and "ONNX GRU" in err
     assert "expected no initial state with run-time sequence_lens when Y_h/Y_c are used" in err
+
+
+@pytest.mark.parametrize("entry", PACKED, ids=[m["name"] for m in PACKED])
+def test_packed_sequence_read_back_from_gateports_onnx(entry, tmp_path):
+    """gateport's ONNX of a pack_padded_sequence export (the lengths' mask as Range/Less, the masked-RNN plan)
+    reads back to the same IR ops; its targets give PyTorch's stored outputs and onnxruntime's on the original."""
+    path = R3 / entry["exports"]["torchscript"]["file"]
+    data = np.load(R3 / entry["expected"])
+    feed, want = [data["in:0"], data["in:1"]], data["out:0"]
+    model = api.read(path)
+    back = onnx_model.read(onnx_graph.write(model, tmp_path / "m.onnx"))
+    assert Counter(n.op for n in back.nodes) == Counter(n.op for n in model.nodes)
+    assert [n.mask is not None for n in back.nodes if n.is_recurrent] == [True] * sum(n.is_recurrent
+                                                                                     for n in model.nodes)
+    ort_out = _ort(path, feed)[0]
+    for target, got in (("numpy reference", run_reference(back, feed)[0]),
+                        ("torch", run_torch(api.to_torch(back), feed)[0]),
+                        ("onnx", run_onnx(api.to_onnx(back), feed)[0])):
+        err, err_ort = float(np.max(np.abs(got - want))), float(np.max(np.abs(got - ort_out)))
+        print(f"{entry['name']} read back, {target}: max abs error {err:.2e} vs PyTorch, {err_ort:.2e} vs onnxruntime")
+        assert err <= TOL and err_ort <= TOL
+
+
+def test_a_lookalike_lengths_mask_is_refused(tmp_path):
+    """Less of a range over another axis than the steps (Gather(Shape(x), [2])) is not gateport's lengths mask."""
+    model = api.read(R3 / "t_gru_packed_seq__torchscript.onnx")
+    proto = onnx.load(str(onnx_graph.write(model, tmp_path / "m.onnx")))
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    less = next(n for n in proto.graph.node if n.op_type == "Less")
+    squeeze = producer[producer[producer[less.input[0]].input[0]].input[1]]
+    gather = producer[squeeze.input[0]]
+    assert gather.op_type == "Gather"
+    proto.graph.initializer.append(onnx.numpy_helper.from_array(np.array([2], np.int64), "axis_two"))
+    gather.input[1] = "axis_two"
+    onnx.save(proto, str(tmp_path / "edited.onnx"))
+    with pytest.raises(UnsupportedError, match="Range"):
+        onnx_model.read(tmp_path / "edited.onnx")

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import FormatError
 
-from .onnx_values import (IR, Const, Equal, MaskRef, NotEqual, Plan, Seq, ShapeOf, State, Value, View, Zeros,
+from .onnx_values import (IR, Const, Equal, MaskRef, NotEqual, Plan, Seq, ShapeOf, State, TimeSteps, Value, View, Zeros,
                           axes_of, ints, is_mask, out_name, scalar)
 
 
@@ -98,10 +98,55 @@ def _range(r, node, args, attrs):
     start, limit, delta = args
     if isinstance(limit, Plan) and limit.role == "steps" and scalar(start) == 0 and scalar(delta) == 1:
         return [Plan(limit.mask, "t")]
+    x = _steps_of(r, node.input[1]) if isinstance(limit, ShapeOf) and scalar(start) == 0 and scalar(delta) == 1 \
+        else None
+    if x is not None:
+        return [TimeSteps(x)]
     if all(isinstance(a, Const) for a in args) and None not in map(scalar, args) and scalar(delta) != 0:
         r.fold((max(0, math.ceil((scalar(limit) - scalar(start)) / scalar(delta))),), start.value.dtype)
         return [Const(np.arange(scalar(start), scalar(limit), scalar(delta)).astype(start.value.dtype))]
     raise r.unsupported("expected Range over a mask's time steps")
+
+
+def _steps_of(r, name: str) -> IR | None:
+    """The batch-first IR tensor ``x`` when ``name`` is ``Squeeze(Gather(Shape(x), [1]), [0])`` (its number of
+    steps, as onnx_masks.mask_lengths_to_onnx computes it), checked node by node; else None."""
+    from .onnx_ops import _onnx_producer  # onnx_ops imports this module
+
+    squeeze = _onnx_producer(r, name)
+    if squeeze is None or squeeze.op_type != "Squeeze" or _node_ints(r, squeeze, "axes", 1) != [0]:
+        return None
+    gather = _onnx_producer(r, squeeze.input[0])
+    if gather is None or gather.op_type != "Gather" or _node_ints(r, gather, "axis", None) not in (None, [0]) \
+            or len(gather.input) != 2 or ints(r.env.get(gather.input[1])) != [1]:
+        return None
+    shape = _onnx_producer(r, gather.input[0])
+    if shape is None or shape.op_type != "Shape" or len(shape.attribute):
+        return None
+    x = r.as_ir(r.env.get(shape.input[0]))
+    return x if isinstance(x, IR) and x.dtype == "float32" and r.ranks.get(x.name, x.rank) == 3 else None
+
+
+def _node_ints(r, node, attr: str, k: int | None) -> list[int] | None:
+    """Attribute ``attr`` of an ONNX node as ints, else its input ``k`` when constant (None if neither)."""
+    for a in node.attribute:
+        if a.name == attr:
+            value = r.onnx.helper.get_attribute_value(a)
+            return [int(v) for v in value] if isinstance(value, (list, tuple)) else [int(value)]
+    return ints(r.env.get(node.input[k])) if k is not None and len(node.input) > k else None
+
+
+def _less(r, node, args, attrs):
+    """``Less(Unsqueeze(Range(0, steps of x, 1), [0]), Unsqueeze(Cast(lengths, int64), [1]))``: gateport's
+    ``mask_lengths(lengths, x)`` = ``arange(time) < lengths[:, None]`` (onnx_masks.mask_lengths_to_onnx), for
+    ``lengths`` a (batch,) integer tensor."""
+    steps, per_sample = args
+    lengths = per_sample.of if isinstance(per_sample, View) and per_sample.kind == "unsqueeze1" else None
+    if isinstance(steps, TimeSteps) and steps.row and isinstance(lengths, IR) and lengths.dtype.startswith("int") \
+            and r.ranks.get(lengths.name, lengths.rank) == 1:
+        return [MaskRef(r.add("mask_lengths", [lengths.name, steps.of.name], out_name(node), rank=2).name)]
+    raise r.unsupported("expected Less of a range of steps and per-sample lengths (gateport's mask of ONNX "
+                        "sequence_lens: Range(0, steps, 1)[None, :] < Cast(lengths, int64)[:, None])")
 
 
 def _topk(r, node, args, attrs):
@@ -214,6 +259,7 @@ HANDLERS = {
     "CumSum": _cumsum,
     "Shape": _shape,
     "Range": _range,
+    "Less": _less,
     "TopK": _topk,
     "Expand": _expand,
     "ConstantOfShape": _constant_of_shape,

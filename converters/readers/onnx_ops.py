@@ -20,8 +20,8 @@ from ..ir import Node
 from ..sanitize import quote
 from .onnx_mask_ops import mask_ir, plan_binary, reduce_sum_of_mask
 from .onnx_recurrent import KINDS, RecurrentNode
-from .onnx_values import (IR, Const, Last, MaskRef, Merged, NotEqual, Pending, Plan, RecOut, Seq, ShapeOf, State, Value,
-                          View, Zeros, axes_of, ints, is_mask, out_name, scalar)
+from .onnx_values import (IR, Const, Last, MaskRef, Merged, NotEqual, Pending, Plan, RecOut, Seq, ShapeOf, State,
+                          TimeSteps, Value, View, Zeros, axes_of, ints, is_mask, out_name, scalar)
 
 ELEM = {1: "float32", 6: "int32", 7: "int64", 9: "bool", 11: "float64"}
 #: constant folding of the element-wise ops
@@ -391,12 +391,14 @@ def _squeeze(r, node, args, attrs):
 
 def _unsqueeze(r, node, args, attrs):
     x, axes = args[0], axes_of(node, args, attrs)
-    if not isinstance(x, (Plan, MaskRef, NotEqual)):
+    if not isinstance(x, (Plan, MaskRef, NotEqual, TimeSteps)):
         x = r.as_ir(x)
     if isinstance(x, Const):
         return [Const(np.expand_dims(x.value, tuple(axes)))]
     if isinstance(x, Plan) and axes in ([1], [2], [-1]):
         return [Plan(x.mask, x.role + "^")]
+    if isinstance(x, TimeSteps) and not x.row and axes == [0]:
+        return [TimeSteps(x.of, True)]
     if is_mask(x) and axes in ([2], [-1]):
         return [Plan(x, "mask^")]
     if isinstance(x, MaskRef) and x.float_ and axes in ([2], [-1]):
@@ -824,7 +826,8 @@ def _recurrent(r, node, args, attrs):
         name, k = f"{scope or node.name or KINDS[node.op_type]}_{k}", k + 1
     r.node_names.add(name)
     try:
-        rec = RecurrentNode(name, node.op_type, attrs, weights, x, mask, initial, r.dim(x, -1), flipped, lengths)
+        rec = RecurrentNode(name, node.op_type, attrs, weights, x, mask, initial, r.dim(x, -1), flipped,
+                            lens.name if lengths and isinstance(lens, IR) else None)
     except GateportError as e:
         raise e.at(file=r.path, layer=f"ONNX {node.op_type} {quote(node.name or name)}")
     r.items.append(rec)

@@ -66,7 +66,7 @@ class RecurrentNode:
 
     def __init__(self, name: str, op_type: str, attrs: dict[str, Any], weights: dict[str, np.ndarray],
                  x: str, mask: str | None, initial: list[list[str]] | None, input_size: int | None,
-                 input_flipped: bool = False, lengths: bool = False):
+                 input_flipped: bool = False, lengths: str | None = None):
         self.name = name
         self.kind = KINDS[op_type]
         self.attrs = attrs
@@ -74,7 +74,7 @@ class RecurrentNode:
         self.input_flipped = input_flipped  # X is the IR input reversed in time
         #: ``mask`` is ``sequence_lens`` as a mask (IR mask_lengths): X is the IR input itself (not compacted),
         #: ``Y`` Keras' masked output with zero_output_for_mask, ``Y_h``/``Y_c`` the states at each length
-        self.lengths = lengths
+        self.lengths = lengths  # the IR tensor of sequence_lens, or None
         self.hidden = self._hidden_size(weights)
         self.direction = attrs.get("direction", "forward")
         if self.direction not in ("forward", "reverse", "bidirectional"):

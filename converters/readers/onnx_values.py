@@ -56,6 +56,16 @@ class ShapeOf(Value):
 
 
 @dataclass(eq=False)
+class TimeSteps(Value):
+    """``Range(0, x's number of steps, 1)``: the step indices of the batch-first ``x`` (axis 1), as a row
+    ``(1, time)`` when ``row`` (gateport's writer's ``mask_lengths``: onnx_masks.mask_lengths_to_onnx)."""
+
+    of: "IR"
+    row: bool = False
+    what = "range of steps"
+
+
+@dataclass(eq=False)
 class View(Value):
     """``x`` seen through a layout change: ``time_major`` (perm 1,0,2), ``channels_first`` (0,2,1),
     ``unsqueeze1`` (axis 1 inserted, for RepeatVector), ``int`` (cast to int64 for a lookup),
