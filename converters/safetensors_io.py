@@ -110,6 +110,8 @@ class OutputFile:
 
     #: Writes waiting for the thread at most.
     QUEUED = 4
+    #: Bytes of the first write that starts the thread.
+    THREAD_FROM = 1 << 20
     #: Blocks of at least this many bytes are laid out by two threads, half the rows each (where the
     #: process may run on more than one CPU).
     SPLIT_FROM = 1 << 20
@@ -120,9 +122,7 @@ class OutputFile:
         self._free: queue.Queue = queue.Queue()  # the halves of the layout buffer not being written
         self._half = 0  # bytes in each half (none yet)
         self._error: BaseException | None = None
-        self._thread: threading.Thread | None = threading.Thread(target=self._run, name="gateport-write",
-                                                                 daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None  # started by the first large write or take
         self._jobs: queue.Queue = queue.Queue()
         self._done: queue.Queue = queue.Queue()
         self._helper: threading.Thread | None = None
@@ -174,15 +174,27 @@ class OutputFile:
         if self._error is not None:
             raise self._error
 
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="gateport-write", daemon=True)
+            self._thread.start()
+
     def write(self, data, half: np.ndarray | None = None) -> None:
-        """Queue ``data`` to be written; ``half`` (from :meth:`take`, holding ``data``) is free again once it is."""
+        """Queue ``data`` to be written; ``half`` (from :meth:`take`, holding ``data``) is free again once it is.
+        Until a write of :data:`THREAD_FROM` bytes or more (or a :meth:`take`), the calling thread writes:
+        a small file is written as before, without a thread."""
         self._raise()
+        if self._thread is None and half is None and memoryview(data).nbytes < self.THREAD_FROM:
+            self._file.write(data)
+            return
+        self._start()
         self._todo.put((data, half))
 
     def take(self, nbytes: int) -> np.ndarray:
         """A free half (uint8) of the layout buffer, of at least ``nbytes``: once it is written if both are
         queued; a buffer too small is let go once both its halves are written, then a larger one made."""
         self._raise()
+        self._start()
         if nbytes > self._half:
             for _ in range(2 if self._half else 0):
                 self._free.get()  # written: nothing holds the old buffer any more

@@ -40,6 +40,7 @@ def test_output_file_writes_the_blocks_in_order_through_its_buffers(tmp_path, mo
     raised by the next call and by close."""
     monkeypatch.setattr(safetensors_io, "BLOCK_BYTES", 4096)
     monkeypatch.setattr(safetensors_io.OutputFile, "SPLIT_FROM", 1024)  # two threads lay out each block
+    monkeypatch.setattr(safetensors_io.OutputFile, "THREAD_FROM", 0)  # every write through the thread
     monkeypatch.setattr(safetensors_io, "_cpus", lambda: 2)
     arrays = [RNG.standard_normal((300, 1100)).astype(np.float32).T, b"head",
               RNG.standard_normal((900, 1200)).astype(np.float32)[:, 300:600].T, np.arange(10.0),

@@ -192,16 +192,20 @@ def test_damaged_stored_weights_are_refused(tmp_path):
         read(bad)
 
 
+@pytest.mark.parametrize("deferred", [True, False])
 @pytest.mark.parametrize("damage", [True, "data"])
 @pytest.mark.parametrize("to", ["onnx", "torch", "gates"])
-def test_damaged_stored_weights_leave_no_output(tmp_path, to, damage):
-    """A conversion checks the CRC-32 while it converts (a thread) and before it commits: a damaged
-    weights store, whether its HDF5 structure (which fails the reading) or only a weight's bytes (which
-    convert), is refused as damaged and leaves nothing but the input."""
+def test_damaged_stored_weights_leave_no_output(tmp_path, monkeypatch, to, damage, deferred):
+    """A conversion checks the CRC-32 of a large weights store while it converts (a thread) and before it
+    commits, of a small one first: a damaged weights store, whether its HDF5 structure (which fails the
+    reading) or only a weight's bytes (which convert), is refused as damaged and leaves nothing but the input."""
     import zipfile
 
     from converters import convert
     from converters.errors import FormatError
+    from converters.readers import bounded_zip
+
+    monkeypatch.setattr(bounded_zip, "DEFER_CRC_FROM", 0 if deferred else 1 << 40)
 
     folder = tmp_path / "in"
     folder.mkdir()

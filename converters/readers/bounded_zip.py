@@ -35,6 +35,9 @@ MAX_MEMBERS = 100_000
 CHUNK = 1 << 20
 #: Largest .npy header (numpy's own limit for untrusted files).
 MAX_NPY_HEADER = 10_000
+#: Stored members from this size have their CRC-32 computed in a thread inside a conversion (smaller ones
+#: take less time than starting it).
+DEFER_CRC_FROM = 1 << 20
 
 
 def open_zip(source, file: str | None, what: str = "archive") -> zipfile.ZipFile:
@@ -145,8 +148,9 @@ def stored_member(z: zipfile.ZipFile, name: str, budget: budgets.Budget, *, limi
     uncompressed and unencrypted (else None: read it with :func:`read_member`), after the same
     checks as :func:`read_member`: its size within ``limit`` and taken from ``budget``, its local
     header matching the central directory, and its CRC-32 over the bytes in place: checked here, or,
-    inside a conversion (:func:`converters.atomic.deferred_checks`) with the member mapped, computed in a
-    thread while the conversion reads and writes, and checked before its output is committed."""
+    inside a conversion (:func:`converters.atomic.deferred_checks`) with the member mapped and of at least
+    :data:`DEFER_CRC_FROM` bytes, computed in a thread while the conversion reads and writes, and checked
+    before its output is committed."""
     info = z.getinfo(name)
     fp = getattr(z, "fp", None)
     if (info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1 or info.compress_size != info.file_size
@@ -168,7 +172,7 @@ def stored_member(z: zipfile.ZipFile, name: str, budget: budgets.Budget, *, limi
                 "utf-8" if info.flag_bits & 0x800 else "cp437"):
             raise FormatError(f"{what}: its local header does not match the central directory", file=file)
         member = StoredMember(fd, info.header_offset + _LOCAL_HEADER.size + name_len + extra_len, info.file_size)
-        if atomic.deferring() and (mapped := member.mapped()) is not None:
+        if info.file_size >= DEFER_CRC_FROM and atomic.deferring() and (mapped := member.mapped()) is not None:
             atomic.defer(_Crc32(mapped, info.CRC, what, file).check)
         else:
             _check_crc(member, info.CRC, what, file)
