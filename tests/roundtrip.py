@@ -18,13 +18,8 @@ CORPUS = json.loads((ROOT / "fixtures" / "corpus" / "manifest.json").read_text()
 #: Fixture features whose layers gateport's ONNX reader does not read back yet (every writer and runtime
 #: handles them: tests/test_layers_coverage.py); tests that read gateport's ONNX files back leave them out.
 NOT_READ_FROM_ONNX = frozenset({
-    "zero_padding1d", "max_pooling1d", "average_pooling1d", "upsampling1d", "cropping1d", "global_max_pooling1d",
-    "global_average_pooling1d", "layer_normalization", "unit_normalization", "leaky_relu_layer", "prelu",
-    "elu_layer", "relu_layer", "permute", "gelu", "mish", "log_softmax",
     "attention", "additive_attention", "multi_head_attention", "dot", "softmax_mask",
     "conv_lstm",  # an unrolled graph of Conv/Split/Mul nodes (onnx_conv_lstm.py), no recurrent node to read
-    "normalization", "rescaling", "rms_normalization", "group_normalization",  # element-wise / ReduceMean graphs
-    "conv1d_transpose",  # ConvTranspose + Slice/Pad, not read back
     "tensor_ops"})  # TensorFlow calls / keras.ops: Slice/Gather/Reduce*/element-wise nodes (keras_tf_ops.py)
 
 

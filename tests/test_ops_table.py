@@ -34,15 +34,9 @@ WRITER_EXEMPT: dict[tuple[str, str], str] = {
 #: Ops the ONNX reader does not read back, with the reason (tests/roundtrip.py NOT_READ_FROM_ONNX lists
 #: the fixtures holding them).
 ONNX_READER_EXEMPT = {
-    **dict.fromkeys(("global_pool", "pool1d", "zero_pad1d", "upsample1d", "permute"),
-                    "the writer's Pad/Slice/Transpose/pooling patterns are not read back"),
-    **dict.fromkeys(("relu", "elu", "prelu", "layer_norm", "unit_norm"),
-                    "written as composed element-wise graphs the reader does not fold"),
     **dict.fromkeys(("attention", "multi_head_attention", "dot", "masked_softmax"),
                     "the attention graphs are not read back"),
     "conv_lstm": "written as an unrolled Conv/Split graph or a Scan, which the reader does not read back",
-    **dict.fromkeys(("normalization", "rescaling", "rms_norm", "group_norm", "conv1d_transpose"),
-                    "written as composed element-wise / ReduceMean graphs the reader does not fold"),
     **dict.fromkeys(("scalar", "binary"),
                     "TensorFlow / Keras 3 calls: ONNX's element-wise nodes are not read back"),
 }

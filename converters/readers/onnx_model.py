@@ -30,6 +30,7 @@ from ..errors import FormatError, GateportError, UnsupportedError, require
 from ..ir import Model, Node, TensorSpec, made_twice
 from ..sanitize import quote
 from ..shapes import node_output_shapes
+from .onnx_layer_ops import KINDS as LAYER_KINDS, finish as finish_layer, layer_handlers
 from .onnx_mask_ops import HANDLERS as MASK_HANDLERS
 from .onnx_ops import ELEM, HANDLERS as OP_HANDLERS, raw_output
 from .onnx_opset import check_node, default_opset
@@ -39,7 +40,7 @@ from .onnx_values import (IR, Const, Last, MaskRef, Merged, NotEqual, Pending, R
                           Zeros, is_mask, rec_key, shape_arithmetic)
 
 #: ONNX op type -> the function that reads it
-HANDLERS = {**OP_HANDLERS, **MASK_HANDLERS}
+HANDLERS = layer_handlers({**OP_HANDLERS, **MASK_HANDLERS})
 
 #: ops that may compute run-time sizes from Shape (PyTorch's exporter builds zero states that way)
 _SHAPE_OPS = ("Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice", "Add", "Sub", "Mul", "Div")
@@ -165,6 +166,9 @@ class OnnxReader:
             return self._finish_pending(v, name)
         if isinstance(v, RecOut):
             return raw_output(self, v, name)
+        if isinstance(v, View) and v.kind == "channels_first" and isinstance(v.of, IR) \
+                and self.ranks.get(v.of.name, v.of.rank) == 3:  # a Transpose(x, [0, 2, 1]) no Conv reads: Permute
+            return self.add("permute", [v.of.name], name, {"dims": [2, 1]}, rank=3).name
         if isinstance(v, View) and v.kind == "time_major" and isinstance(v.of, IR) and exact:
             self.relaid.append(name)  # a graph output [time | dirs, batch, ...]: given batch-first
             return v.of.name
@@ -205,6 +209,9 @@ class OnnxReader:
             return IR(self.tensor(v), rank)
         if isinstance(v, Pending) and v.kind in ("matmul", "scale"):
             return IR(self.tensor(v), v.args[0].rank)
+        if isinstance(v, Pending) and v.kind in LAYER_KINDS:
+            name = self.tensor(v)
+            return IR(name, self.ranks.get(name))
         return v
 
     def mask_name(self, m: Value, hint: str) -> str:
@@ -313,6 +320,9 @@ class OnnxReader:
 
     # -- pending ops ---------------------------------------------------------------------------
     def _finish_pending(self, v: Pending, hint: str) -> str:
+        done = finish_layer(self, v, hint)
+        if done is not None:
+            return done
         if v.kind == "matmul":
             x, w = v.args
             return self.add("dense", [x.name], hint, {"units": int(w.shape[0]), "activation": "linear",
@@ -375,9 +385,9 @@ def simplify(nodes: list[Node], outputs: list[str]) -> list[Node]:
     for node in nodes:
         src = producer.get(node.inputs[0]) if node.inputs else None
         if src is None or id(src) in dropped or uses.get(node.inputs[0], 0) != 1 \
-                or not src.outputs[0].startswith(node.outputs[0] + "/"):
+                or not src.outputs[0].startswith(_scope(node.outputs[0]) + "/"):
             continue
-        if node.op == "activation" and src.op in ("dense", "conv1d") \
+        if node.op == "activation" and src.op in ("dense", "conv1d", "conv1d_transpose") \
                 and src.options["activation"] == "linear":
             src.options["activation"] = node.options["activation"]
             src.outputs, src.name = [node.outputs[0]], node.name
@@ -387,6 +397,12 @@ def simplify(nodes: list[Node], outputs: list[str]) -> list[Node]:
             node.inputs = src.inputs + node.inputs[1:]
             dropped.add(id(src))
     return [n for n in nodes if id(n) not in dropped]
+
+
+def _scope(name: str) -> str:
+    """The writer's scope of the ops it made for the node computing ``name``: ``name``, or the wrapper's for
+    the inner layer of a TimeDistributed (``td_conv/step``: ``td_conv``, onnx_layers.fold_time_to_onnx)."""
+    return name[:-len("/step")] if name.endswith("/step") else name
 
 
 def _uses(nodes: list[Node], outputs: list[str]) -> dict[str, int]:
