@@ -139,3 +139,71 @@ def test_refused_in_one_line_naming_the_file_and_node(name, tool, tmp_path, caps
     assert err.count("\n") == 1 and str(path.name) in err and "ONNX node '" in err
     assert refusal(name, tool) in err
     assert not (tmp_path / "out").exists()
+
+
+def _graph(nodes, inits=(), opset=17, shape=("b", 9, 4)):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [onnx.numpy_helper.from_array(np.asarray(v), k) for k, v in inits])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _pool(op="MaxPool", **attrs):
+    from onnx import helper
+
+    return [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1]), helper.make_node(op, ["t"], ["p"], **attrs),
+            helper.make_node("Transpose", ["p"], ["y"], perm=[0, 2, 1])]
+
+
+def _one(op, inputs, **attrs):
+    from onnx import helper
+
+    return [helper.make_node(op, inputs, ["y"], **attrs)]
+
+
+#: a stranger's attributes and shapes -> what the one line says
+HOSTILE = {
+    "same_lower_odd": (_pool(kernel_shape=[2], strides=[2], auto_pad="SAME_LOWER"), (),
+                       "expected SAME_UPPER (TensorFlow's odd padding step at the end), found SAME_LOWER"),
+    "pads_not_same": (_pool(kernel_shape=[3], strides=[2], pads=[2, 0]), (),
+                      "expected pads [0, 0] or TensorFlow's 'same' padding"),
+    "negative_pads": (_pool(kernel_shape=[3], pads=[-1, 0]), (), "pads >= 0"),
+    "kernel_past_steps": (_pool(kernel_shape=[12]), (), "expected a pooling window of at most the 9 steps"),
+    "pool_of_2d_kernel": (_pool(kernel_shape=[3, 1]), (), "expected kernel_shape of 1 value (a 1-D pooling)"),
+    "pool_indices": ([*_pool(kernel_shape=[2])[:1],
+                      onnx.helper.make_node("MaxPool", ["t"], ["p", "i"], kernel_shape=[2]),
+                      *_pool(kernel_shape=[2])[2:]], (), "expected MaxPool without its Indices output"),
+    "elu_nan": (_one("Elu", ["x"], alpha=float("nan")), (), "expected a finite Elu alpha"),
+    "leaky_negative": (_one("LeakyRelu", ["x"], alpha=-0.5), (), "expected a LeakyRelu alpha >= 0"),
+    "layer_norm_inf_eps": (_one("LayerNormalization", ["x", "s"], epsilon=float("inf")),
+                           (("s", np.ones(4, np.float32)),), "expected a finite epsilon"),
+    "layer_norm_scale_shape": (_one("LayerNormalization", ["x", "s"]), (("s", np.ones(3, np.float32)),),
+                               "of the normalized axes' shape [4]"),
+    "layer_norm_batch_axis": (_one("LayerNormalization", ["x", "s"], axis=0), (("s", np.ones(4, np.float32)),),
+                              "expected a LayerNormalization axis after the batch axis"),
+    "pad_reflect": (_one("Pad", ["x", "p"], mode="reflect"), (("p", np.asarray([0, 1, 0, 0, 1, 0], np.int64)),),
+                    "expected Pad with zeros (mode constant, value 0)"),
+    "pad_features": (_one("Pad", ["x", "p"]), (("p", np.asarray([0, 0, 1, 0, 0, 1], np.int64)),),
+                     "expected Pad of the time axis only"),
+    "pad_five": (_one("Pad", ["x", "p"]), (("p", np.asarray([0, 1, 0, 0, 1], np.int64)),),
+                 "expected 6 pads for a rank-3 tensor"),
+    "prelu_slope_shape": (_one("PRelu", ["x", "a"]), (("a", np.ones((9, 3), np.float32)),),
+                          "expected a PRelu slope of shape"),
+    "log_softmax_time": (_one("LogSoftmax", ["x"], axis=1), (), "expected LogSoftmax on the last axis"),
+    "gelu_approximate": (_one("Gelu", ["x"], approximate="sigmoid"), (), "expected Gelu approximate 'none' or 'tanh'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_strangers_attributes_are_refused_in_one_line(case, tmp_path, capsys):
+    """Attributes and shapes the IR op cannot compute exactly (or that ONNX itself forbids) are refused in one
+    line naming the file and the node, never read approximately."""
+    nodes, inits, expected = HOSTILE[case]
+    path = tmp_path / f"{case}.onnx"
+    onnx.save(_graph(nodes, inits, opset=20), str(path))
+    assert main(["inspect", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and path.name in err and "ONNX node '" in err, err
+    assert expected in err, err

@@ -632,6 +632,8 @@ def _prelu(r, node, args, attrs):
 
 def _prelu_node(r, node, x: IR, s: np.ndarray) -> IR:
     rank = _rank(r, x) or 0
+    if rank < 2:
+        raise r.unsupported(f"expected PRelu of a tensor with axes after the batch, found rank {rank}")
     if s.ndim > rank or s.ndim == rank and s.shape[0] != 1:
         raise r.unsupported(f"expected a PRelu slope shaped like one sample (1 on the batch axis), found shape "
                             f"{list(s.shape)} for a rank-{rank} input")
