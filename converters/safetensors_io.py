@@ -174,6 +174,10 @@ class OutputFile:
         if self._error is not None:
             raise self._error
 
+    def threaded(self) -> bool:
+        """Whether the writing thread has started."""
+        return self._thread is not None
+
     def _start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="gateport-write", daemon=True)
@@ -265,7 +269,9 @@ def write_array(f, a: np.ndarray, dtype=None) -> None:
             f.write(data[start:start + BLOCK_BYTES])
         return
     rows, cols, row_bytes = a.shape[0], a.shape[1], a.shape[1] * target.itemsize
-    pooled = isinstance(f, OutputFile)  # blocks from its buffers, written while the next is laid out
+    # into an OutputFile, from the halves of its buffer, each block written while the next is laid out (a
+    # small array before its thread has started: as into any file)
+    pooled = isinstance(f, OutputFile) and (f.threaded() or a.nbytes >= f.THREAD_FROM)
     step = max(1, BLOCK_BYTES // max(1, row_bytes))
     if pooled:  # at least two blocks: the two halves of its buffer together hold no more than the array
         step = min(step, max(1, -(-rows // 2)))
