@@ -5,9 +5,10 @@
 ONNX (onnx/docs/Operators.md LSTM; onnxruntime deep_cpu_lstm / deep_cpu_gru / rnn): for sample ``b`` the
 steps ``t >= len[b]`` give zero ``Y``, ``Y_h``/``Y_c`` are the states after step ``len[b] - 1``, the reverse
 direction starts at step ``len[b] - 1``: Keras' masked layer with a trailing mask and zero_output_for_mask.
-onnxruntime gives a length of 0 zero outputs and the initial state; it refuses a length below 0 or past the
-steps at run time, where gateport's models keep no step / every step (README). gateport's own ONNX of such a
-model (the lengths' mask as Range/Less, onnx_masks.mask_lengths_to_onnx) reads back.
+onnxruntime gives a length of 0 zero outputs and zero ``Y_h``/``Y_c`` even with initial states (where Keras' masked
+layer keeps the initial state: the reader zeroes those rows, onnx_recurrent.RecurrentNode._zeroed); it refuses a
+length below 0 or past the steps at run time, where gateport's models keep no step / every step (README).
+gateport's own ONNX of such a model (the lengths' mask as Range/Less, onnx_masks.mask_lengths_to_onnx) reads back.
 
 Compared with onnxruntime running the original file and with PyTorch's outputs stored in the fixture
 (fixtures/make_foreign_onnx_round3.py).
@@ -111,12 +112,13 @@ CASES = [(op, d, init) for op in ("LSTM", "GRU", "RNN") for d in ("forward", "re
 
 
 @pytest.mark.parametrize("op,direction,initial", CASES, ids=[f"{o}-{d}-{i or 'zeros'}" for o, d, i in CASES])
-def test_sequence_lens_graph_input_matches_onnxruntime(op, direction, initial, tmp_path):
+@pytest.mark.parametrize("outputs", [("Y", "Y_h", "Y_c"), ("Y_h",)], ids=["Y-states", "states"])
+def test_sequence_lens_graph_input_matches_onnxruntime(op, direction, initial, outputs, tmp_path):
     """One node, ``sequence_lens`` an int32 graph input (no Cast): lengths with every step, none (len 0: zero
-    ``Y`` and zero ``Y_h``/``Y_c``) and some, in each direction; outputs ``Y``/``Y_h``(/``Y_c``), only ``Y``
-    with initial states (onnxruntime zeroes a length-0 sample's final states, not its initial state:
-    :func:`test_initial_state_and_final_states_are_refused`)."""
-    outputs = ("Y",) if initial else ("Y", "Y_h", "Y_c")
+    ``Y`` and zero ``Y_h``/``Y_c``, with initial states too) and some, in each direction; outputs ``Y``/``Y_h``
+    (/``Y_c``) or ``Y_h`` alone. The file read, converted to every target, and gateport's ONNX of it read back
+    (one direction: a bidirectional node's raw outputs are written with crop1d/Reshape patterns not read back)."""
+    outputs = outputs + (("Y_c",) if op == "LSTM" and outputs == ("Y_h",) else ())
     proto = variant(op, direction, seq_lens="input", initial=initial, outputs=outputs)
     path = tmp_path / "v.onnx"
     onnx.save(proto, str(path))
@@ -130,8 +132,14 @@ def test_sequence_lens_graph_input_matches_onnxruntime(op, direction, initial, t
     model = api.read(path)
     assert [s.dtype for s in model.inputs][:2] == ["float32", "int32"]
     feed = [x, lengths, *states]
-    for target, outs in (("torch", run_torch(api.to_torch(model), feed)),
-                         ("onnx", run_onnx(api.to_onnx(model), feed))):
+    got = [("torch", run_torch(api.to_torch(model), feed)), ("onnx", run_onnx(api.to_onnx(model), feed)),
+           ("numpy reference", run_reference(model, feed))]
+    if direction != "bidirectional":  # both directions' raw Y/Y_h/Y_c: concatenate + Reshape, not read back
+        back = onnx_model.read(onnx_graph.write(model, tmp_path / "written.onnx"))
+        assert Counter(n.op for n in back.nodes) == Counter(n.op for n in model.nodes)
+        got += [("read back from gateport's ONNX: numpy reference", run_reference(back, feed)),
+                ("read back from gateport's ONNX: torch", run_torch(api.to_torch(back), feed))]
+    for target, outs in got:
         err = max_error(outs, want, target)
         print(f"{op} {direction} {target}: max abs error {err:.2e} vs onnxruntime")
         assert err <= TOL
@@ -153,15 +161,22 @@ def test_lengths_past_the_steps_keep_every_step(tmp_path):
     assert max_error(past, full) == 0.0
 
 
-def test_initial_state_and_final_states_are_refused(tmp_path, capsys):
-    """A length-0 sample's Y_h is zeros in onnxruntime (not the initial state, which Keras' masked layer
-    keeps): a node with initial states whose final states are used is refused in one line."""
+def test_length_zero_keeps_zero_final_states_with_initial_states(tmp_path):
+    """onnxruntime zeroes a length-0 sample's Y_h/Y_c (not its initial state, which Keras' masked layer keeps):
+    the IR zeroes those rows after the recurrent node (reshape, mask_lengths, masking, reshape)."""
     path = tmp_path / "v.onnx"
-    onnx.save(variant("GRU", "forward", seq_lens="input", initial="input"), str(path))
-    assert main(["convert", str(path), "--to", "torch", "-o", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "v.onnx" in err and "ONNX GRU" in err
-    assert "expected no initial state with run-time sequence_lens when Y_h/Y_c are used" in err
+    onnx.save(variant("LSTM", "bidirectional", seq_lens="input", initial="input"), str(path))
+    model = api.read(path)
+    rec = next(n for n in model.nodes if n.is_recurrent)
+    assert rec.options["return_state"] and sum(n.op == "masking" for n in model.nodes) == 4
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 1, (B, T, I)).astype(np.float32)
+    states = [rng.uniform(-1, 1, (B, 2, H)).astype(np.float32) for _ in range(2)]
+    lengths = np.array([0, 0, 3], np.int32)
+    y, h, c = run_reference(model, [x, lengths, *states])
+    assert not np.any(h[:2]) and not np.any(c[:2]) and np.all(h[2] != 0)
+    want = _batch_first(_ort(path, [x.transpose(1, 0, 2), lengths, *[s.transpose(1, 0, 2) for s in states]]))
+    assert max_error([y, h, c], want) <= TOL
 
 
 @pytest.mark.parametrize("entry", PACKED, ids=[m["name"] for m in PACKED])

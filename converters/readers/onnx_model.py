@@ -177,9 +177,10 @@ class OnnxReader:
 
     def _rec_tensor(self, v: Value, name: str, exact: bool) -> str:
         if isinstance(v, Seq) and v.stage == "keras" and not v.time_major and v.rec.n_dirs == 1 \
-                and (v.rec.mask is None or v.rec.lengths) and v.flipped != v.rec.reversed(0):
+                and v.flipped != v.rec.reversed(0):
             # the sequence in the other time order than processed (a reverse node's Y in input time): Keras
-            # returns only the processing order (go_backwards), so that reversed along time (IR slice, step -1)
+            # returns only the processing order (go_backwards), so that reversed along time (IR slice, step -1);
+            # masked too (a reverse direction's expanded output at input time is its go_backwards output flipped)
             done = self.tensor(Seq(v.rec, v.slot, False, not v.flipped, v.stage, v.zero), f"{name}/processing_order")
             return self.add("slice", [done], name, {"axis": 1, "step": -1}, rank=3).name
         key = rec_key(v)
@@ -312,6 +313,7 @@ class OnnxReader:
                 except GateportError as e:
                     raise e.at(file=self.path, layer=f"ONNX {item.attrs['op_type']} {quote(item.name)}")
                 nodes.append(node)
+                nodes += item.after
                 nodes += [Node(alias, "identity", [name], [alias], source={"class_name": "ONNX Identity"})
                           for alias, name in item.aliases]
             else:

@@ -75,6 +75,8 @@ class RecurrentNode:
         #: ``mask`` is ``sequence_lens`` as a mask (IR mask_lengths): X is the IR input itself (not compacted),
         #: ``Y`` Keras' masked output with zero_output_for_mask, ``Y_h``/``Y_c`` the states at each length
         self.lengths = lengths  # the IR tensor of sequence_lens, or None
+        #: IR nodes after the recurrent node (the final states zeroed where sequence_lens is 0, :meth:`_zeroed`)
+        self.after: list[Node] = []
         self.hidden = self._hidden_size(weights)
         self.direction = attrs.get("direction", "forward")
         if self.direction not in ("forward", "reverse", "bidirectional"):
@@ -195,7 +197,11 @@ class RecurrentNode:
         inputs = [self.x]
         if self.initial:
             inputs += [self.initial[k][slot] for slot in slots.values() for k in range(N_STATES[self.kind])]
-        node = Node(self.name, self.kind, inputs, self._outputs(plan["outputs"], taken), o, mask=self.mask,
+        outputs = self._outputs(plan["outputs"], taken)
+        if self.lengths and self.initial and plan["return_state"]:
+            n_y = len(plan["outputs"]) - len(slots) * N_STATES[self.kind]
+            outputs[n_y:] = [self._zeroed(name, taken) for name in outputs[n_y:]]
+        node = Node(self.name, self.kind, inputs, outputs, o, mask=self.mask,
                     source={"class_name": f"ONNX {self.attrs['op_type']}", "direction": self.direction,
                             "layout": self.layout})
         w = self.weights
@@ -204,6 +210,32 @@ class RecurrentNode:
             b = w["B"][slot] if "B" in w else np.zeros(2 * g_h, w["W"].dtype)
             set_recurrent_weights(node, direction, "onnx", w["W"][slot], w["R"][slot], b[:g_h], b[g_h:])
         return node
+
+    def _zeroed(self, name: str, taken: set[str]) -> str:
+        """The name the IR node gives final state ``name``, whose readers get it zeroed where ``sequence_lens``
+        is 0 (:attr:`after`).
+
+        With initial states, onnxruntime gives a sample of length 0 zero ``Y_h``/``Y_c`` in every direction
+        (deep_cpu_lstm.cc, deep_cpu_gru.cc, rnn.cc; measured for LSTM, GRU and RNN, forward, reverse and
+        bidirectional), where the IR's masked layer (Keras') keeps the initial state; for a length ``L > 0`` both
+        give the state after step ``L`` (the reverse direction starts at step ``L - 1``). The state ``(batch,
+        units)`` is viewed as one step ``(batch, 1, units)``, ``mask_lengths`` of that step is ``length > 0``,
+        ``masking`` zeroes the other rows exactly (a Where, no product)."""
+        def fresh(hint: str) -> str:
+            out, k = hint, 1
+            while out in taken:
+                out, k = f"{hint}_{k}", k + 1
+            taken.add(out)
+            return out
+
+        kept, step, ran, zeroed = (fresh(f"{name}/{part}") for part in ("kept", "step", "ran", "zeroed"))
+        source = {"class_name": f"ONNX {self.attrs['op_type']} (sequence_lens 0: zero final state)"}
+        self.after += [
+            Node(step, "reshape", [kept], [step], {"shape": [1, self.hidden]}, source=source),
+            Node(ran, "mask_lengths", [self.lengths, step], [ran], source=source),
+            Node(zeroed, "masking", [step, ran], [zeroed], {"mask_value": 0.0}, mask=ran, source=source),
+            Node(name, "reshape", [zeroed], [name], {"shape": [self.hidden]}, source=source)]
+        return kept
 
     def _outputs(self, keys: list[tuple], taken: set[str]) -> list[str]:
         """One name per output key (the first requested, else a new one); the other requested names
@@ -254,10 +286,6 @@ class RecurrentNode:
             self._lasts_as_states(lasts)
             states = [k for k in self.uses if k[0] == "state"]
         return_state = bool(states)
-        if self.lengths and self.initial and return_state:
-            raise UnsupportedError("expected no initial state with run-time sequence_lens when Y_h/Y_c are used: "
-                                   "onnxruntime gives a sample of length 0 zero final states, Keras' masked layer "
-                                   "(the IR's) its initial state")
         state_keys = [("state", slot, k) for slot in slots.values() for k in range(N_STATES[self.kind])]
         if not return_sequences and not self.mask:  # the last output is the final h: share the names
             for y_key in y_keys:
