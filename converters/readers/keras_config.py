@@ -141,6 +141,10 @@ def check_activation(value: object, layer: str | None = None) -> object:
     if not isinstance(value, dict):
         return value
     name, module, registered = value.get("config"), value.get("module"), value.get("registered_name")
+    if value.get("class_name") != "function" and isinstance(name, dict):  # a layer object: Dense(activation=LeakyReLU())
+        raise UnsupportedError(f"an activation given as a {quote(value.get('class_name'))} layer is not supported "
+                               "here: expected an activation name (Dense reads LeakyReLU, ReLU, ELU, Softmax and "
+                               "Activation layers as its activation)", layer=layer)
     if not (is_keras_module(module) or module == "builtins"):
         raise UnsupportedError(f"activation {quote(name)} comes from module {quote(module)}: expected "
                                "a Keras activation (module keras.activations), found a custom "

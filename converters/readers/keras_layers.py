@@ -150,13 +150,34 @@ def dense(call: LayerCall) -> list[Tensor]:
     bias = ws[1].array if use_bias else _zeros(units, kernel)
     if use_bias:
         call.check_shape("bias", bias, (units,))
-    call.add("dense", [x.name], [call.out()],
-             {"units": units, "activation": call.activation(cfg.get("activation", "linear")),
-              "use_bias": use_bias},
+    act = cfg.get("activation", "linear")
+    act_layer = _activation_layer(act)
+    out = call.out() if act_layer is None else f"{call.name}/linear"
+    call.add("dense", [x.name], [out],
+             {"units": units, "activation": "linear" if act_layer else call.activation(act), "use_bias": use_bias},
              {"weight": np.ascontiguousarray(kernel.T), "bias": bias},
              weight_paths={role: w.path for role, w in zip(("kernel", "bias"), ws)})
     shape = (*x.shape[:-1], units) if x.shape else None
+    if act_layer is None:
+        return [Tensor(call.out(), shape, x.mask)]
+    cls, inner_cfg = act_layer
+    inner = _StepCall(call.builder, call.spec, call.index, [Tensor(out, shape, x.mask)], class_name=cls,
+                      config=inner_cfg, step_out=call.out())
+    HANDLERS[cls](inner)
     return [Tensor(call.out(), shape, x.mask)]
+
+
+#: Activation layers a Dense may be given as its activation (``Dense(8, activation=LeakyReLU(0.1))``: Keras calls the
+#: layer on the output; the config holds the layer's serialization, keras/src/layers/core/dense.py, activations.get)
+_ACTIVATION_LAYERS = ("LeakyReLU", "ReLU", "ELU", "Softmax", "Activation")
+
+
+def _activation_layer(value: object) -> tuple[str, dict] | None:
+    """``(class, config)`` of an activation given as one of :data:`_ACTIVATION_LAYERS` (a Keras layer), or None."""
+    if (isinstance(value, dict) and value.get("class_name") in _ACTIVATION_LAYERS
+            and value.get("module") in ("keras.layers", None) and isinstance(value.get("config"), dict)):
+        return str(value["class_name"]), value["config"]
+    return None
 
 
 #: Layers that act on each step's trailing axes only: TimeDistributed of one is the layer applied to
@@ -420,8 +441,45 @@ def merge(call: LayerCall) -> list[Tensor]:
         rank = max(len(s) for s in shapes)
         full = [s for s in shapes if len(s) == rank]
         shape = tuple(next((s[i] for s in full if s[i] is not None), None) for i in range(rank))
-    call.add(MERGE_OPS[call.class_name], [t.name for t in ins], [call.out()])
-    return [Tensor(call.out(), shape, _merged_mask(call, ins))]
+    mask = _merged_mask(call, ins)
+    names = [t.name for t in ins]
+    masked_values = call.builder.keras3_masks and any(t.mask for t in ins)
+    if masked_values and call.class_name in ("Maximum", "Minimum"):
+        raise call.unsupported(f"Keras 3 {call.class_name} of masked inputs takes each masked step from the other "
+                               "input (base_merge.py _apply_merge_op_and_or_mask), which is not supported; "
+                               "expected unmasked inputs")
+    if masked_values and call.class_name == "Multiply":
+        names = [_keras3_factor(call, t, k) if t.mask else t.name for k, t in enumerate(ins)]
+    if masked_values and call.class_name == "Multiply" and mask:  # every input masked: masked steps are 0
+        product = _merged_step(call, "product", "multiply", names)
+        call.add("masking", [product, mask], [call.out()], {"mask_value": 0.0}, mask=mask)
+    else:
+        call.add(MERGE_OPS[call.class_name], names, [call.out()])
+    return [Tensor(call.out(), shape, mask)]
+
+
+def _merged_step(call: LayerCall, part: str, op: str, inputs: list[str], options: dict | None = None,
+                 mask: str | None = None) -> str:
+    """One helper node ``<layer>/<part>`` of a merge; returns its output."""
+    node = call.add(op, inputs, [f"{call.name}/{part}"], options, mask=mask, name=f"{call.name}/{part}")
+    node.outputs = [node.name]
+    return node.name
+
+
+def _keras3_factor(call: LayerCall, x: Tensor, k: int) -> str:
+    """Keras 3 Multiply's factor for a masked input ``x``: ``where(mask, x, 1)`` (keras/src/layers/merging/
+    multiply.py ``_merge_function`` replaces masked steps by 1 whether or not the other inputs are masked; tf-keras
+    multiplies the values as they are). Built exactly as ``where(mask, x, 0) + (1 - where(mask, 1, 0))``."""
+    if x.shape is None or len(x.shape) != 2:
+        raise call.unsupported(f"Keras 3 Multiply of a masked input of shape {quote(('batch', *(x.shape or ('?',))))}"
+                               " is not supported: expected (batch, time, features)")
+    assert x.mask is not None
+    kept = _merged_step(call, f"kept{k}", "masking", [x.name, x.mask], {"mask_value": 0.0}, mask=x.mask)
+    zeros = _merged_step(call, f"zeros{k}", "scalar", [x.name], {"operation": "multiply", "value": 0.0})
+    ones = _merged_step(call, f"ones{k}", "scalar", [zeros], {"operation": "add", "value": 1.0})
+    steps = _merged_step(call, f"steps{k}", "masking", [ones, x.mask], {"mask_value": 0.0}, mask=x.mask)
+    fill = _merged_step(call, f"fill{k}", "scalar", [steps], {"operation": "subtract", "value": 1.0, "reverse": True})
+    return _merged_step(call, f"factor{k}", "binary", [kept, fill], {"operation": "add"})
 
 
 def keras1_merge(call: LayerCall) -> list[Tensor]:

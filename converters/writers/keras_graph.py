@@ -25,7 +25,7 @@ from ..sanitize import quote
 from .keras_attention import CLASSES as ATTENTION_CLASSES, LAYERS as ATTENTION_LAYERS, check_mask_stripping, mask_call
 from ..keras_classes import MASK_ARG, MERGE_OPS, PASS_MASK, RECURRENT_CLASS, RECURRENT_LAYERS, to_snake_case
 from .keras_layers import IMPLICIT, LAYERS, MASK_ARG_LAYERS, KerasLayer, embedding_layer, time_distributed
-from .keras_tf_ops import LAYERS as OPERATIONS, OPS_MODULE  # slice, reduce, scalar, binary: Keras 3 operation nodes
+from .keras_tf_ops import LAYERS as OPERATIONS, OPS_MODULE, unmasked_merge  # slice, reduce, scalar, binary: Keras 3 operation nodes
 
 #: Layers whose ``call`` takes ``mask`` (Keras fills it from the input when it is the only tensor), and
 #: those that pass their input's mask on unchanged: the mask columns of converters/keras_classes.py.
@@ -247,6 +247,10 @@ def _resolve(layer: KerasLayer, alias: dict[str, str]) -> None:
     layer.tensor_kwargs = {k: alias.get(t, t) for k, t in layer.tensor_kwargs.items()}
 
 
+#: IR merges whose Keras 3 layer computes another value where an input is masked (written as operations there)
+_MASK_FILLING = ("multiply", "maximum", "minimum")
+
+
 def _explicit_masks(model: Model, layers: list[KerasLayer], refs: dict[str, tuple[str, int]],
                     taken: set[str]) -> list[KerasLayer]:
     """``layers``, where a mask is not the one Keras 3 derives from the layer's input, with the mask written out as
@@ -272,6 +276,13 @@ def _explicit_masks(model: Model, layers: list[KerasLayer], refs: dict[str, tupl
         node = layer.node
         have = [tracker.masks.get(t) for t in layer.args]
         derived = [None if h is None else h[0] for h in have]
+        if (node is not None and node.op in _MASK_FILLING and layer.module == "keras.layers"
+                and any(h is not None for h in have)):
+            if len(layer.args) != 2:
+                raise UnsupportedError(f"cannot write this {layer.class_name} of masked inputs to Keras 3: its "
+                                       f"layer fills masked steps, and the plain operation takes 2 inputs, found "
+                                       f"{len(layer.args)}", layer=node.label())
+            layer = unmasked_merge(node, layer.name, list(layer.args))
         if node is not None and node.is_recurrent and node.mask and layer.class_name in RECURRENT_LAYERS:
             keras_mask = None if not derived or layer.initial_state else derived[0]
             if keras_mask != tracker.ir_key(node.mask) and writable(node.mask):

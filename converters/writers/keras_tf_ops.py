@@ -57,4 +57,12 @@ def binary_op(node: Node, name: str) -> KerasLayer:
     return _op(node, name, _CLASSES[node.options["operation"]], {}, node.inputs[:2])
 
 
+def unmasked_merge(node: Node, name: str, args: list[str]) -> KerasLayer:
+    """An IR multiply/maximum/minimum of two inputs as the Keras 3 operation (``keras.ops.multiply``): the Multiply,
+    Maximum and Minimum layers of Keras 3 replace the masked steps of a masked input (by 1, or by the other input:
+    keras/src/layers/merging/multiply.py, base_merge.py ``_apply_merge_op_and_or_mask``), which the IR op, like
+    tf-keras, does not; the operation takes no mask."""
+    return _op(node, name, _CLASSES[node.op], {}, args)
+
+
 LAYERS = {"slice": slice_op, "reduce": reduce_op, "scalar": scalar_op, "binary": binary_op}
