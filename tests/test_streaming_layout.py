@@ -82,6 +82,21 @@ def test_blocked_transpose_is_exact_at_every_tile_edge():
     assert np.array_equal(out, a.T.astype(np.float64))
 
 
+@pytest.mark.parametrize("shape", [(1037, 523), (1024, 512), (300, 700), (17, 5000), (5000, 20), (4096, 20)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64, np.int8])
+def test_tiled_copy_is_bit_exact(shape, dtype):
+    """copy_2d of a transposed view moves the bytes (as unsigned integers, the grid of tiles in one call): the
+    same bits as numpy's copy, NaN payloads and signed zeros included, at every edge of the tiles."""
+    from converters.ir import copy_2d
+
+    bits = RNG.integers(0, 256, size=(shape[0], shape[1] * np.dtype(dtype).itemsize), dtype=np.uint8)
+    a = bits.view(dtype)  # every bit pattern: NaNs with payloads, -0.0, subnormals
+    for view in (a.T, a[3:, 1:].T, a[:, ::2].T):  # transposed, offset, a gate-like column range
+        out = np.empty(view.shape, dtype)
+        copy_2d(out, view)
+        assert out.tobytes() == np.ascontiguousarray(view).tobytes()
+
+
 def test_joined_rows_is_a_view_only_of_adjacent_blocks():
     kernel_t = RNG.standard_normal((3, 8)).T  # a Keras kernel (in, gates * units) transposed
     blocks = [kernel_t[i:i + 2] for i in range(0, 8, 2)]  # its gates, as split_gates makes them
