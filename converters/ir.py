@@ -255,7 +255,7 @@ def copy_2d(out: np.ndarray, a: np.ndarray) -> None:
 
 
 #: Unsigned integer types by item size: what :func:`copy_2d` moves bytes as.
-_BITS = {1: np.dtype(np.uint8), 2: np.dtype(np.uint16), 4: np.dtype(np.uint32), 8: np.dtype(np.uint64)}
+_BITS: dict[int, np.dtype] = {1: np.dtype(np.uint8), 2: np.dtype(np.uint16), 4: np.dtype(np.uint32), 8: np.dtype(np.uint64)}
 
 
 def _tiles(out: np.ndarray, a: np.ndarray, height: int) -> None:
