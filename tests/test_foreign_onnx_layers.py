@@ -47,6 +47,7 @@ OPS = {
     "k_unit_norm": "unit_norm",
     "t_rmsnorm": "rms_norm",
     "t_convtranspose": "conv1d_transpose",
+    "k_rescaling": "rescaling",
     "t_gelu_tanh": "activation:gelu_tanh",  # dynamo's Gelu(approximate=tanh); TorchScript's tanh graph: see below
 }
 #: files gateport refuses: (name, tool or None for every tool) -> what the one line says
@@ -70,6 +71,13 @@ REFUSED = {
     ("k_layer_norm", "tf2onnx_h5_op17"): "expected Reshape keeping the batch axis",
     # Keras 3: x * (rsqrt(var + eps) * gamma) + (beta - mean * rsqrt(var + eps) * gamma), rearranged
     ("k_layer_norm", "keras_export_op18"): "(Mul)",
+    # tf2onnx's Normalization divides by multiplying by the constant reciprocal (no variance to read back)
+    ("k_normalization", None): "expected (x - mean) / max(sqrt(variance), epsilon) (Keras Normalization)",
+    # GroupNormalization and Conv1DTranspose as TensorFlow computes them: 2-D ops on computed shapes
+    ("k_group_norm", "tf2onnx_h5_op13"): "expected Reshape to a constant shape",
+    ("k_group_norm", "tf2onnx_h5_op17"): "expected Reshape to a constant shape",
+    ("k_group_norm", "keras_export_op18"): "expected Reshape keeping the batch axis, found shape [-1, 9, 2, 2]",
+    ("k_conv_transpose", None): "expected a 1-D ConvTranspose of Transpose(x, [0, 2, 1])",
     ("k_unit_norm", "tf2onnx_h5_op13"): "(Max)",
     ("k_unit_norm", "tf2onnx_h5_op17"): "(Max)",
 }
@@ -77,7 +85,8 @@ REFUSED = {
 TOOL_FAILED = {**{("k_gelu", tool): "INVALID_GRAPH" for tool in ("tf2onnx_h5_op13", "tf2onnx_h5_op17",
                                                                    "keras_export_op18")},
                **{("t_rmsnorm", tool): "UnsupportedOperatorError" for tool in ("torchscript_op13",
-                                                                              "torchscript_op17")}}
+                                                                              "torchscript_op17")},
+               ("k_normalization", "keras_export_op18"): "Required inputs"}
 FILES = [(m["name"], tool) for m in MODELS for tool, e in m["exports"].items() if "file" in e]
 
 

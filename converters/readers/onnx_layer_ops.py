@@ -953,6 +953,37 @@ def _layer_norm_op(r, node, args, attrs):
 KINDS = ("normalized", "deconv")
 
 
+#: what each partial form of this module waits for, for the refusal when it is used any other way
+_PARTIAL = {
+    "pool": "a 1-D pooling transposed back to (batch, time, features)",
+    "resized": "a Resize transposed back to (batch, time, features)",
+    "repeat_steps": "repeated steps reshaped to (batch, time * n, features) (UpSampling1D)",
+    "rsub": "t - x inside relu(t - x) (the negative part of Keras ReLU / PReLU)",
+    "relu_below": "relu(t - x) scaled and subtracted from relu(x) (Keras ReLU / PReLU)",
+    "negative_part": "slope * relu(t - x) subtracted from relu(x) (Keras ReLU)",
+    "negative_weights": "c * relu(-x) added to relu(x) (Keras PReLU)",
+    "above": "x > t cast to float and multiplied by x (Keras ReLU's threshold)",
+    "above_float": "x > t as a float multiplied by x (Keras ReLU's threshold)",
+    "relu_min": "min(relu(x), m) then max(., 0) (Keras ReLU's max_value)",
+    "erf_input": "x / sqrt(2) inside erf (gelu)", "erf_gelu": "erf(x / sqrt(2)) + 1 (gelu)",
+    "erf_gelu_1": "x * (1 + erf(x / sqrt(2))) * 0.5 (gelu)", "gelu_x": "x * (1 + erf(x / sqrt(2))) * 0.5 (gelu)",
+    "variance_eps": "sqrt(variance + epsilon) dividing x (LayerNormalization / RMSNormalization)",
+    "std": "x divided by sqrt(variance + epsilon) (LayerNormalization / RMSNormalization)",
+    "inv_std": "x multiplied by 1 / sqrt(variance + epsilon) (RMSNormalization)",
+    "norm": "1 / sqrt(sum(x^2)) capped at 1e12 multiplying x (UnitNormalization)",
+    "inv_norm_uncapped": "1 / sqrt(sum(x^2)) capped at 1e12 multiplying x (UnitNormalization)",
+    "inv_norm": "x * min(1 / sqrt(sum(x^2)), 1e12) (UnitNormalization)",
+    "centered_const": "(x - mean) / max(sqrt(variance), epsilon) (Keras Normalization)",
+    "sqrt_const": "max(sqrt(variance), epsilon) dividing x - mean (Keras Normalization)",
+    "norm_scale": "(x - mean) / max(sqrt(variance), epsilon) (Keras Normalization)",
+    **dict.fromkeys(("grouped", "group_mean", "group_centered", "group_sq", "group_var", "group_var_eps", "group_std",
+                     "group_normed"), "the grouped channels normalized and reshaped back (GroupNormalization)"),
+    "masked_x": "the masked sum over time divided by the mask's count (GlobalAveragePooling1D)",
+    "masked_sum": "the masked sum over time divided by the mask's count (GlobalAveragePooling1D)",
+    "mask_count": "the mask's count dividing the masked sum over time (GlobalAveragePooling1D)",
+}
+
+
 def finish(r, v: Pending, name: str) -> str | None:
     """The IR tensor of a pending value of this module used as it is (a LayerNormalization without its shift,
     an RMSNormalization), or None for the kinds of other modules."""
@@ -960,6 +991,8 @@ def finish(r, v: Pending, name: str) -> str | None:
         return _norm_node(r, name, v).name
     if v.kind == "deconv":
         return _deconv_node(r, v, name).name
+    if v.kind in _PARTIAL:
+        raise r.unsupported(f"expected {_PARTIAL[v.kind]}, found part of it used otherwise")
     return None
 
 
