@@ -215,6 +215,7 @@ class KerasIRBuilder:
                 "bool" if t.dtype == "bool" else "float32"
             specs.append(TensorSpec(t.name, tuple(t.shape), dtype))
         _check_one_maker(specs, self.nodes, self.file)
+        _check_ends(specs, [t.name for t in outputs], self.file)
         live = self._live_nodes([t.name for t in outputs])
         _check_bool_inputs(specs, live, self.file)
         return specs, [t.name for t in outputs], live
@@ -396,6 +397,24 @@ def _check_one_maker(inputs: list[TensorSpec], nodes: list[Node], file: str | No
         earlier = f"model input {quote(t)}" if first is None else f"layer {quote(first.name)}"
         raise FormatError(f"its output {quote(t)} is also an output of {earlier}: a layer name must not be "
                           "another layer's name followed by ':<output index>'", file=file, layer=node.name)
+
+
+def _check_ends(inputs: list[TensorSpec], outputs: list[str], file: str | None) -> None:
+    """The model's ``input_layers`` / ``output_layers`` as Keras' Functional needs them: at least one of
+    each, each input once, no output that is an input itself. An empty ``output_layers`` was written as an
+    ONNX graph of no nodes and no outputs with exit 0; no inputs, an input listed twice or an input passed
+    straight out failed inside the ONNX checker ('a gateport bug')."""
+    names = [spec.name for spec in inputs]
+    if not names or not outputs:
+        which = "input (input_layers)" if not names else "output (output_layers)"
+        raise FormatError(f"expected at least one model {which}, found none", file=file)
+    twice = next((n for k, n in enumerate(names) if n in names[:k]), None)
+    if twice is not None:
+        raise FormatError(f"expected each model input once in input_layers, found {quote(twice)} twice", file=file)
+    straight = next((n for n in outputs if n in names), None)
+    if straight is not None:
+        raise UnsupportedError(f"model output {quote(straight)} is the model input itself (no layer between): "
+                               "expected every output computed by a layer", file=file)
 
 
 def _check_bool_inputs(inputs: list[TensorSpec], nodes: list[Node], file: str | None) -> None:
