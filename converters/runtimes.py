@@ -404,6 +404,9 @@ def _onnx_session(payload: bytes):
     """An onnxruntime CPU session on one thread (see :func:`one_torch_thread`)."""
     ort = require("onnxruntime", "onnx")
     options = ort.SessionOptions()
+    # errors only: onnxruntime writes its warnings to stderr itself, colored with raw ANSI escapes and quoting
+    # node names from the file, past gateport's one-line messages and terminal escaping
+    options.log_severity_level = 3
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     return ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"])
