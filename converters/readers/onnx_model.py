@@ -491,6 +491,13 @@ def check_structure(onnx, proto, path: str | None) -> None:
                           f"{quote(node.name)} ({quote(node.op_type)})", file=path)
 
 
+def _initializer_inputs(proto) -> int:
+    """How many graph inputs are also initializers: defaults a caller may override in onnxruntime (ONNX
+    IR 4+; IR 3 required every initializer listed as an input) that the reader takes as constants."""
+    names = {t.name for t in proto.graph.initializer}
+    return sum(vi.name in names for vi in proto.graph.input)
+
+
 def _twice(names) -> str:
     seen: set[str] = set()
     for n in names:
@@ -521,6 +528,13 @@ def from_proto(proto, path: str | None = None) -> Model:
         if layouts:
             model.source["layout"] = "; ".join(layouts).removeprefix("inputs ")
             model.source["producer"] = "; ".join([model.source.get("producer", ""), *layouts]).lstrip("; ")
+        fixed = _initializer_inputs(proto)
+        if fixed:  # keep_initializers_as_inputs=True (and every IR 3 file): onnxruntime lets a caller feed them
+            model.source["initializer_inputs"] = (
+                f"{fixed} initializers also listed as graph inputs read as the file's constants (a value fed for "
+                "them at run time, which onnxruntime would take instead, is no input here)")
+            model.source["producer"] = "; ".join([model.source.get("producer", ""),
+                                                  model.source["initializer_inputs"]]).lstrip("; ")
         return model
     except GateportError as e:
         hint = closest(misses, e.layer) if isinstance(e, UnsupportedError) else None
