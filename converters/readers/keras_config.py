@@ -317,7 +317,10 @@ def _as_ref(item) -> Ref:
         item = hist
     if not (isinstance(item, (list, tuple)) and len(item) >= 3 and isinstance(item[0], str)):
         raise FormatError(f"expected a [layer, node, tensor] reference, found {item!r:.120}")
-    return Ref(item[0], int(item[1]), int(item[2]))
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in item[1:3]):
+        # int(0.5) read node 0 where Keras fails: a shared layer's [name, 1.9, 0] would read its second call
+        raise FormatError(f"expected a [layer, node, tensor] reference of integer indices, found {quote(list(item))}")
+    return Ref(item[0], item[1], item[2])
 
 
 def _is_ref(item) -> bool:
