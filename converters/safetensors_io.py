@@ -112,8 +112,8 @@ class OutputFile:
     QUEUED = 4
     #: Bytes of the first write that starts the thread.
     THREAD_FROM = 1 << 20
-    #: Blocks of at least this many bytes are laid out by two threads, half the rows each (where the
-    #: process may run on more than one CPU).
+    #: Blocks of at least this many bytes are laid out by two threads, half the rows each (where two CPUs
+    #: were idle when the file was opened).
     SPLIT_FROM = 1 << 20
 
     def __init__(self, file):
@@ -126,7 +126,7 @@ class OutputFile:
         self._jobs: queue.Queue = queue.Queue()
         self._done: queue.Queue = queue.Queue()
         self._helper: threading.Thread | None = None
-        self._may_split = _cpus() > 1
+        self._threads = _spare_cpus()  # 0: written in the calling thread, as any file
 
     def _run(self) -> None:
         while (item := self._todo.get()) is not None:
@@ -155,7 +155,7 @@ class OutputFile:
         """``out[...] = a`` (2-D, :func:`converters.ir.copy_2d`); a large block split between this thread and
         a helper, half the rows each (numpy's copies release the GIL)."""
         rows = out.shape[0]
-        if not self._may_split or out.nbytes < self.SPLIT_FROM or rows < 2:
+        if self._threads < 2 or out.nbytes < self.SPLIT_FROM or rows < 2:
             _copy_2d(out, a)
             return
         if self._helper is None:
@@ -178,6 +178,11 @@ class OutputFile:
         """Whether the writing thread has started."""
         return self._thread is not None
 
+    def may_thread(self) -> bool:
+        """Whether a CPU was idle when the file was opened (else no thread is started: on a busy machine
+        they add work and waits, measured 10-15% on 2 cores at load 8)."""
+        return self._threads > 0
+
     def _start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="gateport-write", daemon=True)
@@ -188,7 +193,7 @@ class OutputFile:
         Until a write of :data:`THREAD_FROM` bytes or more (or a :meth:`take`), the calling thread writes:
         a small file is written as before, without a thread."""
         self._raise()
-        if self._thread is None and half is None and memoryview(data).nbytes < self.THREAD_FROM:
+        if self._thread is None and half is None and (not self._threads or memoryview(data).nbytes < self.THREAD_FROM):
             self._file.write(data)
             return
         self._start()
@@ -253,6 +258,16 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _spare_cpus() -> int:
+    """CPUs idle beside this process's own (its CPUs less the 1-minute load average, rounded down; 0 where
+    the system does not say): how many more threads writing may use."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0
+    return max(0, int(_cpus() - max(load, 1.0)))
+
+
 def write_array(f, a: np.ndarray, dtype=None) -> None:
     """Write ``a``'s data to the file ``f`` in C order, little-endian, as ``dtype`` (default: its own):
     straight from the array when it already is laid out so, else block by block through one buffer of
@@ -271,7 +286,7 @@ def write_array(f, a: np.ndarray, dtype=None) -> None:
     rows, cols, row_bytes = a.shape[0], a.shape[1], a.shape[1] * target.itemsize
     # into an OutputFile, from the halves of its buffer, each block written while the next is laid out (a
     # small array before its thread has started: as into any file)
-    pooled = isinstance(f, OutputFile) and (f.threaded() or a.nbytes >= f.THREAD_FROM)
+    pooled = isinstance(f, OutputFile) and f.may_thread() and (f.threaded() or a.nbytes >= f.THREAD_FROM)
     step = max(1, BLOCK_BYTES // max(1, row_bytes))
     if pooled:  # at least two blocks: the two halves of its buffer together hold no more than the array
         step = min(step, max(1, -(-rows // 2)))

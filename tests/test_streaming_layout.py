@@ -33,15 +33,16 @@ def test_write_array_gives_the_copied_bytes(array):
         assert f.getvalue() == expected.tobytes()
 
 
-def test_output_file_writes_the_blocks_in_order_through_its_buffers(tmp_path, monkeypatch):
+@pytest.mark.parametrize("spare", [2, 1, 0])
+def test_output_file_writes_the_blocks_in_order_through_its_buffers(tmp_path, monkeypatch, spare):
     """open_output's file is written by a second thread from the two halves of one layout buffer, each
-    block laid out by two threads: with blocks of a few rows (many more blocks than halves, arrays of
-    several widths) the bytes are those of writing each array copied whole, in order; a failed write is
-    raised by the next call and by close."""
+    block laid out by two threads (two idle CPUs; one: the writing thread only; none: no thread): with
+    blocks of a few rows (many more blocks than halves, arrays of several widths) the bytes are those of
+    writing each array copied whole, in order; a failed write is raised by the next call and by close."""
     monkeypatch.setattr(safetensors_io, "BLOCK_BYTES", 4096)
     monkeypatch.setattr(safetensors_io.OutputFile, "SPLIT_FROM", 1024)  # two threads lay out each block
     monkeypatch.setattr(safetensors_io.OutputFile, "THREAD_FROM", 0)  # every write through the thread
-    monkeypatch.setattr(safetensors_io, "_cpus", lambda: 2)
+    monkeypatch.setattr(safetensors_io, "_spare_cpus", lambda: spare)
     arrays = [RNG.standard_normal((300, 1100)).astype(np.float32).T, b"head",
               RNG.standard_normal((900, 1200)).astype(np.float32)[:, 300:600].T, np.arange(10.0),
               RNG.standard_normal((40, 7000)).astype(np.float32).T, RNG.standard_normal((3, 5)).T]
@@ -52,7 +53,8 @@ def test_output_file_writes_the_blocks_in_order_through_its_buffers(tmp_path, mo
                 f.write(a)
             else:
                 safetensors_io.write_array(f, a, np.float32)
-        assert 0 < f._half <= safetensors_io.BLOCK_BYTES and f._helper is not None  # each half at most a block
+        assert (f._thread is not None) == (spare > 0) and (f._helper is not None) == (spare > 1)
+        assert f._half <= safetensors_io.BLOCK_BYTES and (f._half > 0) == (spare > 0)  # each half at most a block
     assert path.read_bytes() == b"".join(a if isinstance(a, bytes) else np.ascontiguousarray(a, "<f4").tobytes()
                                          for a in arrays)
 
@@ -63,6 +65,8 @@ def test_output_file_writes_the_blocks_in_order_through_its_buffers(tmp_path, mo
         def close(self):
             pass
 
+    if not spare:
+        return
     f = safetensors_io.OutputFile(Full())
     f.write(b"x")
     with pytest.raises(OSError, match="No space"):
