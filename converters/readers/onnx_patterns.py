@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..sanitize import quote
+from .onnx_foreign import refuse_foreign_nodes
 from .onnx_loops import loop_recurrence
 from .onnx_rewrite import (FLIP_END, Rewrite, fresh as _fresh, full_reverse, op_of as _op, step_of as _step_of,
                            through_cast as _through_cast, transposed_flip_source, zeros as _zeros)
@@ -84,10 +85,7 @@ def _zero_initial_state(vg: ValueGraph, node):
 def _slice_one_squeeze(vg: ValueGraph, node):
     """Slice of one index of one axis, then Squeeze of that axis -> Gather of the index (a last step
     of a time-major sequence as Transpose + Gather on the time axis, the form the reader reads)."""
-    ins = list(node.input) + [""] * (5 - len(node.input))
-    starts, ends = vg.ints(ins[1]), vg.ints(ins[2])
-    axes = vg.ints(ins[3]) if ins[3] else [0]
-    steps = vg.ints(ins[4]) if ins[4] else [1]
+    starts, ends, axes, steps = vg.slice_args(node)
     rank = vg.rank(node.input[0])
     if None in (starts, ends, axes, steps, rank) or not len(starts) == len(ends) == len(axes) == len(steps) == 1:
         return "expected constant starts, ends, axes and steps of one axis and an input of known rank"
@@ -400,7 +398,9 @@ def normalize(onnx, proto, path: str | None, tensors) -> tuple[object, dict[str,
 
     Each pass applies every match of the first pattern that matches anywhere (matches that share no
     node), so the work grows with the number of passes (a few per nesting of constructs), not with
-    the number of matches."""
+    the number of matches. A node no pattern reads (another domain's, a quantized op) is refused first
+    (:func:`converters.readers.onnx_foreign.refuse_foreign_nodes`)."""
+    refuse_foreign_nodes(onnx, proto, path)
     nodes, cache, inits, misses = list(proto.graph.node), {}, [], {}
     proto, nodes, applied = time_major_inputs(onnx, proto, nodes, ValueGraph(onnx, nodes, proto.graph, tensors, cache))
     for _ in range(_MAX_PASSES):

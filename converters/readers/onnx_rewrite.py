@@ -62,9 +62,7 @@ def step_of(vg: ValueGraph, name: str):
     sl = vg.producer.get(squeeze.input[0])
     if sl is None or sl.op_type != "Slice" or vg.only_consumer(sl.output[0]) is not squeeze:
         return None
-    ins = list(sl.input) + [""] * (5 - len(sl.input))
-    starts, ends = vg.ints(ins[1]), vg.ints(ins[2])
-    axes, steps = (vg.ints(ins[3]) if ins[3] else [0]), (vg.ints(ins[4]) if ins[4] else [1])
+    starts, ends, axes, steps = vg.slice_args(sl)
     if starts is None or ends is None or axes != [0] or steps != [1] or len(starts) != 1 or ends[0] != starts[0] + 1:
         return None
     return sl.input[0], starts[0], [sl, squeeze]
@@ -128,7 +126,7 @@ def transposed_flip_source(vg: ValueGraph, name: str) -> str | None:
 
 def _whole_flip(vg: ValueGraph, node, axis: int) -> bool:
     """``node`` is ``Slice(x, -1, FLIP_END, axis, -1)``: all of ``axis`` reversed."""
-    return len(node.input) == 5 and [vg.ints(i) for i in node.input[1:]] == [[-1], [FLIP_END], [axis], [-1]]
+    return list(vg.slice_args(node)) == [[-1], [FLIP_END], [axis], [-1]]
 
 
 #: the most node pairs :func:`same_value` compares (a bound on the work on a hostile graph)

@@ -26,6 +26,11 @@ from ..sanitize import quote
 #: in int32_data (onnx/onnx.proto3 TensorProto)
 DTYPES = {1: ("float32", "float_data"), 6: ("int32", "int32_data"), 7: ("int64", "int64_data"),
           9: ("bool", "int32_data"), 10: ("float16", "int32_data"), 11: ("float64", "double_data")}
+#: the names of the element types not read (onnx/onnx.proto3 TensorProto.DataType), for messages:
+#: bfloat16 from a hand or tool conversion, int8/uint8 from onnxruntime.quantization
+_TYPE_NAMES = {2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 8: "string", 12: "uint32", 13: "uint64",
+               14: "complex64", 15: "complex128", 16: "bfloat16", 17: "float8e4m3fn", 18: "float8e4m3fnuz",
+               19: "float8e5m2", 20: "float8e5m2fnuz", 21: "uint4", 22: "int4", 23: "float4e2m1"}
 #: TensorProto.DataLocation.EXTERNAL
 _EXTERNAL = 1
 
@@ -60,8 +65,10 @@ class TensorReader:
         """The numbers of tensor ``t`` (FormatError / UnsafeError / UnsupportedError in one line)."""
         what = f"tensor {quote(t.name)}"
         if t.data_type not in DTYPES:
+            named = _TYPE_NAMES.get(t.data_type)
             raise UnsupportedError(f"{what}: expected element type float, float16, double, int32, int64 or "
-                                   f"bool, found type {t.data_type}", file=self.path, layer=layer)
+                                   f"bool, found type {t.data_type}{f' ({named})' if named else ''}",
+                                   file=self.path, layer=layer)
         if t.HasField("segment"):
             raise UnsupportedError(f"{what}: segmented tensors are not read", file=self.path, layer=layer)
         dtype, field = DTYPES[t.data_type]

@@ -109,6 +109,21 @@ class ValueGraph:
             return [int(x) for x in a]
         return self.ints(node.input[1]) if len(node.input) > 1 and node.input[1] else None
 
+    def slice_args(self, node) -> tuple[list[int] | None, list[int] | None, list[int] | None, list[int] | None]:
+        """``(starts, ends, axes, steps)`` of a Slice as constant int lists (None where one is not
+        constant): Slice-10 and later take them as inputs (axes default all, steps 1); Slice-1 (opsets
+        1-9, what torch.onnx writes at opset 9) as attributes starts/ends/axes, with no steps
+        (onnx/defs/tensor/old.cc Slice-1)."""
+        if len(node.input) == 1 and self.attr(node, "starts") is not None:
+            starts, ends = [int(v) for v in self.attr(node, "starts")], [int(v) for v in self.attr(node, "ends", [])]
+            axes = [int(v) for v in self.attr(node, "axes", range(len(starts)))]
+            return starts, ends, axes, [1] * len(starts)
+        ins = list(node.input) + [""] * (5 - len(node.input))
+        starts, ends = self.ints(ins[1]), self.ints(ins[2])
+        axes = self.ints(ins[3]) if ins[3] else (list(range(len(starts))) if starts is not None else None)
+        steps = self.ints(ins[4]) if ins[4] else ([1] * len(starts) if starts is not None else None)
+        return starts, ends, axes, steps
+
     def only_consumer(self, name: str):
         """The one node that reads ``name`` (not a graph output), else None."""
         users = self.consumers.get(name, [])
