@@ -545,6 +545,8 @@ def _mul(r, node, args, attrs):
             return [Pending("negative_weights", (*a.args, b.value))]
         if isinstance(a, Pending) and a.kind == "above_float" and _name(r, b) == a.args[0].name:
             x, t = a.args
+            if t < 0:
+                raise r.unsupported(f"expected x * (x > t) with a threshold t >= 0 (Keras ReLU), found {t:g}")
             return [_relu_node(r, node, x.name, {"threshold": t})]
         if isinstance(a, Pending) and a.kind == "inv_norm" and _name(r, b) == a.args[0]:
             x, axes = a.args
