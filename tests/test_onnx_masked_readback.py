@@ -7,6 +7,9 @@ file and with the Keras outputs stored with the fixture (max abs error <= TOL).
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -90,3 +93,39 @@ def test_mask_reshaped_otherwise_than_by_the_fold_is_refused(tmp_path):
     reshape.input[1] = "const_shape"
     with pytest.raises(UnsupportedError, match="expected a mask reshaped only by TimeDistributed's fold"):
         _read_proto(proto, tmp_path)
+
+
+# -- masked chains as other tools write them -------------------------------------------------------------
+FOREIGN = Path(__file__).resolve().parent.parent / "fixtures" / "foreign_onnx_masked"
+FOREIGN_MODELS = json.loads((FOREIGN / "manifest.json").read_text())["models"]
+FOREIGN_CASES = [(m["name"], tool) for m in FOREIGN_MODELS for tool in m["exports"]]
+#: tf2onnx from the tf-keras .h5 carries the last layer's loop bound (strided_slice of a run-time shape)
+#: through its Loop: the loop reader takes it for a state and refuses the Loop, named, in one line
+FOREIGN_REFUSED = {("embedding_mask_stacked", "tf2onnx_h5"): "l2/PartitionedCall/while_loop",
+                   ("masking_bilstm_seq_rnn", "tf2onnx_h5"): "rnn/while_loop"}
+
+
+@pytest.mark.parametrize("name,tool", FOREIGN_CASES, ids=[f"{n}-{t}" for n, t in FOREIGN_CASES])
+def test_foreign_masked_chain_matches_keras_and_onnxruntime(name, tool, tmp_path):
+    """tf2onnx's masked Loops (a Bidirectional LSTM's pair and the layer after it) and Keras 3's export of one
+    mask read by two layers: every target against Keras' stored outputs and onnxruntime on the file."""
+    from converters.errors import UnsupportedError
+
+    path = FOREIGN / f"{name}__{tool}.onnx"
+    data = np.load(FOREIGN / f"{name}.npz")
+    x, want = data["in:0"], data["out:0"]
+    if (name, tool) in FOREIGN_REFUSED:
+        with pytest.raises(UnsupportedError, match=f"{FOREIGN_REFUSED[name, tool]}.*Loop.*not recognized"):
+            onnx_model.read(path)
+        return
+    model = onnx_model.read(path)
+    rec = [n for n in model.nodes if n.is_recurrent]
+    assert len(rec) == 2 and all(n.mask is not None for n in rec)
+    ort_out = run_onnx(path, [x])
+    got = {"numpy reference": run_reference(model, [x]), "torch": run_torch(api.to_torch(model), [x]),
+           "onnx": run_onnx(api.to_onnx(model), [x]),
+           "keras": run_keras(api.convert(model, "keras", tmp_path / "m.keras"), [x])}
+    for target, outs in got.items():
+        err_ort, err_keras = max_error(outs, ort_out), max_error(outs, [want])
+        print(f"{name} {tool} {target}: max abs error {err_ort:.1e} vs onnxruntime, {err_keras:.1e} vs Keras")
+        assert err_ort <= TOL and err_keras <= TOL, target

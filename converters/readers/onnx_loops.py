@@ -220,6 +220,10 @@ def _parts(vg: ValueGraph, node) -> dict:
         value = vg.const(outer)
         if value is not None:
             consts[inner] = value
+        elif _resolved(body, body.output[k + 1].name) == inner and zeros(vg, outer):
+            # loop-invariant run-time zeros (tf2onnx's zeros_like of zero_output_for_mask, carried through):
+            # zeros of any shape broadcast as the body's check runs it
+            consts[inner] = np.float32(0)
         else:
             states.append(k)
     produced, inner_inputs = _produced(body), {i.name for i in body.input}
