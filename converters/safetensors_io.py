@@ -250,22 +250,10 @@ def _copy_2d(out: np.ndarray, a: np.ndarray) -> None:
     copy_2d(out, a)
 
 
-def _cpus() -> int:
-    """The CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def _spare_cpus() -> int:
-    """CPUs idle beside this process's own (its CPUs less the 1-minute load average, rounded down; 0 where
-    the system does not say): how many more threads writing may use."""
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return 0
-    return max(0, int(_cpus() - max(load, 1.0)))
+    from .cpus import spare
+
+    return spare()
 
 
 def write_array(f, a: np.ndarray, dtype=None) -> None:

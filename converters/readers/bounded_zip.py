@@ -23,7 +23,7 @@ import zlib
 
 import numpy as np
 
-from .. import atomic
+from .. import atomic, cpus
 from .. import budget as budgets
 from ..errors import FormatError, UnsafeError
 from ..sanitize import quote
@@ -149,8 +149,8 @@ def stored_member(z: zipfile.ZipFile, name: str, budget: budgets.Budget, *, limi
     checks as :func:`read_member`: its size within ``limit`` and taken from ``budget``, its local
     header matching the central directory, and its CRC-32 over the bytes in place: checked here, or,
     inside a conversion (:func:`converters.atomic.deferred_checks`) with the member mapped and of at least
-    :data:`DEFER_CRC_FROM` bytes, computed in a thread while the conversion reads and writes, and checked
-    before its output is committed."""
+    :data:`DEFER_CRC_FROM` bytes, and a CPU idle (:func:`converters.cpus.spare`), computed in a thread while
+    the conversion reads and writes, and checked before its output is committed."""
     info = z.getinfo(name)
     fp = getattr(z, "fp", None)
     if (info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1 or info.compress_size != info.file_size
@@ -172,7 +172,8 @@ def stored_member(z: zipfile.ZipFile, name: str, budget: budgets.Budget, *, limi
                 "utf-8" if info.flag_bits & 0x800 else "cp437"):
             raise FormatError(f"{what}: its local header does not match the central directory", file=file)
         member = StoredMember(fd, info.header_offset + _LOCAL_HEADER.size + name_len + extra_len, info.file_size)
-        if info.file_size >= DEFER_CRC_FROM and atomic.deferring() and (mapped := member.mapped()) is not None:
+        if (info.file_size >= DEFER_CRC_FROM and atomic.deferring() and cpus.spare()
+                and (mapped := member.mapped()) is not None):
             atomic.defer(_Crc32(mapped, info.CRC, what, file).check)
         else:
             _check_crc(member, info.CRC, what, file)
