@@ -99,25 +99,15 @@ def test_mask_reshaped_otherwise_than_by_the_fold_is_refused(tmp_path):
 FOREIGN = Path(__file__).resolve().parent.parent / "fixtures" / "foreign_onnx_masked"
 FOREIGN_MODELS = json.loads((FOREIGN / "manifest.json").read_text())["models"]
 FOREIGN_CASES = [(m["name"], tool) for m in FOREIGN_MODELS for tool in m["exports"]]
-#: tf2onnx from the tf-keras .h5 carries the last layer's loop bound (strided_slice of a run-time shape)
-#: through its Loop: the loop reader takes it for a state and refuses the Loop, named, in one line
-FOREIGN_REFUSED = {("embedding_mask_stacked", "tf2onnx_h5"): "l2/PartitionedCall/while_loop",
-                   ("masking_bilstm_seq_rnn", "tf2onnx_h5"): "rnn/while_loop"}
-
 
 @pytest.mark.parametrize("name,tool", FOREIGN_CASES, ids=[f"{n}-{t}" for n, t in FOREIGN_CASES])
 def test_foreign_masked_chain_matches_keras_and_onnxruntime(name, tool, tmp_path):
-    """tf2onnx's masked Loops (a Bidirectional LSTM's pair and the layer after it) and Keras 3's export of one
+    """tf2onnx's masked Loops (a Bidirectional LSTM's pair and the layer after it; from the .h5, the last Loop
+    carries its bound, the steps of the sequence it reads, computed at run time) and Keras 3's export of one
     mask read by two layers: every target against Keras' stored outputs and onnxruntime on the file."""
-    from converters.errors import UnsupportedError
-
     path = FOREIGN / f"{name}__{tool}.onnx"
     data = np.load(FOREIGN / f"{name}.npz")
     x, want = data["in:0"], data["out:0"]
-    if (name, tool) in FOREIGN_REFUSED:
-        with pytest.raises(UnsupportedError, match=f"{FOREIGN_REFUSED[name, tool]}.*Loop.*not recognized"):
-            onnx_model.read(path)
-        return
     model = onnx_model.read(path)
     rec = [n for n in model.nodes if n.is_recurrent]
     assert len(rec) == 2 and all(n.mask is not None for n in rec)
@@ -129,3 +119,22 @@ def test_foreign_masked_chain_matches_keras_and_onnxruntime(name, tool, tmp_path
         err_ort, err_keras = max_error(outs, ort_out), max_error(outs, [want])
         print(f"{name} {tool} {target}: max abs error {err_ort:.1e} vs onnxruntime, {err_keras:.1e} vs Keras")
         assert err_ort <= TOL and err_keras <= TOL, target
+
+
+def test_loop_bound_not_the_steps_of_its_sequence_is_refused(tmp_path):
+    """A carried run-time bound that is not Squeeze(Slice(Shape(x))[0:1]) of the sequence the Loop reads (here
+    the slice's end edited to 2) stays a state: the Loop is refused, named, in one line."""
+    import onnx
+
+    from converters.errors import UnsupportedError
+
+    proto = onnx.load(str(FOREIGN / "embedding_mask_stacked__tf2onnx_h5.onnx"))
+    loop = next(n for n in proto.graph.node if n.op_type == "Loop" and "l2/" in n.name)
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    bound = next(i for i in loop.input[2:] if i in producer and producer[i].op_type == "Squeeze")
+    sl = producer[producer[bound].input[0]]
+    proto.graph.initializer.append(onnx.numpy_helper.from_array(np.array([2], np.int64), "two"))
+    sl.input[2] = "two"
+    onnx.save(proto, str(tmp_path / "edited.onnx"))
+    with pytest.raises(UnsupportedError, match="l2/PartitionedCall/while_loop.*Loop.*not recognized"):
+        onnx_model.read(tmp_path / "edited.onnx")

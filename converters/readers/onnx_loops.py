@@ -237,11 +237,43 @@ def _parts(vg: ValueGraph, node) -> dict:
     xd = vg.dims(x.input[0])
     if xd is None or len(xd) != 3 or not isinstance(xd[0], int) or not isinstance(xd[2], int):
         raise NotRecognized(f"expected a time-major sequence of static length and width, found dims {shown(xd)}")
+    for k in list(states):  # the loop's bound carried through: the steps of the sequence it reads
+        inner = body.input[k + 2].name
+        dtype = _steps_of(vg, node.input[k + 2], x.input[0])
+        if dtype is not None and _resolved(body, body.output[k + 1].name) == inner:
+            consts[inner] = np.asarray(xd[0], dtype)
+            states.remove(k)
     scan = body.output[carried + 1].name
     roles = _state_roles(body, states, scan, mask is not None)
     return {"body": body, "local": local, "consts": consts, "x": x.input[0], "x_dims": xd,
             "step": x.output[0], "mask": mask.input[0] if mask is not None else None,
             "mask_step": mask.output[0] if mask is not None else None, "scan": scan, "carried": carried, **roles}
+
+
+def _steps_of(vg: ValueGraph, name: str, x: str):
+    """The integer dtype of ``name`` when it is ``Squeeze(Slice(Cast?(Shape(x)), [0], [1]), [0])``: the number
+    of steps of the time-major ``x`` (tf2onnx's ``strided_slice`` of a TensorFlow while loop's bound); else None."""
+    squeeze = vg.producer.get(name)
+    if squeeze is None or squeeze.op_type != "Squeeze" or len(squeeze.input) != 2 \
+            or [int(a) for a in np.asarray(vg.const(squeeze.input[1]) if vg.const(squeeze.input[1]) is not None
+                                           else [-1]).reshape(-1)] != [0]:
+        return None
+    sl = vg.producer.get(squeeze.input[0])
+    if sl is None or sl.op_type != "Slice" or len(sl.input) < 3:
+        return None
+    bounds = [vg.const(i) for i in sl.input[1:]]
+    if any(b is None or np.asarray(b).size != 1 for b in bounds) \
+            or [int(np.asarray(b).reshape(-1)[0]) for b in bounds[:2]] != [0, 1] \
+            or len(bounds) > 2 and int(np.asarray(bounds[2]).reshape(-1)[0]) != 0 \
+            or len(bounds) > 3 and int(np.asarray(bounds[3]).reshape(-1)[0]) != 1:
+        return None
+    source, dtype = vg.producer.get(sl.input[0]), np.int64
+    if source is not None and source.op_type == "Cast" and int(vg.attr(source, "to", 0)) in (6, 7):
+        dtype = np.int32 if int(vg.attr(source, "to", 0)) == 6 else np.int64
+        source = vg.producer.get(source.input[0])
+    if source is None or source.op_type != "Shape" or len(source.attribute) or source.input[0] != x:
+        return None
+    return dtype
 
 
 def _resolved(body, name: str) -> str:
