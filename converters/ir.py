@@ -233,44 +233,14 @@ def contiguous(a: np.ndarray) -> np.ndarray:
 
 def copy_2d(out: np.ndarray, a: np.ndarray) -> None:
     """``out[...] = a`` for 2-D arrays (a cast if the dtypes differ); a large source laid out column-major
-    (a transposed view) is copied tile by tile: without a cast, the whole grid of tiles in one numpy call
-    (:func:`_tiles`), else tile by tile."""
+    (a transposed view) is copied tile by tile."""
     rows, cols = a.shape
     if a.size < _TILED_FROM or rows < _TILE_COLS or not 0 < a.strides[0] < a.strides[1]:
         out[...] = a
         return
-    bits = _BITS.get(a.dtype.itemsize)
-    if a.dtype == out.dtype and bits is not None:
-        src, dst = a.view(bits), out.view(bits)  # the same bytes, moved as unsigned integers: bit-exact
-        whole, left = rows - rows % _TILE_ROWS, cols - cols % _TILE_COLS
-        for start, stop, height in ((0, whole, _TILE_ROWS), (whole, rows, rows - whole)):
-            if stop > start and left:
-                _tiles(dst[start:stop, :left], src[start:stop, :left], height)
-        if left < cols:
-            dst[:, left:] = src[:, left:]
-        return
     for i in range(0, rows, _TILE_ROWS):
         for j in range(0, cols, _TILE_COLS):
             out[i:i + _TILE_ROWS, j:j + _TILE_COLS] = a[i:i + _TILE_ROWS, j:j + _TILE_COLS]
-
-
-#: Unsigned integer types by item size: what :func:`copy_2d` moves bytes as.
-_BITS: dict[int, np.dtype] = {1: np.dtype(np.uint8), 2: np.dtype(np.uint16), 4: np.dtype(np.uint32), 8: np.dtype(np.uint64)}
-
-
-def _tiles(out: np.ndarray, a: np.ndarray, height: int) -> None:
-    """``out[...] = a`` (unsigned integers, rows a multiple of ``height``, columns of :data:`_TILE_COLS`) as
-    one numpy call visiting tile after tile: both arrays viewed as a grid (tile row, tile column, row in
-    tile, column in tile) and copied by ``np.positive`` in C order, which keeps that order (an assignment
-    would reorder the axes by the output's strides, losing the tiling; numpy's iterator, NPY_CORDER)."""
-    rows, cols = a.shape
-
-    def grid(x: np.ndarray, writeable: bool) -> np.ndarray:
-        return np.lib.stride_tricks.as_strided(
-            x, (rows // height, cols // _TILE_COLS, height, _TILE_COLS),
-            (x.strides[0] * height, x.strides[1] * _TILE_COLS, x.strides[0], x.strides[1]), writeable=writeable)
-
-    np.positive(grid(a, False), out=grid(out, True), order="C")
 
 
 def int_option(value, default: int | None = None) -> int:

@@ -89,8 +89,8 @@ def test_blocked_transpose_is_exact_at_every_tile_edge():
 @pytest.mark.parametrize("shape", [(1037, 523), (1024, 512), (300, 700), (17, 5000), (5000, 20), (4096, 20)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64, np.int8])
 def test_tiled_copy_is_bit_exact(shape, dtype):
-    """copy_2d of a transposed view moves the bytes (as unsigned integers, the grid of tiles in one call): the
-    same bits as numpy's copy, NaN payloads and signed zeros included, at every edge of the tiles."""
+    """copy_2d of a transposed view gives the same bits as numpy's copy, NaN payloads and signed zeros
+    included, at every edge of the tiles."""
     from converters.ir import copy_2d
 
     bits = RNG.integers(0, 256, size=(shape[0], shape[1] * np.dtype(dtype).itemsize), dtype=np.uint8)
