@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FormatError, GateportError, MissingDependencyError, UnsupportedError
+from .errors import FormatError, GateportError, MissingDependencyError, UnsupportedError, check_tolerances
 from .ir import GATE_PARTS, Model, Node
 from .mistakes import Mistake, candidates
 from .sanitize import one_line, quote
@@ -369,6 +369,7 @@ def diff(a, b, *, config_a=None, config_b=None, partial: bool = False, atol: flo
     ``partial``: B holds only some of A's recurrent layers (e.g. the recurrent layers of a user's
     nn.Module state_dict); A's layers without a counterpart are then not a difference.
     """
+    check_tolerances(atol, rtol)
     model_a, model_b = read_side(a, config_a), read_side(b, config_b)
     rec_a, rec_b = list(model_a.recurrent_nodes()), list(model_b.recurrent_nodes())
     if not rec_a or not rec_b:

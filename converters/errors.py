@@ -118,3 +118,16 @@ def require(module: str, extra: str):
         raise MissingDependencyError(
             f"{module} is not installed: pip install 'gateport[{extra}]' ({e})"
         ) from None
+
+
+def check_tolerances(atol: object, rtol: object) -> None:
+    """``atol`` / ``rtol`` as finite numbers >= 0, else a UsageError (verify, diff): a NaN or negative
+    tolerance makes every comparison fail (identical models reported different), an infinite one makes
+    every comparison pass (any artifact 'proven')."""
+    import math
+    import numbers
+
+    for name, value in (("--atol", atol), ("--rtol", rtol)):
+        if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+                or value < 0):
+            raise UsageError(f"expected {name} a finite number >= 0, found {value!r}")
