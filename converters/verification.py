@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import numbers
 import os
 import sys
 import tempfile
@@ -44,7 +45,7 @@ import numpy as np
 
 from . import budget
 from .errors import (FormatError, GateportError, MissingDependencyError, UnsafeError, UnsupportedError,
-                     UsageError)
+                     UsageError, check_tolerances)
 from .ir import Model
 from .sanitize import one_line, quote
 from .targets import RUNNABLE
@@ -357,8 +358,19 @@ def load_inputs(model: Model, path: str | os.PathLike, vb: VerifyBudget | None =
         if want.kind == "b" and x.dtype.kind != "b" and not np.isin(x, (0, 1)).all():
             raise FormatError(f"{quote(key)}: expected a mask of bool or 0/1 values, found other {x.dtype} values",
                               file=str(path))
-        xs.append(x.astype(want))
+        xs.append(_finite(x.astype(want), key, str(path)))
     return xs
+
+
+def _finite(x: np.ndarray, key: str, file: str | None) -> np.ndarray:
+    """``x`` (an input, as the model's dtype) when every value is finite; a NaN/Inf input (or a float64 value
+    beyond float32's range, inf once cast) makes every runtime's output NaN where they differ in where NaN goes
+    (verify reported onnxruntime as a mismatch, explain printed 'nan' sensitivities): refused in one line."""
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        raise FormatError(f"{quote(key)}: expected finite inputs, found {bad} NaN or infinite value(s) (as "
+                          f"{x.dtype}: a value beyond its range is infinite)", file=file)
+    return x
 
 
 def _inputs_beside(model: Model, expected) -> str | os.PathLike:
@@ -616,7 +628,7 @@ def verify(model_path: str | os.PathLike, targets: Sequence[str] = DEFAULT_TARGE
     from .dtypes import tolerance
     from .readers import read_file as read
 
-    _check_arguments(targets, artifacts, batch, steps, require, timeout)
+    _check_arguments(targets, artifacts, batch, steps, require, timeout, seed, atol, rtol)
     vb = VerifyBudget(str(model_path))
     with _stage(progress, "reading the model"):
         model = read(model_path, config)
@@ -714,7 +726,7 @@ def _note_float16_cost(report, label: str, rows, tol: tuple[float, float]) -> No
                         f"|error| <= {tol[0]:g} + {tol[1]:g} * |reference| (float32 weights: {report.atol:g})")
 
 
-def _check_arguments(targets, artifacts, batch, steps, require, timeout) -> None:
+def _check_arguments(targets, artifacts, batch, steps, require, timeout, seed=0, atol=None, rtol=None) -> None:
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
         raise UsageError(f"expected verify targets from {', '.join(TARGETS)}, found "
@@ -725,12 +737,87 @@ def _check_arguments(targets, artifacts, batch, steps, require, timeout) -> None
         raise UsageError(f"expected --require {' or '.join(REQUIRE)}, found {quote(require)}")
     if not timeout > 0:
         raise UsageError(f"expected a --timeout above 0 seconds, found {timeout}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise UsageError(f"expected --seed a non-negative integer, found {seed!r}")
+    check_tolerances(0.0 if atol is None else atol, 0.0 if rtol is None else rtol)
     for target, artifact in (artifacts or {}).items():
         if target not in targets:
             raise UsageError(f"expected an artifact for one of the targets {', '.join(targets)}, "
                              f"found one for {quote(target)}")
-        if not isinstance(artifact, Model) and not Path(artifact).exists():
-            raise FormatError("no such file or folder", file=str(artifact))
+        if not isinstance(artifact, Model):
+            check_artifact(target, artifact)
+
+
+def check_artifact(target: str, path: str | os.PathLike) -> None:
+    """A written artifact given to verify is a file from a stranger like the model: checked before any
+    runtime sees it. A folder target (torch, numpy) must be a folder (its ``model.py`` runs in a child
+    process under ``--timeout``); a file target (onnx, keras) a regular file (a FIFO blocked verify,
+    ``/dev/zero`` never ended) within the byte budget of its size: a .keras whose members declare more
+    than that (a config.json unpacking to 1.5 GiB), an .onnx past protobuf's 2 GiB or failing the ONNX
+    reader's structure checks (:func:`converters.readers.onnx_model.check_structure`: node count, IR
+    version, values named once), a Loop (gateport's writer never emits one; 2**62 trips ran for ever) or a
+    ConstantOfShape / Expand to a constant shape past the budget (2 GiB from a 200-byte file) is refused.
+    onnxruntime and Keras then load it in this process."""
+    import stat
+
+    from .readers.detect import check_regular
+
+    file = os.fsdecode(path)
+    if RUNNABLE[target].kind == "folder":
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            raise FormatError("no such file or folder", file=file) from None
+        except (OSError, ValueError) as e:
+            raise FormatError(f"cannot read: {getattr(e, 'strerror', None) or e}", file=file) from None
+        if not stat.S_ISDIR(mode):
+            check_regular(path, f"a folder written by convert --to {target}", mode=mode)
+            raise FormatError(f"expected a folder written by convert --to {target}, found a file", file=file)
+        return
+    check_regular(path, f"a file written by convert --to {target}")
+    spent = budget.Budget(file)
+    if target == "keras":
+        from .readers.bounded_zip import open_zip
+
+        with open_zip(file, file, ".keras archive") as z:
+            for info in z.infolist():
+                spent.take(info.file_size, f"member {quote(info.filename)}")
+    elif target == "onnx":
+        _check_onnx_artifact(file, spent)
+
+
+def _check_onnx_artifact(file: str, spent: budget.Budget) -> None:
+    from .errors import require
+    from .readers.onnx_model import check_structure
+
+    onnx = require("onnx", "onnx")
+    size = os.path.getsize(file)
+    if size > (2 << 30) - 1:
+        raise FormatError(f"expected an ONNX protobuf file of at most 2 GiB, found {size} bytes", file=file)
+    budget.Budget(file, limit=budget.MAX_BYTES).take(size, "the ONNX file")
+    proto = onnx.ModelProto()
+    try:
+        with open(file, "rb") as f:
+            proto.ParseFromString(f.read())
+    except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and recursion limit
+        raise FormatError(f"not an ONNX model ({type(e).__name__}: {quote(str(e), 200)})", file=file) from None
+    if not proto.HasField("graph"):
+        raise FormatError("not an ONNX model (no graph)", file=file)
+    check_structure(onnx, proto, file)
+    graphs = [proto.graph]
+    while graphs:
+        g = graphs.pop()
+        constants = {t.name: t for t in g.initializer}
+        for node in g.node:
+            graphs += [a.g for a in node.attribute if a.HasField("g")] + [x for a in node.attribute for x in a.graphs]
+            if node.op_type == "Loop":
+                raise UnsupportedError(f"expected an ONNX file written by convert --to onnx, found a Loop node "
+                                       f"{quote(node.name)} (gateport writes none; its trip count is unbounded)",
+                                       file=file)
+            shape_input = {"ConstantOfShape": 0, "Expand": 1}.get(node.op_type)
+            if shape_input is not None and len(node.input) > shape_input and node.input[shape_input] in constants:
+                dims = onnx.numpy_helper.to_array(constants[node.input[shape_input]]).reshape(-1).tolist()
+                spent.take_array([max(int(d), 0) for d in dims], 4, f"ONNX node {quote(node.name)} ({node.op_type})")
 
 
 def _run_reference(report: Report, model: Model, names, xs, ref, progress):
@@ -842,6 +929,7 @@ def _resolve_inputs(model, inputs, batch, steps, seed, vb: VerifyBudget) -> tupl
     if len(xs) != len(model.inputs):
         raise UsageError(f"expected {len(model.inputs)} input arrays, found {len(xs)}")
     check_activations(model, [x.shape for x in xs], vb)
+    xs = [_finite(x, f"input {k}", None) for k, x in enumerate(xs)]
     return xs, describe_inputs(model, xs, "given", None)
 
 
