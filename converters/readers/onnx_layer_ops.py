@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import FormatError, UnsupportedError
 from ..ops import conv1d_transpose_edges
 from ..sanitize import quote
-from .onnx_values import IR, Const, MaskRef, Pending, Plan, ShapeOf, View, Zeros, axes_of, ints, out_name, scalar
+from .onnx_values import onnx_producer, IR, Const, MaskRef, Pending, Plan, ShapeOf, View, Zeros, axes_of, ints, out_name, scalar
 
 Handler = Callable
 _BIG = 2**31 - 1  # an end at or past this is "to the end" (torch and gateport write int64 max)
@@ -322,12 +322,11 @@ def _reshape(r, node, args, attrs):
 
 def _shape_times(r, name: str, src: IR, n: int) -> bool:
     """``name`` is ``Mul(Shape(s), [1, n, 1])`` with ``s`` the IR tensor ``src``."""
-    from .onnx_ops import _onnx_producer
 
-    mul = _onnx_producer(r, name)
+    mul = onnx_producer(r, name)
     if mul is None or mul.op_type != "Mul" or len(mul.input) != 2:
         return False
-    shape = _onnx_producer(r, mul.input[0])
+    shape = onnx_producer(r, mul.input[0])
     if shape is None or shape.op_type != "Shape" or len(shape.attribute) or ints(r.env.get(mul.input[1])) != [1, n, 1]:
         return False
     of = r.env.get(shape.input[0])
@@ -337,11 +336,10 @@ def _shape_times(r, name: str, src: IR, n: int) -> bool:
 def _batch_rest_features(r, node) -> bool:
     """The shape input is ``Concat(Shape(t)[0:1], [-1], Shape(t)[3:4])`` of the tiled tensor ``t`` (torch's
     repeat_interleave): (batch, -1, features)."""
-    from .onnx_ops import _onnx_producer
 
     def part(name: str) -> tuple | None:  # Slice(Shape(t), [start], [end]) (axes [0], steps [1] if given)
-        sl = _onnx_producer(r, name)
-        shape = _onnx_producer(r, sl.input[0]) if sl is not None and sl.op_type == "Slice" else None
+        sl = onnx_producer(r, name)
+        shape = onnx_producer(r, sl.input[0]) if sl is not None and sl.op_type == "Slice" else None
         if shape is None or shape.op_type != "Shape" or len(shape.attribute) or not 3 <= len(sl.input) <= 5:
             return None
         bounds = [ints(r.env.get(i)) or [] for i in sl.input[1:]]
@@ -349,7 +347,7 @@ def _batch_rest_features(r, node) -> bool:
             return None
         return shape.input[0], bounds[0][0], bounds[1][0]
 
-    cat = _onnx_producer(r, node.input[1])
+    cat = onnx_producer(r, node.input[1])
     if cat is None or cat.op_type != "Concat" or len(cat.input) != 3:
         return False
     return part(cat.input[0]) == (node.input[0], 0, 1) and ints(r.env.get(cat.input[1])) == [-1] \
@@ -395,12 +393,11 @@ def _concat(r, node, args, attrs):
     """Concat of constants where some are ConstantOfShape zeros of a constant shape (torch's padding sizes)."""
     if not any(isinstance(a, Zeros) for a in args) or not all(isinstance(a, (Const, Zeros)) for a in args):
         return None
-    from .onnx_ops import _onnx_producer
 
     values = []
     for name, a in zip(node.input, args):
         if isinstance(a, Zeros):
-            p = _onnx_producer(r, name)
+            p = onnx_producer(r, name)
             shape = ints(r.env.get(p.input[0])) if p is not None and p.op_type == "ConstantOfShape" else None
             if shape is None or len(shape) > 1 or any(d < 0 for d in shape):
                 return None
@@ -744,9 +741,8 @@ def _log_softmax(r, node, args, attrs):
 
 def _erf(r, node, args, attrs):
     """``erf(x / sqrt 2)`` (``x * 0.70710677`` gateport's writer, ``x / 1.4142135`` torch): part of gelu."""
-    from .onnx_ops import _onnx_producer
 
-    p = _onnx_producer(r, node.input[0])
+    p = onnx_producer(r, node.input[0])
     if p is None or p.op_type not in ("Mul", "Div") or len(p.input) != 2:
         raise r.unsupported("expected Erf of x / sqrt(2) (gelu)")
     x, c = (r.env.get(i) for i in p.input)
@@ -1139,9 +1135,8 @@ def _rescaling(r, node, scaled: Pending, offset: np.ndarray) -> IR | None:
     """``x * c + d`` as Keras Rescaling (weights the constants as they are) when ``c`` and ``d`` are not one
     batch_norm's per-channel vectors (onnx_ops.py reads those): of other shapes, or both one number on more
     than one channel; None otherwise."""
-    from .onnx_ops import _onnx_producer
 
-    mul = _onnx_producer(r, node.input[0] if isinstance(r.env.get(node.input[0]), Pending) else node.input[1])
+    mul = onnx_producer(r, node.input[0] if isinstance(r.env.get(node.input[0]), Pending) else node.input[1])
     if mul is None or mul.op_type != "Mul" or len(mul.input) != 2:
         return None
     x, c = (r.env.get(i) for i in mul.input)
@@ -1188,7 +1183,6 @@ def _where(r, node, args, attrs):
     """``Where(Unsqueeze(mask, 2), x, 0)`` whose only use is a ReduceSum over time divided by the mask's count
     (gateport's masked GlobalAveragePooling1D): x as it is (a recurrent output keeps its own masked steps:
     the average leaves them out), pending the sum."""
-    from .onnx_ops import _onnx_producer
 
     cond, x, zero = args
     if not (isinstance(cond, Plan) and cond.role == "mask^" and scalar(zero) == 0.0):
@@ -1197,8 +1191,8 @@ def _where(r, node, args, attrs):
     if len(uses) != 1 or uses[0].op_type != "ReduceSum" or len(_consumers(r, uses[0].output[0])) != 1:
         return None
     div = _consumers(r, uses[0].output[0])[0]
-    count = _onnx_producer(r, div.input[1]) if div.op_type == "Div" and div.input[0] == uses[0].output[0] else None
-    cast = _onnx_producer(r, count.input[0]) if count is not None and count.op_type == "ReduceSum" else None
+    count = onnx_producer(r, div.input[1]) if div.op_type == "Div" and div.input[0] == uses[0].output[0] else None
+    cast = onnx_producer(r, count.input[0]) if count is not None and count.op_type == "ReduceSum" else None
     if cast is None or cast.op_type != "Cast" or cast.input[0] != node.input[0]:
         return None
     return [Pending("masked_x", (x, r.mask_name(cond.mask, "mask")))]

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import FormatError
 
-from .onnx_values import (IR, Const, Equal, MaskRef, NotEqual, Plan, Seq, ShapeOf, State, TimeSteps, Value, View, Zeros,
+from .onnx_values import (onnx_producer, IR, Const, Equal, MaskRef, NotEqual, Plan, Seq, ShapeOf, State, TimeSteps, Value, View, Zeros,
                           axes_of, ints, is_mask, out_name, scalar)
 
 
@@ -111,16 +111,15 @@ def _range(r, node, args, attrs):
 def _steps_of(r, name: str) -> IR | None:
     """The batch-first IR tensor ``x`` when ``name`` is ``Squeeze(Gather(Shape(x), [1]), [0])`` (its number of
     steps, as onnx_masks.mask_lengths_to_onnx computes it), checked node by node; else None."""
-    from .onnx_ops import _onnx_producer  # onnx_ops imports this module
 
-    squeeze = _onnx_producer(r, name)
+    squeeze = onnx_producer(r, name)
     if squeeze is None or squeeze.op_type != "Squeeze" or _node_ints(r, squeeze, "axes", 1) != [0]:
         return None
-    gather = _onnx_producer(r, squeeze.input[0])
+    gather = onnx_producer(r, squeeze.input[0])
     if gather is None or gather.op_type != "Gather" or _node_ints(r, gather, "axis", None) not in (None, [0]) \
             or len(gather.input) != 2 or ints(r.env.get(gather.input[1])) != [1]:
         return None
-    shape = _onnx_producer(r, gather.input[0])
+    shape = onnx_producer(r, gather.input[0])
     if shape is None or shape.op_type != "Shape" or len(shape.attribute):
         return None
     x = r.as_ir(r.env.get(shape.input[0]))

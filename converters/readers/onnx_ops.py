@@ -20,7 +20,7 @@ from ..ir import Node
 from ..sanitize import quote
 from .onnx_mask_ops import mask_ir, plan_binary, reduce_sum_of_mask
 from .onnx_recurrent import KINDS, RecurrentNode
-from .onnx_values import (IR, Const, Last, MaskRef, Merged, NotEqual, Pending, Plan, RecOut, Seq, ShapeOf, State,
+from .onnx_values import (onnx_producer, IR, Const, Last, MaskRef, Merged, NotEqual, Pending, Plan, RecOut, Seq, ShapeOf, State,
                           TimeSteps, Value, View, Zeros, axes_of, ints, is_mask, out_name, scalar)
 
 ELEM = {1: "float32", 6: "int32", 7: "int64", 9: "bool", 11: "float64"}
@@ -496,7 +496,7 @@ def _time_fold(r, node, x: IR, shape: list[int] | None) -> IR | None:
         if x.rank and x.rank >= 3 and shape[0] == -1 and None not in rest and sizes[1:] == rest:
             return r.add("fold_time", [x.name], out_name(node), rank=x.rank - 1)
         return None
-    cat = _onnx_producer(r, node.input[1])
+    cat = onnx_producer(r, node.input[1])
     if cat is None or cat.op_type != "Concat" or len(cat.input) != 2 or not x.rank:
         return None
     big = np.iinfo(np.int64).max
@@ -523,21 +523,13 @@ def _folded_mask(r, node, mask: Value, shape: list[int] | None) -> MaskRef:
     return MaskRef(folded.name)
 
 
-def _onnx_producer(r, name: str):
-    """The ONNX node of the graph being read that computes ``name``, or None."""
-    producers = getattr(r, "_onnx_producers", None)
-    if producers is None:
-        producers = r._onnx_producers = {o: n for n in r.proto.graph.node for o in n.output if o}
-    return producers.get(name)
-
-
 def _shape_slice(r, name: str) -> tuple | None:
     """``(tensor, start, end)`` when ``name`` is ``Slice(Shape(tensor), [start], [end])`` with constant bounds
     (an end past the rank as int64 max), else None."""
-    sl = _onnx_producer(r, name)
+    sl = onnx_producer(r, name)
     if sl is None or sl.op_type != "Slice" or len(sl.input) != 3:
         return None
-    shape = _onnx_producer(r, sl.input[0])
+    shape = onnx_producer(r, sl.input[0])
     bounds = [ints(r.env.get(i)) for i in sl.input[1:]]
     if shape is None or shape.op_type != "Shape" or len(shape.attribute) or any(b is None or len(b) != 1
                                                                                 for b in bounds):

@@ -259,3 +259,11 @@ def axes_of(node, args: list, attrs: dict) -> list[int] | None:
     if "axes" in attrs:
         return [int(a) for a in attrs["axes"]]
     return ints(args[1]) if len(args) > 1 and args[1] is not None else None
+
+
+def onnx_producer(r, name: str):
+    """The ONNX node of the graph being read that computes ``name``, or None."""
+    producers = getattr(r, "_onnx_producers", None)
+    if producers is None:
+        producers = r._onnx_producers = {o: n for n in r.proto.graph.node for o in n.output if o}
+    return producers.get(name)
