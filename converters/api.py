@@ -68,17 +68,14 @@ def convert(source: Source, to: str, output: PathLike, *, config: PathLike | Non
     >>> converters.convert("model.h5", "onnx", "model.onnx", dynamic=["batch"], output_names=["y"])
     PosixPath('model.onnx')
     """
-    from . import atomic
-
     _targets.get(to)  # an unknown target is a usage error, before any work
     check_outputs(to, output, _inputs(source, config), force)
-    with atomic.deferred_checks():  # the readers' checks of the input end before the output is committed
-        model = _with_notes(_read_for(source, to, config), to)
-        try:
-            return _write(model, to, output, force, opset, dynamic=dynamic, input_names=input_names,
-                          output_names=output_names, weights_dtype=weights_dtype)
-        except GateportError as e:  # a writer's refusal names the layer; the file is the source's
-            raise e.at(file=model.source.get("path") or model.source.get("object"))
+    model = _with_notes(_read_for(source, to, config), to)
+    try:
+        return _write(model, to, output, force, opset, dynamic=dynamic, input_names=input_names,
+                      output_names=output_names, weights_dtype=weights_dtype)
+    except GateportError as e:  # a writer's refusal names the layer; the file is the source's
+        raise e.at(file=model.source.get("path") or model.source.get("object"))
 
 
 def _write(model: Model, to: str, output: PathLike, force: bool, opset: int | None, **onnx_options) -> Path:

@@ -15,14 +15,10 @@
 - Every failure (no space, permission, read-only, a pseudo file system, a missing folder) is one
   :class:`OutputError` naming the output, and no temporary is left behind.
 - :func:`refuse_inputs` refuses an output that is, or is a folder holding, an input of the command.
-- Inside :func:`deferred_checks` (a conversion), a check of an input that a reader runs in a thread while
-  the conversion goes on (:func:`defer`: the CRC-32 of a ``.keras`` weights member) must pass before each
-  commit: an input that fails it leaves no output, as if it had been checked first.
 """
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import ctypes
 import errno
 import os
@@ -30,7 +26,7 @@ import shutil
 import stat
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from .errors import OutputError, UsageError
 
@@ -149,58 +145,6 @@ def refuse_inputs(outputs: Iterable[str | os.PathLike], inputs: Iterable[str | o
             raise OutputError(f"output {out} {what}; refusing to overwrite it (choose another -o)")
 
 
-# -- checks of the inputs, finished before any commit ----------------------------------------------
-
-#: The checks :func:`defer` registered in the current :func:`deferred_checks` block (None: outside one).
-_DEFERRED: contextvars.ContextVar[list[Callable[[], None]] | None] = contextvars.ContextVar(
-    "gateport_deferred_checks", default=None)
-
-
-@contextlib.contextmanager
-def deferred_checks() -> Iterator[None]:
-    """A block (one conversion: read, then write) in which a reader may :func:`defer` a check of its
-    input instead of running it before it returns. Every deferred check runs before each commit of an
-    output (:func:`atomic_paths`, :func:`atomic_dir`: a failure leaves no output) and at the end of the
-    block; an ``Exception`` raised in the block is replaced by a failing check's error (damaged input
-    bytes are the cause of whatever they made fail, and are named as such)."""
-    checks: list[Callable[[], None]] = []
-    token = _DEFERRED.set(checks)
-    try:
-        yield
-    except Exception:
-        _DEFERRED.reset(token)
-        _run_checks(checks)
-        raise
-    except BaseException:
-        _DEFERRED.reset(token)
-        raise
-    _DEFERRED.reset(token)
-    _run_checks(checks)
-
-
-def deferring() -> bool:
-    """Whether a :func:`deferred_checks` block is active here (a reader may then :func:`defer`)."""
-    return _DEFERRED.get() is not None
-
-
-def defer(check: Callable[[], None]) -> bool:
-    """Register ``check`` (raising the input's error; cheap and the same when called again) to run before
-    the next commit; False, registering nothing, outside a :func:`deferred_checks` block: run it now."""
-    checks = _DEFERRED.get()
-    if checks is None:
-        return False
-    checks.append(check)
-    return True
-
-
-def _run_checks(checks: Sequence[Callable[[], None]] | None = None) -> None:
-    """Run ``checks`` (default: those of the current :func:`deferred_checks` block, if any)."""
-    if checks is None:
-        checks = _DEFERRED.get() or ()
-    for check in checks:
-        check()
-
-
 # -- context managers the writers use ------------------------------------------------------------
 
 @contextlib.contextmanager
@@ -219,7 +163,6 @@ def atomic_paths(paths: Sequence[str | os.PathLike], force: bool = False) -> Ite
         tmps = [stack.enter_context(_temporary(t, t.parent, folder=False)) for t in targets]
         with _as_output_error(targets[-1]):
             yield tmps
-            _run_checks()
             for tmp in tmps:
                 os.chmod(tmp, _default_mode(0o666))  # mkstemp makes files owner-only
             with _locked(targets[-1].parent):
@@ -240,7 +183,6 @@ def atomic_dir(path: str | os.PathLike, names: Sequence[str], force: bool = Fals
     inside = _holds_others(path, names)
     with _temporary(path, path if inside else path.parent, folder=True) as tmp, _as_output_error(path):
         yield tmp
-        _run_checks()
         with _locked(path.parent):
             _check_existing(path, force, names)
             if inside:

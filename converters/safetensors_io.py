@@ -14,12 +14,10 @@ from __future__ import annotations
 import json
 import numbers
 import os
-import queue
 import struct
 import sys
-import threading
 from dataclasses import dataclass
-from typing import Mapping
+from typing import BinaryIO, Mapping
 
 import numpy as np
 
@@ -76,9 +74,8 @@ def save(path: str | os.PathLike, tensors: Mapping[str, np.ndarray], metadata: M
             write_array(f, a)
 
 
-def open_output(path: str | os.PathLike) -> OutputFile:
-    """``path`` opened for writing from its start (created if missing), truncated only if it holds bytes,
-    written by a second thread (:class:`OutputFile`).
+def open_output(path: str | os.PathLike) -> BinaryIO:
+    """``path`` opened for writing from its start (created if missing), truncated only if it holds bytes.
 
     The writers write into the empty temporary :mod:`converters.atomic` made; ``open(path, "wb")`` would
     truncate it anyway, and ext4 (``auto_da_alloc``) then writes a file truncated to empty back to the disk
@@ -87,7 +84,7 @@ def open_output(path: str | os.PathLike) -> OutputFile:
     try:
         if os.fstat(fd).st_size:
             os.ftruncate(fd, 0)
-        return OutputFile(os.fdopen(fd, "wb"))
+        return os.fdopen(fd, "wb")
     except BaseException:
         os.close(fd)
         raise
@@ -97,171 +94,11 @@ def open_output(path: str | os.PathLike) -> OutputFile:
 BLOCK_BYTES = 8 << 20
 
 
-class OutputFile:
-    """A file written in order by a second thread, so that writing one block (``write`` releases the GIL)
-    overlaps laying out the next (numpy's copies release it too): the weights' transposes and the copy into
-    the page cache run side by side.
-
-    :meth:`write` hands over bytes that nobody changes afterwards (bytes, a view of an array read, a half
-    of the layout buffer from :meth:`take`) and returns. The layout buffer is one array in two halves, one
-    filled while the other is written, and at most :data:`QUEUED` writes wait, so memory stays bounded: no
-    more than one buffer of the same size would take. A failed write (no space) is raised by the next
-    call, or by :meth:`close`; the bytes and their order are those of writing in the calling thread."""
-
-    #: Writes waiting for the thread at most.
-    QUEUED = 4
-    #: Bytes of the first write that starts the thread.
-    THREAD_FROM = 1 << 20
-    #: Blocks of at least this many bytes are laid out by two threads, half the rows each (where two CPUs
-    #: were idle when the file was opened).
-    SPLIT_FROM = 1 << 20
-
-    def __init__(self, file):
-        self._file = file
-        self._todo: queue.Queue = queue.Queue(self.QUEUED)
-        self._free: queue.Queue = queue.Queue()  # the halves of the layout buffer not being written
-        self._half = 0  # bytes in each half (none yet)
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None  # started by the first large write or take
-        self._jobs: queue.Queue = queue.Queue()
-        self._done: queue.Queue = queue.Queue()
-        self._helper: threading.Thread | None = None
-        self._threads = _spare_cpus()  # 0: written in the calling thread, as any file
-
-    def _run(self) -> None:
-        while (item := self._todo.get()) is not None:
-            data, half = item
-            del item
-            if self._error is None:
-                try:
-                    self._file.write(data)
-                except BaseException as e:  # noqa: BLE001 - raised in the writing thread by the next call
-                    self._error = e
-            del data
-            if half is not None:
-                self._free.put(half)
-            del half
-
-    def _lay_out_jobs(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            try:
-                _copy_2d(*job)
-                self._done.put(None)
-            except BaseException as e:  # noqa: BLE001 - raised by lay_out, in the calling thread
-                self._done.put(e)
-            del job
-
-    def lay_out(self, out: np.ndarray, a: np.ndarray) -> None:
-        """``out[...] = a`` (2-D, :func:`converters.ir.copy_2d`); a large block split between this thread and
-        a helper, half the rows each (numpy's copies release the GIL)."""
-        rows = out.shape[0]
-        if self._threads < 2 or out.nbytes < self.SPLIT_FROM or rows < 2:
-            _copy_2d(out, a)
-            return
-        if self._helper is None:
-            self._helper = threading.Thread(target=self._lay_out_jobs, name="gateport-layout", daemon=True)
-            self._helper.start()
-        mid = rows // 2
-        self._jobs.put((out[mid:], a[mid:]))
-        try:
-            _copy_2d(out[:mid], a[:mid])
-        finally:
-            error = self._done.get()  # the helper's half is done before out is used (or given back)
-        if error is not None:
-            raise error
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-    def threaded(self) -> bool:
-        """Whether the writing thread has started."""
-        return self._thread is not None
-
-    def may_thread(self) -> bool:
-        """Whether a CPU was idle when the file was opened (else no thread is started: on a busy machine
-        they add work and waits, measured 10-15% on 2 cores at load 8)."""
-        return self._threads > 0
-
-    def _start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="gateport-write", daemon=True)
-            self._thread.start()
-
-    def write(self, data, half: np.ndarray | None = None) -> None:
-        """Queue ``data`` to be written; ``half`` (from :meth:`take`, holding ``data``) is free again once it is.
-        Until a write of :data:`THREAD_FROM` bytes or more (or a :meth:`take`), the calling thread writes:
-        a small file is written as before, without a thread."""
-        self._raise()
-        if self._thread is None and half is None and (not self._threads or memoryview(data).nbytes < self.THREAD_FROM):
-            self._file.write(data)
-            return
-        self._start()
-        self._todo.put((data, half))
-
-    def take(self, nbytes: int) -> np.ndarray:
-        """A free half (uint8) of the layout buffer, of at least ``nbytes``: once it is written if both are
-        queued; a buffer too small is let go once both its halves are written, then a larger one made."""
-        self._raise()
-        self._start()
-        if nbytes > self._half:
-            for _ in range(2 if self._half else 0):
-                self._free.get()  # written: nothing holds the old buffer any more
-            whole = np.empty(2 * nbytes, np.uint8)
-            self._half = nbytes
-            self._free.put(whole[:nbytes])
-            self._free.put(whole[nbytes:])
-            del whole
-        half = self._free.get()
-        self._raise()
-        return half
-
-    def close(self) -> None:
-        """Write what is queued, stop the thread, close the file; raise a failed write."""
-        if self._helper is not None:
-            self._jobs.put(None)
-            self._helper.join()
-            self._helper = None
-        if self._thread is not None:
-            self._todo.put(None)
-            self._thread.join()
-            self._thread = None
-        self._file.close()
-        self._raise()
-
-    def __enter__(self) -> OutputFile:
-        return self
-
-    def __exit__(self, kind, value, traceback) -> None:
-        if kind is None:
-            self.close()
-            return
-        if self._error is None:
-            self._error = OSError("not written: the conversion failed")  # the thread skips what is queued
-        try:
-            self.close()
-        except BaseException:  # noqa: BLE001 - the error in flight is the one to raise
-            pass
-
-
-def _copy_2d(out: np.ndarray, a: np.ndarray) -> None:
-    from .ir import copy_2d
-
-    copy_2d(out, a)
-
-
-def _spare_cpus() -> int:
-    from .cpus import spare
-
-    return spare()
-
-
 def write_array(f, a: np.ndarray, dtype=None) -> None:
     """Write ``a``'s data to the file ``f`` in C order, little-endian, as ``dtype`` (default: its own):
     straight from the array when it already is laid out so, else block by block through one buffer of
     at most :data:`BLOCK_BYTES` (a 2-D transposed view copied tile by tile, :func:`converters.ir.copy_2d`),
-    so that no copy of the whole array is made; into an :class:`OutputFile`, through its buffer's halves, each
-    block written while the next is laid out. The bytes are those of ``little_endian_bytes``."""
+    so that no copy of the whole array is made. The bytes are those of ``little_endian_bytes``."""
     from .ir import copy_2d
 
     a = np.asarray(a)
@@ -271,27 +108,13 @@ def write_array(f, a: np.ndarray, dtype=None) -> None:
         for start in range(0, len(data), BLOCK_BYTES):
             f.write(data[start:start + BLOCK_BYTES])
         return
-    rows, cols, row_bytes = a.shape[0], a.shape[1], a.shape[1] * target.itemsize
-    # into an OutputFile, from the halves of its buffer, each block written while the next is laid out (a
-    # small array before its thread has started: as into any file)
-    pooled = isinstance(f, OutputFile) and f.may_thread() and (f.threaded() or a.nbytes >= f.THREAD_FROM)
+    rows, row_bytes = a.shape[0], a.shape[1] * target.itemsize
     step = max(1, BLOCK_BYTES // max(1, row_bytes))
-    if pooled:  # at least two blocks: the two halves of its buffer together hold no more than the array
-        step = min(step, max(1, -(-rows // 2)))
-    buffer = None if pooled else np.empty((min(step, rows), cols), target)
+    buffer = np.empty((min(step, rows), a.shape[1]), target)
     for start in range(0, rows, step):
-        count = min(step, rows - start)
-        half = f.take(min(step, rows) * row_bytes) if pooled else None
-        block = half[:count * row_bytes].view(target).reshape(count, cols) if half is not None else buffer[:count]
-        if half is not None:
-            f.lay_out(block, a[start:start + step])
-        else:
-            copy_2d(block, a[start:start + step])
-        if half is not None:
-            f.write(memoryview(block.reshape(-1)).cast("B"), half)
-            del half, block  # the thread gives the half back once written
-        else:
-            f.write(memoryview(block.reshape(-1)).cast("B"))
+        block = buffer[:min(step, rows - start)]
+        copy_2d(block, a[start:start + step])
+        f.write(memoryview(block.reshape(-1)).cast("B"))
 
 
 def little_endian_bytes(a: np.ndarray) -> memoryview:

@@ -387,38 +387,3 @@ def test_real_write_failure_in_every_writer_keeps_the_old_outputs(capsys, tmp_pa
     assert lines == [f"gateport: error: {outputs[to]}: cannot write: File too large" for to in TARGETS], proc.stderr
     assert snapshot(tmp_path) == before
     no_temporaries(tmp_path)
-
-
-def test_a_deferred_check_that_fails_leaves_no_output(tmp_path):
-    """A check of the input deferred by a reader (atomic.defer: the .keras CRC-32 computed in a thread)
-    runs before the commit: failing, it leaves no output and no temporary, and it names the error of
-    the block it ends (the damaged input is the cause)."""
-    from converters.errors import FormatError
-
-    calls = []
-
-    def check():
-        calls.append(1)
-        raise FormatError("archive member 'w': bad CRC-32 (the archive is damaged)")
-
-    assert not atomic.deferring() and not atomic.defer(check)
-    with pytest.raises(FormatError, match="bad CRC-32"), atomic.deferred_checks():
-        assert atomic.deferring() and atomic.defer(check)
-        with atomic.atomic_path(tmp_path / "out.bin") as tmp:
-            tmp.write_bytes(b"converted")
-    assert calls and os.listdir(tmp_path) == []  # run before the commit (and again at the block's end)
-    with pytest.raises(FormatError, match="bad CRC-32"), atomic.deferred_checks():
-        atomic.defer(check)
-        raise ValueError("what the damaged bytes made fail")
-    calls.clear()
-    with pytest.raises(KeyboardInterrupt), atomic.deferred_checks():  # an interrupt stays one
-        atomic.defer(check)
-        raise KeyboardInterrupt
-    assert calls == []
-    with atomic.deferred_checks():
-        with atomic.atomic_dir(tmp_path / "dir", ["a"]) as tmp:
-            atomic.defer(lambda: calls.append(2))
-            (tmp / "a").write_bytes(b"ok")
-        assert calls == [2]  # before the folder's commit
-    assert calls == [2, 2] and (tmp_path / "dir" / "a").read_bytes() == b"ok"
-    assert not atomic.deferring()

@@ -33,49 +33,6 @@ def test_write_array_gives_the_copied_bytes(array):
         assert f.getvalue() == expected.tobytes()
 
 
-@pytest.mark.parametrize("spare", [2, 1, 0])
-def test_output_file_writes_the_blocks_in_order_through_its_buffers(tmp_path, monkeypatch, spare):
-    """open_output's file is written by a second thread from the two halves of one layout buffer, each
-    block laid out by two threads (two idle CPUs; one: the writing thread only; none: no thread): with
-    blocks of a few rows (many more blocks than halves, arrays of several widths) the bytes are those of
-    writing each array copied whole, in order; a failed write is raised by the next call and by close."""
-    monkeypatch.setattr(safetensors_io, "BLOCK_BYTES", 4096)
-    monkeypatch.setattr(safetensors_io.OutputFile, "SPLIT_FROM", 1024)  # two threads lay out each block
-    monkeypatch.setattr(safetensors_io.OutputFile, "THREAD_FROM", 0)  # every write through the thread
-    monkeypatch.setattr(safetensors_io, "_spare_cpus", lambda: spare)
-    arrays = [RNG.standard_normal((300, 1100)).astype(np.float32).T, b"head",
-              RNG.standard_normal((900, 1200)).astype(np.float32)[:, 300:600].T, np.arange(10.0),
-              RNG.standard_normal((40, 7000)).astype(np.float32).T, RNG.standard_normal((3, 5)).T]
-    path = tmp_path / "out.bin"
-    with safetensors_io.open_output(path) as f:
-        for a in arrays:
-            if isinstance(a, bytes):
-                f.write(a)
-            else:
-                safetensors_io.write_array(f, a, np.float32)
-        assert (f._thread is not None) == (spare > 0) and (f._helper is not None) == (spare > 1)
-        assert f._half <= safetensors_io.BLOCK_BYTES and (f._half > 0) == (spare > 0)  # each half at most a block
-    assert path.read_bytes() == b"".join(a if isinstance(a, bytes) else np.ascontiguousarray(a, "<f4").tobytes()
-                                         for a in arrays)
-
-    class Full:
-        def write(self, data):
-            raise OSError(28, "No space left on device")
-
-        def close(self):
-            pass
-
-    if not spare:
-        return
-    f = safetensors_io.OutputFile(Full())
-    f.write(b"x")
-    with pytest.raises(OSError, match="No space"):
-        for _ in range(100):
-            safetensors_io.write_array(f, arrays[0])
-    with pytest.raises(OSError, match="No space"):
-        f.close()
-
-
 def test_blocked_transpose_is_exact_at_every_tile_edge():
     a = RNG.standard_normal((1037, 523)).astype(np.float32)
     assert np.array_equal(contiguous(a.T), np.ascontiguousarray(a.T))

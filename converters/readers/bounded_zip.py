@@ -17,13 +17,11 @@ import math
 import mmap
 import os
 import struct
-import threading
 import zipfile
 import zlib
 
 import numpy as np
 
-from .. import atomic, cpus
 from .. import budget as budgets
 from ..errors import FormatError, UnsafeError
 from ..sanitize import quote
@@ -35,9 +33,6 @@ MAX_MEMBERS = 100_000
 CHUNK = 1 << 20
 #: Largest .npy header (numpy's own limit for untrusted files).
 MAX_NPY_HEADER = 10_000
-#: Stored members from this size have their CRC-32 computed in a thread inside a conversion (smaller ones
-#: take less time than starting it).
-DEFER_CRC_FROM = 1 << 20
 
 
 def open_zip(source, file: str | None, what: str = "archive") -> zipfile.ZipFile:
@@ -147,10 +142,7 @@ def stored_member(z: zipfile.ZipFile, name: str, budget: budgets.Budget, *, limi
     """Member ``name`` of the archive file ``z`` as a :class:`StoredMember` when it is stored
     uncompressed and unencrypted (else None: read it with :func:`read_member`), after the same
     checks as :func:`read_member`: its size within ``limit`` and taken from ``budget``, its local
-    header matching the central directory, and its CRC-32 over the bytes in place: checked here, or,
-    inside a conversion (:func:`converters.atomic.deferred_checks`) with the member mapped and of at least
-    :data:`DEFER_CRC_FROM` bytes, and a CPU idle (:func:`converters.cpus.spare`), computed in a thread while
-    the conversion reads and writes, and checked before its output is committed."""
+    header matching the central directory, and its CRC-32 over the bytes in place."""
     info = z.getinfo(name)
     fp = getattr(z, "fp", None)
     if (info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1 or info.compress_size != info.file_size
@@ -172,11 +164,7 @@ def stored_member(z: zipfile.ZipFile, name: str, budget: budgets.Budget, *, limi
                 "utf-8" if info.flag_bits & 0x800 else "cp437"):
             raise FormatError(f"{what}: its local header does not match the central directory", file=file)
         member = StoredMember(fd, info.header_offset + _LOCAL_HEADER.size + name_len + extra_len, info.file_size)
-        if (info.file_size >= DEFER_CRC_FROM and atomic.deferring() and cpus.spare()
-                and (mapped := member.mapped()) is not None):
-            atomic.defer(_Crc32(mapped, info.CRC, what, file).check)
-        else:
-            _check_crc(member, info.CRC, what, file)
+        _check_crc(member, info.CRC, what, file)
     return member
 
 
@@ -187,54 +175,17 @@ _LOCAL_HEADER = struct.Struct("<4s22xHH")
 def _check_crc(member: StoredMember, crc: int, what: str, file: str | None) -> None:
     """The member's bytes, in place (mapped, else read chunk by chunk), must have the CRC-32 the
     archive declares."""
+    found = 0
     if (mapped := member.mapped()) is not None:
-        found = _crc32(mapped)
+        for start in range(0, len(mapped), 16 * CHUNK):
+            found = zlib.crc32(mapped[start:start + 16 * CHUNK], found)
     else:
-        found = 0
         buffer = bytearray(16 * CHUNK)
         while n := member.readinto(buffer):
             found = zlib.crc32(memoryview(buffer)[:n], found)
         member.seek(0)
-    _compare_crc(found, crc, what, file)
-
-
-def _crc32(mapped: memoryview) -> int:
-    found = 0
-    for start in range(0, len(mapped), 16 * CHUNK):
-        found = zlib.crc32(mapped[start:start + 16 * CHUNK], found)
-    return found
-
-
-def _compare_crc(found: int, crc: int, what: str, file: str | None) -> None:
     if found != crc:
         raise FormatError(f"{what}: bad CRC-32 (the archive is damaged)", file=file)
-
-
-class _Crc32:
-    """The CRC-32 of mapped member bytes computed in a thread (``zlib.crc32`` releases the GIL on buffers
-    over 5 KB: CPython Modules/zlibmodule.c), while the conversion goes on; :meth:`check` waits for it and
-    compares (:func:`converters.atomic.defer`)."""
-
-    def __init__(self, mapped: memoryview, crc: int, what: str, file: str | None):
-        self._crc, self._what, self._file = crc, what, file
-        self._found: int | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(mapped,), name="gateport-crc32", daemon=True)
-        self._thread.start()
-
-    def _run(self, mapped: memoryview) -> None:
-        try:
-            self._found = _crc32(mapped)
-        except BaseException as e:  # noqa: BLE001 - raised by check(), in the converting thread
-            self._error = e
-
-    def check(self) -> None:
-        self._thread.join()
-        if self._error is not None:
-            raise FormatError(f"{self._what}: cannot compute its CRC-32 ({type(self._error).__name__}: "
-                              f"{quote(self._error, 200)})", file=self._file)
-        assert self._found is not None
-        _compare_crc(self._found, self._crc, self._what, self._file)
 
 
 def read_npz(data: io.BytesIO, budget: budgets.Budget, file: str | None,
