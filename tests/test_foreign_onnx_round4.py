@@ -65,8 +65,6 @@ REFUSED_FILES: dict[tuple[str, str], str] = {
        for v in ("ort_extended", "ort_all", "ort_extended_op13")},
     # LayerNormFusion of the opset-13 (decomposed) LayerNorm: an onnxruntime op written in the standard domain
     ("lstm_layernorm", "ort_extended_op13"): "found 'SimplifiedLayerNormalization', which no ONNX opset defines",
-    # dynamo at opset 18 writes GELU as its erf formula, a part of it used twice: not the layer reader's form
-    ("lstm_gelu", "dynamo_op18"): "(gelu)",
 }
 
 

@@ -825,9 +825,15 @@ def _decimal(v: float) -> float:
 
 
 def _gelu_mul(r, node, a, b):
-    """``x * (1 + erf)`` then ``* 0.5`` (torch), or ``(x * 0.5) * (1 + erf)`` (gateport's writer): gelu."""
+    """``x * (1 + erf)`` then ``* 0.5`` (torch), ``x * (0.5 * (1 + erf))`` (torch's dynamo exporter at opset
+    18) or ``(x * 0.5) * (1 + erf)`` (gateport's writer): gelu (a product by 0.5 is exact in any order)."""
     if isinstance(a, Pending) and a.kind == "erf_gelu_1" and _name(r, b) == a.args[0].name:
         return Pending("gelu_x", a.args)
+    if isinstance(a, Pending) and a.kind == "erf_gelu_1" and isinstance(b, Const) and b.value.size == 1 \
+            and float(b.value.reshape(-1)[0]) == 0.5:
+        return Pending("gelu_half", a.args)
+    if isinstance(a, Pending) and a.kind == "gelu_half" and _name(r, b) == a.args[0].name:
+        return _activation(r, node, a.args[0], "gelu")
     if isinstance(a, Pending) and a.kind == "gelu_x" and isinstance(b, Const) and b.value.size == 1 \
             and float(b.value.reshape(-1)[0]) == 0.5:
         return _activation(r, node, a.args[0], "gelu")
@@ -965,6 +971,7 @@ _PARTIAL = {
     "relu_min": "min(relu(x), m) then max(., 0) (Keras ReLU's max_value)",
     "erf_input": "x / sqrt(2) inside erf (gelu)", "erf_gelu": "erf(x / sqrt(2)) + 1 (gelu)",
     "erf_gelu_1": "x * (1 + erf(x / sqrt(2))) * 0.5 (gelu)", "gelu_x": "x * (1 + erf(x / sqrt(2))) * 0.5 (gelu)",
+    "gelu_half": "x * (0.5 * (1 + erf(x / sqrt(2)))) (gelu)",
     "variance_eps": "sqrt(variance + epsilon) dividing x (LayerNormalization / RMSNormalization)",
     "std": "x divided by sqrt(variance + epsilon) (LayerNormalization / RMSNormalization)",
     "inv_std": "x multiplied by 1 / sqrt(variance + epsilon) (RMSNormalization)",
