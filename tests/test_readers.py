@@ -504,6 +504,16 @@ def test_missing_weights_are_reported(tmp_path):
         read(path)
 
 
+def test_model_saved_before_it_was_built_is_named(tmp_path):
+    """Keras 3 saves a Sequential that never ran with no weights: the refusal says so and what to do."""
+    keras = pytest.importorskip("keras")
+    model = keras.Sequential([keras.layers.LSTM(4), keras.layers.Dense(2)])
+    path = tmp_path / "unbuilt.keras"
+    model.save(path)
+    with pytest.raises(FormatError, match=r"found none \(a model saved before it was built stores no weights: build it"):
+        read(path)
+
+
 def test_external_links_are_refused(tmp_path):
     path = tmp_path / "m.h5"
     shutil.copy(ROOT / "fixtures" / "models" / "tiny_lstm.h5", path)

@@ -121,6 +121,14 @@ class Builder(Protocol):
     def mask_and(self, masks: list[str | None], owner: str) -> str | None: ...
 
 
+def found_arrays(ws: list[Weight]) -> str:
+    """What a layer stores, for a refusal of its array count: their paths, or none and the usual cause."""
+    if ws:
+        return f"{len(ws)} ({', '.join(w.path for w in ws)})"
+    return ("none (a model saved before it was built stores no weights: build it, e.g. model.build(input_shape) "
+            "or one call on data, then save it again)")
+
+
 @dataclass
 class LayerCall:
     builder: Builder
@@ -233,8 +241,7 @@ class LayerCall:
         ws = self.weights()
         counts = (count,) if isinstance(count, int) else count
         if len(ws) not in counts:
-            raise self.error(f"expected {' or '.join(map(str, counts))} stored arrays{roles}, "
-                             f"found {len(ws)}" + (f" ({', '.join(w.path for w in ws)})" if ws else ""))
+            raise self.error(f"expected {' or '.join(map(str, counts))} stored arrays{roles}, found {found_arrays(ws)}")
         return ws
 
     # -- options ---------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from ..ir import Node, set_recurrent_weights
 from ..ops import MERGE_MODES, STATES
 from ..ops import conv_lstm_shapes
 from .hdf5 import Weight
-from .keras_context import LayerCall, Tensor
+from .keras_context import LayerCall, Tensor, found_arrays
 from .keras_legacy import Packed, from_cudnn, from_keras1, is_cudnn_bias, is_keras1_per_gate, keras1_parts
 
 #: Keras recurrent layer classes and their IR op; the cells accepted inside the generic ``RNN`` layer
@@ -166,8 +166,7 @@ def decode_direction(kind: str, opts: dict, weights: list[Weight], input_size: i
     n_expected = 3 if opts["use_bias"] else 2
     if len(weights) != n_expected:
         raise call.error(f"expected {n_expected} stored {where}arrays (kernel, recurrent_kernel"
-                         f"{', bias' if opts['use_bias'] else ''}), found {len(weights)}"
-                         + (f": {', '.join(w.path for w in weights)}" if weights else ""))
+                         f"{', bias' if opts['use_bias'] else ''}), found {found_arrays(weights)}")
     kernel, recurrent = arrays[0], arrays[1]
     call.check_shape(f"{where}kernel", kernel, (input_size, gates * units))
     call.check_shape(f"{where}recurrent_kernel", recurrent, (units, gates * units))
@@ -311,7 +310,7 @@ def build_stacked(call: LayerCall, cells: list) -> list[Tensor]:
     weights, counts = call.weights(), [3 if call.flag("use_bias", True, c.config) else 2 for c in configs]
     if len(weights) != sum(counts):
         raise call.error(f"expected {sum(counts)} stored arrays for {len(cells)} stacked cells "
-                         f"({' + '.join(map(str, counts))}), found {len(weights)}")
+                         f"({' + '.join(map(str, counts))}), found {found_arrays(weights)}")
     x, ys, states_out = call.single_input(), [], []
     initial = _split_states(call, [c.kind for c in configs])
     last = len(configs) - 1
@@ -369,7 +368,7 @@ def build_bidirectional(call: LayerCall) -> list[Tensor]:
     halves = split_directions(call.weights())
     if halves is None:
         raise call.error(f"expected an even number of stored arrays (forward + backward), "
-                         f"found {len(call.weights())}")
+                         f"found {found_arrays(call.weights())}")
     forward, backward = halves
     source = {"layer_class": fw.class_name}
     return _add_recurrent_node(call, fw, opts, {"forward": forward, "backward": backward}, source)
@@ -391,7 +390,7 @@ def _build_halves(call: LayerCall, forward: tuple, backward: tuple, merge: str |
     (fw, opts), (bw, bopts) = forward, backward
     halves = split_directions(call.weights())
     if halves is None:
-        raise call.error(f"expected the forward and backward arrays, found {len(call.weights())} arrays")
+        raise call.error(f"expected the forward and backward arrays, found {found_arrays(call.weights())}")
     x, seq = call.single_input(), opts["return_sequences"]
     if bopts["return_sequences"] != seq or bopts["return_state"] != opts["return_state"]:
         raise call.error("the backward layer's return_sequences / return_state differ from the forward layer's")
