@@ -79,9 +79,15 @@ def check_round_trip(model, inputs):
 @pytest.mark.parametrize("name", [f["name"] for f in FIXTURES if read_from_onnx(f)])
 def test_fixture_round_trip(name):
     inputs, _ = fixture_io(FIXTURE[name])
-    err, err_ort = check_round_trip(fixture_model(name), inputs)
+    model = fixture_model(name)
+    err, err_ort = check_round_trip(model, inputs)
     print(f"{name}: reference {err:.1e}, onnxruntime {err_ort:.1e}")
-    assert err == 0.0 and err_ort <= TOL
+    # not bit for bit: the writer folds BatchNormalization into a scale and shift (as for the corpus below); a
+    # Keras 3 config's ReLU slope 0.1 comes back as the float32 the ONNX file holds (0.10000000149...)
+    rounded = any(n.op == "batch_norm" or any(isinstance(v, float) and float(np.float32(v)) != v
+                                              for v in n.options.values()) for n in model.nodes if n.op in
+                  ("batch_norm", "relu", "elu"))
+    assert err <= (1e-6 if rounded else 0.0) and err_ort <= TOL
 
 
 @pytest.mark.parametrize("model_id", CORPUS_IDS)

@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import FormatError, UnsupportedError
 from ..ops import conv1d_transpose_edges
 from ..sanitize import quote
-from .onnx_values import onnx_producer, IR, Const, MaskRef, Pending, Plan, ShapeOf, View, Zeros, axes_of, ints, out_name, scalar
+from .onnx_values import onnx_consumers, onnx_producer, only_read_by, IR, Const, MaskRef, Pending, Plan, ShapeOf, View, Zeros, axes_of, ints, out_name, scalar
 
 Handler = Callable
 _BIG = 2**31 - 1  # an end at or past this is "to the end" (torch and gateport write int64 max)
@@ -479,7 +479,8 @@ def _sub(r, node, args, attrs):
     """``t - x`` (Pending: the negative part of a Keras ReLU / LeakyReLU), or ``relu - slope * relu(t - x)``."""
     a, b = args
     t = scalar(a) if isinstance(a, Const) else None
-    if t is not None and a.value.size == 1 and a.value.ndim == 0 and not isinstance(b, Const):
+    if t is not None and a.value.size == 1 and a.value.ndim == 0 and not isinstance(b, Const) \
+            and only_read_by(r, node.output[0], "Relu"):
         x = r.as_ir(b)
         if isinstance(x, IR):
             return [Pending("rsub", (x, _finite(r, "threshold", t)))]
@@ -503,7 +504,9 @@ def _sub(r, node, args, attrs):
 def _neg(r, node, args, attrs):
     """``-x``: the start of ``relu(t - x)`` as tf2onnx writes Keras ReLU / PReLU (``Neg``, then ``Add t``)."""
     x = r.as_ir(args[0])
-    if isinstance(x, IR) and x.dtype.startswith("float"):
+    out = node.output[0]
+    if isinstance(x, IR) and x.dtype.startswith("float") and (only_read_by(r, out, "Relu") or (
+            only_read_by(r, out, "Add") and all(only_read_by(r, n.output[0], "Relu") for n in onnx_consumers(r, out)))):
         return [Pending("rsub", (x, 0.0))]
     raise r.unsupported(f"expected Neg of a float tensor (the negative part of a ReLU), found Neg of a {x.what}")
 

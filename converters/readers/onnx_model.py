@@ -35,7 +35,7 @@ from .onnx_mask_ops import HANDLERS as MASK_HANDLERS
 from .onnx_ops import ELEM, HANDLERS as OP_HANDLERS, raw_output
 from .onnx_opset import check_node, default_opset
 from .onnx_recurrent import RecurrentNode
-from .onnx_tensors import TensorReader
+from .onnx_tensors import TensorReader, type_name
 from .onnx_values import (IR, Const, Last, MaskRef, Merged, NotEqual, Pending, RecOut, Seq, ShapeOf, State, Value, View,
                           Zeros, is_mask, rec_key, shape_arithmetic)
 
@@ -290,7 +290,7 @@ class OnnxReader:
         dtype = ELEM.get(t.elem_type)
         if dtype not in ("float32", "int64", "int32", "bool"):
             raise UnsupportedError(f"expected a float32, integer or bool (mask) input, found element type "
-                                   f"{t.elem_type}", file=self.path, layer=where)
+                                   f"{type_name(t.elem_type)}", file=self.path, layer=where)
         dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
         if dtype == "bool" and len(dims) != 2:
             raise UnsupportedError(f"expected a bool input to be a (batch, time) mask, found rank {len(dims)}",

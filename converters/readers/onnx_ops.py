@@ -20,6 +20,7 @@ from ..ir import Node
 from ..sanitize import quote
 from .onnx_mask_ops import mask_ir, plan_binary, reduce_sum_of_mask
 from .onnx_recurrent import KINDS, RecurrentNode
+from .onnx_tensors import type_name
 from .onnx_values import (onnx_producer, IR, Const, Last, MaskRef, Merged, NotEqual, Pending, Plan, RecOut, Seq, ShapeOf, State,
                           TimeSteps, Value, View, Zeros, axes_of, ints, is_mask, out_name, scalar)
 
@@ -61,7 +62,7 @@ def _cast(r, node, args, attrs):
     x, to = r.as_ir(args[0]), ELEM.get(int(attrs["to"]))
     if to is None:
         raise r.unsupported(f"expected a Cast to float, double, int32, int64 or bool, found element type "
-                            f"{int(attrs['to'])}")
+                            f"{type_name(int(attrs['to']))}")
     if isinstance(x, Const):
         r.fold(x.value.shape, to)
         return [Const(x.value.astype(to))]

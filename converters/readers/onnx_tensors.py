@@ -31,6 +31,14 @@ DTYPES = {1: ("float32", "float_data"), 6: ("int32", "int32_data"), 7: ("int64",
 _TYPE_NAMES = {2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 8: "string", 12: "uint32", 13: "uint64",
                14: "complex64", 15: "complex128", 16: "bfloat16", 17: "float8e4m3fn", 18: "float8e4m3fnuz",
                19: "float8e5m2", 20: "float8e5m2fnuz", 21: "uint4", 22: "int4", 23: "float4e2m1"}
+
+
+def type_name(elem_type: int) -> str:
+    """An ONNX element type for a message: its number and, where known, its name (``16 (bfloat16)``)."""
+    named = DTYPES[elem_type][0] if elem_type in DTYPES else _TYPE_NAMES.get(elem_type)
+    return f"{elem_type} ({named})" if named else str(elem_type)
+
+
 #: TensorProto.DataLocation.EXTERNAL
 _EXTERNAL = 1
 
@@ -65,9 +73,8 @@ class TensorReader:
         """The numbers of tensor ``t`` (FormatError / UnsafeError / UnsupportedError in one line)."""
         what = f"tensor {quote(t.name)}"
         if t.data_type not in DTYPES:
-            named = _TYPE_NAMES.get(t.data_type)
             raise UnsupportedError(f"{what}: expected element type float, float16, double, int32, int64 or "
-                                   f"bool, found type {t.data_type}{f' ({named})' if named else ''}",
+                                   f"bool, found type {type_name(t.data_type)}",
                                    file=self.path, layer=layer)
         if t.HasField("segment"):
             raise UnsupportedError(f"{what}: segmented tensors are not read", file=self.path, layer=layer)

@@ -267,3 +267,24 @@ def onnx_producer(r, name: str):
     if producers is None:
         producers = r._onnx_producers = {o: n for n in r.proto.graph.node for o in n.output if o}
     return producers.get(name)
+
+
+def onnx_consumers(r, name: str) -> list:
+    """The ONNX nodes of the graph being read that read ``name`` (a graph output reads it too: listed as None)."""
+    consumers = getattr(r, "_onnx_consumers", None)
+    if consumers is None:
+        consumers = r._onnx_consumers = {}
+        for n in r.proto.graph.node:
+            for i in n.input:
+                consumers.setdefault(i, []).append(n)
+        for o in r.proto.graph.output:
+            consumers.setdefault(o.name, []).append(None)
+    return consumers.get(name, [])
+
+
+def only_read_by(r, name: str, *ops: str) -> bool:
+    """Whether ``name`` is read, and only by nodes of ``ops`` (a partial form is taken only where what
+    completes it follows; else the plain op is read)."""
+    readers = onnx_consumers(r, name)
+    return bool(readers) and all(n is not None and n.op_type in ops for n in readers)
+
