@@ -159,8 +159,10 @@ class _MaskTracker:
             key = ("ne", layer.args[0], _value_key(layer.config["mask_value"]), True)
             given = node.inputs[1] if len(node.inputs) > 1 else node.mask or None
             if given is not None and self.ir_key(given) != key:
-                raise UnsupportedError("Keras' Masking computes its mask from its own input and mask_value; "
-                                       "the IR gives it another mask", layer=node.label())
+                raise UnsupportedError("cannot keep this layer's mask in Keras 3: Keras' Masking computes its mask "
+                                       "from its own input and mask_value, the source gives it another (e.g. Keras 3's "
+                                       "Multiply of a masked input); ONNX and --to torch keep masks exactly",
+                                       layer=node.label())
             out_masks[0] = (key, self.op("any", [self.op("not_equal", [layer.args[0]])]))
         elif cls == "Embedding" and layer.config.get("mask_zero"):
             out_masks[0] = (("ne", layer.args[0], 0.0, False), self.op("not_equal", [layer.args[0]]))
