@@ -257,3 +257,10 @@ def test_expected_outputs(entry):
         assert not masked[0].any(), "row 0 should be unmasked"
         middle = (masked[:, :-1] & ~masked[:, 1:]).any()
         assert middle == ("mask_middle" in entry["features"])
+
+
+def test_fixtures_readme_lists_every_fixture():
+    """fixtures/README.md's table (make_fixtures.write_readme_table) has a row for every manifest entry."""
+    rows = {line.split("`")[1] for line in (ROOT / "fixtures" / "README.md").read_text().splitlines()
+            if line.startswith("| `")}
+    assert not {e["name"] for e in ENTRIES} - rows
