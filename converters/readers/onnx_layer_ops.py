@@ -763,7 +763,7 @@ def _erf(r, node, args, attrs):
 def _div(r, node, args, attrs):
     """``x / number`` read by Erf alone (torch's gelu): left to Erf; ``x / sqrt(var + eps)``; a masked mean."""
     a, b = args
-    uses = _consumers(r, out_name(node))
+    uses = onnx_consumers(r, out_name(node))
     if isinstance(a, IR) and isinstance(b, Const) and b.value.size == 1 and uses \
             and all(u.op_type == "Erf" for u in uses):
         return [Pending("erf_input", (a,))]  # _erf reads the Div node itself
@@ -1015,7 +1015,7 @@ def _grouped(r, v, shape: list[int] | None) -> Pending | None:
     channels = r.dim(x.name, -1)
     if channels is None or shape[-2] * shape[-1] != channels:
         return None
-    if sorted(u.op_type for u in _consumers(r, out_name(r.onnx_node))) != ["ReduceMean", "Sub"]:
+    if sorted(u.op_type for u in onnx_consumers(r, out_name(r.onnx_node))) != ["ReduceMean", "Sub"]:
         return None  # a reshape of its own (onnx_ops.py): only the moments and the centring read the groups
     return Pending("grouped", (x, shape[-2]))
 
@@ -1197,26 +1197,16 @@ def _where(r, node, args, attrs):
     cond, x, zero = args
     if not (isinstance(cond, Plan) and cond.role == "mask^" and scalar(zero) == 0.0):
         return None
-    uses = _consumers(r, out_name(node))
-    if len(uses) != 1 or uses[0].op_type != "ReduceSum" or len(_consumers(r, uses[0].output[0])) != 1:
+    uses = onnx_consumers(r, out_name(node))
+    if len(uses) != 1 or uses[0].op_type != "ReduceSum" or len(onnx_consumers(r, uses[0].output[0])) != 1:
         return None
-    div = _consumers(r, uses[0].output[0])[0]
+    div = onnx_consumers(r, uses[0].output[0])[0]
     count = onnx_producer(r, div.input[1]) if div.op_type == "Div" and div.input[0] == uses[0].output[0] else None
     cast = onnx_producer(r, count.input[0]) if count is not None and count.op_type == "ReduceSum" else None
     if cast is None or cast.op_type != "Cast" or cast.input[0] != node.input[0]:
         return None
     return [Pending("masked_x", (x, r.mask_name(cond.mask, "mask")))]
 
-
-def _consumers(r, name: str) -> list:
-    """The ONNX nodes of the graph being read that use tensor ``name``."""
-    table = getattr(r, "_onnx_consumers", None)
-    if table is None:
-        table = r._onnx_consumers = {}
-        for n in r.proto.graph.node:
-            for i in set(n.input):
-                table.setdefault(i, []).append(n)
-    return table.get(name, [])
 
 
 # -- the table ------------------------------------------------------------------------------------

@@ -270,21 +270,19 @@ def onnx_producer(r, name: str):
 
 
 def onnx_consumers(r, name: str) -> list:
-    """The ONNX nodes of the graph being read that read ``name`` (a graph output reads it too: listed as None)."""
+    """The ONNX nodes of the graph being read that use tensor ``name`` (each once)."""
     consumers = getattr(r, "_onnx_consumers", None)
     if consumers is None:
         consumers = r._onnx_consumers = {}
         for n in r.proto.graph.node:
-            for i in n.input:
+            for i in set(n.input):
                 consumers.setdefault(i, []).append(n)
-        for o in r.proto.graph.output:
-            consumers.setdefault(o.name, []).append(None)
     return consumers.get(name, [])
 
 
 def only_read_by(r, name: str, *ops: str) -> bool:
-    """Whether ``name`` is read, and only by nodes of ``ops`` (a partial form is taken only where what
-    completes it follows; else the plain op is read)."""
+    """Whether ``name`` is read, only by nodes of ``ops`` and is no graph output (a partial form is taken only
+    where what completes it follows; else the plain op is read)."""
     readers = onnx_consumers(r, name)
-    return bool(readers) and all(n is not None and n.op_type in ops for n in readers)
-
+    return bool(readers) and all(n.op_type in ops for n in readers) \
+        and all(o.name != name for o in r.proto.graph.output)
