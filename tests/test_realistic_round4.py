@@ -44,8 +44,8 @@ L = keras.layers
 #: Masking given another mask, which Keras' Masking cannot take); tf-keras' masked mean after Multiply([h, a]) (the
 #: and of the masks; Keras 3 would drop the mask there).
 REFUSED_BY_THE_KERAS_WRITER = {
-    "k3_bahdanau_ave_mask": r"attend/kept0 \(Multiply\): Keras' Masking computes its mask",
-    "k3_masked_multiply_flatten": r"mul0/kept0 \(Multiply\): Keras' Masking computes its mask",
+    "k3_bahdanau_ave_mask": r"attend/kept0 \(Multiply\): cannot keep this layer's mask in Keras 3: Keras' Masking computes its mask",
+    "k3_masked_multiply_flatten": r"mul0/kept0 \(Multiply\): cannot keep this layer's mask in Keras 3: Keras' Masking computes its mask",
     "bahdanau_ave_mask": r"gap \(GlobalAveragePooling1D\): cannot keep this layer's mask in Keras 3",
 }
 
