@@ -788,28 +788,15 @@ def check_artifact(target: str, path: str | os.PathLike) -> None:
 
 def _check_onnx_artifact(file: str, spent: budget.Budget) -> None:
     from .errors import require
-    from .readers.onnx_model import check_structure
+    from .readers.onnx_foreign import graphs_of
+    from .readers.onnx_model import check_structure, load_proto
 
     onnx = require("onnx", "onnx")
-    size = os.path.getsize(file)
-    if size > (2 << 30) - 1:
-        raise FormatError(f"expected an ONNX protobuf file of at most 2 GiB, found {size} bytes", file=file)
-    budget.Budget(file, limit=budget.MAX_BYTES).take(size, "the ONNX file")
-    proto = onnx.ModelProto()
-    try:
-        with open(file, "rb") as f:
-            proto.ParseFromString(f.read())
-    except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and recursion limit
-        raise FormatError(f"not an ONNX model ({type(e).__name__}: {quote(str(e), 200)})", file=file) from None
-    if not proto.HasField("graph"):
-        raise FormatError("not an ONNX model (no graph)", file=file)
+    proto = load_proto(Path(file))
     check_structure(onnx, proto, file)
-    graphs = [proto.graph]
-    while graphs:
-        g = graphs.pop()
+    for g in graphs_of(proto):
         constants = {t.name: t for t in g.initializer}
         for node in g.node:
-            graphs += [a.g for a in node.attribute if a.HasField("g")] + [x for a in node.attribute for x in a.graphs]
             if node.op_type == "Loop":
                 raise UnsupportedError(f"expected an ONNX file written by convert --to onnx, found a Loop node "
                                        f"{quote(node.name)} (gateport writes none; its trip count is unbounded)",

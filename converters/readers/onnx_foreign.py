@@ -55,16 +55,22 @@ def _why(onnx, node) -> str:
             f"onnxruntime.quantization writes); {_AS_EXPORTED}, before quantization")
 
 
-def refuse_foreign_nodes(onnx, proto, path: str | None) -> None:
-    """UnsupportedError naming the first node (main graph first, then subgraphs) of another domain than
-    the standard one, of no ONNX op, or a quantized standard op."""
+def graphs_of(proto):
+    """The model's graph, then every Loop / If / Scan body below it, breadth first, without recursion."""
     graphs = [proto.graph]
     while graphs:
         g = graphs.pop(0)
+        yield g
+        graphs += [a.g for n in g.node for a in n.attribute if a.HasField("g")]
+        graphs += [sub for n in g.node for a in n.attribute for sub in a.graphs]
+
+
+def refuse_foreign_nodes(onnx, proto, path: str | None) -> None:
+    """UnsupportedError naming the first node (main graph first, then subgraphs) of another domain than
+    the standard one, of no ONNX op, or a quantized standard op."""
+    for g in graphs_of(proto):
         for node in g.node:
             if node.domain not in _STANDARD or node.op_type in QUANTIZED_OPS or not onnx.defs.has(node.op_type):
                 where = f"ONNX node {quote(node.name or (node.output[0] if node.output else ''))} " \
                         f"({quote(node.op_type)[1:-1]})"
                 raise UnsupportedError(_why(onnx, node), file=path, layer=where)
-            graphs += [a.g for a in node.attribute if a.HasField("g")]
-            graphs += [sub for a in node.attribute for sub in a.graphs]

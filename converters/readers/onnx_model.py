@@ -36,6 +36,7 @@ from .onnx_ops import ELEM, HANDLERS as OP_HANDLERS, raw_output
 from .onnx_opset import check_node, default_opset
 from .onnx_recurrent import RecurrentNode
 from .onnx_tensors import TensorReader, type_name
+from .onnx_foreign import graphs_of
 from .onnx_values import (IR, Const, Last, MaskRef, Merged, NotEqual, Pending, RecOut, Seq, ShapeOf, State, Value, View,
                           Zeros, is_mask, rec_key, shape_arithmetic)
 
@@ -437,10 +438,16 @@ def read(path: str | os.PathLike) -> Model:
     external data is not used: :class:`converters.readers.onnx_tensors.TensorReader` reads each
     tensor's external data itself, checked and confined to the model's folder.
     """
-    onnx = require("onnx", "onnx")
     path = Path(path)
     if not path.is_file():
         raise FormatError("no such file", file=str(path))
+    return from_proto(load_proto(path), str(path))
+
+
+def load_proto(path: Path):
+    """The ``onnx.ModelProto`` of a regular file: its size checked (protobuf stops at 2 GiB, the byte budget
+    before that), parsed as protobuf, with a graph and an opset import (FormatError in one line else)."""
+    onnx = require("onnx", "onnx")
     size = path.stat().st_size
     if size > _PROTOBUF_MAX:
         raise FormatError(f"expected an ONNX protobuf file of at most 2 GiB (larger models keep their weights "
@@ -453,7 +460,7 @@ def read(path: str | os.PathLike) -> Model:
         raise FormatError(f"not an ONNX model ({type(e).__name__}: {quote(str(e), 200)})", file=str(path)) from None
     if not proto.HasField("graph") or not proto.opset_import:
         raise FormatError("not an ONNX model (no graph or no opset import)", file=str(path))
-    return from_proto(proto, str(path))
+    return proto
 
 
 def check_structure(onnx, proto, path: str | None) -> None:
@@ -468,13 +475,10 @@ def check_structure(onnx, proto, path: str | None) -> None:
     if shadow is not None:  # a node 'LSTM' would then run this function, not the standard op
         raise UnsupportedError(f"expected standard ONNX ops, found a model-local function {quote(shadow.name)} in the "
                                "standard domain", file=path)
-    graphs, total = [proto.graph], 0
-    while graphs:  # Loop/If/Scan bodies, without recursion
-        g = graphs.pop()
+    total = 0
+    for g in graphs_of(proto):
         total += len(g.node)
         budget.count(total, "ONNX nodes (subgraphs included)", file=path)
-        graphs += [a.g for n in g.node for a in n.attribute if a.HasField("g")]
-        graphs += [sub for n in g.node for a in n.attribute for sub in a.graphs]
     g = proto.graph
     if not g.output:
         raise FormatError("expected at least one graph output, found none", file=path)
