@@ -271,12 +271,21 @@ def onnx_op_forms(op: str) -> str:
     return f"{op}({') or ('.join(forms)})" if any(forms) else op
 
 
-#: ONNX recurrent name -> [(alpha, beta, IR name)] (reverse of the ``onnx_recurrent`` column).
+#: ONNX recurrent activations that compute an IR activation exactly though the writer never emits them (read
+#: only): ScaledTanh(1, 1) = 1 * tanh(1 * x); ThresholdedRelu(0) = x > 0 ? x : 0 and LeakyRelu(0) = x >= 0 ? x :
+#: 0 * x are relu (onnx/defs/rnn/defs.cc activation list; onnxruntime rnn_helpers.cc computes them so).
+ONNX_RECURRENT_SAME = (("ScaledTanh", 1.0, 1.0, "tanh"), ("ThresholdedRelu", 0.0, None, "relu"),
+                       ("LeakyRelu", 0.0, None, "relu"))
+
+#: ONNX recurrent name -> [(alpha, beta, IR name)] (reverse of the ``onnx_recurrent`` column, then the
+#: equivalent forms above).
 _BY_ONNX_RECURRENT: dict[str, list[tuple]] = {}
 for _a in _ROWS:
     if _a.onnx_recurrent is not NOT_EXPRESSIBLE:
         _n, _alpha, _beta = _a.onnx_recurrent
         _BY_ONNX_RECURRENT.setdefault(_n, []).append((_alpha, _beta, _a.name))
+for _n, _alpha, _beta, _ir in ONNX_RECURRENT_SAME:
+    _BY_ONNX_RECURRENT.setdefault(_n, []).append((_alpha, _beta, _ir))
 
 
 def _recurrent_forms() -> str:

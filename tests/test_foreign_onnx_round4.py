@@ -306,8 +306,9 @@ HAND_REFUSED = {
     "lstm_hard_sigmoid_with_clip": (lambda: variant(activations=["HardSigmoid", "Tanh", "Tanh"],
                                                     activation_alpha=[0.2], activation_beta=[0.5], clip=1.0),
                                     "clip=1"),
-    "lstm_scaled_tanh_g": (lambda: variant(activations=["Sigmoid", "ScaledTanh", "Tanh"], activation_alpha=[1.0],
-                                           activation_beta=[1.0]), "ScaledTanh(alpha=1, beta=1)"),
+    # ScaledTanh(1, 1) is tanh and reads (activations.ONNX_RECURRENT_SAME): a scale of 2 does not
+    "lstm_scaled_tanh_g": (lambda: variant(activations=["Sigmoid", "ScaledTanh", "Tanh"], activation_alpha=[2.0],
+                                           activation_beta=[1.0]), "ScaledTanh(alpha=2, beta=1)"),
     "lstm_affine_scaled_g_h": (lambda: variant(activations=["Sigmoid", "Affine", "Affine"],
                                                activation_alpha=[2.0, 2.0], activation_beta=[0.0, 0.0]),
                                "Affine(alpha=2"),

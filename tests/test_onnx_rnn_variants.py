@@ -352,8 +352,8 @@ REFUSED = {
     "leaky_relu_default": ({"op": "RNN", "activations": ["LeakyRelu"]}, "LeakyRelu(alpha=0.01)"),
     "thresholded_relu": ({"op": "RNN", "activations": ["ThresholdedRelu"], "activation_alpha": [1.0]},
                          "ThresholdedRelu(alpha=1)"),
-    "scaled_tanh": ({"op": "RNN", "activations": ["ScaledTanh"], "activation_alpha": [1.0],
-                     "activation_beta": [1.0]}, "ScaledTanh(alpha=1, beta=1)"),
+    "scaled_tanh": ({"op": "RNN", "activations": ["ScaledTanh"], "activation_alpha": [2.0],
+                     "activation_beta": [1.0]}, "ScaledTanh(alpha=2, beta=1)"),  # (1, 1) is tanh: read
     "affine_without_alpha": ({"op": "RNN", "activations": ["Affine"]},
                              "activation_alpha/activation_beta values for Affine"),
     "hard_sigmoid_other": ({**HS, "activation_alpha": [0.3], "activation_beta": [0.5]}, "HardSigmoid(alpha=0.3"),
