@@ -124,6 +124,14 @@ _ROWS: list[KerasClass] = [
     *_rows(("GlobalMaxPool1D", "GlobalAvgPool1D"), "global_pool", False),  # Keras' aliases
     *_rows(("MaxPooling1D", "AveragePooling1D"), "pool1d", False, written=True, **_DROP),
     *_rows(("MaxPool1D", "AvgPool1D"), "pool1d", False),
+    # images (batch, height, width, channels), channels last (readers/keras_conv2d.py); no supports_masking
+    KerasClass("Conv2D", "conv2d", True, written=True, **_DROP),
+    KerasClass("Convolution2D", "conv2d", True),  # tf-keras' alias
+    *_rows(("MaxPooling2D", "AveragePooling2D"), "pool2d", False, written=True, **_DROP),
+    *_rows(("MaxPool2D", "AvgPool2D"), "pool2d", False),
+    # the max / mean over height and width: an IR reduce, written back as keras.ops.max / mean
+    *_rows(("GlobalMaxPooling2D", "GlobalAveragePooling2D", "GlobalMaxPool2D", "GlobalAvgPool2D"), "reduce", False,
+           **_DROP),
     KerasClass("Permute", "permute", False, written=True, **_DROP),
     KerasClass("LayerNormalization", "layer_norm", None, written=True, **_PASS),  # gamma/beta where scale/center
     KerasClass("UnitNormalization", "unit_norm", False, written=True, **_PASS),

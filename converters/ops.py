@@ -536,6 +536,51 @@ OPS["conv_lstm"] = Op(
 
 
 
+# -- 2-D convolution and pooling (Keras Conv2D, Max/AveragePooling2D), channels last -----------------------------
+#: a (height, width) kernel / stride / dilation / pool size
+SIZE_PAIR = Type(lambda v: isinstance(v, list) and len(v) == 2 and all(is_int(d) and 1 <= d <= MAX_SIZE for d in v),
+                 f"2 integers from 1 to {MAX_SIZE}", _int_list(1, MAX_SIZE, 2, 2))
+
+
+def window_sizes(sizes: tuple, kernel, strides, dilation, padding: str) -> tuple:
+    """Output (height, width) of a 2-D window op on input ``sizes`` (None stays None): TensorFlow's rule."""
+    return tuple(_steps(n, d * (k - 1) + 1, s, padding) for n, k, s, d in zip(sizes, kernel, strides, dilation))
+
+
+def _conv2d_shape(node, ins: list) -> list:
+    o, x = node.options, ins[0]
+    return [(*window_sizes(tuple(x[:2]), o["kernel_size"], o["strides"], o["dilation_rate"], o["padding"]),
+             o["filters"])]
+
+
+def _pool2d_shape(node, ins: list) -> list:
+    o, x = node.options, ins[0]
+    return [(*window_sizes(tuple(x[:2]), o["pool_size"], o["strides"], (1, 1), o["padding"]), x[2])]
+
+
+def _conv2d_weights(o: dict, dim) -> tuple[dict, set]:
+    return {"weight": [o["filters"], dim("weight", 1), *o["kernel_size"]], "bias": [o["filters"]]}, {"weight"}
+
+
+OPS["conv2d"] = Op(
+    "Keras Conv2D, channels last ``(batch, height, width, channels)``: ``padding`` valid|same (TensorFlow's "
+    "'same': the odd row/column at the end), ``strides``, ``dilation_rate``, ``groups`` (consecutive blocks of "
+    "channels and filters); weights ``weight (filters, in / groups, kh, kw)`` (nn.Conv2d's), ``bias``.",
+    {"filters": Option(SIZE), "kernel_size": Option(SIZE_PAIR), "strides": Option(SIZE_PAIR, [1, 1]),
+     "dilation_rate": Option(SIZE_PAIR, [1, 1]), "groups": Option(SIZE, 1),
+     "padding": Option(one_of("valid", "same"), "valid"), "activation": Option(ACTIVATION, "linear"),
+     "use_bias": Option(BOOL, True)},
+    ("weight", "bias"), _conv2d_weights, _conv2d_shape, mask="drops",
+    input_shape=lambda node: (3, int(node.weights["weight"].shape[1]) * int(node.options["groups"])))
+OPS["pool2d"] = Op(
+    "Keras Max/AveragePooling2D, channels last: ``mode`` max|average, ``pool_size``, ``strides`` (default "
+    "pool_size), ``padding`` valid|same; ``same`` pads as TensorFlow (the odd row/column at the end) and leaves "
+    "the padding out of max and mean.",
+    {"mode": Option(POOL_MODE), "pool_size": Option(SIZE_PAIR), "strides": Option(SIZE_PAIR, lambda o: list(o["pool_size"])),
+     "padding": Option(one_of("valid", "same"), "valid")},
+    shape=_pool2d_shape, mask="drops", input_shape=lambda node: (3, None))
+
+
 # -- TensorFlow / Keras 3 ops in functional models (converters/readers/keras_tf_ops.py) ----------------
 KERAS_AXIS = int_range(1, MAX_RANK)
 OPTIONAL_INDEX = Type(lambda v: v is None or (is_int(v) and -MAX_SIZE <= v <= MAX_SIZE),

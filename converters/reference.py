@@ -17,6 +17,7 @@ from .ir import Model, Node, int_option
 from .ops import OPS as OPS_TABLE
 from .reference_attention import OPS as ATTENTION_OPS
 from .reference_norms import OPS as NORM_OPS
+from .reference_conv2d import OPS as CONV2D_OPS
 from .reference_conv_lstm import run_conv_lstm
 from .reference_tf_ops import OPS as TF_OPS
 from .reference_rnn import activation, run_recurrent
@@ -227,6 +228,7 @@ OPS = {
     "unfold_time": lambda node, y, x: y.reshape(x.shape[0], x.shape[1], *y.shape[1:]),
     **ATTENTION_OPS,  # attention, multi_head_attention, dot, masked_softmax (several outputs: a list)
     **NORM_OPS,  # normalization, rescaling, rms_norm, group_norm
+    **CONV2D_OPS,  # conv2d, pool2d
     "conv_lstm": run_conv_lstm,  # [y] or [y, h, c]
     **TF_OPS,  # slice, reduce, scalar, binary (TensorFlow / Keras 3 calls)
 }

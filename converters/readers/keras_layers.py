@@ -22,6 +22,7 @@ from ..errors import UnsafeError
 from ..sanitize import quote
 from .hdf5 import Weight
 from .keras_context import LayerCall, Tensor, dtype_policy
+from .keras_conv2d import HANDLERS as CONV2D_HANDLERS, time_distributed_global_pooling2d
 from .keras_recurrent import HANDLERS as RECURRENT_HANDLERS
 from .keras_tf_ops import Args, softmax as softmax_over_axis
 
@@ -201,6 +202,8 @@ def time_distributed(call: LayerCall) -> list[Tensor]:
         cls, config = inner.get("class_name"), dict(inner.get("config") or {})
     if cls in ("Flatten", "Reshape"):
         return _step_reshape(call.inner(cls, config))
+    if keras_classes.CLASSES.get(cls) is not None and keras_classes.CLASSES[cls].op == "reduce":
+        return time_distributed_global_pooling2d(call.inner(cls, config))
     if cls in _FOLDED:
         return _folded(call, cls, config, HANDLERS[cls])
     if cls in _FOLDED_RECURRENT:
@@ -221,7 +224,7 @@ def time_distributed(call: LayerCall) -> list[Tensor]:
 
 #: 1-D sequence layers (their own time axis): TimeDistributed of one folds the outer time axis into the batch.
 _FOLDED = tuple(c.name for c in keras_classes.CLASSES.values()
-                if c.op in ("conv1d", "pool1d", "global_pool", "zero_pad1d", "crop1d", "upsample1d"))
+                if c.op in ("conv1d", "pool1d", "global_pool", "zero_pad1d", "crop1d", "upsample1d", "conv2d", "pool2d"))
 #: Recurrent layers (keras_recurrent.py): folded the same way, each outer step a sample of the recurrence.
 _FOLDED_RECURRENT = (*keras_classes.LAYER_KINDS, "RNN", "Bidirectional")
 #: Nested-model classes a TimeDistributed config may wrap.
@@ -271,9 +274,11 @@ def _folded(call: LayerCall, cls: str, config: dict, handler) -> list[Tensor]:
     if (x.mask or mask) and cls not in _FOLDED_RECURRENT:
         raise call.unsupported(f"TimeDistributed({quote(cls)}) of a masked input is not supported: expected "
                                "an unmasked input (masks are folded for the recurrent layers only)")
-    if not x.shape or len(x.shape) != 3:
-        raise call.unsupported(f"TimeDistributed({quote(cls)}) needs an input (batch, outer time, steps, "
-                               f"features), found shape {quote(('batch', *(x.shape or ('?',))))}")
+    image = cls in CONV2D_HANDLERS
+    if not x.shape or len(x.shape) != (4 if image else 3):
+        expected = "height, width, channels" if image else "steps, features"
+        raise call.unsupported(f"TimeDistributed({quote(cls)}) needs an input (batch, outer time, {expected}), "
+                               f"found shape {quote(('batch', *(x.shape or ('?',))))}")
     folded = _named_node(call, f"{call.name}/fold", [x.name], op="fold_time")
     inner = _StepCall(call.builder, call.spec, call.index, [Tensor(folded, x.shape[1:])],
                       input_mask=mask and _named_node(call, f"{call.name}/fold_mask", [mask], op="fold_time"),
@@ -1057,9 +1062,11 @@ HANDLERS = {
     "SeparableConvolution1D": separable_conv1d,
     "Conv1DTranspose": conv1d_transpose,
     "Convolution1DTranspose": conv1d_transpose,
+    **CONV2D_HANDLERS,
 }
 
-_TWO_D = "only 1-D sequence layers (batch, time, features) are supported"
+_TWO_D = ("only 1-D sequence layers (batch, time, features) and Conv2D, Max/AveragePooling2D, "
+          "GlobalMax/AveragePooling2D of images are supported")
 #: Keras layer classes gateport refuses on purpose, with the reason (README, "Keras layers still refused").
 REFUSED = {
     "GroupQueryAttention": "grouped-query attention is not supported yet (Attention, AdditiveAttention and "
@@ -1070,8 +1077,7 @@ REFUSED = {
            "(custom cells hold Python code)",
     "Lambda": "a Lambda layer holds Python code, which gateport refuses to deserialize",
     **{cls: _TWO_D for cls in
-       ("Conv2D", "Conv3D", "MaxPooling2D", "MaxPooling3D", "AveragePooling2D", "AveragePooling3D",
-        "GlobalMaxPooling2D", "GlobalMaxPooling3D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
+       ("Conv3D", "MaxPooling3D", "AveragePooling3D", "GlobalMaxPooling3D", "GlobalAveragePooling3D",
         "Cropping2D", "Cropping3D", "ZeroPadding2D", "ZeroPadding3D", "UpSampling2D", "UpSampling3D",
         "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D")},
     **{cls: "preprocessing layers are not supported: apply them to the data before the model" for cls in

@@ -236,6 +236,24 @@ def conv1d_layer(node: Node, name: str) -> KerasLayer:
     return KerasLayer(name, "Conv1D", cfg, node.inputs[:1], list(node.outputs), {"": (name, arrays)}, node=node)
 
 
+def conv2d_layer(node: Node, name: str) -> KerasLayer:
+    """Conv2D; the IR weight (filters, in / groups, kh, kw) back to Keras' kernel (kh, kw, in / groups, filters)."""
+    from ..reference_conv2d import conv2d_weights
+
+    o = node.options
+    w, b = conv2d_weights(node)
+    act, factor = _activation_and_factor(o.get("activation"), node, "activation")
+    kernel = np.ascontiguousarray(np.transpose(w, (2, 3, 1, 0)))
+    arrays = [_scale(kernel, factor) if factor != 1.0 else kernel]
+    if b is not None:
+        arrays.append(_scale(b, factor) if factor != 1.0 else np.asarray(b))
+    cfg = {**_base(name), "filters": int(w.shape[0]), "kernel_size": [int(k) for k in w.shape[2:]],
+           "strides": [int(s) for s in o["strides"]], "padding": _choice(o, "padding", "valid", ("valid", "same")),
+           "data_format": "channels_last", "dilation_rate": [int(d) for d in o["dilation_rate"]],
+           "groups": int_option(o["groups"]), "activation": act, "use_bias": b is not None}
+    return KerasLayer(name, "Conv2D", cfg, node.inputs[:1], list(node.outputs), {"": (name, arrays)}, node=node)
+
+
 def conv_lstm_layer(node: Node, name: str) -> KerasLayer:
     """ConvLSTM1D/2D: IR ``(4f, in, *k)`` kernels back to Keras' ``(*k, in, 4f)``; a Keras 2 hard_sigmoid
     recurrent activation becomes Keras 3's with the i, f, o gate blocks scaled by 1.2 (as for LSTM)."""
@@ -374,8 +392,8 @@ def _data_format(node: Node) -> str:
     return "channels_last" if int(node.options["axis"]) == 1 else "channels_first"
 
 
-def _pool_class(prefix: str) -> Callable[[Node], str]:
-    return lambda node: f"{prefix}{'Max' if node.options.get('mode') == 'max' else 'Average'}Pooling1D"
+def _pool_class(prefix: str, rank: int = 1) -> Callable[[Node], str]:
+    return lambda node: f"{prefix}{'Max' if node.options.get('mode') == 'max' else 'Average'}Pooling{rank}D"
 
 
 def _by_class(class_of: Callable[[Node], str], **config) -> Callable[[Node, str], KerasLayer]:
@@ -403,6 +421,11 @@ LAYERS: dict[str, Callable[[Node, str], KerasLayer]] = {
                              keepdims=lambda n: bool(n.options.get("keepdims"))),
     "pool1d": _by_class(_pool_class(""), pool_size=lambda n: [int_option(n.options["pool_size"])],
                         strides=lambda n: [int_option(n.options.get("strides") or n.options["pool_size"])],
+                        padding=lambda n: _choice(n.options, "padding", "valid", ("valid", "same")),
+                        data_format="channels_last"),
+    "conv2d": conv2d_layer,
+    "pool2d": _by_class(_pool_class("", 2), pool_size=lambda n: [int(v) for v in n.options["pool_size"]],
+                        strides=lambda n: [int(v) for v in n.options["strides"]],
                         padding=lambda n: _choice(n.options, "padding", "valid", ("valid", "same")),
                         data_format="channels_last"),
     "permute": _plain("Permute", dims=lambda n: [int(d) for d in n.options["dims"]]),

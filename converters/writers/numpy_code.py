@@ -29,6 +29,7 @@ from ..ops import STATES
 from ..sanitize import comment, identifier, literal, quote
 from .numpy_attention import EMITTERS as ATTENTION_EMITTERS, FUNCTION_NAMES as ATTENTION_FUNCTIONS
 from .numpy_conv_lstm import EMITTERS as CONV_LSTM_EMITTERS, FUNCTION_NAMES as CONV_LSTM_FUNCTIONS
+from .numpy_conv2d import EMITTERS as CONV2D_EMITTERS, FUNCTION_NAMES as CONV2D_FUNCTIONS
 from .numpy_norms import EMITTERS as NORM_EMITTERS
 from .numpy_templates import ACTIVATIONS, HELPERS, helper_source
 from .tf_ops_code import emitters as tf_ops_emitters
@@ -38,7 +39,7 @@ from .codegen import (check_outputs as _check_outputs, describe as _describe, in
                       without_unused_assignments as _without_unused_assignments)
 
 #: Names the generated code binds itself, and builtins it calls.
-_RESERVED = set(keyword.kwlist) | set(HELPERS) | set(ATTENTION_FUNCTIONS) | set(CONV_LSTM_FUNCTIONS) | {
+_RESERVED = set(keyword.kwlist) | set(HELPERS) | set(ATTENTION_FUNCTIONS) | set(CONV_LSTM_FUNCTIONS) | set(CONV2D_FUNCTIONS) | {
     "np", "os", "math", "soft_shrink", "self", "w", "weights", "Model", "load_model", "path", "model", "_",
     "range", "zip",
     "sum", "max", "len", "list", "tuple", "float", "int", "open",
@@ -508,6 +509,7 @@ EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
     **ATTENTION_EMITTERS,  # attention, multi_head_attention, dot, masked_softmax
     **tf_ops_emitters("np"),  # slice, reduce, scalar, binary
     **CONV_LSTM_EMITTERS,  # conv_lstm
+    **CONV2D_EMITTERS,  # conv2d, pool2d
     **NORM_EMITTERS,  # normalization, rescaling, rms_norm, group_norm
 }
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..ir import Node
 
-_CONV_LSTM = '''
+_CONV = '''
 def keras_same_pads(sizes, kernel, strides, dilation):
     """TensorFlow's 'same' padding per spatial axis: (left, right), the odd step on the right."""
     pads = []
@@ -28,8 +28,9 @@ def keras_conv(x, w, strides, dilation, pads):
         window = tuple(slice(j * d, j * d + (n - 1) * s + 1, s) for j, d, n, s in zip(offs, dilation, out, strides))
         y += x[(slice(None), *window, slice(None))] @ w[(slice(None), slice(None), *offs)].T
     return y
+'''
 
-
+_CONV_LSTM = '''
 def keras_conv_lstm(x, h=None, c=None, *, kernel, recurrent_kernel, bias=None, strides, dilation, same,
                     go_backwards, return_sequences, act, ract):
     """Keras ConvLSTM1D/2D (channels last): (y, h, c); gates i, f, c, o; recurrent conv stride 1, same."""
@@ -51,7 +52,8 @@ def keras_conv_lstm(x, h=None, c=None, *, kernel, recurrent_kernel, bias=None, s
     return (np.stack(hs, 1) if return_sequences else h), h, c
 '''
 
-HELPERS = {"keras_conv_lstm": (_CONV_LSTM, ())}
+#: ``keras_conv`` (with ``keras_same_pads``) is shared with Conv2D (writers/numpy_conv2d.py)
+HELPERS = {"keras_conv": (_CONV, ()), "keras_conv_lstm": (_CONV_LSTM, ("keras_conv",))}
 FUNCTION_NAMES = ("keras_same_pads", "keras_conv", "keras_conv_lstm")
 
 

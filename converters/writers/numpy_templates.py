@@ -10,6 +10,7 @@ from __future__ import annotations
 from ..activations import SELU_ALPHA_TEXT, SELU_SCALE_TEXT, column
 from .numpy_attention import HELPERS as ATTENTION_HELPERS
 from .numpy_conv_lstm import HELPERS as CONV_LSTM_HELPERS
+from .numpy_conv2d import HELPERS as CONV2D_HELPERS
 
 _KERAS_RNN = '''
 def keras_rnn(cell, weights, x, states, go_backwards=False, mask=None, zero_output_for_mask=False):
@@ -206,6 +207,7 @@ HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "unit_norm": (_UNIT_NORM, ()),
     **ATTENTION_HELPERS,
     **CONV_LSTM_HELPERS,
+    **CONV2D_HELPERS,  # after keras_conv, which they call
 }
 
 #: IR activation -> (expression with ``{}`` for the argument, helper needed or None): the

@@ -32,6 +32,7 @@ from .onnx_layers import LAYERS
 from .onnx_masks import mask_and_to_onnx, mask_lengths_to_onnx, mask_not_equal_to_onnx, masking_to_onnx
 from .onnx_recurrent import gru_to_onnx, lstm_to_onnx, simple_rnn_to_onnx
 from .onnx_conv_lstm import LAYERS as CONV_LSTM_LAYERS
+from .onnx_conv2d import LAYERS as CONV2D_LAYERS
 from .onnx_norms import LAYERS as NORM_LAYERS
 from .onnx_tf_ops import LAYERS as TF_OPS_LAYERS
 
@@ -48,6 +49,7 @@ EXTERNAL_TENSOR_MIN = 1024
 CONVERTERS = {
     **LAYERS,
     **CONV_LSTM_LAYERS,  # conv_lstm
+    **CONV2D_LAYERS,  # conv2d, pool2d
     **NORM_LAYERS,  # normalization, rescaling, rms_norm, group_norm
     **TF_OPS_LAYERS,  # slice, reduce, scalar, binary
     "lstm": lstm_to_onnx,

@@ -38,6 +38,7 @@ from .codegen import (check_outputs as _check_outputs, describe as _describe, in
 from .nn_layout import NN_CLASS, nn_constructor, nn_incompatibility, nn_params
 from .torch_attention import EMITTERS as ATTENTION_EMITTERS
 from .torch_conv_lstm import EMITTERS as CONV_LSTM_EMITTERS
+from .torch_conv2d import EMITTERS as CONV2D_EMITTERS
 from .torch_norms import EMITTERS as NORM_EMITTERS
 from .torch_templates import ACTIVATIONS, FUNCTION_NAMES, helper_source
 
@@ -567,6 +568,7 @@ EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
     "upsample1d": upsample1d_to_torch, "fold_time": fold_time_to_torch, "unfold_time": unfold_time_to_torch,
     **ATTENTION_EMITTERS,  # attention, multi_head_attention, dot, masked_softmax
     **CONV_LSTM_EMITTERS,  # conv_lstm
+    **CONV2D_EMITTERS,  # conv2d, pool2d
     **NORM_EMITTERS,  # normalization, rescaling, rms_norm, group_norm
     **tf_ops_emitters("torch"),  # slice, reduce, scalar, binary
 }
