@@ -175,7 +175,8 @@ def check_outputs(to: str, output: str | os.PathLike, inputs: list, force: bool 
 
     target = _targets.get(to)
     atomic.check_path_type(output)
-    atomic.refuse_inputs(target.paths(output) if os.fspath(output) else [], inputs)
+    # absolute: "." or "x/.." name no file, and the paths beside the output (model.onnx.data) are built from its name
+    atomic.refuse_inputs(target.paths(Path(os.path.abspath(output))) if os.fspath(output) else [], inputs)
     for path in [*target.also_writes(output), output]:
         atomic.check_output(path, force, target.folder_files())
 

@@ -28,7 +28,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from .errors import OutputError, UsageError
+from .errors import OutputError, UsageError, check_flag
+from .sanitize import quote
 
 _RENAME_NOREPLACE, _RENAME_EXCHANGE, _AT_FDCWD = 1, 2, -100
 #: Most characters of the output's name a temporary's name repeats (names stop at 255 bytes)
@@ -56,6 +57,11 @@ def check_path_type(path: object) -> None:
     """An output path is a ``str`` or an ``os.PathLike`` of one (not None, bytes, a number, a file object)."""
     if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
         raise UsageError(f"expected an output path (str or os.PathLike), found {type(path).__name__}")
+    if "\x00" in os.fspath(path):  # every os call on it would raise ValueError ('embedded null byte')
+        raise UsageError(f"expected an output path, found one holding a NUL character: {quote(os.fspath(path))}")
+    if os.fspath(path) and not Path(os.path.abspath(path)).name:
+        raise OutputError(f"expected an output path naming a file or folder, found {quote(os.fspath(path))} (the "
+                          "root folder)")
 
 
 def check_output(path: str | os.PathLike, force: bool = False, names: Sequence[str] | None = None) -> Path:
@@ -65,6 +71,7 @@ def check_output(path: str | os.PathLike, force: bool = False, names: Sequence[s
     folder is fine; only these names count as "exists"). Without ``names`` the output is a file.
     """
     check_path_type(path)
+    check_flag("force", force)
     if not os.fspath(path):
         raise OutputError("expected an output path, found an empty one")
     path = _normalize(Path(path))

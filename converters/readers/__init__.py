@@ -24,7 +24,7 @@ from typing import Any
 import h5py
 
 from .. import budget
-from ..errors import FormatError, GateportError, UnsupportedError
+from ..errors import FormatError, GateportError, UnsupportedError, UsageError
 from ..ir import RECURRENT_OPS, Model
 from ..sanitize import quote
 from . import detect
@@ -56,6 +56,7 @@ def read_file(path: str | os.PathLike, config: Any = None) -> Model:
     architecture of a weights-only file). A missing file raises ModelNotFoundError."""
     path = Path(path)
     check_source(path)
+    check_config_type(config)
     model = _read_kind(path, config)
     recurrent = sum(node.op in RECURRENT_OPS for node in model.nodes)
     budget.count(recurrent, "recurrent layers", file=str(path), limit=budget.MAX_RECURRENT)
@@ -67,6 +68,16 @@ def read_file(path: str | os.PathLike, config: Any = None) -> Model:
             raise UnsupportedError("expected a fixed size on the last axis (the features its weights were made "
                                    "for), found a symbolic one", file=str(path), layer=f"input {quote(spec.name)}")
     return model
+
+
+def check_config_type(config: Any) -> None:
+    """A ``config`` is a path (str or os.PathLike), a dict (an architecture or a layer description in memory) or
+    None: an int was taken by ``os.stat`` as a file descriptor, anything else failed as a TypeError."""
+    if config is not None and not isinstance(config, (str, os.PathLike, dict)):
+        raise UsageError(f"expected config a file path (str or os.PathLike), a dict or None, found "
+                         f"{type(config).__name__}")
+    if isinstance(config, (str, os.PathLike)) and not isinstance(os.fspath(config), str):
+        raise UsageError("expected config a file path (str or os.PathLike), found bytes")
 
 
 def _read_kind(path: Path, config: Any) -> Model:

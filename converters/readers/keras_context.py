@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .. import activations, budget
+from ..keras_classes import WEIGHTED
 from ..errors import FormatError, GateportError, UnsupportedError
 from ..sanitize import quote
 from ..budget import Budget
@@ -83,7 +84,33 @@ def dtype_policy(config: dict) -> str:
     value = config.get("dtype")
     if isinstance(value, dict):
         value = (value.get("config") or {}).get("name")
-    return str(value) if value else "float32"
+    if not value:
+        return "float32"
+    if not isinstance(value, str) or not _known_policy(value):
+        raise FormatError(f"expected a Keras dtype policy (float32, float64, float16, bfloat16, mixed_float16, "
+                          f"mixed_bfloat16, an integer or bool dtype, or a quantized policy), found {quote(value)}")
+    return value
+
+
+#: Every dtype policy name Keras writes (keras/src/dtype_policies/dtype_policy.py: a dtype name, mixed_*, _infer,
+#: the quantized int8_from_* / int4_from_* / float8_from_*); anything else (text, 'object') is no policy.
+_DTYPE_NAMES = frozenset(("float16", "bfloat16", "float32", "float64", "bool", "int8", "int16", "int32", "int64",
+                          "uint8", "uint16", "uint32", "uint64", "_infer", "mixed_float16", "mixed_bfloat16"))
+
+
+def _known_policy(name: str) -> bool:
+    if name in _DTYPE_NAMES:
+        return True
+    quantized, sep, source = name.partition("_from_")
+    return bool(sep) and quantized in ("int8", "int4", "float8") and source in _DTYPE_NAMES
+
+
+def refuse_integer_weights(policy: str, has_weights: bool) -> str | None:
+    """Why a layer holding weights cannot be read under ``policy``: an integer, bool or quantized policy
+    computes in integers (Keras keeps such weights as integers, with scales), which no artifact reproduces."""
+    if has_weights and not (policy in _DTYPE_NAMES and policy.startswith(("float", "bfloat", "mixed", "_infer"))):
+        return f"quantized or integer layers are not supported (dtype policy {quote(policy)})"
+    return None
 
 
 @dataclass
@@ -263,6 +290,9 @@ class LayerCall:
             source.setdefault("layer_class", self.class_name)
         with self.parsing("dtype policy"):
             policy = dtype_policy(self.spec.config)
+        why = refuse_integer_weights(policy, bool(weights) or self.class_name in WEIGHTED)
+        if why:
+            raise self.unsupported(why)
         if policy != "float32":  # every artifact computes in float32 (notes.py)
             source.setdefault("dtype_policy", policy)
         node = Node(name=name or self.name, op=op, inputs=inputs, outputs=outputs, options=options or {},

@@ -7,7 +7,7 @@ import zipfile
 import zlib
 from contextlib import contextmanager
 
-from ..errors import FormatError
+from ..errors import FormatError, GateportError
 
 #: What reading a damaged config raises in plain Python code.
 DATA_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
@@ -30,3 +30,5 @@ def malformed(what: str, *, file: str | None = None, layer: str | None = None, e
     except errors as e:
         raise FormatError(f"malformed {what} ({type(e).__name__}: {one_line(e)})",
                           file=file, layer=layer) from None
+    except GateportError as e:  # a check inside refused the data: located like the malformed data
+        raise e.at(file=file, layer=layer)

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from ..atomic import atomic_paths
-from ..errors import GateportError, UnsupportedError, UsageError, require
+from ..errors import GateportError, UnsupportedError, UsageError, check_names, require
 from ..ir import Model, unique_name
 from ..safetensors_io import open_output, write_array
 from ..sanitize import comment, one_line, quote
@@ -209,9 +209,9 @@ def provenance(model: Model) -> dict[str, str]:
 
 def _rename(proto, values, names: Sequence[str] | None, what: str, where: str | None, weights: dict) -> None:
     """Give the graph's inputs (or outputs) ``names``, in order, everywhere they are used."""
+    names = check_names(f"{what}_names", names)
     if names is None:
         return
-    names = [str(n) for n in names]
     old = [v.name for v in values]
     if len(names) != len(old) or len(set(names)) != len(names) or not all(names):
         raise UsageError(f"expected {len(old)} distinct non-empty {what} names ({', '.join(quote(n) for n in old)}), "
