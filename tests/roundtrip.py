@@ -20,6 +20,7 @@ CORPUS = json.loads((ROOT / "fixtures" / "corpus" / "manifest.json").read_text()
 NOT_READ_FROM_ONNX = frozenset({
     "attention", "additive_attention", "multi_head_attention", "dot", "softmax_mask",
     "conv_lstm",  # an unrolled graph of Conv/Split/Mul nodes (onnx_conv_lstm.py), no recurrent node to read
+    "conv2d",  # Conv2D / pooling 2-D: Conv, MaxPool, AveragePool on 4-D tensors (onnx_conv2d.py), not read back
     "tensor_ops",  # TensorFlow calls / keras.ops: Slice/Gather/Reduce*/element-wise nodes (keras_tf_ops.py)
     "masked_merge"})  # Keras 3's Multiply of masked inputs: its fill of 1 as IR scalar/binary element-wise nodes
 
