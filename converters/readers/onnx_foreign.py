@@ -13,6 +13,8 @@ Two kinds, both written by onnxruntime's own tools after an export:
 - ops in the standard domain that are no ONNX op at all: onnxruntime registers some of its own there and
   its optimizer writes them into the saved file (``SimplifiedLayerNormalization`` from LayerNormFusion
   at ORT_ENABLE_EXTENDED: onnxruntime/core/graph/contrib_ops/onnx_function_util / ``kOnnxDomain``);
+- ops no ONNX opset defines that a converter left as it found them (tf2onnx keeps a TensorFlow op it
+  cannot convert at the requested opset, ``ReverseV2`` of a backward GRU at opset 9);
 - the standard domain's quantized ops (``DynamicQuantizeLinear`` + ``MatMulInteger``, what
   quantize_dynamic writes for MatMul (operators/matmul.py), ``QuantizeLinear``/``DequantizeLinear``,
   ``QLinearMatMul``, ...): int8 weights and a rounding that float32 weights would not reproduce.
@@ -48,9 +50,10 @@ def _why(onnx, node) -> str:
                     f"at ORT_ENABLE_BASIC")
         return f"expected standard ONNX ops, {found}"
     if not onnx.defs.has(op):
-        return (f"expected standard ONNX ops, found {quote(op)}, which no ONNX opset defines (onnxruntime writes some "
-                f"of its own ops in the standard domain at ORT_ENABLE_EXTENDED and above); {_AS_EXPORTED}, or one "
-                f"optimized at ORT_ENABLE_BASIC")
+        return (f"expected standard ONNX ops, found {quote(op)}, which no ONNX opset defines (a converter leaves an op "
+                f"it has no conversion for as it was: tf2onnx a TensorFlow op at too low an opset; onnxruntime writes "
+                f"some of its own ops in the standard domain at ORT_ENABLE_EXTENDED and above); convert again at a "
+                f"newer opset, or {_AS_EXPORTED}, or one optimized at ORT_ENABLE_BASIC")
     return (f"expected float ops, found {quote(op)}: a quantized model (int8 weights, as "
             f"onnxruntime.quantization writes); {_AS_EXPORTED}, before quantization")
 

@@ -34,6 +34,7 @@ from .onnx_layer_ops import KINDS as LAYER_KINDS, finish as finish_layer, layer_
 from .onnx_mask_ops import HANDLERS as MASK_HANDLERS
 from .onnx_ops import ELEM, HANDLERS as OP_HANDLERS, raw_output
 from .onnx_opset import check_node, default_opset
+from .onnx_functions import inline_local_functions
 from .onnx_recurrent import RecurrentNode
 from .onnx_tensors import TensorReader, type_name
 from .onnx_foreign import graphs_of
@@ -520,10 +521,15 @@ def from_proto(proto, path: str | None = None) -> Model:
     applied: list[str] = []
     check_structure(onnx, proto, path)
     try:
+        proto, inlined = inline_local_functions(onnx, proto, path)
         if proto.producer_name != "gateport":
             proto, misses, applied = normalize(onnx, proto, path, TensorReader(proto, path))
         reader = OnnxReader(onnx, proto, path)
         model = reader.run()
+        if inlined:  # onnxscript / the dynamo exporter: modules as functions, run inlined as onnxruntime does
+            model.source["functions"] = f"model-local functions {', '.join(quote(n) for n in inlined)} inlined"
+            model.source["producer"] = "; ".join([model.source.get("producer", ""),
+                                                  model.source["functions"]]).lstrip("; ")
         layouts = (["inputs time-major in the file, read batch-first: feed x.transpose(0, 1)"]
                    if "time_major_input" in applied else [])
         if reader.relaid:  # the IR is batch-first: say so where the producer is shown

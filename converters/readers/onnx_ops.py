@@ -477,10 +477,15 @@ def _reshape(r, node, args, attrs):
     if isinstance(x, RecOut) and x.k is None and len(shape) == 3 and shape[2] in (-1, x.rec.n_dirs * x.rec.hidden):
         rec = x.rec
         batch_time = x.perm == (2, 0, 1, 3) or (x.perm is None and rec.layout == 1)
-        time_batch = x.perm == (0, 2, 1, 3)
+        # one direction's Y [time, 1, batch, hidden] is laid out as [time, batch, hidden] already
+        time_batch = x.perm == (0, 2, 1, 3) or (x.perm is None and rec.layout == 0 and rec.n_dirs == 1)
         steps = r.dim(rec.x, 1)  # keras2onnx writes the fixed time in: [-1, time, units]
         if batch_time and shape[0] == -1 and steps is not None and shape[1] == steps:
             shape = [-1, 0, shape[2]]
+        t_at = 1 if batch_time else 0
+        if (batch_time or time_batch) and steps is not None and shape[t_at] == steps and shape[2] > 0 \
+                and shape[1 - t_at] > 0:  # sizes written out (onnx-simplifier, a fixed-shape export): with the
+            shape = [0, 0, shape[2]]  # time and the width those of Y, the element count makes the other the batch
         if (batch_time or time_batch) and shape[0] in (0, -1) and shape[1] in (0, -1) and shape[:2] != [-1, -1]:
             seqs = [Seq(rec, s, time_batch, rec.input_flipped, *_y_stage(rec)) for s in range(rec.n_dirs)]
             return [seqs[0] if rec.n_dirs == 1 else Merged(rec, "concat", tuple(seqs), time_batch)]
