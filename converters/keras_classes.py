@@ -129,6 +129,7 @@ _ROWS: list[KerasClass] = [
     KerasClass("Convolution2D", "conv2d", True),  # tf-keras' alias
     *_rows(("MaxPooling2D", "AveragePooling2D"), "pool2d", False, written=True, **_DROP),
     *_rows(("MaxPool2D", "AvgPool2D"), "pool2d", False),
+    KerasClass("ZeroPadding2D", "zero_pad2d", False, written=True, **_DROP),
     # the max / mean over height and width: an IR reduce, written back as keras.ops.max / mean
     *_rows(("GlobalMaxPooling2D", "GlobalAveragePooling2D", "GlobalMaxPool2D", "GlobalAvgPool2D"), "reduce", False,
            **_DROP),

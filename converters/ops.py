@@ -580,6 +580,20 @@ OPS["pool2d"] = Op(
      "padding": Option(one_of("valid", "same"), "valid")},
     shape=_pool2d_shape, mask="drops", input_shape=lambda node: (3, None))
 
+#: ZeroPadding2D's rows and columns added: [top, bottom, left, right]
+EDGES = Type(lambda v: isinstance(v, list) and len(v) == 4 and all(is_int(d) and 0 <= d <= MAX_SIZE for d in v),
+             f"4 integers from 0 to {MAX_SIZE} (top, bottom, left, right)", _int_list(0, MAX_SIZE, 4, 4))
+
+
+def _zero_pad2d_shape(node, ins: list) -> list:
+    x, (top, bottom, left, right) = ins[0], node.options["padding"]
+    return [(None if x[0] is None else x[0] + top + bottom, None if x[1] is None else x[1] + left + right, x[2])]
+
+
+OPS["zero_pad2d"] = Op("Keras ZeroPadding2D, channels last: ``padding [top, bottom, left, right]`` zero rows and "
+                       "columns added.", {"padding": Option(EDGES)}, shape=_zero_pad2d_shape, mask="drops",
+                       input_shape=lambda node: (3, None))
+
 
 # -- TensorFlow / Keras 3 ops in functional models (converters/readers/keras_tf_ops.py) ----------------
 KERAS_AXIS = int_range(1, MAX_RANK)

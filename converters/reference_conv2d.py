@@ -1,4 +1,5 @@
-"""The numpy forward pass of ``conv2d`` and ``pool2d`` (Keras Conv2D, Max/AveragePooling2D; rows in
+"""The numpy forward pass of ``conv2d``, ``pool2d``, ``zero_pad2d`` (Keras Conv2D, Max/AveragePooling2D,
+ZeroPadding2D; rows in
 converters/ops.py), channels last, float64.
 
 * ``conv2d``: keras/src/layers/convolutional/base_conv.py (tf-keras: tf_keras/src/layers/convolutional/
@@ -8,6 +9,7 @@ converters/ops.py), channels last, float64.
   row/column at the end).
 * ``pool2d``: keras/src/layers/pooling/base_pooling.py (TensorFlow's max_pool2d / avg_pool2d): windows of
   ``pool_size`` every ``strides``; with 'same' the padding takes no part in the max nor in the mean's count.
+* ``zero_pad2d``: keras/src/layers/reshaping/zero_padding2d.py: zero rows (top, bottom) and columns (left, right).
 """
 from __future__ import annotations
 
@@ -80,5 +82,10 @@ def _pool2d(node: Node, x: np.ndarray) -> np.ndarray:
         return windows(xp).max(axis=0)
     return windows(xp).sum(axis=0) / windows(ones).sum(axis=0)
 
+def _zero_pad2d(node: Node, x: np.ndarray) -> np.ndarray:
+    top, bottom, left, right = (int(v) for v in node.options["padding"])
+    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+
+
 #: op -> f(node, x) -> one array
-OPS = {"conv2d": _conv2d, "pool2d": _pool2d}
+OPS = {"conv2d": _conv2d, "pool2d": _pool2d, "zero_pad2d": _zero_pad2d}

@@ -74,6 +74,12 @@ CASES = [
     ("GlobalAveragePooling2D -> RepeatVector -> LSTM", lambda: seq(
         L.Conv2D(3, 3), L.GlobalAveragePooling2D(), L.RepeatVector(4), L.LSTM(U, return_sequences=True),
         shape=(6, 5, 2)), lambda: [floats((B, 6, 5, 2))]),
+    ("ZeroPadding2D -> Conv2D valid", lambda: seq(L.ZeroPadding2D(((1, 2), (0, 1))), L.Conv2D(2, 3), L.ZeroPadding2D(1),
+                                                  L.Reshape((9, 6 * 2)), L.GRU(U), shape=(6, 5, 2)),
+     lambda: [floats((B, 6, 5, 2))]),
+    ("TimeDistributed ZeroPadding2D", lambda: seq(L.TimeDistributed(L.ZeroPadding2D((1, 0))),
+                                                  L.TimeDistributed(L.MaxPooling2D(2)), L.TimeDistributed(L.Flatten()),
+                                                  L.LSTM(U), shape=(3, 5, 4, 2)), lambda: [floats((B, 3, 5, 4, 2))]),
     ("GlobalMaxPooling2D keepdims", lambda: seq(L.GlobalMaxPooling2D(keepdims=True), L.Reshape((1, 2)), L.LSTM(U),
                                                 shape=(6, 5, 2)), lambda: [floats((B, 6, 5, 2))]),
     ("TimeDistributed CNN-LSTM video", lambda: seq(

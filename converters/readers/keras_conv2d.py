@@ -1,5 +1,5 @@
-"""Keras Conv2D, Max/AveragePooling2D and GlobalMax/AveragePooling2D, channels last, as IR ``conv2d``,
-``pool2d`` and ``reduce`` nodes: the image layers tutorial models put before their recurrent layers (the
+"""Keras Conv2D, Max/AveragePooling2D, ZeroPadding2D and GlobalMax/AveragePooling2D, channels last, as IR ``conv2d``,
+``pool2d``, ``zero_pad2d`` and ``reduce`` nodes: the image layers tutorial models put before their recurrent layers (the
 keras.io captcha OCR and CTC ASR models, CNN-LSTM video classifiers through TimeDistributed).
 
 Configs as keras/src/layers/convolutional/base_conv.py and keras/src/layers/pooling/base_pooling.py write
@@ -122,6 +122,25 @@ def global_pooling2d(call: LayerCall, axes: tuple[int, int] = (1, 2)) -> list[Te
     return [Tensor(call.out(), shape)]
 
 
+def zero_padding2d(call: LayerCall) -> list[Tensor]:
+    """ZeroPadding2D(padding): an int (every side), (rows, columns) or ((top, bottom), (left, right))."""
+    _channels_last(call)
+    value = call.config.get("padding", 1)
+    with call.parsing("padding"):
+        pairs = [[value] * 2] * 2 if not isinstance(value, (list, tuple)) else \
+            [list(p) if isinstance(p, (list, tuple)) else [p, p] for p in value]
+    if len(pairs) != 2 or any(len(p) != 2 for p in pairs):
+        raise call.error(f"padding: expected an integer, 2 integers or 2 pairs, found {quote(value)}")
+    padding = [call.size("padding", v, minimum=0) for p in pairs for v in p]
+    x = _image(call)
+    sizes = tuple(None if n is None else n + a + b for n, a, b in
+                  zip(x.shape[:2] if x.shape else (None, None), padding[::2], padding[1::2]))
+    channels = x.shape[-1] if x.shape else None
+    call.take((sizes[0] or 1) * (sizes[1] or 1) * (channels or 1), "ZeroPadding2D output")
+    call.add("zero_pad2d", [x.name], [call.out()], {"padding": padding})
+    return [Tensor(call.out(), (*sizes, channels))]
+
+
 def time_distributed_global_pooling2d(call: LayerCall) -> list[Tensor]:
     """TimeDistributed(GlobalMax/AveragePooling2D) on ``(batch, time, height, width, channels)``: the reduce over
     axes 2 and 3, no folding needed."""
@@ -131,6 +150,7 @@ def time_distributed_global_pooling2d(call: LayerCall) -> list[Tensor]:
 HANDLERS = {
     "Conv2D": conv2d, "Convolution2D": conv2d,
     **dict.fromkeys(("MaxPooling2D", "AveragePooling2D", "MaxPool2D", "AvgPool2D"), pooling2d),
+    "ZeroPadding2D": zero_padding2d,
     **dict.fromkeys(("GlobalMaxPooling2D", "GlobalAveragePooling2D", "GlobalMaxPool2D", "GlobalAvgPool2D"),
                     global_pooling2d),
 }

@@ -224,7 +224,8 @@ def time_distributed(call: LayerCall) -> list[Tensor]:
 
 #: 1-D sequence layers (their own time axis): TimeDistributed of one folds the outer time axis into the batch.
 _FOLDED = tuple(c.name for c in keras_classes.CLASSES.values()
-                if c.op in ("conv1d", "pool1d", "global_pool", "zero_pad1d", "crop1d", "upsample1d", "conv2d", "pool2d"))
+                if c.op in ("conv1d", "pool1d", "global_pool", "zero_pad1d", "crop1d", "upsample1d", "conv2d", "pool2d",
+                            "zero_pad2d"))
 #: Recurrent layers (keras_recurrent.py): folded the same way, each outer step a sample of the recurrence.
 _FOLDED_RECURRENT = (*keras_classes.LAYER_KINDS, "RNN", "Bidirectional")
 #: Nested-model classes a TimeDistributed config may wrap.
@@ -1066,7 +1067,7 @@ HANDLERS = {
 }
 
 _TWO_D = ("only 1-D sequence layers (batch, time, features) and Conv2D, Max/AveragePooling2D, "
-          "GlobalMax/AveragePooling2D of images are supported")
+          "GlobalMax/AveragePooling2D, ZeroPadding2D of images are supported")
 #: Keras layer classes gateport refuses on purpose, with the reason (README, "Keras layers still refused").
 REFUSED = {
     "GroupQueryAttention": "grouped-query attention is not supported yet (Attention, AdditiveAttention and "
@@ -1078,7 +1079,7 @@ REFUSED = {
     "Lambda": "a Lambda layer holds Python code, which gateport refuses to deserialize",
     **{cls: _TWO_D for cls in
        ("Conv3D", "MaxPooling3D", "AveragePooling3D", "GlobalMaxPooling3D", "GlobalAveragePooling3D",
-        "Cropping2D", "Cropping3D", "ZeroPadding2D", "ZeroPadding3D", "UpSampling2D", "UpSampling3D",
+        "Cropping2D", "Cropping3D", "ZeroPadding3D", "UpSampling2D", "UpSampling3D",
         "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D")},
     **{cls: "preprocessing layers are not supported: apply them to the data before the model" for cls in
        ("TextVectorization", "StringLookup", "IntegerLookup", "Hashing", "Discretization", "CategoryEncoding",

@@ -73,4 +73,10 @@ def pool2d_to_numpy(w, node: Node) -> None:
     w.assign(node.outputs[0], f"keras_pool2d({', '.join(args)})")
 
 
-EMITTERS = {"conv2d": conv2d_to_numpy, "pool2d": pool2d_to_numpy}
+def zero_pad2d_to_numpy(w, node: Node) -> None:
+    top, bottom, left, right = _ints(node.options["padding"])
+    w.assign(node.outputs[0], f"np.pad({w.var(node.inputs[0], node)}, ((0, 0), ({top}, {bottom}), ({left}, {right}), "
+                              "(0, 0)))")
+
+
+EMITTERS = {"conv2d": conv2d_to_numpy, "pool2d": pool2d_to_numpy, "zero_pad2d": zero_pad2d_to_numpy}

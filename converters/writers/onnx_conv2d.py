@@ -68,4 +68,10 @@ def pool2d_to_onnx(g: GraphBuilder, node: Node) -> None:
     g.transpose(y, [0, 2, 3, 1], out=node.outputs[0])
 
 
-LAYERS = {"conv2d": conv2d_to_onnx, "pool2d": pool2d_to_onnx}
+def zero_pad2d_to_onnx(g: GraphBuilder, node: Node) -> None:
+    """ONNX Pad (constant 0) on the channels-last tensor: begins of every axis, then ends."""
+    top, bottom, left, right = (int(v) for v in node.options["padding"])
+    g.op("Pad", [node.inputs[0], g.const([0, top, left, 0, 0, bottom, right, 0])], out=node.outputs[0], mode="constant")
+
+
+LAYERS = {"conv2d": conv2d_to_onnx, "pool2d": pool2d_to_onnx, "zero_pad2d": zero_pad2d_to_onnx}

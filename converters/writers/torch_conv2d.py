@@ -74,4 +74,10 @@ def pool2d_to_torch(w, node: Node) -> None:
     w.assign(node.outputs[0], f"{fn}({x}, {k}, {s}).permute(0, 2, 3, 1)")
 
 
-EMITTERS = {"conv2d": conv2d_to_torch, "pool2d": pool2d_to_torch}
+def zero_pad2d_to_torch(w, node: Node) -> None:
+    top, bottom, left, right = _ints(node.options["padding"])
+    # F.pad lists the last axis first: channels (none), width, height
+    w.assign(node.outputs[0], f"F.pad({w.var(node.inputs[0], node)}, (0, 0, {left}, {right}, {top}, {bottom}))")
+
+
+EMITTERS = {"conv2d": conv2d_to_torch, "pool2d": pool2d_to_torch, "zero_pad2d": zero_pad2d_to_torch}
