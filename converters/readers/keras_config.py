@@ -455,7 +455,11 @@ def _inline_nested(graph: KerasGraph, major: int) -> KerasGraph:
     Layers of a nested model ``enc`` become ``enc/lstm`` (``enc#1/lstm`` for its second call,
     same weights). References to the nested model's outputs are redirected to its inner layers.
     Config node indices of a nested model start at 1 in Keras <= 2 when the model was built
-    with an input (tf_keras functional.py ``_should_skip_first_node``), at 0 in Keras 3.
+    with an input (tf_keras functional.py ``_should_skip_first_node``), at 0 in Keras 3, except in the
+    model's own ``output_layers``, where a nested Functional's (not a Sequential's) start at 1
+    (keras/src/models/functional.py: ``get_config`` sets ``kept_nodes = 1`` for a Functional,
+    ``functional_from_config``'s ``get_tensor`` takes 1 off; ``serialize_node`` writes inbound nodes
+    unshifted): ``Model([x, y], decoder([y, *encoder(x)]))`` names ``['decoder_model', 1, 0]``.
     """
     if not any(s.is_container for s in graph.layers):
         return graph
@@ -502,10 +506,14 @@ def _inline_nested(graph: KerasGraph, major: int) -> KerasGraph:
     for spec in layers:
         spec.calls = [_map_call(c, fix) for c in spec.calls]
     containers = {s.name for s in layers if s.is_container and not s.scope}
-    for ref in [*graph.outputs]:
+    outputs = graph.outputs
+    if major >= 3:  # Keras 3 counts a nested Functional's own construction as node 0 in output_layers only
+        functional = {s.name for s in graph.layers if s.is_container and s.class_name == "Functional"}
+        outputs = [Ref(r.layer, r.call - 1, r.tensor) if r.layer in functional else r for r in outputs]
+    for ref in outputs:
         if ref.layer in containers and (ref.layer, ref.call) not in redirect:
             raise FormatError(f"call {ref.call} of nested model {ref.layer!r} is not in the model")
-    return KerasGraph(graph.name, layers, graph.inputs, [fix(r) for r in graph.outputs])
+    return KerasGraph(graph.name, layers, graph.inputs, [fix(r) for r in outputs])
 
 
 def _map_call(call: Call, fn) -> Call:
