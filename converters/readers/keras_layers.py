@@ -430,7 +430,9 @@ def concatenate(call: LayerCall) -> list[Tensor]:
     mask = None
     if any(t.mask for t in ins):
         if not is_last:
-            raise call.unsupported(f"concatenating masked tensors over axis {axis} is not supported")
+            raise call.unsupported(f"concatenating masked tensors over axis {axis} is not supported: expected "
+                                   "masked inputs joined over the last axis (Keras joins their masks over this "
+                                   "axis, which gateport's masks cannot)")
         mask = _merged_mask(call, ins)
     call.add("concatenate", [t.name for t in ins], [call.out()], {"axis": axis})
     return [Tensor(call.out(), shape, mask)]
