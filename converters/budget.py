@@ -37,6 +37,22 @@ MAX_NODES = 30_000
 MAX_RECURRENT = 1_000
 
 
+#: What a child process running an artifact (onnxruntime, Keras, generated code) may allocate besides its
+#: inputs, activations and weights: the runtime itself. Measured (VmData after importing and running a fixture):
+#: Keras 3 on torch 320 MiB, onnxruntime 120 MiB.
+CHILD_BASE = 1 << 30
+
+
+def child_limit(artifact_bytes: int, work_bytes: int) -> int:
+    """RLIMIT_DATA of a child process running an artifact of ``artifact_bytes`` (its files' sizes) on inputs and
+    activations of at most ``work_bytes`` (the verify budget): the runtime, the work, and the weights :data:`RATIO`
+    times over (a serialized graph, its parse, the runtime's own copies). ``GATEPORT_CHILD_BYTES`` (bytes), when
+    set, is the ceiling of every child."""
+    if "GATEPORT_CHILD_BYTES" in os.environ:
+        return int(os.environ["GATEPORT_CHILD_BYTES"])
+    return CHILD_BASE + max(0, int(work_bytes)) + min(MAX_BYTES, RATIO * max(0, int(artifact_bytes)))
+
+
 def limit_for(file_size: int) -> int:
     """The byte budget of reading a file of ``file_size`` bytes."""
     if EXPLICIT:

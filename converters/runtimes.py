@@ -179,7 +179,7 @@ class ArtifactError(Exception):
 
 
 def run_torch_isolated(folder: str | os.PathLike, inputs: Inputs, *, timeout: float = CHILD_TIMEOUT,
-                       max_bytes: int = 1 << 30) -> tuple[list[np.ndarray], list[dict]]:
+                       max_bytes: int = 1 << 30, given: bool = False) -> tuple[list[np.ndarray], list[dict]]:
     """Run a generated PyTorch folder in a child process; returns ``(outputs, records)``.
 
     Nothing of ``model.py`` runs in this process: the child (``python -I``) imports it, reads the
@@ -187,8 +187,12 @@ def run_torch_isolated(folder: str | os.PathLike, inputs: Inputs, *, timeout: fl
     of a recurrent submodule (``nn.LSTM/GRU/RNN`` or a generated ``*Loop``) in call order,
     ``{"cls", "x", "y", "states"}`` as the module received and returned them. The results may hold
     at most ``max_bytes``. Raises :class:`ArtifactError` with the child's first error line, or after
-    ``timeout`` seconds (the child and its children are killed).
+    ``timeout`` seconds (the child and its children are killed). The child may allocate
+    :func:`converters.budget.child_limit` bytes (RLIMIT_DATA); past it, :class:`UnsafeError` naming the
+    folder. ``given``: the folder is a user's artifact: a timeout is then an :class:`UnsafeError` too.
     """
+    from .budget import child_limit
+
     for module in ("torch", "safetensors"):
         if importlib.util.find_spec(module) is None:
             require(module, "torch")  # raises MissingDependencyError naming the extra
@@ -201,14 +205,30 @@ def run_torch_isolated(folder: str | os.PathLike, inputs: Inputs, *, timeout: fl
         xs: dict[str, Any] = {f"x{k}": np.ascontiguousarray(x) for k, x in enumerate(inputs)}
         np.savez(work / "inputs.npz", **xs)
         root = str(Path(__file__).resolve().parent.parent)
-        code = _run_child([sys.executable, "-I", "-c", _CHILD, root, str(folder), str(work)], work, timeout)
+        memory, file = child_limit(folder_bytes(folder), max_bytes), str(folder)
+        code = _run_child([sys.executable, "-I", "-c", _CHILD, root, str(folder), str(work)], work, timeout,
+                          memory=memory, file=file if given else None)
+        _over_memory(work, code, "torch", memory, file)
         return _child_results(work, code, max_bytes)
 
 
-def _run_child(argv: list[str], work: Path, timeout: float, what: str = "torch") -> int:
-    """Run ``argv`` in its own session with stderr to a file; kill the whole group after ``timeout``."""
+def _run_child(argv: list[str], work: Path, timeout: float, what: str = "torch", memory: int | None = None,
+               file: str | None = None) -> int:
+    """Run ``argv`` in its own session with stderr to a file; kill the whole group after ``timeout``.
+
+    ``memory``: the child's RLIMIT_DATA in bytes (``argv`` is ``[python, -I, -c, code, ...]``: the limit is set
+    before ``code`` imports anything). RLIMIT_DATA, not RLIMIT_AS: it counts what the child allocates (heap,
+    anonymous mappings: numpy's and onnxruntime's buffers, torch's tensors) but not address space reserved
+    and never committed (glibc's per-thread arenas, CUDA's reservations) nor mapped libraries, so a legitimate
+    run is not refused for its virtual size; Linux >= 4.7 enforces it on mmap (mm/mmap.c, may_expand_vm).
+    ``file``: a user's artifact: a timeout is then a refusal naming it (:class:`UnsafeError`), not an
+    :class:`ArtifactError`.
+    """
     import signal
 
+    if memory is not None:
+        argv = [*argv[:3], f"import resource; resource.setrlimit(resource.RLIMIT_DATA, ({int(memory)}, "
+                           f"{int(memory)})); " + argv[3], *argv[4:]]
     with open(work / "stderr.txt", "wb") as err:
         proc = subprocess.Popen(argv, cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=err, start_new_session=True)
@@ -217,8 +237,38 @@ def _run_child(argv: list[str], work: Path, timeout: float, what: str = "torch")
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+            if file is not None:
+                raise UnsafeError(f"expected an artifact that runs within --timeout {timeout:g} s, found none: "
+                                  f"the {what} child process was stopped (--timeout sets the limit)",
+                                  file=file) from None
             raise ArtifactError(f"no result within {timeout:g} s: the {what} child process was stopped "
                                 "(--timeout sets the limit)") from None
+
+
+#: What a runtime says when an allocation failed (Python, numpy, onnxruntime's arena, torch's allocator, C++).
+_OUT_OF_MEMORY = ("MemoryError", "Unable to allocate", "Failed to allocate", "can't allocate memory",
+                  "bad_alloc", "Cannot allocate memory", "out of memory")
+
+
+def _over_memory(work: Path, code: int, what: str, memory: int | None, file: str | None) -> None:
+    """Raise :class:`UnsafeError` naming ``file`` where the child ran out of its memory ceiling (an allocation
+    refused, or killed by a signal: a runtime aborting on a failed allocation)."""
+    if memory is None:
+        return
+    said = _tail(work / "error.txt") if (work / "error.txt").is_file() else _tail(work / "stderr.txt")
+    if code < 0 or any(m in said for m in _OUT_OF_MEMORY):
+        how = f"killed by signal {-code}" if code < 0 else "out of memory"
+        raise UnsafeError(f"expected an artifact that runs within the memory ceiling of {memory} bytes "
+                          f"(GATEPORT_CHILD_BYTES), found one that does not: the {what} child process was {how}",
+                          file=file)
+
+
+def folder_bytes(path: str | os.PathLike) -> int:
+    """Bytes of a file, or of the files directly in a folder (an artifact's weights)."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+    return path.stat().st_size if path.is_file() else 0
 
 
 def _child_results(work: Path, code: int, max_bytes: int) -> tuple[list[np.ndarray], list[dict]]:
@@ -422,3 +472,88 @@ def _onnx_feed(session, inputs: Inputs, input_names: Sequence[str] | None) -> di
     order = list(input_names) if input_names is not None else names
     types = {i.name: _ORT_DTYPES.get(i.type) for i in graph_inputs}
     return {n: np.asarray(x, dtype=types[n] or np.asarray(x).dtype) for n, x in zip(order, inputs)}
+
+
+# -- a user's ONNX or .keras file in a child process ------------------------------------------------------
+_ARTIFACT_CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); from converters.runtimes import artifact_child; "
+                   "sys.exit(artifact_child(sys.argv[2], sys.argv[3], sys.argv[4]))")
+#: The runtime each kind of artifact runs in (the child's name in messages).
+_ARTIFACT_RUNTIMES = {"onnx": "onnxruntime", "keras": "keras"}
+
+
+def run_isolated(kind: str, path: str | os.PathLike, inputs: Inputs, input_names: Sequence[str] | None = None, *,
+                 timeout: float = CHILD_TIMEOUT, max_bytes: int = 1 << 30) -> tuple[list[np.ndarray], Any]:
+    """Run a user's ``.onnx`` (``kind="onnx"``: :func:`run_onnx_traced`, probes and all) or ``.keras`` file
+    (``"keras"``: :func:`run_keras`, records None) in a child process (``python -I``), as generated code runs
+    (:func:`run_torch_isolated`): a graph whose constants make a huge tensor at run time (a Tile, Range, Resize,
+    Pad or Expand to a computed shape) or a Keras config asking for a huge layer cannot exhaust this process.
+
+    The child may allocate :func:`converters.budget.child_limit` bytes (RLIMIT_DATA) and run ``timeout``
+    seconds; past either, :class:`UnsafeError` naming the file. Inputs and results travel as .npz (no pickle),
+    the results bounded by ``max_bytes``. A runtime's own error is an :class:`ArtifactError` (its first line).
+    """
+    from .budget import child_limit
+
+    if importlib.util.find_spec(_ARTIFACT_RUNTIMES[kind]) is None:
+        require(_ARTIFACT_RUNTIMES[kind], "onnx" if kind == "onnx" else "keras")
+    file = os.fsdecode(path)
+    what = _ARTIFACT_RUNTIMES[kind]
+    with tempfile.TemporaryDirectory(prefix=f"gateport-{kind}-") as tmp:
+        work = Path(tmp)
+        xs: dict[str, Any] = {f"x{k}": np.ascontiguousarray(x) for k, x in enumerate(inputs)}
+        np.savez(work / "inputs.npz", **xs)
+        (work / "names.json").write_text(json.dumps(None if input_names is None else list(input_names)))
+        root = str(Path(__file__).resolve().parent.parent)
+        memory = child_limit(folder_bytes(path), max_bytes)
+        code = _run_child([sys.executable, "-I", "-c", _ARTIFACT_CHILD, root, kind, str(Path(path).resolve()),
+                           str(work)], work, timeout, what, memory=memory, file=file)
+        _over_memory(work, code, what, memory, file)
+        if (work / "error.txt").is_file():
+            raise ArtifactError(first_line(_tail(work / "error.txt")))
+        if code != 0:
+            last = (_tail(work / "stderr.txt").strip().splitlines() or [""])[-1]
+            raise ArtifactError(f"the {what} child process exited with status {code}: {first_line(last)}")
+        try:
+            meta_path = work / "meta.json"
+            if meta_path.stat().st_size > _META_MAX:
+                raise ValueError("meta.json too large")
+            meta = json.loads(meta_path.read_text())
+            arrays = _load_bounded_npz(work / "outputs.npz", max_bytes)
+            outputs = [arrays[f"out{k}"] for k in range(int(meta["outputs"]))]
+            probes = None if meta["probes"] is None else [
+                {"op": str(op), "direction": str(direction), "x": arrays.get(f"p{j}x"), "y": arrays.get(f"p{j}y"),
+                 "states": [arrays[f"p{j}s{k}"] for k in range(int(n))]}
+                for j, (op, direction, n) in enumerate(meta["probes"])]
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
+            raise ArtifactError(f"the {what} child process left unreadable results ({type(e).__name__}: "
+                                f"{first_line(e)})") from None
+    return outputs, probes
+
+
+def artifact_child(kind: str, path: str, work: str) -> int:
+    """The child side of :func:`run_isolated` (runs in its own process)."""
+    work_dir = Path(work)
+    try:
+        with np.load(work_dir / "inputs.npz", allow_pickle=False) as f:
+            xs = [f[f"x{k}"] for k in range(len(f.files))]
+        names = json.loads((work_dir / "names.json").read_text())
+        probes = None
+        if kind == "onnx":
+            outputs, probes = run_onnx_traced(path, xs, names)
+        else:
+            outputs = run_keras(path, xs)
+        arrays: dict[str, Any] = {f"out{k}": np.asarray(o) for k, o in enumerate(outputs)}
+        meta: dict[str, Any] = {"outputs": len(outputs), "probes": None}
+        if probes is not None:
+            meta["probes"] = []
+            for j, p in enumerate(probes):
+                arrays.update({**({f"p{j}x": p["x"]} if p["x"] is not None else {}),
+                               **({f"p{j}y": p["y"]} if p["y"] is not None else {}),
+                               **{f"p{j}s{k}": s for k, s in enumerate(p["states"])}})
+                meta["probes"].append([p["op"], p["direction"], len(p["states"])])
+        np.savez(work_dir / "outputs.npz", **arrays)
+        (work_dir / "meta.json").write_text(json.dumps(meta))
+        return 0
+    except BaseException as e:  # noqa: BLE001 - whatever the artifact raises is reported, in one line
+        (work_dir / "error.txt").write_text(f"{type(e).__name__}: {e}")
+        return 1

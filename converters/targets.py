@@ -4,7 +4,7 @@ Each row gives its target the same verbs, so no caller branches on a target's na
 
     write(model, output, force=False, **options)   the artifact at ``output`` (``options``: ``Target.options``)
     build(model, workdir)                          an artifact for a verify run (a path, or ONNX bytes)
-    run(artifact, xs, input_names, timeout, max_bytes) -> (outputs, records or None)
+    run(artifact, xs, input_names, timeout, max_bytes, given=False) -> (outputs, records or None)
     traces(model, records, masks)                  the records as per-layer traces (:mod:`converters.divergence`)
 
 ``build``, ``run`` and ``traces`` are None where ``verify`` cannot run the target. The verbs are small
@@ -157,31 +157,37 @@ def _build_keras(model: Model, workdir: Path) -> Path:
     return path
 
 
-def _run_torch(artifact, xs: Sequence, input_names, timeout: float, max_bytes: int) -> RunResult:
+def _run_torch(artifact, xs: Sequence, input_names, timeout: float, max_bytes: int, given: bool = False) -> RunResult:
     """Generated PyTorch code in a child process, with every recurrent submodule's tensors."""
     from .runtimes import run_torch_isolated
 
-    return run_torch_isolated(artifact, xs, timeout=timeout, max_bytes=max_bytes)
+    return run_torch_isolated(artifact, xs, timeout=timeout, max_bytes=max_bytes, given=given)
 
 
-def _run_numpy(artifact, xs: Sequence, input_names, timeout: float, max_bytes: int) -> RunResult:
+def _run_numpy(artifact, xs: Sequence, input_names, timeout: float, max_bytes: int, given: bool = False) -> RunResult:
     """A generated numpy model.py in a child process, with every layer's tensors."""
     from .writers import numpy_code
 
     return numpy_code.run_isolated(artifact, xs, timeout=timeout, max_bytes=max_bytes)
 
 
-def _run_onnx(artifact, xs: Sequence, input_names, timeout: float, max_bytes: int) -> RunResult:
-    """onnxruntime, with the fused recurrent nodes' tensors as extra outputs (None if it cannot)."""
-    from .runtimes import run_onnx_traced
+def _run_onnx(artifact, xs: Sequence, input_names, timeout: float, max_bytes: int, given: bool = False) -> RunResult:
+    """onnxruntime, with the fused recurrent nodes' tensors as extra outputs (None if it cannot). A user's file
+    (``given``) runs in a bounded child process (:func:`converters.runtimes.run_isolated`), gateport's own
+    freshly written graph in this process."""
+    from .runtimes import run_isolated, run_onnx_traced
 
+    if given:
+        return run_isolated("onnx", artifact, xs, input_names, timeout=timeout, max_bytes=max_bytes)
     return run_onnx_traced(artifact, xs, input_names)
 
 
-def _run_keras(artifact, xs: Sequence, input_names, timeout: float, max_bytes: int) -> RunResult:
-    """Keras 3 (safe_mode): the outputs only."""
-    from .runtimes import run_keras
+def _run_keras(artifact, xs: Sequence, input_names, timeout: float, max_bytes: int, given: bool = False) -> RunResult:
+    """Keras 3 (safe_mode): the outputs only. A user's file (``given``) in a bounded child process."""
+    from .runtimes import run_isolated, run_keras
 
+    if given:
+        return run_isolated("keras", artifact, xs, timeout=timeout, max_bytes=max_bytes)
     return run_keras(artifact, xs), None
 
 

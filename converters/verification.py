@@ -20,7 +20,10 @@ status (:data:`EXIT`):
   reference is gateport's own reading;
 * ``ok`` (0): otherwise.
 
-Generated PyTorch code runs in a child process (:func:`converters.runtimes.run_torch_isolated`).
+Generated PyTorch code runs in a child process (:func:`converters.runtimes.run_torch_isolated`), and so does
+a user's ``--artifact`` ONNX or .keras file (:func:`converters.runtimes.run_isolated`), each under a memory
+ceiling (:func:`converters.budget.child_limit`) and ``--timeout``: a user's artifact past either is refused
+in one line naming it. gateport's own freshly written ONNX and .keras run in this process.
 Every recurrent layer's input, per-direction outputs and states are compared with the numpy
 reference's (:mod:`converters.divergence`): ``report.where`` names, per runtime, the first layer,
 direction and time step that departs. Inputs and activations must fit :data:`VERIFY_BYTES`,
@@ -513,13 +516,15 @@ def _classes(obj) -> set[str]:
 # -- converted artifacts -----------------------------------------------------------------------------
 def run_artifact(model: Model, target: str, artifact: Model | str | os.PathLike | None, workdir: Path,
                  xs: Sequence[np.ndarray], masks: Mapping, *, timeout: float = DEFAULT_TIMEOUT,
-                 max_bytes: int = VERIFY_BYTES) -> tuple[list, dict | None, str | None]:
+                 max_bytes: int = VERIFY_BYTES, given: bool | None = None) -> tuple[list, dict | None, str | None]:
     """Convert ``model`` (or an IR given as ``artifact``) to ``target`` in ``workdir``, or take a written
     ``artifact`` path, and run it on ``xs``: ``(outputs, traces by layer or None, why no traces)``.
 
     Each target's row (:data:`converters.targets.RUNNABLE`) builds and runs it: generated PyTorch and
     numpy code in a child process; ONNX in onnxruntime with the fused nodes' tensors as extra outputs;
-    a ``.keras`` file in Keras (safe_mode) without traces.
+    a ``.keras`` file in Keras (safe_mode) without traces. ``given`` (default: ``artifact`` is a path): the
+    artifact is a user's file, run in a bounded child process whatever its target
+    (:func:`converters.runtimes.run_isolated`); gateport's own freshly written ONNX and .keras run in this process.
     """
     row = RUNNABLE.get(target)
     if row is None or row.build is None or row.run is None:
@@ -527,7 +532,8 @@ def run_artifact(model: Model, target: str, artifact: Model | str | os.PathLike 
     workdir.mkdir(parents=True, exist_ok=True)
     path = row.build(artifact, workdir) if isinstance(artifact, Model) else artifact
     path = row.build(model, workdir) if path is None else path
-    outputs, records = row.run(path, xs, [s.name for s in model.inputs], timeout, max_bytes)
+    given = isinstance(artifact, (str, os.PathLike)) if given is None else given
+    outputs, records = row.run(path, xs, [s.name for s in model.inputs], timeout, max_bytes, given=given)
     traces = row.traces
     if traces is None:
         return outputs, None, "a Keras artifact is compared at its outputs only"
@@ -562,6 +568,8 @@ def _attempt(label: str, run: Callable[[], tuple]) -> tuple[Row | None, tuple | 
     row (a crash, a timeout, an unreadable artifact) and None."""
     try:
         return None, run()
+    except UnsafeError:
+        raise  # an artifact past the memory ceiling or (a user's) the timeout: refused in one line
     except MissingDependencyError as e:
         return Row(label, skipped=one_line(e.message)), None
     except UnsupportedError as e:
@@ -655,15 +663,19 @@ def verify(model_path: str | os.PathLike, targets: Sequence[str] = DEFAULT_TARGE
     ref, ref_traces, masks = _run_reference(report, model, names, xs, ref, progress)
 
     artifacts = dict(artifacts or {})
+    given = {t for t, a in artifacts.items() if isinstance(a, (str, os.PathLike))}  # a user's files: in a child
     with tempfile.TemporaryDirectory(prefix="gateport-verify-") as tmp:
         if fp16 and "onnx" in targets and artifacts.get("onnx") is None:
             artifacts["onnx"] = _float16_onnx(model, Path(tmp) / "float16.onnx")
         for target in targets:
             label = TARGETS[target]
             with _stage(progress, f"{label}: converting and running"):
-                row, result = _attempt(label, lambda: run_artifact(
-                    model, target, artifacts.get(target), Path(tmp) / target, xs, masks,
-                    timeout=timeout, max_bytes=vb.limit))
+                try:
+                    row, result = _attempt(label, lambda: run_artifact(
+                        model, target, artifacts.get(target), Path(tmp) / target, xs, masks,
+                        timeout=timeout, max_bytes=vb.limit, given=target in given))
+                except UnsafeError as e:
+                    raise e.at(file=str(artifacts[target]) if target in given else report.model) from None
             if row is not None:
                 report.rows.append(row)
                 continue
@@ -756,8 +768,11 @@ def check_artifact(target: str, path: str | os.PathLike) -> None:
     than that (a config.json unpacking to 1.5 GiB), an .onnx past protobuf's 2 GiB or failing the ONNX
     reader's structure checks (:func:`converters.readers.onnx_model.check_structure`: node count, IR
     version, values named once), a Loop (gateport's writer never emits one; 2**62 trips ran for ever) or a
-    ConstantOfShape / Expand to a constant shape past the budget (2 GiB from a 200-byte file) is refused.
-    onnxruntime and Keras then load it in this process."""
+    ConstantOfShape / Expand to a constant shape past the budget (2 GiB from a 200-byte file), or a value
+    whose shape, inferred from the graph's constants, is past :data:`VERIFY_BYTES` (a Tile, Resize or
+    broadcast to 4 GiB) is refused. onnxruntime and Keras then run it in a child process under a memory
+    ceiling and ``--timeout`` (:func:`converters.runtimes.run_isolated`): what only the run makes huge is
+    refused there."""
     import stat
 
     from .readers.detect import check_regular
@@ -805,6 +820,38 @@ def _check_onnx_artifact(file: str, spent: budget.Budget) -> None:
             if shape_input is not None and len(node.input) > shape_input and node.input[shape_input] in constants:
                 dims = onnx.numpy_helper.to_array(constants[node.input[shape_input]]).reshape(-1).tolist()
                 spent.take_array([max(int(d), 0) for d in dims], 4, f"ONNX node {quote(node.name)} ({node.op_type})")
+    _check_inferred_sizes(onnx, proto, file)
+
+
+def _check_inferred_sizes(onnx, proto, file: str) -> None:
+    """Refuse a graph whose shape inference (with data propagation: shapes computed from constants, as a Tile's
+    repeats, a Range's limit, a Resize's scales, a Pad's pads or an Expand to a computed shape) declares a value
+    larger than :data:`VERIFY_BYTES`: the first line against a huge tensor made at run time, before any runtime
+    sees the file. Values with unknown dimensions pass; the bounded child process
+    (:func:`converters.runtimes.run_isolated`) is the real bound. A graph the inference rejects is left to it too."""
+    from .readers.onnx_foreign import graphs_of
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, data_prop=True)
+    except Exception:  # noqa: BLE001 - onnxruntime says what is wrong with the graph, in the child
+        return
+    for g in graphs_of(inferred):
+        for info in [*g.value_info, *g.output]:
+            if not info.type.HasField("tensor_type") or not info.type.tensor_type.HasField("shape"):
+                continue
+            shape = info.type.tensor_type.shape.dim
+            if not all(d.HasField("dim_value") for d in shape):
+                continue
+            dims = [int(d.dim_value) for d in shape]
+            try:
+                itemsize = onnx.helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type).itemsize
+            except (KeyError, TypeError, ValueError):
+                itemsize = 8
+            size = budget.nbytes(tuple(max(d, 0) for d in dims), itemsize)
+            if size > VERIFY_BYTES:
+                raise UnsafeError(f"expected an ONNX graph whose values fit the verify budget of {VERIFY_BYTES} bytes "
+                                  f"(GATEPORT_VERIFY_BYTES), found value {quote(info.name)} of shape {dims}: "
+                                  f"{size} bytes", file=file)
 
 
 def _run_reference(report: Report, model: Model, names, xs, ref, progress):

@@ -23,6 +23,7 @@ import importlib  # noqa: E402
 
 from converters import cli  # noqa: E402
 from converters.api import convert  # noqa: E402
+from converters.errors import UnsafeError  # noqa: E402
 from converters.readers import read  # noqa: E402
 from converters.verification import ATOL, RTOL, compare, load_inputs, verify  # noqa: E402
 
@@ -176,11 +177,13 @@ def test_torch_model_py_that_raises_is_an_error(tmp_path):
     assert [r["status"] for r in report.to_dict()["rows"] if r["runtime"] == "torch"] == ["error"]
 
 
-def test_torch_child_timeout_is_an_error(tmp_path):
+def test_a_given_torch_folder_past_the_timeout_is_refused(tmp_path):
+    """A user's artifact past --timeout is refused naming it (runtimes._run_child: its child is a stranger's
+    file run on verify's behalf, like an ONNX or .keras artifact's); gateport's own is an error row."""
     folder = _torch_folder(tmp_path, "import time\ntime.sleep(60)")
-    report = verify(_file("tiny_lstm"), ("torch",), artifacts={"torch": folder}, timeout=3, **_stored("tiny_lstm"))
-    (row,) = [r for r in report.rows if r.runtime == "torch"]
-    assert row.status == "error" and "no result within 3 s" in row.error
+    with pytest.raises(UnsafeError, match="expected an artifact that runs within --timeout 3 s") as e:
+        verify(_file("tiny_lstm"), ("torch",), artifacts={"torch": folder}, timeout=3, **_stored("tiny_lstm"))
+    assert e.value.file == str(folder)
 
 
 # -- generated code runs in a child process -------------------------------------------------------------
