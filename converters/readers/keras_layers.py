@@ -82,6 +82,22 @@ def _number(call: LayerCall, key: str, value: object, default: float | None) -> 
     return float(value)
 
 
+#: The largest float32: a config number past it is infinite once Keras casts it to the layer's float32.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _mask_value(call: LayerCall, value: object) -> float:
+    """Masking's ``mask_value``: a number that float32 holds, or an infinity. Keras compares the inputs with it in
+    their dtype; a bool or a string ('0.5', which float() took) is no number, NaN equals nothing (and Keras'
+    outputs hold NaN), and a value past float32's range is infinite in Keras but was compared as itself in the
+    numpy reference (its NaN outputs were reported as a mismatch)."""
+    infinite = isinstance(value, float) and math.isinf(value)
+    if not infinite and not (is_finite(value) and abs(float(value)) <= FLOAT32_MAX):
+        raise call.error(f"mask_value: expected a number within float32's range or an infinity, found "
+                         f"{quote(value)}")
+    return float(value)  # type: ignore[arg-type]
+
+
 def relu(call: LayerCall) -> list[Tensor]:
     """ReLU(max_value, negative_slope, threshold) and LeakyReLU (tf-keras ``alpha``, Keras 3
     ``negative_slope``, default 0.3): plain ``relu`` / ``relu6`` activations where the options allow."""
@@ -345,8 +361,7 @@ def embedding(call: LayerCall) -> list[Tensor]:
 
 def masking(call: LayerCall) -> list[Tensor]:
     x = call.single_input()
-    with call.parsing("mask_value"):
-        value = float(call.config.get("mask_value", 0.0))
+    value = _mask_value(call, call.config.get("mask_value", 0.0))
     mask = call.mask_not_equal(x, value, reduce=True)
     call.add("masking", [x.name], [call.out()], {"mask_value": value}, mask=mask)
     return [Tensor(call.out(), x.shape, mask)]
@@ -841,6 +856,9 @@ def _config_array(call: LayerCall, key: str, value: object) -> np.ndarray:
         array = np.array(value, dtype=np.float64)
     if array.shape != dims or not np.all(np.isfinite(array)):
         raise call.error(f"{key}: expected finite numbers in rows of equal length, found {quote(value)}")
+    if array.size and float(np.abs(array).max()) > FLOAT32_MAX:  # infinite once cast: Keras' outputs are +-inf/NaN
+        raise call.error(f"{key}: expected numbers within float32's range (+-{FLOAT32_MAX:.4g}), found a magnitude of "
+                         f"{float(np.abs(array).max()):.4g}")
     return array.astype(np.float32)
 
 

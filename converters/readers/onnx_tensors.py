@@ -6,7 +6,8 @@
 ``onnx.numpy_helper.to_array`` trusts ``dims``: a tensor declaring ``[10**9, 10**9]`` or ``[-3]``,
 ``raw_data`` shorter than ``dims`` say, or external data at an offset past the end of its file
 gives a traceback or a huge allocation. Here ``dims`` go through :class:`converters.budget.Budget`
-first, the data must hold exactly ``prod(dims)`` elements, and external data is read only from
+first, the data must hold exactly ``prod(dims)`` elements in one place (raw_data, a typed field or external
+data: onnx.numpy_helper takes raw_data, another reader the typed field), and external data is read only from
 regular files inside the model's folder (no NUL bytes, no absolute or escaping paths, the
 offset and length inside the file).
 """
@@ -21,6 +22,8 @@ from ..budget import Budget
 from ..errors import FormatError, UnsafeError, UnsupportedError
 from ..sanitize import quote
 
+#: The TensorProto fields that hold values in place of raw_data (onnx/onnx.proto).
+_VALUE_FIELDS = ("float_data", "int32_data", "string_data", "int64_data", "double_data", "uint64_data")
 #: ONNX element type -> (numpy dtype, the typed field that holds the values when there is no raw_data);
 #: float16 (gateport's own --fp16 weights, cast to float32 where the graph starts) keeps its bit patterns
 #: in int32_data (onnx/onnx.proto3 TensorProto)
@@ -78,6 +81,12 @@ class TensorReader:
                                    file=self.path, layer=layer)
         if t.HasField("segment"):
             raise UnsupportedError(f"{what}: segmented tensors are not read", file=self.path, layer=layer)
+        external = t.data_location == _EXTERNAL
+        raw_set = t.HasField("raw_data") and (not external or len(t.raw_data) > 0)  # external: raw_data is b""
+        held = [f for f in _VALUE_FIELDS if len(getattr(t, f))] + ["raw_data"] * raw_set + ["external data"] * external
+        if len(held) > 1:  # readers disagree on which one counts (onnx.proto: one or the other)
+            raise FormatError(f"{what}: expected its values in one place, found {' and '.join(held)}",
+                              file=self.path, layer=layer)
         dtype, field = DTYPES[t.data_type]
         itemsize = np.dtype(dtype).itemsize
         dims = self.budget.take_array(list(t.dims), itemsize, what, layer=layer)
