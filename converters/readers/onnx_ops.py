@@ -416,6 +416,9 @@ def _transpose(r, node, args, attrs):
     if isinstance(x, Const):
         return [Const(np.transpose(x.value, perm or None))]
     if perm == (1, 0, 2):
+        if isinstance(x, View) and x.kind == "channels_first" and isinstance(x.of, IR) \
+                and r.ranks.get(x.of.name, x.of.rank) == 3:  # a Permute((2, 1)), then a recurrent layer's
+            x = IR(r.tensor(x, out_name(node) + "/permuted"), 3)  # time-major Transpose (tf2onnx keeps both)
         if isinstance(x, IR) or isinstance(x, View) and x.kind in ("compact", "flipped"):
             return [View("time_major", x)]
         if isinstance(x, View) and x.kind == "time_major":
