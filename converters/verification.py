@@ -48,7 +48,7 @@ import numpy as np
 
 from . import budget
 from .errors import (FormatError, GateportError, MissingDependencyError, UnsafeError, UnsupportedError,
-                     UsageError, check_tolerances)
+                     UsageError, check_count, check_tolerances)
 from .ir import Model
 from .sanitize import one_line, quote
 from .targets import RUNNABLE
@@ -361,8 +361,18 @@ def load_inputs(model: Model, path: str | os.PathLike, vb: VerifyBudget | None =
         if want.kind == "b" and x.dtype.kind != "b" and not np.isin(x, (0, 1)).all():
             raise FormatError(f"{quote(key)}: expected a mask of bool or 0/1 values, found other {x.dtype} values",
                               file=str(path))
-        xs.append(_finite(x.astype(want), key, str(path)))
+        xs.append(_finite(_numbers(x, key, str(path)).astype(want), key, str(path)))
     return xs
+
+
+def _numbers(x: np.ndarray, key: str, file: str | None) -> np.ndarray:
+    """``x`` when it holds plain numbers (bool, integers, floats): an object, string, complex, structured or
+    datetime array is no model input (an object array given in memory failed as a TypeError in the reference;
+    a complex one lost its imaginary part to a cast)."""
+    if x.dtype.kind not in "biuf":
+        raise FormatError(f"{quote(key)}: expected numbers (bool, integer or float), found dtype {quote(x.dtype)}",
+                          file=file)
+    return x
 
 
 def _finite(x: np.ndarray, key: str, file: str | None) -> np.ndarray:
@@ -740,11 +750,12 @@ def _note_float16_cost(report, label: str, rows, tol: tuple[float, float]) -> No
 
 def _check_arguments(targets, artifacts, batch, steps, require, timeout, seed=0, atol=None, rtol=None) -> None:
     unknown = [t for t in targets if t not in TARGETS]
-    if unknown:
+    if unknown or not targets:  # none: nothing would run, and the report would say 'unproven' (exit 3)
         raise UsageError(f"expected verify targets from {', '.join(TARGETS)}, found "
-                         f"{', '.join(map(quote, unknown))}")
-    if batch < 1 or (steps is not None and steps < 1):
-        raise UsageError(f"expected --batch and --steps >= 1, found {batch} and {steps}")
+                         f"{', '.join(map(quote, unknown)) or 'none'}")
+    check_count("--batch", batch)
+    if steps is not None:
+        check_count("--steps", steps)
     if require not in REQUIRE:
         raise UsageError(f"expected --require {' or '.join(REQUIRE)}, found {quote(require)}")
     if not timeout > 0:
@@ -752,6 +763,8 @@ def _check_arguments(targets, artifacts, batch, steps, require, timeout, seed=0,
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise UsageError(f"expected --seed a non-negative integer, found {seed!r}")
     check_tolerances(0.0 if atol is None else atol, 0.0 if rtol is None else rtol)
+    if artifacts is not None and not isinstance(artifacts, Mapping):
+        raise UsageError(f"expected artifacts a mapping of target to path, found {type(artifacts).__name__}")
     for target, artifact in (artifacts or {}).items():
         if target not in targets:
             raise UsageError(f"expected an artifact for one of the targets {', '.join(targets)}, "
@@ -963,7 +976,7 @@ def _resolve_inputs(model, inputs, batch, steps, seed, vb: VerifyBudget) -> tupl
     if len(xs) != len(model.inputs):
         raise UsageError(f"expected {len(model.inputs)} input arrays, found {len(xs)}")
     check_activations(model, [x.shape for x in xs], vb)
-    xs = [_finite(x, f"input {k}", None) for k, x in enumerate(xs)]
+    xs = [_finite(_numbers(x, f"input {k}", None), f"input {k}", None) for k, x in enumerate(xs)]
     return xs, describe_inputs(model, xs, "given", None)
 
 
