@@ -68,12 +68,8 @@ REFUSED = {
     # torch's dynamo exporter writes nn.LSTM(proj_size) as a plain LSTM onnxruntime refuses too
     "t_lstm_proj_bi": "expected initial state 'val_19' of the node's hidden size 3, found zeros of width 5",
     # not read (onnxruntime runs them): tf2onnx's reversal of a go_backwards GRU's input after a Bidirectional,
-    # its Conv1D (ExpandDims/Conv/Squeeze), and the SimpleRNN Loop gateport fuses at opsets 9 and 11 (the
-    # fused node's Squeeze is written in opset 13's form, onnx_loops._fused)
+    # and its Conv1D (ExpandDims/Conv/Squeeze)
     "k_bigru_back": "expected Slice reversing a sequence in time or taking one direction's half",
-    "k_rnn_relu__op9": "Squeeze-1 takes 1 to 1 inputs and 1 to 1 outputs, found 2 and 1",
-    "k_rnn_relu__op9_nchw": "Squeeze-1 takes 1 to 1 inputs and 1 to 1 outputs, found 2 and 1",
-    "k_rnn_relu__op11": "Squeeze-11 takes 1 to 1 inputs and 1 to 1 outputs, found 2 and 1",
     "k_conv_lstm_state": "found Unsqueeze [-3] of a tensor",
     "k_conv_lstm_state__op9": "expected a 1-D Conv of Transpose(x, [0, 2, 1]) with constant weights",
     "k_conv_lstm_state__op9_nchw": "expected a 1-D Conv of Transpose(x, [0, 2, 1]) with constant weights",

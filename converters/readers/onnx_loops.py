@@ -518,7 +518,7 @@ _LSTM_TO_ONNX = [0, 3, 1, 2]
 def _fused(vg: ValueGraph, node, p: dict, cell: dict) -> tuple[list, list]:
     """(new nodes, new initializers): the ONNX RNN/GRU/LSTM computing the loop's states (inside the
     exact masked plan for a masked loop)."""
-    plan = PlanNodes(vg.onnx, lambda hint: fresh(vg, hint), f"{node.name or 'loop'}/fused")
+    plan = PlanNodes(vg.onnx, lambda hint: fresh(vg, hint), f"{node.name or 'loop'}/fused", vg.opset)
     weights = [plan.const(_onnx_gates(a, cell["kind"], cell["units"])[None], np.float32) for a in _cell_arrays(cell)]
     make_node = _node_maker(plan, cell, weights, _initial_states(vg, node, p, plan), "forward")
     if p["mask"] is not None:
@@ -538,7 +538,7 @@ def _fused_pair(vg: ValueGraph, front: tuple, back: tuple) -> tuple[list, list]:
     loop, slot 1 the backward one, processing the steps from the end); each loop's outputs from its
     direction, the backward one's in its processing order (reversed in time)."""
     (fw, fp, cell), (bw, bp, bcell) = front, back
-    plan = PlanNodes(vg.onnx, lambda hint: fresh(vg, hint), f"{fw.name or 'loop'}/bidirectional")
+    plan = PlanNodes(vg.onnx, lambda hint: fresh(vg, hint), f"{fw.name or 'loop'}/bidirectional", vg.opset)
     arrays = zip(_cell_arrays(cell), _cell_arrays(bcell))
     weights = [plan.const(np.stack([_onnx_gates(a, cell["kind"], cell["units"]) for a in pair]), np.float32)
                for pair in arrays]
@@ -561,7 +561,7 @@ def _fused_backward(vg: ValueGraph, node, p: dict, cell: dict, sources: tuple) -
     ``sources`` reversed in time) as one ``reverse`` node in the exact masked plan on them; its scan output
     in its processing order (reversed in time), as Keras returns it."""
     x, mask = sources
-    plan = PlanNodes(vg.onnx, lambda hint: fresh(vg, hint), f"{node.name or 'loop'}/fused")
+    plan = PlanNodes(vg.onnx, lambda hint: fresh(vg, hint), f"{node.name or 'loop'}/fused", vg.opset)
     weights = [plan.const(_onnx_gates(a, cell["kind"], cell["units"])[None], np.float32) for a in _cell_arrays(cell)]
     make_node = _node_maker(plan, cell, weights, _initial_states(vg, node, p, plan), "reverse")
     (out,), states = masked_node(plan, _batch_first_mask(vg, mask, plan), x, make_node,

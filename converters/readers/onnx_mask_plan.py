@@ -18,17 +18,22 @@ import numpy as np
 class PlanNodes:
     """Collects the nodes and constants of one plan (names from ``fresh``)."""
 
-    def __init__(self, onnx, fresh, scope: str):
-        self.onnx, self.fresh, self.scope = onnx, fresh, scope
+    def __init__(self, onnx, fresh, scope: str, opset: int = 13):
+        self.onnx, self.fresh, self.scope, self.opset = onnx, fresh, scope, opset
         self.nodes: list = []
         self.inits: list = []
+        self._values: dict[str, np.ndarray] = {}
 
     def const(self, value, dtype) -> str:
         name = self.fresh(f"{self.scope}/c")
-        self.inits.append(self.onnx.numpy_helper.from_array(np.asarray(value, dtype), name))
+        self._values[name] = np.asarray(value, dtype)
+        self.inits.append(self.onnx.numpy_helper.from_array(self._values[name], name))
         return name
 
     def op(self, op: str, inputs: list[str], n_out: int = 1, out: str | None = None, **attrs):
+        if op in ("Squeeze", "Unsqueeze", "ReduceSum") and self.opset < 13 and len(inputs) == 2 \
+                and inputs[1] in self._values:  # axes an attribute before opset 13 (Squeeze-11, ReduceSum-11)
+            inputs, attrs = inputs[:1], {**attrs, "axes": [int(a) for a in self._values[inputs[1]].reshape(-1)]}
         outs = [out or self.fresh(f"{self.scope}/{op}")] + [self.fresh(f"{self.scope}/{op}") for _ in range(n_out - 1)]
         self.nodes.append(self.onnx.helper.make_node(op, inputs, outs, name=outs[0], **attrs))
         return outs if n_out > 1 else outs[0]

@@ -30,6 +30,7 @@ from .onnx_rewrite import (FLIP_END, Rewrite, fresh as _fresh, full_reverse, op_
 from .onnx_tf_masks import float_count, masking_product, select_lowered
 from .onnx_torch_patterns import (static_time_reshape, time_major_dense, time_major_inputs, unrolled_rnn,
                                   unsqueeze_gather)
+from .onnx_opset import default_opset
 from .onnx_value_graph import BIG, ValueGraph, shown, where
 
 _RECURRENT = ("LSTM", "GRU", "RNN")
@@ -403,8 +404,10 @@ def normalize(onnx, proto, path: str | None, tensors) -> tuple[object, dict[str,
     refuse_foreign_nodes(onnx, proto, path)
     nodes, cache, inits, misses = list(proto.graph.node), {}, [], {}
     proto, nodes, applied = time_major_inputs(onnx, proto, nodes, ValueGraph(onnx, nodes, proto.graph, tensors, cache))
+    opset = default_opset(onnx, proto, path)
     for _ in range(_MAX_PASSES):
         vg = ValueGraph(onnx, nodes, proto.graph, tensors, cache, inits)
+        vg.opset = opset
         batch = _rewrites(vg, misses)
         if not batch:
             break

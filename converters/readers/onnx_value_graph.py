@@ -45,6 +45,9 @@ class ValueGraph:
 
     def __init__(self, onnx, nodes: list, graph, tensors, cache: dict, extra: list = ()):
         self.onnx, self.nodes, self.graph, self.tensors, self.cache = onnx, nodes, graph, tensors, cache
+        #: the default domain's opset the model imports (onnx_patterns.normalize sets it): the form nodes
+        #: a rewrite adds must take (Squeeze's axes an attribute before opset 13)
+        self.opset = 13
         self.producer = {o: n for n in nodes for o in n.output if o}
         self.consumers: dict[str, list] = {}
         for n in nodes:
