@@ -625,7 +625,7 @@ def verify(model_path: str | os.PathLike, targets: Sequence[str] = DEFAULT_TARGE
            atol: float | None = None, rtol: float | None = None, config: str | os.PathLike | None = None,
            artifacts: Mapping[str, Model | str | os.PathLike] | None = None,
            require: str = "independent", timeout: float = DEFAULT_TIMEOUT,
-           progress: Progress | None = None, fp16: bool = False) -> Report:
+           progress: Progress | None = None, fp16: bool = False, isolate: bool = True) -> Report:
     """Convert ``model_path`` to each target, run everything on the same inputs, compare.
 
     ``inputs``: an .npz (keys = Keras input names, or ``in:<name>``) or arrays in input order;
@@ -640,7 +640,10 @@ def verify(model_path: str | os.PathLike, targets: Sequence[str] = DEFAULT_TARGE
     ``require``: ``independent`` (default) or ``any`` reference for an ``ok`` verdict. ``timeout``:
     seconds for the child torch run. ``progress``: called with a line about each stage still running
     after :data:`PROGRESS_AFTER` seconds. Raises :class:`GateportError` for a bad model file, bad
-    inputs or what does not fit the verify budget.
+    inputs or what does not fit the verify budget. ``isolate`` (default True): an artifact given as a path
+    runs in a bounded child process (:func:`converters.runtimes.run_isolated`); False runs an ONNX or
+    .keras path in this process, as gateport's own freshly written ones do: only for files you wrote
+    yourself (the command line always isolates).
     """
     from . import runtimes
     from .dtypes import tolerance
@@ -673,7 +676,7 @@ def verify(model_path: str | os.PathLike, targets: Sequence[str] = DEFAULT_TARGE
     ref, ref_traces, masks = _run_reference(report, model, names, xs, ref, progress)
 
     artifacts = dict(artifacts or {})
-    given = {t for t, a in artifacts.items() if isinstance(a, (str, os.PathLike))}  # a user's files: in a child
+    given = {t for t, a in artifacts.items() if isolate and isinstance(a, (str, os.PathLike))}  # in a child
     with tempfile.TemporaryDirectory(prefix="gateport-verify-") as tmp:
         if fp16 and "onnx" in targets and artifacts.get("onnx") is None:
             artifacts["onnx"] = _float16_onnx(model, Path(tmp) / "float16.onnx")

@@ -49,9 +49,13 @@ WHOLE = [e for e in ENTRIES if not isinstance(_source(e["id"]), GateportError)]
 
 
 def _verify(entry: dict, target: str, artifact: Path):
+    """verify --artifact's verdict on a file gateport wrote here, run in this process (``isolate=False``: a
+    child per run would add about 1,100 process starts; tests/test_attacks_round5_artifacts.py checks
+    the isolated path gives the same outputs and traces)."""
     path, config = _paths(entry)
     stored = str(ROOT / entry["expected"])
-    return verify(path, (target,), inputs=stored, expected=stored, config=config, artifacts={target: str(artifact)})
+    return verify(path, (target,), inputs=stored, expected=stored, config=config, artifacts={target: str(artifact)},
+                  isolate=False)
 
 
 def _carrying(model, kind: str) -> list[str]:
