@@ -89,7 +89,11 @@ def _cast(r, node, args, attrs):
 
 
 def _rec_part(v) -> bool:
-    return isinstance(v, (Seq, State, Last)) and (not isinstance(v, Seq) or v.stage == "keras")
+    """``v`` can be one direction inside a Keras Bidirectional merge (onnx_values.part): a sequence, a last output
+    or a final h. A cell state c is no Bidirectional output: Concatenate([fc, bc]) (a bidirectional encoder's
+    states starting a decoder) is a plain concatenation."""
+    return isinstance(v, (Seq, State, Last)) and (not isinstance(v, Seq) or v.stage == "keras") and \
+        (not isinstance(v, State) or v.k == 0)
 
 
 def _folded(r, op: str, values: list[np.ndarray]) -> Const:
