@@ -16,6 +16,7 @@ import math
 import numbers
 import os
 
+from . import errors
 from .errors import UnsafeError
 from .sanitize import quote
 
@@ -129,3 +130,14 @@ class Budget:
         dims = shape(value, what, file=self.file, layer=layer)
         self.take(nbytes(dims, itemsize), what, layer=layer)
         return dims
+
+
+def check_count(name: str, value: object, minimum: int = 1, maximum: int | None = None) -> int:
+    """``value`` as a whole number in ``[minimum, maximum]`` (default maximum: the byte budget's ceiling,
+    :data:`MAX_BYTES`: no count of samples, steps or seconds is larger), else a UsageError
+    naming the option: a bool, a float, a string ('3' from a script) or 2**63 is refused here, not deep in
+    numpy as a TypeError or an OverflowError."""
+    top = MAX_BYTES if maximum is None else maximum
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not minimum <= int(value) <= top:
+        raise errors.UsageError(f"expected {name} a whole number from {minimum} to {top}, found {value!r:.60}")
+    return int(value)

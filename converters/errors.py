@@ -133,21 +133,6 @@ def check_tolerances(atol: object, rtol: object) -> None:
             raise UsageError(f"expected {name} a finite number >= 0, found {value!r}")
 
 
-def check_count(name: str, value: object, minimum: int = 1, maximum: int | None = None) -> int:
-    """``value`` as a whole number in ``[minimum, maximum]`` (default maximum: the byte budget's ceiling,
-    :data:`converters.budget.MAX_BYTES`: no count of samples, steps or seconds is larger), else a UsageError
-    naming the option: a bool, a float, a string ('3' from a script) or 2**63 is refused here, not deep in
-    numpy as a TypeError or an OverflowError."""
-    import numbers
-
-    from .budget import MAX_BYTES
-
-    top = MAX_BYTES if maximum is None else maximum
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not minimum <= int(value) <= top:
-        raise UsageError(f"expected {name} a whole number from {minimum} to {top}, found {value!r:.60}")
-    return int(value)
-
-
 def check_flag(name: str, value: object) -> bool:
     """``value`` as a bool, else a UsageError: ``force="no"`` (a non-empty string, so true) overwrote the
     user's file."""

@@ -47,8 +47,9 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from . import budget
+from .budget import check_count
 from .errors import (FormatError, GateportError, MissingDependencyError, UnsafeError, UnsupportedError,
-                     UsageError, check_count, check_tolerances)
+                     UsageError, check_tolerances)
 from .ir import Model
 from .sanitize import one_line, quote
 from .targets import RUNNABLE
