@@ -57,13 +57,14 @@ def saved(model, tmp_path):
 
 
 def run_all(ir, xs, tmp_path) -> dict[str, list[np.ndarray]]:
-    """Outputs of the reference, generated numpy and PyTorch code, ONNX (float32 inputs) and Keras'
+    """Outputs of the reference, generated numpy and PyTorch code, ONNX (float inputs as float32) and Keras'
     reading of gateport's .keras."""
     _, generated = load_generated(ir, tmp_path / "np")
     k = keras.models.load_model(keras_v3.write(ir, tmp_path / "out.keras"))
     return {"reference": reference.run(ir, xs), "numpy": outputs_of(generated, xs),
             "torch": torch_outputs(ir, xs, tmp_path / "torch"),
-            "onnx": onnx_outputs(ir, [x.astype(np.float32) for x in xs], tmp_path / "m.onnx"),
+            "onnx": onnx_outputs(ir, [x.astype(np.float32) if x.dtype.kind == "f" else x for x in xs],
+                                 tmp_path / "m.onnx"),
             "keras": [keras.ops.convert_to_numpy(o) for o in [k(xs[0], training=False)]]}
 
 
@@ -211,7 +212,7 @@ def test_dtype_fixture_in_every_runtime(entry, tmp_path):
     (its ops.matmul rounds float64 to float32); float16/bfloat16 compute within dtypes.tolerance."""
     ir = read(ROOT / entry["file"])
     with np.load(ROOT / entry["expected"]) as npz:
-        xs = [npz[f"in:{n}"] for n in entry["inputs"]]
+        xs = [npz[f"in:{s.name}"].astype(s.dtype) for s in ir.inputs]  # token ids as the IR's int64
         want = [npz[f"out:{k}"].astype(np.float64) for k in range(entry["n_outputs"])]
     policy = next(f for f in entry["features"] if f in ("float64", "mixed_float16", "mixed_bfloat16"))
     assert dtypes.describe(ir)["policy"] == policy

@@ -194,6 +194,9 @@ def test_files_are_small():
 def test_entry_files_and_producer(entry):
     suffix = suffix_of(entry)
     library, weights_only = SUFFIXES[suffix]
+    if "tf_keras_archive" in entry["features"]:  # tf-keras' own .keras (its saving_lib), fixtures tfk_<name>
+        assert suffix == ".keras" and entry["name"].startswith("tfk_")
+        library = "tf_keras"
     assert entry["file"] == f"fixtures/models/{entry['name']}{suffix}"
     assert (ROOT / entry["file"]).is_file()
     assert entry["expected"] == f"fixtures/expected/{entry['name']}.npz"
