@@ -438,3 +438,15 @@ def test_torch_exporters_with_initial_states_match_pytorch(name, exporter, tmp_p
         err = max_error(outs, want, target)
         print(f"{name} {exporter} {target}: max abs error {err:.2e}")
         assert err <= TOL
+
+
+def test_an_output_computed_from_a_relaid_state_is_named_batch_first(tmp_path):
+    """Relu(Y_h) as the graph's output: gateport returns it batch-first like Y_h itself, and the layout note
+    names that output (it named the intermediate Y_h, which no caller sees)."""
+    proto = variant(op="GRU", outputs=("Y_h",), linear_before_reset=1)
+    proto.graph.node[-1].output[1] = "h"
+    proto.graph.node.append(helper.make_node("Relu", ["h"], ["Y_h"], name="relu"))
+    onnx.checker.check_model(proto, full_check=True)
+    check_read(proto, proto, tmp_path, keras=False)
+    model = api.read(tmp_path / "variant.onnx")
+    assert "outputs 'Y_h' (" in model.source["layout"] and "'h'" not in model.source["layout"]

@@ -496,6 +496,23 @@ def check_structure(onnx, proto, path: str | None) -> None:
                           f"{quote(node.name)} ({quote(node.op_type)})", file=path)
 
 
+def _outputs_from(graph, names: list[str]) -> list[str]:
+    """The graph outputs computed from any of ``names`` (a relaid Y_h read through a Relu is the Relu's
+    output that reaches the caller batch-first), in the graph's order; ``names`` themselves where none is."""
+    readers: dict[str, list] = {}
+    for node in graph.node:
+        for name in set(node.input):
+            readers.setdefault(name, []).append(node)
+    reached, todo = set(names), list(names)
+    while todo:
+        for node in readers.get(todo.pop(), ()):
+            new = [o for o in node.output if o and o not in reached]
+            reached.update(new)
+            todo += new
+    outputs = [vi.name for vi in graph.output if vi.name in reached]
+    return outputs or list(names)
+
+
 def _initializer_inputs(proto) -> int:
     """How many graph inputs are also initializers: defaults a caller may override in onnxruntime (ONNX
     IR 4+; IR 3 required every initializer listed as an input) that the reader takes as constants."""
@@ -532,9 +549,11 @@ def from_proto(proto, path: str | None = None) -> Model:
                                                   model.source["functions"]]).lstrip("; ")
         layouts = (["inputs time-major in the file, read batch-first: feed x.transpose(0, 1)"]
                    if "time_major_input" in applied else [])
-        if reader.relaid:  # the IR is batch-first: say so where the producer is shown
-            layouts.append(f"outputs {', '.join(quote(n) for n in reader.relaid)} ([time | dirs, batch, ...] in the "
-                           "file: a layout-0 Y, Y_h, Y_c) read batch-first (Y as [batch, time, dirs, hidden])")
+        if reader.relaid:  # the IR is batch-first: say so where the producer is shown, naming the graph outputs
+            relaid = _outputs_from(proto.graph, reader.relaid)
+            layouts.append(f"outputs {', '.join(quote(n) for n in relaid)} ([time | dirs, batch, ...] in the "
+                           "file: a layout-0 Y, Y_h, Y_c, or computed from one) read batch-first "
+                           "(Y as [batch, time, dirs, hidden])")
         if layouts:
             model.source["layout"] = "; ".join(layouts).removeprefix("inputs ")
             model.source["producer"] = "; ".join([model.source.get("producer", ""), *layouts]).lstrip("; ")
