@@ -168,7 +168,7 @@ def _run_numpy(artifact, xs: Sequence, input_names, timeout: float, max_bytes: i
     """A generated numpy model.py in a child process, with every layer's tensors."""
     from .writers import numpy_code
 
-    return numpy_code.run_isolated(artifact, xs, timeout=timeout, max_bytes=max_bytes)
+    return numpy_code.run_isolated(artifact, xs, timeout=timeout, max_bytes=max_bytes, given=given)
 
 
 def _run_onnx(artifact, xs: Sequence, input_names, timeout: float, max_bytes: int, given: bool = False) -> RunResult:

@@ -85,3 +85,18 @@ def test_child_results_match_the_in_process_run(tmp_path):
         assert np.array_equal(g["x"], w["x"]) and np.array_equal(g["y"], w["y"])
         assert len(g["states"]) == len(w["states"]) and all(
             np.array_equal(a, b) for a, b in zip(g["states"], w["states"]))
+
+
+@pytest.mark.parametrize("to", ["numpy", "torch"])
+def test_a_given_code_folder_past_the_memory_ceiling_is_refused(to, tmp_path):
+    """A user's numpy or torch folder whose model.py allocates past the child's ceiling (RLIMIT_DATA): one
+    UnsafeError naming the folder, as an ONNX artifact's (the numpy child had no ceiling)."""
+    from attacks_round4 import _written
+    from converters.verification import verify
+
+    folder = _written(tmp_path, to)
+    code = folder / "model.py"
+    code.write_text(code.read_text() + "\n_BOMB = bytearray(64 << 30)\n")
+    with pytest.raises(UnsafeError) as e:
+        verify(TINY, (to,), artifacts={to: str(folder)})
+    assert e.value.file == str(folder.resolve()) and "memory ceiling" in str(e.value), str(e.value)

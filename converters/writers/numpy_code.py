@@ -651,16 +651,19 @@ except BaseException as e:
 
 
 def run_isolated(folder: str | os.PathLike, inputs: Sequence[np.ndarray], *, timeout: float = 300.0,
-                 max_bytes: int = 1 << 30) -> tuple[list[np.ndarray], list[dict]]:
+                 max_bytes: int = 1 << 30, given: bool = False) -> tuple[list[np.ndarray], list[dict]]:
     """Run a written numpy folder in a child process (``python -I``) on ``inputs``: ``(outputs, records)``,
     a record ``{"x", "y", "states"}`` per call of its ``keras_rnn`` (one direction of one layer), in order.
 
     Nothing of ``model.py`` runs in this process. Raises :class:`converters.runtimes.ArtifactError`
-    with the child's first error line, or after ``timeout`` seconds.
+    with the child's first error line, or after ``timeout`` seconds. The child may allocate
+    :func:`converters.budget.child_limit` bytes (RLIMIT_DATA); past it, :class:`UnsafeError` naming the
+    folder. ``given``: the folder is a user's artifact: a timeout is then an :class:`UnsafeError` too.
     """
     import json
 
-    from ..runtimes import ArtifactError, _load_bounded_npz, _run_child, _tail, first_line
+    from ..budget import child_limit
+    from ..runtimes import ArtifactError, _load_bounded_npz, _over_memory, _run_child, _tail, first_line, folder_bytes
 
     folder = Path(folder).resolve()
     if not (folder / "model.py").is_file():
@@ -668,7 +671,10 @@ def run_isolated(folder: str | os.PathLike, inputs: Sequence[np.ndarray], *, tim
     with tempfile.TemporaryDirectory(prefix="gateport-numpy-") as tmp:
         work = Path(tmp)
         np.savez(work / "inputs.npz", **{f"x{k}": np.ascontiguousarray(x) for k, x in enumerate(inputs)})
-        code = _run_child([sys.executable, "-I", "-c", _CHILD, str(folder), str(work)], work, timeout, "numpy")
+        memory, file = child_limit(folder_bytes(folder), max_bytes), str(folder)
+        code = _run_child([sys.executable, "-I", "-c", _CHILD, str(folder), str(work)], work, timeout, "numpy",
+                          memory=memory, file=file if given else None)
+        _over_memory(work, code, "numpy", memory, file)
         if (work / "error.txt").is_file():
             raise ArtifactError(first_line(_tail(work / "error.txt")))
         if code != 0:
