@@ -67,14 +67,9 @@ REFUSED = {
     "fn_undefined": "expected standard ONNX ops, found 'Block' of domain 'local.rnn'",
     # torch's dynamo exporter writes nn.LSTM(proj_size) as a plain LSTM onnxruntime refuses too
     "t_lstm_proj_bi": "expected initial state 'val_19' of the node's hidden size 3, found zeros of width 5",
-    # not read (onnxruntime runs them): tf2onnx's reversal of a go_backwards GRU's input after a Bidirectional,
-    # and its Conv1D (ExpandDims/Conv/Squeeze)
+    # not read (onnxruntime runs them): tf2onnx's reversal of a go_backwards GRU's input after a Bidirectional
+    # (its Conv1D, ExpandDims / 2-D Conv / Squeeze, reads: k_conv_lstm_state at every opset)
     "k_bigru_back": "expected Slice reversing a sequence in time or taking one direction's half",
-    "k_conv_lstm_state": "found Unsqueeze [-3] of a tensor",
-    "k_conv_lstm_state__op9": "expected a 1-D Conv of Transpose(x, [0, 2, 1]) with constant weights",
-    "k_conv_lstm_state__op9_nchw": "expected a 1-D Conv of Transpose(x, [0, 2, 1]) with constant weights",
-    "k_conv_lstm_state__op13_nchw": "expected a 1-D Conv of Transpose(x, [0, 2, 1]) with constant weights",
-    "k_conv_lstm_state__op17_nchw": "expected a 1-D Conv of Transpose(x, [0, 2, 1]) with constant weights",
     # tf2onnx at opset 9 keeps TensorFlow's ReverseV2 (onnxruntime refuses the file too)
     "k_bigru_back__op9": "found 'ReverseV2', which no ONNX opset defines",
     "k_bigru_back__op9_nchw": "found 'ReverseV2', which no ONNX opset defines",
@@ -199,3 +194,43 @@ def test_local_functions_are_named_where_the_producer_is_shown():
     model = api.read(R5 / "fn_bilstm_nested.onnx")
     assert "model-local functions 'Encoder', 'RecurrentBlock' inlined" in model.source["producer"]
     assert "functions" not in api.read(R5 / "lstm_Yc_only.onnx").source
+
+
+@pytest.mark.parametrize("change, expected", [
+    ("kernel", "expected the axis Unsqueeze added convolved by 1 (kernel 1, stride 1, no padding), found W of shape "
+               "[6, 4, 2, 3]"),
+    ("pads", "found W of shape [6, 4, 1, 3], kernel_shape [1, 3], strides [1, 1], dilations [1, 1], pads [1, 1, 0, 1]"),
+    ("bias", "expected a bias of shape (6, 1) (one float per filter) added to a Conv1D's (batch, filters, time) "
+             "output, found a float32 constant of shape [6]"),
+    ("squeeze", "expected Squeeze of the axis 2 the 2-D Conv of a Conv1D was given, found axes [3]"),
+])
+def test_tf2onnx_conv1d_other_than_its_form_is_refused(change, expected, tmp_path, capsys):
+    """tf2onnx's Conv1D (k_conv_lstm_state: ExpandDims, a 2-D Conv with a (1, k) kernel, Squeeze, the bias added
+    as (filters, 1)) changed where the 1-D Conv it reads as would compute something else: a kernel, or padding,
+    on the added axis, a bias broadcast over time (the file's 6 steps) rather than filters, the other axis
+    squeezed. Each is refused in one line naming the node."""
+    proto = onnx.load(str(R5 / "k_conv_lstm_state__op13.onnx"))
+    inits = {i.name: i for i in proto.graph.initializer}
+    conv = next(n for n in proto.graph.node if n.op_type == "Conv")
+    attrs = {a.name: a for a in conv.attribute}
+    if change == "kernel":
+        w = onnx.numpy_helper.to_array(inits[conv.input[1]])
+        inits[conv.input[1]].CopyFrom(onnx.numpy_helper.from_array(np.concatenate([w, w], 2), conv.input[1]))
+        attrs["kernel_shape"].ints[:] = [2, 3]
+    elif change == "pads":
+        attrs["pads"].ints[:] = [1, 1, 0, 1]
+    elif change == "bias":
+        add = next(n for n in proto.graph.node if n.op_type == "Add")
+        b = onnx.numpy_helper.to_array(inits[add.input[1]])
+        inits[add.input[1]].CopyFrom(onnx.numpy_helper.from_array(b.reshape(-1), add.input[1]))
+    else:
+        squeeze = next(n for n in proto.graph.node if n.op_type == "Squeeze" and n.input[0] == conv.output[0])
+        axes = onnx.numpy_helper.from_array(np.array([3], np.int64), "other_axis")
+        proto.graph.initializer.append(axes)
+        squeeze.input[1] = "other_axis"
+    path = tmp_path / "conv.onnx"
+    onnx.save(proto, str(path))
+    assert main(["convert", str(path), "--to", "torch", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    print(err)
+    assert err.count("\n") == 1 and "ONNX node '" in err and expected in err, err

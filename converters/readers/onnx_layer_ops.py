@@ -1,7 +1,7 @@
 """ONNX ops -> the IR's non-recurrent layer ops (pool1d, global_pool (masked average too), zero_pad1d,
 crop1d, upsample1d, permute, relu / elu / prelu, the gelu / mish / log_softmax activations, layer_norm,
-rms_norm, unit_norm), as gateport's ONNX writer emits them (converters/writers/onnx_layers.py,
-onnx_activations.py, onnx_norms.py) and as torch.onnx (TorchScript and dynamo exporters), tf2onnx and Keras 3's
+rms_norm, unit_norm; conv1d as tf2onnx writes it, a 2-D Conv of an added axis), as gateport's ONNX writer
+emits them (converters/writers/onnx_layers.py, onnx_activations.py, onnx_norms.py) and as torch.onnx (TorchScript and dynamo exporters), tf2onnx and Keras 3's
 exporter write the same layers (fixtures/make_foreign_onnx_layers.py, tests/test_foreign_onnx_layers.py).
 
 A layer written as several ONNX ops (LayerNormalization as ReduceMean/Sub/Mul/Sqrt/Div, Keras ReLU as
@@ -163,6 +163,8 @@ def _transpose(r, node, args, attrs):
         return [_deconv_step(r, x, batch_first=True)]
     if isinstance(x, Pending) and x.kind == "resized" and perm == [0, 2, 1]:
         return [r.add("upsample1d", [x.args[0].name], out_name(node), {"size": x.args[1]}, rank=3)]
+    if isinstance(x, View) and x.kind == "channels_first" and perm == [0, 2, 1] and _ir3(r, x.of) is not None:
+        return [_ir3(r, x.of)]  # Transpose(Transpose(y, [0, 2, 1]), [0, 2, 1]) is y (a Conv1D's activation between)
     if len(perm) < 3 or perm[0] != 0 or sorted(perm) != list(range(len(perm))) or perm == sorted(perm) \
             or perm in ([0, 2, 1], [1, 0, 2]) or isinstance(x, (Const, View, Pending)):
         return None  # layouts onnx_ops.py reads (a rank-3 swap: a Conv / pooling layout, else Permute when used)
@@ -179,11 +181,18 @@ def _unsqueeze(r, node, args, attrs):
         return [View("channels_first_unsq", x.of, axes[0] % 4)]  # dynamo's 1-D pooling as 2-D
     if axes in ([2], [-2]) and _ir3(r, x) is not None:
         return [View("unsqueeze2", _ir3(r, x))]  # UpSampling1D as gateport writes it
+    if axes == [-3] and _ir3(r, x) is not None:
+        return [View("unsqueeze1", _ir3(r, x))]  # tf2onnx's ExpandDims(x, -3) before a Conv1D (axis 1 of 4)
     return None
 
 
 def _squeeze(r, node, args, attrs):
     x, axes = args[0], axes_of(node, args, attrs)
+    if isinstance(x, Pending) and x.kind == "conv_unsq":
+        if axes is None or len(axes) != 1 or axes[0] % 4 != x.args[1]:
+            raise r.unsupported(f"expected Squeeze of the axis {x.args[1]} the 2-D Conv of a Conv1D was given, "
+                                f"found axes {axes}")
+        return [x.args[0]]
     if isinstance(x, Pending) and x.kind == "pool" and x.args[2] is not None and axes is not None \
             and len(axes) == 1 and axes[0] % 4 == x.args[2]:
         return [Pending("pool", (*x.args[:2], None))]
@@ -521,6 +530,10 @@ def _thresholded_relu(r, node, args, attrs):
 
 def _relu(r, node, args, attrs):
     x = args[0]
+    if isinstance(x, Pending) and x.kind == "conv":  # tf2onnx: Conv1D's relu before the Transpose back
+        from .onnx_ops import _conv1d  # the Conv1D node as the reader makes it for gateport's own form
+
+        return [View("channels_first", _activation(r, node, _conv1d(r, None, *x.args), "relu"))]
     if isinstance(x, Pending) and x.kind == "rsub":
         return [Pending("relu_below", x.args)]
     return None
@@ -797,6 +810,8 @@ def _add(r, node, args, attrs):
             raise r.unsupported(f"expected a bias of one float per filter ({filters},) after a transposed convolution, "
                                 f"found a {b.value.dtype} constant of shape {list(b.value.shape)}")
         return [_deconv_step(r, a, bias=np.ascontiguousarray(b.value.reshape(-1)))]
+    if isinstance(a, Pending) and a.kind == "conv" and a.args[2] is None and isinstance(b, Const):
+        return [_conv_bias(r, a, b.value)]
     if isinstance(a, Pending) and a.kind == "group_var" and scalar(b) is not None:
         eps = _finite(r, "epsilon", scalar(b))
         if eps < 0:
@@ -963,6 +978,7 @@ KINDS = ("normalized", "deconv")
 #: what each partial form of this module waits for, for the refusal when it is used any other way
 _PARTIAL = {
     "pool": "a 1-D pooling transposed back to (batch, time, features)",
+    "conv_unsq": "the 2-D Conv of a Conv1D squeezed back to (batch, filters, time)",
     "resized": "a Resize transposed back to (batch, time, features)",
     "repeat_steps": "repeated steps reshaped to (batch, time * n, features) (UpSampling1D)",
     "rsub": "t - x inside relu(t - x) (the negative part of Keras ReLU / PReLU)",
@@ -1118,6 +1134,49 @@ def _deconv_node(r, p: Pending, name: str) -> IR:
                            file=r.path, layer=r.where() or where)
 
 
+# -- Conv1D as tf2onnx writes it: a 2-D Conv of an added axis ----------------------------------------------
+def _conv_2d(r, node, args, attrs):
+    """tf2onnx's Conv1D (tensorflow/python/ops/nn_ops.py conv1d: ExpandDims, Conv2D with a (1, k) kernel,
+    Squeeze): ``Conv`` of ``Transpose(Unsqueeze(x, 1), [0, 3, 1, 2])`` (``x`` channels last) or of
+    ``Unsqueeze(x, 2)`` (``x`` already (batch, channels, time): a Permute((2, 1)) folded in), its kernel,
+    stride, dilation and padding on the added axis 1 / 1 / 1 / 0. Read as the 1-D Conv of gateport's own form
+    (the reader's Conv handler) pending the Squeeze of that axis; the bias tf2onnx adds after the Squeeze and a
+    Relu before the Transpose back are read by :func:`_add` and :func:`_relu`."""
+    x, w = args[0], args[1]
+    if isinstance(x, View) and x.kind == "unsqueeze2" and _ir3(r, x.of) is not None:
+        x = View("channels_first_unsq", r.add("permute", [x.of.name], r.fresh(f"{out_name(node)}/channels_last"),
+                                              {"dims": [2, 1]}, rank=3), 2)
+    if not (isinstance(x, View) and x.kind == "channels_first_unsq" and _ir3(r, x.of) is not None) \
+            or not isinstance(w, Const) or w.value.ndim != 4:
+        return None
+    added = int(x.mask)
+    one = added - 2  # the added axis among the two spatial ones
+    k, s, d = (_attr_ints(r, attrs, key, 2, dflt) for key, dflt in (("kernel_shape", w.value.shape[added]),
+                                                                     ("strides", 1), ("dilations", 1)))
+    pads = _attr_ints(r, attrs, "pads", 4, 0)
+    if w.value.shape[added] != 1 or k[one] != 1 or s[one] != 1 or d[one] != 1 or pads[one] or pads[2 + one]:
+        raise r.unsupported(f"expected the axis Unsqueeze added convolved by 1 (kernel 1, stride 1, no padding), "
+                            f"found W of shape {list(w.value.shape)}, kernel_shape {k}, strides {s}, dilations {d}, "
+                            f"pads {pads}")
+    keep = 1 - one
+    flat = {**attrs, "kernel_shape": [k[keep]], "strides": [s[keep]], "dilations": [d[keep]],
+            "pads": [pads[keep], pads[2 + keep]]}
+    from .onnx_ops import HANDLERS as base  # the reader's 1-D Conv (onnx_ops imports this module's users)
+
+    w3 = Const(np.ascontiguousarray(w.value.reshape(w.value.shape[:2] + (int(w.value.shape[2 + keep]),))))
+    conv = base["Conv"](r, node, [View("channels_first", x.of), w3, *args[2:]], flat)
+    return [Pending("conv_unsq", (conv[0], added))]
+
+
+def _conv_bias(r, p: Pending, b: np.ndarray) -> Pending:
+    """A Conv1D's bias added to its (batch, filters, time) output: one float per filter on the filters axis."""
+    filters = p.args[1].shape[0]
+    if b.dtype.kind != "f" or b.size != filters or b.ndim not in (2, 3) or b.shape[-2:] != (filters, 1):
+        raise r.unsupported(f"expected a bias of shape ({filters}, 1) (one float per filter) added to a Conv1D's "
+                            f"(batch, filters, time) output, found a {b.dtype} constant of shape {list(b.shape)}")
+    return Pending("conv", (*p.args[:2], np.ascontiguousarray(b.reshape(-1)), *p.args[3:]))
+
+
 # -- Keras Normalization and Rescaling: (x - mean) / max(sqrt(variance), eps), x * scale + offset --------
 def _sample_broadcast(r, x: IR, arrays: dict, same_rank: bool) -> None:
     """Each constant broadcasts against one sample of ``x`` from the right without changing it."""
@@ -1221,7 +1280,7 @@ FIRST = {"ReduceMean": _reduce_mean, "Transpose": _transpose, "Unsqueeze": _unsq
          "Reshape": _reshape, "Concat": _concat, "ReduceMax": _global_pool,
          "Sub": _sub, "Relu": _relu, "Mul": _mul, "Greater": _greater, "Cast": _cast, "Clip": _clip,
          "LeakyRelu": _leaky_relu, "Elu": _elu, "Min": _min, "Max": _max, "Div": _div, "Add": _add, "ReduceSum": _reduce_sum,
-         "Where": _where}
+         "Where": _where, "Conv": _conv_2d}
 
 
 def _first(mine: Handler, other: Handler | None) -> Handler:
