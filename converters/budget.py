@@ -74,9 +74,12 @@ def shape(value: object, what: str, *, file: str | None = None, layer: str | Non
                           f"found {quote(value)}", file=file, layer=layer)
     dims = []
     for d in value:
-        if isinstance(d, bool) or not isinstance(d, numbers.Integral) or not 0 <= int(d) <= MAX_BYTES:
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral) or int(d) < 0:
             raise UnsafeError(f"{what}: expected non-negative integer dimensions, found {quote(list(value))}",
                               file=file, layer=layer)
+        if int(d) > MAX_BYTES:
+            raise UnsafeError(f"{what}: expected dimensions of at most {MAX_BYTES} (the byte budget's ceiling), "
+                              f"found {quote(list(value))}", file=file, layer=layer)
         dims.append(int(d))
     return tuple(dims)
 

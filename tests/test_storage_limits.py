@@ -487,3 +487,11 @@ def test_explicit_budget_overrides_the_file_size_ratio(monkeypatch):
     assert budget.limit_for(10) == 5 << 30
     monkeypatch.setattr(budget, "EXPLICIT", False)
     assert budget.limit_for(10) == budget.FLOOR + 40
+
+
+@pytest.mark.parametrize("dims,says", [([2, -1], "non-negative integer dimensions"), ([2, 8.5], "non-negative integer"),
+                                       ([2, budget.MAX_BYTES + 1], f"dimensions of at most {budget.MAX_BYTES}")])
+def test_a_shape_refusal_says_which_rule(dims, says):
+    """A dimension past the byte ceiling is refused for its size, not called a negative or a non-integer."""
+    with pytest.raises(UnsafeError, match=says):
+        budget.shape(dims, "kernel")
