@@ -63,8 +63,9 @@ def sniff(path: str | Path) -> str:
         return kind
     if tf_checkpoint(path):
         raise UnsupportedError(TF_CHECKPOINT, file=str(path))
-    raise FormatError(f"expected an HDF5 file, a .keras zip or a JSON model config, found bytes "
-                      f"{head[:8]!r}", file=str(path))
+    onnx = " (an ONNX model reads with the .onnx suffix)" if head[:1] == b"\x08" else ""
+    raise FormatError(f"expected an HDF5 file, a .keras zip or a JSON model config (or a PyTorch .pt/.pth/"
+                      f".safetensors, an .onnx, a gateport .gates file), found bytes {head[:8]!r}{onnx}", file=str(path))
 
 
 #: What a TensorFlow checkpoint is, and the way out: tf-keras' ``save_weights(PREFIX)`` without a ``.h5`` suffix
