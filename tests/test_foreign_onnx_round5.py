@@ -67,9 +67,6 @@ REFUSED = {
     "fn_undefined": "expected standard ONNX ops, found 'Block' of domain 'local.rnn'",
     # torch's dynamo exporter writes nn.LSTM(proj_size) as a plain LSTM onnxruntime refuses too
     "t_lstm_proj_bi": "expected initial state 'val_19' of the node's hidden size 3, found zeros of width 5",
-    # not read (onnxruntime runs them): tf2onnx's reversal of a go_backwards GRU's input after a Bidirectional
-    # (its Conv1D, ExpandDims / 2-D Conv / Squeeze, reads: k_conv_lstm_state at every opset)
-    "k_bigru_back": "expected Slice reversing a sequence in time or taking one direction's half",
     # tf2onnx at opset 9 keeps TensorFlow's ReverseV2 (onnxruntime refuses the file too)
     "k_bigru_back__op9": "found 'ReverseV2', which no ONNX opset defines",
     "k_bigru_back__op9_nchw": "found 'ReverseV2', which no ONNX opset defines",

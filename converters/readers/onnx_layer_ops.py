@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import FormatError, UnsupportedError
 from ..ops import conv1d_transpose_edges
 from ..sanitize import quote
-from .onnx_values import onnx_consumers, onnx_producer, only_read_by, IR, Const, MaskRef, Pending, Plan, ShapeOf, View, Zeros, axes_of, ints, out_name, scalar
+from .onnx_values import onnx_consumers, onnx_producer, only_read_by, IR, Const, MaskRef, Merged, Pending, Plan, ShapeOf, View, Zeros, axes_of, ints, out_name, scalar
 
 Handler = Callable
 _BIG = 2**31 - 1  # an end at or past this is "to the end" (torch and gateport write int64 max)
@@ -255,9 +255,17 @@ def _crop(r, node, x: IR, left: int, right: int) -> IR:
 
 
 def _slice(r, node, args, attrs):
-    """Slice of the time axis at step 1 (the other axes whole): crop1d."""
+    """Slice of the time axis at step 1 (the other axes whole): crop1d; a Bidirectional's merged output
+    reversed in time (tf2onnx's ReverseV2 before a go_backwards layer): that tensor, flipped."""
     if r.op_version < 10 or len(args) < 3:
         return None
+    if isinstance(args[0], Merged) and not args[0].time_major:
+        from .onnx_ops import _is_time_flip  # the reader's own test of x[:, ::-1]
+
+        flip = [ints(a) if a is not None else None for a in (args + [None] * 5)[1:5]]
+        merged = r.as_ir(args[0])
+        if _is_time_flip(*flip) and isinstance(merged, IR) and merged.rank == 3:
+            return [View("flipped", merged)]
     if isinstance(args[0], (Const, View, Zeros, ShapeOf)) or isinstance(args[0], Pending) \
             and args[0].kind != "deconv":
         return None
