@@ -127,6 +127,9 @@ _ROWS: list[KerasClass] = [
     # images (batch, height, width, channels), channels last (readers/keras_conv2d.py); no supports_masking
     KerasClass("Conv2D", "conv2d", True, written=True, **_DROP),
     KerasClass("Convolution2D", "conv2d", True),  # tf-keras' alias
+    # volumes / frame sequences (batch, depth, height, width, channels), channels last (readers/keras_conv2d.py)
+    KerasClass("Conv3D", "conv3d", True, written=True, **_DROP),
+    KerasClass("Convolution3D", "conv3d", True),  # tf-keras' alias
     *_rows(("MaxPooling2D", "AveragePooling2D"), "pool2d", False, written=True, **_DROP),
     *_rows(("MaxPool2D", "AvgPool2D"), "pool2d", False),
     KerasClass("ZeroPadding2D", "zero_pad2d", False, written=True, **_DROP),

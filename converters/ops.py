@@ -536,20 +536,25 @@ OPS["conv_lstm"] = Op(
 
 
 
-# -- 2-D convolution and pooling (Keras Conv2D, Max/AveragePooling2D), channels last -----------------------------
+# -- 2-D / 3-D convolution and 2-D pooling (Keras Conv2D, Conv3D, Max/AveragePooling2D), channels last -----------
 #: a (height, width) kernel / stride / dilation / pool size
 SIZE_PAIR = Type(lambda v: isinstance(v, list) and len(v) == 2 and all(is_int(d) and 1 <= d <= MAX_SIZE for d in v),
                  f"2 integers from 1 to {MAX_SIZE}", _int_list(1, MAX_SIZE, 2, 2))
+#: a (depth, height, width) kernel / stride / dilation
+SIZE_TRIPLE = Type(lambda v: isinstance(v, list) and len(v) == 3 and all(is_int(d) and 1 <= d <= MAX_SIZE for d in v),
+                   f"3 integers from 1 to {MAX_SIZE}", _int_list(1, MAX_SIZE, 3, 3))
 
 
 def window_sizes(sizes: tuple, kernel, strides, dilation, padding: str) -> tuple:
-    """Output (height, width) of a 2-D window op on input ``sizes`` (None stays None): TensorFlow's rule."""
+    """Output spatial sizes of a window op (one per kernel axis) on input ``sizes`` (None stays None):
+    TensorFlow's rule."""
     return tuple(_steps(n, d * (k - 1) + 1, s, padding) for n, k, s, d in zip(sizes, kernel, strides, dilation))
 
 
-def _conv2d_shape(node, ins: list) -> list:
+def _conv_shape(node, ins: list) -> list:
     o, x = node.options, ins[0]
-    return [(*window_sizes(tuple(x[:2]), o["kernel_size"], o["strides"], o["dilation_rate"], o["padding"]),
+    rank = len(o["kernel_size"])
+    return [(*window_sizes(tuple(x[:rank]), o["kernel_size"], o["strides"], o["dilation_rate"], o["padding"]),
              o["filters"])]
 
 
@@ -558,20 +563,27 @@ def _pool2d_shape(node, ins: list) -> list:
     return [(*window_sizes(tuple(x[:2]), o["pool_size"], o["strides"], (1, 1), o["padding"]), x[2])]
 
 
-def _conv2d_weights(o: dict, dim) -> tuple[dict, set]:
+def _conv_weights(o: dict, dim) -> tuple[dict, set]:
     return {"weight": [o["filters"], dim("weight", 1), *o["kernel_size"]], "bias": [o["filters"]]}, {"weight"}
 
 
-OPS["conv2d"] = Op(
-    "Keras Conv2D, channels last ``(batch, height, width, channels)``: ``padding`` valid|same (TensorFlow's "
-    "'same': the odd row/column at the end), ``strides``, ``dilation_rate``, ``groups`` (consecutive blocks of "
-    "channels and filters); weights ``weight (filters, in / groups, kh, kw)`` (nn.Conv2d's), ``bias``.",
-    {"filters": Option(SIZE), "kernel_size": Option(SIZE_PAIR), "strides": Option(SIZE_PAIR, [1, 1]),
-     "dilation_rate": Option(SIZE_PAIR, [1, 1]), "groups": Option(SIZE, 1),
-     "padding": Option(one_of("valid", "same"), "valid"), "activation": Option(ACTIVATION, "linear"),
-     "use_bias": Option(BOOL, True)},
-    ("weight", "bias"), _conv2d_weights, _conv2d_shape, mask="drops",
-    input_shape=lambda node: (3, int(node.weights["weight"].shape[1]) * int(node.options["groups"])))
+def _conv_op(rank: int, layout: str, odd: str, kernel: str) -> Op:
+    """conv2d / conv3d: one table row per spatial rank, the same options on ``rank`` axes."""
+    sizes = SIZE_PAIR if rank == 2 else SIZE_TRIPLE
+    return Op(
+        f"Keras Conv{rank}D, channels last ``(batch, {layout}, channels)``: ``padding`` valid|same (TensorFlow's "
+        f"'same': the odd {odd} at the end), ``strides``, ``dilation_rate``, ``groups`` (consecutive blocks of "
+        f"channels and filters); weights ``weight (filters, in / groups, {kernel})`` (nn.Conv{rank}d's), ``bias``.",
+        {"filters": Option(SIZE), "kernel_size": Option(sizes), "strides": Option(sizes, [1] * rank),
+         "dilation_rate": Option(sizes, [1] * rank), "groups": Option(SIZE, 1),
+         "padding": Option(one_of("valid", "same"), "valid"), "activation": Option(ACTIVATION, "linear"),
+         "use_bias": Option(BOOL, True)},
+        ("weight", "bias"), _conv_weights, _conv_shape, mask="drops",
+        input_shape=lambda node: (rank + 1, int(node.weights["weight"].shape[1]) * int(node.options["groups"])))
+
+
+OPS["conv2d"] = _conv_op(2, "height, width", "row/column", "kh, kw")
+OPS["conv3d"] = _conv_op(3, "depth, height, width", "frame/row/column", "kd, kh, kw")
 OPS["pool2d"] = Op(
     "Keras Max/AveragePooling2D, channels last: ``mode`` max|average, ``pool_size``, ``strides`` (default "
     "pool_size), ``padding`` valid|same; ``same`` pads as TensorFlow (the odd row/column at the end) and leaves "

@@ -1,9 +1,9 @@
-"""The numpy forward pass of ``conv2d``, ``pool2d``, ``zero_pad2d`` (Keras Conv2D, Max/AveragePooling2D,
-ZeroPadding2D; rows in
-converters/ops.py), channels last, float64.
+"""The numpy forward pass of ``conv2d``, ``conv3d``, ``pool2d``, ``zero_pad2d`` (Keras Conv2D, Conv3D,
+Max/AveragePooling2D, ZeroPadding2D; rows in converters/ops.py), channels last, float64.
 
-* ``conv2d``: keras/src/layers/convolutional/base_conv.py (tf-keras: tf_keras/src/layers/convolutional/
-  base_conv.py, TensorFlow's conv2d): ``y[i, j] = sum x[i*s + a*d, j*s + b*d] @ kernel[a, b] + bias`` per
+* ``conv2d`` / ``conv3d`` (one function, the rank from the kernel): keras/src/layers/convolutional/base_conv.py
+  (tf-keras: tf_keras/src/layers/convolutional/base_conv.py, TensorFlow's conv2d / conv3d):
+  ``y[i, j] = sum x[i*s + a*d, j*s + b*d] @ kernel[a, b] + bias`` (a third axis alike) per
   group of consecutive channels and filters; the convolution itself is ConvLSTM's
   (reference_conv_lstm.conv), 'same' TensorFlow's padding (reference_conv_lstm.same_padding: the odd
   row/column at the end).
@@ -26,20 +26,20 @@ from .reference_rnn import activation
 def _pads(node: Node, sizes, kernel, strides, dilation) -> list[tuple[int, int]]:
     padding = node.options["padding"]
     if padding == "valid":
-        return [(0, 0), (0, 0)]
+        return [(0, 0)] * len(kernel)
     if padding != "same":
         raise UnsupportedError(f"expected padding valid|same, found {padding!r}", layer=node.label())
     return [same_padding(n, k, s, d) for n, k, s, d in zip(sizes, kernel, strides, dilation)]
 
 
 def conv2d_weights(node: Node) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(weight (filters, in / groups, kh, kw), bias or None)``, checked against the options (a stranger's
+    """``(weight (filters, in / groups, *kernel_size), bias or None)``, checked against the options (a stranger's
     .gates file may hold any): shared by the reference and every writer."""
     o, weight, bias = node.options, np.asarray(node.weights["weight"]), node.weights.get("bias")
     filters, groups, kernel = int(o["filters"]), int(o["groups"]), tuple(int(k) for k in o["kernel_size"])
-    if weight.ndim != 4 or weight.shape[0] != filters or weight.shape[2:] != kernel or filters % groups \
+    if weight.ndim != 2 + len(kernel) or weight.shape[0] != filters or weight.shape[2:] != kernel or filters % groups \
             or bias is not None and np.shape(bias) != (filters,):
-        raise UnsupportedError(f"expected weight ({filters}, in / groups {groups}, {kernel[0]}, {kernel[1]}) with "
+        raise UnsupportedError(f"expected weight ({filters}, in / groups {groups}, {', '.join(map(str, kernel))}) with "
                                f"filters a multiple of groups, and bias ({filters},), found {weight.shape} and "
                                f"{None if bias is None else np.shape(bias)}", layer=node.label())
     return weight, None if bias is None else np.asarray(bias)
@@ -48,12 +48,15 @@ def conv2d_weights(node: Node) -> tuple[np.ndarray, np.ndarray | None]:
 def _conv2d(node: Node, x: np.ndarray) -> np.ndarray:
     o = node.options
     weight, bias = conv2d_weights(node)
-    w = np.asarray(weight, np.float64)  # (filters, in / groups, kh, kw)
+    w = np.asarray(weight, np.float64)  # (filters, in / groups, *kernel_size)
     if x.shape[-1] != w.shape[1] * int(o["groups"]):
         raise UnsupportedError(f"expected {w.shape[1] * int(o['groups'])} input channels, found {x.shape[-1]}",
                                layer=node.label())
     strides, dilation, groups = list(o["strides"]), list(o["dilation_rate"]), int(o["groups"])
-    pads = _pads(node, x.shape[1:3], w.shape[2:], strides, dilation)
+    if x.ndim != w.ndim:
+        raise UnsupportedError(f"expected an input of rank {w.ndim} (batch, {w.ndim - 2} spatial axes, channels), "
+                               f"found {x.ndim}", layer=node.label())
+    pads = _pads(node, x.shape[1:-1], w.shape[2:], strides, dilation)
     n_in, n_out = w.shape[1], w.shape[0] // groups  # channels and filters of one group
     y = np.concatenate([conv(x[..., g * n_in:(g + 1) * n_in], w[g * n_out:(g + 1) * n_out], strides, dilation, pads)
                         for g in range(groups)], axis=-1)
@@ -88,4 +91,4 @@ def _zero_pad2d(node: Node, x: np.ndarray) -> np.ndarray:
 
 
 #: op -> f(node, x) -> one array
-OPS = {"conv2d": _conv2d, "pool2d": _pool2d, "zero_pad2d": _zero_pad2d}
+OPS = {"conv2d": _conv2d, "conv3d": _conv2d, "pool2d": _pool2d, "zero_pad2d": _zero_pad2d}

@@ -37,8 +37,9 @@ ONNX_READER_EXEMPT = {
     **dict.fromkeys(("attention", "multi_head_attention", "dot", "masked_softmax"),
                     "the attention graphs are not read back"),
     "conv_lstm": "written as an unrolled Conv/Split graph or a Scan, which the reader does not read back",
-    **dict.fromkeys(("conv2d", "pool2d", "zero_pad2d"), "2-D Conv/MaxPool/AveragePool/Pad between Transposes are not read back (the "
-                                          "ONNX reader reads 1-D ones only)"),
+    **dict.fromkeys(("conv2d", "conv3d", "pool2d", "zero_pad2d"),
+                    "2-D / 3-D Conv, 2-D MaxPool/AveragePool/Pad between Transposes are not read back (the ONNX "
+                    "reader reads 1-D ones only)"),
     **dict.fromkeys(("scalar", "binary"),
                     "TensorFlow / Keras 3 calls: ONNX's element-wise nodes are not read back"),
 }

@@ -1,11 +1,12 @@
-"""Keras Conv2D, Max/AveragePooling2D, ZeroPadding2D and GlobalMax/AveragePooling2D, channels last, as IR ``conv2d``,
-``pool2d``, ``zero_pad2d`` and ``reduce`` nodes: the image layers tutorial models put before their recurrent layers (the
-keras.io captcha OCR and CTC ASR models, CNN-LSTM video classifiers through TimeDistributed).
+"""Keras Conv2D, Conv3D, Max/AveragePooling2D, ZeroPadding2D and GlobalMax/AveragePooling2D, channels last, as IR
+``conv2d``, ``conv3d``, ``pool2d``, ``zero_pad2d`` and ``reduce`` nodes: the image layers tutorial models put before
+their recurrent layers (the keras.io captcha OCR and CTC ASR models, CNN-LSTM video classifiers through
+TimeDistributed) or after them (Conv3D over the frames of the keras.io ConvLSTM next-frame prediction model).
 
 Configs as keras/src/layers/convolutional/base_conv.py and keras/src/layers/pooling/base_pooling.py write
-them (tf-keras: tf_keras/src/layers/convolutional/conv2d.py, pooling/base_pooling2d.py): ``kernel_size``,
-``strides``, ``dilation_rate``, ``pool_size`` are pairs (an int in a hand-written config: both axes);
-``padding`` valid|same; the kernel is stored ``(kh, kw, in / groups, filters)``. None of these layers
+them (tf-keras: tf_keras/src/layers/convolutional/conv2d.py, conv3d.py, pooling/base_pooling2d.py): ``kernel_size``,
+``strides``, ``dilation_rate``, ``pool_size`` are pairs (triples for Conv3D; an int in a hand-written config:
+every axis); ``padding`` valid|same; the kernel is stored ``(*kernel_size, in / groups, filters)``. None of these layers
 supports masking (the mask stops). channels_first is refused in one line.
 """
 from __future__ import annotations
@@ -24,14 +25,14 @@ def _channels_last(call: LayerCall) -> None:
                                "images (batch, height, width, channels))")
 
 
-def _pair(call: LayerCall, key: str, default: object) -> list[int]:
-    """A (height, width) option: an int for both axes or a list of two."""
+def _pair(call: LayerCall, key: str, default: object, rank: int = 2) -> list[int]:
+    """A (height, width) option (``rank`` 3: (depth, height, width)): an int for every axis or a list of ``rank``."""
     value = call.config.get(key, default)
     if value is None:
         value = default
-    values = list(value) if isinstance(value, (list, tuple)) else [value, value]
-    if len(values) != 2:
-        raise call.error(f"{key}: expected an integer or 2 integers, found {quote(value)}")
+    values = list(value) if isinstance(value, (list, tuple)) else [value] * rank
+    if len(values) != rank:
+        raise call.error(f"{key}: expected an integer or {rank} integers, found {quote(value)}")
     return [call.size(key, v) for v in values]
 
 
@@ -42,30 +43,32 @@ def _padding(call: LayerCall) -> str:
     return padding
 
 
-def _image(call: LayerCall, channels: int | None = None) -> Tensor:
-    """The layer's input, ``(batch, height, width, channels)``."""
+def _image(call: LayerCall, channels: int | None = None, rank: int = 2) -> Tensor:
+    """The layer's input, ``(batch, height, width, channels)`` (``rank`` 3: ``(batch, depth, height, width,
+    channels)``)."""
     x = call.single_input()
-    call.expect_rank(x, 3, channels)
+    call.expect_rank(x, rank + 1, channels)
     return x
 
 
 def _out_shape(call: LayerCall, x: Tensor, kernel, strides, dilation, padding: str, channels, what: str) -> tuple:
-    given = tuple(x.shape[:2]) if x.shape else (None, None)
+    given = tuple(x.shape[:len(kernel)]) if x.shape else (None,) * len(kernel)
     sizes = window_sizes(given, kernel, strides, dilation, padding)
     if any(n is not None and n < 1 for n in sizes):
         raise call.error(f"{what} {tuple(kernel)} is larger than the input {given}")
-    known = [n if n is not None else 1 for n in sizes]
-    call.take(known[0] * known[1] * (channels or 1), f"{call.class_name} output")
+    call.take(int(np.prod([n if n is not None else 1 for n in sizes])) * (channels or 1), f"{call.class_name} output")
     return (*sizes, channels)
 
 
 def conv2d(call: LayerCall) -> list[Tensor]:
-    """Conv2D(filters, kernel_size, strides, padding valid/same, dilation_rate, groups, activation, use_bias):
-    kernel ``(kh, kw, in / groups, filters)`` stored as nn.Conv2d's ``(filters, in / groups, kh, kw)``."""
+    """Conv2D / Conv3D(filters, kernel_size, strides, padding valid/same, dilation_rate, groups, activation,
+    use_bias): kernel ``(*kernel_size, in / groups, filters)`` stored as nn.Conv2d's / nn.Conv3d's
+    ``(filters, in / groups, *kernel_size)``."""
     cfg = call.config
     _channels_last(call)
-    kernel_size, strides = _pair(call, "kernel_size", None), _pair(call, "strides", 1)
-    dilation, padding = _pair(call, "dilation_rate", 1), _padding(call)
+    rank = 3 if "3D" in call.class_name else 2
+    kernel_size, strides = _pair(call, "kernel_size", None, rank), _pair(call, "strides", 1, rank)
+    dilation, padding = _pair(call, "dilation_rate", 1, rank), _padding(call)
     groups, filters = call.size("groups", cfg.get("groups", 1)), call.size("filters", cfg.get("filters"))
     if filters % groups:
         raise call.error(f"filters {filters} is not a multiple of groups {groups}")
@@ -73,10 +76,10 @@ def conv2d(call: LayerCall) -> list[Tensor]:
     ws = call.expect_weights(2 if use_bias else 1, " (kernel, bias)" if use_bias else " (kernel)")
     kernel = ws[0].array
     call.check_shape("kernel", kernel, (*kernel_size, None, filters))
-    n_in = int(kernel.shape[2]) * groups
-    x = _image(call, n_in)
+    n_in = int(kernel.shape[rank]) * groups
+    x = _image(call, n_in, rank)
     if x.shape and x.shape[-1] != n_in:
-        raise call.error(f"kernel has shape {tuple(kernel.shape)}, expected ({kernel_size[0]}, {kernel_size[1]}, "
+        raise call.error(f"kernel has shape {tuple(kernel.shape)}, expected ({', '.join(map(str, kernel_size))}, "
                          f"{x.shape[-1]} / groups {groups}, {filters}) from the input")
     if use_bias:
         call.check_shape("bias", ws[1].array, (filters,))
@@ -84,9 +87,9 @@ def conv2d(call: LayerCall) -> list[Tensor]:
                "groups": groups, "padding": padding, "activation": call.activation(cfg.get("activation", "linear")),
                "use_bias": use_bias}
     shape = _out_shape(call, x, kernel_size, strides, dilation, padding, filters, "kernel_size")
-    arrays = {"weight": np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)),
+    arrays = {"weight": np.ascontiguousarray(kernel.transpose(rank + 1, rank, *range(rank))),
               **({"bias": ws[1].array} if use_bias else {})}
-    call.add("conv2d", [x.name], [call.out()], options, arrays,
+    call.add(f"conv{rank}d", [x.name], [call.out()], options, arrays,
              weight_paths={role: w.path for role, w in zip(("weight", "bias"), ws)})
     return [Tensor(call.out(), shape)]
 
@@ -148,7 +151,7 @@ def time_distributed_global_pooling2d(call: LayerCall) -> list[Tensor]:
 
 
 HANDLERS = {
-    "Conv2D": conv2d, "Convolution2D": conv2d,
+    **dict.fromkeys(("Conv2D", "Convolution2D", "Conv3D", "Convolution3D"), conv2d),
     **dict.fromkeys(("MaxPooling2D", "AveragePooling2D", "MaxPool2D", "AvgPool2D"), pooling2d),
     "ZeroPadding2D": zero_padding2d,
     **dict.fromkeys(("GlobalMaxPooling2D", "GlobalAveragePooling2D", "GlobalMaxPool2D", "GlobalAvgPool2D"),

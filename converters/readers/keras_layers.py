@@ -1086,8 +1086,8 @@ HANDLERS = {
     **CONV2D_HANDLERS,
 }
 
-_TWO_D = ("only 1-D sequence layers (batch, time, features) and Conv2D, Max/AveragePooling2D, "
-          "GlobalMax/AveragePooling2D, ZeroPadding2D of images are supported")
+_TWO_D = ("only 1-D sequence layers (batch, time, features) and Conv2D, Conv3D, "
+          "Max/AveragePooling2D, GlobalMax/AveragePooling2D, ZeroPadding2D of images are supported")
 #: Keras layer classes gateport refuses on purpose, with the reason (README, "Keras layers still refused").
 REFUSED = {
     "GroupQueryAttention": "grouped-query attention is not supported yet (Attention, AdditiveAttention and "
@@ -1098,7 +1098,7 @@ REFUSED = {
            "(custom cells hold Python code)",
     "Lambda": "a Lambda layer holds Python code, which gateport refuses to deserialize",
     **{cls: _TWO_D for cls in
-       ("Conv3D", "MaxPooling3D", "AveragePooling3D", "GlobalMaxPooling3D", "GlobalAveragePooling3D",
+       ("MaxPooling3D", "AveragePooling3D", "GlobalMaxPooling3D", "GlobalAveragePooling3D",
         "Cropping2D", "Cropping3D", "ZeroPadding3D", "UpSampling2D", "UpSampling3D",
         "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D")},
     **{cls: "preprocessing layers are not supported: apply them to the data before the model" for cls in

@@ -237,13 +237,14 @@ def conv1d_layer(node: Node, name: str) -> KerasLayer:
 
 
 def conv2d_layer(node: Node, name: str) -> KerasLayer:
-    """Conv2D; the IR weight (filters, in / groups, kh, kw) back to Keras' kernel (kh, kw, in / groups, filters)."""
+    """Conv2D / Conv3D; the IR weight (filters, in / groups, *kernel_size) back to Keras' kernel
+    (*kernel_size, in / groups, filters)."""
     from ..reference_conv2d import conv2d_weights
 
     o = node.options
     w, b = conv2d_weights(node)
     act, factor = _activation_and_factor(o.get("activation"), node, "activation")
-    kernel = np.ascontiguousarray(np.transpose(w, (2, 3, 1, 0)))
+    kernel = np.ascontiguousarray(np.transpose(w, (*range(2, w.ndim), 1, 0)))
     arrays = [_scale(kernel, factor) if factor != 1.0 else kernel]
     if b is not None:
         arrays.append(_scale(b, factor) if factor != 1.0 else np.asarray(b))
@@ -251,7 +252,7 @@ def conv2d_layer(node: Node, name: str) -> KerasLayer:
            "strides": [int(s) for s in o["strides"]], "padding": _choice(o, "padding", "valid", ("valid", "same")),
            "data_format": "channels_last", "dilation_rate": [int(d) for d in o["dilation_rate"]],
            "groups": int_option(o["groups"]), "activation": act, "use_bias": b is not None}
-    return KerasLayer(name, "Conv2D", cfg, node.inputs[:1], list(node.outputs), {"": (name, arrays)}, node=node)
+    return KerasLayer(name, f"Conv{w.ndim - 2}D", cfg, node.inputs[:1], list(node.outputs), {"": (name, arrays)}, node=node)
 
 
 def conv_lstm_layer(node: Node, name: str) -> KerasLayer:
@@ -424,6 +425,7 @@ LAYERS: dict[str, Callable[[Node, str], KerasLayer]] = {
                         padding=lambda n: _choice(n.options, "padding", "valid", ("valid", "same")),
                         data_format="channels_last"),
     "conv2d": conv2d_layer,
+    "conv3d": conv2d_layer,
     "pool2d": _by_class(_pool_class("", 2), pool_size=lambda n: [int(v) for v in n.options["pool_size"]],
                         strides=lambda n: [int(v) for v in n.options["strides"]],
                         padding=lambda n: _choice(n.options, "padding", "valid", ("valid", "same")),

@@ -1,5 +1,5 @@
-"""``conv2d`` and ``pool2d`` (Keras Conv2D, Max/AveragePooling2D, channels last) in a generated numpy
-``model.py``: the convolution is ConvLSTM's helper ``keras_conv`` (writers/numpy_conv_lstm.py) per group,
+"""``conv2d``, ``conv3d`` and ``pool2d`` (Keras Conv2D, Conv3D, Max/AveragePooling2D, channels last) in a
+generated numpy ``model.py``: the convolution (any spatial rank) is ConvLSTM's helper ``keras_conv`` (writers/numpy_conv_lstm.py) per group,
 TensorFlow's 'same' padding ``keras_same_pads``; the pooling as converters/reference_conv2d.py computes it."""
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from ..sanitize import literal, quote
 
 _CONV2D = '''
 def keras_conv2d(x, kernel, bias=None, *, strides, dilation, same, groups):
-    """Keras Conv2D, channels last: kernel (filters, in / groups, kh, kw), groups of consecutive channels."""
-    pads = keras_same_pads(x.shape[1:3], kernel.shape[2:], strides, dilation) if same else [(0, 0), (0, 0)]
+    """Keras Conv2D / Conv3D, channels last: kernel (filters, in / groups, *kernel_size), groups of consecutive
+    channels."""
+    pads = keras_same_pads(x.shape[1:-1], kernel.shape[2:], strides, dilation) if same else [(0, 0)] * (x.ndim - 2)
     n_in, n_out = kernel.shape[1], kernel.shape[0] // groups
     y = np.concatenate([keras_conv(x[..., g * n_in:(g + 1) * n_in], kernel[g * n_out:(g + 1) * n_out], strides,
                                    dilation, pads) for g in range(groups)], axis=-1)
@@ -79,4 +80,4 @@ def zero_pad2d_to_numpy(w, node: Node) -> None:
                               "(0, 0)))")
 
 
-EMITTERS = {"conv2d": conv2d_to_numpy, "pool2d": pool2d_to_numpy, "zero_pad2d": zero_pad2d_to_numpy}
+EMITTERS = {"conv2d": conv2d_to_numpy, "conv3d": conv2d_to_numpy, "pool2d": pool2d_to_numpy, "zero_pad2d": zero_pad2d_to_numpy}

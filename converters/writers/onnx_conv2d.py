@@ -1,7 +1,7 @@
-"""``conv2d`` and ``pool2d`` (Keras Conv2D, Max/AveragePooling2D, channels last) as ONNX ``Conv`` / ``MaxPool`` /
-``AveragePool`` between Transposes to channels first and back.
+"""``conv2d``, ``conv3d`` and ``pool2d`` (Keras Conv2D, Conv3D, Max/AveragePooling2D, channels last) as ONNX ``Conv``
+(on 4-D or 5-D) / ``MaxPool`` / ``AveragePool`` between Transposes to channels first and back.
 
-TensorFlow's 'same' padding puts the odd row/column at the end: explicit ``pads`` (all begins, then all ends)
+TensorFlow's 'same' padding puts the odd frame/row/column at the end: explicit ``pads`` (all begins, then all ends)
 from the static input sizes (reference_conv_lstm.same_padding, as the ConvLSTM writer pads), else, for a dynamic
 height or width, ``auto_pad=SAME_UPPER`` (the same rule; onnxruntime refuses it with a dilation above 1, which
 is refused in one line: stride 1 needs no sizes, its pads are the dilated kernel's). AveragePool keeps ONNX's
@@ -21,19 +21,19 @@ from .onnx_conv_lstm import _input_shape
 
 
 def _pads(g: GraphBuilder, node: Node, kernel: list[int], strides: list[int], dilation: list[int]) -> dict:
-    padding = node.options["padding"]
+    padding, rank = node.options["padding"], len(kernel)
     if padding == "valid":
-        return {"pads": [0, 0, 0, 0]}
+        return {"pads": [0] * 2 * rank}
     if padding != "same":
         raise UnsupportedError(f"expected padding valid or same, found {quote(padding)}", layer=node.label())
     shape = _input_shape(g, node)
-    sizes = tuple(shape[:2]) if shape is not None and len(shape) == 3 else (None, None)
-    if None in sizes and strides == [1, 1]:  # stride 1: the pads do not depend on the size
-        sizes = (1, 1)
+    sizes: tuple = tuple(shape[:rank]) if shape is not None and len(shape) == rank + 1 else (None,) * rank
+    if None in sizes and all(s == 1 for s in strides):  # stride 1: the pads do not depend on the size
+        sizes = (1,) * rank
     if None not in sizes:
-        begin_end = [same_padding(n, k, s, d) for n, k, s, d in zip(sizes, kernel, strides, dilation)]
+        begin_end = [same_padding(int(n), k, s, d) for n, k, s, d in zip(sizes, kernel, strides, dilation)]
         return {"pads": [p[0] for p in begin_end] + [p[1] for p in begin_end]}
-    if dilation != [1, 1]:
+    if any(d != 1 for d in dilation):
         raise UnsupportedError(f"a 'same' {node.op} with strides {tuple(strides)} and dilation_rate "
                                f"{tuple(dilation)} on a dynamic height or width is not supported for ONNX "
                                "(onnxruntime refuses SAME_UPPER with dilation); convert to PyTorch (--to torch) "
@@ -45,13 +45,14 @@ def conv2d_to_onnx(g: GraphBuilder, node: Node) -> None:
     o = node.options
     weight, bias = conv2d_weights(node)
     kernel = [int(k) for k in weight.shape[2:]]
+    rank = len(kernel)
     strides, dilation = [int(s) for s in o["strides"]], [int(d) for d in o["dilation_rate"]]
-    x = g.transpose(node.inputs[0], [0, 3, 1, 2])
+    x = g.transpose(node.inputs[0], [0, rank + 1, *range(1, rank + 1)])
     inputs = [x, g.initializer(weight, "weight")] + ([g.initializer(bias, "bias")] if bias is not None else [])
     y = g.op("Conv", inputs, kernel_shape=kernel, strides=strides, dilations=dilation, group=int(o["groups"]),
              **_pads(g, node, kernel, strides, dilation))
     done = (o.get("activation") or "linear") == "linear"
-    y = g.transpose(y, [0, 2, 3, 1], out=node.outputs[0] if done else None)
+    y = g.transpose(y, [0, *range(2, rank + 2), 1], out=node.outputs[0] if done else None)
     if not done:
         apply_activation(g, o.get("activation"), y, node.outputs[0])
 
@@ -74,4 +75,4 @@ def zero_pad2d_to_onnx(g: GraphBuilder, node: Node) -> None:
     g.op("Pad", [node.inputs[0], g.const([0, top, left, 0, 0, bottom, right, 0])], out=node.outputs[0], mode="constant")
 
 
-LAYERS = {"conv2d": conv2d_to_onnx, "pool2d": pool2d_to_onnx, "zero_pad2d": zero_pad2d_to_onnx}
+LAYERS = {"conv2d": conv2d_to_onnx, "conv3d": conv2d_to_onnx, "pool2d": pool2d_to_onnx, "zero_pad2d": zero_pad2d_to_onnx}

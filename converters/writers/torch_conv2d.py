@@ -1,5 +1,5 @@
-"""``conv2d`` and ``pool2d`` (Keras Conv2D, Max/AveragePooling2D, channels last) in generated PyTorch code:
-nn.Conv2d / F.max_pool2d / F.avg_pool2d on the channels-first view; TensorFlow's 'same' padding (the odd
+"""``conv2d``, ``conv3d`` and ``pool2d`` (Keras Conv2D, Conv3D, Max/AveragePooling2D, channels last) in generated
+PyTorch code: nn.Conv2d / nn.Conv3d / F.max_pool2d / F.avg_pool2d on the channels-first view; TensorFlow's 'same' padding (the odd
 row/column at the end) by ``keras_same_padding``, as ConvLSTM's and Conv1D's convolutions
 (writers/torch_conv_lstm.py); for pooling the padding is -inf under the max and left out of the mean's count
 (the pool of a padded tensor of ones divides it), as converters/reference_conv2d.py computes."""
@@ -23,8 +23,8 @@ def _same(w, node: Node, x: str, kernel: list[int], strides: list[int], dilation
     t = w.unique(f"{node.name}_in")
     w.line(f"{t} = {x}")
     # F.pad lists the last axis (width) first
-    return t, (f"keras_same_padding({t}.size(3), {kernel[1]}, {strides[1]}, {dilation[1]}) + "
-               f"keras_same_padding({t}.size(2), {kernel[0]}, {strides[0]}, {dilation[0]})")
+    return t, " + ".join(f"keras_same_padding({t}.size({2 + a}), {kernel[a]}, {strides[a]}, {dilation[a]})"
+                         for a in reversed(range(len(kernel))))
 
 
 def _padding(node: Node) -> str:
@@ -37,21 +37,23 @@ def _padding(node: Node) -> str:
 def conv2d_to_torch(w, node: Node) -> None:
     o = node.options
     weight, bias = conv2d_weights(node)
-    filters, n_in, kh, kw = weight.shape
+    filters, n_in, *kernel = (int(d) for d in weight.shape)
+    rank = len(kernel)
     strides, dilation, groups = _ints(o["strides"]), _ints(o["dilation_rate"]), int(o["groups"])
     params = {"weight": np.asarray(weight, np.float32)}
-    args = [str(n_in * groups), str(filters), f"({kh}, {kw})", f"stride={tuple(strides)}",
+    args = [str(n_in * groups), str(filters), str(tuple(kernel)), f"stride={tuple(strides)}",
             f"dilation={tuple(dilation)}", f"groups={groups}"]
     if bias is not None:
         params["bias"] = np.asarray(bias, np.float32)
     else:
         args.append("bias=False")
-    attr = w.module(node, f"nn.Conv2d({', '.join(args)})", params)
-    x = f"{w.var(node.inputs[0], node)}.permute(0, 3, 1, 2)"  # Keras is channels-last
+    attr = w.module(node, f"nn.Conv{rank}d({', '.join(args)})", params)
+    first, last = (0, rank + 1, *range(1, rank + 1)), (0, *range(2, rank + 2), 1)
+    x = f"{w.var(node.inputs[0], node)}.permute{first}"  # Keras is channels-last
     if _padding(node) == "same":
-        t, pad = _same(w, node, x, [kh, kw], strides, dilation)
+        t, pad = _same(w, node, x, kernel, strides, dilation)
         x = f"F.pad({t}, {pad})"
-    w.assign(node.outputs[0], w.activation(o.get("activation"), f"self.{attr}({x}).permute(0, 2, 3, 1)"))
+    w.assign(node.outputs[0], w.activation(o.get("activation"), f"self.{attr}({x}).permute{last}"))
 
 
 def pool2d_to_torch(w, node: Node) -> None:
@@ -80,4 +82,4 @@ def zero_pad2d_to_torch(w, node: Node) -> None:
     w.assign(node.outputs[0], f"F.pad({w.var(node.inputs[0], node)}, (0, 0, {left}, {right}, {top}, {bottom}))")
 
 
-EMITTERS = {"conv2d": conv2d_to_torch, "pool2d": pool2d_to_torch, "zero_pad2d": zero_pad2d_to_torch}
+EMITTERS = {"conv2d": conv2d_to_torch, "conv3d": conv2d_to_torch, "pool2d": pool2d_to_torch, "zero_pad2d": zero_pad2d_to_torch}
