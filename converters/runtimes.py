@@ -25,7 +25,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -271,26 +271,45 @@ def folder_bytes(path: str | os.PathLike) -> int:
     return path.stat().st_size if path.is_file() else 0
 
 
-def _child_results(work: Path, code: int, max_bytes: int) -> tuple[list[np.ndarray], list[dict]]:
-    """Read what the child left in ``work``: its error, or its outputs and records."""
+def child_arrays(work: Path, code: int, what: str, max_bytes: int) -> tuple[dict, dict[str, np.ndarray]]:
+    """What a child left in ``work``: ``(meta.json, outputs.npz's arrays)``, the arrays bounded by
+    ``max_bytes``; its error line, a non-zero exit or unreadable results as an :class:`ArtifactError`."""
     if (work / "error.txt").is_file():
         raise ArtifactError(first_line(_tail(work / "error.txt")))
     if code != 0:
         last = (_tail(work / "stderr.txt").strip().splitlines() or [""])[-1]
-        raise ArtifactError(f"the torch child process exited with status {code}: {first_line(last)}")
+        raise ArtifactError(f"the {what} child process exited with status {code}: {first_line(last)}")
     try:
         meta_path = work / "meta.json"
         if meta_path.stat().st_size > _META_MAX:
             raise ValueError("meta.json too large")
         meta = json.loads(meta_path.read_text())
-        arrays = _load_bounded_npz(work / "outputs.npz", max_bytes)
-        outputs = [arrays[f"out{k}"] for k in range(int(meta["outputs"]))]
-        records = [{"cls": str(cls), "x": arrays.get(f"r{j}x"), "y": arrays[f"r{j}y"],
-                    "states": [arrays[f"r{j}s{k}"] for k in range(int(n_states))]}
-                   for j, (cls, n_states) in enumerate(meta["records"])]
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
-        raise ArtifactError(f"the torch child process left unreadable results ({type(e).__name__}: {e})") from None
-    return outputs, records
+        if not isinstance(meta, dict):
+            raise ValueError("meta.json is not an object")
+        return meta, _load_bounded_npz(work / "outputs.npz", max_bytes)
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise ArtifactError(f"the {what} child process left unreadable results ({type(e).__name__}: "
+                            f"{first_line(e)})") from None
+
+
+def unpack_child(what: str, unpack: Callable[[], Any]) -> Any:
+    """``unpack()`` (a child's results built from its meta and arrays), a missing or mistyped entry an
+    :class:`ArtifactError`."""
+    try:
+        return unpack()
+    except (ValueError, KeyError, TypeError) as e:
+        raise ArtifactError(f"the {what} child process left unreadable results ({type(e).__name__}: "
+                            f"{first_line(e)})") from None
+
+
+def _child_results(work: Path, code: int, max_bytes: int) -> tuple[list[np.ndarray], list[dict]]:
+    """Read what the torch child left in ``work``: its error, or its outputs and records."""
+    meta, arrays = child_arrays(work, code, "torch", max_bytes)
+    return unpack_child("torch", lambda: (
+        [arrays[f"out{k}"] for k in range(int(meta["outputs"]))],
+        [{"cls": str(cls), "x": arrays.get(f"r{j}x"), "y": arrays[f"r{j}y"],
+          "states": [arrays[f"r{j}s{k}"] for k in range(int(n_states))]}
+         for j, (cls, n_states) in enumerate(meta["records"])]))
 
 
 def _load_bounded_npz(path: Path, max_bytes: int) -> dict[str, np.ndarray]:
@@ -508,26 +527,13 @@ def run_isolated(kind: str, path: str | os.PathLike, inputs: Inputs, input_names
         code = _run_child([sys.executable, "-I", "-c", _ARTIFACT_CHILD, root, kind, str(Path(path).resolve()),
                            str(work)], work, timeout, what, memory=memory, file=file)
         _over_memory(work, code, what, memory, file)
-        if (work / "error.txt").is_file():
-            raise ArtifactError(first_line(_tail(work / "error.txt")))
-        if code != 0:
-            last = (_tail(work / "stderr.txt").strip().splitlines() or [""])[-1]
-            raise ArtifactError(f"the {what} child process exited with status {code}: {first_line(last)}")
-        try:
-            meta_path = work / "meta.json"
-            if meta_path.stat().st_size > _META_MAX:
-                raise ValueError("meta.json too large")
-            meta = json.loads(meta_path.read_text())
-            arrays = _load_bounded_npz(work / "outputs.npz", max_bytes)
-            outputs = [arrays[f"out{k}"] for k in range(int(meta["outputs"]))]
-            probes = None if meta["probes"] is None else [
-                {"op": str(op), "direction": str(direction), "x": arrays.get(f"p{j}x"), "y": arrays.get(f"p{j}y"),
-                 "states": [arrays[f"p{j}s{k}"] for k in range(int(n))]}
-                for j, (op, direction, n) in enumerate(meta["probes"])]
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
-            raise ArtifactError(f"the {what} child process left unreadable results ({type(e).__name__}: "
-                                f"{first_line(e)})") from None
-    return outputs, probes
+        meta, arrays = child_arrays(work, code, what, max_bytes)
+    return unpack_child(what, lambda: (
+        [arrays[f"out{k}"] for k in range(int(meta["outputs"]))],
+        None if meta["probes"] is None else [
+            {"op": str(op), "direction": str(direction), "x": arrays.get(f"p{j}x"), "y": arrays.get(f"p{j}y"),
+             "states": [arrays[f"p{j}s{k}"] for k in range(int(n))]}
+            for j, (op, direction, n) in enumerate(meta["probes"])]))
 
 
 def artifact_child(kind: str, path: str, work: str) -> int:

@@ -660,10 +660,8 @@ def run_isolated(folder: str | os.PathLike, inputs: Sequence[np.ndarray], *, tim
     :func:`converters.budget.child_limit` bytes (RLIMIT_DATA); past it, :class:`UnsafeError` naming the
     folder. ``given``: the folder is a user's artifact: a timeout is then an :class:`UnsafeError` too.
     """
-    import json
-
     from ..budget import child_limit
-    from ..runtimes import ArtifactError, _load_bounded_npz, _over_memory, _run_child, _tail, first_line, folder_bytes
+    from ..runtimes import _over_memory, _run_child, child_arrays, folder_bytes, unpack_child
 
     folder = Path(folder).resolve()
     if not (folder / "model.py").is_file():
@@ -675,17 +673,8 @@ def run_isolated(folder: str | os.PathLike, inputs: Sequence[np.ndarray], *, tim
         code = _run_child([sys.executable, "-I", "-c", _CHILD, str(folder), str(work)], work, timeout, "numpy",
                           memory=memory, file=file if given else None)
         _over_memory(work, code, "numpy", memory, file)
-        if (work / "error.txt").is_file():
-            raise ArtifactError(first_line(_tail(work / "error.txt")))
-        if code != 0:
-            raise ArtifactError(f"the numpy child process exited with status {code}")
-        try:
-            meta = json.loads((work / "meta.json").read_text()[:1 << 20])
-            arrays = _load_bounded_npz(work / "outputs.npz", max_bytes)
-            outputs = [arrays[f"out{k}"] for k in range(int(meta["outputs"]))]
-            records = [{"x": arrays[f"r{j}x"], "y": arrays[f"r{j}y"],
-                        "states": [arrays[f"r{j}s{k}"] for k in range(int(n))]}
-                       for j, n in enumerate(meta["records"])]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise ArtifactError(f"the numpy child process left unreadable results ({type(e).__name__})") from None
-    return outputs, records
+        meta, arrays = child_arrays(work, code, "numpy", max_bytes)
+    return unpack_child("numpy", lambda: (
+        [arrays[f"out{k}"] for k in range(int(meta["outputs"]))],
+        [{"x": arrays[f"r{j}x"], "y": arrays[f"r{j}y"], "states": [arrays[f"r{j}s{k}"] for k in range(int(n))]}
+         for j, n in enumerate(meta["records"])]))
