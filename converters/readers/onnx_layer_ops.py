@@ -263,9 +263,10 @@ def _slice(r, node, args, attrs):
         from .onnx_ops import _is_time_flip  # the reader's own test of x[:, ::-1]
 
         flip = [ints(a) if a is not None else None for a in (args + [None] * 5)[1:5]]
-        merged = r.as_ir(args[0])
-        if _is_time_flip(*flip) and isinstance(merged, IR) and merged.rank == 3:
-            return [View("flipped", merged)]
+        if _is_time_flip(*flip):  # only then made a tensor: any other Slice of it is the reader's own case
+            merged = r.as_ir(args[0])
+            if isinstance(merged, IR) and merged.rank == 3:
+                return [View("flipped", merged)]
     if isinstance(args[0], (Const, View, Zeros, ShapeOf)) or isinstance(args[0], Pending) \
             and args[0].kind != "deconv":
         return None
