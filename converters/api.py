@@ -198,7 +198,7 @@ def verify(source: PathLike, targets: Sequence[str] = ("torch", "onnx"), *,
            batch: int = 2, steps: int | None = None, seed: int = 0, atol: float | None = None,
            rtol: float | None = None, config: PathLike | None = None,
            artifacts: Mapping[str, Model | PathLike] | None = None, require: str = "independent",
-           timeout: float | None = None):
+           timeout: float | None = None, isolate: bool = True):
     """Convert the model file ``source`` in memory, run it and every artifact on the same inputs, compare.
 
     Returns a :class:`converters.verification.Report` (``report.ok``, ``report.rows``, ``report.exit_status``);
@@ -212,7 +212,7 @@ def verify(source: PathLike, targets: Sequence[str] = ("torch", "onnx"), *,
 
     given: dict[str, Any] = {"atol": atol, "rtol": rtol, "timeout": timeout}
     return run_verify(source, targets, inputs=inputs, expected=expected, batch=batch, steps=steps, seed=seed,
-                      config=config, artifacts=artifacts, require=require,
+                      config=config, artifacts=artifacts, require=require, isolate=isolate,
                       **{k: v for k, v in given.items() if v is not None})
 
 

@@ -49,7 +49,7 @@ import numpy as np
 from . import budget
 from .budget import check_count
 from .errors import (FormatError, GateportError, MissingDependencyError, UnsafeError, UnsupportedError,
-                     UsageError, check_tolerances)
+                     UsageError, check_flag, check_tolerances)
 from .ir import Model
 from .sanitize import one_line, quote
 from .targets import RUNNABLE
@@ -651,6 +651,7 @@ def verify(model_path: str | os.PathLike, targets: Sequence[str] = DEFAULT_TARGE
     from .readers import read_file as read
 
     _check_arguments(targets, artifacts, batch, steps, require, timeout, seed, atol, rtol)
+    isolate = check_flag("isolate", isolate)
     vb = VerifyBudget(str(model_path))
     with _stage(progress, "reading the model"):
         model = read(model_path, config)

@@ -100,3 +100,16 @@ def test_a_given_code_folder_past_the_memory_ceiling_is_refused(to, tmp_path):
     with pytest.raises(UnsafeError) as e:
         verify(TINY, (to,), artifacts={to: str(folder)})
     assert e.value.file == str(folder.resolve()) and "memory ceiling" in str(e.value), str(e.value)
+
+
+def test_isolate_is_a_flag_the_api_passes_on(tmp_path):
+    """converters.verify(isolate=...) reaches verification.verify; a value that is not a bool is refused
+    (isolate="no", a non-empty string, would have run a user's file in process)."""
+    import converters
+    from converters.errors import UsageError
+
+    with pytest.raises(UsageError, match="expected isolate True or False"):
+        converters.verify(TINY, ("onnx",), isolate="no")
+    bombs = onnx_bombs(tmp_path)
+    with pytest.raises(UnsafeError):
+        converters.verify(TINY, ("onnx",), artifacts={"onnx": str(bombs["a Pad of 4e8 steps"])}, isolate=True)
