@@ -370,7 +370,7 @@ def _numbers(x: np.ndarray, key: str, file: str | None) -> np.ndarray:
     """``x`` when it holds plain numbers (bool, integers, floats): an object, string, complex, structured or
     datetime array is no model input (an object array given in memory failed as a TypeError in the reference;
     a complex one lost its imaginary part to a cast)."""
-    if x.dtype.kind not in "biuf":
+    if not budget.plain_numeric(x.dtype):
         raise FormatError(f"{quote(key)}: expected numbers (bool, integer or float), found dtype {quote(x.dtype)}",
                           file=file)
     return x
