@@ -39,7 +39,7 @@ from .onnx_recurrent import RecurrentNode
 from .onnx_tensors import TensorReader, type_name
 from .onnx_foreign import graphs_of
 from .onnx_values import (IR, Const, Last, MaskRef, Merged, NotEqual, Pending, RecOut, Seq, ShapeOf, State, Value, View,
-                          Zeros, is_mask, rec_key, shape_arithmetic)
+                          Zeros, is_mask, onnx_consumers, rec_key, shape_arithmetic)
 
 #: ONNX op type -> the function that reads it
 HANDLERS = layer_handlers({**OP_HANDLERS, **MASK_HANDLERS})
@@ -496,20 +496,16 @@ def check_structure(onnx, proto, path: str | None) -> None:
                           f"{quote(node.name)} ({quote(node.op_type)})", file=path)
 
 
-def _outputs_from(graph, names: list[str]) -> list[str]:
+def _outputs_from(reader, names: list[str]) -> list[str]:
     """The graph outputs computed from any of ``names`` (a relaid Y_h read through a Relu is the Relu's
     output that reaches the caller batch-first), in the graph's order; ``names`` themselves where none is."""
-    readers: dict[str, list] = {}
-    for node in graph.node:
-        for name in set(node.input):
-            readers.setdefault(name, []).append(node)
     reached, todo = set(names), list(names)
     while todo:
-        for node in readers.get(todo.pop(), ()):
+        for node in onnx_consumers(reader, todo.pop()):
             new = [o for o in node.output if o and o not in reached]
             reached.update(new)
             todo += new
-    outputs = [vi.name for vi in graph.output if vi.name in reached]
+    outputs = [vi.name for vi in reader.proto.graph.output if vi.name in reached]
     return outputs or list(names)
 
 
@@ -550,7 +546,7 @@ def from_proto(proto, path: str | None = None) -> Model:
         layouts = (["inputs time-major in the file, read batch-first: feed x.transpose(0, 1)"]
                    if "time_major_input" in applied else [])
         if reader.relaid:  # the IR is batch-first: say so where the producer is shown, naming the graph outputs
-            relaid = _outputs_from(proto.graph, reader.relaid)
+            relaid = _outputs_from(reader, reader.relaid)
             layouts.append(f"outputs {', '.join(quote(n) for n in relaid)} ([time | dirs, batch, ...] in the "
                            "file: a layout-0 Y, Y_h, Y_c, or computed from one) read batch-first "
                            "(Y as [batch, time, dirs, hidden])")
