@@ -139,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="ONNX: store the weights as float16 (half the file; the graph casts them to float32 and "
                            "computes in float32); the rounding changes the outputs: gateport verify --fp16 reports by how much")
 
-    from .verification import ATOL, DEFAULT_STEPS, DEFAULT_TARGETS, RTOL
-    from .verification import DEFAULT_TIMEOUT as VERIFY_TIMEOUT, REQUIRE as VERIFY_REQUIRE
+    from .verify_defaults import ATOL, DEFAULT_STEPS, DEFAULT_TARGETS, RTOL
+    from .verify_defaults import DEFAULT_TIMEOUT as VERIFY_TIMEOUT, REQUIRE as VERIFY_REQUIRE
 
     ver = sub.add_parser("verify", help="convert in memory, run the source and every artifact on the same "
                                         "inputs, compare (exit 0 proven, 1 a mismatch, 2 bad input or a runtime "

@@ -53,23 +53,16 @@ from .errors import (FormatError, GateportError, MissingDependencyError, UnsafeE
 from .ir import Model
 from .sanitize import one_line, quote
 from .targets import RUNNABLE
+from .verify_defaults import ATOL, DEFAULT_STEPS, DEFAULT_TARGETS, DEFAULT_TIMEOUT, REQUIRE, RTOL
 
-#: float32 tolerances of torch.testing.assert_close.
-ATOL, RTOL = 1e-5, 1.3e-6
 #: Targets verify can convert to and run, and the label of their rows (:data:`converters.targets.RUNNABLE`).
 TARGETS = {name: str(t.label) for name, t in RUNNABLE.items()}
-DEFAULT_TARGETS = ("torch", "onnx")
-DEFAULT_STEPS = 6
-#: What a pass needs: a reference independent of gateport's reading, or any reference.
-REQUIRE = ("independent", "any")
 #: Exit status of each verdict.
 EXIT = {"ok": 0, "fail": 1, "error": 2, "unproven": 3}
 #: Bytes the inputs and activations (float64, estimated from shapes) may take (env GATEPORT_VERIFY_BYTES).
 VERIFY_BYTES = int(os.environ.get("GATEPORT_VERIFY_BYTES", 1 << 30))
 #: Seconds a stage runs before progress says so.
 PROGRESS_AFTER = 1.5
-#: Seconds a child torch run may take by default.
-DEFAULT_TIMEOUT = 300.0
 #: Reference kinds: stored outputs and Keras are independent of gateport's reading of the file.
 INDEPENDENT = ("stored", "keras")
 Progress = Callable[[str], None]
