@@ -175,3 +175,41 @@ def test_damaged_stored_weights_are_refused(tmp_path):
     bad = _rezip(KERAS_FILE, tmp_path / "bad.keras", zipfile.ZIP_STORED, damage=True)
     with pytest.raises(FormatError, match="bad CRC-32"):
         read(bad)
+
+
+def test_fast_crc_gives_zlib_values_chunk_by_chunk():
+    """ISA-L's CRC-32 (used for large members when installed) chains across chunks to zlib's value."""
+    import zlib
+
+    from converters.readers import bounded_zip
+
+    pytest.importorskip("isal")
+    fast = bounded_zip.crc32_function(bounded_zip.FAST_CRC_FROM)
+    assert fast is not zlib.crc32 and bounded_zip.crc32_function(bounded_zip.FAST_CRC_FROM - 1) is zlib.crc32
+    data = np.random.default_rng(0).integers(0, 256, 3 * (1 << 20) + 17, dtype=np.uint8).tobytes()
+    found = 0
+    for start in range(0, len(data), 1 << 20):
+        found = fast(memoryview(data)[start:start + (1 << 20)], found)
+    assert found == zlib.crc32(data)
+
+
+@pytest.mark.parametrize("damage", [False, True])
+def test_large_member_crc_path_reads_and_refuses(tmp_path, monkeypatch, damage):
+    """With every member taken as large (ISA-L's CRC where installed), a stored archive reads as before
+    and a damaged one is refused."""
+    import zipfile
+
+    from converters.errors import FormatError
+    from converters.readers import bounded_zip
+
+    expected = read(KERAS_FILE)
+    monkeypatch.setattr(bounded_zip, "FAST_CRC_FROM", 0)
+    path = _rezip(KERAS_FILE, tmp_path / "m.keras", zipfile.ZIP_STORED, damage=damage)
+    if damage:
+        with pytest.raises(FormatError, match="bad CRC-32"):
+            read(path)
+        return
+    model = read(path)
+    for a, b in zip(expected.nodes, model.nodes):
+        for k in a.weights:
+            assert a.weights[k].tobytes() == b.weights[k].tobytes(), k

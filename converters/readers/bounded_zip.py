@@ -19,6 +19,7 @@ import os
 import struct
 import zipfile
 import zlib
+from typing import Any, Callable
 
 import numpy as np
 
@@ -172,17 +173,35 @@ def stored_member(z: zipfile.ZipFile, name: str, budget: budgets.Budget, *, limi
 _LOCAL_HEADER = struct.Struct("<4s22xHH")
 
 
+#: Members from this size have their CRC-32 computed by ISA-L when it is installed (crc32_function).
+FAST_CRC_FROM = 1 << 25
+
+
+def crc32_function(size: int) -> Callable[[Any, int], int]:
+    """zlib.crc32, or for a member of ``size`` >= FAST_CRC_FROM bytes ISA-L's (python-isal,
+    ``pip install gateport[fast]``): the same values (the zip CRC-32 polynomial), about five times as
+    fast here (8.7 against 1.7 GB/s); its import (a few ms) is paid only for large members."""
+    if size >= FAST_CRC_FROM:
+        try:
+            from isal.isal_zlib import crc32
+        except ImportError:
+            return zlib.crc32
+        return crc32
+    return zlib.crc32
+
+
 def _check_crc(member: StoredMember, crc: int, what: str, file: str | None) -> None:
     """The member's bytes, in place (mapped, else read chunk by chunk), must have the CRC-32 the
     archive declares."""
     found = 0
+    crc32 = crc32_function(member.size)
     if (mapped := member.mapped()) is not None:
         for start in range(0, len(mapped), 16 * CHUNK):
-            found = zlib.crc32(mapped[start:start + 16 * CHUNK], found)
+            found = crc32(mapped[start:start + 16 * CHUNK], found)
     else:
         buffer = bytearray(16 * CHUNK)
         while n := member.readinto(buffer):
-            found = zlib.crc32(memoryview(buffer)[:n], found)
+            found = crc32(memoryview(buffer)[:n], found)
         member.seek(0)
     if found != crc:
         raise FormatError(f"{what}: bad CRC-32 (the archive is damaged)", file=file)
