@@ -56,10 +56,17 @@ def _text(value, key: str) -> str:
 
 
 def attr_list(attrs, key: str) -> list[str]:
-    """A list-of-strings attribute such as ``layer_names`` / ``weight_names``."""
+    """A list-of-strings attribute such as ``layer_names`` / ``weight_names``: a 1-D array, as Keras writes it
+    (tf-keras legacy/saving/hdf5_format.py ``save_attributes_to_hdf5_group`` stores ``np.asarray(names)``).
+    Keras's loader iterates the attribute, so a scalar string is read as its characters' codes and a 2-D
+    array as rows: neither is a list of names, both are refused (a scalar was read as a one-name list)."""
     if key not in attrs:
         return []
-    return [_text(v, key) for v in np.atleast_1d(attrs[key])]
+    value = attrs[key]
+    if not isinstance(value, np.ndarray) or value.ndim != 1:
+        shape = "a scalar" if not isinstance(value, np.ndarray) or value.ndim == 0 else f"an array of shape {value.shape}"
+        raise FormatError(f"attribute {quote(key)}: expected a list of names (a 1-D array), found {shape}")
+    return [_text(v, key) for v in value]
 
 
 def check_link(group: h5py.Group, name: str, file: str | None = None) -> None:
