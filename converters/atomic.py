@@ -59,6 +59,10 @@ def check_path_type(path: object) -> None:
         raise UsageError(f"expected an output path (str or os.PathLike), found {type(path).__name__}")
     if "\x00" in os.fspath(path):  # every os call on it would raise ValueError ('embedded null byte')
         raise UsageError(f"expected an output path, found one holding a NUL character: {quote(os.fspath(path))}")
+    try:  # a name of bytes that are not UTF-8 (a str of surrogate escapes): safetensors, onnxruntime and the
+        os.path.abspath(path).encode("utf-8")  # generated model.py's loader open paths as text and refuse it later
+    except UnicodeEncodeError:
+        raise OutputError(f"expected an output path that is UTF-8 text, found {quote(os.fspath(path))}") from None
     if os.fspath(path) and not Path(os.path.abspath(path)).name:
         raise OutputError(f"expected an output path naming a file or folder, found {quote(os.fspath(path))} (the "
                           "root folder)")
