@@ -225,6 +225,8 @@ def time_distributed(call: LayerCall) -> list[Tensor]:
     if cls in _FOLDED_RECURRENT:
         _check_folded_recurrent(call, cls, config)
         return _folded(call, cls, config, RECURRENT_HANDLERS[cls])
+    if cls == "Embedding":
+        return _time_distributed_embedding(call, config)
     if cls in _NESTED_MODELS:
         raise call.unsupported(f"TimeDistributed of a nested model ({quote(cls)}) is not supported: expected "
                                "one layer inside TimeDistributed (wrap each of the model's layers instead)")
@@ -264,6 +266,22 @@ def _check_folded_recurrent(call: LayerCall, cls: str, config: dict) -> None:
     if merge_none:
         raise call.unsupported(f"TimeDistributed({quote(cls)}) with merge_mode=None is not supported: expected "
                                "one output (merge_mode concat, sum, mul or ave)")
+
+
+def _time_distributed_embedding(call: LayerCall, config: dict) -> list[Tensor]:
+    """TimeDistributed(Embedding) on ids (batch, outer, inner ...): a lookup per id, the Embedding on the whole id
+    tensor (the character embedding of NER models: the depends-on-the-definition char+word tagger). Its mask
+    differs by Keras: tf-keras reshapes the inner Embedding's ``ids != 0`` back to (batch, outer, inner)
+    (tf_keras/src/layers/rnn/time_distributed.py ``compute_mask``: Embedding is a built-in layer, so the reshape
+    path); Keras 3's TimeDistributed has no ``compute_mask`` and passes its input's mask on
+    (keras/src/layers/rnn/time_distributed.py, ``supports_masking``), so ``mask_zero`` has no effect there."""
+    x = call.single_input()
+    if x.mask:
+        raise call.unsupported("TimeDistributed('Embedding') of a masked input is not supported: expected token "
+                               "ids without a mask")
+    if call.builder.keras3_masks:
+        config = {**config, "mask_zero": False}
+    return embedding(call.inner("Embedding", config))
 
 
 @dataclass

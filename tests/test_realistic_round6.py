@@ -1,0 +1,78 @@
+"""Round-6 realistic models (fixtures/realistic_round6.py), built live under Keras 3 (torch backend): reference,
+PyTorch, ONNX and Keras 3 loading gateport's .keras against Keras' own outputs, within TOL (no fixture files: the
+fixture folder's byte budget is nearly full)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+keras = pytest.importorskip("keras")
+pytest.importorskip("onnxruntime")
+
+import test_layers_coverage as cov  # noqa: E402  (its runtimes: torch, onnx, keras)
+from helpers import TOL  # noqa: E402
+
+from converters import reference  # noqa: E402
+from converters.readers import read  # noqa: E402
+from converters.writers import keras_v3  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "fixtures"))
+import make_fixtures  # noqa: E402
+import realistic_round6 as r6  # noqa: E402
+from fixture_inputs import floats, make_input  # noqa: E402
+
+
+def _live_weights(model, seed: int, scale: float = 1.0):
+    """Seeded weights as the fixtures get them (make_fixtures.random_weights: positive moving variances, Attention's
+    scalar scale)."""
+    model.set_weights(make_fixtures.random_weights(model, np.random.default_rng(seed), scale))
+
+
+def _every_target(ir, inputs, want, tmp_path) -> dict[str, float]:
+    errors = {
+        "reference": cov.error(reference.run(ir, inputs), want),
+        "torch": cov.error(cov.torch_outputs(ir, inputs, tmp_path / "torch"), want),
+        "onnx": cov.error(cov.onnx_outputs(ir, inputs, tmp_path / "m.onnx"), want),
+    }
+    loaded = keras.models.load_model(keras_v3.write(ir, tmp_path / "out.keras"))
+    errors["keras"] = cov.error(cov.keras_outputs(loaded, inputs), want)
+    return errors
+
+
+@pytest.mark.parametrize("m", r6.ROUND6, ids=[m.name for m in r6.ROUND6])
+def test_round6_model_in_every_target(m, tmp_path):
+    keras.backend.clear_session()
+    model = m.build(keras)
+    _live_weights(model, seed=6, scale=m.weight_scale)
+    rng = np.random.default_rng(11)
+    inputs = [make_input(m.data.get(t.name.split(":")[0], floats), rng, tuple(t.shape), t.dtype) for t in model.inputs]
+    want = cov.keras_outputs(model, inputs)
+    model.save(tmp_path / "m.keras")
+    ir = read(tmp_path / "m.keras")
+    inputs = [x.astype(s.dtype) for x, s in zip(inputs, ir.inputs)]
+    errors = _every_target(ir, inputs, want, tmp_path)
+    print(m.name, {k: f"{v:.2e}" for k, v in errors.items()})
+    assert max(errors.values()) <= TOL, errors
+
+
+def test_time_distributed_embedding_of_a_masked_input_refused_in_one_line(tmp_path):
+    """TimeDistributed(Embedding) is read as the Embedding on the whole id tensor; an input that already carries a
+    mask (which each Keras passes on its own way) is refused naming the layer."""
+    from converters.errors import UnsupportedError
+
+    L = keras.layers
+    x = keras.Input((4, 3), name="ids")
+    h = L.TimeDistributed(L.Embedding(10, 2), name="td_emb")(L.Masking(0.0, name="mask")(x))
+    keras.Model(x, L.Dense(1, name="out")(h)).save(tmp_path / "m.keras")
+    with pytest.raises(UnsupportedError, match=r"td_emb \(TimeDistributed\): TimeDistributed\('Embedding'\) of a "
+                                               r"masked input is not supported: expected token ids without a mask"
+                       ) as caught:
+        read(tmp_path / "m.keras")
+    assert "\n" not in str(caught.value)
