@@ -26,6 +26,9 @@ import unicodedata
 MAX_SHOWN = 120
 #: Longest line :func:`one_line` gives (a 70 MB version string must not become a 70 MB line).
 MAX_LINE = 2000
+#: Most characters of a name :func:`identifier` reads: NFKD turns one character into up to 18 (U+FDFA), so a
+#: 24 MB name normalized whole took 1.5 GB; the identifier keeps 60 characters, the rest was thrown away.
+MAX_SCAN = 1000
 
 _NOT_IDENT = re.compile(r"[^A-Za-z0-9_]+")
 _COMMENT_SAFE = re.compile(r"[^A-Za-z0-9 _.,:;=+*/()\[\]<>@%&!?^|~$-]")
@@ -37,7 +40,7 @@ def identifier(text: object, taken: set[str] | frozenset[str] = frozenset(), *, 
     Non-ASCII letters are reduced to their ASCII base (``é`` -> ``e``, ``ﬁ`` -> ``fi``) where NFKD
     has one, anything else becomes ``_``. The caller adds the result to ``taken``.
     """
-    ascii_text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode("ascii")
+    ascii_text = unicodedata.normalize("NFKD", str(text)[:MAX_SCAN]).encode("ascii", "ignore").decode("ascii")
     name = _NOT_IDENT.sub("_", ascii_text).strip("_")[:60] or fallback
     if name[0].isdigit():
         name = f"{fallback}_{name}"
@@ -56,7 +59,9 @@ def literal(text: object) -> str:
 
 def comment(text: object, limit: int = MAX_SHOWN) -> str:
     """``text`` made safe for a ``#`` comment or a docstring: printable ASCII, no quote/backslash/newline."""
-    ascii_text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "replace").decode("ascii")
+    text = str(text)
+    # each character gives at least one: the first limit + 1 decide the result (and whether it is cut)
+    ascii_text = unicodedata.normalize("NFKD", text[: limit + 1]).encode("ascii", "replace").decode("ascii")
     safe = _COMMENT_SAFE.sub("?", ascii_text)
     return safe if len(safe) <= limit else safe[: limit - 3] + "..."
 
