@@ -156,8 +156,10 @@ def check_activation(value: object, layer: str | None = None) -> object:
 
 
 # -- entry points --------------------------------------------------------------------------
-#: Largest model config JSON gateport parses (bytes); real ones are well under a megabyte.
-MAX_CONFIG_BYTES = 256 << 20
+#: Largest model config JSON gateport parses (bytes); real ones are well under a megabyte. safe_json's own
+#: ceiling: json.loads makes up to 4 bytes of str per byte of text (one character past U+FFFF widens a
+#: string to UCS-4), so 256 MB of config was a gigabyte before any layer was read.
+MAX_CONFIG_BYTES = safe_json.MAX_BYTES
 
 
 def load_config_json(text: str | bytes, file: str | None = None) -> dict:
@@ -339,6 +341,24 @@ def _refs_in(value) -> list[Ref]:
     return []
 
 
+def _flat_entries(node) -> list:
+    """A Keras 1/2 inbound node's ``[layer, node, tensor(, kwargs)]`` entries in order. An RNN called with a nested
+    ``initial_state`` (``RNN(StackedRNNCells)(x, initial_state=[[h, c], g])``) stores its inputs as tf-keras'
+    RNN.__call__ joined them, ``[x, [h, c], g]`` (tf_keras/src/layers/rnn/base_rnn.py ``_standardize_args`` /
+    ``full_input``): each nested group is read in place, flattened as Keras 3 flattens the same call's
+    ``initial_state``."""
+    entries = list(node)
+    if entries and isinstance(entries[0], str):  # a single un-nested entry
+        return [entries]
+    flat: list = []
+    for entry in entries:
+        if isinstance(entry, (list, tuple)) and entry and isinstance(entry[0], (list, tuple)):
+            flat.extend(_flat_entries(entry))
+        else:
+            flat.append(entry)
+    return flat
+
+
 def _parse_call(node, layer: str) -> Call:
     try:
         if isinstance(node, dict):  # Keras 3
@@ -346,9 +366,7 @@ def _parse_call(node, layer: str) -> Call:
             inputs = _refs_in(args)
             constants = [a for a in args if not _refs_in(a)]
         else:  # Keras 1/2: a list of [layer, node, tensor(, kwargs)]
-            entries = list(node)
-            if entries and isinstance(entries[0], str):  # a single un-nested entry
-                entries = [entries]
+            entries = _flat_entries(node)
             inputs, kwargs, constants = [], {}, []
             for entry in entries:
                 if entry[0] == "_CONSTANT_VALUE":

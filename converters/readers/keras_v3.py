@@ -24,12 +24,11 @@ from ..keras_classes import to_snake_case
 from .bounded_zip import open_zip, read_member, read_npz, stored_member
 from .hdf5 import Weight, as_float, attr_str, read_dataset, walk
 from .hdf5_probe import probe
-from .keras_config import KerasGraph, LayerSpec
+from .keras_config import MAX_CONFIG_BYTES, KerasGraph, LayerSpec
 from .keras_recurrent import HANDLERS as RECURRENT_HANDLERS, stacked_cells, stacked_weight_paths
 
 #: Largest archive member gateport unpacks (bytes), within the file's budget (budget.py).
 MAX_MEMBER_BYTES = 4 << 30
-MAX_CONFIG_BYTES = 256 << 20
 _LEGACY_PREFIX = "_layer_checkpoint_dependencies"
 
 
