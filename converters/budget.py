@@ -33,6 +33,10 @@ MAX_RANK = 32
 #: Most layers of a Keras config or nodes of an ONNX graph (subgraphs included): real models hold a few
 #: thousand; every reader walks each one in Python (~0.1 ms a node), so 10**6 would take minutes.
 MAX_NODES = 30_000
+#: Longest name (a layer's, an input's, an output's, a tensor's) a model may carry: real ones are under a few
+#: hundred characters. Each is written into every artifact again, once per node and value it names: a 12 MB
+#: layer name became a 201 MB ONNX file and took 2 GB to write.
+MAX_NAME = 4096
 #: Most recurrent layers of one model (real ones hold a handful; each costs ~2 ms to write, a 24,000-module
 #: state dict took 82 s to inspect).
 MAX_RECURRENT = 1_000
@@ -89,6 +93,14 @@ def count(n: int, what: str, *, file: str | None = None, layer: str | None = Non
     limit = MAX_NODES if limit is None else limit
     if n > limit:
         raise UnsafeError(f"{what}: expected at most {limit}, found {n}", file=file, layer=layer)
+
+
+def names(items, *, file: str | None = None) -> None:
+    """Refuse (UnsafeError) any ``(what, name)`` of ``items`` longer than :data:`MAX_NAME` characters."""
+    for what, name in items:
+        if len(name) > MAX_NAME:
+            raise UnsafeError(f"{what} {quote(name)}: expected a name of at most {MAX_NAME} characters, found "
+                              f"{len(name)}", file=file)
 
 
 def plain_numeric(dtype) -> bool:

@@ -58,6 +58,10 @@ def read_file(path: str | os.PathLike, config: Any = None) -> Model:
     check_source(path)
     check_config_type(config)
     model = _read_kind(path, config)
+    budget.names(((what, name) for node in model.nodes for what, name in
+                  [("layer", node.name), *(("tensor", t) for t in (*node.inputs, *node.outputs))]), file=str(path))
+    budget.names([*(("input", spec.name) for spec in model.inputs), *(("output", name) for name in model.outputs)],
+                 file=str(path))
     recurrent = sum(node.op in RECURRENT_OPS for node in model.nodes)
     budget.count(recurrent, "recurrent layers", file=str(path), limit=budget.MAX_RECURRENT)
     # an ONNX dim_param / .gates null as the features of an input a recurrent layer reads: inputs of any width
