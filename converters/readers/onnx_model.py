@@ -509,6 +509,21 @@ def _outputs_from(reader, names: list[str]) -> list[str]:
     return outputs or list(names)
 
 
+def _relaid_values(before, after, kind: str) -> list[str]:
+    """The graph inputs (``kind`` "input") or outputs ("output") that ``time_major_input`` /
+    ``time_major_output`` declared batch-first: those whose declared first two axes in ``after`` (the
+    normalized model) are ``before``'s swapped (inputs: a time-major ``x``, torch's ``h0``/``c0``, token ids
+    ``[time, batch]``; outputs: a time-major sequence read through a ``Squeeze``, an ``Identity``, a ``Linear``)."""
+    def dims(vi) -> list:
+        return [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
+
+    def swapped(a: list, b: list) -> bool:  # a time the reader pinned (_pin_traced_time) was symbolic before
+        return len(a) == len(b) >= 2 and a[0] == b[1] and (a[1] == b[0] or isinstance(b[0], str))
+
+    old = {vi.name: dims(vi) for vi in getattr(before.graph, kind)}
+    return [vi.name for vi in getattr(after.graph, kind) if swapped(dims(vi), old.get(vi.name, []))]
+
+
 def _initializer_inputs(proto) -> int:
     """How many graph inputs are also initializers: defaults a caller may override in onnxruntime (ONNX
     IR 4+; IR 3 required every initializer listed as an input) that the reader takes as constants."""
@@ -535,6 +550,7 @@ def from_proto(proto, path: str | None = None) -> Model:
     check_structure(onnx, proto, path)
     try:
         proto, inlined = inline_local_functions(onnx, proto, path)
+        before = proto
         if proto.producer_name != "gateport":
             proto, misses, applied = normalize(onnx, proto, path, TensorReader(proto, path))
         reader = OnnxReader(onnx, proto, path)
@@ -543,15 +559,18 @@ def from_proto(proto, path: str | None = None) -> Model:
             model.source["functions"] = f"model-local functions {', '.join(quote(n) for n in inlined)} inlined"
             model.source["producer"] = "; ".join([model.source.get("producer", ""),
                                                   model.source["functions"]]).lstrip("; ")
-        layouts = (["inputs time-major in the file, read batch-first: feed x.transpose(0, 1)"]
-                   if "time_major_input" in applied else [])
-        if reader.relaid:  # the IR is batch-first: say so where the producer is shown, naming the graph outputs
-            relaid = _outputs_from(reader, reader.relaid)
+        ins = _relaid_values(before, proto, "input") if "time_major_input" in applied else []
+        layouts = ([f"inputs {', '.join(quote(n) for n in ins)} time-major in the file, read batch-first: feed "
+                    f"{'it' if len(ins) == 1 else 'each'} .transpose(0, 1)"] if ins else [])
+        moved = _relaid_values(before, proto, "output") if "time_major_output" in applied else []
+        if reader.relaid or moved:  # the IR is batch-first: say so where the producer is shown, naming the outputs
+            reached = _outputs_from(reader, reader.relaid) if reader.relaid else []
+            relaid = [vi.name for vi in proto.graph.output if vi.name in {*reached, *moved}] or reached
             layouts.append(f"outputs {', '.join(quote(n) for n in relaid)} ([time | dirs, batch, ...] in the "
                            "file: a layout-0 Y, Y_h, Y_c, or computed from one) read batch-first "
                            "(Y as [batch, time, dirs, hidden])")
         if layouts:
-            model.source["layout"] = "; ".join(layouts).removeprefix("inputs ")
+            model.source["layout"] = "; ".join(layouts)
             model.source["producer"] = "; ".join([model.source.get("producer", ""), *layouts]).lstrip("; ")
         fixed = _initializer_inputs(proto)
         if fixed:  # keep_initializers_as_inputs=True (and every IR 3 file): onnxruntime lets a caller feed them

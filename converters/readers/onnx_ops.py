@@ -22,7 +22,7 @@ from .onnx_mask_ops import mask_ir, plan_binary, reduce_sum_of_mask
 from .onnx_recurrent import KINDS, RecurrentNode
 from .onnx_tensors import type_name
 from .onnx_values import (onnx_producer, IR, Const, Last, MaskRef, Merged, NotEqual, Pending, Plan, RecOut, Seq, ShapeOf, State,
-                          TimeSteps, Value, View, Zeros, axes_of, ints, is_mask, out_name, scalar)
+                          TimeSteps, Value, View, Zeros, axes_of, ints, is_mask, onnx_consumers, out_name, scalar)
 
 ELEM = {1: "float32", 6: "int32", 7: "int64", 9: "bool", 11: "float64"}
 #: constant folding of the element-wise ops
@@ -58,7 +58,29 @@ def _identity(r, node, args, attrs):
     return [x]
 
 
+def _dropout(r, node, args, attrs):
+    """Dropout at inference is the identity (onnx/docs/Operators.md Dropout: "If training_mode is false or not
+    provided, or ratio is 0, the output is the input"; Dropout-7..10 run only in inference, ``ratio`` an
+    attribute; Dropout-1/6 compute it only with ``is_test=1``). Refused: training_mode true or computed at run
+    time (random zeros), the training-only mask output used, Dropout-1/6 without ``is_test``."""
+    mask = node.output[1] if len(node.output) > 1 else ""
+    if mask and (onnx_consumers(r, mask) or mask in {vi.name for vi in r.proto.graph.output}):
+        raise r.unsupported(f"expected Dropout's mask output unused (it is drawn at random in training), found "
+                            f"{quote(mask)} used")
+    training = args[2] if len(args) > 2 else None
+    if training is not None and not (isinstance(training, Const) and not training.value.any()):
+        what = "true" if isinstance(training, Const) else f"computed at run time ({quote(node.input[2])})"
+        raise r.unsupported(f"expected Dropout at inference (training_mode absent or a constant false), found "
+                            f"training_mode {what}")
+    if r.op_version < 7 and not int(attrs.get("is_test", 0)):
+        raise r.unsupported("expected Dropout at inference (is_test=1 before opset 7), found is_test=0")
+    return _identity(r, node, args[:1], attrs)
+
+
 def _cast(r, node, args, attrs):
+    if int(attrs["to"]) == 1 and (isinstance(args[0], (Seq, State, Last, Merged, RecOut))
+                                  or isinstance(args[0], View) and args[0].kind == "time_major"):
+        return [args[0]]  # float to float around a recurrent node (an input's time-major view, its outputs)
     x, to = r.as_ir(args[0]), ELEM.get(int(attrs["to"]))
     if to is None:
         raise r.unsupported(f"expected a Cast to float, double, int32, int64 or bool, found element type "
@@ -385,12 +407,26 @@ def _squeeze(r, node, args, attrs):
     x, axes = args[0], axes_of(node, args, attrs)
     if isinstance(x, Const):
         return [Const(np.squeeze(x.value, axis=tuple(axes) if axes else None))]
+    rank = (4 if x.k is None else 3) if isinstance(x, RecOut) else r.ranks.get(x.name, x.rank) \
+        if isinstance(x, IR) else None
+    if axes and rank is not None:  # negative axes count from the end (Squeeze-11+): Squeeze(Y, -3)
+        axes = [a + rank if a < 0 else a for a in axes]
+    if isinstance(x, IR) and axes and 0 not in axes and rank is not None and all(0 < a < rank for a in axes):
+        dims = [r.dim(x.name, k) for k in range(1, rank)]
+        if all(dims[a - 1] == 1 for a in axes) and None not in dims:  # Linear(n, 1) -> squeeze(-1): a reshape
+            rest = [d for k, d in enumerate(dims, start=1) if k not in axes]
+            return [r.add("reshape", [x.name], out_name(node), {"shape": rest}, rank=rank - len(set(axes)))]
+        raise r.unsupported(f"expected Squeeze of axes of size 1 (batch axis kept), found axes {axes} of a tensor "
+                            f"of shape {['batch', *dims]}")
     if isinstance(x, Plan) and x.role == "steps1d" and axes == [0]:
         return [Plan(x.mask, "steps")]
     if isinstance(x, NotEqual) and x.stage == "kd" and axes in ([2], [-1]):
         return [NotEqual(x.x, x.value, True, "mask", False)]  # Keras Masking's mask, its last axis dropped
     if isinstance(x, RecOut) and x.perm is None and x.rec.n_dirs == 1 and axes and len(axes) == 1:
         return [_select_direction(r, x, axes[0], 0)]
+    if not axes:
+        raise r.unsupported(f"expected Squeeze with its axes given (without them it drops every axis of size 1, "
+                            f"the batch too when it is 1), found none on a {x.what}")
     raise r.unsupported(f"expected Squeeze of one direction's output, found Squeeze of a {x.what}")
 
 
@@ -556,6 +592,15 @@ def _same_y_shape(r, rec, shape: list[int]) -> bool:
     return rec.layout == 0 and len(shape) == 4 and all(e in (0, -1) or e == d for e, d in zip(shape, dims))
 
 
+def _declared_batch(r) -> int | None:
+    """The batch size every graph input declares fixed (axis 0 of the batch-first inputs the reader takes), or
+    None where any is symbolic or they differ: a size a fixed-shape export writes into its Reshapes."""
+    sizes = {vi.type.tensor_type.shape.dim[0].dim_value if vi.type.tensor_type.shape.dim
+             and vi.type.tensor_type.shape.dim[0].HasField("dim_value") else None
+             for vi in r.proto.graph.input if vi.name in r.claimed}
+    return sizes.pop() if len(sizes) == 1 and None not in sizes else None
+
+
 def _joined_states(r, node, x: RecOut, shape: list[int] | None) -> Value:
     """A state ``[dirs, batch, hidden]`` (or ``[batch, dirs, hidden]``: layout 1, or Transpose(1, 0, 2)) as
     ``[batch, dirs * hidden]`` (Reshape to ``[-1, dirs * hidden]``; Flatten: ``shape`` None): one direction's
@@ -564,6 +609,9 @@ def _joined_states(r, node, x: RecOut, shape: list[int] | None) -> Value:
     batch_first = x.perm == (1, 0, 2) or x.perm is None and rec.layout == 1
     width = rec.n_dirs * rec.hidden
     wanted = [[-1, width], [0, -1], [0, width]] if batch_first else [[-1, rec.hidden]] if rec.n_dirs == 1 else []
+    batch = _declared_batch(r)
+    if batch is not None:  # the batch written in (onnx-simplifier on a fixed-shape export): the graph's only one
+        wanted += [[batch, width]] if batch_first else [[batch, rec.hidden]] if rec.n_dirs == 1 else []
     if shape not in wanted and not (shape is None and batch_first):
         raise r.unsupported(f"expected a state {'[batch, dirs, hidden]' if batch_first else '[dirs, batch, hidden]'} "
                             f"reshaped to [batch, dirs * hidden], found {'Flatten' if shape is None else shape}")
@@ -945,6 +993,7 @@ def _initial_state(r, node, v: Value | None, n_dirs: int, hidden: int, layout: i
 HANDLERS = {
     "Constant": _constant,
     "Identity": _identity,
+    "Dropout": _dropout,
     "Cast": _cast,
     "Add": _binary,
     "Sub": _binary,

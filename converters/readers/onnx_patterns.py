@@ -19,8 +19,11 @@ reader then refuses that node, the message names the pattern that came closest a
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from ..activations import ONNX_OPS
 from ..errors import UnsupportedError
 from ..sanitize import quote
 from .onnx_foreign import refuse_foreign_nodes
@@ -115,20 +118,27 @@ def _slice_one_squeeze(vg: ValueGraph, node):
 def _time_major_merge(vg: ValueGraph, node):
     """Transpose(merge(a, b), [1, 0, 2]) -> merge(Transpose(a), Transpose(b)) for a Concat on the last
     axis or an element-wise Add/Mul/Sub/Max/Min of time-major sequences: both directions merged after
-    they are put back batch-first (Keras' Bidirectional merge modes)."""
+    they are put back batch-first (Keras' Bidirectional merge modes); a Mul/Add/Sub by a scalar constant
+    moves the same way (tf2onnx's ``ave``: ``Mul(Add(fw, bw), 0.5)``, the Add moved on the next pass)."""
     perm = [int(p) for p in vg.attr(node, "perm", [])]
     merge = vg.producer.get(node.input[0])
     if perm != [1, 0, 2] or merge is None or merge.op_type not in _MERGES:
         return None
     if any(c.op_type in ("LSTM", "GRU", "RNN") for c in vg.consumers.get(node.output[0], [])):
         return None  # a batch-first merge made time-major for the next recurrent node (torch.onnx): read as it is
-    if vg.rank(merge.output[0]) != 3 or any(vg.rank(i) != 3 for i in merge.input) \
+    scalars = [i for i in merge.input if merge.op_type in ("Mul", "Add", "Sub") and vg.is_const(i)
+               and vg.dims(i) is not None and len(vg.dims(i)) <= 1 and math.prod(vg.dims(i)) == 1]
+    if vg.rank(merge.output[0]) != 3 or any(vg.rank(i) != 3 for i in merge.input if i not in scalars) \
+            or len(scalars) == len(merge.input) \
             or merge.op_type == "Concat" and int(vg.attr(merge, "axis", 0)) % 3 != 2:
         return f"expected a {merge.op_type} of time-major sequences{' on the last axis' if merge.op_type == 'Concat' else ''}"
     if vg.only_consumer(merge.output[0]) is not node:
         return f"expected the merge {quote(merge.output[0])} used only by this Transpose"
     h, parts, adds = vg.onnx.helper, [], []
-    for i in merge.input:
+    for i in merge.input:  # a scalar constant (Keras' ave: the sum times 0.5) is the same either way
+        if i in scalars:
+            parts.append(i)
+            continue
         parts.append(_fresh(vg, f"{i}/batch_first"))
         adds.append(h.make_node("Transpose", [i], [parts[-1]], perm=[1, 0, 2], name=parts[-1]))
     extra = {"axis": -1} if merge.op_type == "Concat" else {}
@@ -175,6 +185,10 @@ def _tensordot_dense(vg: ValueGraph, node):
     nxt = vg.only_consumer(node.output[0])
     if nxt is not None and nxt.op_type == "Add" and (vg.dims(nxt.input[1]) or (0, 0)) in ((w[1],), (1,)):
         chain, last, nxt = chain + [nxt], nxt, vg.only_consumer(nxt.output[0])
+    acts = []  # TimeDistributed(Dense(activation=...)): element-wise, or softmax over the units, before the Reshape
+    while nxt is not None and len(acts) < 4 and (nxt.op_type in ONNX_OPS or nxt.op_type in ("Softmax", "LogSoftmax")
+                                                  and int(vg.attr(nxt, "axis", -1)) in (1, -1)):
+        acts, nxt = acts + [nxt], vg.only_consumer(nxt.output[0])
     if nxt is None or nxt.op_type != "Reshape":
         return "expected the MatMul's result reshaped back to the sequence's axes"
     s2 = vg.shape_value(nxt.input[1])
@@ -183,11 +197,17 @@ def _tensordot_dense(vg: ValueGraph, node):
             or any(a != b and a != -1 for a, b in zip(s2, want)):  # (a 0 would copy the flat axis)
         return f"expected the result reshaped to the sequence's axes + [{w[1]}], found {shown(s2)}"
     h = vg.onnx.helper
-    mm_out = list(nxt.output) if last is node else [node.output[0]]
-    adds = [h.make_node("MatMul", [x, node.input[1]], mm_out, name=node.name)]
+    ends = [node.output[0]] + ([last.output[0]] if last is not node else []) + [a.output[0] for a in acts]
+    ends[-1] = nxt.output[0]  # the last op of the chain writes what the Reshape back wrote
+    adds = [h.make_node("MatMul", [x, node.input[1]], [ends[0]], name=node.name)]
     if last is not node:
-        adds.append(h.make_node("Add", [node.output[0], last.input[1]], list(nxt.output), name=last.name))
-    return Rewrite("tensordot_dense", [flat] + chain + [nxt], adds)
+        adds.append(h.make_node("Add", [ends[0], last.input[1]], [ends[1]], name=last.name))
+    for a, into, out in zip(acts, ends[len(ends) - len(acts) - 1:], ends[len(ends) - len(acts):]):
+        attrs = {k.name: h.get_attribute_value(k) for k in a.attribute}
+        if a.op_type in ("Softmax", "LogSoftmax"):
+            attrs["axis"] = -1  # the units, now the last of three axes (any opset: -1 is the last axis)
+        adds.append(h.make_node(a.op_type, [into], [out], name=a.name, **attrs))
+    return Rewrite("tensordot_dense", [flat] + chain + acts + [nxt], adds)
 
 
 def _unrolled_time_distributed(vg: ValueGraph, node):

@@ -128,13 +128,23 @@ def _fused_rnn(vg: ValueGraph, node, proj, r, b_hh, act, h0, last, cat, removed)
 
 
 # -- time-major inputs ---------------------------------------------------------------------------------
+def _passes_through(vg: ValueGraph, node) -> bool:
+    """``node`` hands its first input on unchanged at inference: ``Identity``, a ``Cast`` to float32, a
+    ``Dropout`` (its training-only mask and ``training_mode`` are checked where the reader reads it)."""
+    if node.op_type == "Cast":
+        return int(vg.attr(node, "to", 0)) == 1
+    return node.op_type in ("Identity", "Dropout")
+
+
 def _time_major_uses(vg: ValueGraph, name: str) -> bool:
     """``name`` is the ``X`` of a layout-0 recurrent node read without a Transpose (rank 3), or its
     ``initial_h`` / ``initial_c`` ([dirs, batch, hidden]: torch.onnx passes ``h0`` / ``c0`` straight in),
     or the ids of an embedding ``Gather`` that is (rank 2)."""
-    def feeds_x(t: str) -> bool:
-        return vg.rank(t) == 3 and any(n.op_type in _RECURRENT and n.input and n.input[0] == t
-                                       and not int(vg.attr(n, "layout", 0)) for n in vg.consumers.get(t, []))
+    def feeds_x(t: str, depth: int = 0) -> bool:  # straight, or through Identity / Cast to float / Dropout
+        return vg.rank(t) == 3 and any(
+            n.op_type in _RECURRENT and n.input and n.input[0] == t and not int(vg.attr(n, "layout", 0))
+            or depth < 8 and n.input and n.input[0] == t and _passes_through(vg, n) and feeds_x(n.output[0], depth + 1)
+            for n in vg.consumers.get(t, []))
     if vg.rank(name) == 2:
         users = vg.consumers.get(name, [])
         return bool(users) and all(n.op_type == "Gather" and list(n.input)[1:] == [name] and vg.is_const(n.input[0])
