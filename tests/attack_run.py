@@ -123,6 +123,43 @@ def _check_output(case: Case, code: int | None, marker: Path, cwd: Path) -> list
     return problems
 
 
+def run_battery(cases: list, run, folder: Path, timeout: float = 60.0, json_path: str | None = None) -> int:
+    """Run ``cases`` with ``run`` (a round's ``run_case``): one line per failure, a summary per class, and the
+    number that failed (the shared loop of every round's ``main``)."""
+    per_class: dict[str, Counter] = defaultdict(Counter)
+    results, failed, peak, start = [], 0, 0, time.time()
+    for case in cases:
+        problems, measured = run(case, folder / "MARKER", timeout)
+        peak = max(peak, measured.get("rss_mib", 0))
+        per_class[case.klass]["failed" if problems else "passed"] += 1
+        results.append({"class": case.klass, "name": case.name, "problems": problems, **measured})
+        if problems:
+            failed += 1
+            print(f"FAIL [{case.klass}] {case.name!r}: {'; '.join(problems)}", flush=True)
+    for klass, counts in per_class.items():
+        print(f"{klass:24s} {counts['passed']:4d} passed {counts['failed']:4d} failed")
+    print(f"{len(cases)} attacks: {len(cases) - failed} passed, {failed} failed; peak memory {peak} MiB, "
+          f"{time.time() - start:.0f} s")
+    if json_path:
+        Path(json_path).write_text(json.dumps(results, indent=1))
+    return failed
+
+
+def battery_main(build, run, argv: list[str]) -> int:
+    """A round's command line: ``[--group NAME] [--match TEXT] [--timeout S] [--json FILE]``; builds the round's
+    cases (``build(folder, groups)``) in a temporary folder and runs them with :func:`run_battery`."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--group")
+    ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--match", default="")
+    ap.add_argument("--json")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "cases"
+        cases = [c for c in build(folder, groups=(args.group,) if args.group else None) if args.match in c.name]
+        return 1 if run_battery(cases, run, folder, args.timeout, args.json) else 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a small sample (what CI runs)")
