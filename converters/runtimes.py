@@ -336,41 +336,54 @@ def first_line(text: object, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def torch_child(folder: str, work: str) -> int:
-    """The child side of :func:`run_torch_isolated` (runs in its own process)."""
+def child_frame(work: str, compute: Callable[[Path, list[np.ndarray]], tuple[dict[str, Any], dict[str, Any]]]) -> int:
+    """A child's side of the exchange with :func:`child_arrays`: ``compute(work folder, inputs.npz's arrays
+    x0, x1, ...)`` -> (arrays, meta) written as outputs.npz and meta.json, exit status 0; whatever it
+    raises written to error.txt, exit status 1."""
     work_dir = Path(work)
     try:
-        import torch
-
-        torch.set_num_threads(1)
-        module = load_torch_folder(folder)
-        records: list = []
-        # one direction each: a *Loop, or a KerasMasked* running its nn.* (hooked there, not inside);
-        # a KerasBiLoop runs its two loops (fw, bw) itself: recorded as the two directions
-        directions = [sub for sub in module.modules() if hasattr(sub, "go_backwards") and (
-            type(sub).__name__.endswith("Loop") or type(sub).__name__.startswith("KerasMasked"))]
-        wrapped = {id(getattr(sub, "rnn", None)) for sub in directions}
-        for sub in module.modules():
-            if type(sub).__name__ == "KerasBiLoop":
-                sub.register_forward_hook(_bidirectional_recorder(records))
-            elif any(sub is d for d in directions) or (isinstance(sub, torch.nn.RNNBase) and id(sub) not in wrapped):
-                sub.register_forward_hook(_recorder(records))
         with np.load(work_dir / "inputs.npz", allow_pickle=False) as f:
             xs = [f[f"x{k}"] for k in range(len(f.files))]
-        with torch.no_grad():
-            out = module(*(torch.from_numpy(x) for x in xs))
-        arrays: dict[str, Any] = {f"out{k}": o.detach().cpu().numpy() for k, o in enumerate(_as_list(out))}
-        meta: dict[str, Any] = {"outputs": len(arrays), "records": []}
-        for j, (cls, x, y, states) in enumerate(records):
-            arrays.update({f"r{j}y": y, **({f"r{j}x": x} if x is not None else {}),
-                           **{f"r{j}s{k}": s for k, s in enumerate(states)}})
-            meta["records"].append([cls, len(states)])
+        arrays, meta = compute(work_dir, xs)
         np.savez(work_dir / "outputs.npz", **arrays)
         (work_dir / "meta.json").write_text(json.dumps(meta))
         return 0
     except BaseException as e:  # noqa: BLE001 - whatever the artifact raises is reported, in one line
         (work_dir / "error.txt").write_text(f"{type(e).__name__}: {e}")
         return 1
+
+
+def torch_child(folder: str, work: str) -> int:
+    """The child side of :func:`run_torch_isolated` (runs in its own process)."""
+    return child_frame(work, lambda _, xs: _torch_outputs(folder, xs))
+
+
+def _torch_outputs(folder: str, xs: list[np.ndarray]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The generated module's outputs on ``xs``, and each recurrent direction's recorded run."""
+    import torch
+
+    torch.set_num_threads(1)
+    module = load_torch_folder(folder)
+    records: list = []
+    # one direction each: a *Loop, or a KerasMasked* running its nn.* (hooked there, not inside);
+    # a KerasBiLoop runs its two loops (fw, bw) itself: recorded as the two directions
+    directions = [sub for sub in module.modules() if hasattr(sub, "go_backwards") and (
+        type(sub).__name__.endswith("Loop") or type(sub).__name__.startswith("KerasMasked"))]
+    wrapped = {id(getattr(sub, "rnn", None)) for sub in directions}
+    for sub in module.modules():
+        if type(sub).__name__ == "KerasBiLoop":
+            sub.register_forward_hook(_bidirectional_recorder(records))
+        elif any(sub is d for d in directions) or (isinstance(sub, torch.nn.RNNBase) and id(sub) not in wrapped):
+            sub.register_forward_hook(_recorder(records))
+    with torch.no_grad():
+        out = module(*(torch.from_numpy(x) for x in xs))
+    arrays: dict[str, Any] = {f"out{k}": o.detach().cpu().numpy() for k, o in enumerate(_as_list(out))}
+    meta: dict[str, Any] = {"outputs": len(arrays), "records": []}
+    for j, (cls, x, y, states) in enumerate(records):
+        arrays.update({f"r{j}y": y, **({f"r{j}x": x} if x is not None else {}),
+                       **{f"r{j}s{k}": s for k, s in enumerate(states)}})
+        meta["records"].append([cls, len(states)])
+    return arrays, meta
 
 
 def _array(t) -> np.ndarray:
@@ -538,28 +551,25 @@ def run_isolated(kind: str, path: str | os.PathLike, inputs: Inputs, input_names
 
 def artifact_child(kind: str, path: str, work: str) -> int:
     """The child side of :func:`run_isolated` (runs in its own process)."""
-    work_dir = Path(work)
-    try:
-        with np.load(work_dir / "inputs.npz", allow_pickle=False) as f:
-            xs = [f[f"x{k}"] for k in range(len(f.files))]
-        names = json.loads((work_dir / "names.json").read_text())
-        probes = None
-        if kind == "onnx":
-            outputs, probes = run_onnx_traced(path, xs, names)
-        else:
-            outputs = run_keras(path, xs)
-        arrays: dict[str, Any] = {f"out{k}": np.asarray(o) for k, o in enumerate(outputs)}
-        meta: dict[str, Any] = {"outputs": len(outputs), "probes": None}
-        if probes is not None:
-            meta["probes"] = []
-            for j, p in enumerate(probes):
-                arrays.update({**({f"p{j}x": p["x"]} if p["x"] is not None else {}),
-                               **({f"p{j}y": p["y"]} if p["y"] is not None else {}),
-                               **{f"p{j}s{k}": s for k, s in enumerate(p["states"])}})
-                meta["probes"].append([p["op"], p["direction"], len(p["states"])])
-        np.savez(work_dir / "outputs.npz", **arrays)
-        (work_dir / "meta.json").write_text(json.dumps(meta))
-        return 0
-    except BaseException as e:  # noqa: BLE001 - whatever the artifact raises is reported, in one line
-        (work_dir / "error.txt").write_text(f"{type(e).__name__}: {e}")
-        return 1
+    return child_frame(work, lambda work_dir, xs: _artifact_outputs(kind, path, work_dir, xs))
+
+
+def _artifact_outputs(kind: str, path: str, work_dir: Path,
+                      xs: list[np.ndarray]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An ONNX or .keras artifact's outputs on ``xs`` (ONNX: and its recurrent nodes' probes)."""
+    names = json.loads((work_dir / "names.json").read_text())
+    probes = None
+    if kind == "onnx":
+        outputs, probes = run_onnx_traced(path, xs, names)
+    else:
+        outputs = run_keras(path, xs)
+    arrays: dict[str, Any] = {f"out{k}": np.asarray(o) for k, o in enumerate(outputs)}
+    meta: dict[str, Any] = {"outputs": len(outputs), "probes": None}
+    if probes is not None:
+        meta["probes"] = []
+        for j, p in enumerate(probes):
+            arrays.update({**({f"p{j}x": p["x"]} if p["x"] is not None else {}),
+                           **({f"p{j}y": p["y"]} if p["y"] is not None else {}),
+                           **{f"p{j}s{k}": s for k, s in enumerate(p["states"])}})
+            meta["probes"].append([p["op"], p["direction"], len(p["states"])])
+    return arrays, meta
