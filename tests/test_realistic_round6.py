@@ -76,3 +76,20 @@ def test_time_distributed_embedding_of_a_masked_input_refused_in_one_line(tmp_pa
                        ) as caught:
         read(tmp_path / "m.keras")
     assert "\n" not in str(caught.value)
+
+
+def test_tf_keras_nested_initial_state_read_in_keras_order():
+    """tf-keras stores RNN(StackedRNNCells)(x, initial_state=[[h0, c0], g0]) as the inbound node below (copied from
+    the .h5 tf-keras 2.21 wrote for ``stacked_cells_initial_state``: RNN.__call__ joins [x, *initial_state] without
+    flattening). It was refused ('expected a [layer, node, tensor] reference'); read flat it is Keras 3's order of
+    the same call, and that .h5 matched tf-keras in every target (<= 4.8e-7, checked once: the fixture budget is
+    full)."""
+    from converters.readers import keras_config
+
+    node = [["x", 0, 0, {}], [["h0", 0, 0, {}], ["c0", 0, 0, {}]], ["g0", 0, 0, {}]]
+    call = keras_config._parse_call(node, "stack")
+    assert [r.layer for r in call.inputs] == ["x", "h0", "c0", "g0"]
+    model = r6.stacked_cells_initial_state(keras)
+    (layer,) = [e for e in model.get_config()["layers"] if e["name"] == "stack"]
+    k3 = keras_config._parse_call(layer["inbound_nodes"][0], "stack")
+    assert [r.layer for r in [*k3.inputs, *k3.initial_state]] == ["x", "h0", "c0", "g0"]
