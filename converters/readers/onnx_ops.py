@@ -811,8 +811,16 @@ def _softmax(r, node, x: str, attrs) -> IR:
     axis %= rank
     if axis == rank - 1:
         return r.add("activation", [x], out_name(node), {"activation": "softmax"}, rank=rank)
+    if not legacy and axis == 0:
+        raise r.unsupported("expected Softmax not over the batch axis, found axis 0 (one softmax over the whole batch)")
+    if not legacy and rank == 3:  # over time (attention pooling's weights): Permute, softmax, Permute back
+        moved = r.add("permute", [x], r.fresh(f"{out_name(node)}/permuted"), {"dims": [2, 1]}, rank=3)
+        soft = r.add("activation", [moved.name], r.fresh(f"{out_name(node)}/softmax"), {"activation": "softmax"},
+                     rank=3)
+        return r.add("permute", [soft.name], out_name(node), {"dims": [2, 1]}, rank=3)
     if not legacy:
-        raise r.unsupported(f"expected Softmax on the last axis, found axis {attrs.get('axis')}")
+        raise r.unsupported(f"expected Softmax on the last axis (or axis 1 of a rank-3 tensor), found axis "
+                            f"{attrs.get('axis')} of a rank-{rank} tensor")
     if axis == 0:
         raise r.unsupported(f"expected Softmax-{r.op_version} not over the batch axis, found axis 0 (one softmax "
                             "over the whole batch)")

@@ -121,7 +121,11 @@ def _time_major_merge(vg: ValueGraph, node):
     they are put back batch-first (Keras' Bidirectional merge modes); a Mul/Add/Sub by a scalar constant
     moves the same way (tf2onnx's ``ave``: ``Mul(Add(fw, bw), 0.5)``, the Add moved on the next pass)."""
     perm = [int(p) for p in vg.attr(node, "perm", [])]
-    merge = vg.producer.get(node.input[0])
+    merge, passed = vg.producer.get(node.input[0]), []
+    while merge is not None and merge.op_type == "Identity" and len(passed) < 8 \
+            and vg.only_consumer(merge.output[0]) is (passed[-1] if passed else node):
+        passed.append(merge)  # Identity nodes between (a graph output's, torch's) are the merge itself
+        merge = vg.producer.get(merge.input[0])
     if perm != [1, 0, 2] or merge is None or merge.op_type not in _MERGES:
         return None
     if any(c.op_type in ("LSTM", "GRU", "RNN") for c in vg.consumers.get(node.output[0], [])):
@@ -132,7 +136,7 @@ def _time_major_merge(vg: ValueGraph, node):
             or len(scalars) == len(merge.input) \
             or merge.op_type == "Concat" and int(vg.attr(merge, "axis", 0)) % 3 != 2:
         return f"expected a {merge.op_type} of time-major sequences{' on the last axis' if merge.op_type == 'Concat' else ''}"
-    if vg.only_consumer(merge.output[0]) is not node:
+    if vg.only_consumer(merge.output[0]) is not (passed[-1] if passed else node):
         return f"expected the merge {quote(merge.output[0])} used only by this Transpose"
     h, parts, adds = vg.onnx.helper, [], []
     for i in merge.input:  # a scalar constant (Keras' ave: the sum times 0.5) is the same either way
@@ -143,7 +147,7 @@ def _time_major_merge(vg: ValueGraph, node):
         adds.append(h.make_node("Transpose", [i], [parts[-1]], perm=[1, 0, 2], name=parts[-1]))
     extra = {"axis": -1} if merge.op_type == "Concat" else {}
     adds.append(h.make_node(merge.op_type, parts, list(node.output), name=node.name, **extra))
-    return Rewrite("time_major_merge", [merge, node], adds)
+    return Rewrite("time_major_merge", [merge, *passed, node], adds)
 
 
 def _full_reverse_sequence(vg: ValueGraph, node):
