@@ -52,16 +52,11 @@ REFUSED: dict[str, str] = {
     # Squeeze without axes: onnxruntime drops the batch too when it is 1 (refused even with every dim fixed)
     "h13_lstm_squeeze_no_axes": _NO_AXES,
     "h13_lstm_squeeze_no_axes_fixed": _NO_AXES,
-    # a forward and a reverse node's time-major sequences concatenated: no Bidirectional of one node
-    "h13_lstm_two_nodes_concat": "expected a recurrent output as Keras returns it for 'squeeze_4', found a "
-                                 "time-major recurrent sequence",
     # the joined sequence and the joined final states of one bidirectional node both used
     "h13_bilstm_simplified_fixed": "both directions are used in ways one Keras Bidirectional layer cannot give",
     # torch.onnx at opsets 7 and 8 writes the experimental ConstantFill (onnxruntime refuses the file too)
     "t_gru_logsoftmax_last__op7": _UNDEFINED,
     "t_rnn_tm_bi_seq__op8": _UNDEFINED,
-    # attention pooling: softmax over time (the IR's softmax is over the last axis)
-    "t_gru_attention_pool": "expected Softmax on the last axis, found axis 1",
     # nn.RNNCell looped in Python: steps unrolled in the graph
     "t_rnncell_loop": "closest pattern unrolled_recurrence",
 }
