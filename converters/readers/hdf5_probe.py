@@ -29,10 +29,26 @@ from .hdf5 import outside_storage
 TIMEOUT = 20.0
 #: How the child marks a refusal for a hostile file (UnsafeError) rather than a damaged one.
 _UNSAFE = "unsafe: "
+#: How the child marks a refusal it words itself (FormatError), not an error of h5py's.
+_DAMAGED = "damaged: "
 
 
 class _Unsafe(Exception):
     pass
+
+
+class _Damaged(Exception):
+    pass
+
+
+def _text_name(name: bytes) -> None:
+    """An object's path as libhdf5 stores it (bytes) must be UTF-8: h5py decodes every name it lists, and a
+    name that is not failed inside its iteration as a SystemError ('FastRLock.__exit__ returned a result
+    with an exception set'), which reached the user's one line."""
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Damaged(f"expected HDF5 object names that are UTF-8 text, found {quote(name)}") from None
 
 
 def _walk(source, limit: int) -> None:
@@ -42,6 +58,7 @@ def _walk(source, limit: int) -> None:
             if isinstance(obj, h5py.Dataset) and (why := outside_storage(obj.id.get_create_plist())):
                 raise _Unsafe(f"dataset {quote('/' + name)} uses {why}; gateport reads only data "
                               "stored in the file itself")
+        h5py.h5o.visit(f.id, _text_name)  # bytes names, before any h5py call that decodes them
         _read_attrs(f, limit)
         # links are listed, not followed; the first one to another file stops the visit
         if (name := f.visititems_links(_foreign_link)) is not None:
@@ -86,6 +103,9 @@ def probe(source: str | os.PathLike | bytes | io.IOBase, timeout: float = TIMEOU
         except _Unsafe as e:
             os.write(write_end, f"{_UNSAFE}{e}".encode()[:2000])
             code = 1
+        except _Damaged as e:
+            os.write(write_end, f"{_DAMAGED}{e}".encode()[:2000])
+            code = 1
         except BaseException as e:  # noqa: BLE001 - reported to the parent as one line
             os.write(write_end, f"{type(e).__name__}: {e}".encode()[:2000])
             code = 1
@@ -107,6 +127,8 @@ def probe(source: str | os.PathLike | bytes | io.IOBase, timeout: float = TIMEOU
                           f"{os.waitstatus_to_exitcode(status)}): the file is damaged")
     if message.startswith(_UNSAFE):
         raise UnsafeError(message[len(_UNSAFE):])
+    if message.startswith(_DAMAGED):
+        raise FormatError(message[len(_DAMAGED):])
     if message:
         raise FormatError(f"cannot read the HDF5 file's attributes ({message.splitlines()[0]})")
 
