@@ -60,7 +60,7 @@ def build(folder: Path, groups: tuple[str, ...] | None = None) -> list[Case]:
 def _both(K: str, label: str, src: Path, folder: Path, to: str = "torch", expect: str = "refuse",
           named: bool = True) -> list[Case]:
     """``inspect`` and ``convert --to to`` of ``src``."""
-    out = folder / (f"{src.stem}_{to}" if to in ("torch", "numpy") else f"{src.stem}.{to}")
+    out = folder / (f"{src.stem}_{to}" if to in ("torch", "numpy") else f"{src.stem}_out.{to}")
     return [_case(K, f"{label} (inspect)", ["inspect", src], src, expect=expect, named=named),
             _case(K, f"{label} ({to})", _convert(src, to, out), src, output=out, expect=expect,
                   importable=to == "torch", named=named)]

@@ -129,3 +129,17 @@ def test_long_names_are_refused_before_any_writer(tmp_path):
             assert len(str(info.value)) < 400
         else:
             assert any(node.name == name for node in converters.read(src).nodes)
+
+
+def test_hdf5_names_that_are_not_utf8(tmp_path):
+    """A group named in bytes that are not UTF-8 failed inside h5py's iteration as a SystemError ('FastRLock.__exit__
+    returned a result with an exception set'), and that was the user's one line: now what was expected."""
+    import shutil
+
+    src = tmp_path / "m.h5"
+    shutil.copy(TINY, src)
+    with h5py.File(src, "r+") as f:
+        f["model_weights"].move(b"lstm", b"lstm\xff\xfe")
+    with pytest.raises(FormatError, match="expected HDF5 object names that are UTF-8 text") as info:
+        converters.read(src)
+    assert "SystemError" not in str(info.value) and "m.h5" in str(info.value)
