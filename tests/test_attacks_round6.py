@@ -143,3 +143,22 @@ def test_hdf5_names_that_are_not_utf8(tmp_path):
     with pytest.raises(FormatError, match="expected HDF5 object names that are UTF-8 text") as info:
         converters.read(src)
     assert "SystemError" not in str(info.value) and "m.h5" in str(info.value)
+
+
+def test_onnx_names_that_are_not_utf8(tmp_path):
+    """protobuf's upb parser gives a proto2 string that is not UTF-8 as bytes: a node so named was 'cannot read this
+    node (TypeError: a bytes-like object is required)', a graph input so named was written as the name "b'...'"."""
+    import onnx
+
+    model = onnx.load(str(converters.convert(TINY, "onnx", tmp_path / "good.onnx")))
+    next(n for n in model.graph.node if n.op_type == "LSTM").name = "Q" * 8
+    model.graph.doc_string = "D" * 8
+    data = model.SerializeToString()
+    for field, blob in (("name", data.replace(b"Q" * 8, b"\xff\xfe" * 4, 1)),
+                        ("doc_string", data.replace(b"D" * 8, b"\xc3" * 8, 1))):
+        src = tmp_path / f"{field}.onnx"
+        src.write_bytes(blob)
+        with pytest.raises(FormatError, match=f"expected UTF-8 text in every name and string of the model, found "
+                                              f"{field}") as info:
+            converters.read(src)
+        assert f"{field}.onnx" in str(info.value)

@@ -464,11 +464,37 @@ def load_proto(path: Path):
     return proto
 
 
+def not_text(proto) -> tuple[str, bytes] | None:
+    """The first string field (a node's or a value's name, an op type, a domain, a doc string, metadata) of
+    ``proto`` and every message below it that is not UTF-8, as ``(field name, bytes)``, or None. protobuf's
+    upb parser gives such a proto2 string as ``bytes``: a node so named was 'cannot read this node (TypeError:
+    a bytes-like object is required)', a graph input so named became the name "b'\\xc3...'" in the outputs."""
+    stack = [proto]
+    while stack:
+        message = stack.pop()
+        for field, value in message.ListFields():
+            # protobuf 7 (upb) has is_repeated and no label; older releases have label
+            repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
+            values = value if repeated else [value]
+            if field.type == field.TYPE_MESSAGE:
+                stack.extend(values)
+            elif field.type == field.TYPE_STRING:
+                bad = next((v for v in values if isinstance(v, bytes)), None)
+                if bad is not None:
+                    return field.name, bad
+    return None
+
+
 def check_structure(onnx, proto, path: str | None) -> None:
-    """What the ONNX spec requires of any model, checked before any node is read: an IR version the
+    """What the ONNX spec requires of any model, checked before any node is read: UTF-8 text in every string
+    field (:func:`not_text`), an IR version the
     installed onnx knows, no local function posing as a standard op, at most :data:`budget.MAX_NODES`
     nodes (subgraphs included), at least one graph output, and every value named once (no node output named like another one, an initializer
     or a graph input: two producers of one name would make the graph mean either)."""
+    bad = not_text(proto)
+    if bad is not None:
+        raise FormatError(f"expected UTF-8 text in every name and string of the model, found {bad[0]} {quote(bad[1])}",
+                          file=path)
     if proto.ir_version > onnx.IR_VERSION:
         raise FormatError(f"expected an ONNX IR version up to {onnx.IR_VERSION} (the installed onnx package's "
                           f"newest), found {proto.ir_version}", file=path)
