@@ -528,9 +528,9 @@ def pickle_cases(folder: Path) -> list[Case]:
     files["100,000 nested dicts"] = (with_value("deep_dict", b"}" + (b"X\x01\x00\x00\x00k}" * (n - 1)) +
                                                 b"s" * (n - 1)), "any")
     files["a global outside the allowed ones (posix.system)"] = (
-        with_value("glob", b"\x8c\x05posix\x8c\x06system\x93\x8c\x04true\x85R"), "refuse")
+        with_value("glob", b"cposix\nsystem\nX\x04\x00\x00\x00true\x85R"), "refuse")
     files["a global of builtins.getattr"] = (
-        with_value("getattr", b"\x8c\x08builtins\x8c\x07getattr\x93"), "refuse")
+        with_value("getattr", b"cbuiltins\ngetattr\n"), "refuse")
     p = folder / "int_keys.pt"
     torch.save({**sd, 7: sd["rnn.weight_hh_l0"], (1, 2): 3}, p)
     files["keys an int and a tuple"] = (p, "any")
@@ -541,14 +541,14 @@ def pickle_cases(folder: Path) -> list[Case]:
     torch.save(sd, p)
     m = read_keras(p)
     pkl = next(k for k in m if k.endswith("data.pkl"))
-    # the first tensor's size tuple (16, 3) -> ('x', 3): BININT1 16 -> SHORT_BINUNICODE 'x'
+    # the first tensor's size tuple (16, 3) -> ('x', 3): BININT1 16 -> BINUNICODE 'x' (protocol 2, as torch.save)
     assert b"K\x10K\x03\x86" in m[pkl]
-    m[pkl] = m[pkl].replace(b"K\x10K\x03\x86", b"\x8c\x01xK\x03\x86", 1)
+    m[pkl] = m[pkl].replace(b"K\x10K\x03\x86", b"X\x01\x00\x00\x00xK\x03\x86", 1)
     write_keras(p, m)
     files["a size tuple holding text"] = (p, "refuse")
     p = folder / "size_neg.pt"
     m = read_keras(folder / "size_text.pt")
-    m[pkl] = m[pkl].replace(b"\x8c\x01xK\x03\x86", b"J\xf0\xff\xff\xffK\x03\x86", 1)  # BININT -16
+    m[pkl] = m[pkl].replace(b"X\x01\x00\x00\x00xK\x03\x86", b"J\xf0\xff\xff\xffK\x03\x86", 1)  # BININT -16
     write_keras(p, m)
     files["a size tuple holding -16"] = (p, "refuse")
     for label, (src, expect) in files.items():
