@@ -8,6 +8,7 @@ a one-line :class:`~converters.errors.FormatError`.
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 
@@ -111,4 +112,8 @@ def loads(text: str | bytes, *, what: str, file: str | None = None, max_depth: i
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as e:
+        if "integer string conversion" in str(e):  # Python's own ceiling (sys.get_int_max_str_digits), whose
+            # message tells the user to raise it: no count, size or index of a model has that many digits
+            raise FormatError(f"{what}: expected integers of at most {sys.get_int_max_str_digits()} digits, found a "
+                              "longer one", file=file) from None
         raise FormatError(f"{what}: expected JSON, found invalid text ({type(e).__name__}: {e})", file=file) from None

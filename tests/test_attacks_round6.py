@@ -162,3 +162,13 @@ def test_onnx_names_that_are_not_utf8(tmp_path):
                                               f"{field}") as info:
             converters.read(src)
         assert f"{field}.onnx" in str(info.value)
+
+
+def test_an_integer_past_pythons_digit_limit_is_named():
+    """json.loads refuses an integer of more than 4,300 digits with 'use sys.set_int_max_str_digits() to increase
+    the limit', which reached the user's line: now what was expected."""
+    from converters import safe_json
+
+    with pytest.raises(FormatError, match="expected integers of at most 4300 digits") as info:
+        safe_json.loads('{"units": ' + "9" * 5000 + "}", what="model config")
+    assert "set_int_max_str_digits" not in str(info.value)
