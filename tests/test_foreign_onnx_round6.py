@@ -52,8 +52,6 @@ REFUSED: dict[str, str] = {
     # Squeeze without axes: onnxruntime drops the batch too when it is 1 (refused even with every dim fixed)
     "h13_lstm_squeeze_no_axes": _NO_AXES,
     "h13_lstm_squeeze_no_axes_fixed": _NO_AXES,
-    # the joined sequence and the joined final states of one bidirectional node both used
-    "h13_bilstm_simplified_fixed": "both directions are used in ways one Keras Bidirectional layer cannot give",
     # torch.onnx at opsets 7 and 8 writes the experimental ConstantFill (onnxruntime refuses the file too)
     "t_gru_logsoftmax_last__op7": _UNDEFINED,
     "t_rnn_tm_bi_seq__op8": _UNDEFINED,

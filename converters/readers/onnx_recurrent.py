@@ -183,7 +183,7 @@ class RecurrentNode:
     # -- the IR node ---------------------------------------------------------------------------
     def build(self, taken: set[str]) -> Node:
         """The IR node that computes every requested use."""
-        plan = self._plan()
+        plan = self._plan(taken)
         o = {"units": self.hidden, "input_size": int(self.weights["W"].shape[2]), **self.activations,
              "use_bias": bool("B" in self.weights and np.any(self.weights["B"])),
              "go_backwards": plan["go_backwards"], "return_sequences": plan["return_sequences"],
@@ -255,7 +255,7 @@ class RecurrentNode:
             self.aliases += [(alias, name) for alias in given[1:]]
         return names
 
-    def _plan(self) -> dict:
+    def _plan(self, taken: set[str]) -> dict:
         """go_backwards, return_sequences ... and the output keys in Keras' order, from the uses."""
         uses = list(self.uses)
         zeros = {k[-1] for k in uses if k[0] in ("seq", "last", "merge") and k[-1] is not None}
@@ -279,9 +279,10 @@ class RecurrentNode:
             slots = {"forward": 0}
             merge_mode = None
         else:
-            g, merge_mode, return_sequences, y_keys = self._bidirectional_plan(merges, seqs, lasts, zero)
+            g, merge_mode, return_sequences, y_keys = self._bidirectional_plan(merges, seqs, lasts, zero, taken)
             fw = self.forward_slot(g)
             slots = {"forward": fw, "backward": 1 - fw}
+            states = [k for k in self.uses if k[0] == "state"]  # (the joined final h moved onto the states)
         if return_sequences and lasts:
             self._lasts_as_states(lasts)
             states = [k for k in self.uses if k[0] == "state"]
@@ -300,8 +301,10 @@ class RecurrentNode:
                 "merge_mode": merge_mode, "zero": bool(zero), "slots": slots,
                 "outputs": y_keys + (state_keys if return_state else [])}
 
-    def _bidirectional_plan(self, merges, seqs, lasts, zero) -> tuple:
+    def _bidirectional_plan(self, merges, seqs, lasts, zero, taken: set[str]) -> tuple:
         z = zero if self.mask else None
+        if merges and not seqs and self.mask is None and len({k[1:3] for k in merges if k[2] == "seq"}) == 1:
+            merges = self._joined_last_as_states(merges, taken)
         if merges:
             modes = {k[1] for k in merges}
             kinds = {k[2] for k in merges}
@@ -332,6 +335,30 @@ class RecurrentNode:
         firsts = [k[1] for k in self.uses if k[0] == "last" or k[0] == "state" and k[2] == 0]
         fw = firsts[0] if firsts else self.forward_slot(False)
         return self.reversed(fw), None, False, [("last", fw, z), ("last", 1 - fw, z)]
+
+    def _joined_last_as_states(self, merges: list[tuple], taken: set[str]) -> list[tuple]:
+        """With the merged sequence also used, the final h of both directions concatenated forward first (a
+        ``Reshape(Transpose(Y_h), [batch, 2 * hidden])``: onnx-simplifier's form of torch's ``cat(h_n[-2],
+        h_n[-1])``) is Keras' Bidirectional ``return_state`` forward and backward h, concatenated after the
+        layer (:attr:`after`). Returns the merges left (the sequence's)."""
+        seq = next(k for k in merges if k[2] == "seq")
+        fw = self.forward_slot(bool(seq[4]))
+        joined = [k for k in merges if k[2] == "last"]
+        if any(k[1] != "concat" or k[3] != fw for k in joined) or len(joined) + 1 < len(merges):
+            return merges
+        for key in joined:
+            for name in self.uses.pop(key):
+                parts = []
+                for slot in (fw, 1 - fw):
+                    part, n = f"{name}/{'forward' if slot == fw else 'backward'}_h", 1
+                    while part in taken:
+                        part, n = f"{name}/h{n}", n + 1
+                    taken.add(part)
+                    self.uses.setdefault(("state", slot, 0), []).append(part)
+                    parts.append(part)
+                self.after.append(Node(name, "concatenate", parts, [name], {"axis": -1},
+                                       source={"class_name": f"ONNX {self.attrs['op_type']} (Y_h joined)"}))
+        return [k for k in merges if k[2] != "last"]
 
     def _lasts_as_states(self, lasts: list[tuple]) -> None:
         """With return_sequences the last output is only available as the final h (no mask)."""
