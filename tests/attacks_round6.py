@@ -27,10 +27,10 @@ folder), ``size6`` (names small on disk and large once read: U+FDFA is 18 charac
 385 MiB. Before this round's fixes 6 failed in the runner: unicode6 1 (a torch folder named in bytes that are not
 UTF-8 was written, its model.py could not load its weights), h5attr6 2 (a scalar ``layer_names`` read as a
 one-name list), size6 3 (a 12-24 MB layer name: 1.5 GB normalizing it whole, 2 GB writing it into every ONNX name;
-a 151 MB config.json: 4 GB, 1.4 GB of it scanning brackets). 13 more refused in one line that did not say what was
+a 151 MB config.json: 4 GB, 1.4 GB of it scanning brackets). 11 more refused in one line that did not say what was
 expected (an HDF5 group name not UTF-8: 'SystemError: FastRLock.__exit__ ...'; an ONNX node name not UTF-8:
 'TypeError: a bytes-like object is required'; a 5,000-digit integer: Python's advice to raise its digit limit),
-and an ONNX graph input named in bytes not UTF-8 was written out as the name "b'...'". Mechanisms:
+and 2 (an ONNX graph input named in bytes not UTF-8) were written with the name "b'...'". Mechanisms:
 hdf5.attr_list, atomic.check_path_type, sanitize.identifier/comment, safe_json (chunked scan, MAX_VALUES, the
 Keras config ceiling), budget.names, hdf5_probe (object names), onnx_model.not_text.
 """
