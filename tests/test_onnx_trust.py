@@ -98,9 +98,17 @@ def test_old_softmax_over_axes_of_unknown_size_is_refused(capsys, tmp_path):
     assert_refused(capsys, tmp_path, save(proto, tmp_path), "Softmax-11", "axes 1..2 together")
 
 
-def test_softmax_13_not_on_the_last_axis_is_refused(capsys, tmp_path):
-    proto = model([helper.make_node("Softmax", ["x"], ["y"], axis=1)], ["batch", 4, 3], 13)
-    assert_refused(capsys, tmp_path, save(proto, tmp_path), "last axis")
+def test_softmax_13_over_the_batch_axis_is_refused(capsys, tmp_path):
+    proto = model([helper.make_node("Softmax", ["x"], ["y"], axis=0)], ["batch", 4, 3], 13)
+    assert_refused(capsys, tmp_path, save(proto, tmp_path), "not over the batch axis")
+
+
+@pytest.mark.parametrize("axis", [1, -2])
+def test_softmax_13_over_time_of_a_rank_3_tensor(tmp_path, axis):
+    """Softmax-13 over axis 1 of (batch, time, features) (torch attention pooling, softmax(score, dim=1)):
+    read as Permute, softmax, Permute back."""
+    proto = model([helper.make_node("Softmax", ["x"], ["y"], axis=axis)], ["batch", 4, 3], 13)
+    assert_matches_onnxruntime(tmp_path, proto, x_of(2, 4, 3))
 
 
 # -- old broadcasting and other old op versions -------------------------------------------------------

@@ -268,8 +268,8 @@ def _steps_of(vg: ValueGraph, name: str, x: str):
             or len(bounds) > 3 and int(np.asarray(bounds[3]).reshape(-1)[0]) != 1:
         return None
     source, dtype = vg.producer.get(sl.input[0]), np.int64
-    if source is not None and source.op_type == "Cast" and int(vg.attr(source, "to", 0)) in (6, 7):
-        dtype = np.int32 if int(vg.attr(source, "to", 0)) == 6 else np.int64
+    if source is not None and source.op_type == "Cast" and vg.attr(source, "to", 0) in (6, 7):
+        dtype = np.int32 if vg.attr(source, "to", 0) == 6 else np.int64
         source = vg.producer.get(source.input[0])
     if source is None or source.op_type != "Shape" or len(source.attribute) or source.input[0] != x:
         return None

@@ -29,7 +29,7 @@ def float_count(vg: ValueGraph, node):
     """Greater(ReduceSum(Cast(bool, float), last axis), 0) -> the same counted in int64."""
     total = _op(vg, node.input[0], "ReduceSum")
     cast = _op(vg, total.input[0], "Cast") if total is not None else None
-    if cast is None or int(vg.attr(cast, "to", 0)) != _FLOAT or not _const_zero(vg, node.input[1]):
+    if cast is None or vg.attr(cast, "to", 0) != _FLOAT or not _const_zero(vg, node.input[1]):
         return None
     dims, axes = vg.dims(cast.input[0]), vg.axes(total)
     if dims is None or axes is None or [a % len(dims) for a in axes] != [len(dims) - 1] \
@@ -51,7 +51,7 @@ def float_count(vg: ValueGraph, node):
 def _cast_of(vg: ValueGraph, name: str):
     """``c`` when ``name`` is ``Cast(c, float)``."""
     cast = _op(vg, name, "Cast")
-    return cast.input[0] if cast is not None and int(vg.attr(cast, "to", 0)) == _FLOAT else None
+    return cast.input[0] if cast is not None and vg.attr(cast, "to", 0) == _FLOAT else None
 
 
 def _selected(vg: ValueGraph, mul):

@@ -131,8 +131,8 @@ def _fused_rnn(vg: ValueGraph, node, proj, r, b_hh, act, h0, last, cat, removed)
 def _passes_through(vg: ValueGraph, node) -> bool:
     """``node`` hands its first input on unchanged at inference: ``Identity``, a ``Cast`` to float32, a
     ``Dropout`` (its training-only mask and ``training_mode`` are checked where the reader reads it)."""
-    if node.op_type == "Cast":
-        return int(vg.attr(node, "to", 0)) == 1
+    if node.op_type == "Cast":  # Cast-1 to -5 name the type as a string: read (or refused) by the op's reader
+        return vg.attr(node, "to", 0) == 1
     return node.op_type in ("Identity", "Dropout")
 
 
