@@ -705,36 +705,9 @@ def output_cases(folder: Path) -> list[Case]:
 
 def main() -> int:
     """``python tests/attacks_round5.py [--group NAME] [--match TEXT]``: build and run every case."""
-    import argparse
-    import tempfile
-    from collections import Counter, defaultdict
+    from attack_run import battery_main
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--group")
-    ap.add_argument("--timeout", type=float, default=60.0)
-    ap.add_argument("--match", default="")
-    ap.add_argument("--json")
-    args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "cases"
-        cases = [c for c in build(folder, groups=(args.group,) if args.group else None) if args.match in c.name]
-        per_class: dict[str, Counter] = defaultdict(Counter)
-        peak = failed = 0
-        results = []
-        for case in cases:
-            problems, measured = run_case5(case, folder / "MARKER", args.timeout)
-            peak = max(peak, measured.get("rss_mib", 0))
-            per_class[case.klass]["failed" if problems else "passed"] += 1
-            results.append({"class": case.klass, "name": case.name, "problems": problems, **measured})
-            if problems:
-                failed += 1
-                print(f"FAIL [{case.klass}] {case.name!r}: {'; '.join(problems)}", flush=True)
-        for klass, counts in per_class.items():
-            print(f"{klass:24s} {counts['passed']:4d} passed {counts['failed']:4d} failed")
-        print(f"{len(cases)} attacks: {len(cases) - failed} passed, {failed} failed; peak memory {peak} MiB")
-        if args.json:
-            Path(args.json).write_text(json.dumps(results, indent=1))
-    return 1 if failed else 0
+    return battery_main(build, run_case5, sys.argv[1:])
 
 
 if __name__ == "__main__":
