@@ -170,11 +170,13 @@ def output_paths(to: str, output: str | os.PathLike) -> list[Path]:
 
 def check_outputs(to: str, output: str | os.PathLike, inputs: list, force: bool = False) -> None:
     """Before any work: refuse an output that is one of ``inputs`` (the model, its config) or a folder
-    holding one, that exists (without ``force``), or that cannot be written."""
+    holding one, that exists (without ``force``), that cannot be written, or named so that its runtime
+    would not open it (``.keras`` for Keras)."""
     from . import atomic
 
     target = _targets.get(to)
     atomic.check_path_type(output)
+    target.check_name(output)
     # absolute: "." or "x/.." name no file, and the paths beside the output (model.onnx.data) are built from its name
     atomic.refuse_inputs(target.paths(Path(os.path.abspath(output))) if os.fspath(output) else [], inputs)
     for path in [*target.also_writes(output), output]:

@@ -296,12 +296,14 @@ def cmd_convert(args) -> int:
 
 def check_suffix(to: str, output: str) -> None:
     """Refuse an output name whose suffix is not the target's (``--to onnx -o out.h5``: gateport could
-    not read it back as what it is). A name without a suffix is taken as it is, and a folder
+    not read it back as what it is). A name without a suffix is taken as it is (but where Keras opens the
+    file by its ending: Target.check_name), and a folder
     (``--to torch``) may have any suffix but a model file's."""
     target, name = TARGETS[to], os.path.basename(os.path.normpath(output)).lower()
     files = tuple(t.suffix for t in TARGETS.values() if t.kind == "file")
     if target.kind == "file" and os.path.splitext(name)[1] and not name.endswith(target.suffix):
         raise UsageError(f"expected an output name ending in {target.suffix} for --to {to}, found {quote(output)}")
+    target.check_name(output)
     if target.kind == "folder" and name.endswith(files + (".h5", ".hdf5", ".pt", ".pth")):
         raise UsageError(f"expected a folder name without a model-file suffix for --to {to} (it writes a folder: "
                          f"model.py and its weights), found {quote(output)}")

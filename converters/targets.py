@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .errors import UsageError
 from .ir import Model
+from .sanitize import quote
 
 #: What a verify run returns: the outputs, and the per-layer records (None: the runtime exposes none).
 RunResult = tuple[list, Any]
@@ -47,6 +48,10 @@ class Target:
     recurrent_only: bool = False
     #: the artifact records the conversion's notes (:mod:`converters.notes`)
     records_notes: bool = True
+    #: its runtime opens the file by its name's ending, so a name without ``suffix`` is refused too:
+    #: keras.models.load_model reads only ``.keras`` (or legacy ``.h5``) and Model.load_weights only
+    #: ``.weights.h5`` (keras/src/saving/saving_api.py: "File format not supported")
+    suffix_required: bool = False
     #: the runtime's name in verify's report; None: verify does not run this target
     label: str | None = None
     build: Callable[[Model, Path], Any] | None = None
@@ -62,6 +67,13 @@ class Target:
     def suffix(self) -> str:
         """The ending an output file must have (``.onnx``); empty for a folder target."""
         return self.output.replace("{stem}", "")
+
+    def check_name(self, output: str | os.PathLike) -> None:
+        """Refuse an output name its runtime would not open (``suffix_required``) before any work."""
+        name = os.path.basename(os.path.normpath(os.fspath(output))).lower()
+        if self.suffix_required and not name.endswith(self.suffix):
+            raise UsageError(f"expected an output name ending in {self.suffix} for --to {self.name} (Keras opens "
+                             f"the file by that ending), found {quote(os.fspath(output))}")
 
     def folder_files(self) -> tuple[str, ...] | None:
         """The files a folder target writes in its folder; None for a file target."""
@@ -227,9 +239,9 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            may_write=lambda output: [output.with_name(output.name + ".data")], label="onnx",
            build=_build_onnx, run=_run_onnx, traces=_onnx_traces),
     Target("keras", "Keras 3 .keras file, loadable by keras.models.load_model", "{stem}.keras", _write_keras,
-           label="keras (converted)", build=_build_keras, run=_run_keras),
+           suffix_required=True, label="keras (converted)", build=_build_keras, run=_run_keras),
     Target("keras-weights", "Keras 3 .weights.h5 (and its architecture as FILE.json)", "{stem}.weights.h5",
-           _write_keras_weights, also_writes=lambda output: [architecture_path(output)]),
+           _write_keras_weights, also_writes=lambda output: [architecture_path(output)], suffix_required=True),
 )}
 
 #: The targets ``verify`` can run, by name.

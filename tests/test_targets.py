@@ -52,3 +52,19 @@ def test_the_table_imports_no_framework():
             "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'keras') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+@pytest.mark.parametrize("name", [n for n, t in targets.TARGETS.items() if t.suffix_required])
+def test_a_name_keras_would_not_open_is_refused_before_any_work(name, tmp_path):
+    """keras.models.load_model opens only a .keras file and load_weights only .weights.h5, by the name's
+    ending (keras/src/saving/saving_api.py): an output without it is refused by the CLI and the API alike."""
+    from converters.cli import main
+
+    source = Path(__file__).resolve().parent.parent / "fixtures" / "models" / "k3_lstm_hard_sigmoid.keras"
+    out = tmp_path / "out keras"
+    with pytest.raises(UsageError, match=f"ending in {targets.TARGETS[name].suffix}"):
+        check_suffix(name, str(out))
+    with pytest.raises(UsageError, match="Keras opens the file by that ending"):
+        api.convert(source, name, out)
+    assert main(["convert", str(source), "--to", name, "-o", str(out)]) == 2
+    assert not out.exists() and list(tmp_path.iterdir()) == []
