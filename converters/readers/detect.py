@@ -146,7 +146,7 @@ def hdf5_layout(f: h5py.File) -> str:
     layer listed in ``layer_names``) or ``"v3_weights"`` (Keras 3 ``.weights.h5``: ``layers/..``)."""
     if attr_str(f.attrs, "model_config"):
         return "full"
-    if "layer_names" in f.attrs:
+    if "layer_names" in f.attrs or "layer_names0" in f.attrs:  # a long list is stored in chunks (hdf5.attr_list)
         return "legacy_weights"
     keys = {k.replace("\\", "/").split("/")[0] for k in f.keys()}
     if keys & {"layers", "vars", "_layer_checkpoint_dependencies"}:

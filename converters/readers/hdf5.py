@@ -59,10 +59,21 @@ def attr_list(attrs, key: str) -> list[str]:
     """A list-of-strings attribute such as ``layer_names`` / ``weight_names``: a 1-D array, as Keras writes it
     (tf-keras legacy/saving/hdf5_format.py ``save_attributes_to_hdf5_group`` stores ``np.asarray(names)``).
     Keras's loader iterates the attribute, so a scalar string is read as its characters' codes and a 2-D
-    array as rows: neither is a list of names, both are refused (a scalar was read as a one-name list)."""
-    if key not in attrs:
-        return []
-    value = attrs[key]
+    array as rows: neither is a list of names, both are refused (a scalar was read as a one-name list).
+    A list longer than an HDF5 object header holds (64,512 bytes) is stored in chunks ``key0``, ``key1`` ...
+    (the same module's ``load_attributes_from_hdf5_group``): read in order, as Keras does."""
+    if key in attrs:
+        return _names(attrs[key], key)
+    names: list[str] = []
+    chunk = 0
+    while f"{key}{chunk}" in attrs:  # at most one chunk per attribute the file holds
+        names += _names(attrs[f"{key}{chunk}"], f"{key}{chunk}")
+        chunk += 1
+    return names
+
+
+def _names(value, key: str) -> list[str]:
+    """One stored list of names (attr_list)."""
     if not isinstance(value, np.ndarray) or value.ndim != 1:
         shape = "a scalar" if not isinstance(value, np.ndarray) or value.ndim == 0 else f"an array of shape {value.shape}"
         raise FormatError(f"attribute {quote(key)}: expected a list of names (a 1-D array), found {shape}")
