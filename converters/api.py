@@ -176,11 +176,11 @@ def check_outputs(to: str, output: str | os.PathLike, inputs: list, force: bool 
 
     target = _targets.get(to)
     atomic.check_path_type(output)
-    target.check_name(output)
     # absolute: "." or "x/.." name no file, and the paths beside the output (model.onnx.data) are built from its name
     atomic.refuse_inputs(target.paths(Path(os.path.abspath(output))) if os.fspath(output) else [], inputs)
     for path in [*target.also_writes(output), output]:
         atomic.check_output(path, force, target.folder_files())
+    target.check_name(output)
 
 
 def inspect(source: Source, config: PathLike | None = None) -> dict[str, Any]:

@@ -335,7 +335,8 @@ def test_empty_output_folder_in_batch_is_one_line(capsys, tmp_path):
 @pytest.mark.parametrize("to", TARGETS)
 def test_commit_error_is_one_line_naming_the_output(capsys, tmp_path, monkeypatch, error, to):
     """The rename fails (disk full, permission, read-only): one line, nothing left behind."""
-    output = tmp_path / ("out.weights.h5" if to == "keras-weights" else "out")
+    row = targets.TARGETS[to]
+    output = tmp_path / ("out" + (row.suffix if row.suffix_required else ""))  # Keras opens by the suffix
 
     def failing_commit(pairs, force):
         raise OSError(error, os.strerror(error))
@@ -375,7 +376,8 @@ def test_real_write_failure_in_every_writer_keeps_the_old_outputs(capsys, tmp_pa
     import subprocess
     import sys
 
-    outputs = {to: tmp_path / ("out.weights.h5" if to == "keras-weights" else f"out_{to}") for to in TARGETS}
+    outputs = {to: tmp_path / (f"out_{to}" + (targets.TARGETS[to].suffix if targets.TARGETS[to].suffix_required else ""))
+               for to in TARGETS}
     for to, output in outputs.items():
         assert run(capsys, "convert", TINY, "--to", to, "-o", output)[0] == 0
     before = snapshot(tmp_path)
