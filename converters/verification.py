@@ -722,7 +722,7 @@ def _within_rounding(report: Report, model: Model, xs, label: str, names, output
         with np.errstate(all="ignore"):
             allowance += measure(model, xs)
     judged, widest = [], report.atol
-    for row, k in zip(rows, range(len(rows))):
+    for k, row in enumerate(rows):
         if row.status != "fail" or row.error or k >= len(allowance) or allowance[k] <= report.atol:
             judged.append(row)
             continue
@@ -730,7 +730,7 @@ def _within_rounding(report: Report, model: Model, xs, label: str, names, output
         if again.status == "pass":
             widest = max(widest, allowance[k])
             report.notes.append(
-                f"{label}: {row.output} departs by {row.max_abs:.1e}, within this model's float32 rounding "
+                f"{label}: {quote(row.output)} departs by {row.max_abs:.1e}, within this model's float32 rounding "
                 f"allowance of {allowance[k]:.1e} on these inputs: its float64 reference moves "
                 f"{allowance[k] / factor(model):.1e} when every weight is rounded once differently, x{factor(model):.0f} "
                 f"for sums of up to {longest_sum(model)} terms (the model amplifies rounding: converters/rounding.py)")
