@@ -51,13 +51,17 @@ def factor(model: Model) -> float:
     return MARGIN * math.sqrt(longest_sum(model))
 
 
-def allowance(model: Model, xs: Sequence[np.ndarray]) -> list[float]:
+def allowance(model: Model, xs: Sequence[np.ndarray],
+              reference_outputs: Sequence[np.ndarray] | None = None) -> list[float]:
     """Per output: ``MARGIN * sqrt(n)`` times the largest departure of the float64 reference on ``xs`` when
     every weight is rounded once differently (:func:`perturbed`; ``n``: :func:`longest_sum`): what an exact
-    float32 run may depart by. Two reference runs."""
+    float32 run may depart by. One reference run, two when ``reference_outputs`` (the model's own on ``xs``)
+    are not given."""
     from . import reference
 
-    reference_outputs, moved = reference.run(model, xs), reference.run(perturbed(model), xs)
+    if reference_outputs is None:
+        reference_outputs = reference.run(model, xs)
+    moved = reference.run(perturbed(model), xs)
     scale = factor(model)
     out = []
     for a, b in zip(reference_outputs, moved):

@@ -670,7 +670,7 @@ def verify(model_path: str | os.PathLike, targets: Sequence[str] = DEFAULT_TARGE
             ref, report.reference = [np.asarray(e) for e in expected], "stored outputs"
         report.reference_kind = "stored"
     ref = _run_source(report, model_path, config, names, xs, ref, progress)
-    ref, ref_traces, masks = _run_reference(report, model, names, xs, ref, progress)
+    ref, ref_traces, masks, numpy_outputs = _run_reference(report, model, names, xs, ref, progress)
 
     artifacts = dict(artifacts or {})
     given = {t for t, a in artifacts.items() if isolate and isinstance(a, (str, os.PathLike))}  # in a child
@@ -695,7 +695,8 @@ def verify(model_path: str | os.PathLike, targets: Sequence[str] = DEFAULT_TARGE
             rows = compare_all(label, names, outputs, ref, *tol)
             traced_tol = tol
             if rounding_allowed and tol == (atol, rtol) and any(r.status == "fail" for r in rows):
-                rows, traced_tol = _within_rounding(report, model, xs, label, names, outputs, ref, rows, allowance)
+                rows, traced_tol = _within_rounding(report, model, xs, numpy_outputs, label, names, outputs, ref,
+                                                    rows, allowance)
             report.rows += rows
             if tol != (atol, rtol):
                 _note_float16_cost(report, label, rows, tol)
@@ -711,8 +712,8 @@ def verify(model_path: str | os.PathLike, targets: Sequence[str] = DEFAULT_TARGE
     return report
 
 
-def _within_rounding(report: Report, model: Model, xs, label: str, names, outputs, ref, rows: list[Row],
-                     allowance: list[float]) -> tuple[list[Row], tuple[float, float]]:
+def _within_rounding(report: Report, model: Model, xs, numpy_outputs, label: str, names, outputs, ref,
+                     rows: list[Row], allowance: list[float]) -> tuple[list[Row], tuple[float, float]]:
     """Failed rows judged again against this model's float32 rounding allowance (:mod:`converters.rounding`,
     measured once per run into ``allowance``): a departure within it is what any exact float32 runtime may show
     on these inputs, and passes with a note. Returns the rows and the tolerance the layer traces use."""
@@ -720,7 +721,7 @@ def _within_rounding(report: Report, model: Model, xs, label: str, names, output
 
     if not allowance:
         with np.errstate(all="ignore"):
-            allowance += measure(model, xs)
+            allowance += measure(model, xs, numpy_outputs)
     judged, widest = [], report.atol
     for k, row in enumerate(rows):
         if row.status != "fail" or row.error or k >= len(allowance) or allowance[k] <= report.atol:
@@ -899,7 +900,7 @@ def _check_inferred_sizes(onnx, proto, file: str) -> None:
 
 def _run_reference(report: Report, model: Model, names, xs, ref, progress):
     """The numpy reference with every recurrent layer's trace: the reference when there is no other,
-    else a row. Returns ``(ref, traces, masks)``."""
+    else a row. Returns ``(ref, traces, masks, numpy outputs or None where it could not run)``."""
     from .divergence import reference_run
 
     with _stage(progress, "numpy reference"):
@@ -909,12 +910,12 @@ def _run_reference(report: Report, model: Model, names, xs, ref, progress):
             if ref is None:
                 raise e.at(file=report.model)
             report.rows.append(Row("numpy", skipped=f"cannot run: {e}"))
-            return ref, {}, {}
+            return ref, {}, {}, None
     if ref is None:
         report.reference, report.reference_kind = "numpy reference (gateport's own reading of the file)", "gateport"
-        return outputs, traces, masks
+        return outputs, traces, masks, outputs
     report.rows += compare_all("numpy", names, outputs, ref, report.atol, report.rtol)
-    return ref, traces, masks
+    return ref, traces, masks, outputs
 
 
 def _where(model, label, ref_traces, traces, masks, why, atol, rtol) -> Where:

@@ -70,3 +70,13 @@ def test_perturbed_weights_move_by_at_most_one_rounding():
             w = np.asarray(w, np.float64)
             assert np.all(np.abs(moved.nodes[model.nodes.index(a)].weights[k] - w) <= np.abs(w) * rounding.UNIT_ROUNDOFF)
         assert b.weights is not a.weights
+
+
+def test_the_allowance_reuses_the_reference_verify_ran():
+    """verify passes the numpy reference's outputs it already has (divergence.reference_run): the same
+    allowance as two fresh reference runs."""
+    from converters.divergence import reference_run
+
+    model = read(FIXTURE)
+    xs = random_inputs(model)
+    assert rounding.allowance(model, xs, reference_run(model, xs)[0]) == rounding.allowance(model, xs)
