@@ -315,6 +315,8 @@ CASES = [
 
 def keras_outputs(model, inputs):
     out = model(inputs[0] if len(inputs) == 1 else inputs, training=False)
+    if isinstance(out, dict):  # Keras 3 dict outputs: keras.tree flattens them in sorted key order
+        out = [out[k] for k in sorted(out)]
     out = out if isinstance(out, (list, tuple)) else [out]
     return [keras.ops.convert_to_numpy(o).astype(np.float64) for o in out]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -294,10 +295,11 @@ class _StepCall(LayerCall):
         return self.step_out if t == 0 else f"{self.step_out}:{t}"
 
 
-def _named_node(call: LayerCall, name: str, inputs: list[str], out: str | None = None, *, op: str) -> str:
+def _named_node(call: LayerCall, name: str, inputs: list[str], out: str | None = None, *, op: str,
+                options: dict | None = None) -> str:
     """A node of ``call`` named ``name`` (with a ' added should that name be taken) whose output is ``out``,
     or its name; returns its output."""
-    node = call.add(op, inputs, [out or name], name=name)
+    node = call.add(op, inputs, [out or name], options, name=name)
     node.outputs = [out or node.name]
     return node.outputs[0]
 
@@ -582,8 +584,7 @@ def _one(value, what: str, call: LayerCall) -> int:
 def _conv_options(call: LayerCall) -> dict:
     """kernel_size, strides, dilation_rate, padding of a Conv1D / DepthwiseConv1D / SeparableConv1D config."""
     cfg = call.config
-    if cfg.get("data_format") not in (None, "channels_last"):
-        raise call.unsupported(f"{call.class_name} data_format {quote(cfg.get('data_format'))} is not supported")
+    _channels_last(call)
     padding = str(cfg.get("padding", "valid")).lower()
     if padding not in ("valid", "same", "causal"):
         raise call.unsupported(f"{call.class_name} padding {quote(padding)} is not supported")
@@ -738,7 +739,31 @@ def _time_steps(call: LayerCall, x: Tensor) -> int | None:
 def _channels_last(call: LayerCall) -> None:
     fmt = call.config.get("data_format") or "channels_last"
     if fmt != "channels_last":
-        raise call.unsupported(f"{call.class_name} data_format {quote(fmt)} is not supported (only channels_last)")
+        raise call.error(f"data_format: expected channels_last or channels_first, found {quote(fmt)}")
+
+
+def channels_first_1d(handler: Callable[[LayerCall], list[Tensor]]) -> Callable[[LayerCall], list[Tensor]]:
+    """A 1-D conv or pooling layer with ``data_format="channels_first"`` (input ``(batch, channels, time)``, as code
+    ported from PyTorch writes it) computes the channels_last layer's numbers on the transposed input, transposed
+    back (keras/src/backend/torch/nn.py ``conv`` / ``max_pool`` only move the channel axis), and is read so:
+    Permute((2, 1)) into ``<layer>/channels_last``, the channels_last layer, Permute((2, 1)) back to the layer's
+    output. No mask passes (none of these layers supports masking)."""
+
+    def read(call: LayerCall) -> list[Tensor]:
+        if (call.config.get("data_format") or "channels_last") != "channels_first":
+            return handler(call)
+        x = call.single_input()
+        call.expect_rank(x, 2)
+        into = _named_node(call, f"{call.name}/channels_last", [x.name], op="permute", options={"dims": [2, 1]})
+        inner = _StepCall(call.builder, call.spec, call.index, [Tensor(into, x.shape[::-1] if x.shape else None)],
+                          class_name=call.class_name, config={**call.config, "data_format": "channels_last"},
+                          step_out=f"{call.name}/step")
+        (y,) = handler(inner)
+        _named_node(call, f"{call.name}/channels_first", [y.name], call.out(), op="permute", options={"dims": [2, 1]})
+        return [Tensor(call.out(), y.shape[::-1] if y.shape else None)]
+
+    read.__doc__ = f"{handler.__doc__}\n\n    channels_first: {channels_first_1d.__doc__}"
+    return read
 
 
 def global_pooling(call: LayerCall) -> list[Tensor]:
@@ -1070,10 +1095,10 @@ HANDLERS = {
     "GlobalAveragePooling1D": global_pooling,
     "GlobalMaxPool1D": global_pooling,
     "GlobalAvgPool1D": global_pooling,
-    "MaxPooling1D": pooling,
-    "AveragePooling1D": pooling,
-    "MaxPool1D": pooling,
-    "AvgPool1D": pooling,
+    "MaxPooling1D": channels_first_1d(pooling),
+    "AveragePooling1D": channels_first_1d(pooling),
+    "MaxPool1D": channels_first_1d(pooling),
+    "AvgPool1D": channels_first_1d(pooling),
     "Permute": permute,
     "LayerNormalization": layer_normalization,
     "UnitNormalization": unit_normalization,
@@ -1095,12 +1120,12 @@ HANDLERS = {
     **{cls: merge for cls in MERGE_OPS},
     "Merge": keras1_merge,
     "BatchNormalization": batch_normalization,
-    "Conv1D": conv1d,
-    "DepthwiseConv1D": depthwise_conv1d,
-    "SeparableConv1D": separable_conv1d,
-    "SeparableConvolution1D": separable_conv1d,
-    "Conv1DTranspose": conv1d_transpose,
-    "Convolution1DTranspose": conv1d_transpose,
+    "Conv1D": channels_first_1d(conv1d),
+    "DepthwiseConv1D": channels_first_1d(depthwise_conv1d),
+    "SeparableConv1D": channels_first_1d(separable_conv1d),
+    "SeparableConvolution1D": channels_first_1d(separable_conv1d),
+    "Conv1DTranspose": channels_first_1d(conv1d_transpose),
+    "Convolution1DTranspose": channels_first_1d(conv1d_transpose),
     **CONV2D_HANDLERS,
 }
 
