@@ -318,6 +318,9 @@ def _reduce(r, node, args, attrs):
         if found is not None:
             return found
     axes, keepdims = axes_of(node, args, attrs), bool(attrs.get("keepdims", 1))
+    moved = _batch_first(args[0])
+    if moved is not None and axes:
+        return _reduce_time_major(r, node, moved, axes, keepdims)
     x = r.as_ir(args[0])
     rank = r.ranks.get(x.name, x.rank) if isinstance(x, IR) else None
     if not isinstance(x, IR) or x.dtype != "float32" or rank is None:
@@ -335,6 +338,41 @@ def _reduce(r, node, args, attrs):
     out_rank = rank if keepdims else rank - len(keras_axes)
     return [r.add("reduce", [x.name], out_name(node), {"mode": _REDUCE_MODES[node.op_type], "axes": keras_axes,
                                                          "keepdims": keepdims}, rank=out_rank)]
+
+
+def _batch_first(v: Value) -> Value | None:
+    """The batch-first value of a time-major one (a recurrent sequence, both directions merged, a tensor
+    seen time-major), else None."""
+    if isinstance(v, View) and v.kind == "time_major" and isinstance(v.of, IR):
+        return v.of
+    if isinstance(v, Seq) and v.time_major:
+        return _transposed(v)
+    if isinstance(v, Merged) and v.time_major:
+        return Merged(v.rec, v.mode, tuple(_transposed(p) for p in v.parts), False)
+    return None
+
+
+def _reduce_time_major(r, node, x: Value, axes: list[int], keepdims: bool) -> list[Value]:
+    """A Reduce over axes of a time-major (``[time, batch, ...]``) value: the reduce of its batch-first
+    value ``x`` over the same axes, time and batch swapped. onnxruntime's transpose optimizer
+    (``ORT_ENABLE_BASIC`` and up, onnxruntime/core/optimizer/transpose_optimization) writes torch's
+    ``out.mean(dim=1)`` this way: the Transpose back to batch-first pushed through the ReduceMean, whose
+    axes become ``[0]``. The result is batch-first when time is reduced away (keepdims 0), else time-major."""
+    x = r.as_ir(x)
+    rank = r.ranks.get(x.name, x.rank) if isinstance(x, IR) else None
+    if not isinstance(x, IR) or x.dtype != "float32" or rank is None:
+        raise r.unsupported(f"expected {node.op_type} of a time-major float tensor of known rank, found a "
+                            f"{x.what}")
+    if any(not -rank <= a < rank for a in axes):
+        raise FormatError(f"{node.op_type} axes {axes} out of range for a tensor of rank {rank}")
+    swapped = sorted({{0: 1, 1: 0}.get(a % rank, a % rank) for a in axes})
+    if swapped[0] == 0 or len(swapped) != len(axes):
+        raise r.unsupported(f"expected {node.op_type} over distinct axes other than the batch (axis 1 of a "
+                            f"time-major tensor), found {axes}")
+    out_rank = rank if keepdims else rank - len(swapped)
+    out = r.add("reduce", [x.name], out_name(node), {"mode": _REDUCE_MODES[node.op_type], "axes": swapped,
+                                                       "keepdims": keepdims}, rank=out_rank)
+    return [out] if 1 in swapped and not keepdims else [View("time_major", out)]
 
 
 def _select_direction(r, y: RecOut, axis: int, slot: int) -> Value:
@@ -411,6 +449,12 @@ def _squeeze(r, node, args, attrs):
         if isinstance(x, IR) else None
     if axes and rank is not None:  # negative axes count from the end (Squeeze-11+): Squeeze(Y, -3)
         axes = [a + rank if a < 0 else a for a in axes]
+    if isinstance(x, View) and x.kind == "time_major" and isinstance(x.of, IR) and axes in ([0], [-x.of.rank]) \
+            and x.of.rank and r.dim(x.of.name, 1) == 1:
+        # [1, batch, ...] seen time-major (a Reduce over time that kept it, _reduce_time_major): batch-first
+        rest = [r.dim(x.of.name, k) for k in range(2, x.of.rank)]
+        if None not in rest:
+            return [r.add("reshape", [x.of.name], out_name(node), {"shape": rest}, rank=x.of.rank - 1)]
     if isinstance(x, IR) and axes and 0 not in axes and rank is not None and all(0 < a < rank for a in axes):
         dims = [r.dim(x.name, k) for k in range(1, rank)]
         if all(dims[a - 1] == 1 for a in axes) and None not in dims:  # Linear(n, 1) -> squeeze(-1): a reshape
@@ -710,13 +754,22 @@ def _flatten(r, node, args, attrs):
 def _gemm(r, node, args, attrs):
     a, b = args[:2]
     c = args[2] if len(args) > 2 else None
-    if attrs.get("transA", 0) or float(attrs.get("alpha", 1.0)) != 1.0 or float(attrs.get("beta", 1.0)) != 1.0 \
-            or attrs.get("transB", 0) not in (0, 1):
-        raise r.unsupported("expected Gemm with transA=0, transB 0 or 1, alpha=1, beta=1")
+    """``alpha * A @ B' + beta * C``: a dense layer of the constants ``alpha * B'`` and ``beta * C`` (folded once,
+    in B's type: torch's Linear writes alpha = beta = 1; hand-built and converted graphs scale)."""
+    if attrs.get("transA", 0) or attrs.get("transB", 0) not in (0, 1):
+        raise r.unsupported(f"expected Gemm with transA=0 and transB 0 or 1, found transA={attrs.get('transA', 0)!r}, "
+                            f"transB={attrs.get('transB', 0)!r}")
     if not isinstance(b, Const) or b.value.ndim != 2 or b.value.dtype.kind != "f" \
             or (c is not None and not isinstance(c, Const)):
         raise r.unsupported("expected Gemm with constant 2-D float weights")
+    alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
+    if not (math.isfinite(alpha) and math.isfinite(beta)):
+        raise FormatError(f"expected Gemm alpha and beta finite, found alpha={alpha!r}, beta={beta!r}")
     w = b.value if attrs.get("transB", 0) else np.ascontiguousarray(b.value.T)
+    if alpha != 1.0:
+        w = (w * w.dtype.type(alpha)).astype(w.dtype)
+    if c is not None and beta != 1.0 and c.value.dtype.kind == "f":
+        c = Const((c.value * c.value.dtype.type(beta)).astype(c.value.dtype))
     x = r.tensor(a, out_name(node))
     if r.ranks.get(x, 2) != 2:
         raise FormatError(f"expected Gemm of a 2-D tensor, found rank {r.ranks[x]}")
