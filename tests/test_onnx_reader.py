@@ -208,7 +208,7 @@ def test_hard_sigmoid_alpha_gives_the_keras_version():
     ({"activations": ["LeakyRelu", "Tanh", "Tanh"]}, "LeakyRelu"),
     ({"clip": 3.0}, "clip"),
     ({"input_forget": 1}, "input_forget"),
-    ({"activations": ["Sigmoid", "Tanh", "Relu"]}, "g=tanh and h=relu"),
+    ({"activations": ["Sigmoid", "Tanh", "Relu"]}, "g=tanh, h=relu"),
 ])
 def test_what_keras_cannot_compute_is_refused(attrs, message):
     with pytest.raises(UnsupportedError, match=message):
@@ -217,7 +217,7 @@ def test_what_keras_cannot_compute_is_refused(attrs, message):
 
 def test_bidirectional_with_different_activations_is_refused():
     proto = recurrent_graph(direction="bidirectional", activations=["Sigmoid", "Tanh", "Tanh", "Sigmoid", "Relu", "Relu"])
-    with pytest.raises(UnsupportedError, match="different activations"):
+    with pytest.raises(UnsupportedError, match="directions. activations equal"):
         onnx_model.from_proto(proto)
 
 

@@ -128,13 +128,13 @@ class RecurrentNode:
         acts = parse_activations(names, list(self.attrs.get("activation_alpha") or []),
                                  list(self.attrs.get("activation_beta") or []))
         if acts[:per_dir] != acts[per_dir:] and self.n_dirs == 2:
-            raise UnsupportedError(f"the two directions use different activations {acts[:per_dir]} and "
-                                   f"{acts[per_dir:]}; a Keras Bidirectional layer has one set")
+            raise UnsupportedError(f"expected the two directions' activations equal (a Keras Bidirectional layer "
+                                   f"has one set), found {acts[:per_dir]} and {acts[per_dir:]}")
         if self.kind == "lstm":
             f, g, h = acts[:3]
             if g != h:
-                raise UnsupportedError(f"LSTM activations g={g} and h={h} differ; Keras uses one "
-                                       "activation for both")
+                raise UnsupportedError(f"expected the LSTM activations g and h equal (Keras uses one activation "
+                                       f"for both), found g={g}, h={h}")
             return {"recurrent_activation": f, "activation": g}
         if self.kind == "gru":
             return {"recurrent_activation": acts[0], "activation": acts[1]}
