@@ -42,11 +42,12 @@ EXPECTED = {m["base"]: m["expected"] for m in MODELS}
 REFUSED = {
     # export_params=False: the weights are graph inputs onnxruntime needs fed
     "ts_noparams": "expected W as an initializer or constant, found ",
-    # the whole graph retyped: the input's element type (float16 10, float64 11), or bfloat16 tensors
+    # the whole graph retyped: the input's element type (float16 10, float64 11, bfloat16 16), or the Cast after
+    # the input to bfloat16 (bfloat16 weights Cast to float are read: round 7)
     "fp16_graph": "input 'x': expected a float32, integer or bool (mask) input, found element type 10",
     "fp64_graph": "input 'x': expected a float32, integer or bool (mask) input, found element type 11",
-    "bf16_graph": "found type 16 (bfloat16)",
-    "bf16_keep_io": "found type 16 (bfloat16)",
+    "bf16_graph": "input 'x': expected a float32, integer or bool (mask) input, found element type 16 (bfloat16)",
+    "bf16_keep_io": "(Cast): expected a Cast to float, double, int32, int64 or bool, found element type 16 (bfloat16)",
     # float32 in and out, float16 inside: the Cast after the input
     "fp16_keep_io": "(Cast): expected a Cast to float, double, int32, int64 or bool, found element type 10",
     # float64 inside (onnxruntime's LSTM/GRU/RNN kernels are float32 only)

@@ -27,13 +27,26 @@ _VALUE_FIELDS = ("float_data", "int32_data", "string_data", "int64_data", "doubl
 #: ONNX element type -> (numpy dtype, the typed field that holds the values when there is no raw_data);
 #: float16 (gateport's own --fp16 weights, cast to float32 where the graph starts) keeps its bit patterns
 #: in int32_data (onnx/onnx.proto3 TensorProto)
+#: bfloat16 likewise (weights a converter stored at half size, Cast to float before use: float32 holds each
+#: exactly; numpy's type for it is ml_dtypes', which onnx itself requires, imported only for such a tensor)
 DTYPES = {1: ("float32", "float_data"), 6: ("int32", "int32_data"), 7: ("int64", "int64_data"),
-          9: ("bool", "int32_data"), 10: ("float16", "int32_data"), 11: ("float64", "double_data")}
+          9: ("bool", "int32_data"), 10: ("float16", "int32_data"), 11: ("float64", "double_data"),
+          16: ("bfloat16", "int32_data")}
+_HALF = ("float16", "bfloat16")
 #: the names of the element types not read (onnx/onnx.proto3 TensorProto.DataType), for messages:
-#: bfloat16 from a hand or tool conversion, int8/uint8 from onnxruntime.quantization
+#: int8/uint8 from onnxruntime.quantization
 _TYPE_NAMES = {2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 8: "string", 12: "uint32", 13: "uint64",
-               14: "complex64", 15: "complex128", 16: "bfloat16", 17: "float8e4m3fn", 18: "float8e4m3fnuz",
+               14: "complex64", 15: "complex128", 17: "float8e4m3fn", 18: "float8e4m3fnuz",
                19: "float8e5m2", 20: "float8e5m2fnuz", 21: "uint4", 22: "int4", 23: "float4e2m1"}
+
+
+def numpy_dtype(name: str) -> np.dtype:
+    """The numpy dtype of a :data:`DTYPES` name (bfloat16: ml_dtypes', imported here, lazily)."""
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
 
 
 def type_name(elem_type: int) -> str:
@@ -76,8 +89,8 @@ class TensorReader:
         """The numbers of tensor ``t`` (FormatError / UnsafeError / UnsupportedError in one line)."""
         what = f"tensor {quote(t.name)}"
         if t.data_type not in DTYPES:
-            raise UnsupportedError(f"{what}: expected element type float, float16, double, int32, int64 or "
-                                   f"bool, found type {type_name(t.data_type)}",
+            raise UnsupportedError(f"{what}: expected element type float, float16, bfloat16, double, int32, int64 "
+                                   f"or bool, found type {type_name(t.data_type)}",
                                    file=self.path, layer=layer)
         if t.HasField("segment"):
             raise UnsupportedError(f"{what}: segmented tensors are not read", file=self.path, layer=layer)
@@ -88,7 +101,7 @@ class TensorReader:
             raise FormatError(f"{what}: expected its values in one place, found {' and '.join(held)}",
                               file=self.path, layer=layer)
         dtype, field = DTYPES[t.data_type]
-        itemsize = np.dtype(dtype).itemsize
+        itemsize = numpy_dtype(dtype).itemsize
         dims = self.budget.take_array(list(t.dims), itemsize, what, layer=layer)
         count = math.prod(dims)
         if t.data_location == _EXTERNAL:
@@ -103,12 +116,12 @@ class TensorReader:
         if len(values) != count:
             raise FormatError(f"{what}: dims {list(dims)} hold {count} values, found {len(values)} in "
                               f"{field}", file=self.path, layer=layer)
-        if dtype == "float16":
+        if dtype in _HALF:
             bits = np.asarray(values, dtype=np.int64)
             if bits.size and (bits.min() < 0 or bits.max() > 0xFFFF):
-                raise FormatError(f"{what}: expected float16 bit patterns 0..65535 in int32_data, found "
+                raise FormatError(f"{what}: expected {dtype} bit patterns 0..65535 in int32_data, found "
                                   f"{int(bits.min())}..{int(bits.max())}", file=self.path, layer=layer)
-            return bits.astype(np.uint16).view(np.float16).reshape(dims)
+            return bits.astype(np.uint16).view(numpy_dtype(dtype)).reshape(dims)
         return np.asarray(values, dtype=np.int32 if dtype == "bool" else dtype).astype(dtype).reshape(dims)
 
     def _confined(self, t, location: str, layer: str | None = None) -> Path:
@@ -132,7 +145,7 @@ class TensorReader:
         what = f"tensor {quote(t.name)}"
         info = _entries(t)
         target = self._confined(t, info.get("location", ""), layer)
-        nbytes = math.prod(dims) * np.dtype(dtype).itemsize
+        nbytes = math.prod(dims) * numpy_dtype(dtype).itemsize
         offset = _nonnegative(info.get("offset", "0"), what, "offset", self.path, layer)
         length = _nonnegative(info["length"], what, "length", self.path, layer) if "length" in info else nbytes
         size = target.stat().st_size
@@ -153,7 +166,7 @@ def _from_bytes(data, dtype: str, dims: tuple) -> np.ndarray:
     """Little-endian bytes (ONNX's raw layout) as an array; bool bytes other than 0 are True."""
     if dtype == "bool":
         return np.frombuffer(data, dtype=np.uint8).reshape(dims) != 0
-    return np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<")).reshape(dims)
+    return np.frombuffer(data, dtype=numpy_dtype(dtype).newbyteorder("<")).reshape(dims)
 
 
 def _entries(t) -> dict[str, str]:
