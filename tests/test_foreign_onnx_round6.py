@@ -17,17 +17,11 @@ refused in one line naming the file, the node and what was expected.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
+import foreign_onnx
 import numpy as np
 import pytest
-
-from converters import api
-from converters.cli import main
-from converters.runtimes import run_keras, run_onnx, run_torch
-from helpers import TOL, max_error
-from test_foreign_onnx_round5 import _time_major
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -69,46 +63,7 @@ REFUSE = [n for n in FILES if refusal(n) is not None]
 
 
 def feeds_of(name: str) -> dict[str, np.ndarray]:
-    data = np.load(R6 / f"{name}.npz")
-    return {k[3:]: data[k] for k in data.files if k.startswith("in:")}
-
-
-def shrunk(name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
-    """The inputs with every axis the file declares symbolic one shorter (one sample, one step fewer), or
-    None where the file declares none."""
-    proto = onnx.load(str(R6 / ENTRIES[name]["file"]), load_external_data=False)
-    out, any_dynamic = {}, False
-    for v in proto.graph.input:
-        if v.name not in feeds:
-            continue
-        a = feeds[v.name]
-        dims = v.type.tensor_type.shape.dim
-        index = tuple(slice(0, n - 1) if d.dim_param and n > 1 else slice(None) for d, n in zip(dims, a.shape))
-        any_dynamic |= any(s.stop is not None for s in index)
-        out[v.name] = np.ascontiguousarray(a[index])
-    return out if any_dynamic else None
-
-
-def relaid(model) -> tuple[set[str], set[str]]:
-    """The graph inputs and outputs gateport reads batch-first from a time-major file, as its layout note
-    names them (``model.source['layout']``: "inputs 'x', 'h0' time-major in the file, ...; outputs 'y' (...)")."""
-    layout = model.source.get("layout", "")
-    ins = layout.split(" time-major in the file", 1)[0] if "time-major in the file" in layout else ""
-    outs = layout.split("outputs ", 1)[1].split(" (", 1)[0] if "outputs " in layout else ""
-    return set(re.findall(r"'([^']*)'", ins)), set(re.findall(r"'([^']*)'", outs))
-
-
-def reference(name: str, model, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """onnxruntime on the original file, as gateport lays it out (batch-first)."""
-    sess = ort.InferenceSession(str(R6 / ENTRIES[name]["file"]), providers=["CPUExecutionProvider"])
-    outs = sess.run(None, {i.name: feeds[i.name] for i in sess.get_inputs()})
-    moved = relaid(model)[1]
-    return [_time_major(o) if out.name in moved else o for o, out in zip(outs, sess.get_outputs())]
-
-
-def gateport_inputs(model, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    moved = relaid(model)[0]
-    return [_time_major(feeds[i.name]) if i.name in moved else feeds[i.name] for i in model.inputs]
+    return foreign_onnx.feeds_of(R6 / f"{name}.npz")
 
 
 def test_every_file_has_a_verdict():
@@ -122,31 +77,9 @@ def test_every_file_has_a_verdict():
 
 @pytest.mark.parametrize("name", READ)
 def test_reads_and_every_target_matches_onnxruntime(name, tmp_path):
-    model = api.read(R6 / ENTRIES[name]["file"])
-    torch_model, onnx_model = api.to_torch(model), api.to_onnx(model)
-    api.convert(model, "keras", tmp_path / "m.keras")
-    feeds = feeds_of(name)
-    for run in (feeds, shrunk(name, feeds)):
-        if run is None:
-            continue
-        want = reference(name, model, run)
-        x = gateport_inputs(model, run)
-        assert len(model.outputs) == len(want)
-        errors = {"torch": max_error(run_torch(torch_model, x), want, "torch"),
-                  "onnx": max_error(run_onnx(onnx_model, x), want, "onnx")}
-        if run is feeds:  # (loading the Keras model is the slow part: once)
-            errors["keras"] = max_error(run_keras(tmp_path / "m.keras", x), want, "keras")
-        print(name, {k: v.shape for k, v in run.items()}, errors)
-        assert all(err <= TOL for err in errors.values()), errors
+    foreign_onnx.check_reads(R6 / ENTRIES[name]["file"], feeds_of(name), tmp_path)
 
 
 @pytest.mark.parametrize("name", REFUSE)
 def test_refused_in_one_line(name, tmp_path, capsys):
-    path = R6 / ENTRIES[name]["file"]
-    assert main(["convert", str(path), "--to", "torch", "-o", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err
-    print(err)
-    assert err.count("\n") == 1 and err.startswith("gateport: error: ") and str(path) in err
-    assert re.search(r"(ONNX (node|LSTM|GRU|RNN|function)|initializer|input) '", err)
-    assert refusal(name) in err
-    assert not (tmp_path / "out").exists()
+    foreign_onnx.check_refused(R6 / ENTRIES[name]["file"], refusal(name), tmp_path, capsys)
