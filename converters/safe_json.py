@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 from .errors import FormatError
+from .sanitize import quote
 
 #: Default ceiling of a JSON text (configs, metadata, headers are small).
 MAX_BYTES = 64 << 20
@@ -80,6 +81,26 @@ def _scan(text: str) -> tuple[int, int, int]:
     return deepest, n_open, n_commas
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique(pairs: list[tuple[str, object]]) -> dict:
+    """An object's members as a dict; a key given twice is refused: Python's json keeps the last value, other
+    readers the first or either, so a checker and a loader could see different values (red team round 7: a
+    safetensors header naming one tensor twice, a config giving ``class_name`` twice)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return out
+
+
 def depth(text: str) -> int:
     """Deepest ``[``/``{`` nesting of ``text`` (strings skipped; unbalanced text is json's to refuse)."""
     return _scan(text)[0]
@@ -91,7 +112,7 @@ def loads(text: str | bytes, *, what: str, file: str | None = None, max_depth: i
 
     Refuses texts over ``max_bytes`` bytes, nesting deeper than ``max_depth``, more than
     :data:`MAX_CONTAINERS` arrays and objects or :data:`MAX_VALUES` values, bytes that are not UTF-8 and
-    anything :func:`json.loads` rejects.
+    anything :func:`json.loads` rejects, and an object giving one key twice.
     """
     if len(text) > max_bytes:
         raise FormatError(f"{what}: expected JSON of at most {max_bytes} bytes, found {len(text)}", file=file)
@@ -110,7 +131,10 @@ def loads(text: str | bytes, *, what: str, file: str | None = None, max_depth: i
         raise FormatError(f"{what}: expected JSON of at most {MAX_VALUES} values, found about {commas + containers}",
                           file=file)
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique)
+    except _DuplicateKey as e:
+        raise FormatError(f"{what}: expected each key once in an object, found {quote(e.key)} twice (JSON readers "
+                          "disagree on which value counts)", file=file) from None
     except (ValueError, RecursionError) as e:
         if "integer string conversion" in str(e):  # Python's own ceiling (sys.get_int_max_str_digits), whose
             # message tells the user to raise it: no count, size or index of a model has that many digits

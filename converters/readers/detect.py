@@ -38,7 +38,10 @@ def file_kind(path: str | os.PathLike, head: bytes | None = None) -> str:
             names = zipfile.ZipFile(path).namelist()
         except (zipfile.BadZipFile, ValueError):  # ValueError: a member name that is not its UTF-8
             return "zip"  # the Keras reader says what is wrong with it
-        return "torch" if any(n.endswith("/data.pkl") for n in names) else "zip"
+        # a zip named .pt / .pth is meant as a torch.save: its reader says what it lacks (an .npz so named was
+        # 'expected config.json in the .keras archive', red team round 7)
+        torch_named = path.suffix.lower() in (".pt", ".pth")
+        return "torch" if torch_named or any(n.endswith("/data.pkl") for n in names) else "zip"
     if head[:1] == b"\x08" and path.suffix.lower() == ".onnx":  # ModelProto field 1, ir_version
         return "onnx"
     if head[:1] == b"\x80" and path.suffix.lower() in (".pt", ".pth", ".bin"):  # legacy torch.save

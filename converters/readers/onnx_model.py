@@ -489,8 +489,8 @@ def check_structure(onnx, proto, path: str | None) -> None:
     """What the ONNX spec requires of any model, checked before any node is read: UTF-8 text in every string
     field (:func:`not_text`), an IR version the
     installed onnx knows, no local function posing as a standard op, at most :data:`budget.MAX_NODES`
-    nodes (subgraphs included), at least one graph output, and every value named once (no node output named like another one, an initializer
-    or a graph input: two producers of one name would make the graph mean either)."""
+    nodes (subgraphs included), at least one graph output, and every value named once (no graph input listed twice, no node
+    output named like another one, an initializer or a graph input: two producers of one name would make the graph mean either)."""
     bad = not_text(proto)
     if bad is not None:
         raise FormatError(f"expected UTF-8 text in every name and string of the model, found {bad[0]} {quote(bad[1])}",
@@ -512,6 +512,9 @@ def check_structure(onnx, proto, path: str | None) -> None:
     defined = {t.name for t in g.initializer}
     if len(defined) != len(g.initializer):
         raise FormatError(f"expected each initializer named once, found {quote(_twice(t.name for t in g.initializer))} "
+                          "twice", file=path)
+    if len({v.name for v in g.input}) != len(g.input):  # a caller's feed would go to either
+        raise FormatError(f"expected each graph input named once, found {quote(_twice(v.name for v in g.input))} "
                           "twice", file=path)
     defined |= {v.name for v in g.input}
     # an empty output name is an optional output left out, no value (unless an initializer or input is named so)

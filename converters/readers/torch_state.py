@@ -136,17 +136,45 @@ def _check_archive(path: Path) -> None:
                 raise UnsafeError(f"{what}: expected a pickle of at most {MAX_PICKLE} bytes, found "
                                   f"{info.file_size}", file=file)
             budget.take(info.file_size, what)
+        if not any(n.endswith("/data.pkl") for n in z.namelist()):
+            raise FormatError("expected a zip-format torch.save archive (<name>/data.pkl and its storages), found "
+                              f"members {quote(z.namelist()[:3])}", file=file)
 
 
 def _load_error(e: Exception, file: str) -> GateportError:
     """One line for whatever ``torch.load`` raised on a foreign or hostile file."""
     text = str(e)
-    if "Unsupported global" in text or "Unsupported class" in text:
-        return UnsafeError("torch.load(weights_only=True) refused the file: it holds more than tensors "
-                           "(a pickled module?); save model.state_dict() instead", file=file)
-    detail = text.split("WeightsUnpickler error:")[-1].strip().splitlines()
+    reason = _unpickler_reason(text)
+    if reason is not None and re.search(r"unsupported (global|class)|is blocked|not an allowed global", reason,
+                                        re.IGNORECASE):
+        return UnsafeError("expected a state_dict of tensors; torch.load(weights_only=True) refused what the pickle "
+                           f"calls ({quote(reason, 160)}): save model.state_dict() instead", file=file)
+    if reason is not None:
+        return FormatError("expected a state_dict of tensors; torch.load(weights_only=True) refused the pickle "
+                           f"({quote(reason, 200)})", file=file)
+    detail = text.strip().splitlines()
     return FormatError(f"not a loadable PyTorch state_dict ({type(e).__name__}: "
                        f"{quote(detail[0] if detail else '', 200)})", file=file)
+
+
+def _unpickler_reason(text: str) -> str | None:
+    """The reason of a weights-only unpickler refusal, without torch's advice around it.
+
+    torch >= 2.6 wraps the reason in 'Weights only load failed. ... Re-running `torch.load` with `weights_only` set
+    to `False` will likely succeed, but it can result in arbitrary code execution ...' and a documentation link
+    (torch/serialization.py, ``_get_wo_message``); older ones prefix it with 'WeightsUnpickler error:'. That advice,
+    for a file from a stranger, must not reach the user's line (red team round 7: it did, for every pickle refused)."""
+    if "WeightsUnpickler error:" in text:
+        lines = text.split("WeightsUnpickler error:")[-1].strip().splitlines()
+        return lines[0] if lines else ""
+    if not text.startswith("Weights only load failed"):
+        return None
+    for line in text.splitlines()[1:]:
+        line = line.strip()
+        if line and not line.startswith(("Check the documentation", "Please file an issue", "Weights only load",
+                                         "In PyTorch", "Re-running")):
+            return line
+    return ""
 
 
 def _flatten(obj, torch, budget: Budget) -> dict[str, np.ndarray]:
