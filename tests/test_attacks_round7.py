@@ -162,3 +162,25 @@ def test_an_onnx_artifact_with_external_data_is_refused_naming_it(tmp_path):
         check_artifact("onnx", src)
     assert "ext.onnx" in str(info.value)
     check_artifact("onnx", tmp_path / "good.onnx")
+
+
+def test_a_quantized_weight_is_named_and_torchs_warnings_stay_inside(tmp_path):
+    """A quantized weight was refused as 'found layout torch.strided, device cpu', after torch's own 'TypedStorage is
+    deprecated' warning reached the user as a gateport warning line ahead of the error."""
+    import warnings
+
+    import torch
+
+    from converters.errors import UnsupportedError
+
+    sd = {f"rnn.{k}": v.detach() for k, v in torch.nn.LSTM(3, 4).state_dict().items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sd["rnn.weight_ih_l0"] = torch.quantize_per_tensor(sd["rnn.weight_ih_l0"], 0.1, 0, torch.qint8)
+    torch.save(sd, tmp_path / "q.pt")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(UnsupportedError, match="'rnn.weight_ih_l0': expected a dense CPU tensor of floats, "
+                                                   "found a quantized tensor"):
+            converters.read(tmp_path / "q.pt")
+    assert not [w for w in caught if "torch" in str(w.filename)], [str(w.message) for w in caught]

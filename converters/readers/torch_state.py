@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,10 @@ def _load_torch(path: Path) -> dict[str, np.ndarray]:
     file = str(path)
     _check_archive(path)
     try:
-        obj = torch.load(file, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's own notes on what the file holds (TypedStorage is deprecated,
+            # quantized tensors are deprecated ...) are not the user's: the file is refused or read below
+            warnings.simplefilter("ignore")
+            obj = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError, RuntimeError, EOFError, RecursionError, MemoryError ...
         raise _load_error(e, file) from None
     tensors = _flatten(obj, torch, Budget(file))
@@ -207,8 +211,8 @@ def _to_numpy(t, key: str, torch, budget: Budget) -> np.ndarray:
     """A dense CPU tensor as numpy (bfloat16 widened to float32, exactly), its bytes taken from the budget."""
     what = f"tensor {quote(key)}"
     if t.layout != torch.strided or t.is_quantized or t.device.type != "cpu":
-        raise UnsupportedError(f"{what}: expected a dense CPU tensor, found layout {t.layout}, "
-                               f"device {t.device.type}", file=budget.file)
+        found = "a quantized tensor" if t.is_quantized else f"layout {t.layout}, device {t.device.type}"
+        raise UnsupportedError(f"{what}: expected a dense CPU tensor of floats, found {found}", file=budget.file)
     budget.take(t.numel() * t.element_size(), what)  # a zero-stride view can declare far more than it stores
     try:
         t = t.detach().resolve_conj().resolve_neg()
