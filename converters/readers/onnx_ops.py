@@ -518,6 +518,13 @@ def _transpose(r, node, args, attrs):
             return [View("channels_first", x)]
         if isinstance(x, Pending) and x.kind == "conv":
             return [_conv1d(r, node, *x.args)]
+    if perm == (2, 0, 1):  # channels-first [batch, channels, time] -> time-major [time, batch, channels] at once:
+        # tf2onnx folds a Conv1D's Transpose back to channels-last into the next recurrent layer's time-major one
+        if isinstance(x, Pending) and x.kind == "conv":
+            return [View("time_major", _conv1d(r, None, *x.args))]
+        if isinstance(x, View) and x.kind == "channels_first" and isinstance(x.of, IR) \
+                and r.ranks.get(x.of.name, x.of.rank) == 3:
+            return [View("time_major", x.of)]
     if isinstance(x, RecOut) and x.k is None and x.perm is None and x.rec.layout == 0 \
             and perm in ((0, 2, 1, 3), (2, 0, 1, 3)):
         return [RecOut(x.rec, None, perm)]

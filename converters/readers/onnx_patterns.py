@@ -150,6 +150,44 @@ def _time_major_merge(vg: ValueGraph, node):
     return Rewrite("time_major_merge", [merge, *passed, node], adds)
 
 
+_REDUCES = ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum")
+
+
+def _time_major_reduce(vg: ValueGraph, node):
+    """Reduce(merge(a, b), axes with 0, not 1) -> Reduce(Transpose(merge(a, b), [1, 0, 2]), axes 0 <-> 1), a
+    Transpose back after when the axes are kept: the same numbers. tf2onnx's and onnxruntime's transpose
+    optimizers push the Transpose back to batch-first of a Bidirectional's time-major merge through Keras'
+    GlobalMax/AveragePooling1D (``ReduceMax(Concat(fw, bw), axes=[0])``); moved back, :func:`_time_major_merge`
+    reads the merge on the next pass."""
+    merge = vg.producer.get(node.input[0]) if node.input else None
+    axes = vg.axes(node)
+    if merge is None or merge.op_type not in _MERGES or vg.rank(merge.output[0]) != 3 or not axes:
+        return None
+    if sorted({a % 3 for a in axes}) != sorted(a % 3 for a in axes) or 0 not in {a % 3 for a in axes} \
+            or 1 in {a % 3 for a in axes}:
+        return f"expected {node.op_type} of a time-major merge over its time axis (0), not its batch (1)"
+    if vg.only_consumer(merge.output[0]) is not node:
+        return f"expected the merge {quote(merge.output[0])} used only by this {node.op_type}"
+    h = vg.onnx.helper
+    moved = _fresh(vg, f"{merge.output[0]}/batch_first")
+    adds = [h.make_node("Transpose", [merge.output[0]], [moved], perm=[1, 0, 2], name=moved)]
+    swapped = [{0: 1, 1: 0}.get(a % 3, a % 3) for a in axes]
+    attrs = {a.name: h.get_attribute_value(a) for a in node.attribute}
+    keep = int(attrs.get("keepdims", 1))
+    ins = [moved]
+    if "axes" in attrs:
+        attrs["axes"] = swapped
+    else:
+        ins.append(_fresh(vg, f"{node.name or node.output[0]}/axes"))
+        adds.append(h.make_node("Constant", [], [ins[1]], name=ins[1],
+                                value=vg.onnx.numpy_helper.from_array(np.asarray(swapped, np.int64))))
+    out = _fresh(vg, f"{node.output[0]}/batch_first") if keep else node.output[0]
+    adds.append(h.make_node(node.op_type, ins, [out], name=node.name, **attrs))
+    if keep:
+        adds.append(h.make_node("Transpose", [out], [node.output[0]], perm=[1, 0, 2], name=node.output[0]))
+    return Rewrite("time_major_reduce", [node], adds)
+
+
 def _full_reverse_sequence(vg: ValueGraph, node):
     """ReverseSequence(x, lengths all equal to x's time size) -> x flipped in time (Slice step -1 on the
     time axis of the batch-first view): TensorFlow's ReverseV2 of a Bidirectional's backward input and
@@ -407,6 +445,7 @@ PATTERNS = [
     ("bidirectional_pair", _RECURRENT, _bidirectional_pair),
     ("slice_one_squeeze", ("Slice",), _slice_one_squeeze),
     ("full_reverse_sequence", ("ReverseSequence",), _full_reverse_sequence),
+    ("time_major_reduce", _REDUCES, _time_major_reduce),
     ("time_major_merge", ("Transpose",), _time_major_merge),
     ("time_major_dense", ("Transpose",), time_major_dense),
     ("tensordot_dense", ("MatMul",), _tensordot_dense),

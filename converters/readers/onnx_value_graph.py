@@ -231,6 +231,10 @@ class ValueGraph:
             dims = d[:axis] + tuple(self.shape_value(ins[1])[:1]) + d[axis + 1:]
             for o in n.output:
                 self._dims[o] = dims
+        elif op == "Conv" and d is not None and len(d) >= 3 and self.dims(ins[1]) is not None:
+            # [batch, filters, spatial...]: the rank (a Conv1D tf2onnx writes as a Conv2D, then Squeeze), each spatial
+            # size left unknown (it depends on pads, strides and dilations)
+            self._dims[out] = (d[0], self.dims(ins[1])[0]) + tuple(("?", out, k) for k in range(2, len(d)))
         elif op in ("LSTM", "GRU", "RNN") and d is not None and len(d) == 3:
             self._recurrent(n, d)
         elif op == "Reshape" and d is not None:
