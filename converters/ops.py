@@ -40,6 +40,8 @@ MASK_RULES = {
     "makes": "the op computes a mask tensor (readers make these nodes for Keras' mask propagation)",
     "inputs": "masks arrive as explicit inputs (by role)",
 }
+#: The Python operator of each mask-combining op, for the generated PyTorch and NumPy code.
+MASK_LOGIC = {"mask_and": "&", "mask_or": "|"}
 
 
 # -- option types ------------------------------------------------------------------------------
@@ -386,6 +388,9 @@ OPS: dict[str, Op] = {
                          {"value": Option(NUMBER, 0), "reduce": Option(BOOL, False)},
                          shape=lambda node, ins: [ins[0][:-1] if node.options["reduce"] else ins[0]], mask="makes"),
     "mask_and": Op("The logical and of its input masks.", mask="makes", io=_io(()), mask_input=lambda o, k: True),
+    "mask_or": Op("The logical or of its input masks (Keras 3's mask of a merge of differently masked inputs: "
+                  "keras/src/layers/merging/base_merge.py and concatenate.py ``compute_mask``).", mask="makes",
+                  io=_io(()), mask_input=lambda o, k: True),
     "mask_lengths": Op("A (batch, time) boolean mask ``arange(time) < lengths[:, None]`` from inputs ``[lengths, x]``: "
                        "``lengths`` (batch,) integers, ``time`` the second axis of ``x`` (batch, time, ...); what ONNX "
                        "LSTM/GRU/RNN ``sequence_lens`` means (a length past ``time`` keeps every step, one below 1 "

@@ -104,3 +104,25 @@ def test_channels_first_1d_layers_read_between_two_permutes(tmp_path):
                                           r"channels_first, found 'channels_middle'") as caught:
         read(bad)
     assert "\n" not in str(caught.value)
+
+
+def test_keras3_merge_of_differently_masked_inputs_is_a_mask_or(tmp_path):
+    """Keras 3 merges (Add, Subtract, Average, Concatenate) OR the masks of their inputs (keras/src/layers/merging/
+    base_merge.py compute_mask; tf-keras ANDs them): word_tag_embeddings_added reads a mask_or (was refused), and
+    its inputs tell the two apart (the word ids' middle 0 under a tag id): read as an and, the reference misses
+    Keras' outputs."""
+    from converters import reference
+
+    keras.backend.clear_session()
+    (m,) = [m for m in r7.ROUND7 if m.name == "word_tag_embeddings_added"]
+    model = m.build(keras)
+    r6t._live_weights(model, seed=7)
+    inputs = _inputs(model, m, np.random.default_rng(12))
+    want = cov.keras_outputs(model, inputs)
+    model.save(tmp_path / "m.keras")
+    ir = read(tmp_path / "m.keras")
+    inputs = [x.astype(s.dtype) for x, s in zip(inputs, ir.inputs)]
+    (node,) = [n for n in ir.nodes if n.op == "mask_or"]
+    assert cov.error(reference.run(ir, inputs), want) <= TOL
+    node.op = "mask_and"
+    assert cov.error(reference.run(ir, inputs), want) > 1e-3

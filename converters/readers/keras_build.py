@@ -178,13 +178,14 @@ class KerasIRBuilder:
             self._masks[key] = node.outputs[0]
         return self._masks[key]
 
-    def mask_and(self, masks: list[str | None], owner: str) -> str | None:
+    def mask_and(self, masks: list[str | None], owner: str, op: str = "mask_and") -> str | None:
+        """The and (``op`` mask_or: the or) of the masks present, one node per distinct combination."""
         present = list(dict.fromkeys(m for m in masks if m))
         if len(present) <= 1:
             return present[0] if present else None
-        key = ("and", *present)
+        key = (op, *present)
         if key not in self._masks:
-            node = Node(name=f"{owner}/mask", op="mask_and", inputs=present, outputs=[],
+            node = Node(name=f"{owner}/mask", op=op, inputs=present, outputs=[],
                         source={"class_name": "mask", "mask_of": owner})
             node.outputs = [node.name]
             self.add_node(node)

@@ -145,7 +145,7 @@ class Builder(Protocol):
 
     def mask_not_equal(self, x: str, value, reduce: bool, owner: str) -> str: ...
 
-    def mask_and(self, masks: list[str | None], owner: str) -> str | None: ...
+    def mask_and(self, masks: list[str | None], owner: str, op: str = "mask_and") -> str | None: ...
 
 
 def found_arrays(ws: list[Weight]) -> str:
@@ -305,7 +305,10 @@ class LayerCall:
         return self.builder.mask_not_equal(x.name, value, reduce, owner=self.name)
 
     def mask_and(self, masks: list[str | None]) -> str | None:
-        return self.builder.mask_and(masks, owner=self.name)
+        return self.builder.mask_and(masks, owner=self.name, op="mask_and")
+
+    def mask_or(self, masks: list[str | None]) -> str | None:
+        return self.builder.mask_and(masks, owner=self.name, op="mask_or")
 
     def mark_int(self, x: Tensor) -> None:
         """``x`` holds token ids (fed to an Embedding)."""

@@ -427,19 +427,15 @@ def _merged_mask(call: LayerCall, inputs: list[Tensor]) -> str | None:
 
     tf-keras / Keras 2: the and of the masks that exist, unmasked inputs counting as all-true
     (tf_keras/src/layers/merging/concatenate.py and base_merge.py ``compute_mask``). Keras 3
-    takes the *or*: any unmasked input makes the mask all-true, i.e. no mask
-    (keras/src/layers/merging/concatenate.py, base_merge.py).
+    takes the *or*: any unmasked input makes the mask all-true, i.e. no mask, different masks
+    give a mask_or (keras/src/layers/merging/concatenate.py, base_merge.py).
     """
     masks = [t.mask for t in inputs]
     if not call.builder.keras3_masks:
         return call.mask_and(masks)
     if any(m is None for m in masks):
         return None
-    distinct = list(dict.fromkeys(masks))
-    if len(distinct) > 1:
-        raise call.unsupported("Keras 3 combines the different masks of these inputs with a "
-                               "logical or, which the IR has no op for")
-    return distinct[0]
+    return call.mask_or(masks)
 
 
 def concatenate(call: LayerCall) -> list[Tensor]:

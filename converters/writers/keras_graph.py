@@ -90,6 +90,12 @@ def _ir_mask_keys(model: Model) -> dict[str, tuple]:
         elif node.op == "mask_and":
             parts = sorted({keys.get(m, ("?", m)) for m in node.inputs}, key=repr)
             keys[node.outputs[0]] = parts[0] if len(parts) == 1 else ("and", tuple(parts))
+        elif node.op == "mask_or":  # as MaskTracker.layer_call chains a Keras 3 merge's logical_or
+            key = keys.get(node.inputs[0], ("?", node.inputs[0]))
+            for m in node.inputs[1:]:
+                other = keys.get(m, ("?", m))
+                key = key if other == key else ("or", key, other)
+            keys[node.outputs[0]] = key
         elif node.op == "fold_time" and node.inputs[0] in keys:  # Keras 3 TimeDistributed slices the mask too
             keys[node.outputs[0]] = keys[node.inputs[0]]
     return keys
@@ -98,7 +104,7 @@ def _ir_mask_keys(model: Model) -> dict[str, tuple]:
 def _mask_zero_ids(model: Model) -> set[str]:
     """Id tensors whose ``!= 0`` mask some node uses: their Embedding gets ``mask_zero=True``."""
     used = {n.mask for n in model.nodes if n.mask} | {
-        t for n in model.nodes if n.op in ("mask_and", "masking", "fold_time")
+        t for n in model.nodes if n.op in ("mask_and", "mask_or", "masking", "fold_time")
         for t in n.inputs[1 if n.op == "masking" else 0:]}
     return {n.inputs[0] for n in model.nodes if n.op == "mask_not_equal" and n.outputs[0] in used
             and not n.options.get("reduce") and float(n.options["value"]) == 0.0}

@@ -25,7 +25,7 @@ from ..version import __version__
 from ..errors import FormatError, UnsupportedError
 from ..gates import LETTER, gate_order, gate_slice
 from ..ir import Model, Node
-from ..ops import STATES
+from ..ops import MASK_LOGIC, STATES
 from ..sanitize import comment, identifier, literal, quote
 from .numpy_attention import EMITTERS as ATTENTION_EMITTERS, FUNCTION_NAMES as ATTENTION_FUNCTIONS
 from .numpy_conv_lstm import EMITTERS as CONV_LSTM_EMITTERS, FUNCTION_NAMES as CONV_LSTM_FUNCTIONS
@@ -310,7 +310,8 @@ def mask_not_equal_to_numpy(w: _Writer, node: Node) -> None:
 
 
 def mask_and_to_numpy(w: _Writer, node: Node) -> None:
-    w.assign(node.outputs[0], " & ".join(f"{w.var(t, node)}.astype(bool)" for t in node.inputs))
+    """mask_and / mask_or: the input masks joined by ``&`` / ``|``."""
+    w.assign(node.outputs[0], f" {MASK_LOGIC[node.op]} ".join(f"{w.var(t, node)}.astype(bool)" for t in node.inputs))
 
 
 def mask_lengths_to_numpy(w: _Writer, node: Node) -> None:
@@ -496,7 +497,8 @@ def unfold_time_to_numpy(w: _Writer, node: Node) -> None:
 EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
     "lstm": recurrent_to_numpy, "gru": recurrent_to_numpy, "simple_rnn": recurrent_to_numpy,
     "dense": dense_to_numpy, "embedding": embedding_to_numpy,
-    "mask_not_equal": mask_not_equal_to_numpy, "mask_and": mask_and_to_numpy, "masking": masking_to_numpy,
+    "mask_not_equal": mask_not_equal_to_numpy, "mask_and": mask_and_to_numpy, "mask_or": mask_and_to_numpy,
+    "masking": masking_to_numpy,
     "mask_lengths": mask_lengths_to_numpy,
     "repeat_vector": repeat_vector_to_numpy, "concatenate": concatenate_to_numpy,
     **{op: merge_to_numpy for op in ("add", "subtract", "multiply", "average", "maximum", "minimum")},

@@ -57,6 +57,7 @@ CONVERTERS = {
     "simple_rnn": simple_rnn_to_onnx,
     "mask_not_equal": mask_not_equal_to_onnx,
     "mask_and": mask_and_to_onnx,
+    "mask_or": mask_and_to_onnx,
     "mask_lengths": mask_lengths_to_onnx,
     "masking": masking_to_onnx,
 }

@@ -28,8 +28,8 @@ def mask_not_equal_to_onnx(g: GraphBuilder, node: Node) -> None:
 
 
 def mask_and_to_onnx(g: GraphBuilder, node: Node) -> None:
-    """The logical and of the input masks."""
-    g.fold("And", node.inputs, node.outputs[0])
+    """The logical and (mask_and) or or (mask_or) of the input masks."""
+    g.fold("And" if node.op == "mask_and" else "Or", node.inputs, node.outputs[0])
 
 
 def mask_lengths_to_onnx(g: GraphBuilder, node: Node) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 from ..version import __version__
 from ..errors import FormatError, UnsupportedError
 from ..ir import Model, Node
-from ..ops import STATES
+from ..ops import MASK_LOGIC, STATES
 from ..sanitize import comment, identifier, quote
 from ..dtypes import artifact_dtype
 from .tf_ops_code import emitters as tf_ops_emitters
@@ -325,7 +325,8 @@ def mask_not_equal_to_torch(w: _Writer, node: Node) -> None:
 
 
 def mask_and_to_torch(w: _Writer, node: Node) -> None:
-    w.assign(node.outputs[0], " & ".join(w.var(t, node) for t in node.inputs))
+    """mask_and / mask_or: the input masks joined by ``&`` / ``|``."""
+    w.assign(node.outputs[0], f" {MASK_LOGIC[node.op]} ".join(w.var(t, node) for t in node.inputs))
 
 
 def mask_lengths_to_torch(w: _Writer, node: Node) -> None:
@@ -556,7 +557,8 @@ def unfold_time_to_torch(w: _Writer, node: Node) -> None:
 EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
     "lstm": recurrent_to_torch, "gru": recurrent_to_torch, "simple_rnn": recurrent_to_torch,
     "dense": dense_to_torch, "embedding": embedding_to_torch,
-    "mask_not_equal": mask_not_equal_to_torch, "mask_and": mask_and_to_torch, "masking": masking_to_torch,
+    "mask_not_equal": mask_not_equal_to_torch, "mask_and": mask_and_to_torch, "mask_or": mask_and_to_torch,
+    "masking": masking_to_torch,
     "mask_lengths": mask_lengths_to_torch,
     "repeat_vector": repeat_vector_to_torch, "concatenate": concatenate_to_torch,
     **{op: merge_to_torch for op in ("add", "subtract", "multiply", "average", "maximum", "minimum")},
