@@ -39,7 +39,11 @@ from .onnx_value_graph import ValueGraph, shown
 _ACT = {"Sigmoid": lambda x: 1 / (1 + np.exp(-x)), "Tanh": np.tanh, "Relu": lambda x: np.maximum(x, 0)}
 _CAST = {1: np.float32, 6: np.int32, 7: np.int64, 9: np.bool_, 11: np.float64}
 _BIN = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Less": np.less,
-        "Greater": np.greater, "And": np.logical_and, "Or": np.logical_or}
+        "Greater": np.greater, "And": np.logical_and, "Or": np.logical_or,
+        "Max": np.maximum, "Min": np.minimum}  # Max / Min: Keras 2's hard_sigmoid, clip(0.2 x + 0.5, 0, 1)
+#: the recurrent activations a loop's gates may use: ONNX's name -> the numpy function (Keras 2's hard_sigmoid
+#: is ONNX's HardSigmoid with alpha 0.2, beta 0.5; tf_keras/src/activations.py hard_sigmoid)
+_GATE = {"Sigmoid": lambda x: 1 / (1 + np.exp(-x)), "HardSigmoid": lambda x: np.clip(0.2 * x + 0.5, 0, 1)}
 #: the check runs the body once per step of a static time axis up to this long
 _MAX_STEPS = 4096
 _ATOL = 1e-5
@@ -156,7 +160,7 @@ def _pair(vg: ValueGraph, front, back, bp: dict, bcell: dict) -> Rewrite:
         fp, fcell = _recognized(vg, front)
     except NotRecognized as e:
         raise NotRecognized(f"its forward loop {quote(front.name)} was not recognized: {e}") from None
-    keys = ("kind", "units", "activation", "reset_after", "zero_output_for_mask")
+    keys = ("kind", "units", "activation", "gate", "reset_after", "zero_output_for_mask")
     if any(fcell.get(k) != bcell.get(k) for k in keys):
         raise NotRecognized(f"expected the same cell as its forward loop {quote(front.name)}, found "
                             f"{[bcell.get(k) for k in keys]} and {[fcell.get(k) for k in keys]}")
@@ -358,8 +362,9 @@ def _candidate(vg: ValueGraph, p: dict) -> dict:
     if halves:  # tf-keras GRU(reset_after): input and recurrent biases apart; which is which is checked
         biases = [np.stack(biases), np.stack(biases[::-1])]
     acts = [n.op_type for n in body.node if n.op_type in _ACT]
+    clips = sum(n.op_type == "Min" for n in body.node)  # a clip's upper bound: one per hard_sigmoid gate
     return {"kind": _KINDS[gates], "kernel": k, "recurrent": r, "units": units,
-            "biases": biases or [np.zeros(gates * units, np.float32)], "acts": acts}
+            "biases": biases or [np.zeros(gates * units, np.float32)], "acts": acts, "clips": clips}
 
 
 # -- checking it: the body run in numpy against the candidate cell -------------------------------------
@@ -406,12 +411,17 @@ def _options(cell: dict) -> list[dict]:
         found = [{"activation": a} for a in dict.fromkeys(acts)] if len(set(acts)) == 1 else []
     else:
         sigmoids = {"gru": 2, "lstm": 3}[kind]
-        if acts.count("Sigmoid") < sigmoids or len(acts) != sigmoids + (1 if kind == "gru" else 2):
+        rest = 1 if kind == "gru" else 2
+        if acts.count("Sigmoid") >= sigmoids and len(acts) == sigmoids + rest:
+            gate = "Sigmoid"
+        elif "Sigmoid" not in acts and cell.get("clips") == sigmoids and len(acts) == rest:
+            gate = "HardSigmoid"  # each gate clipped by Max/Min: the numpy check decides whether it is Keras 2's
+        else:
             return []
-        other = [a for a in acts if a != "Sigmoid"]
+        other = [a for a in acts if a != "Sigmoid" or gate != "Sigmoid"]
         if len(set(other)) > 1:
             return []
-        found = [{"activation": other[0] if other else "Sigmoid"}]
+        found = [{"activation": other[0] if other else "Sigmoid", "gate": gate}]
     if kind == "gru":
         found = [{**o, "reset_after": ra} for o in found for ra in (True, False)]
     return [{**o, "zero_output_for_mask": z} for o in found for z in (False, True)]
@@ -468,7 +478,7 @@ def _cell_steps(cell: dict, option: dict, xs: np.ndarray, start: list, masks) ->
     masked as keras/src/backend/tensorflow/rnn.py masks: per step (output, h[, c])."""
     k, r, b, u = cell["kernel"], cell["recurrent"], cell["bias"], cell["units"]
     act = _ACT[option["activation"]]
-    sig = _ACT["Sigmoid"]
+    sig = _GATE[option.get("gate", "Sigmoid")]
     b_in, b_rec = (b[0], b[1]) if b.ndim == 2 else (b, np.zeros_like(b))
     h, c, prev = start[0], start[1], np.zeros_like(start[0])
     outs = []
@@ -576,9 +586,12 @@ def _fused_backward(vg: ValueGraph, node, p: dict, cell: dict, sources: tuple) -
 
 def _node_maker(plan: PlanNodes, cell: dict, weights: list[str], initial: list[str], direction: str):
     """``make_node(X, lengths)``: adds the fused node of ``cell`` and returns ``[Y, Y_h(, Y_c)]``."""
-    kind, act = cell["kind"], cell["activation"]
-    acts = {"gru": ["Sigmoid", act], "simple_rnn": [act], "lstm": ["Sigmoid", act, act]}[kind]
-    attrs = {"hidden_size": cell["units"], "activations": acts * (2 if direction == "bidirectional" else 1)}
+    kind, act, gate = cell["kind"], cell["activation"], cell.get("gate", "Sigmoid")
+    acts = {"gru": [gate, act], "simple_rnn": [act], "lstm": [gate, act, act]}[kind]
+    dirs = 2 if direction == "bidirectional" else 1
+    attrs: dict = {"hidden_size": cell["units"], "activations": acts * dirs}
+    if gate == "HardSigmoid":  # alpha/beta consumed only by the activations that take them (Tanh, Relu: none)
+        attrs.update(activation_alpha=[0.2] * dirs, activation_beta=[0.5] * dirs)
     if direction != "forward":
         attrs["direction"] = direction
     if kind == "gru":
