@@ -8,7 +8,8 @@ alpha/beta, ``clip``, ``input_forget``, peepholes, initial states as graph input
 ``sequence_lens`` a graph input, stacked nodes, the last step by Gather/Slice, Reduce over time (keepdims both
 ways), Gemm ``alpha``/``transB`` and MatMul+Add heads, Flatten, symbolic dims named differently, hostile-but-valid
 doc strings / metadata / value_info, opsets 9-23 (``onnx.version_converter`` to 21-23), torch.onnx exports and
-tf2onnx (stored: GlobalMax/AveragePooling1D after a Bidirectional, a Conv1D before a GRU, initial states as inputs).
+tf2onnx (stored: GlobalMax/AveragePooling1D after a Bidirectional, a Conv1D before a GRU, initial states as inputs,
+a GRU with Keras 2's hard_sigmoid left as a Loop whose body clips each gate with Max/Min).
 
 Every file either reads, and gateport's PyTorch, ONNX and Keras models compute what onnxruntime computes on
 the original file (<= TOL; with a dynamic batch and time also on one sample and one step fewer, in PyTorch and
@@ -58,10 +59,8 @@ REFUSED: dict[str, str] = {
     "h14_bigru_state_consts": _CONSTANT_STATE,
     # one direction's final state sliced out and concatenated with the next node's: no Keras layer gives it
     "h14_lstm_stacked_bidir_reshape": _ONE_DIRECTION,
-    # tf2onnx: a GRU with Keras 2's hard_sigmoid left as a Loop (its body clips with Max/Min), LSTM(unroll=True)
-    # (Split into steps), Cropping1D of the time-major sequence (a Slice of every axis, then Flatten)
-    "k_gru_hard_sigmoid": "found a recurrence Loop (a GRU step (3 gates); 31 body nodes) that was not recognized: "
-                          "its body uses 'Max', 'Min'",
+    # tf2onnx: LSTM(unroll=True) (Split into steps), Cropping1D of the time-major sequence (a Slice of every axis,
+    # then Flatten)
     "k_lstm_unroll": "found 'Split' (closest pattern unrolled_recurrence",
     "k_lstm_lastslice_dense": "(Slice): expected Slice reversing a sequence in time or taking one direction's half",
     # onnxruntime's contrib op
