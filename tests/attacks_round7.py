@@ -40,7 +40,7 @@ on stderr (onnxruntime reads no external data from bytes; refused before any run
 quantized weight printed torch's 'TypedStorage is deprecated' as a gateport warning ahead of its error (torch's
 warnings stay inside torch.load). Not caught by the runner, fixed too: every weights-only refusal of a pickle
 carried torch's advice to re-run with ``weights_only=False`` (now the reason alone); an .npz named .pt was
-'expected config.json in the .keras archive'. Six expectations first written as refusals are read as Keras or
+'expected config.json in the .keras archive'. Cases first written as refusals are read as Keras or
 torch read them (BUILD on an OrderedDict, a ZIP64 member count, ``rnn..weight``, an HDF5 array dtype; a
 read-only folder does not stop root).
 """
