@@ -319,7 +319,7 @@ def _list_written(to: str, out) -> None:
 
 
 def cmd_verify(args) -> int:
-    from .verification import render, verify
+    from .verification import render, summary, verify
 
     targets = [t.strip() for t in args.to.split(",") if t.strip()]
     artifacts = {}
@@ -338,6 +338,9 @@ def cmd_verify(args) -> int:
                     artifacts=artifacts, require=args.require, timeout=args.timeout, progress=progress,
                     fp16=args.fp16)
     print(json.dumps(report.to_dict(), indent=2) if args.json else render(report))
+    if report.verdict in ("fail", "error"):  # the report is on stdout: stderr gets its one line too
+        kind = "mismatch" if report.verdict == "fail" else "error"
+        print(f"gateport: {kind}: {one_line(report.model)}: {one_line(summary(report))}", file=sys.stderr)
     return report.exit_status
 
 

@@ -189,9 +189,13 @@ def test_cli_exits_1_and_names_the_output_of_a_corrupted_onnx_file(tmp_path, cap
     bad = tmp_path / "bad.onnx"
     onnx.save(onnx_graph.to_onnx(swap_forget_input(model)), str(bad))
     code = cli.main(["verify", _path(entry["file"]), "--artifact", f"onnx={bad}"])
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     print(out)
     assert code == 1
+    # the report is on stdout; stderr says it in one line too, naming the file
+    assert captured.err.splitlines()[-1] == (f"gateport: mismatch: {_path(entry['file'])}: "
+                                             f"FAIL (onnx: {model.outputs[0]})")
     row = next(line for line in out.splitlines() if line.startswith("onnx "))
     assert model.outputs[0] in row and "FAIL" in row
     assert next(line for line in out.splitlines() if line.startswith("torch ")).endswith("pass")

@@ -179,6 +179,18 @@ def test_torch_model_py_that_raises_is_an_error(tmp_path):
     assert [r["status"] for r in report.to_dict()["rows"] if r["runtime"] == "torch"] == ["error"]
 
 
+def test_a_runtime_error_is_one_line_on_stderr_too(tmp_path, capsys):
+    """The report (stdout) has the ERROR row; stderr names the file and the runtime's error in one line
+    (red team round 7: exit 2 with nothing on stderr)."""
+    folder = _torch_folder(tmp_path, 'raise RuntimeError("boom\\nsecond line of the artifact")')
+    stored = _stored("tiny_lstm")
+    for extra in ([], ["--json"]):
+        code = cli.main(["verify", _file("tiny_lstm"), "--artifact", f"torch={folder}", "--inputs", stored["inputs"],
+                         "--expected", stored["expected"], *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and err.splitlines() == [f"gateport: error: {_file('tiny_lstm')}: ERROR (torch: RuntimeError: boom)"]
+
+
 def test_a_given_torch_folder_past_the_timeout_is_refused(tmp_path):
     """A user's artifact past --timeout is refused naming it (runtimes._run_child: its child is a stranger's
     file run on verify's behalf, like an ONNX or .keras artifact's); gateport's own is an error row."""
