@@ -1,6 +1,17 @@
 """Round-7 realistic models (fixtures/realistic_round7.py), built live under Keras 3 (torch backend): reference,
 PyTorch, ONNX and Keras 3 loading gateport's .keras against Keras' own outputs, within TOL (no fixture files: the
 fixture folder's byte budget is full). The helpers are round 6's (tests/test_realistic_round6.py).
+
+The round's sweep (43 models; live under Keras 3 torch, and ``fixtures/sweep_round4.py make OUT --round 7`` under
+tf-keras 2.21 (.h5, weights-only .h5 + JSON, its .keras) and Keras 3 TensorFlow, then ``verify --to
+torch,numpy,onnx,keras``; six are Keras 3 only: dict inputs and outputs, use_causal_mask calls, score_mode="concat",
+UnitNormalization, Conv1D channels_first, which TensorFlow refuses on CPU) found two refusals of what gateport
+should read, both read now: Conv1D / SeparableConv1D / DepthwiseConv1D / Conv1DTranspose / Max/AveragePooling1D
+with data_format="channels_first" (the channels_last layer between two Permute((2, 1))), and a Keras 3 merge of
+differently masked inputs (the masks' logical or, a mask_or node; tf-keras' and of them still has no Keras 3
+target, refused in one line). Refused in one line: TimeDistributed of a nested Functional / Sequential model (the
+HAN word encoder). Worst error over every file and target: 4.8e-6 (Keras 3 TensorFlow
+``weather_stacked_gru_dropouts``, PyTorch), most <= 7e-7; none silently wrong.
 """
 from __future__ import annotations
 
