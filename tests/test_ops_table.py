@@ -42,7 +42,6 @@ ONNX_READER_EXEMPT = {
                     "reader reads 1-D ones only)"),
     **dict.fromkeys(("scalar", "binary"),
                     "TensorFlow / Keras 3 calls: ONNX's element-wise nodes are not read back"),
-    "mask_or": "Keras 3's mask of a merge of differently masked inputs: an ONNX Or of masks is not read back",
 }
 
 #: Ops no Keras file gives, with the reason.

@@ -32,7 +32,9 @@ import test_layers_coverage as cov  # noqa: E402  (its runtimes: torch, onnx, ke
 import test_realistic_round6 as r6t  # noqa: E402  (round 6's seeded weights and every-target check)
 from helpers import TOL  # noqa: E402
 
+from converters import read as read_any  # noqa: E402  (every format, ONNX included)
 from converters.readers import read  # noqa: E402
+from converters.writers import onnx_graph  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "fixtures"))
@@ -135,5 +137,10 @@ def test_keras3_merge_of_differently_masked_inputs_is_a_mask_or(tmp_path):
     inputs = [x.astype(s.dtype) for x, s in zip(inputs, ir.inputs)]
     (node,) = [n for n in ir.nodes if n.op == "mask_or"]
     assert cov.error(reference.run(ir, inputs), want) <= TOL
+    # gateport's ONNX of it (an Or of the masks) reads back as the same mask_or, matching onnxruntime and Keras
+    back = read_any(onnx_graph.write(ir, tmp_path / "m.onnx"))
+    assert [n.op for n in back.nodes].count("mask_or") == 1
+    assert cov.error(reference.run(back, inputs), want) <= TOL
+    assert cov.error(cov.onnx_outputs(back, inputs, tmp_path / "back.onnx"), want) <= TOL
     node.op = "mask_and"
     assert cov.error(reference.run(ir, inputs), want) > 1e-3

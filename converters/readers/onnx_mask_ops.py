@@ -2,7 +2,7 @@
 
 Keras masks come back from the ops gateport's ONNX writer emits (converters/writers/onnx_masks.py):
 ``Not(Equal(x, c))`` is ``mask_not_equal``; with ``ReduceSum``/``Greater`` over the last axis it is the
-reduced mask of Keras' Masking; ``And`` is ``mask_and``. The plan around a masked recurrent node (a
+reduced mask of Keras' Masking; ``And`` is ``mask_and``, ``Or`` ``mask_or``. The plan around a masked recurrent node (a
 stable TopK moving the unmasked steps first, ``sequence_lens``, GatherElements putting each output
 back at its step, Where for the zero-fill) is followed role by role (:class:`Plan`), so the
 recurrent node gets the mask and its ``zero_output_for_mask`` back. One small function per op.
@@ -45,11 +45,15 @@ def _not(r, node, args, attrs):
     raise r.unsupported("expected Not(Equal(x, constant)) (a Keras mask)")
 
 
-def _and(r, node, args, attrs):
-    if all(is_mask(a) for a in args):
-        names = [r.mask_name(a, out_name(node)) for a in args]
-        return [MaskRef(r.add("mask_and", names, out_name(node)).name)]
-    raise r.unsupported("expected And of masks")
+def _logic(onnx_op: str, op: str):
+    """``And`` / ``Or`` of masks: ``mask_and`` / ``mask_or`` (Keras 3's mask of a merge of differently masked
+    inputs, as gateport writes it)."""
+    def read(r, node, args, attrs):
+        if all(is_mask(a) for a in args):
+            names = [r.mask_name(a, out_name(node)) for a in args]
+            return [MaskRef(r.add(op, names, out_name(node)).name)]
+        raise r.unsupported(f"expected {onnx_op} of masks")
+    return read
 
 
 def reduce_sum_of_mask(r, node, args, attrs) -> list[Value] | None:
@@ -253,7 +257,8 @@ def plan_binary(op: str, a: Value, b: Value) -> Plan | None:
 HANDLERS = {
     "Equal": _equal,
     "Not": _not,
-    "And": _and,
+    "And": _logic("And", op="mask_and"),
+    "Or": _logic("Or", op="mask_or"),
     "Greater": _greater,
     "CumSum": _cumsum,
     "Shape": _shape,
