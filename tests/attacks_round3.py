@@ -124,21 +124,37 @@ def _convert(src, to: str, out, *extra) -> list[str]:
     return ["convert", str(src), "--to", to, "-o", str(out), *map(str, extra)]
 
 
-def build(folder: Path, groups: tuple[str, ...] | None = None) -> list[Case]:
-    """Every case (or those of the builders named in ``groups``)."""
+def build_groups(folder: Path, makers, groups: tuple[str, ...] | None = None) -> list[Case]:
+    """The cases of every ``<group>_cases(sub_folder)`` in ``makers`` (or of those named in ``groups``), each group
+    in its own sub-folder, beside the decoy file the path cases aim at (every round's ``build``)."""
     folder.mkdir(parents=True, exist_ok=True)
-    secret = folder.parent / SECRET_NAME
-    secret.write_bytes(b"\x00" * 4096)
-    with h5py.File(folder.parent / (SECRET_NAME + ".h5"), "w") as f:
-        f.create_dataset("x", data=np.zeros((4, 4), "f4"))
+    (folder.parent / SECRET_NAME).write_bytes(b"\x00" * 4096)
     cases: list[Case] = []
-    for make in (npz_cases, onnx_cases, collide_cases, safetensors_cases, h5_cases, output_cases, message_cases,
-                 fifo_cases, zip_cases, legacy_cases, gates_cases):
+    for make in makers:
         if groups is None or make.__name__.removesuffix("_cases") in groups:
             sub = folder / make.__name__
             sub.mkdir(exist_ok=True)
             cases += make(sub)
     return cases
+
+
+def failures(cases: list[Case], run, folder: Path, timeout: float) -> list[str]:
+    """One line per case whose run (a round's ``run_case``) found a problem: the CI sample tests' loop."""
+    lines = []
+    for case in cases:
+        problems, _ = run(case, folder / "MARKER", timeout=timeout)
+        if problems:
+            lines.append(f"[{case.klass}] {case.name!r}: {'; '.join(problems)}")
+    return lines
+
+
+def build(folder: Path, groups: tuple[str, ...] | None = None) -> list[Case]:
+    """Every case (or those of the builders named in ``groups``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with h5py.File(folder.parent / (SECRET_NAME + ".h5"), "w") as f:
+        f.create_dataset("x", data=np.zeros((4, 4), "f4"))
+    return build_groups(folder, (npz_cases, onnx_cases, collide_cases, safetensors_cases, h5_cases, output_cases,
+                                 message_cases, fifo_cases, zip_cases, legacy_cases, gates_cases), groups)
 
 
 # -- npz given to verify / explain -------------------------------------------------------------------

@@ -35,7 +35,7 @@ import h5py
 import numpy as np
 
 from attacks import K3, K3_GRU, MODELS, Case, read_keras, write_keras
-from attacks_round3 import SECRET_NAME, _case, _convert, run_case3
+from attacks_round3 import _case, _convert, build_groups, run_case3
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = ROOT / "fixtures" / "expected"
@@ -54,15 +54,7 @@ def run_case4(case: Case, marker: Path, timeout: float) -> tuple[list[str], dict
 
 def build(folder: Path, groups: tuple[str, ...] | None = None) -> list[Case]:
     """Every case (or those of the builders named in ``groups``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder.parent / SECRET_NAME).write_bytes(b"\x00" * 4096)
-    cases: list[Case] = []
-    for make in (artifact_cases, options_cases, npz_cases, functional_cases, ortlog_cases, h5_cases):
-        if groups is None or make.__name__.removesuffix("_cases") in groups:
-            sub = folder / make.__name__
-            sub.mkdir(exist_ok=True)
-            cases += make(sub)
-    return cases
+    return build_groups(folder, (artifact_cases, options_cases, npz_cases, functional_cases, ortlog_cases, h5_cases), groups)
 
 
 # -- verify --artifact: written artifacts from a stranger ---------------------------------------------------

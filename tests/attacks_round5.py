@@ -57,7 +57,7 @@ import numpy as np
 
 from attacks import (K3, K3_GRU, MODELS, Case, lstm_keys, read_keras, replace_strings, safetensors_bytes,
                      write_keras)
-from attacks_round3 import SECRET_NAME, _case, _convert
+from attacks_round3 import SECRET_NAME, _case, _convert, build_groups
 from attacks_round4 import TINY, _written, run_case4
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,16 +78,7 @@ def run_case5(case: Case, marker: Path, timeout: float) -> tuple[list[str], dict
 
 def build(folder: Path, groups: tuple[str, ...] | None = None) -> list[Case]:
     """Every case (or those of the builders named in ``groups``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder.parent / SECRET_NAME).write_bytes(b"\x00" * 4096)
-    cases: list[Case] = []
-    for make in (options_cases, h5_cases, config_cases, numbers_cases, zip_cases, safetensors_cases, torch_cases,
-                 onnx_cases, npz_cases, output_cases):
-        if groups is None or make.__name__.removesuffix("_cases") in groups:
-            sub = folder / make.__name__
-            sub.mkdir(exist_ok=True)
-            cases += make(sub)
-    return cases
+    return build_groups(folder, (options_cases, h5_cases, config_cases, numbers_cases, zip_cases, safetensors_cases, torch_cases, onnx_cases, npz_cases, output_cases), groups)
 
 
 # -- numbers and names on the command line ------------------------------------------------------------------

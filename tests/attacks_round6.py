@@ -48,7 +48,7 @@ import h5py
 import numpy as np
 
 from attacks import K3_GRU, Case, lstm_keys, read_keras, safetensors_bytes, write_keras
-from attacks_round3 import SECRET_NAME, _case, _convert
+from attacks_round3 import _case, _convert, build_groups
 from attacks_round4 import TINY, _written
 from attacks_round5 import EVIL, run_case5
 
@@ -58,15 +58,7 @@ _KERNEL = "model_weights/lstm/lstm/lstm_cell/kernel:0"
 
 def build(folder: Path, groups: tuple[str, ...] | None = None) -> list[Case]:
     """Every case (or those of the builders named in ``groups``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder.parent / SECRET_NAME).write_bytes(b"\x00" * 4096)
-    cases: list[Case] = []
-    for make in (unicode_cases, json_cases, h5attr_cases, onnx_cases, pickle_cases, paths_cases, size_cases):
-        if groups is None or make.__name__.removesuffix("_cases") in groups:
-            sub = folder / make.__name__
-            sub.mkdir(exist_ok=True)
-            cases += make(sub)
-    return cases
+    return build_groups(folder, (unicode_cases, json_cases, h5attr_cases, onnx_cases, pickle_cases, paths_cases, size_cases), groups)
 
 
 def _both(K: str, label: str, src: Path, folder: Path, to: str = "torch", expect: str = "refuse",

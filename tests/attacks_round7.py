@@ -62,7 +62,7 @@ import h5py
 import numpy as np
 
 from attacks import K3_GRU, Case, lstm_keys, read_keras, safetensors_bytes, write_keras
-from attacks_round3 import SECRET_NAME, _case, _convert
+from attacks_round3 import SECRET_NAME, _case, _convert, build_groups
 from attacks_round4 import TINY, _written
 from attacks_round5 import run_case5
 
@@ -83,15 +83,7 @@ def run_case7(case: Case, marker: Path, timeout: float) -> tuple[list[str], dict
 
 def build(folder: Path, groups: tuple[str, ...] | None = None) -> list[Case]:
     """Every case (or those of the builders named in ``groups``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder.parent / SECRET_NAME).write_bytes(b"\x00" * 4096)
-    cases: list[Case] = []
-    for make in (torch_cases, safetensors_cases, onnx_cases, keras_cases, h5_cases, cli_cases, cmds_cases):
-        if groups is None or make.__name__.removesuffix("_cases") in groups:
-            sub = folder / make.__name__
-            sub.mkdir(exist_ok=True)
-            cases += make(sub)
-    return cases
+    return build_groups(folder, (torch_cases, safetensors_cases, onnx_cases, keras_cases, h5_cases, cli_cases, cmds_cases), groups)
 
 
 def _pair(K: str, label: str, src: Path, folder: Path, to: str = "onnx", expect: str = "refuse",

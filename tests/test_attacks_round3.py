@@ -13,7 +13,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from attacks_round3 import build, run_case3
+from attacks_round3 import build, failures, run_case3
 from converters import npz_file
 from converters.errors import FormatError, UnsafeError
 from converters.readers.detect import check_regular
@@ -37,12 +37,8 @@ def battery(tmp_path_factory):
 def test_cases_that_once_failed(battery):
     folder, cases = battery
     assert all(any(p in c.name for c in cases) for p in ONCE_FAILED)
-    failures = []
-    for case in cases:
-        problems, _ = run_case3(case, folder / "MARKER", timeout=60)
-        if problems:
-            failures.append(f"[{case.klass}] {case.name!r}: {'; '.join(problems)}")
-    assert not failures, "\n".join(failures)
+    found = failures(cases, run_case3, folder, timeout=60)
+    assert not found, "\n".join(found)
 
 
 def _zip(path, members):

@@ -7,6 +7,7 @@ time and memory, inputs unchanged), plus the mechanisms' unit checks through the
 import numpy as np
 import pytest
 
+from attacks_round3 import failures
 from attacks_round4 import MULTI, TINY, build, run_case4
 from converters.errors import FormatError, GateportError, UnsupportedError, UsageError
 
@@ -32,12 +33,8 @@ def battery(tmp_path_factory):
 def test_cases_that_once_failed(battery):
     folder, cases = battery
     assert all(any(c.name == p or c.name.startswith(p + " ") for c in cases) for p in ONCE_FAILED)
-    failures = []
-    for case in cases:
-        problems, _ = run_case4(case, folder / "MARKER", timeout=120)
-        if problems:
-            failures.append(f"[{case.klass}] {case.name!r}: {'; '.join(problems)}")
-    assert not failures, "\n".join(failures)
+    found = failures(cases, run_case4, folder, timeout=120)
+    assert not found, "\n".join(found)
 
 
 def test_verify_and_diff_refuse_tolerances_and_seeds_that_decide_the_verdict():

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import converters
+from attacks_round3 import failures
 from attacks import read_keras, write_keras
 from attacks_round4 import TINY
 from attacks_round5 import K3_GRU, build, run_case5
@@ -36,12 +37,8 @@ def battery(tmp_path_factory):
 def test_cases_that_once_failed(battery):
     folder, cases = battery
     assert all(any(c.name == p or c.name.startswith(p + " ") for c in cases) for p in ONCE_FAILED)
-    failures = []
-    for case in cases:
-        problems, _ = run_case5(case, folder / "MARKER", timeout=120)
-        if problems:
-            failures.append(f"[{case.klass}] {case.name!r}: {'; '.join(problems)}")
-    assert not failures, "\n".join(failures)
+    found = failures(cases, run_case5, folder, timeout=120)
+    assert not found, "\n".join(found)
 
 
 def test_convert_refuses_arguments_of_the_wrong_type(tmp_path):

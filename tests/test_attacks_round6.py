@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import converters
+from attacks_round3 import failures
 from attacks import K3_GRU, read_keras, write_keras
 from attacks_round4 import TINY
 from attacks_round6 import WIDE, build, run_case5
@@ -35,12 +36,8 @@ def battery(tmp_path_factory):
 def test_cases_that_once_failed_and_a_sample(battery):
     folder, cases = battery
     assert sorted(c.name for c in cases) == sorted(set(ONCE_FAILED + SAMPLE))
-    failures = []
-    for case in cases:
-        problems, _ = run_case5(case, folder / "MARKER", timeout=120)
-        if problems:
-            failures.append(f"[{case.klass}] {case.name!r}: {'; '.join(problems)}")
-    assert not failures, "\n".join(failures)
+    found = failures(cases, run_case5, folder, timeout=120)
+    assert not found, "\n".join(found)
 
 
 def test_output_paths_must_be_utf8(tmp_path):

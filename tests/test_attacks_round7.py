@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import converters
+from attacks_round3 import failures
 from attacks import K3_GRU, lstm_keys, read_keras, safetensors_bytes, write_keras
 from attacks_round4 import TINY
 from attacks_round7 import build, run_case7
@@ -34,12 +35,8 @@ def battery(tmp_path_factory):
 def test_cases_that_once_failed_and_a_sample(battery):
     folder, cases = battery
     assert sorted(c.name for c in cases) == sorted(set(ONCE_FAILED + SAMPLE))
-    failures = []
-    for case in cases:
-        problems, _ = run_case7(case, folder / "MARKER", timeout=120)
-        if problems:
-            failures.append(f"[{case.klass}] {case.name!r}: {'; '.join(problems)}")
-    assert not failures, "\n".join(failures)
+    found = failures(cases, run_case7, folder, timeout=120)
+    assert not found, "\n".join(found)
 
 
 def _header(keys: dict) -> tuple[dict, int]:
