@@ -529,6 +529,20 @@ def test_external_links_are_refused(tmp_path):
         read(path)
 
 
+def test_a_safetensors_file_whose_header_is_not_json_says_what_one_is(tmp_path):
+    """A header padded with a leading space (the Rust safetensors reader refuses it too) is refused naming the
+    format it was named as, not as 'expected an HDF5 file' (red team round 7)."""
+    import struct
+
+    header = b' {"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}'
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 4)
+    with pytest.raises(FormatError, match=r"expected a safetensors file: an 8-byte little-endian header length, "
+                                          r"then the JSON header starting with '\{', found bytes") as caught:
+        read(path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
 def test_not_a_model(tmp_path):
     junk = tmp_path / "junk.h5"
     junk.write_bytes(b"not a model at all")

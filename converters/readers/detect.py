@@ -66,6 +66,9 @@ def sniff(path: str | Path) -> str:
         return kind
     if tf_checkpoint(path):
         raise UnsupportedError(TF_CHECKPOINT, file=str(path))
+    if path.suffix.lower() == ".safetensors":  # named as one: say what one is (the Rust reader is as strict)
+        raise FormatError("expected a safetensors file: an 8-byte little-endian header length, then the JSON header "
+                          f"starting with '{{', found bytes {head[:9]!r}", file=str(path))
     onnx = " (an ONNX model reads with the .onnx suffix)" if head[:1] == b"\x08" else ""
     raise FormatError(f"expected an HDF5 file, a .keras zip or a JSON model config (or a PyTorch .pt/.pth/"
                       f".safetensors, an .onnx, a gateport .gates file), found bytes {head[:8]!r}{onnx}", file=str(path))
