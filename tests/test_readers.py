@@ -585,9 +585,21 @@ def test_keras3_concatenate_with_an_unmasked_input_has_no_mask(tmp_path):
     assert float(np.max(np.abs(got - want))) <= TOL
 
 
-def test_keras3_or_of_two_masks_is_refused(tmp_path):
-    _, model = _keras3_concat_model(masked_both=True)
+def test_keras3_or_of_two_masks_is_a_mask_or(tmp_path):
+    """Both inputs masked: Keras 3 ors their masks (concatenate.py compute_mask); read as a mask_or node (refused
+    before realistic round 7), the LSTM masked by it, the same numbers as Keras with masks that differ."""
+    keras, model = _keras3_concat_model(masked_both=True)
     model.save(tmp_path / "m.keras")
-    with pytest.raises(UnsupportedError, match="logical or") as e:
-        read(tmp_path / "m.keras")
-    assert e.value.layer == "cat (Concatenate)"
+    ir = read(tmp_path / "m.keras")
+    (node,) = [n for n in ir.nodes if n.op == "mask_or"]
+    assert ir.node("lstm").mask == node.outputs[0]
+    rng = np.random.default_rng(3)
+    toks = rng.integers(1, 9, (3, 5)).astype("int32")
+    toks[1, 3:] = 0
+    toks[2, 1] = 0
+    xs = rng.standard_normal((3, 5, 2)).astype("float32")
+    xs[1, 3] = 0.0  # masked in both: skipped
+    xs[2, 4] = 0.0  # masked in x only: kept (the ids' mask is true there)
+    want = keras.ops.convert_to_numpy(model([toks, xs]))
+    (got,) = reference.run(ir, [toks, xs])
+    assert float(np.max(np.abs(got - want))) <= TOL
