@@ -186,3 +186,22 @@ def test_safetensors_needs_no_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True,
                          cwd=ROOT)
     assert out.stdout.strip() == "False"
+
+
+def test_a_pickle_that_breaks_the_loader_says_what_was_expected(tmp_path):
+    """A pickle fetching a memo entry it never stored (red team round 7) fails inside torch.load with a bare
+    KeyError: the line says what gateport expected and names the file."""
+    import pickle
+    import zipfile
+
+    from converters import read
+    from converters.errors import FormatError
+
+    path = tmp_path / "memo.pt"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("memo/data.pkl", b"\x80\x02" + pickle.LONG_BINGET + (1000000).to_bytes(4, "little") + b".")
+        z.writestr("memo/version", b"3\n")
+    with pytest.raises(FormatError, match=r"expected a state_dict of tensors that torch.load\(weights_only=True\) "
+                                          r"reads, found a file it fails on") as caught:
+        read(path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)

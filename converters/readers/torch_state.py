@@ -157,8 +157,8 @@ def _load_error(e: Exception, file: str) -> GateportError:
         return FormatError("expected a state_dict of tensors; torch.load(weights_only=True) refused the pickle "
                            f"({quote(reason, 200)})", file=file)
     detail = text.strip().splitlines()
-    return FormatError(f"not a loadable PyTorch state_dict ({type(e).__name__}: "
-                       f"{quote(detail[0] if detail else '', 200)})", file=file)
+    return FormatError("expected a state_dict of tensors that torch.load(weights_only=True) reads, found a file it "
+                       f"fails on ({type(e).__name__}: {quote(detail[0] if detail else '', 200)})", file=file)
 
 
 def _unpickler_reason(text: str) -> str | None:
