@@ -77,6 +77,10 @@ def _names(value, key: str) -> list[str]:
     if not isinstance(value, np.ndarray) or value.ndim != 1:
         shape = "a scalar" if not isinstance(value, np.ndarray) or value.ndim == 0 else f"an array of shape {value.shape}"
         raise FormatError(f"attribute {quote(key)}: expected a list of names (a 1-D array), found {shape}")
+    odd = next((v for v in value if not isinstance(v, (bytes, str))), None)
+    if odd is not None:  # an HDF5 object reference, a number: str() of it would be taken as a name nothing has
+        raise FormatError(f"attribute {quote(key)}: expected a list of names as text, found a "
+                          f"{quote(type(odd).__name__)} value")
     return [_text(v, key) for v in value]
 
 
