@@ -222,6 +222,8 @@ def _address(a: np.ndarray) -> int:
 _TILE_SOURCE_ROWS, _TILE_SOURCE_COLS, _TILED_FROM = 64, 256, 1 << 16
 #: Padding of the transposed tile's rows, so that they do not lie a power of two bytes apart either.
 _TILE_PAD = 16
+#: The shortest contiguous run of the source (``out``'s row count) worth tiling for.
+_TILED_MIN_RUN = 16
 
 
 def contiguous(a: np.ndarray) -> np.ndarray:
@@ -239,7 +241,7 @@ def copy_2d(out: np.ndarray, a: np.ndarray) -> None:
     """``out[...] = a`` for 2-D arrays (a cast if the dtypes differ); a large source laid out column-major
     (a transposed view) is copied tile by tile through two small buffers (see :data:`_TILE_SOURCE_ROWS`)."""
     rows, cols = a.shape
-    if a.size < _TILED_FROM or rows < _TILE_PAD or not 0 < a.strides[0] < a.strides[1]:
+    if a.size < _TILED_FROM or rows < _TILED_MIN_RUN or not 0 < a.strides[0] < a.strides[1]:
         out[...] = a
         return
     source = a.T  # the array as stored: each of its rows a run of ``out``'s column

@@ -43,7 +43,7 @@ _BIN = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
         "Max": np.maximum, "Min": np.minimum}  # Max / Min: Keras 2's hard_sigmoid, clip(0.2 x + 0.5, 0, 1)
 #: the recurrent activations a loop's gates may use: ONNX's name -> the numpy function (Keras 2's hard_sigmoid
 #: is ONNX's HardSigmoid with alpha 0.2, beta 0.5; tf_keras/src/activations.py hard_sigmoid)
-_GATE = {"Sigmoid": lambda x: 1 / (1 + np.exp(-x)), "HardSigmoid": lambda x: np.clip(0.2 * x + 0.5, 0, 1)}
+_GATE = {"Sigmoid": _ACT["Sigmoid"], "HardSigmoid": lambda x: np.clip(0.2 * x + 0.5, 0, 1)}
 #: the check runs the body once per step of a static time axis up to this long
 _MAX_STEPS = 4096
 _ATOL = 1e-5
@@ -418,7 +418,7 @@ def _options(cell: dict) -> list[dict]:
             gate = "HardSigmoid"  # each gate clipped by Max/Min: the numpy check decides whether it is Keras 2's
         else:
             return []
-        other = [a for a in acts if a != "Sigmoid" or gate != "Sigmoid"]
+        other = [a for a in acts if a != "Sigmoid"]  # (a HardSigmoid cell has no Sigmoid at all)
         if len(set(other)) > 1:
             return []
         found = [{"activation": other[0] if other else "Sigmoid", "gate": gate}]

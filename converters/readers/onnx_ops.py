@@ -319,11 +319,16 @@ def _reduce(r, node, args, attrs):
             return found
     axes, keepdims = axes_of(node, args, attrs), bool(attrs.get("keepdims", 1))
     moved = _batch_first(args[0])
-    if moved is not None and axes:
-        return _reduce_time_major(r, node, moved, axes, keepdims)
-    x = r.as_ir(args[0])
+    # a time-major value (onnxruntime's transpose optimizer pushes torch's Transpose back to batch-first through
+    # out.mean(dim=1), whose axes become [0]: onnxruntime/core/optimizer/transpose_optimization): the reduce of its
+    # batch-first value over the same axes, time and batch swapped
+    time_major = moved is not None and bool(axes)
+    x = r.as_ir(moved if time_major else args[0])
     rank = r.ranks.get(x.name, x.rank) if isinstance(x, IR) else None
     if not isinstance(x, IR) or x.dtype != "float32" or rank is None:
+        if time_major:
+            raise r.unsupported(f"expected {node.op_type} of a time-major float tensor of known rank, found a "
+                                f"{x.what}")
         also = " or of a mask (Keras Masking, a masked RNN's lengths)" if node.op_type == "ReduceSum" else ""
         raise r.unsupported(f"expected {node.op_type} of a float tensor of known rank{also}, found a {args[0].what}")
     if not axes:
@@ -332,12 +337,16 @@ def _reduce(r, node, args, attrs):
         raise r.unsupported(f"expected {node.op_type} over axes other than the batch, found every axis")
     if any(not -rank <= a < rank for a in axes):
         raise FormatError(f"{node.op_type} axes {axes} out of range for a tensor of rank {rank}")
-    keras_axes = sorted({a % rank for a in axes})
+    swap = {0: 1, 1: 0} if time_major else {}
+    keras_axes = sorted({swap.get(a % rank, a % rank) for a in axes})
     if keras_axes[0] == 0 or len(keras_axes) != len(axes):
-        raise r.unsupported(f"expected {node.op_type} over distinct axes other than the batch (axis 0), found {axes}")
+        batch = "axis 1 of a time-major tensor" if time_major else "axis 0"
+        raise r.unsupported(f"expected {node.op_type} over distinct axes other than the batch ({batch}), found {axes}")
     out_rank = rank if keepdims else rank - len(keras_axes)
-    return [r.add("reduce", [x.name], out_name(node), {"mode": _REDUCE_MODES[node.op_type], "axes": keras_axes,
-                                                         "keepdims": keepdims}, rank=out_rank)]
+    out = r.add("reduce", [x.name], out_name(node), {"mode": _REDUCE_MODES[node.op_type], "axes": keras_axes,
+                                                       "keepdims": keepdims}, rank=out_rank)
+    # still time-major unless time was reduced away
+    return [View("time_major", out)] if time_major and (keepdims or 1 not in keras_axes) else [out]
 
 
 def _batch_first(v: Value) -> Value | None:
@@ -350,29 +359,6 @@ def _batch_first(v: Value) -> Value | None:
     if isinstance(v, Merged) and v.time_major:
         return Merged(v.rec, v.mode, tuple(_transposed(p) for p in v.parts), False)
     return None
-
-
-def _reduce_time_major(r, node, x: Value, axes: list[int], keepdims: bool) -> list[Value]:
-    """A Reduce over axes of a time-major (``[time, batch, ...]``) value: the reduce of its batch-first
-    value ``x`` over the same axes, time and batch swapped. onnxruntime's transpose optimizer
-    (``ORT_ENABLE_BASIC`` and up, onnxruntime/core/optimizer/transpose_optimization) writes torch's
-    ``out.mean(dim=1)`` this way: the Transpose back to batch-first pushed through the ReduceMean, whose
-    axes become ``[0]``. The result is batch-first when time is reduced away (keepdims 0), else time-major."""
-    x = r.as_ir(x)
-    rank = r.ranks.get(x.name, x.rank) if isinstance(x, IR) else None
-    if not isinstance(x, IR) or x.dtype != "float32" or rank is None:
-        raise r.unsupported(f"expected {node.op_type} of a time-major float tensor of known rank, found a "
-                            f"{x.what}")
-    if any(not -rank <= a < rank for a in axes):
-        raise FormatError(f"{node.op_type} axes {axes} out of range for a tensor of rank {rank}")
-    swapped = sorted({{0: 1, 1: 0}.get(a % rank, a % rank) for a in axes})
-    if swapped[0] == 0 or len(swapped) != len(axes):
-        raise r.unsupported(f"expected {node.op_type} over distinct axes other than the batch (axis 1 of a "
-                            f"time-major tensor), found {axes}")
-    out_rank = rank if keepdims else rank - len(swapped)
-    out = r.add("reduce", [x.name], out_name(node), {"mode": _REDUCE_MODES[node.op_type], "axes": swapped,
-                                                       "keepdims": keepdims}, rank=out_rank)
-    return [out] if 1 in swapped and not keepdims else [View("time_major", out)]
 
 
 def _select_direction(r, y: RecOut, axis: int, slot: int) -> Value:
@@ -759,10 +745,10 @@ def _flatten(r, node, args, attrs):
 
 
 def _gemm(r, node, args, attrs):
-    a, b = args[:2]
-    c = args[2] if len(args) > 2 else None
     """``alpha * A @ B' + beta * C``: a dense layer of the constants ``alpha * B'`` and ``beta * C`` (folded once,
     in B's type: torch's Linear writes alpha = beta = 1; hand-built and converted graphs scale)."""
+    a, b = args[:2]
+    c = args[2] if len(args) > 2 else None
     if attrs.get("transA", 0) or attrs.get("transB", 0) not in (0, 1):
         raise r.unsupported(f"expected Gemm with transA=0 and transB 0 or 1, found transA={attrs.get('transA', 0)!r}, "
                             f"transB={attrs.get('transB', 0)!r}")
