@@ -750,8 +750,8 @@ def _gemm(r, node, args, attrs):
     a, b = args[:2]
     c = args[2] if len(args) > 2 else None
     if attrs.get("transA", 0) or attrs.get("transB", 0) not in (0, 1):
-        raise r.unsupported(f"expected Gemm with transA=0 and transB 0 or 1, found transA={attrs.get('transA', 0)!r}, "
-                            f"transB={attrs.get('transB', 0)!r}")
+        raise r.unsupported(f"expected Gemm with transA=0 and transB 0 or 1, found transA={quote(attrs.get('transA', 0))}, "
+                            f"transB={quote(attrs.get('transB', 0))}")
     if not isinstance(b, Const) or b.value.ndim != 2 or b.value.dtype.kind != "f" \
             or (c is not None and not isinstance(c, Const)):
         raise r.unsupported("expected Gemm with constant 2-D float weights")
