@@ -32,7 +32,7 @@ from .onnx_rewrite import (FLIP_END, Rewrite, fresh as _fresh, full_reverse, op_
                            through_cast as _through_cast, transposed_flip_source, zeros as _zeros)
 from .onnx_tf_masks import float_count, masking_product, select_lowered
 from .onnx_torch_patterns import (static_time_reshape, time_major_dense, time_major_inputs, unrolled_rnn,
-                                  unsqueeze_gather)
+                                  layer_view_gather, unsqueeze_gather)
 from .onnx_opset import default_opset
 from .onnx_value_graph import BIG, ValueGraph, shown, where
 
@@ -441,6 +441,7 @@ PATTERNS = [
     ("unrolled_time_distributed", ("Concat",), _unrolled_time_distributed),
     ("negative_ids_wrapped", ("Gather",), _negative_ids_wrapped),
     ("unsqueeze_gather", ("Gather",), unsqueeze_gather),
+    ("layer_view_gather", ("Gather",), layer_view_gather),
     ("zero_initial_state", _RECURRENT, _zero_initial_state),
     ("bidirectional_pair", _RECURRENT, _bidirectional_pair),
     ("slice_one_squeeze", ("Slice",), _slice_one_squeeze),

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..sanitize import quote
 from .onnx_rewrite import Rewrite, fresh, op_of as _op, step_of, zeros
-from .onnx_value_graph import ValueGraph
+from .onnx_value_graph import ValueGraph, shown
 
 _ACTS = ("Tanh", "Relu")
 _RECURRENT = ("LSTM", "GRU", "RNN")
@@ -283,6 +283,36 @@ def unsqueeze_gather(vg: ValueGraph, node):
         return "expected index 0 or -1 (a scalar) of the one stacked tensor"
     return Rewrite("unsqueeze_gather", [node],
                    [vg.onnx.helper.make_node("Identity", [unsq.input[0]], list(node.output), name=node.name)])
+
+
+def layer_view_gather(vg: ValueGraph, node):
+    """Gather(Reshape(Concat(h_1, ..., h_L), [L, dirs, -1, H]), k, axis 0) -> Identity(h_k): PyTorch's
+    ``h_n.view(num_layers, num_directions, batch, hidden)[k]`` (the TorchScript exporter's ``h_n`` is the
+    ``Concat`` on axis 0 of each layer's node's ``Y_h`` [dirs, batch, H]; one layer: that ``Y_h`` itself), the
+    view's layer ``k`` being that layer's state (torch/nn/modules/rnn.py documents ``h_n``'s layout)."""
+    view = _op(vg, node.input[0], "Reshape")
+    if view is None or int(vg.attr(node, "axis", 0)) != 0 or int(vg.attr(view, "allowzero", 0)):
+        return None
+    cat = _op(vg, view.input[0], "Concat")
+    sources = list(cat.input) if cat is not None and int(vg.attr(cat, "axis", 0)) == 0 else [view.input[0]]
+    states = [vg.producer.get(s) for s in sources]
+    if not all(p is not None and p.op_type in _RECURRENT and s in p.output[1:] for s, p in zip(sources, states)):
+        return None
+    dims = [vg.dims(s) for s in sources]
+    target = vg.ints(view.input[1]) if vg.const(view.input[1]) is not None else vg.shape_value(view.input[1])
+    if target is None or len(target) != 4 or any(d is None or len(d) != 3 or d[0] != dims[0][0] or d[2] != dims[0][2]
+                                                 for d in dims):
+        return "expected a view [layers, dirs, batch, hidden] of the stacked layers' final states"
+    layers, dirs, batch, hidden = len(sources), dims[0][0], dims[0][1], dims[0][2]
+    sizes = [layers * dirs if target[0] == 0 else target[0], batch if target[1] == 0 else target[1], target[2],
+             target[3]]
+    if sizes[:2] != [layers, dirs] or sizes[2] not in (-1, 0, batch) or sizes[3] != hidden:
+        return f"expected the view [{layers}, {shown([dirs])}, -1, {shown([hidden])}], found {shown(target)}"
+    index = vg.ints(node.input[1])
+    if index is None or len(index) != 1 or vg.rank(node.input[1]) != 0 or not -len(sources) <= index[0] < len(sources):
+        return f"expected one layer's index (a scalar below {len(sources)})"
+    return Rewrite("layer_view_gather", [node],
+                   [vg.onnx.helper.make_node("Identity", [sources[index[0]]], list(node.output), name=node.name)])
 
 
 def static_time_reshape(vg: ValueGraph, node):
