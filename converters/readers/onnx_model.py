@@ -76,6 +76,9 @@ class OnnxReader:
         self.opset = 0
         self.op_version = 0  # the version of the op being read (its schema's since_version)
         self.tensors: TensorReader | None = None
+        #: IR tensor of one step of a merged (concat) bidirectional sequence -> (its directions batch-first, the step): a Slice
+        #: of one direction's half of it is that direction's step (onnx_ops._direction_of_step)
+        self.merged_steps: dict[str, tuple] = {}
         self.relaid: list[str] = []  # graph outputs read batch-first from a layout-0 Y / Y_h / Y_c
 
     # -- errors and names ----------------------------------------------------------------------

@@ -417,7 +417,29 @@ def _one_step(r, node, data: Value, axis: int, index: int) -> Value | None:
     x = r.as_ir(data)
     if not isinstance(x, IR) or r.ranks.get(x.name, x.rank) != 3:
         return None
-    return r.add("slice", [x.name], out_name(node), {"axis": 1, "index": int(index)}, rank=2)
+    step = r.add("slice", [x.name], out_name(node), {"axis": 1, "index": int(index)}, rank=2)
+    if isinstance(data, Merged) and data.mode == "concat" and all(isinstance(p, Seq) for p in data.parts):
+        r.merged_steps[step.name] = ([Seq(p.rec, p.slot, False, p.flipped, p.stage, p.zero) for p in data.parts],
+                                     int(index))
+    return step
+
+
+def _direction_of_step(r, node, x: Value, starts, ends, axes, steps) -> Value | None:
+    """One direction's half of one step of a bidirectional sequence (PyTorch's ``torch.cat((out[:, -1, :H],
+    out[:, 0, H:]), 1)``: the forward direction's last output beside the backward one's): that direction's
+    output at the step, its last output (the state Keras returns) when it is the step it processed last."""
+    found = r.merged_steps.get(x.name) if isinstance(x, IR) else None
+    if found is None or axes not in ([1], [-1]) or (steps or [1]) != [1]:
+        return None
+    parts, index = found
+    h = parts[0].rec.hidden
+    half = 0 if (starts[0], ends[0]) == (0, h) else 1 if starts[0] == h and ends[0] >= 2 * h else None
+    if half is None:
+        return None
+    part = parts[half]
+    if _is_last(part, index):
+        return _last(r, part, index)
+    return r.add("slice", [r.as_ir(part).name], out_name(node), {"axis": 1, "index": index}, rank=2)
 
 
 def _last(r, seq: Seq, index: int) -> Value:
@@ -707,6 +729,9 @@ def _slice(r, node, args, attrs):
             return [x.parts[0]]
         if starts[0] == h and ends[0] >= 2 * h:
             return [x.parts[1]]
+    half = _direction_of_step(r, node, x, starts, ends, axes, steps)
+    if half is not None:
+        return [half]
     raise r.unsupported("expected Slice reversing a sequence in time or taking one direction's half")
 
 
