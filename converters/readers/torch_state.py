@@ -453,6 +453,22 @@ def _base_name(module: TorchModule, spec: ModuleSpec | None) -> str:
     return module.prefix.rstrip(".").replace(".", "_") or "rnn"
 
 
+#: What every layer of one nn.LSTM / nn.GRU / nn.RNN shares (torch/nn/modules/rnn.py, RNNBase.__init__: one
+#: mode, hidden_size, bias and bidirectional for all num_layers; only layer 0's input size differs).
+_SHARED = ("mode", "hidden_size", "bidirectional", "bias")
+
+
+def _check_shared(module: TorchModule, k: int, found: tuple, first: tuple, name: str) -> None:
+    """Layer ``k`` of a module has layer 0's kind, hidden size, directions and bias, as every nn.* layer does: a
+    state_dict mixing them (layer 1 of hidden 5 under layer 0 of 4, a reverse direction in one layer only) is no
+    module torch builds, whatever the reader made of it."""
+    for what, mine, zeroth in zip(_SHARED, found, first):
+        if mine != zeroth:
+            raise FormatError(f"{_shown(module.prefix)}*_l{k}: expected {what}={zeroth} as in layer 0 (the layers of "
+                              f"one nn.LSTM/nn.GRU/nn.RNN share {', '.join(_SHARED)}), found {what}={mine}",
+                              layer=quote(name))
+
+
 def _module_nodes(module: TorchModule, spec: ModuleSpec | None, x: str, x_width: int | None) -> list[Node]:
     """The chained IR nodes of one module reading tensor ``x``."""
     if sorted(module.layers) != list(range(module.num_layers)):
@@ -461,9 +477,12 @@ def _module_nodes(module: TorchModule, spec: ModuleSpec | None, x: str, x_width:
                           f"{' ...' if module.num_layers > 8 else ''}")
     base = _base_name(module, spec)
     nodes = []
+    first = None
     for k in range(module.num_layers):
         kind, hidden, input_size, bidirectional, bias = _check_layer(module, k)
         name = base if module.num_layers == 1 else f"{base}_l{k}"
+        first = first or (kind, hidden, bidirectional, bias)
+        _check_shared(module, k, (kind, hidden, bidirectional, bias), first, name)
         if spec:
             _check_declared(spec, module, k, hidden, input_size, bidirectional, bias)
         if spec and spec.kind and spec.kind != kind:
