@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .divergence import mismatches
 from .errors import FormatError, GateportError, MissingDependencyError, UnsupportedError, check_tolerances
 from .ir import GATE_PARTS, Model, Node
 from .mistakes import Mistake, candidates
@@ -134,7 +135,7 @@ def _pair_score(a: Node, b: Node) -> float:
         return -1.0
     if _shape(a) != _shape(b):
         return 0.25
-    same = np.allclose(_fingerprint(a), _fingerprint(b), rtol=1e-6, atol=1e-9)
+    same = np.allclose(_fingerprint(a), _fingerprint(b), rtol=1e-6, atol=1e-9, equal_nan=True)
     return 2.0 if same else 1.0
 
 
@@ -185,13 +186,20 @@ def blocks(node: Node, weights: dict[str, np.ndarray]) -> dict[tuple[str, str, s
 
 
 def _close(x: np.ndarray, y: np.ndarray, atol: float, rtol: float) -> bool:
-    return x.shape == y.shape and bool(np.all(np.abs(np.asarray(x, np.float64) - y) <= atol + rtol * np.abs(y)))
+    """Same shape, every value within the tolerance; a NaN/Inf matches only the same NaN/Inf (verify's rule,
+    :func:`converters.divergence.mismatches`: a file diffed with its own conversion was 'different' wherever a
+    weight was NaN, since NaN - NaN is no number <= atol)."""
+    return x.shape == y.shape and not mismatches(x, y, atol, rtol).any()
 
 
 def _max_abs(x: np.ndarray, y: np.ndarray) -> float | None:
+    """The largest difference of the values finite in both (0.0 when none is)."""
     if x.shape != y.shape:
         return None
-    return float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)))) if x.size else 0.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))
+    diff = diff[np.isfinite(diff)]
+    return float(diff.max()) if diff.size else 0.0
 
 
 def _mismatches(node: Node, weights, target: dict, atol: float, rtol: float, seen: dict) -> int:
