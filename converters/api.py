@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
-from .errors import FormatError, GateportError, ModelNotFoundError, UnsupportedError
+from .errors import FormatError, GateportError, ModelNotFoundError, UnsupportedError, check_path
 from .ir import Model
 from .readers import SAVED_MODEL, check_source, read_file, warn_non_finite  # noqa: F401 - the public names
 from .readers.detect import source_kind  # noqa: F401 - the public name
@@ -51,6 +51,11 @@ def read(source: Source, config: PathLike | None = None) -> Model:
     return read_file(source, config)
 
 
+def _source_arg(source: Source) -> Source:
+    """A path given as ``source`` as a plain ``str`` (:func:`converters.errors.check_path`), an object as it is."""
+    return check_path("a model file path", source) if isinstance(source, (str, os.PathLike)) else source
+
+
 def convert(source: Source, to: str, output: PathLike, *, config: PathLike | None = None,
             opset: int | None = None, force: bool = False, dynamic: Sequence[str] = DYNAMIC_AXES,
             input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
@@ -69,6 +74,7 @@ def convert(source: Source, to: str, output: PathLike, *, config: PathLike | Non
     PosixPath('model.onnx')
     """
     _targets.get(to)  # an unknown target is a usage error, before any work
+    source = _source_arg(source)
     check_outputs(to, output, _inputs(source, config), force)
     model = _with_notes(_read_for(source, to, config), to)
     try:
@@ -212,6 +218,8 @@ def verify(source: PathLike, targets: Sequence[str] = ("torch", "onnx"), *,
     """
     from .verification import verify as run_verify
 
+    source = check_path("a model file path (verify reads files: convert an object with converters.convert first)",
+                        source)
     given: dict[str, Any] = {"atol": atol, "rtol": rtol, "timeout": timeout}
     return run_verify(source, targets, inputs=inputs, expected=expected, batch=batch, steps=steps, seed=seed,
                       config=config, artifacts=artifacts, require=require, isolate=isolate,

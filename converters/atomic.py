@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from .errors import OutputError, UsageError, check_flag
+from .errors import OutputError, check_flag, check_path
 from .sanitize import quote
 
 _RENAME_NOREPLACE, _RENAME_EXCHANGE, _AT_FDCWD = 1, 2, -100
@@ -55,16 +55,13 @@ _renameat2_fn = _load_renameat2()
 
 def check_path_type(path: object) -> None:
     """An output path is a ``str`` or an ``os.PathLike`` of one (not None, bytes, a number, a file object)."""
-    if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
-        raise UsageError(f"expected an output path (str or os.PathLike), found {type(path).__name__}")
-    if "\x00" in os.fspath(path):  # every os call on it would raise ValueError ('embedded null byte')
-        raise UsageError(f"expected an output path, found one holding a NUL character: {quote(os.fspath(path))}")
+    text = check_path("an output path", path)  # every os call on a NUL would raise ValueError ('embedded null byte')
     try:  # a name of bytes that are not UTF-8 (a str of surrogate escapes): safetensors, onnxruntime and the
-        os.path.abspath(path).encode("utf-8")  # generated model.py's loader open paths as text and refuse it later
+        os.path.abspath(text).encode("utf-8")  # generated model.py's loader open paths as text and refuse it later
     except UnicodeEncodeError:
-        raise OutputError(f"expected an output path that is UTF-8 text, found {quote(os.fspath(path))}") from None
-    if os.fspath(path) and not Path(os.path.abspath(path)).name:
-        raise OutputError(f"expected an output path naming a file or folder, found {quote(os.fspath(path))} (the "
+        raise OutputError(f"expected an output path that is UTF-8 text, found {quote(text)}") from None
+    if text and not Path(os.path.abspath(text)).name:
+        raise OutputError(f"expected an output path naming a file or folder, found {quote(text)} (the "
                           "root folder)")
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import os
 
 
 class GateportError(Exception):
@@ -139,6 +140,26 @@ def check_flag(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise UsageError(f"expected {name} True or False, found {type(value).__name__} {value!r:.60}")
     return value
+
+
+def check_path(what: str, value: object) -> str:
+    """``value``, a ``str`` or an ``os.PathLike`` giving one, as a plain ``str``; else a UsageError naming ``what``
+    (``"a model file path"``): bytes, a number, a model object where a path is due, a PathLike whose
+    ``__fspath__`` raises or gives bytes, a NUL character (each failed as a TypeError, ValueError or the object's
+    own exception from deep inside a reader), a ``str`` subclass whose ``__str__`` raises (the copy is plain)."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise UsageError(f"expected {what} (str or os.PathLike), found {type(value).__name__}")
+    try:
+        text = os.fspath(value)
+    except Exception as e:  # the caller's object: its own exception, whatever it is
+        raise UsageError(f"expected {what} (str or os.PathLike), found a {type(value).__name__} whose __fspath__ "
+                         f"raised {type(e).__name__}") from None
+    if not isinstance(text, str):
+        raise UsageError(f"expected {what} (str or os.PathLike), found {type(value).__name__} giving "
+                         f"{type(text).__name__}")
+    if "\x00" in text:
+        raise UsageError(f"expected {what}, found one holding a NUL character: {str.__repr__(text)[:200]}")
+    return str.__str__(text)
 
 
 def check_names(name: str, value: object) -> list[str] | None:

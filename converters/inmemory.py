@@ -48,14 +48,15 @@ def _label(what: str, name: object) -> str:
 
 def read_object(obj: Any, config: Any = None) -> Model:
     """The IR of an in-memory model (see :func:`kind`); ``config``: a state_dict's layer description."""
-    found = kind(obj)
+    found = _calling(lambda: kind(obj), obj, "values()")
     if found == "model":
         return obj
     if found == "keras":
         return _read_keras(obj)
     if found in ("torch-module", "state-dict"):
         module = found == "torch-module"
-        return _read_state_dict(obj.state_dict() if module else obj, config,
+        state = _calling(obj.state_dict, obj, "state_dict()") if module else obj
+        return _read_state_dict(state, config,
                                 _label("torch.nn.Module", type(obj).__name__) if module else "<state_dict>")
     if found == "onnx":
         from .readers.onnx_model import from_proto
@@ -63,6 +64,19 @@ def read_object(obj: Any, config: Any = None) -> Model:
         return _relabel(from_proto(obj), _label("onnx.ModelProto", obj.graph.name or "model"))
     raise UsageError(f"expected a model file path, an IR Model, a Keras 3 model, a torch nn.Module or "
                      f"state_dict, or an onnx.ModelProto; found {type(obj).__name__}")
+
+
+def _calling(call, obj: Any, what: str):
+    """``call()``, code of the caller's object (a module's ``state_dict()``, a mapping's items): an exception it
+    raises is one UsageError naming the object and the exception (it passed as the object's own error, a
+    RuntimeError from deep inside gateport); gateport's own errors pass through."""
+    try:
+        return call()
+    except GateportError:
+        raise
+    except Exception as e:
+        raise UsageError(f"expected a model object gateport can read, found a {type(obj).__name__} whose {what} "
+                         f"raised {type(e).__name__}: {quote(str(e), 200)}") from e
 
 
 def _relabel(model: Model, label: str) -> Model:
@@ -99,7 +113,8 @@ def _read_state_dict(state: Mapping, config: Any, label: str) -> Model:
 
     torch = require("torch", "torch")
     try:
-        tensors = torch_state._flatten(dict(state), torch, Budget(label, limit=MAX_BYTES))
+        tensors = torch_state._flatten(_calling(lambda: dict(state), state, "items"), torch,
+                                       Budget(label, limit=MAX_BYTES))
         desc = torch_state.load_description(config, {})
         return _relabel(torch_state.to_model(tensors, desc), label)
     except GateportError as e:

@@ -49,7 +49,7 @@ import numpy as np
 from . import budget
 from .budget import check_count
 from .errors import (FormatError, GateportError, MissingDependencyError, UnsafeError, UnsupportedError,
-                     UsageError, check_flag, check_tolerances)
+                     UsageError, check_flag, check_names, check_tolerances)
 from .ir import Model
 from .sanitize import one_line, quote
 from .targets import RUNNABLE
@@ -643,6 +643,7 @@ def verify(model_path: str | os.PathLike, targets: Sequence[str] = DEFAULT_TARGE
     from .dtypes import tolerance
     from .readers import read_file as read
 
+    targets = check_names("verify targets", targets) or []  # a str or a number is no list of targets
     _check_arguments(targets, artifacts, batch, steps, require, timeout, seed, atol, rtol)
     isolate = check_flag("isolate", isolate)
     vb = VerifyBudget(str(model_path))

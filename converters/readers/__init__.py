@@ -24,9 +24,9 @@ from typing import Any
 import h5py
 
 from .. import budget
-from ..errors import FormatError, GateportError, UnsupportedError, UsageError
+from ..errors import FormatError, GateportError, UnsupportedError, UsageError, check_path
 from ..ir import RECURRENT_OPS, Model
-from ..sanitize import quote
+from ..sanitize import one_line, quote
 from . import detect
 from .hdf5 import attr_str, mapped_file
 from .hdf5_probe import probe
@@ -54,10 +54,10 @@ def read_file(path: str | os.PathLike, config: Any = None) -> Model:
     """Any model file as IR, its kind decided from its bytes: a gateport IR file, a PyTorch state_dict
     (``config``: an optional JSON layer description), an ONNX model, or a Keras file (``config``: the
     architecture of a weights-only file). A missing file raises ModelNotFoundError."""
-    path = Path(path)
+    path = Path(check_path("a model file path", path))
     check_source(path)
     check_config_type(config)
-    model = _read_kind(path, config)
+    model = warn_non_finite(_read_kind(path, config))  # every reader's weights, not Keras' alone
     budget.names(((what, name) for node in model.nodes for what, name in
                   [("layer", node.name), *(("tensor", t) for t in (*node.inputs, *node.outputs))]), file=str(path))
     budget.names([*(("input", spec.name) for spec in model.inputs), *(("output", name) for name in model.outputs)],
@@ -80,8 +80,8 @@ def check_config_type(config: Any) -> None:
     if config is not None and not isinstance(config, (str, os.PathLike, dict)):
         raise UsageError(f"expected config a file path (str or os.PathLike), a dict or None, found "
                          f"{type(config).__name__}")
-    if isinstance(config, (str, os.PathLike)) and not isinstance(os.fspath(config), str):
-        raise UsageError("expected config a file path (str or os.PathLike), found bytes")
+    if isinstance(config, (str, os.PathLike)):
+        check_path("config a file path", config)
 
 
 def _read_kind(path: Path, config: Any) -> Model:
@@ -102,7 +102,7 @@ def _read_kind(path: Path, config: Any) -> Model:
         return onnx_model.read(path)
     if path.suffix.lower() == ".pb":
         raise UnsupportedError(SAVED_MODEL, file=str(path))
-    return warn_non_finite(read(path, config=config))
+    return read(path, config=config)
 
 
 #: What a TensorFlow SavedModel is, and the way out.
@@ -124,20 +124,32 @@ def check_source(path: Path) -> None:
     detect.check_regular(path, "a model file")
 
 
+def non_finite(model: Model):
+    """``(node, weight name, count)`` for every weight array of ``model`` holding NaN or Inf."""
+    import numpy as np
+
+    for node in model.nodes:
+        for name, array in node.weights.items():
+            if array.dtype.kind in "fc" and not np.isfinite(array).all():
+                yield node, name, int(array.size - np.count_nonzero(np.isfinite(array)))
+
+
 def warn_non_finite(model: Model) -> Model:
     """Warn (GateportWarning) about every weight array holding NaN or Inf; return ``model``."""
     import warnings
 
-    import numpy as np
-
     from ..errors import GateportWarning
 
-    for node in model.nodes:
-        for name, array in node.weights.items():
-            if array.dtype.kind == "f" and not np.isfinite(array).all():
-                bad = int(array.size - np.isfinite(array).sum())
-                warnings.warn(GateportWarning(f"{model.source.get('path', model.name)}: {node.label()}: "
-                                              f"weight {name} holds {bad} NaN/Inf values"), stacklevel=2)
+    by_node: dict[int, tuple[Any, list[str], int]] = {}
+    for node, name, bad in non_finite(model):  # one line a layer, however many of its arrays hold them
+        _, names, count = by_node.get(id(node), (node, [], 0))
+        by_node[id(node)] = (node, [*names, name], count + bad)
+    for node, names, count in by_node.values():
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        weights = "weights" if len(names) > 1 else "weight"
+        warnings.warn(GateportWarning(one_line(f"{model.source.get('path', model.name)}: {node.label()}: {weights} "
+                                               f"{shown} hold{'s' * (len(names) == 1)} {count} NaN/Inf values")),
+                      stacklevel=2)
     return model
 
 

@@ -136,6 +136,7 @@ def _deployable_skeleton(model: Model, opset: int, dynamic: Sequence[str],
     """:func:`_skeleton` made deployable (see :func:`deployable`): ``(proto, weights)``."""
     onnx = require("onnx", "onnx")
     where = model.source.get("path")
+    dynamic = check_names("dynamic", dynamic) or []  # a str, a number: no list of axis names
     unknown = [a for a in dynamic if a not in DYNAMIC_AXES]
     if unknown:
         raise UsageError(f"expected dynamic axes from {', '.join(DYNAMIC_AXES)} (or none), found {quote(unknown[0])}",
