@@ -106,6 +106,8 @@ _ROWS: list[KerasClass] = [
     KerasClass("RNN", None, **_RECURRENT),
     KerasClass("TimeDistributed", None, None),
     KerasClass("Dense", "dense", True, written=True, **_PASS),
+    # a Dense-like equation only (readers/keras_layers.einsum_dense); no supports_masking in Keras 3
+    KerasClass("EinsumDense", "dense", True, **_DROP),
     KerasClass("Conv1D", "conv1d", True, written=True, **_DROP),
     *_rows(("DepthwiseConv1D", "SeparableConv1D", "SeparableConvolution1D"), "conv1d", True),
     KerasClass("Conv1DTranspose", "conv1d_transpose", True, written=True, **_DROP),  # no supports_masking

@@ -11,6 +11,7 @@ drops it); created by Embedding(mask_zero) and Masking.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -183,6 +184,33 @@ def dense(call: LayerCall) -> list[Tensor]:
                       config=inner_cfg, step_out=call.out())
     HANDLERS[cls](inner)
     return [Tensor(call.out(), shape, x.mask)]
+
+
+#: EinsumDense equations that are a Dense: the kernel ``cd`` contracts the input's last axis ``c`` and the output's last
+#: axis is ``d``, every other axis passed through in order (keras/src/layers/core/einsum_dense.py; what
+#: ``EinsumDense("abc,cd->abd", output_shape=(None, d), bias_axes="d")`` in production transformer code computes)
+_DENSE_EQUATION = re.compile(r"(\.\.\.|[a-z]*)([a-z]),([a-z])([a-z])->(\.\.\.|[a-z]*)([a-z])")
+
+
+def einsum_dense(call: LayerCall) -> list[Tensor]:
+    """EinsumDense whose equation is a Dense (:data:`_DENSE_EQUATION`): read as that Dense (``bias_axes`` the output
+    axis or none); any other equation is refused naming it and the form expected."""
+    cfg, x = call.config, call.single_input()
+    equation, bias_axes, shape = cfg.get("equation"), cfg.get("bias_axes"), cfg.get("output_shape")
+    match = _DENSE_EQUATION.fullmatch(equation) if isinstance(equation, str) else None
+    kept, c, c2, d, kept2, d2 = match.groups() if match else ("", "", "?", "", "", "")
+    letters = "" if kept == "..." else kept
+    dense_like = (kept == kept2 and c == c2 and d == d2 and len(set(letters + c + d)) == len(letters) + 2
+                  and (x.shape is None or kept == "..." or len(kept) == len(x.shape)))
+    if not dense_like or bias_axes not in (None, "", d):
+        raise call.unsupported(f"EinsumDense equation {quote(equation, 60)} with bias_axes {quote(bias_axes, 20)} is "
+                               "not supported: expected a Dense one, '<axes>c,cd-><axes>d' with bias_axes 'd' or "
+                               "none")
+    units = shape[-1] if isinstance(shape, (list, tuple)) and shape else shape
+    if isinstance(units, bool) or not isinstance(units, int):
+        raise call.error(f"output_shape: expected the output's last axis as an integer, found {quote(shape, 60)}")
+    (y,) = dense(call.inner(call.class_name, {**cfg, "units": units, "use_bias": bool(bias_axes)}))
+    return [Tensor(y.name, y.shape)]  # no supports_masking: the mask stops here
 
 
 #: Activation layers a Dense may be given as its activation (``Dense(8, activation=LeakyReLU(0.1))``: Keras calls the
@@ -1106,6 +1134,7 @@ HANDLERS = {
     "ZeroPadding1D": zero_padding,
     "UpSampling1D": upsampling,
     "Dense": dense,
+    "EinsumDense": einsum_dense,
     "TimeDistributed": time_distributed,
     "Embedding": embedding,
     "Masking": masking,
