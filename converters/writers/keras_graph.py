@@ -91,14 +91,19 @@ def _ir_mask_keys(model: Model) -> dict[str, tuple]:
             parts = sorted({keys.get(m, ("?", m)) for m in node.inputs}, key=repr)
             keys[node.outputs[0]] = parts[0] if len(parts) == 1 else ("and", tuple(parts))
         elif node.op == "mask_or":  # as MaskTracker.layer_call chains a Keras 3 merge's logical_or
-            key = keys.get(node.inputs[0], ("?", node.inputs[0]))
-            for m in node.inputs[1:]:
-                other = keys.get(m, ("?", m))
-                key = key if other == key else ("or", key, other)
-            keys[node.outputs[0]] = key
+            keys[node.outputs[0]] = _or_key([keys.get(m, ("?", m)) for m in node.inputs])
         elif node.op == "fold_time" and node.inputs[0] in keys:  # Keras 3 TimeDistributed slices the mask too
             keys[node.outputs[0]] = keys[node.inputs[0]]
     return keys
+
+
+def _or_key(keys: list) -> tuple:
+    """The key of Keras 3's logical_or of masks in order (a merge's or a last-axis Concatenate's compute_mask,
+    keras/src/layers/merging/base_merge.py, concatenate.py): equal keys fold into one."""
+    key, *rest = keys
+    for other in rest:
+        key = key if other == key else ("or", key, other)
+    return key
 
 
 def _mask_zero_ids(model: Model) -> set[str]:
@@ -179,11 +184,10 @@ class _MaskTracker:
             if node.options.get("return_sequences"):
                 out_masks[:n_y] = [first] * n_y
         elif cls in _MERGES and all(m is not None for m in ins):
-            key, tensor = ins[0]
+            tensor = ins[0][1]
             for m in ins[1:]:
                 tensor = self.op("logical_or", [tensor, m[1]])
-                key = key if m[0] == key else ("or", key, m[0])
-            out_masks[0] = (key, tensor)
+            out_masks[0] = (_or_key([m[0] for m in ins]), tensor)
         elif cls == "Concatenate" and any(m is not None for m in ins):
             out_masks[0] = self._concatenate(layer, ins)
         for t, m in zip(layer.outputs, out_masks):
@@ -199,9 +203,10 @@ class _MaskTracker:
             else:
                 parts.append(self.op("logical_or", [self.op("expand_dims", [m[1]]), self.op("zeros_like", [t])]))
         tensor = self.op("any", [self.op("concatenate", parts)])
-        keys = {m[0] if m else None for m in ins}
-        same = len(keys) == 1 and layer.config.get("axis", -1) in (-1,)
-        return (next(iter(keys)) if same else ("concat", tuple(map(repr, keys)))), tensor
+        keys = [m[0] if m else None for m in ins]
+        if layer.config.get("axis", -1) in (-1,) and None not in keys:  # every step's features: the masks' or
+            return _or_key(keys), tensor
+        return ("concat", tuple(sorted(map(repr, set(keys))))), tensor
 
     def _check_recurrent(self, layer: KerasLayer, first) -> None:
         node = layer.node
