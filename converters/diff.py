@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .divergence import mismatches
+from .closeness import mismatches
 from .errors import FormatError, GateportError, MissingDependencyError, UnsupportedError, check_tolerances
 from .ir import GATE_PARTS, Model, Node
 from .mistakes import Mistake, candidates
@@ -187,7 +187,7 @@ def blocks(node: Node, weights: dict[str, np.ndarray]) -> dict[tuple[str, str, s
 
 def _close(x: np.ndarray, y: np.ndarray, atol: float, rtol: float) -> bool:
     """Same shape, every value within the tolerance; a NaN/Inf matches only the same NaN/Inf (verify's rule,
-    :func:`converters.divergence.mismatches`: a file diffed with its own conversion was 'different' wherever a
+    :func:`converters.closeness.mismatches`: a file diffed with its own conversion was 'different' wherever a
     weight was NaN, since NaN - NaN is no number <= atol)."""
     return x.shape == y.shape and not mismatches(x, y, atol, rtol).any()
 

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .closeness import mismatches
 from .ir import Model, Node
 from .sanitize import one_line, quote
 
@@ -88,16 +89,6 @@ class Departure:
 
 
 # -- comparing -------------------------------------------------------------------------------------
-def mismatches(got, want, atol: float, rtol: float) -> np.ndarray:
-    """Elements where ``|got - want| > atol + rtol * |want|``; NaN/Inf match only the same NaN/Inf."""
-    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
-    finite = np.isfinite(got) & np.isfinite(want)
-    same = (np.isnan(got) & np.isnan(want)) | (np.isinf(got) & (got == want))
-    with np.errstate(invalid="ignore", over="ignore"):
-        close = np.abs(got - want) <= atol + rtol * np.abs(want)
-    return ~np.where(finite, close, same)
-
-
 def _max_abs(got, want, where) -> float | None:
     diff = np.abs(np.asarray(got, dtype=np.float64) - np.asarray(want, dtype=np.float64))[where]
     diff = diff[np.isfinite(diff)]

@@ -176,7 +176,7 @@ class Report:
 def compare(runtime: str, output: str, got, want, atol: float, rtol: float) -> Row:
     """One row: max abs and max relative error (over elements with ``|ref| > atol``) of the elements
     finite on both sides, pass/fail; a NaN/Inf passes only where the reference has the same one."""
-    from .divergence import mismatches
+    from .closeness import mismatches
 
     got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
     if got.shape != want.shape:

@@ -29,7 +29,7 @@ Python API with hostile objects is tested in-process (tests/test_attacks_round8.
 memory 251 MiB. Before this round's fixes: a state_dict whose layer 1 had another hidden size than layer 0, or a
 reverse direction in one layer only, was read and converted (no nn.LSTM has it: torch_state now checks that the
 layers of one module share mode, hidden_size, bias and bidirectional); ``diff`` of a file with a NaN weight and its
-own conversion said 'different', exit 1 (diff now compares by verify's rule, divergence.mismatches); NaN/Inf
+own conversion said 'different', exit 1 (diff now compares by verify's rule, closeness.mismatches); NaN/Inf
 weights were warned about for Keras files only (every reader now, one line a layer). The Python API (in-process,
 tests/test_attacks_round8.py): 79 of 518 calls with 37 hostile objects raised TypeError, ValueError or the object's
 own RuntimeError (verify of an object, targets / dynamic of a number or None, a PathLike whose ``__fspath__`` raises

@@ -90,7 +90,7 @@ def test_non_finite_weights_warn_for_every_reader(tmp_path):
 
 def test_diff_of_a_file_with_its_own_conversion_holding_nan_is_the_same(tmp_path):
     """diff compared with |a - b| <= tol, false for NaN - NaN: a file with a NaN weight was 'different' from its own
-    .gates (exit 1). Now verify's rule (divergence.mismatches): NaN/Inf match only the same NaN/Inf."""
+    .gates (exit 1). Now verify's rule (closeness.mismatches): NaN/Inf match only the same NaN/Inf."""
     import shutil
 
     import h5py
