@@ -4,6 +4,8 @@ from __future__ import annotations
 import errno
 import os
 
+from .sanitize import quote
+
 
 class GateportError(Exception):
     """Base of every error gateport raises on purpose.
@@ -158,8 +160,16 @@ def check_path(what: str, value: object) -> str:
         raise UsageError(f"expected {what} (str or os.PathLike), found {type(value).__name__} giving "
                          f"{type(text).__name__}")
     if "\x00" in text:
-        raise UsageError(f"expected {what}, found one holding a NUL character: {str.__repr__(text)[:200]}")
+        raise UsageError(f"expected {what}, found one holding a NUL character: {quote(str.__str__(text))}")
     return str.__str__(text)
+
+
+def _shown(value: object) -> str:
+    """A caller's value for a message: text, bytes and numbers quoted (:func:`converters.sanitize.quote`, cut to 60
+    characters), any other object by its type alone (its own ``__repr__`` may raise or print anything)."""
+    if type(value) in (str, bytes, int, float, bool) or value is None:
+        return quote(value, 60)
+    return "object"
 
 
 def check_names(name: str, value: object) -> list[str] | None:
@@ -168,10 +178,10 @@ def check_names(name: str, value: object) -> list[str] | None:
     if value is None:
         return None
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise UsageError(f"expected {name} a list of names, found {type(value).__name__} {value!r:.60}")
+        raise UsageError(f"expected {name} a list of names, found {type(value).__name__} {_shown(value)}")
     names = list(value)  # type: ignore[call-overload]
     wrong = [n for n in names if not isinstance(n, str)]
     if wrong:
         raise UsageError(f"expected {name} a list of names (strings), found {type(wrong[0]).__name__} "
-                         f"{wrong[0]!r:.60}")
+                         f"{_shown(wrong[0])}")
     return names
