@@ -307,7 +307,7 @@ def layer_view_gather(vg: ValueGraph, node):
     sizes = [layers * dirs if target[0] == 0 else target[0], batch if target[1] == 0 else target[1], target[2],
              target[3]]
     if sizes[:2] != [layers, dirs] or sizes[2] not in (-1, 0, batch) or sizes[3] != hidden:
-        return f"expected the view [{layers}, {shown([dirs])}, -1, {shown([hidden])}], found {shown(target)}"
+        return f"expected the view {shown([layers, dirs, -1, hidden])}, found {shown(target)}"
     index = vg.ints(node.input[1])
     if index is None or len(index) != 1 or vg.rank(node.input[1]) != 0 or not -len(sources) <= index[0] < len(sources):
         return f"expected one layer's index (a scalar below {len(sources)})"
