@@ -90,15 +90,24 @@ class Activation:
     onnx: object  # (op, attributes) | COMPOSED
     onnx_recurrent: object  # (name, alpha or None, beta or None) inside an ONNX recurrent op
     axis_wise: bool = False  # acts over the last axis (not element-wise)
+    keras3_op: object = NOT_EXPRESSIBLE  # a function Keras has no activation name for: its Keras 3 operation class
 
 
 _X = NOT_EXPRESSIBLE
 
 
-def _row(name, numpy, keras, torch, numpy_code, onnx, onnx_recurrent=_X, axis_wise=False, keras3=None):
+def _row(name, numpy, keras, torch, numpy_code, onnx, onnx_recurrent=_X, axis_wise=False, keras3=None,
+         keras3_op=_X):
     """A row whose Keras 2 and 3 spellings are ``keras`` (``keras3`` when it differs)."""
     return Activation(name, numpy, keras, keras if keras3 is None else keras3, torch, numpy_code, onnx,
-                      onnx_recurrent, axis_wise)
+                      onnx_recurrent, axis_wise, keras3_op)
+
+
+def _math(name, numpy, torch_function, module, onnx_op, keras3_op):
+    """An element-wise math function that is no Keras activation (``tf.abs``, ``keras.ops.sqrt`` ... in a functional
+    model): read from TensorFlow / Keras 3 calls, written back to Keras 3 as its operation."""
+    return _row(name, numpy, _X, (f"{torch_function}({{}})", f"{module}()", module), (f"np.{name}({{}})", None),
+                (onnx_op, {}), keras3_op=keras3_op)
 
 
 def _own(name):  # the numpy-code helper of the same name
@@ -170,6 +179,10 @@ _ROWS = (
          ("np.clip(0.5 * ({} + 1), 0.0, 1.0)", None), COMPOSED),
     _row("squareplus", lambda x: (x + np.sqrt(x * x + 4.0)) / 2, "squareplus",
          ("keras_squareplus({})", "Squareplus()", "Squareplus"), _own("squareplus"), COMPOSED),
+    # tf.math.abs / sqrt / log, keras.ops.absolute / sqrt / log (keras/src/ops/numpy.py Absolute, Sqrt, Log)
+    _math("abs", np.abs, "torch.abs", "KerasAbs", "Abs", "Absolute"),
+    _math("sqrt", np.sqrt, "torch.sqrt", "KerasSqrt", "Sqrt", "Sqrt"),
+    _math("log", np.log, "torch.log", "KerasLog", "Log", "Log"),
 )
 
 #: IR name -> its row. These are the IR's activation names, in this order.

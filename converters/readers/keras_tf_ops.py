@@ -26,7 +26,8 @@ from .keras_context import LayerCall, Tensor
 TF_OP_CLASSES = ("TFOpLambda", "SlicingOpLambda")
 _BINARY = ("add", "subtract", "multiply", "divide", "maximum", "minimum", "power")
 #: kinds that are the IR activation of the same name
-_ACTIVATIONS = ("tanh", "sigmoid", "relu", "exponential", "elu", "selu", "softplus", "softsign", "relu6", "swish")
+_ACTIVATIONS = ("tanh", "sigmoid", "relu", "exponential", "elu", "selu", "softplus", "softsign", "relu6", "swish",
+                "abs", "sqrt", "log")
 #: TFOpLambda/SlicingOpLambda ``function`` -> kind.
 TF_FUNCTIONS = {
     "__operators__.getitem": "getitem",
@@ -42,6 +43,7 @@ TF_FUNCTIONS = {
     "math.exp": "exponential", "nn.elu": "elu", "nn.selu": "selu", "math.softplus": "softplus",
     "nn.softplus": "softplus", "nn.softsign": "softsign", "nn.relu6": "relu6", "nn.silu": "swish",
     "math.not_equal": "not_equal", "math.reduce_any": "any",
+    "math.abs": "abs", "math.sqrt": "sqrt", "math.log": "log",
 }
 #: kinds that compute a mask (``tf.not_equal(ids, 0)``, ``tf.reduce_any(..., axis=-1)``): kept symbolic, as
 #: keras_build keeps Keras 3's NotEqual/Any op nodes, until a layer takes the result as its ``mask``
@@ -55,6 +57,7 @@ KERAS3_OPS = {
     "Concatenate": "concat", "Transpose": "transpose", "Reshape": "reshape", "Softmax": "softmax",
     "Matmul": "matmul", "Tanh": "tanh", "Sigmoid": "sigmoid", "Relu": "relu", "Exp": "exponential", "Elu": "elu",
     "Selu": "selu", "Softplus": "softplus", "Softsign": "softsign", "Relu6": "relu6", "Silu": "swish",
+    "Absolute": "abs", "Abs": "abs", "Sqrt": "sqrt", "Log": "log",
 }
 
 

@@ -681,12 +681,14 @@ def _mish(r, node, args, attrs):
 
 # -- UnitNormalization: x * min(1 / sqrt(sum(x^2)), 1e12) ------------------------------------------
 def _sqrt(r, node, args, attrs):
-    """``sqrt(sum(x * x))`` over the last axes: UnitNormalization's norm."""
+    """``sqrt(sum(x * x))`` over the last axes: UnitNormalization's norm; any other tensor's: the activation ``sqrt``
+    (``tf.sqrt`` / ``keras.ops.sqrt``: converters/activations.py)."""
     total = _producer(r, r.as_ir(args[0]), "reduce", mode="sum", keepdims=True)
     square = r.producer.get(total.inputs[0]) if total is not None else None
     if square is None or square.op != "multiply" or len(square.inputs) != 2 or square.inputs[0] != square.inputs[1]:
-        raise r.unsupported("expected Sqrt of variance + epsilon (a normalization) or of a sum of squares "
-                            "(UnitNormalization)")
+        from .onnx_ops import HANDLERS as base  # the element-wise activation (onnx_ops imports this module's users)
+
+        return base["Sqrt"](r, node, args, attrs)
     x, rank = square.inputs[0], r.ranks.get(square.inputs[0])
     axes = [a - rank for a in total.options["axes"]] if rank else []
     if not axes or axes != list(range(-len(axes), 0)):

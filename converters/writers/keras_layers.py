@@ -29,6 +29,10 @@ from ..sanitize import quote
 
 #: IR activation -> the Keras 3 name of the same function (converters/activations.py ``keras3`` column).
 KERAS3_ACTIVATIONS = column("keras3")
+#: IR activation Keras has no name for -> its Keras 3 operation class (``keras.ops.sqrt``: ``Sqrt``), in OPS_MODULE
+KERAS3_OPERATIONS = column("keras3_op")
+#: where Keras 3 defines the operations gateport writes (writers/keras_tf_ops.py and the functions above)
+OPS_MODULE = "keras.src.ops.numpy"
 KERAS2_HARD_SIGMOID = "hard_sigmoid_keras2"
 #: Keras 2 hard_sigmoid(z) = Keras 3 hard_sigmoid(HARD_SIGMOID_SCALE * z)
 HARD_SIGMOID_SCALE = 1.2
@@ -312,6 +316,10 @@ def batch_norm_layer(node: Node, name: str) -> KerasLayer:
 
 
 def activation_layer(node: Node, name: str) -> KerasLayer:
+    """An Activation layer; a function Keras has no activation name for (``sqrt``) as its Keras 3 operation."""
+    op = KERAS3_OPERATIONS.get(node.options.get("activation"))
+    if op is not None:
+        return KerasLayer(name, op, {"name": name}, node.inputs[:1], list(node.outputs), {}, node=node, module=OPS_MODULE)
     act = keras_activation(node.options.get("activation"), node)
     return _plain("Activation", activation=act)(node, name)
 

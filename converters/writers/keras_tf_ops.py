@@ -5,10 +5,7 @@ They hold no variables and are not in ``model.layers`` (keras_graph.weight_paths
 from __future__ import annotations
 
 from ..ir import Node, int_option
-from .keras_layers import KerasLayer
-
-#: where Keras 3 defines the operations written here
-OPS_MODULE = "keras.src.ops.numpy"
+from .keras_layers import OPS_MODULE, KerasLayer
 _CLASSES = {"add": "Add", "subtract": "Subtract", "multiply": "Multiply", "divide": "Divide",
             "maximum": "Maximum", "minimum": "Minimum", "power": "Power"}
 _REDUCE = {"mean": "Mean", "sum": "Sum", "max": "Max", "min": "Min"}

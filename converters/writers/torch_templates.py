@@ -27,13 +27,21 @@ class HardSigmoidKeras2(nn.Module):
         return hard_sigmoid_keras2(x)
 '''
 
-_EXPONENTIAL = '''
-class Exponential(nn.Module):
-    """Keras' exponential activation as a module."""
+def _module_helper(cls: str, doc: str, body: str) -> str:
+    """Source of an element-wise activation module ``cls`` computing ``body`` of ``x``."""
+    return f'''
+class {cls}(nn.Module):
+    """{doc}"""
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.exp(x)
+        return {body}
 '''
+
+
+_EXPONENTIAL = _module_helper("Exponential", "Keras' exponential activation as a module.", "torch.exp(x)")
+#: the element-wise math functions of converters/activations.py (rows with a Keras 3 operation) as modules
+_MATH_MODULES = {cls: (_module_helper(cls, f"{name} as a module.", expr.format("x")), ())
+                 for name, (expr, _, cls) in column("torch").items() if name in column("keras3_op")}
 
 
 def _function_helper(name: str, cls: str, doc: str, body: str) -> str:
@@ -613,6 +621,7 @@ def keras_same_padding(length: int, kernel_size: int, stride: int, dilation: int
 HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "HardSigmoidKeras2": (_HARD_SIGMOID_KERAS2, ()),
     "Exponential": (_EXPONENTIAL, ()),
+    **_MATH_MODULES,
     "SparsePlus": (_SPARSE_PLUS, ()),
     "SparseSigmoid": (_SPARSE_SIGMOID, ()),
     "Squareplus": (_SQUAREPLUS, ()),
