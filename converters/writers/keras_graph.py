@@ -24,8 +24,9 @@ from ..ir import Model, unique_name
 from ..sanitize import quote
 from .keras_attention import CLASSES as ATTENTION_CLASSES, LAYERS as ATTENTION_LAYERS, check_mask_stripping, mask_call
 from ..keras_classes import MASK_ARG, MERGE_OPS, PASS_MASK, RECURRENT_CLASS, RECURRENT_LAYERS, to_snake_case
-from .keras_layers import IMPLICIT, LAYERS, MASK_ARG_LAYERS, KerasLayer, embedding_layer, time_distributed
-from .keras_tf_ops import LAYERS as OPERATIONS, OPS_MODULE, unmasked_merge  # slice, reduce, scalar, binary: Keras 3 operation nodes
+from .keras_layers import (IMPLICIT, LAYERS, MASK_ARG_LAYERS, KerasLayer, embedding_layer, operation_layer,
+                           time_distributed)
+from .keras_tf_ops import LAYERS as OPERATIONS, unmasked_merge  # slice, reduce, scalar, binary: Keras 3 operation nodes
 
 #: Layers whose ``call`` takes ``mask`` (Keras fills it from the input when it is the only tensor), and
 #: those that pass their input's mask on unchanged: the mask columns of converters/keras_classes.py.
@@ -322,13 +323,11 @@ def _not_equal_ops(maker, refs: dict[str, tuple[str, int]], taken: set[str], nam
     reduce = bool(maker.options["reduce"])
     ne_out = unique_name(f"{mask}/not_equal", names) if reduce else mask
     name = unique_name(keras_name(f"{maker.name}_not_equal"), taken)
-    ops = [KerasLayer(name, "NotEqual", {"name": name}, [x], [ne_out], {}, node=maker, module=OPS_MODULE,
-                      constants={1: value})]
+    ops = [operation_layer(maker, name, "NotEqual", {}, [x], {1: value}, outputs=[ne_out])]
     refs[ne_out] = (name, 0)
     if reduce:
         name = unique_name(keras_name(f"{maker.name}_any"), taken)
-        ops.append(KerasLayer(name, "Any", {"name": name, "axis": -1, "keepdims": False}, [ne_out], [mask], {},
-                              node=maker, module=OPS_MODULE))
+        ops.append(operation_layer(maker, name, "Any", {"axis": -1, "keepdims": False}, [ne_out], outputs=[mask]))
         refs[mask] = (name, 0)
     return ops
 

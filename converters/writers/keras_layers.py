@@ -315,11 +315,20 @@ def batch_norm_layer(node: Node, name: str) -> KerasLayer:
                       {"": (name, [np.asarray(a) for a in arrays])}, node=node)
 
 
+def operation_layer(node: Node, name: str, class_name: str, config: dict, args: list[str],
+                    constants: dict | None = None, outputs: list[str] | None = None) -> KerasLayer:
+    """A Keras 3 operation node (what ``keras.ops.*`` on a symbolic tensor records: class ``class_name`` of
+    OPS_MODULE, its options in the config, its constants among the call's arguments); no variables."""
+    return KerasLayer(name, class_name, {"name": name, **config}, args,
+                      list(node.outputs) if outputs is None else outputs, {}, node=node, module=OPS_MODULE,
+                      constants=constants or {})
+
+
 def activation_layer(node: Node, name: str) -> KerasLayer:
     """An Activation layer; a function Keras has no activation name for (``sqrt``) as its Keras 3 operation."""
     op = KERAS3_OPERATIONS.get(node.options.get("activation"))
     if op is not None:
-        return KerasLayer(name, op, {"name": name}, node.inputs[:1], list(node.outputs), {}, node=node, module=OPS_MODULE)
+        return operation_layer(node, name, op, {}, node.inputs[:1])
     act = keras_activation(node.options.get("activation"), node)
     return _plain("Activation", activation=act)(node, name)
 

@@ -5,16 +5,10 @@ They hold no variables and are not in ``model.layers`` (keras_graph.weight_paths
 from __future__ import annotations
 
 from ..ir import Node, int_option
-from .keras_layers import OPS_MODULE, KerasLayer
+from .keras_layers import KerasLayer, operation_layer as _op
 _CLASSES = {"add": "Add", "subtract": "Subtract", "multiply": "Multiply", "divide": "Divide",
             "maximum": "Maximum", "minimum": "Minimum", "power": "Power"}
 _REDUCE = {"mean": "Mean", "sum": "Sum", "max": "Max", "min": "Min"}
-
-
-def _op(node: Node, name: str, class_name: str, config: dict, args: list[str],
-        constants: dict | None = None) -> KerasLayer:
-    return KerasLayer(name, class_name, {"name": name, **config}, args, list(node.outputs), {}, node=node,
-                      module=OPS_MODULE, constants=constants or {})
 
 
 def _slice_item(v: int | None) -> int | None:
