@@ -154,8 +154,9 @@ def _finish_pool(r, node, pending: Pending):
 # -- layout: Transpose, Unsqueeze, Squeeze ----------------------------------------------------------
 def _transpose(r, node, args, attrs):
     x, perm = args[0], [int(p) for p in attrs.get("perm", ())]
-    if isinstance(x, Pending) and x.kind == "pool" and x.args[2] is None and perm == [0, 2, 1]:
-        return [_finish_pool(r, node, x)]
+    if isinstance(x, Pending) and x.kind == "pool" and x.args[2] is None and perm in ([0, 2, 1], [2, 0, 1]):
+        pooled = _finish_pool(r, node, x)  # [2, 0, 1]: torch's Conv1d -> MaxPool1d -> transpose(1, 2) -> nn.LSTM
+        return [pooled if perm == [0, 2, 1] else View("time_major", pooled)]  # (its time-major Transpose folded in)
     if isinstance(x, View) and x.kind in ("unsqueeze1", "unsqueeze2") and perm == [0, 3, 1, 2] \
             and _ir3(r, x.of) is not None:  # tf2onnx's 1-D pooling as 2-D: (batch, features, time, 1) or (.., 1, time)
         return [View("channels_first_unsq", _ir3(r, x.of), 3 if x.kind == "unsqueeze2" else 2)]
