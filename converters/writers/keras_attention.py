@@ -139,7 +139,8 @@ def mask_call(tracker, layer: KerasLayer, ins: list) -> tuple[list, list]:
     assert node is not None  # every attention-family layer is written from a node
     if cls == "Softmax":
         want: dict[str, str | None] = {"mask": node.inputs[1]}
-        have = {"mask": ins[0]}
+        given = layer.tensor_kwargs.get("mask")  # written out by keras_graph._explicit_masks
+        have = {"mask": ins[0] if given is None else (tracker.ir_key(given), given)}
     else:
         roles = _roles(node)
         names = ("query", "value", "key")[:len(layer.args)]
@@ -157,8 +158,8 @@ def mask_call(tracker, layer: KerasLayer, ins: list) -> tuple[list, list]:
                                    f"mask Keras 3 merges or drops otherwise); {_WAY_OUT}", layer=node.label())
     first = ins[0] if ins else None
     outs: list = [None] * len(layer.outputs)
-    if cls == "Softmax":
-        return ([first[1]] if first else []), [first]
+    if cls == "Softmax":  # the output keeps the input's Keras mask (Layer.compute_mask), an explicit one or not
+        return ([first[1]] if first and given is None else []), [first]
     if first is not None and cls != "MultiHeadAttention":  # compute_mask: ops.convert_to_tensor(mask[0])
         first = (first[0], tracker.op("convert_to_tensor", [first[1]]))
     outs[0] = first

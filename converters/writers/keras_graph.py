@@ -270,7 +270,8 @@ def _explicit_masks(model: Model, layers: list[KerasLayer], refs: dict[str, tupl
     """``layers``, where a mask is not the one Keras 3 derives from the layer's input, with the mask written out as
     the source's call gave it: a recurrent layer's ``mask`` (a mask computed by ops, ``LSTM(x,
     mask=ops.any(ops.not_equal(x, 0), -1))``; a bool model input; a mask given to an RNN called with
-    ``initial_state``), Attention's ``mask=[query_mask, value_mask]``. A bool model input is passed as it is; a
+    ``initial_state``), Attention's ``mask=[query_mask, value_mask]``, Softmax's ``mask`` (Luong attention written by
+    hand, attention pooling under a padding-mask input). A bool model input is passed as it is; a
     mask_not_equal is computed by NotEqual (and Any over the last axis) operation nodes put before the layer, as
     Keras 3 records ``keras.ops`` calls (keras/src/ops/numpy.py). Other masks are left to the checks of
     :class:`_MaskTracker`, which refuse them."""
@@ -309,6 +310,12 @@ def _explicit_masks(model: Model, layers: list[KerasLayer], refs: dict[str, tupl
                 for m in want:
                     write(m)
                 layer.mask_list = want
+        elif node is not None and node.op == "masked_softmax" and layer.class_name == "Softmax":
+            want_mask = node.inputs[1] if len(node.inputs) > 1 else None
+            if (want_mask is not None and tracker.ir_key(want_mask) != (derived[0] if derived else None)
+                    and writable(want_mask)):
+                write(want_mask)  # Softmax()(scores, mask=m): keras/src/layers/activations/softmax.py call
+                layer.tensor_kwargs["mask"] = want_mask
         try:
             tracker.layer_call(layer)
         except UnsupportedError:  # refused where the model's layer order is replayed (keras_layer_order)
