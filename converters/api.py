@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
-from .errors import FormatError, GateportError, ModelNotFoundError, UnsupportedError, check_path
+from .errors import FormatError, GateportError, GraphError, ModelNotFoundError, UnsupportedError, check_path
 from .ir import Model
 from .readers import SAVED_MODEL, check_source, read_file, warn_non_finite  # noqa: F401 - the public names
 from .readers.detect import source_kind  # noqa: F401 - the public name
@@ -93,7 +93,8 @@ def _write(model: Model, to: str, output: PathLike, force: bool, opset: int | No
 
 def _read_for(source: Source, to: str, config: PathLike | None) -> Model:
     """The IR of ``source``; for targets holding recurrent layers only, a file whose other layers
-    cannot be read (a custom layer, no architecture) still gives its recurrent layers."""
+    cannot be read (a custom layer, no architecture) still gives its recurrent layers; a missing file or a graph
+    that contradicts itself (:class:`~converters.errors.GraphError`) does not."""
     if not _targets.get(to).recurrent_only or not isinstance(source, (str, os.PathLike)):
         return read(source, config)
     from .readers import read_recurrent_weights
@@ -101,7 +102,7 @@ def _read_for(source: Source, to: str, config: PathLike | None) -> Model:
     try:
         return read(source, config)
     except (UnsupportedError, FormatError) as full_error:
-        if isinstance(full_error, ModelNotFoundError):
+        if isinstance(full_error, (ModelNotFoundError, GraphError)):
             raise
         try:
             return read_recurrent_weights(source, config)

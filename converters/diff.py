@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .closeness import mismatches
-from .errors import FormatError, GateportError, MissingDependencyError, UnsupportedError, check_tolerances
+from .errors import FormatError, GateportError, GraphError, MissingDependencyError, UnsupportedError, check_tolerances
 from .ir import GATE_PARTS, Model, Node
 from .mistakes import Mistake, candidates
 from .sanitize import one_line, quote
@@ -93,7 +93,8 @@ class Report:
 
 # -- reading ----------------------------------------------------------------------------------------------
 def read_side(source: str | os.PathLike | Model, config=None) -> Model:
-    """A model from any supported file; a Keras file whose full graph cannot be read gives its recurrent layers."""
+    """A model from any supported file; a Keras file whose full graph cannot be read gives its recurrent layers (not
+    one whose graph contradicts itself: :class:`~converters.errors.GraphError`)."""
     if isinstance(source, Model):
         return source
     from .readers import read_file as read
@@ -102,7 +103,7 @@ def read_side(source: str | os.PathLike | Model, config=None) -> Model:
     try:
         return read(source, config)
     except (UnsupportedError, FormatError) as full_error:
-        if not Path(source).is_file() or source_kind(Path(source)) != "keras":
+        if isinstance(full_error, GraphError) or not Path(source).is_file() or source_kind(Path(source)) != "keras":
             raise
         from .readers import read_recurrent_weights
 

@@ -46,6 +46,12 @@ class FormatError(GateportError):
     """
 
 
+class GraphError(FormatError):
+    """The model's graph contradicts itself: a reference to a layer, call or tensor that is not there or not an
+    index, a cycle, one layer name given twice. Keras loads no such file, so no part of it is read: a target of
+    recurrent layers only does not fall back to them as it does past a layer gateport cannot read."""
+
+
 class ModelNotFoundError(FormatError, FileNotFoundError):
     """The model file does not exist: caught by ``except FileNotFoundError`` and ``except FormatError``.
 

@@ -54,3 +54,29 @@ def test_gates_file_holds_both_cudnn_biases(tmp_path):
     # cuDNN bias = 4u input biases then 4u recurrent biases, gates i, f, c, o
     assert np.array_equal(node.weights["forward.forget.input_bias"], bias[128:256])
     assert np.array_equal(node.weights["forward.forget.recurrent_bias"], bias[512 + 128:512 + 256])
+
+
+@pytest.mark.parametrize("what,edit", [
+    ("a layer its own input", lambda c: _history(c, "diff", ["diff", 0, 0])),
+    ("a call index past the layer's calls", lambda c: _history(c, "diff", ["shared_lstm", 2 ** 63, 0])),
+    ("an output naming no layer", lambda c: c["config"].update(output_layers=[["nowhere", 0, 0]])),
+])
+def test_a_graph_that_contradicts_itself_is_not_read_as_its_recurrent_layers(tmp_path, capsys, what, edit):
+    """Red team round 9: --to gates / torch-state-dict / diff fell back to the recurrent layers of a .keras whose
+    graph has a cycle or a reference to nothing (Keras loads no such file), silently, exit 0: a layer gateport
+    cannot read still gets that fallback (above); a graph that contradicts itself (errors.GraphError) is refused
+    in one line, as every other target refused it."""
+    from attacks import edited_keras
+
+    src = edited_keras(ROOT / "fixtures" / "models" / "k3_siamese_shared_lstm.keras", tmp_path / "g.keras", edit)
+    for to, out in (("gates", "m.gates"), ("torch-state-dict", "m.safetensors")):
+        assert main(["convert", str(src), "--to", to, "-o", str(tmp_path / out)]) == 2
+        assert not (tmp_path / out).exists()
+    assert main(["diff", str(src), str(src)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 3 and err.count(str(src)) == 3
+
+
+def _history(cfg: dict, layer: str, value: list) -> None:
+    entry = next(e for e in cfg["config"]["layers"] if e["name"] == layer)
+    entry["inbound_nodes"][0]["args"][0][0]["config"]["keras_history"] = value  # Subtract's [a, b]

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from ..activations import keras_major
 from ..budget import Budget
-from ..errors import FormatError, UnsupportedError
+from ..errors import FormatError, GraphError, UnsupportedError
 from ..keras_classes import WEIGHTED
 from ..sanitize import quote
 from ..ir import Model, Node, TensorSpec, made_twice
@@ -255,7 +255,7 @@ class KerasIRBuilder:
                 deps = self._call_deps(spec, k)
                 for ref in deps:
                     if ref.layer not in known:
-                        raise FormatError(f"input tensor {ref.layer!r} (call {ref.call}) is not in the "
+                        raise GraphError(f"input tensor {ref.layer!r} (call {ref.call}) is not in the "
                                           "model", file=self.file, layer=f"{spec.name} ({spec.class_name})")
                 if all(ref.layer in inputs or (ref.layer, ref.call) in done for ref in deps):
                     order.append((spec, k))
@@ -264,7 +264,7 @@ class KerasIRBuilder:
                     break
             else:
                 names = ", ".join(s.name for s, _ in pending[:5])
-                raise FormatError(f"the model graph has a cycle or a missing call among: {names}",
+                raise GraphError(f"the model graph has a cycle or a missing call among: {names}",
                                   file=self.file)
         return order
 
@@ -272,7 +272,7 @@ class KerasIRBuilder:
         try:
             return self.tensors[ref]
         except KeyError:
-            raise FormatError(f"{what} refers to tensor {ref.tensor} of call {ref.call} of layer "
+            raise GraphError(f"{what} refers to tensor {ref.tensor} of call {ref.call} of layer "
                               f"{ref.layer!r}, which does not exist", file=self.file) from None
 
     def _build_call(self, spec: LayerSpec, index: int) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from .. import budget, safe_json
 from ..activations import keras_major
-from ..errors import FormatError, GateportError, UnsafeError, UnsupportedError
+from ..errors import FormatError, GateportError, GraphError, UnsafeError, UnsupportedError
 from ..sanitize import quote
 from .malformed import malformed
 
@@ -289,7 +289,7 @@ def _check_names(specs: list[LayerSpec]) -> None:
     seen: set[str] = set()
     for spec in specs:
         if spec.name in seen:
-            raise FormatError(f"expected unique layer names, found {quote(spec.name)} twice")
+            raise GraphError(f"expected unique layer names, found {quote(spec.name)} twice")
         seen.add(spec.name)
 
 
@@ -315,13 +315,13 @@ def _as_ref(item) -> Ref:
     if isinstance(item, dict):  # Keras 3 __keras_tensor__
         hist = (item.get("config") or {}).get("keras_history")
         if hist is None:
-            raise FormatError(f"expected a keras tensor reference, found {item!r:.120}")
+            raise GraphError(f"expected a keras tensor reference, found {item!r:.120}")
         item = hist
     if not (isinstance(item, (list, tuple)) and len(item) >= 3 and isinstance(item[0], str)):
-        raise FormatError(f"expected a [layer, node, tensor] reference, found {item!r:.120}")
+        raise GraphError(f"expected a [layer, node, tensor] reference, found {item!r:.120}")
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in item[1:3]):
         # int(0.5) read node 0 where Keras fails: a shared layer's [name, 1.9, 0] would read its second call
-        raise FormatError(f"expected a [layer, node, tensor] reference of integer indices, found {quote(list(item))}")
+        raise GraphError(f"expected a [layer, node, tensor] reference of integer indices, found {quote(list(item))}")
     return Ref(item[0], item[1], item[2])
 
 
@@ -376,7 +376,7 @@ def _parse_call(node, layer: str) -> Call:
                 if len(entry) >= 4 and entry[3]:
                     kwargs.update(entry[3])
     except (TypeError, IndexError, ValueError) as e:
-        raise FormatError(f"malformed inbound node {node!r:.200} ({e})", layer=layer) from None
+        raise GraphError(f"malformed inbound node {node!r:.200} ({e})", layer=layer) from None
     call = Call(inputs=inputs, constants=constants, args=args if isinstance(node, dict) and isinstance(args, list) else [])
     if "mask" in kwargs:
         call.mask_given = True
