@@ -42,8 +42,6 @@ NAMES = round9.names() + list(STORED)
 _CONTRIB = "expected standard ONNX ops, found 'FusedConv' of domain 'com.microsoft'"
 _UNROLLED = "(Split): expected an op gateport reads"
 _CONSTANT_FILL = "expected standard ONNX ops, found 'ConstantFill', which no ONNX opset defines"
-_STATE_FROM_ENCODER = ("expected initial_h absent, zeros, a [1, batch, 5] tensor, or stacked (Unsqueeze/Concat on "
-                       "axis 0) from [batch, hidden] tensors, found '/rnn/LSTM_output_1': a recurrent output")
 #: name (or the part before '__': every file made from it) -> what the one-line refusal says
 REFUSED: dict[str, str] = {
     # an nn.LSTMCell / nn.GRUCell called in a Python loop: the steps unrolled (torch splits x into the T steps)
@@ -54,11 +52,6 @@ REFUSED: dict[str, str] = {
     # opsets 7 and 8: torch writes the zero initial state as ConstantFill (removed from ONNX; onnxruntime refuses too)
     "t_lstm_last__op7": _CONSTANT_FILL,
     "t_bigru_seq__op8": _CONSTANT_FILL,
-    # an encoder's final (h, c) as the decoder's initial state: the IR's initial states are model inputs
-    "t_lstm_seq2seq__op13": _STATE_FROM_ENCODER,
-    "t_bigru_seq2seq__op17": "expected initial_h absent, zeros",
-    "t_gru_seq2seq_tm__op14": "expected initial_h absent, zeros",
-    "t_birnn_seq2seq__op12": "expected initial_h absent, zeros",
     # onnxruntime's contrib op (Conv + Relu fused at EXTENDED)
     "t_cnn_gru__op13__ort_extended": _CONTRIB,
     "t_cnn_pool_bilstm__op17__ort_extended": _CONTRIB,

@@ -1052,6 +1052,11 @@ def _initial_state(r, node, v: Value | None, n_dirs: int, hidden: int, layout: i
         return [r.tensor(s, out_name(node)) for s in v.args]
     if isinstance(v, View) and v.kind == "unsqueeze0" and n_dirs == 1:
         return [r.tensor(v.of, out_name(node))]
+    if isinstance(v, RecOut) and v.k is not None and v.perm is None and v.rec.layout == layout \
+            and v.rec.n_dirs == n_dirs and hidden in (0, v.rec.hidden):
+        # another node's final state as it returns it: an encoder's (h, c) starting a decoder (torch's
+        # decoder(y, encoder(x)[1]), Keras' initial_state=encoder_states), direction by direction
+        return [r.tensor(State(v.rec, slot, v.k), out_name(node)) for slot in range(n_dirs)]
     whole = v.of if isinstance(v, View) and v.kind == "time_major" and not layout else v if layout else None
     if isinstance(whole, IR) and whole.rank == 3 and r.dim(whole.name, 1) in (n_dirs, None) \
             and r.dim(whole.name, 2) in (hidden or None, None):
