@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .errors import GateportError, OutputError, UsageError
+from .sanitize import quote
 from .targets import get as target
 
 @dataclass
@@ -30,13 +31,21 @@ class Result:
         return self.error is None
 
 
+def is_pattern(arg: str) -> bool:
+    """Whether a command-line model argument is a glob pattern: it holds ``*``, ``?`` or ``[`` and names no file
+    itself. ``model[v2].h5`` or a name holding an escape sequence (``\x1b[2J``) is that file, as the shell left it
+    (glob read the first as a pattern matching model2.h5 or modelv.h5, and convert took one such file for a batch:
+    ``-o out.onnx`` became a folder)."""
+    return glob.has_magic(arg) and not os.path.lexists(arg)
+
+
 def expand(patterns: Iterable[str]) -> list[str]:
     """Paths from arguments that may be glob patterns (quoted so the shell left them alone)."""
     paths: list[str] = []
     for p in patterns:
-        matches = sorted(glob.glob(p)) if glob.has_magic(p) else [p]
+        matches = sorted(glob.glob(p)) if is_pattern(p) else [p]
         if not matches:
-            raise UsageError(f"no file matches {p!r}")
+            raise UsageError(f"no file matches {quote(p)}")
         paths += [m for m in matches if m not in paths]
     return paths
 

@@ -8,7 +8,6 @@ conversion (:mod:`converters.notes`) print as ``gateport: note: ...``; ``-q`` hi
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import sys
@@ -253,7 +252,9 @@ def cmd_convert(args) -> int:
             args.input_names or args.output_names or args.dynamic != list(DYNAMIC_AXES) or args.fp16):
         raise UsageError(f"--dynamic, --input-names, --output-names and --fp16 apply to --to onnx, "
                          f"found --to {args.to}")
-    if len(args.model) == 1 and not glob.has_magic(args.model[0]):  # one file: -o names the output
+    from .batch import is_pattern  # a file named model[v2].h5 is that file, not a pattern
+
+    if len(args.model) == 1 and not is_pattern(args.model[0]):  # one file: -o names the output
         (source,) = args.model
         api.check_outputs(args.to, args.output, [source, args.config], args.force)  # graver mistakes first
         check_suffix(args.to, args.output)
@@ -265,7 +266,7 @@ def cmd_convert(args) -> int:
         if args.verbose:
             _list_written(args.to, out)
         return EXIT_OK
-    from . import batch  # many files: a process pool (concurrent.futures), not imported for one file
+    from . import batch  # many files: a process pool (concurrent.futures)
 
     options.update({k: v for k, v in onnx_options.items() if v != list(DYNAMIC_AXES)})
     sources = batch.expand(args.model)

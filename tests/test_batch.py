@@ -57,3 +57,21 @@ def test_output_folder_that_is_a_file_is_one_line(checkpoints, tmp_path, capsys)
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "cannot create the output folder" in err, err
     assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("name", ["model[v2].h5", "run*1.h5", "what?.h5", "in\x1b[2J\n.h5"])
+def test_one_file_whose_name_holds_glob_characters_is_that_file(tmp_path, capsys, name):
+    """Red team round 9: a single model argument holding ``[``, ``*`` or ``?`` was a glob pattern even where it named
+    a file: ``model[v2].h5`` matched model2.h5 or modelv.h5 ('no file matches'), and a name whose ``[`` has no ``]``
+    matched itself as a batch of one, so ``-o out.onnx`` became a folder. A file that exists is that file: -o names
+    the output; a pattern naming no file still expands."""
+    src = tmp_path / name
+    shutil.copy(ROOT / "fixtures" / "models" / "tiny_lstm.h5", src)
+    out = tmp_path / "out.onnx"
+    assert main(["-q", "convert", str(src), "--to", "onnx", "-o", str(out)]) == 0
+    assert out.is_file()
+    (tmp_path / "more").mkdir()
+    shutil.copy(src, tmp_path / "more" / "a.h5")
+    shutil.copy(src, tmp_path / "more" / "b.h5")
+    assert main(["-q", "convert", str(tmp_path / "more" / "[ab].h5"), "--to", "gates", "-o", str(tmp_path / "g")]) == 0
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["a.gates", "b.gates"]
