@@ -47,8 +47,10 @@ REFUSED: dict[str, str] = {
     # an nn.LSTMCell / nn.GRUCell called in a Python loop: the steps unrolled (torch splits x into the T steps)
     "t_lstmcell_states_loop__op13": _UNROLLED,
     "t_grucell_stack_seq__op17": _UNROLLED,
-    # pack_padded_sequence(enforce_sorted=False): the batch sorted by length (TopK), run, and put back in order
-    "t_gru_packed_unsorted_h0__op13": "(TopK): expected TopK ordering a mask's steps",
+    # pack_padded_sequence(enforce_sorted=False) of a stacked nn.LSTM: its second layer reads the first's output in
+    # the sorted order (one node run on the sorted batch reads: pattern sorted_batch)
+    "t_lstm2_packed_unsorted__op16": "(closest pattern sorted_batch: expected one recurrent node run on the batch "
+                                     "sorted by length, found 2",
     # opsets 7 and 8: torch writes the zero initial state as ConstantFill (removed from ONNX; onnxruntime refuses too)
     "t_lstm_last__op7": _CONSTANT_FILL,
     "t_bigru_seq__op8": _CONSTANT_FILL,

@@ -31,8 +31,8 @@ from .onnx_loops import loop_recurrence
 from .onnx_rewrite import (FLIP_END, Rewrite, fresh as _fresh, full_reverse, op_of as _op, step_of as _step_of,
                            through_cast as _through_cast, transposed_flip_source, zeros as _zeros)
 from .onnx_tf_masks import float_count, masking_product, select_lowered
-from .onnx_torch_patterns import (static_time_reshape, time_major_dense, time_major_inputs, unrolled_rnn,
-                                  layer_view_gather, unsqueeze_gather)
+from .onnx_torch_patterns import (sorted_batch, static_time_reshape, time_major_dense, time_major_inputs,
+                                  unrolled_rnn, layer_view_gather, unsqueeze_gather)
 from .onnx_opset import default_opset
 from .onnx_value_graph import BIG, ValueGraph, shown, where
 
@@ -430,6 +430,8 @@ def _loop(vg: ValueGraph, node):
             f"was not recognized: {found}; use gateport on the Keras file itself")
 
 
+#: patterns applied before time_major_inputs (which looks for graph inputs read straight by a recurrent node)
+EARLY = [("sorted_batch", ("TopK",), sorted_batch)]
 #: (name, anchor op(s), function): each tried on every node, in this order (a later pattern may need
 #: what an earlier one leaves: the Dense of an unrolled TimeDistributed before its steps' slices are read)
 PATTERNS = [
@@ -467,7 +469,10 @@ def normalize(onnx, proto, path: str | None, tensors) -> tuple[object, dict[str,
     (:func:`converters.readers.onnx_foreign.refuse_foreign_nodes`)."""
     refuse_foreign_nodes(onnx, proto, path)
     nodes, cache, inits, misses = list(proto.graph.node), {}, [], {}
+    early = _rewrites(ValueGraph(onnx, nodes, proto.graph, tensors, cache), misses, EARLY)
+    nodes = _live(_apply(nodes, early), {o.name for o in proto.graph.output}) if early else nodes
     proto, nodes, applied = time_major_inputs(onnx, proto, nodes, ValueGraph(onnx, nodes, proto.graph, tensors, cache))
+    applied = [rw.pattern for rw in early] + applied
     opset = default_opset(onnx, proto, path)
     for _ in range(_MAX_PASSES):
         vg = ValueGraph(onnx, nodes, proto.graph, tensors, cache, inits)
@@ -496,10 +501,10 @@ def normalize(onnx, proto, path: str | None, tensors) -> tuple[object, dict[str,
     return out, misses, applied
 
 
-def _rewrites(vg: ValueGraph, misses: dict[str, str]) -> list[Rewrite]:
-    """Every match (sharing no node with an earlier one) of the first pattern, in :data:`PATTERNS` order,
+def _rewrites(vg: ValueGraph, misses: dict[str, str], patterns: list = PATTERNS) -> list[Rewrite]:
+    """Every match (sharing no node with an earlier one) of the first pattern, in ``patterns`` order,
     that matches a node."""
-    for name, ops, fn in PATTERNS:
+    for name, ops, fn in patterns:
         batch, taken = [], set()
         for node in vg.nodes:
             if node.op_type not in ops or id(node) in taken:

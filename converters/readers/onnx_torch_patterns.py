@@ -340,3 +340,99 @@ def static_time_reshape(vg: ValueGraph, node):
     return Rewrite("static_time_reshape", [node],  # [T, 1, B, H] -> [T, B, H]: Y's directions axis dropped
                    [h.make_node("Squeeze", [tr.input[0], arg], list(node.output), name=node.name)],
                    [vg.onnx.numpy_helper.from_array(np.array([1], np.int64), arg)])
+
+
+def _through_cast(vg: ValueGraph, name: str) -> str:
+    cast = _op(vg, name, "Cast")
+    return cast.input[0] if cast is not None else name
+
+
+def _inverse_of(vg: ValueGraph, name: str, order: set[str]) -> bool:
+    """``name`` is ``ScatterElements(data, i, Range(0, n, 1), axis 0)`` with ``i`` in ``order``: the inverse
+    permutation of ``i`` (``inv[i[k]] = k``; every position written, so ``data`` is only its shape)."""
+    scatter = _op(vg, _through_cast(vg, name), "ScatterElements")
+    if scatter is None or int(vg.attr(scatter, "axis", 0)) != 0 or scatter.input[1] not in order:
+        return False
+    rng = _op(vg, _through_cast(vg, scatter.input[2]), "Range")
+    return rng is not None and vg.ints(rng.input[0]) == [0] and vg.ints(rng.input[2]) == [1]
+
+
+def _put_back(vg: ValueGraph, name: str, axis: int, order: set[str], depth: int = 0) -> list | None:
+    """The Gathers taking ``name`` (batch on ``axis``; through Squeeze / Transpose) back to the batch's order by
+    the inverse of ``order``, or None where some use does not."""
+    found = []
+    for user in vg.consumers.get(name, []):
+        if user.op_type == "Gather" and int(vg.attr(user, "axis", 0)) == axis and _inverse_of(vg, user.input[1], order):
+            found.append(user)
+            continue
+        if user.op_type == "Transpose" and user.input[0] == name and depth < 4:
+            perm = [int(p) for p in vg.attr(user, "perm", ())]
+            moved = _put_back(vg, user.output[0], perm.index(axis), order, depth + 1) if axis in perm else None
+        elif user.op_type == "Squeeze" and user.input[0] == name and depth < 4:
+            axes, rank = vg.axes(user), vg.rank(name)
+            kept = [a % rank for a in axes] if axes and rank else None
+            moved = _put_back(vg, user.output[0], axis - sum(a < axis for a in kept), order, depth + 1) \
+                if kept and axis not in kept else None
+        else:
+            moved = None
+        if moved is None:
+            return None
+        found += moved
+    return found if name not in vg.outputs else None
+
+
+def sorted_batch(vg: ValueGraph, topk):
+    """A recurrent node run on the batch sorted by length, its outputs put back in order -> the node on the batch
+    as it is, ``sequence_lens`` the lengths unsorted: ``pack_padded_sequence(x, lengths, enforce_sorted=False)``
+    (torch/nn/utils/rnn.py: ``torch.sort(lengths, descending=True)``, ``index_select`` of the input and of the
+    initial states by its indices, the outputs taken back by ``unsorted_indices``), which the TorchScript exporter
+    writes as TopK, Gather of X (batch axis) and of initial_h / initial_c (axis 1), and Gather of every output
+    (after its Squeeze / Transpose) by ``ScatterElements(zeros, indices, Range(0, n, 1))``. Each sample's
+    recurrence reads that sample only, so the permutation and its inverse cancel."""
+    lengths, values = topk.input[0], {topk.output[0]}
+    values |= {c.output[0] for c in vg.consumers.get(topk.output[0], []) if c.op_type == "Cast"}
+    nodes = [n for v in values for n in vg.consumers.get(v, []) if n.op_type in _RECURRENT]
+    if not nodes:
+        return None
+    k = vg.shape_value(topk.input[1]) if len(topk.input) > 1 else None
+    dims = vg.dims(lengths)
+    if dims is None or len(dims) != 1 or int(vg.attr(topk, "axis", -1)) not in (0, -1) \
+            or not int(vg.attr(topk, "largest", 1)) or k is None or list(k) != [dims[0]]:
+        return "expected TopK of every one of a (batch,) tensor of lengths, largest first (the batch sorted by length)"
+    if len(nodes) != 1:
+        return (f"expected one recurrent node run on the batch sorted by length, found {len(nodes)} (stacked layers "
+                f"read each other's outputs in the sorted order)")
+    node = nodes[0]
+    if len(node.input) < 5 or node.input[4] not in values or int(vg.attr(node, "layout", 0)) != 0:
+        return "expected the sorted lengths as the sequence_lens of a layout-0 recurrent node"
+    order = {topk.output[1]} | {c.output[0] for c in vg.consumers.get(topk.output[1], []) if c.op_type == "Cast"}
+    x_in, swap = node.input[0], _op(vg, node.input[0], "Transpose")
+    if swap is not None and [int(p) for p in vg.attr(swap, "perm", ())] == [1, 0, 2] \
+            and all(u is node or u.op_type == "Shape" for u in vg.consumers.get(swap.output[0], [])):
+        x_in = swap.input[0]  # (a Shape of the sorted input is the unsorted one's)
+    picks = [(_op(vg, x_in, "Gather"), 0 if x_in != node.input[0] else 1)]
+    picks += [(_op(vg, node.input[s], "Gather"), 1) for s in (5, 6) if len(node.input) > s and node.input[s]]
+    for g, axis in picks:
+        if g is None or g.input[1] not in order or int(vg.attr(g, "axis", 0)) % 3 != axis \
+                or vg.only_consumer(g.output[0]) not in (node, swap):
+            return "expected X and the initial states taken in the sorted order (Gather by TopK's indices)"
+    back = []
+    for slot, out in enumerate(node.output):
+        found = _put_back(vg, out, 2 if slot == 0 else 1, order) if out else []
+        if found is None:
+            return "expected every output put back in the batch's order (Gather by the inverse permutation)"
+        back += found
+    h = vg.onnx.helper
+    lens = fresh(vg, f"{node.output[0]}/lengths")
+    unsorted = {g.output[0]: g.input[0] for g, _ in picks}  # (the tensors as they were before the Gathers)
+    inputs = [unsorted.get(i, i) for i in node.input]
+    inputs[4] = lens
+    added = [h.make_node("Cast", [lengths], [lens], to=6, name=lens)]  # int32, as sequence_lens is
+    if x_in != node.input[0]:
+        added.append(h.make_node("Transpose", [unsorted[x_in]], [x_in], perm=[1, 0, 2], name=swap.name))
+        inputs[0] = x_in
+    new = h.make_node(node.op_type, inputs, list(node.output), name=node.name)
+    new.attribute.extend(node.attribute)
+    added += [new, *(h.make_node("Identity", [g.input[0]], [g.output[0]], name=g.name) for g in back)]
+    return Rewrite("sorted_batch", [node, *(g for g, _ in picks), *([swap] if x_in != node.input[0] else []), *back],
+                   added)
