@@ -13,11 +13,20 @@ onnxruntime's offline optimizer, ``onnx.version_converter`` (up to 15-21), ``onn
 metadata and unusual names, initializers as ``Constant`` nodes (make_foreign_onnx_round8.transform); tf2onnx at
 opsets 13, 17 and 18 (stored) of tf-keras models with masks (Masking, Embedding(mask_zero)), ``go_backwards``
 (also inside Bidirectional), Bidirectional concat / sum / ave, ``reset_after=False``, ``stateful=False`` with
-``return_state``.
+``return_state``, encoder-decoders (``initial_state=`` the encoder's states, two inputs).
 
 Every file either reads, and gateport's PyTorch, ONNX and Keras models compute what onnxruntime computes on
 the original file (<= TOL; with a dynamic batch and time also on one sample and one step fewer, in PyTorch and
 ONNX), or is refused in one line naming the file, the node and what was expected.
+
+The round (93 files): torch.onnx 47 (42 read), onnxruntime's optimizer 20 (18), tf2onnx 13 (13), version_converter 6
+(6), shape inference + metadata + names 3 (3), onnx.compose 2 (2), Constant-node initializers 2 (2); 86 read, worst
+error PyTorch 4.8e-7 (the bidirectional RNN seq2seq), ONNX 2.4e-7, Keras 3.6e-7 (the six packed-sequence files:
+Keras refused, as for every lengths input). Newly read: a 1-D pooling's channels-first output made time-major by one
+Transpose [2, 0, 1] (Conv1d -> MaxPool1d -> nn.LSTM), a recurrent node's initial state taken from another node's
+final state (encoder-decoders: torch.onnx and tf2onnx), ``pack_padded_sequence(enforce_sorted=False)`` (pattern
+``sorted_batch``). Refused: LSTMCell / GRUCell loops (unrolled), the ConstantFill of opsets 7-8 (onnxruntime refuses
+it too), onnxruntime's FusedConv, and the sorted batch of a stacked nn.LSTM.
 """
 from __future__ import annotations
 
@@ -81,7 +90,7 @@ def built(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
 
 def test_every_file_has_a_verdict(built):
     assert list(built) == NAMES and len(NAMES) >= 80
-    assert sum((round9.STORED / e["file"]).stat().st_size for e in STORED.values()) < 160_000
+    assert sum((round9.STORED / e["file"]).stat().st_size for e in STORED.values()) < 180_000
     assert not [n for n, (_, e) in built.items() if "failed" in e]
     # what onnxruntime cannot run (ConstantFill at opsets 7 and 8) is refused
     assert not [n for n, (_, e) in built.items() if "onnxruntime_fails" in e and not refusal(n)]
