@@ -391,6 +391,12 @@ OPS: dict[str, Op] = {
     "mask_or": Op("The logical or of its input masks (Keras 3's mask of a merge of differently masked inputs: "
                   "keras/src/layers/merging/base_merge.py and concatenate.py ``compute_mask``).", mask="makes",
                   io=_io(()), mask_input=lambda o, k: True),
+    "mask_concat": Op("The masks of sequences joined on the time axis, concatenated over it (Keras' mask of a "
+                      "Concatenate(axis=1) of masked sequences, keras/src/layers/merging/concatenate.py and tf_keras' "
+                      "``compute_mask``: each input's mask beside the next, in order).", mask="makes", io=_io(()),
+                      shape=lambda node, ins: [(sum(s[0] for s in ins),) if all(
+                          s is not None and len(s) == 1 and s[0] is not None for s in ins) else None],
+                      mask_input=lambda o, k: True),
     "mask_lengths": Op("A (batch, time) boolean mask ``arange(time) < lengths[:, None]`` from inputs ``[lengths, x]``: "
                        "``lengths`` (batch,) integers, ``time`` the second axis of ``x`` (batch, time, ...); what ONNX "
                        "LSTM/GRU/RNN ``sequence_lens`` means (a length past ``time`` keeps every step, one below 1 "

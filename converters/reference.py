@@ -198,6 +198,7 @@ OPS = {
     "mask_not_equal": _mask_not_equal,
     "mask_and": lambda node, *masks: np.logical_and.reduce([np.asarray(m, dtype=bool) for m in masks]),
     "mask_or": lambda node, *masks: np.logical_or.reduce([np.asarray(m, dtype=bool) for m in masks]),
+    "mask_concat": lambda node, *masks: np.concatenate([np.asarray(m, dtype=bool) for m in masks], axis=1),
     "mask_lengths": lambda node, lengths, x: np.arange(np.shape(x)[1]) < np.asarray(lengths, np.int64)[:, None],
     "masking": _masking,
     "repeat_vector": _repeat_vector,

@@ -36,6 +36,7 @@ WRITER_EXEMPT: dict[tuple[str, str], str] = {
 ONNX_READER_EXEMPT = {
     **dict.fromkeys(("attention", "multi_head_attention", "dot", "masked_softmax"),
                     "the attention graphs are not read back"),
+    "mask_concat": "a Concat of bool masks is not read back (the ONNX reader reads masks made by Equal/Not, And, Or)",
     "conv_lstm": "written as an unrolled Conv/Split graph or a Scan, which the reader does not read back",
     **dict.fromkeys(("conv2d", "conv3d", "pool2d", "zero_pad2d"),
                     "2-D / 3-D Conv, 2-D MaxPool/AveragePool/Pad between Transposes are not read back (the ONNX "

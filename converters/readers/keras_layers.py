@@ -483,15 +483,21 @@ def concatenate(call: LayerCall) -> list[Tensor]:
         sizes = [s[a] for s in shapes]
         shape = tuple((None if None in sizes else sum(sizes)) if i == a else shapes[0][i]
                       for i in range(rank))
-        is_last = a == rank - 1
+        is_last, is_time = a == rank - 1, a == 0 and rank >= 2
     else:
-        is_last = axis == -1
+        is_last, is_time = axis == -1, False
     mask = None
-    if any(t.mask for t in ins):
-        if not is_last:
+    if any(t.mask for t in ins) and not is_last:
+        masks = [t.mask for t in ins]
+        if not is_time or None in masks:
             raise call.unsupported(f"concatenating masked tensors over axis {axis} is not supported: expected "
-                                   "masked inputs joined over the last axis (Keras joins their masks over this "
-                                   "axis, which gateport's masks cannot)")
+                                   "masked inputs joined over the last axis, or every input masked and joined over "
+                                   "the time axis (axis 1)")
+        # sequences joined on time: Keras joins their masks in order (concatenate.py compute_mask, both Kerases)
+        mask = f"{call.out()}/mask"
+        call.add("mask_concat", [str(m) for m in masks], [mask], name=mask, class_name="mask", mask_of=call.name)
+        axis = 1
+    elif any(t.mask for t in ins):
         mask = _merged_mask(call, ins)
     call.add("concatenate", [t.name for t in ins], [call.out()], {"axis": axis})
     return [Tensor(call.out(), shape, mask)]

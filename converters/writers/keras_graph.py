@@ -93,6 +93,8 @@ def _ir_mask_keys(model: Model) -> dict[str, tuple]:
             keys[node.outputs[0]] = parts[0] if len(parts) == 1 else ("and", tuple(parts))
         elif node.op == "mask_or":  # as MaskTracker.layer_call chains a Keras 3 merge's logical_or
             keys[node.outputs[0]] = _or_key([keys.get(m, ("?", m)) for m in node.inputs])
+        elif node.op == "mask_concat":  # as MaskTracker._concatenate keys a Concatenate over the time axis
+            keys[node.outputs[0]] = ("concat_time", tuple(keys.get(m, ("?", m)) for m in node.inputs))
         elif node.op == "fold_time" and node.inputs[0] in keys:  # Keras 3 TimeDistributed slices the mask too
             keys[node.outputs[0]] = keys[node.inputs[0]]
     return keys
@@ -110,7 +112,7 @@ def _or_key(keys: list) -> tuple:
 def _mask_zero_ids(model: Model) -> set[str]:
     """Id tensors whose ``!= 0`` mask some node uses: their Embedding gets ``mask_zero=True``."""
     used = {n.mask for n in model.nodes if n.mask} | {
-        t for n in model.nodes if n.op in ("mask_and", "mask_or", "masking", "fold_time")
+        t for n in model.nodes if n.op in ("mask_and", "mask_or", "mask_concat", "masking", "fold_time")
         for t in n.inputs[1 if n.op == "masking" else 0:]}
     return {n.inputs[0] for n in model.nodes if n.op == "mask_not_equal" and n.outputs[0] in used
             and not n.options.get("reduce") and float(n.options["value"]) == 0.0}
@@ -207,6 +209,8 @@ class _MaskTracker:
         keys = [m[0] if m else None for m in ins]
         if layer.config.get("axis", -1) in (-1,) and None not in keys:  # every step's features: the masks' or
             return _or_key(keys), tensor
+        if layer.config.get("axis") == 1 and None not in keys:  # sequences joined on time: the masks joined
+            return ("concat_time", tuple(keys)), tensor
         return ("concat", tuple(sorted(map(repr, set(keys))))), tensor
 
     def _check_recurrent(self, layer: KerasLayer, first) -> None:

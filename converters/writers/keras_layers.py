@@ -482,7 +482,7 @@ PASS_MASK_LAYERS = PASS_MASK
 #: IR ops Keras computes by itself (masks; TimeDistributed's folding of the outer time axis into the batch,
 #: :func:`time_distributed`): no layer is written for them.
 FOLDS = ("fold_time", "unfold_time")
-IMPLICIT = ("mask_not_equal", "mask_and", "mask_or", *FOLDS)
+IMPLICIT = ("mask_not_equal", "mask_and", "mask_or", "mask_concat", *FOLDS)
 
 
 def time_distributed(inner: KerasLayer, name: str) -> KerasLayer:

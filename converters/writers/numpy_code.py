@@ -314,6 +314,12 @@ def mask_and_to_numpy(w: _Writer, node: Node) -> None:
     w.assign(node.outputs[0], f" {MASK_LOGIC[node.op]} ".join(f"{w.var(t, node)}.astype(bool)" for t in node.inputs))
 
 
+def mask_concat_to_numpy(w: _Writer, node: Node) -> None:
+    """mask_concat: the input masks joined on the time axis."""
+    w.assign(node.outputs[0], f"np.concatenate([{', '.join(f'{w.var(t, node)}.astype(bool)' for t in node.inputs)}], "
+                              "axis=1)")
+
+
 def mask_lengths_to_numpy(w: _Writer, node: Node) -> None:
     lengths, x = (w.var(t, node) for t in node.inputs)
     w.assign(node.outputs[0], f"np.arange({x}.shape[1]) < np.asarray({lengths}, np.int64)[:, None]")
@@ -498,6 +504,7 @@ EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
     "lstm": recurrent_to_numpy, "gru": recurrent_to_numpy, "simple_rnn": recurrent_to_numpy,
     "dense": dense_to_numpy, "embedding": embedding_to_numpy,
     "mask_not_equal": mask_not_equal_to_numpy, "mask_and": mask_and_to_numpy, "mask_or": mask_and_to_numpy,
+    "mask_concat": mask_concat_to_numpy,
     "masking": masking_to_numpy,
     "mask_lengths": mask_lengths_to_numpy,
     "repeat_vector": repeat_vector_to_numpy, "concatenate": concatenate_to_numpy,

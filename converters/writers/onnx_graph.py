@@ -29,7 +29,8 @@ from ..safetensors_io import open_output, write_array
 from ..sanitize import comment, one_line, quote
 from .onnx_builder import Blocks, GraphBuilder, as_array
 from .onnx_layers import LAYERS
-from .onnx_masks import mask_and_to_onnx, mask_lengths_to_onnx, mask_not_equal_to_onnx, masking_to_onnx
+from .onnx_masks import (mask_and_to_onnx, mask_concat_to_onnx, mask_lengths_to_onnx, mask_not_equal_to_onnx,
+                         masking_to_onnx)
 from .onnx_recurrent import gru_to_onnx, lstm_to_onnx, simple_rnn_to_onnx
 from .onnx_conv_lstm import LAYERS as CONV_LSTM_LAYERS
 from .onnx_conv2d import LAYERS as CONV2D_LAYERS
@@ -58,6 +59,7 @@ CONVERTERS = {
     "mask_not_equal": mask_not_equal_to_onnx,
     "mask_and": mask_and_to_onnx,
     "mask_or": mask_and_to_onnx,
+    "mask_concat": mask_concat_to_onnx,
     "mask_lengths": mask_lengths_to_onnx,
     "masking": masking_to_onnx,
 }

@@ -32,6 +32,11 @@ def mask_and_to_onnx(g: GraphBuilder, node: Node) -> None:
     g.fold("And" if node.op == "mask_and" else "Or", node.inputs, node.outputs[0])
 
 
+def mask_concat_to_onnx(g: GraphBuilder, node: Node) -> None:
+    """The input masks joined on the time axis (Concat over axis 1)."""
+    g.op("Concat", list(node.inputs), out=node.outputs[0], axis=1, rank=2, dtype="bool")
+
+
 def mask_lengths_to_onnx(g: GraphBuilder, node: Node) -> None:
     """``Range(time) < lengths[:, None]``: the (batch, time) mask of ONNX ``sequence_lens``, ``time`` from
     ``x``'s shape."""

@@ -329,6 +329,11 @@ def mask_and_to_torch(w: _Writer, node: Node) -> None:
     w.assign(node.outputs[0], f" {MASK_LOGIC[node.op]} ".join(w.var(t, node) for t in node.inputs))
 
 
+def mask_concat_to_torch(w: _Writer, node: Node) -> None:
+    """mask_concat: the input masks joined on the time axis."""
+    w.assign(node.outputs[0], f"torch.cat([{', '.join(w.var(t, node) for t in node.inputs)}], dim=1)")
+
+
 def mask_lengths_to_torch(w: _Writer, node: Node) -> None:
     """ONNX ``sequence_lens`` as a mask: ``arange(time) < lengths[:, None]``."""
     lengths, x = (w.var(t, node) for t in node.inputs)
@@ -558,6 +563,7 @@ EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
     "lstm": recurrent_to_torch, "gru": recurrent_to_torch, "simple_rnn": recurrent_to_torch,
     "dense": dense_to_torch, "embedding": embedding_to_torch,
     "mask_not_equal": mask_not_equal_to_torch, "mask_and": mask_and_to_torch, "mask_or": mask_and_to_torch,
+    "mask_concat": mask_concat_to_torch,
     "masking": masking_to_torch,
     "mask_lengths": mask_lengths_to_torch,
     "repeat_vector": repeat_vector_to_torch, "concatenate": concatenate_to_torch,
