@@ -215,3 +215,32 @@ def test_verify_names_no_departure_where_the_outputs_agree(capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "where:" not in out and "differs" not in out, out
+
+
+def test_a_derived_mask_comparing_another_value_than_its_masking_is_refused(tmp_path):
+    """Keras 3 records Concatenate's mask of differently masked inputs as operations (NotEqual(x, 0.0), Any,
+    LogicalOr ... -> Any) passed to the next layer, and runs those, not the Masking's config: a file whose Masking
+    says mask_value=-3 beside a NotEqual(x, 0.0) was read with the Masking's -3, and every target computed other
+    numbers than Keras (red team round 9: verify 'FAIL', 0.146). Each comparison in such a mask must be one a mask
+    layer of the model makes; the file Keras wrote is read and matches Keras."""
+    from attacks import edited_keras
+
+    L = keras.layers
+    keras.backend.clear_session()
+    f, ids = keras.Input((6, 2), name="f"), keras.Input((6,), name="ids", dtype="int64")
+    h = L.Concatenate(name="cat")([L.Masking(0.0, name="mask")(f), L.Embedding(9, 3, mask_zero=True, name="emb")(ids)])
+    model = keras.Model([f, ids], L.LSTM(3, name="lstm")(h))
+    path = tmp_path / "m.keras"
+    model.save(path)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 6, 2)).astype("float32")
+    x[:, 4:] = 0.0
+    t = rng.integers(1, 9, size=(2, 6))
+    t[0, 5] = 0
+    want = keras.ops.convert_to_numpy(model([x, t]))
+    assert np.abs(reference.run(read(path), [x, t])[0] - want).max() <= TOL
+    for value in (-3.0, 4.5):
+        lying = edited_keras(path, tmp_path / f"m{value}.keras", lambda c, v=value: next(
+            e for e in c["config"]["layers"] if e["name"] == "mask")["config"].update(mask_value=v))
+        with pytest.raises(UnsupportedError, match=r"lstm \(LSTM\).*compare 'f' with '0.0' over the last axis"):
+            read(lying)

@@ -334,7 +334,8 @@ class KerasIRBuilder:
             raise UnsupportedError(f"mask: expected a tensor or None, found {quote(mask, 80)}", file=self.file,
                                    layer=label)
         t = self._resolve(mask, f"{label} mask")
-        if t.pending == ("derived",):
+        if t.pending and t.pending[0] == "derived":
+            self._check_derived(t, label)
             return propagated
         if t.pending:
             _, source, value, reduce = t.pending
@@ -375,7 +376,23 @@ class KerasIRBuilder:
             _, x, value, _ = src.pending  # Masking's mask: any(x != value, axis=-1)
             return Tensor(spec.name, src.shape[:-1] if src.shape else None,
                           pending=("not_equal", x, value, True))
-        return Tensor(spec.name, None, pending=("derived",))
+        compared = frozenset().union(*(t.pending[1] if t.pending[0] == "derived" else {_compared(t.pending)}
+                                       for t in ins if t.pending))
+        return Tensor(spec.name, None, pending=("derived", compared))
+
+    def _check_derived(self, t: Tensor, label: str) -> None:
+        """A mask the config computes with operations that stand for the mask gateport propagates (Concatenate's
+        or of its inputs' masks ...): each comparison in them must be one a mask layer made (Masking's
+        ``any(x != mask_value, -1)``, Embedding's ``ids != 0``). Keras runs the operations, not the layers'
+        configs: a NotEqual of another value than the Masking's ``mask_value`` was read as the Masking's mask,
+        and every target computed other numbers than Keras."""
+        for source, value, reduce in sorted(t.pending[1], key=repr):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or ("not_equal", source, float(value), bool(reduce)) not in self._masks:
+                raise UnsupportedError(f"mask: its operations compare {quote(source)} with {quote(value)}"
+                                       f"{' over the last axis' if reduce else ''}, which no Masking or "
+                                       "Embedding(mask_zero) of the model does: expected the mask its layers "
+                                       "make", file=self.file, layer=label)
 
     def _live_nodes(self, outputs: list[str]) -> list[Node]:
         needed = set(outputs)
@@ -387,6 +404,13 @@ class KerasIRBuilder:
                 if node.mask:
                     needed.add(node.mask)
         return live[::-1]
+
+
+def _compared(pending: tuple) -> tuple:
+    """A pending ``not_equal`` mask as the (tensor, value, over the last axis) it compares, hashable whatever the
+    config gave as the value."""
+    _, source, value, reduce = pending
+    return source, value if isinstance(value, (int, float)) else repr(value), bool(reduce)
 
 
 def _check_one_maker(inputs: list[TensorSpec], nodes: list[Node], file: str | None) -> None:
