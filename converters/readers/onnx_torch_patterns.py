@@ -357,82 +357,101 @@ def _inverse_of(vg: ValueGraph, name: str, order: set[str]) -> bool:
     return rng is not None and vg.ints(rng.input[0]) == [0] and vg.ints(rng.input[2]) == [1]
 
 
-def _put_back(vg: ValueGraph, name: str, axis: int, order: set[str], depth: int = 0) -> list | None:
-    """The Gathers taking ``name`` (batch on ``axis``; through Squeeze / Transpose) back to the batch's order by
-    the inverse of ``order``, or None where some use does not."""
-    found = []
-    for user in vg.consumers.get(name, []):
-        if user.op_type == "Gather" and int(vg.attr(user, "axis", 0)) == axis and _inverse_of(vg, user.input[1], order):
-            found.append(user)
-            continue
-        if user.op_type == "Transpose" and user.input[0] == name and depth < 4:
-            perm = [int(p) for p in vg.attr(user, "perm", ())]
-            moved = _put_back(vg, user.output[0], perm.index(axis), order, depth + 1) if axis in perm else None
-        elif user.op_type == "Squeeze" and user.input[0] == name and depth < 4:
-            axes, rank = vg.axes(user), vg.rank(name)
-            kept = [a % rank for a in axes] if axes and rank else None
-            moved = _put_back(vg, user.output[0], axis - sum(a < axis for a in kept), order, depth + 1) \
-                if kept and axis not in kept else None
-        else:
-            moved = None
-        if moved is None:
+def _carried(vg: ValueGraph, node, region: dict[str, int], values: set[str]) -> list[int] | None:
+    """Where the batch axis of each output of ``node`` is when its inputs in ``region`` hold the batch (on the
+    axes ``region`` gives) in another order: for the ops that compute each sample from that sample alone (a
+    recurrent node whose ``sequence_lens`` are ``values``, reordered alike) or move axes other than the batch's;
+    None for any other."""
+    op, ins = node.op_type, list(node.input)
+    axis = region.get(ins[0]) if ins else None
+    if op == "Shape":
+        return []
+    if op in ("Identity", "Cast") and axis is not None:
+        return [axis]
+    if op == "Transpose" and axis is not None:
+        perm = [int(p) for p in vg.attr(node, "perm", ())]
+        return [perm.index(axis)] if axis in perm else None
+    if op in ("Squeeze", "Slice") and axis is not None and not any(i in region for i in ins[1:]):
+        rank = vg.rank(ins[0])
+        axes = vg.axes(node) if op == "Squeeze" else vg.slice_args(node)[2]
+        if not axes or not rank or axis in [a % rank for a in axes]:
             return None
-        found += moved
-    return found if name not in vg.outputs else None
+        return [axis - sum(a % rank < axis for a in axes)] if op == "Squeeze" else [axis]
+    if op == "Reshape" and axis is not None and ins[1] not in region and not int(vg.attr(node, "allowzero", 0)):
+        shape, before = vg.ints(ins[1]), vg.dims(ins[0])  # the axes up to the batch's kept: each sample's block
+        keeps = shape is not None and before is not None and len(shape) > axis and all(  # regrouped on its own
+            shape[k] == 0 or k < axis and isinstance(before[k], int) and shape[k] == before[k] for k in range(axis + 1))
+        return [axis] if keeps else None
+    if op == "Split" and axis is not None and not any(i in region for i in ins[1:]):  # (onnxruntime's Slices)
+        rank = vg.rank(ins[0])
+        return [axis] * len(node.output) if rank and int(vg.attr(node, "axis", 0)) % rank != axis else None
+    if op == "Concat" and all(region.get(i) == axis for i in ins) and axis is not None:
+        rank = vg.rank(ins[0])
+        return [axis] if rank and int(vg.attr(node, "axis", 0)) % rank != axis else None
+    if op in _RECURRENT and axis == 1 and not int(vg.attr(node, "layout", 0)) \
+            and all(vg.is_const(i) for i in ins[1:4] if i) and (len(ins) < 5 or ins[4] in values or not ins[4]) \
+            and all(region.get(i) == 1 for i in ins[5:7] if i):
+        return [2, 1, 1][:len(node.output)]
+    return None
 
 
 def sorted_batch(vg: ValueGraph, topk):
-    """A recurrent node run on the batch sorted by length, its outputs put back in order -> the node on the batch
-    as it is, ``sequence_lens`` the lengths unsorted: ``pack_padded_sequence(x, lengths, enforce_sorted=False)``
-    (torch/nn/utils/rnn.py: ``torch.sort(lengths, descending=True)``, ``index_select`` of the input and of the
-    initial states by its indices, the outputs taken back by ``unsorted_indices``), which the TorchScript exporter
-    writes as TopK, Gather of X (batch axis) and of initial_h / initial_c (axis 1), and Gather of every output
-    (after its Squeeze / Transpose) by ``ScatterElements(zeros, indices, Range(0, n, 1))``. Each sample's
-    recurrence reads that sample only, so the permutation and its inverse cancel."""
-    lengths, values = topk.input[0], {topk.output[0]}
-    values |= {c.output[0] for c in vg.consumers.get(topk.output[0], []) if c.op_type == "Cast"}
-    nodes = [n for v in values for n in vg.consumers.get(v, []) if n.op_type in _RECURRENT]
-    if not nodes:
+    """Recurrent nodes run on the batch sorted by length, their outputs put back in order -> the nodes on the
+    batch as it is, ``sequence_lens`` the lengths unsorted: ``pack_padded_sequence(x, lengths,
+    enforce_sorted=False)`` (torch/nn/utils/rnn.py: ``torch.sort(lengths, descending=True)``, ``index_select`` of
+    the input and of the initial states by its indices, the outputs taken back by ``unsorted_indices``), which the
+    TorchScript exporter writes as TopK, Gather of X (batch axis) and of initial_h / initial_c (axis 1), the layers
+    (and the Squeeze / Transpose / Slice / Concat between them) on the sorted batch, and Gather of what leaves by
+    ``ScatterElements(zeros, indices, Range(0, n, 1))``. Each op between computes every sample from that sample
+    alone (:func:`_carried` follows the batch axis through them), so the permutation and its inverse cancel."""
+    lengths = topk.input[0]
+    values = {topk.output[0]} | {c.output[0] for c in vg.consumers.get(topk.output[0], []) if c.op_type == "Cast"}
+    order = {topk.output[1]} | {c.output[0] for c in vg.consumers.get(topk.output[1], []) if c.op_type == "Cast"}
+    if not any(n.op_type in _RECURRENT for v in values for n in vg.consumers.get(v, [])):
         return None
     k = vg.shape_value(topk.input[1]) if len(topk.input) > 1 else None
     dims = vg.dims(lengths)
     if dims is None or len(dims) != 1 or int(vg.attr(topk, "axis", -1)) not in (0, -1) \
             or not int(vg.attr(topk, "largest", 1)) or k is None or list(k) != [dims[0]]:
         return "expected TopK of every one of a (batch,) tensor of lengths, largest first (the batch sorted by length)"
-    if len(nodes) != 1:
-        return (f"expected one recurrent node run on the batch sorted by length, found {len(nodes)} (stacked layers "
-                f"read each other's outputs in the sorted order)")
-    node = nodes[0]
-    if len(node.input) < 5 or node.input[4] not in values or int(vg.attr(node, "layout", 0)) != 0:
-        return "expected the sorted lengths as the sequence_lens of a layout-0 recurrent node"
-    order = {topk.output[1]} | {c.output[0] for c in vg.consumers.get(topk.output[1], []) if c.op_type == "Cast"}
-    x_in, swap = node.input[0], _op(vg, node.input[0], "Transpose")
-    if swap is not None and [int(p) for p in vg.attr(swap, "perm", ())] == [1, 0, 2] \
-            and all(u is node or u.op_type == "Shape" for u in vg.consumers.get(swap.output[0], [])):
-        x_in = swap.input[0]  # (a Shape of the sorted input is the unsorted one's)
-    picks = [(_op(vg, x_in, "Gather"), 0 if x_in != node.input[0] else 1)]
-    picks += [(_op(vg, node.input[s], "Gather"), 1) for s in (5, 6) if len(node.input) > s and node.input[s]]
-    for g, axis in picks:
-        if g is None or g.input[1] not in order or int(vg.attr(g, "axis", 0)) % 3 != axis \
-                or vg.only_consumer(g.output[0]) not in (node, swap):
-            return "expected X and the initial states taken in the sorted order (Gather by TopK's indices)"
-    back = []
-    for slot, out in enumerate(node.output):
-        found = _put_back(vg, out, 2 if slot == 0 else 1, order) if out else []
-        if found is None:
-            return "expected every output put back in the batch's order (Gather by the inverse permutation)"
-        back += found
+    region: dict[str, int] = {}
+    unsorted: dict[str, str] = {}  # a Gather's output in the sorted order -> the tensor it reorders
+    seeds, exits, rewired = [], [], []
+    for node in vg.nodes:
+        ins = list(node.input)
+        if node.op_type == "Gather" and len(ins) == 2 and ins[1] in order and ins[0] not in region:
+            shape, axis = vg.dims(ins[0]), int(vg.attr(node, "axis", 0))
+            size = shape[axis % len(shape)] if shape else None  # a row per sample (not a table): the batch's
+            if size is None or size != dims[0] and (isinstance(size, int) or isinstance(dims[0], int)
+                                                    or vg.is_const(ins[0])):  # size, or both run-time sizes
+                return f"expected a tensor with an axis of the batch's size taken in the sorted order, found " \
+                       f"{quote(ins[0])} of shape {shown(shape) if shape else 'unknown'}"
+            region[node.output[0]], unsorted[node.output[0]] = axis % len(shape), ins[0]
+            seeds.append(node)
+        elif node.op_type == "Gather" and len(ins) == 2 and ins[0] in region and _inverse_of(vg, ins[1], order):
+            rank = vg.rank(ins[0])
+            if not rank or int(vg.attr(node, "axis", 0)) % rank != region[ins[0]]:
+                return f"expected {quote(node.output[0])} put back in order on the batch axis {region[ins[0]]}"
+            exits.append(node)
+        elif node.op_type == "Cast" and ins[:1] == [topk.output[0]] or node is topk:
+            continue
+        elif any(i in region or i in values for i in ins):
+            axes = _carried(vg, node, region, values)
+            if axes is None:
+                return (f"expected ops computing each sample from that sample alone between the sort and its "
+                        f"inverse, found {node.op_type} {quote(node.name or node.output[0])}")
+            region.update(zip(node.output, axes))
+            rewired.append(node)
+    leaks = [o for o in region if o in vg.outputs]
+    if leaks:
+        return f"expected every output put back in the batch's order, found graph output {quote(leaks[0])} sorted"
     h = vg.onnx.helper
-    lens = fresh(vg, f"{node.output[0]}/lengths")
-    unsorted = {g.output[0]: g.input[0] for g, _ in picks}  # (the tensors as they were before the Gathers)
-    inputs = [unsorted.get(i, i) for i in node.input]
-    inputs[4] = lens
+    lens = fresh(vg, f"{topk.output[0]}/unsorted")
     added = [h.make_node("Cast", [lengths], [lens], to=6, name=lens)]  # int32, as sequence_lens is
-    if x_in != node.input[0]:
-        added.append(h.make_node("Transpose", [unsorted[x_in]], [x_in], perm=[1, 0, 2], name=swap.name))
-        inputs[0] = x_in
-    new = h.make_node(node.op_type, inputs, list(node.output), name=node.name)
-    new.attribute.extend(node.attribute)
-    added += [new, *(h.make_node("Identity", [g.input[0]], [g.output[0]], name=g.name) for g in back)]
-    return Rewrite("sorted_batch", [node, *(g for g, _ in picks), *([swap] if x_in != node.input[0] else []), *back],
-                   added)
+    for node in rewired:
+        new = h.make_node(node.op_type, [unsorted.get(i, lens if i in values else i) for i in node.input],
+                          list(node.output), name=node.name)
+        new.attribute.extend(node.attribute)
+        added.append(new)
+    added += [h.make_node("Identity", [g.input[0]], [g.output[0]], name=g.name) for g in exits]
+    return Rewrite("sorted_batch", [*seeds, *rewired, *exits], added)
