@@ -66,21 +66,29 @@ class Span:
         return text + (f" [{self.stopped}]" if self.stopped else "")
 
 
-def kernel_rows(model: Model, node: Node, shapes: dict | None = None) -> list[Span]:
+def producers_of(model: Model) -> dict[str, tuple[Node, int]]:
+    """Each tensor's producing node and output index: built once per model by a caller walking every layer (built
+    per layer, inspect of 10**4 Dense calls took minutes: red team round 9)."""
+    return {t: (n, k) for n in model.nodes for k, t in enumerate(n.outputs)}
+
+
+def kernel_rows(model: Model, node: Node, shapes: dict | None = None,
+                producers: dict[str, tuple[Node, int]] | None = None) -> list[Span]:
     """The sources of the rows of ``node``'s Keras kernel (a ``dense`` node), in row order."""
     rows = int(node.weights["weight"].shape[1])
     shapes = infer_shapes(model) if shapes is None else shapes
-    producers = {t: (n, k) for n in model.nodes for k, t in enumerate(n.outputs)}
+    producers = producers_of(model) if producers is None else producers
     spans = _spans(node.inputs[0], rows, shapes, producers, 0)
     if sum(s.stop - s.start for s in spans) != rows:  # a shape the walk misread: say only what is sure
         return [_leaf(node.inputs[0], rows, producers, "its width differs from the kernel's rows")]
     return spans
 
 
-def feature_names(model: Model, tensor: str, width: int, shapes: dict | None = None) -> list[str]:
+def feature_names(model: Model, tensor: str, width: int, shapes: dict | None = None,
+                  producers: dict[str, tuple[Node, int]] | None = None) -> list[str]:
     """A label per feature of ``tensor``'s last axis: ``aux_input[0]``, ``bi backward (unit 1) at step 2``."""
     shapes = infer_shapes(model) if shapes is None else shapes
-    producers = {t: (n, k) for n in model.nodes for k, t in enumerate(n.outputs)}
+    producers = producers_of(model) if producers is None else producers
     spans = _spans(tensor, width, shapes, producers, 0)
     if sum(s.stop - s.start for s in spans) != width:
         spans = [_leaf(tensor, width, producers)]

@@ -13,7 +13,7 @@ import numpy as np
 from . import dtypes
 from .gates import LETTER, TORCH_PARTS, gate_order, gate_slice
 from .ir import Model, Node
-from .dense_sources import kernel_rows, render_rows
+from .dense_sources import kernel_rows, producers_of, render_rows
 from .errors import UsageError
 from .sanitize import one_line, quote
 from .shapes import infer_shapes
@@ -107,7 +107,7 @@ def keras_array_shapes(node: Node, layout: str) -> dict[str, list[int]]:
 
 def describe(model: Model) -> dict[str, Any]:
     """The stable, JSON-ready description of ``model`` that ``inspect --json`` prints."""
-    shapes = infer_shapes(model)
+    shapes, producers = infer_shapes(model), producers_of(model)
     layers = []
     for node in model.nodes:
         entry: dict[str, Any] = {
@@ -144,7 +144,7 @@ def describe(model: Model) -> dict[str, Any]:
         else:
             entry["weights"] = {k: list(v.shape) for k, v in node.weights.items()}
         if node.op == "dense" and "weight" in node.weights:
-            entry["kernel_rows"] = [s.to_dict() for s in kernel_rows(model, node, shapes)]
+            entry["kernel_rows"] = [s.to_dict() for s in kernel_rows(model, node, shapes, producers)]
         layers.append(entry)
     return {
         "name": model.name,

@@ -66,14 +66,14 @@ def gate_norms(node: Node, direction: str) -> list[dict]:
 
 def weights(model: Model) -> list[dict]:
     """Every recurrent layer and direction: its input features' names and :func:`gate_norms`."""
-    from .dense_sources import feature_names
+    from .dense_sources import feature_names, producers_of
     from .shapes import infer_shapes
 
-    shapes = infer_shapes(model)
+    shapes, producers = infer_shapes(model), producers_of(model)
     layers = []
     for node in model.recurrent_nodes():
         width = node.weights[f"forward.{node.gate_names[0]}.input_weights"].shape[1]
-        features = feature_names(model, node.inputs[0], width, shapes)
+        features = feature_names(model, node.inputs[0], width, shapes, producers)
         for d in node.directions:
             layers.append({"layer": node.name, "op": node.op, "direction": d, "features": features,
                            "gates": gate_norms(node, d)})

@@ -156,3 +156,23 @@ def test_cli_text_and_json(lstm_aux):
     assert all(len(line) <= 100 for line in text.stdout.splitlines())
     rows = json.loads(run("--json").stdout)["layers"][0]["kernel_rows"]
     assert [r["source"] for r in rows] == ["lstm (units 0-3)", "aux_input[0:2]"]
+
+
+def test_describe_indexes_the_producers_once_for_every_dense_layer(monkeypatch):
+    """inspect (explain.describe) walked every node's outputs again for each Dense layer's kernel rows: a .keras whose
+    shared Dense is called 10**4 times took minutes (red team round 9, past the runner's 60 s). The index of
+    producers is built once and handed to kernel_rows; the rows it names are those kernel_rows finds alone."""
+    from converters import dense_sources, explain
+
+    w = np.zeros((3, 3), np.float32)
+    nodes = [Node(f"d{k}", "dense", [f"d{k - 1}" if k else "x"], [f"d{k}"], {"units": 3, "activation": "linear",
+                                                                         "use_bias": False}, {"weight": w})
+             for k in range(50)]
+    model = Model("m", [TensorSpec("x", (None, 3))], ["d49"], nodes)
+    built = []
+    real = dense_sources.producers_of
+    monkeypatch.setattr(explain, "producers_of", lambda m: built.append(1) or real(m))
+    described = explain.describe(model)
+    assert len(built) == 1
+    rows = {e["name"]: e["kernel_rows"] for e in described["layers"] if e.get("kernel_rows")}
+    assert rows["d7"] == [s.to_dict() for s in kernel_rows(model, nodes[7])]
