@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 
 from ..errors import FormatError
 from ..ir import Model, Node, int_option  # noqa: F401 (int_option: the writers read it here)
@@ -107,6 +108,7 @@ def merge_expression(node: Node, xs: list[str], library: str) -> str:
 
 
 _SIMPLE_ASSIGNMENT = re.compile(r"([A-Za-z_]\w*) = ")
+_NAME = re.compile(r"\b[A-Za-z_]\w*")
 
 
 def without_unused_assignments(body: list[str], outputs: list[str]) -> list[str]:
@@ -115,10 +117,11 @@ def without_unused_assignments(body: list[str], outputs: list[str]) -> list[str]
     then passes ``ruff --select F`` (tests/test_lint.py)."""
     body = list(body)
     while True:
-        text = "\n".join(body + outputs)
+        # every name counted in one pass (a search per line over the whole text was quadratic: a model of 10**4
+        # layers took minutes, red team round 9); a maximal word starting with a letter is what \bname\b finds
+        counts = Counter(_NAME.findall("\n".join(body + outputs)))
         unused = [k for k, line in enumerate(body)
-                  if (m := _SIMPLE_ASSIGNMENT.match(line))
-                  and len(re.findall(rf"\b{re.escape(m.group(1))}\b", text)) == 1]
+                  if (m := _SIMPLE_ASSIGNMENT.match(line)) and counts[m.group(1)] == 1]
         if not unused:
             return body
         body = [line for k, line in enumerate(body) if k not in unused]
