@@ -67,7 +67,7 @@ REFUSED: dict[str, str] = {
     "h14_lstm_stacked_bidir_reshape": _ONE_DIRECTION,
     # tf2onnx: LSTM(unroll=True) (Split into steps), Cropping1D of the time-major sequence (a Slice of every axis,
     # then Flatten)
-    "k_lstm_unroll": "found 'Split' (closest pattern unrolled_recurrence",
+    "k_lstm_unroll": "(Split): expected Split on axis 0 of stacked states",  # (closest pattern unrolled_recurrence)
     "k_lstm_lastslice_dense": "(Slice): expected Slice reversing a sequence in time or taking one direction's half",
     # onnxruntime's contrib op
     "h13_gru_gemm_relu_head__ort_extended": "expected standard ONNX ops, found 'FusedGemm' of domain 'com.microsoft'",

@@ -450,3 +450,73 @@ def test_an_output_computed_from_a_relaid_state_is_named_batch_first(tmp_path):
     check_read(proto, proto, tmp_path, keras=False)
     model = api.read(tmp_path / "variant.onnx")
     assert "outputs 'Y_h' (" in model.source["layout"] and "'h'" not in model.source["layout"]
+
+
+def stacked_split(form: str = "input", opset: int = 13, sizes=(1, 1), axis: int = 0, stacked: int = 2):
+    """Two LSTM layers (the second reading the first's Y squeezed) whose initial states come from graph inputs
+    ``initial_h`` / ``initial_c`` ``[stacked, batch, hidden]`` through one ``Split`` each, as onnxruntime's
+    GatherSliceToSplitFusion leaves torch's per-layer Slices of ``h0`` / ``c0``: the sizes given as the
+    ``split`` input (``form`` "input", Split-13 on), the ``split`` attribute ("attribute", before 13), or as
+    ``num_outputs`` ("num_outputs", Split-18)."""
+    rng = np.random.default_rng(5)
+    inits = [numpy_helper.from_array(np.array([1], np.int64), "axis1")] if opset >= 13 else []
+    nodes = []
+    for k in ("h", "c"):
+        extra = {"split": list(sizes)} if form == "attribute" else {"num_outputs": len(sizes)} \
+            if form == "num_outputs" else {}
+        ins = [f"initial_{k}"] + ([f"sizes_{k}"] if form == "input" else [])
+        if form == "input":
+            inits.append(numpy_helper.from_array(np.array(sizes, np.int64), f"sizes_{k}"))
+        nodes.append(helper.make_node("Split", ins, [f"{k}{n}" for n in range(len(sizes))], name=f"split_{k}",
+                                      axis=axis, **extra))
+    x = "X"
+    for n, width in enumerate((I, H)):
+        w = {"W": (1, 4 * H, width), "R": (1, 4 * H, H), "B": (1, 8 * H)}
+        inits += [numpy_helper.from_array(rng.uniform(-1, 1, shape).astype(np.float32), f"{key}{n}")
+                  for key, shape in w.items()]
+        nodes.append(helper.make_node("LSTM", [x, f"W{n}", f"R{n}", f"B{n}", "", f"h{n}", f"c{n}"],
+                                      [f"Y{n}", "Y_h" if n else ""], name=NODE if n else "first", hidden_size=H))
+        if not n:
+            nodes.append(helper.make_node("Squeeze", ["Y0", "axis1"], ["X1"], name="squeeze") if opset >= 13 else
+                         helper.make_node("Squeeze", ["Y0"], ["X1"], name="squeeze", axes=[1]))
+            x = "X1"
+    states = [helper.make_tensor_value_info(f"initial_{k}", TP.FLOAT, [stacked, "batch", H]) for k in ("h", "c")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("X", TP.FLOAT, ["time", "batch", I]),
+                                           *states],
+                              [helper.make_tensor_value_info("Y1", TP.FLOAT, ["time", 1, "batch", H]),
+                               helper.make_tensor_value_info("Y_h", TP.FLOAT, [1, "batch", H])], inits)
+    return _model(graph, opset)
+
+
+@pytest.mark.parametrize("form,opset", [("input", 13), ("input", 18), ("attribute", 11), ("num_outputs", 18)])
+def test_split_of_stacked_initial_states_reads_as_its_slices(form, opset, tmp_path):
+    """A Split on axis 0 of stacked states ``[layers, batch, hidden]`` into each layer's initial_h / initial_c
+    (onnxruntime EXTENDED's fusion of torch's per-layer Slices) reads as those Slices: PyTorch, ONNX and Keras
+    give what onnxruntime computes on the file."""
+    proto = stacked_split(form, opset)
+    onnx.checker.check_model(proto, full_check=True)
+    check_read(proto, proto, tmp_path, keras=True)
+
+
+SPLIT_REFUSED = {
+    "sizes_not_the_declared_axis": ({"sizes": (1, 2)}, "split_h",
+                                    "one non-negative size per output (2) summing to the axis' declared 2, found [1, 2]"),
+    "negative_size": ({"sizes": (3, -1)}, "split_h", "summing to the axis' declared 2, found [3, -1]"),
+    "other_axis": ({"axis": 2, "sizes": (2, 2)}, "split_h", "expected Split on axis 0 of stacked states"),
+    # a part of two rows for a one-direction layer: refused where the layer reads it (the part's IR name quoted)
+    "parts_not_the_directions": ({"sizes": (2, 1), "stacked": 3}, "first",
+                                 ("expected initial_h absent, zeros, a [1, batch, 4] tensor",
+                                  ": a tensor of shape [2, 'batch', 4]")),
+}
+
+
+@pytest.mark.parametrize("name", list(SPLIT_REFUSED))
+def test_bad_split_of_stacked_states_is_refused_in_one_line(name, tmp_path, capsys):
+    options, node, named = SPLIT_REFUSED[name]
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(stacked_split(**options), str(path))
+    assert main(["inspect", str(path)]) == 2
+    err = capsys.readouterr().err
+    print(err)
+    assert err.count("\n") == 1 and err.startswith("gateport: error: ") and str(path) in err
+    assert f"ONNX node '{node}'" in err and all(n in err for n in ((named,) if isinstance(named, str) else named))

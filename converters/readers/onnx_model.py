@@ -49,7 +49,7 @@ _SHAPE_OPS = ("Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice", "Add"
 
 
 #: ops that keep zeros zeros
-_LAYOUT_OPS = ("Slice", "Gather", "Squeeze", "Unsqueeze", "Reshape", "Transpose", "Cast", "Identity", "Expand")
+_LAYOUT_OPS = ("Slice", "Split", "Gather", "Squeeze", "Unsqueeze", "Reshape", "Transpose", "Cast", "Identity", "Expand")
 #: protobuf refuses messages above 2 GiB; bigger models keep their weights as external data
 _PROTOBUF_MAX = 2**31 - 1
 
@@ -287,7 +287,7 @@ class OnnxReader:
         if node.op_type in _SHAPE_OPS and shape_arithmetic(args):
             return [ShapeOf(None)] * len(node.output)  # run-time sizes (e.g. zero states' shape)
         if node.op_type in _LAYOUT_OPS and isinstance(args[0], Zeros):
-            return [args[0]]  # a slice of zero states is zeros
+            return [args[0]] * len(node.output)  # a slice (each part of a Split) of zero states is zeros
         return handler(self, node, args, attrs)
 
     def _input_spec(self, vi) -> TensorSpec:

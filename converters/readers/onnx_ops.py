@@ -715,13 +715,10 @@ def _slice(r, node, args, attrs):
             return [Seq(x.rec, x.slot, False, not x.flipped, x.stage, x.zero)]
         if isinstance(x, IR) and x.rank == 3:
             return [View("flipped", x)]
-    if isinstance(x, View) and x.kind == "time_major" and isinstance(x.of, IR) and x.of.rank == 3 and axes == [0] \
-            and (steps or [1]) == [1] and r.dim(x.of.name, 1) is not None:  # x[a:b] of [n, batch, ...]: crop axis 1
-        n = r.dim(x.of.name, 1)
-        start, stop, _ = slice(starts[0], ends[0]).indices(n)
+    if _stacked(r, x) is not None and axes == [0] and (steps or [1]) == [1]:  # x[a:b] of [n, batch, ...]
+        start, stop, _ = slice(starts[0], ends[0]).indices(_stacked(r, x))
         if stop > start:
-            return [View("time_major", r.add("crop1d", [x.of.name], r.fresh(out_name(node)),
-                                              {"cropping": [start, n - stop]}, rank=3))]
+            return [_stacked_part(r, x, start, stop, out_name(node))]
     if isinstance(x, Merged) and x.mode == "concat" and not x.time_major and starts and ends and axes \
             and axes[0] in (2, -1) and (steps or [1]) == [1]:
         h = x.rec.hidden
@@ -733,6 +730,85 @@ def _slice(r, node, args, attrs):
     if half is not None:
         return [half]
     raise r.unsupported("expected Slice reversing a sequence in time or taking one direction's half")
+
+
+def _stacked(r, x: Value) -> int | None:
+    """``n`` when ``x`` is a time-major ``[n, batch, ...]`` tensor of rank 3 with ``n`` declared (torch's
+    ``h0`` / ``c0`` of stacked layers ``[layers * dirs, batch, hidden]``, seen batch-first), else None."""
+    if isinstance(x, View) and x.kind == "time_major" and isinstance(x.of, IR) and x.of.rank == 3:
+        return r.dim(x.of.name, 1)
+    return None
+
+
+def _stacked_part(r, x: View, start: int, stop: int, hint: str) -> View:
+    """Rows ``start:stop`` of a stacked ``[n, batch, ...]`` tensor (:func:`_stacked`): a crop of axis 1 of
+    the batch-first tensor, still seen time-major (one layer's initial state, read by ``_initial_state``)."""
+    n = r.dim(x.of.name, 1)
+    return View("time_major", r.add("crop1d", [x.of.name], r.fresh(hint), {"cropping": [start, n - stop]},
+                                    rank=3))
+
+
+def _split_sizes(r, node, args, attrs, n: int) -> list[int]:
+    """The part sizes of ``Split`` along an axis of ``n`` elements: the ``split`` attribute (Split-1, -2,
+    -11; Split-1 also took it as an input), the ``split`` input (Split-13, -18), ``num_outputs`` (Split-18:
+    parts of ceil(n / num_outputs), the last smaller), or equal parts, one per output (onnx/docs/Changelog.md
+    Split-1..-18; onnx/defs/tensor/defs.cc). Each checked non-negative, one per output, summing to ``n``."""
+    outputs = len(node.output)
+    if "split" in attrs:
+        if r.op_version >= 13:
+            raise FormatError(f"Split-{r.op_version} takes split as an input, found a split attribute")
+        sizes = [int(v) for v in attrs["split"]]
+    elif len(args) > 1 and args[1] is not None:
+        sizes = ints(args[1])
+        if sizes is None or "num_outputs" in attrs:
+            raise r.unsupported("expected the split input of Split a constant (and no num_outputs with it)")
+    elif "num_outputs" in attrs:
+        if r.op_version < 18:
+            raise FormatError(f"Split-{r.op_version} has no num_outputs attribute (Split-18 on)")
+        parts = int(attrs["num_outputs"])
+        if parts != outputs or parts < 1:
+            raise FormatError(f"Split num_outputs {parts} and its {outputs} outputs differ")
+        size = -(-n // parts)
+        sizes = [min(size, max(n - k * size, 0)) for k in range(parts)]
+    else:
+        if r.op_version >= 18:
+            raise FormatError("Split-18 needs the split input or num_outputs, found neither")
+        if n % outputs:
+            raise FormatError(f"Split of an axis of {n} into {outputs} equal parts")
+        sizes = [n // outputs] * outputs
+    if len(sizes) != outputs or any(s < 0 for s in sizes) or sum(sizes) != n:
+        raise FormatError(f"expected Split sizes, one non-negative size per output ({outputs}) summing to the "
+                          f"axis' declared {n}, found {sizes[:8]}{' ...' if len(sizes) > 8 else ''}")
+    return sizes
+
+
+def _split(r, node, args, attrs):
+    """``Split`` on axis 0 of a stacked ``[n, batch, hidden]`` state (onnxruntime's GatherSliceToSplitFusion
+    makes one Split of torch's per-layer Gather / Slice of ``h0``, onnxruntime/core/optimizer/
+    gather_slice_fusion.cc): each part the rows ``Slice`` would take (:func:`_stacked_part`); a part is
+    checked against the layer's directions where it is used (``_initial_state``)."""
+    x, axis = args[0], int(attrs.get("axis", 0))
+    n = _stacked(r, x)
+    graph_outputs = {o.name for o in r.proto.graph.output}
+    states = all(o and o not in graph_outputs and _only_initial_state(r, o) for o in node.output)
+    if n is None or axis not in (0, -3) or not states:
+        found = f"axis {axis} of a {x.what}" if n is None else f"axis {axis}" if states else \
+            "parts used other than as a recurrent node's initial_h / initial_c (a sequence split into steps?)"
+        raise r.unsupported(f"expected Split on axis 0 of stacked states [layers * dirs, batch, hidden] (torch's "
+                            f"h0 / c0, size declared) into each layer's initial state, found {found}")
+    sizes = _split_sizes(r, node, args, attrs, n)
+    if 0 in sizes:
+        raise r.unsupported(f"expected Split of stacked states into parts of at least one row, found {sizes}")
+    starts = np.cumsum([0, *sizes[:-1]])
+    return [_stacked_part(r, x, int(a), int(a) + s, name or out_name(node))
+            for a, s, name in zip(starts, sizes, node.output)]
+
+
+def _only_initial_state(r, name: str) -> bool:
+    """``name`` is read, and only as ``initial_h`` / ``initial_c`` of recurrent nodes."""
+    users = onnx_consumers(r, name)
+    return bool(users) and all(
+        n.op_type in KINDS and name in list(n.input)[5:7] and name not in list(n.input)[:5] for n in users)
 
 
 def _concat(r, node, args, attrs):
@@ -1091,6 +1167,7 @@ HANDLERS = {
     "Transpose": _transpose,
     "Reshape": _reshape,
     "Slice": _slice,
+    "Split": _split,
     "Concat": _concat,
     "Tile": _tile,
     "Flatten": _flatten,

@@ -149,11 +149,13 @@ def _time_major_uses(vg: ValueGraph, name: str) -> bool:
         users = vg.consumers.get(name, [])
         return bool(users) and all(n.op_type == "Gather" and list(n.input)[1:] == [name] and vg.is_const(n.input[0])
                                    and int(vg.attr(n, "axis", 0)) == 0 and feeds_x(n.output[0]) for n in users)
-    def feeds_state(t: str, sliced: bool = False) -> bool:  # torch's h0 of several layers: Slice on axis 0 each
+    def feeds_state(t: str, sliced: bool = False) -> bool:  # torch's h0 of several layers: Slice / Split on axis 0
         users = vg.consumers.get(t, [])
         return bool(users) and all(
             n.op_type in _RECURRENT and t in list(n.input)[5:7] and not int(vg.attr(n, "layout", 0))
             or not sliced and n.op_type == "Slice" and n.input[0] == t and feeds_state(n.output[0], True)
+            or not sliced and n.op_type == "Split" and n.input[0] == t  # (onnxruntime's fusion of those Slices)
+            and all(o and feeds_state(o, True) for o in n.output)
             for n in users)
     return feeds_x(name) or vg.rank(name) == 3 and feeds_state(name)
 
