@@ -80,3 +80,45 @@ def test_the_allowance_reuses_the_reference_verify_ran():
     model = read(FIXTURE)
     xs = random_inputs(model)
     assert rounding.allowance(model, xs, reference_run(model, xs)[0]) == rounding.allowance(model, xs)
+
+
+def _amplifying_keras(tmp_path):
+    """A Keras 3 GRU stack whose weights amplify float32 rounding (recurrent weights x12), saved as .keras."""
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(3)
+    m = keras.Sequential([keras.Input((21, 8)), keras.layers.GRU(32, return_sequences=True), keras.layers.GRU(16),
+                          keras.layers.Dense(4)])
+    for layer in m.layers[:2]:
+        k, r, b = layer.get_weights()
+        layer.set_weights([k * 6, r * 12, b])
+    path = tmp_path / "amplifying.keras"
+    m.save(path)
+    return m, path
+
+
+def test_stored_outputs_get_the_allowance_in_the_source_and_numpy_rows(tmp_path):
+    """Stored outputs come from another float32 runtime (tf-keras, Keras on TensorFlow): the source's own Keras run
+    and the numpy reference against them are judged as every artifact is. A departure past the fixed tolerance and
+    within the allowance passes with a note; one far past the allowance still fails."""
+    m, path = _amplifying_keras(tmp_path)
+    model = read(path)
+    xs = random_inputs(model)
+    allowance = rounding.allowance(model, xs)[0]
+    assert allowance > 10 * ATOL  # the model amplifies rounding
+    own = np.asarray(m.predict(xs[0], verbose=0), np.float32)
+    for delta, expected in ((5 * ATOL, "pass"), (10 * allowance, "fail")):
+        np.savez(tmp_path / "expected.npz", **{"out:0": own + np.float32(delta)})
+        report = verify(path, ("torch",), inputs=xs, expected=tmp_path / "expected.npz")
+        rows = _rows(report)
+        assert rows["keras (source)"].status == expected and rows["numpy"].status == expected, report.rows
+        assert rows["keras (source)"].max_abs > ATOL
+        assert any("float32 rounding allowance" in n for n in report.notes) == (expected == "pass"), report.notes
+
+
+def test_stored_outputs_with_an_explicit_tolerance_get_no_allowance(tmp_path):
+    m, path = _amplifying_keras(tmp_path)
+    xs = random_inputs(read(path))
+    want = np.asarray(m.predict(xs[0], verbose=0), np.float32) + np.float32(5 * ATOL)
+    np.savez(tmp_path / "expected.npz", **{"out:0": want})
+    report = verify(path, ("torch",), inputs=xs, expected=tmp_path / "expected.npz", atol=ATOL)
+    assert _rows(report)["keras (source)"].status == "fail"
