@@ -404,3 +404,36 @@ def test_merge_of_shapes_that_do_not_broadcast_is_refused(capsys, tmp_path):
                               [helper.make_tensor_value_info("y", TP.FLOAT, None)])
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     assert_refused(capsys, tmp_path, save(proto, tmp_path), "do not broadcast")
+
+
+# -- a zero initial state sized from Shape(x) ---------------------------------------------------------------
+def _lstm_from_zero_state(batch_index: int):
+    """torch.onnx's zero initial state: ConstantOfShape([1, Shape(x)[batch_index], H]) into a time-major LSTM."""
+    hidden, features = 3, 2
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "k"], ["b"], axis=0),
+             helper.make_node("Unsqueeze", ["b", "zero_axis"], ["b1"]),
+             helper.make_node("Concat", ["one", "b1", "h"], ["dims"], axis=0),
+             helper.make_node("ConstantOfShape", ["dims"], ["h0"]),
+             helper.make_node("LSTM", ["x", "W", "R", "", "", "h0", "h0"], ["", "yh"], hidden_size=hidden),
+             helper.make_node("Squeeze", ["yh", "zero_axis"], ["y"])]
+    inits = [tensor("k", np.array(batch_index, np.int64)), tensor("zero_axis", np.array([0], np.int64)),
+             tensor("one", np.array([1], np.int64)), tensor("h", np.array([hidden], np.int64)),
+             tensor("W", RNG.normal(0, 0.5, (1, 4 * hidden, features)).astype(np.float32)),
+             tensor("R", RNG.normal(0, 0.5, (1, 4 * hidden, hidden)).astype(np.float32))]
+    return model(nodes, ["time", "batch", features], 13, inits, ["batch", hidden])
+
+
+def test_a_zero_initial_state_sized_from_the_batch_reads_as_zeros(tmp_path):
+    """(gateport's model takes the time-major x batch-first, as for every layout-0 file.)"""
+    path, x = save(_lstm_from_zero_state(1), tmp_path), x_of(5, 2, 2)
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    got = reference.run(onnx_model.read(path), [x.transpose(1, 0, 2)])[0]
+    assert got.shape == want.shape and np.max(np.abs(got - want)) <= TOL
+
+
+@pytest.mark.parametrize("index", [3, -4, 7])
+def test_a_shape_index_past_the_rank_is_refused(capsys, tmp_path, index):
+    """onnxruntime refuses the Gather when it runs; gateport read the state as zeros whatever the index said."""
+    assert_refused(capsys, tmp_path, save(_lstm_from_zero_state(index), tmp_path),
+                   "(Gather)", "expected Gather indices within the 3 dims its input holds")

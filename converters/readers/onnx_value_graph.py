@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from ..errors import FormatError
 from ..sanitize import quote
 
 #: ops whose output has the shape of their first input
@@ -195,6 +196,9 @@ class ValueGraph:
                 self._dims[out] = d[:axis] + idx + d[axis + 1:]
             picks = self.ints(ins[1])
             if sv is not None and picks is not None and axis == 0:
+                if any(not -len(sv) <= p < len(sv) for p in picks):  # onnxruntime refuses it when the node runs
+                    raise FormatError(f"expected Gather indices within the {len(sv)} dims its input holds, found "
+                                      f"{quote(picks)}", layer=where(n))
                 self._shape_values[out] = [sv[p] for p in picks]
         elif op == "ReduceProd" and sv is not None:
             keep = int(self.attr(n, "keepdims", 1))
