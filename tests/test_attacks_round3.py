@@ -8,6 +8,7 @@ terminal stream.
 """
 import io
 import os
+import shutil
 import zipfile
 
 import numpy as np
@@ -31,7 +32,8 @@ ONCE_FAILED = ("verify --inputs raw .npy member named like the key", "explain --
 def battery(tmp_path_factory):
     folder = tmp_path_factory.mktemp("round3") / "cases"
     built = build(folder, groups=("npz", "fifo", "message"))
-    return folder, [c for c in built if any(p in c.name for p in ONCE_FAILED)]
+    yield folder, [c for c in built if any(p in c.name for p in ONCE_FAILED)]
+    shutil.rmtree(folder.parent, ignore_errors=True)  # GBs of cases and outputs: not kept even when a test fails
 
 
 def test_cases_that_once_failed(battery):
