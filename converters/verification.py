@@ -673,8 +673,8 @@ def verify(model_path: str | os.PathLike, targets: Sequence[str] = DEFAULT_TARGE
     ref, source_run = _run_source(report, model_path, config, names, xs, ref, progress)
     ref, ref_traces, masks, numpy_outputs = _run_reference(report, model, names, xs, ref, progress)
     if rounding_allowed and numpy_outputs is not None and ref is not numpy_outputs:
-        for label, got in [source_run] if source_run else []:
-            _rejudge(report, model, xs, numpy_outputs, names, ref, label, got, allowance)
+        if source_run is not None:
+            _rejudge(report, model, xs, numpy_outputs, names, ref, *source_run, allowance)
         _rejudge(report, model, xs, numpy_outputs, names, ref, "numpy", numpy_outputs, allowance)
 
     artifacts = dict(artifacts or {})
@@ -981,7 +981,8 @@ def _add_notes(report: Report, backend_note: str | None) -> None:
         report.hint = "install tf-keras or pass --expected"
 
 
-def _run_source(report: Report, path, config, names, xs, ref: list | None, progress) -> tuple[list | None, tuple | None]:
+def _run_source(report: Report, path, config, names, xs, ref: list | None,
+                progress) -> tuple[list | None, tuple[str, list] | None]:
     """Run the source file in Keras where :func:`keras_plan` allows: its outputs become the reference
     if there is none yet, else rows. Keras failing to load the file is a skipped row. Returns ``ref`` and,
     where the source's rows were compared with stored outputs, ``(label, outputs)``."""
