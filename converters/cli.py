@@ -425,12 +425,20 @@ def _main(argv: list[str] | None) -> int:
     except (OSError, MemoryError, RecursionError) as e:  # disk full, permission, exhausted: one line
         if args.debug:
             raise
-        return _error(args, e, one_line(_describe(e)))
+        text = one_line(_describe(e))
+        named = isinstance(e, OSError) and e.filename
+        return _error(args, e, text if named or not _input_named(args) else f"{_input_named(args)}: {text}")
     except Exception as e:  # a case gateport did not foresee: still one line, never a traceback
         if args.debug:
             raise
         return _error(args, e, f"unexpected {type(e).__name__}: {one_line(e)} "
                                "(a gateport bug; --debug shows the traceback)")
+
+
+def _input_named(args) -> str:
+    """The command's input file(s), quoted, for a message that names no file of its own."""
+    files = getattr(args, "model", None) or [getattr(args, "a", None), getattr(args, "b", None)]
+    return ", ".join(quote(str(f)) for f in ([files] if isinstance(files, str) else files) if f)
 
 
 def _describe(e: BaseException) -> str:

@@ -141,3 +141,18 @@ def test_onnx_options_refused_for_other_targets_and_bad_axes(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["convert", str(TINY), "--to", "onnx", "-o", str(tmp_path / "m.onnx"), "--dynamic", "batch,depth"])
     assert "expected axes from batch, time" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("exc", [RecursionError(), MemoryError()])
+def test_exhaustion_names_the_input(capsys, monkeypatch, exc):
+    """An input too deep or too large for this machine: one line naming the file (the exception names none)."""
+    import converters.cli as cli
+
+    def exhausted(args):
+        raise exc
+
+    monkeypatch.setitem(cli.COMMANDS, "inspect", exhausted)
+    assert main(["inspect", "deep\x1b[2J.keras"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "deep" in err and "\x1b" not in err
+    assert ("nested too deeply" if isinstance(exc, RecursionError) else "out of memory") in err

@@ -423,14 +423,30 @@ def keras_layer_order(graph: KerasLayerGraph, model: Model) -> list[KerasLayer |
     order: list[_Op] = []
 
     def visit(tensor: str) -> None:
+        """Keras' recursive walk, with a stack of (operation, next input) instead of Python's (a chain of
+        10**4 calls is no deeper than one)."""
+        stack: list[tuple[_Op, int]] = []
+        active: set[int] = set()
         op = producer[tensor]
-        if id(op) in finished:
-            return
-        index.setdefault(id(op), len(index))
-        for t in op.inputs:
-            visit(t)
-        finished.add(id(op))
-        order.append(op)
+        while True:
+            if id(op) in active:  # the IR's graph is checked acyclic when read: never reached
+                raise UnsupportedError(f"operation {quote(op.name)} feeds itself: a cycle Keras cannot write")
+            if id(op) not in finished:
+                index.setdefault(id(op), len(index))
+                stack.append((op, 0))
+                active.add(id(op))
+            while stack:
+                top, k = stack[-1]
+                if k < len(top.inputs):
+                    stack[-1] = (top, k + 1)
+                    op = producer[top.inputs[k]]
+                    break
+                stack.pop()
+                active.discard(id(top))
+                finished.add(id(top))
+                order.append(top)
+            else:
+                return
 
     for t in graph.outputs:
         visit(t)
