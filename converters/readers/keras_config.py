@@ -539,7 +539,8 @@ def _map_call(call: Call, fn) -> Call:
         [fn(m) if isinstance(m, Ref) else m for m in call.mask] if isinstance(call.mask, list) else call.mask
     return Call(inputs=[fn(r) for r in call.inputs], mask=mask, mask_given=call.mask_given,
                 initial_state=[fn(r) for r in call.initial_state], constants=call.constants,
-                kwargs={k: fn(v) if isinstance(v, Ref) else v for k, v in call.kwargs.items()})
+                kwargs={k: fn(v) if isinstance(v, Ref) else v for k, v in call.kwargs.items()},
+                args=call.args)  # as stored: keras_tf_ops replaces its references by ``inputs`` in order
 
 
 def _fill_input_shapes(graph: KerasGraph, sub: KerasGraph, call: Call) -> None:

@@ -44,6 +44,9 @@ TF_FUNCTIONS = {
     "nn.softplus": "softplus", "nn.softsign": "softsign", "nn.relu6": "relu6", "nn.silu": "swish",
     "math.not_equal": "not_equal", "math.reduce_any": "any",
     "math.abs": "abs", "math.sqrt": "sqrt", "math.log": "log",
+    "math.reduce_variance": "var", "math.reduce_std": "std", "nn.log_softmax": "log_softmax",
+    "repeat": "repeat", "math.l2_normalize": "l2_normalize",
+    "compat.v1.norm": "norm",
 }
 #: kinds that compute a mask (``tf.not_equal(ids, 0)``, ``tf.reduce_any(..., axis=-1)``): kept symbolic, as
 #: keras_build keeps Keras 3's NotEqual/Any op nodes, until a layer takes the result as its ``mask``
@@ -58,6 +61,8 @@ KERAS3_OPS = {
     "Matmul": "matmul", "Tanh": "tanh", "Sigmoid": "sigmoid", "Relu": "relu", "Exp": "exponential", "Elu": "elu",
     "Selu": "selu", "Softplus": "softplus", "Softsign": "softsign", "Relu6": "relu6", "Silu": "swish",
     "Absolute": "abs", "Abs": "abs", "Sqrt": "sqrt", "Log": "log",
+    "Swapaxes": "swapaxes", "Moveaxis": "moveaxis", "Repeat": "repeat", "LogSoftmax": "log_softmax",
+    "Norm": "norm", "Normalize": "normalize", "Var": "var", "Std": "std",
 }
 
 
@@ -546,20 +551,20 @@ def transpose(call: LayerCall, args: Args) -> Tensor:
     return _out(call, x, tuple(x.shape[p - 1] for p in perm[1:]))
 
 
-def softmax(call: LayerCall, args: Args) -> Tensor:
-    """The last axis: the softmax activation; another: permuted to the end and back (exact)."""
+def softmax(call: LayerCall, args: Args, activation: str = "softmax") -> Tensor:
+    """The last axis: the softmax (or log_softmax) activation; another: permuted to the end and back (exact)."""
     x = args.operands[0]
     rank = _rank(call, x)
     axis = args.params.get("axis")
     axis = _axis(call, -1 if axis is None else axis, rank)  # tf.nn.softmax: axis None is the last
     if axis == rank - 1:
-        call.add("activation", [x.name], [call.out()], {"activation": "softmax"})
+        call.add("activation", [x.name], [call.out()], {"activation": activation})
         return _out(call, x, x.shape)
     dims = list(range(1, rank))
     dims[axis - 1], dims[-1] = dims[-1], dims[axis - 1]
-    moved, act = _fresh(call, "to_last"), _fresh(call, "softmax")
+    moved, act = _fresh(call, "to_last"), _fresh(call, activation)
     call.add("permute", [x.name], [moved], {"dims": dims}, name=moved)
-    call.add("activation", [moved], [act], {"activation": "softmax"}, name=act)
+    call.add("activation", [moved], [act], {"activation": activation}, name=act)
     call.add("permute", [act], [call.out()], {"dims": dims})
     return _out(call, x, x.shape)
 
@@ -577,6 +582,168 @@ def matmul(call: LayerCall, args: Args) -> Tensor:
         raise call.error(f"matmul: inner sizes {ka} and {kb} differ")
     call.add("dot", [a.name, b.name], [call.out()], {"axes": axes})
     return _out(call, a, (a.shape[2 - axes[0]], b.shape[2 - axes[1]]))
+
+
+def log_softmax(call: LayerCall, args: Args) -> Tensor:
+    """``ops.log_softmax(x, axis)``: the log_softmax activation on the last axis (another axis permuted there and
+    back, as softmax)."""
+    return softmax(call, args, "log_softmax")
+
+
+def _any_axis(call: LayerCall, value: object, rank: int, what: str) -> int:
+    """A Keras axis of a rank-``rank`` tensor (batch included, negative from the end); the batch allowed (the
+    permutation built from it is then refused by transpose)."""
+    if not is_int(value) or not -rank <= value < rank:
+        raise call.error(f"{what}: expected an axis from {-rank} to {rank - 1} for a tensor of rank {rank}, found "
+                         f"{quote(value, 80)}")
+    return value % rank
+
+
+def swapaxes(call: LayerCall, args: Args) -> Tensor:
+    """``ops.swapaxes(x, axis1, axis2)``: the transpose exchanging the two axes (the batch never moves)."""
+    x, p = args.operands[0], args.params
+    rank = _rank(call, x)
+    perm = list(range(rank))
+    a, b = (_any_axis(call, p.get(k), rank, k) for k in ("axis1", "axis2"))
+    perm[a], perm[b] = perm[b], perm[a]
+    return transpose(call, Args([x], {"perm": perm}))
+
+
+def moveaxis(call: LayerCall, args: Args) -> Tensor:
+    """``ops.moveaxis(x, source, destination)`` (ints or lists of one length): numpy's permutation, as a
+    transpose (the batch never moves)."""
+    x, p = args.operands[0], args.params
+    rank = _rank(call, x)
+    src, dst = ([v] if is_int(v) else v for v in (p.get("source"), p.get("destination")))
+    if not isinstance(src, list) or not isinstance(dst, list) or len(src) != len(dst) or not src:
+        raise call.error(f"moveaxis: expected source and destination axes of one count, found "
+                         f"{quote(p.get('source'), 40)} and {quote(p.get('destination'), 40)}")
+    src = [_any_axis(call, a, rank, "source") for a in src]
+    dst = [_any_axis(call, a, rank, "destination") for a in dst]
+    if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise call.error("moveaxis: expected distinct source and distinct destination axes")
+    perm = [a for a in range(rank) if a not in src]
+    for d, a in sorted(zip(dst, src)):
+        perm.insert(d, a)
+    return transpose(call, Args([x], {"perm": perm}))
+
+
+def repeat(call: LayerCall, args: Args) -> Tensor:
+    """``ops.repeat(x, repeats, axis)``: each element along ``axis`` repeated ``repeats`` times in place. A size-1
+    axis is a tile; another is expand_dims after it, a tile of the new axis and a reshape merging the two."""
+    x, p = args.operands[0], args.params
+    rank = _rank(call, x)
+    reps = p.get("repeats")
+    reps = reps[0] if isinstance(reps, list) and len(reps) == 1 else reps
+    if not is_int(reps) or not 1 <= reps <= MAX_TILE:
+        raise call.unsupported(f"repeat: expected one count of repeats from 1 to {MAX_TILE}, found "
+                               f"{quote(p.get('repeats'), 80)}")
+    if p.get("axis") is None:
+        raise call.unsupported("repeat without an axis flattens the batch too: only per-sample operations are "
+                               "supported")
+    axis = _axis(call, p["axis"], rank)
+    size = x.shape[axis - 1]
+    if size == 1 or reps == 1:
+        return tile(call, Args([x], {"multiples": [reps if a == axis else 1 for a in range(rank)]}))
+    shape = list(x.shape)
+    call.take(math.prod(d or 1 for d in shape) * reps, "one sample of the repeated tensor")
+    widened = _reshaped(call, x, [*shape[:axis], 1, *shape[axis:]], _fresh(call, "expand"))
+    tiled = _fresh(call, "tile")
+    call.add("concatenate", [widened.name] * reps, [tiled], {"axis": axis + 1}, name=tiled)
+    shape[axis - 1] = None if size is None else size * reps
+    return _reshaped(call, Tensor(tiled, None, dtype=x.dtype), shape)
+
+
+def _sqrt_sum_squares(call: LayerCall, x: Tensor, axes: list[int], out: str) -> Tensor:
+    """``sqrt(sum(x * x, axes, keepdims=True))`` named ``out``."""
+    squared, summed = _fresh(call, "square"), _fresh(call, "sum")
+    call.add("multiply", [x.name, x.name], [squared], name=squared)
+    call.add("reduce", [squared], [summed], {"mode": "sum", "axes": axes, "keepdims": True}, name=summed)
+    call.add("activation", [summed], [out], {"activation": "sqrt"}, name=None if out == call.out() else out)
+    return Tensor(out, tuple(1 if i + 1 in axes else d for i, d in enumerate(x.shape or ())), dtype=x.dtype)
+
+
+def norm(call: LayerCall, args: Args) -> Tensor:
+    """``ops.norm(x, ord, axis, keepdims)``: the Euclidean norm (``ord`` None or 2 over one axis, None or "fro"
+    over two) as sqrt(sum(x * x)); ``ord`` 1 over one axis as sum(abs(x)). Other orders are refused."""
+    x, p = args.operands[0], args.params
+    rank = _rank(call, x)
+    axes = _axes(call, p.get("axis"), rank)
+    order = p.get("ord")
+    keep = p.get("keepdims") is not None and _flag(call, args, "keepdims")  # TensorFlow writes keepdims=None
+    euclid = order in (None, "euclidean") or (order == 2 and not isinstance(order, bool) and len(axes) == 1) or \
+        (order == "fro" and len(axes) == 2)
+    if not euclid and not (order == 1 and not isinstance(order, bool) and len(axes) == 1):
+        raise call.unsupported(f"norm: ord {quote(order, 40)} over {len(axes)} axes is not supported (only the "
+                               "Euclidean norm: ord None or 'euclidean', 2 over one axis or 'fro' over two; and ord 1 over one "
+                               "axis)")
+    gone = {a - 1 for a in axes}
+    shape = tuple(1 if i in gone else d for i, d in enumerate(x.shape)) if keep else \
+        tuple(d for i, d in enumerate(x.shape) if i not in gone)
+    if not euclid:
+        magnitude = _fresh(call, "abs")
+        call.add("activation", [x.name], [magnitude], {"activation": "abs"}, name=magnitude)
+        call.add("reduce", [magnitude], [call.out()], {"mode": "sum", "axes": axes, "keepdims": keep})
+    elif keep:
+        _sqrt_sum_squares(call, x, axes, call.out())
+    else:
+        kept = _sqrt_sum_squares(call, x, axes, _fresh(call, "norm"))
+        _reshaped(call, kept, list(shape))
+    return _out(call, x, shape)
+
+
+#: ``keras.backend.epsilon()``'s default, what ops.normalize uses when its ``epsilon`` is None (a
+#: ``keras.config.set_epsilon`` is a process setting, not in the file)
+KERAS_EPSILON = 1e-7
+
+
+def normalize(call: LayerCall, args: Args) -> Tensor:
+    """``ops.normalize(x, axis, order=2, epsilon)`` (keras/src/ops/nn.py ``_normalize``): ``x * min(rsqrt(sum(x *
+    x)), 1 / epsilon)``, read as ``x / max(sqrt(sum(x * x)), epsilon)`` (the same number up to rounding)."""
+    x, p = args.operands[0], args.params
+    rank = _rank(call, x)
+    axes = _axes(call, p.get("axis"), rank)
+    order = p.get("order")
+    if order != 2 or isinstance(order, bool):
+        raise call.unsupported(f"normalize: order {quote(order, 40)} is not supported (only 2)")
+    eps = KERAS_EPSILON if p.get("epsilon") is None else _number(call, p.get("epsilon"), "epsilon")
+    if eps <= 0:
+        raise call.unsupported(f"normalize: expected a positive epsilon, found {eps}")
+    length = _sqrt_sum_squares(call, x, axes, _fresh(call, "norm"))
+    capped = _fresh(call, "capped")
+    call.add("scalar", [length.name], [capped], {"operation": "maximum", "value": eps}, name=capped)
+    call.add("binary", [x.name, capped], [call.out()], {"operation": "divide"})
+    return _out(call, x, x.shape)
+
+
+def l2_normalize(call: LayerCall, args: Args) -> Tensor:
+    """``tf.math.l2_normalize(x, axis, epsilon=1e-12)``: ``x * rsqrt(maximum(sum(x * x), epsilon))``, the same
+    number as ops.normalize's ``x / max(sqrt(sum(x * x)), sqrt(epsilon))``."""
+    eps = _number(call, args.params.get("epsilon", 1e-12), "epsilon")
+    if eps <= 0:
+        raise call.unsupported(f"l2_normalize: expected a positive epsilon, found {eps}")
+    return normalize(call, Args(args.operands, {"axis": args.params.get("axis"), "order": 2,
+                                                "epsilon": math.sqrt(eps)}))
+
+
+def variance(call: LayerCall, args: Args, root: bool = False) -> Tensor:
+    """``ops.var`` / ``tf.math.reduce_variance`` (the population variance: ``mean((x - mean(x)) ** 2)`` over
+    ``axis``, ``keepdims``); ``root``: its sqrt, ``ops.std`` / ``reduce_std``."""
+    x, p = args.operands[0], args.params
+    rank = _rank(call, x)
+    axes, keep = _axes(call, p.get("axis"), rank), _flag(call, args, "keepdims")
+    mean, centred, squared = _fresh(call, "mean"), _fresh(call, "centred"), _fresh(call, "square")
+    call.add("reduce", [x.name], [mean], {"mode": "mean", "axes": axes, "keepdims": True}, name=mean)
+    call.add("binary", [x.name, mean], [centred], {"operation": "subtract"}, name=centred)
+    call.add("multiply", [centred, centred], [squared], name=squared)
+    var = _fresh(call, "var") if root else call.out()
+    call.add("reduce", [squared], [var], {"mode": "mean", "axes": axes, "keepdims": keep},
+             name=var if root else None)
+    if root:
+        call.add("activation", [var], [call.out()], {"activation": "sqrt"})
+    gone = {a - 1 for a in axes}
+    return _out(call, x, tuple(1 if i in gone else d for i, d in enumerate(x.shape or ())) if keep else
+                tuple(d for i, d in enumerate(x.shape or ()) if i not in gone))
 
 
 def _activation(name: str) -> Callable[[LayerCall, Args], Tensor]:
@@ -629,6 +796,15 @@ KINDS: dict[str, Kind] = {
     "concat": Kind(concat, ("values",), params={"axis": None}),
     "transpose": Kind(transpose, params={"perm": None, "axes": None, "conjugate": (False,)}),
     "softmax": Kind(softmax, params={"axis": -1}),
+    "log_softmax": Kind(log_softmax, params={"axis": -1}),
+    "swapaxes": Kind(swapaxes, params=dict.fromkeys(("axis1", "axis2"))),
+    "moveaxis": Kind(moveaxis, params=dict.fromkeys(("source", "destination"))),
+    "repeat": Kind(repeat, params=dict.fromkeys(("repeats", "axis"))),
+    "norm": Kind(norm, params={**dict.fromkeys(("ord", "axis", "keepdims")), "keep_dims": (None,)}),
+    "normalize": Kind(normalize, params=dict.fromkeys(("axis", "order", "epsilon"))),
+    "l2_normalize": Kind(l2_normalize, params={"axis": None, "epsilon": 1e-12, "dim": (None,)}),
+    "var": Kind(variance, params={"axis": None, "keepdims": False}),
+    "std": Kind(lambda call, args: variance(call, args, root=True), params={"axis": None, "keepdims": False}),
     "matmul": Kind(matmul, ("a", "b"), params={"transpose_a": False, "transpose_b": False,
                                               **dict.fromkeys(("adjoint_a", "adjoint_b", "a_is_sparse",
                                                                "b_is_sparse"), (False,)),
