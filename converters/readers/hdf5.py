@@ -180,15 +180,27 @@ def read_dataset(ds: h5py.Dataset, budget: budgets.Budget, file: str | None = No
 
 def _mapped_view(ds: h5py.Dataset, dcpl, dims: tuple[int, ...], declared: int, mapped: memoryview) -> np.ndarray | None:
     """A contiguous, unfiltered dataset of ints or floats as a view of ``mapped`` at its data's offset, or
-    None (read it). Its bytes are what HDF5 copies for it: no filter, no type conversion (the dtype is
-    the stored one)."""
+    None (read it). Its bytes are what HDF5 copies for it: no filter, no type conversion (the file's type is
+    exactly the numpy dtype h5py reports: an HDF5 float laid out otherwise than IEEE's, its fields moved or
+    another exponent bias, or an integer of fewer bits at an offset, is reported as float32 / int32 all the same,
+    and only HDF5's conversion reads its values; their bytes viewed as IEEE numbers are other numbers)."""
     dtype = ds.dtype
     if dtype.kind not in "iuf" or dcpl.get_layout() != h5py.h5d.CONTIGUOUS or dcpl.get_nfilters():
+        return None
+    if not _stored_as(ds, dtype):
         return None
     offset = ds.id.get_offset()
     if offset is None or offset < 0 or offset + declared > len(mapped):
         return None
     return np.frombuffer(mapped, dtype=dtype, count=math.prod(dims), offset=offset).reshape(dims)
+
+
+def _stored_as(ds: h5py.Dataset, dtype: np.dtype) -> bool:
+    """Whether ``ds``'s file type is exactly the HDF5 type of ``dtype`` (H5Tequal: size, order, fields, bias)."""
+    try:
+        return bool(ds.id.get_type() == h5py.h5t.py_create(dtype))
+    except (*IO_ERRORS, TypeError, ValueError):
+        return False
 
 
 def _is_bfloat16(ds: h5py.Dataset, dtype: np.dtype) -> bool:
@@ -216,16 +228,25 @@ def _check_stored(ds: h5py.Dataset, dcpl, declared: int, what: str, file: str | 
     """Refuse a dataset that stores less than it declares without compressing it (a never-written
     dataset reads as its fill value, whatever its size) or more than the whole file holds."""
     stored = ds.id.get_storage_size()
+    file_bytes = _file_bytes(ds, declared)
     if declared and not stored:
         raise UnsafeError(f"{what} declares {declared} bytes but stores none (never written)", file=file)
     if dcpl.get_nfilters():
         return  # compressed: the budget bounds what it may unpack to
-    if stored < declared:
-        raise UnsafeError(f"{what} declares {declared} bytes but stores only {stored}, uncompressed",
+    if stored < file_bytes:
+        raise UnsafeError(f"{what} declares {file_bytes} bytes but stores only {stored}, uncompressed",
                           file=file)
-    if declared > (size := ds.file.id.get_filesize()):
-        raise UnsafeError(f"{what} declares {declared} bytes uncompressed, more than the whole file "
+    if file_bytes > (size := ds.file.id.get_filesize()):
+        raise UnsafeError(f"{what} declares {file_bytes} bytes uncompressed, more than the whole file "
                           f"({size} bytes)", file=file)
+
+
+def _file_bytes(ds: h5py.Dataset, declared: int) -> int:
+    """The bytes ``ds`` takes in the file, by its file type's size: h5py reports an HDF5 float of 2 or 4 bytes it
+    has no numpy type for as float32 or float64 (``declared``, what the array will take), and HDF5 converts
+    each value as it reads it."""
+    itemsize, size = ds.dtype.itemsize, ds.id.get_type().get_size()
+    return declared if not itemsize or size == itemsize else declared // itemsize * size
 
 
 def as_float(array: np.ndarray) -> np.ndarray:
