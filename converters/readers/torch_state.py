@@ -170,15 +170,23 @@ def _unpickler_reason(text: str) -> str | None:
     for a file from a stranger, must not reach the user's line (red team round 7: it did, for every pickle refused)."""
     if "WeightsUnpickler error:" in text:
         lines = text.split("WeightsUnpickler error:")[-1].strip().splitlines()
-        return lines[0] if lines else ""
+        return _first_sentence(lines[0]) if lines else ""
     if not text.startswith("Weights only load failed"):
         return None
     for line in text.splitlines()[1:]:
         line = line.strip()
         if line and not line.startswith(("Check the documentation", "Please file an issue", "Weights only load",
                                          "In PyTorch", "Re-running")):
-            return line
+            return _first_sentence(line)
     return ""
+
+
+def _first_sentence(reason: str) -> str:
+    """The reason's first sentence: torch follows a refused global with advice on the same line, 'Please use
+    `torch.serialization.add_safe_globals([subprocess.Popen])` or the `torch.serialization.safe_globals([...])`
+    context manager to allowlist this global if you trust this class/function' (red team round 10: that advice,
+    to allow what a stranger's file calls, reached the user's line for every global but os / posix ones)."""
+    return re.split(r"(?<=[.!?])\s+(?=[A-Z`])", reason, maxsplit=1)[0]
 
 
 def _flatten(obj, torch, budget: Budget) -> dict[str, np.ndarray]:
