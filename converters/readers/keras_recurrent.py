@@ -348,6 +348,9 @@ def build_bidirectional(call: LayerCall) -> list[Tensor]:
     inner = cfg.get("layer")
     if not isinstance(inner, dict):
         raise call.error("expected a wrapped 'layer' in the Bidirectional config")
+    cells = stacked_cells(inner.get("config") or {}) if inner.get("class_name") == "RNN" else None
+    if cells is not None:
+        return _build_bidirectional_stacked(call, inner.get("config") or {}, cells)
     fw = recurrent_config(inner.get("class_name"), inner.get("config") or {}, call)
     opts = _options(fw, call)
     if opts["go_backwards"]:
@@ -408,15 +411,85 @@ def _build_halves(call: LayerCall, forward: tuple, backward: tuple, merge: str |
         bopts.update(bidirectional=False, zero_output_for_mask=False)
         y_bw, *s_bw = _add_recurrent_node(_part(call, "backward", x, initial[1]), bw, bopts,
                                           {"forward": halves[1]}, {"layer_class": bw.class_name})
+    return _merged_halves(call, y_fw, y_bw, merge, [*s_fw, *s_bw])
+
+
+def _build_bidirectional_stacked(call: LayerCall, inner: dict, cells: list) -> list[Tensor]:
+    """``Bidirectional(RNN(StackedRNNCells([...])))``: each direction a chain of one node per cell, as
+    build_stacked reads one RNN of them; the backward chain's first node runs ``go_backwards`` (the later
+    cells read its outputs in processing order, as the backward copy's StackedRNNCells does), its
+    sequence flipped back to input time as Bidirectional does; then the merge. A mask (the later
+    backward cells would need it reversed), initial states, ``return_state`` and a ``backward_layer``
+    are refused in one line."""
+    cfg = call.config
+    with call.parsing("recurrent layer config"):
+        configs = [_cell_config(cell, inner, call) for cell in cells]
+    if not configs:
+        raise call.error("expected at least one cell in StackedRNNCells, found none")
+    last = _options(configs[-1], call)
+    refused = ("a mask on its input" if call.input_mask else "initial states" if call.initial_state else
+               "return_state=True" if last["return_state"] else "go_backwards=True" if last["go_backwards"] else
+               "a backward_layer of other options" if _own_backward(cfg.get("backward_layer"), inner) else None)
+    if refused:
+        raise call.unsupported(f"a Bidirectional of stacked cells with {refused} is not supported (without it "
+                               "each direction is a chain of one recurrent node per cell)")
+    merge = cfg.get("merge_mode", "concat")
+    if merge not in MERGE_MODES:
+        raise call.unsupported(f"merge_mode {quote(merge)} is not supported (supported: {MERGE_MODES})")
+    halves = split_directions(call.weights())
+    counts = [3 if call.flag("use_bias", True, c.config) else 2 for c in configs]
+    if halves is None or any(len(h) != sum(counts) for h in halves):
+        raise call.error(f"expected {2 * sum(counts)} stored arrays for {len(configs)} stacked cells in two "
+                         f"directions, found {found_arrays(call.weights())}")
+    ends: dict[str, Tensor] = {}
+    for direction, weights in zip(("forward", "backward"), halves):
+        x = call.single_input()
+        for k, rc in enumerate(configs):
+            opts = _options(rc, call)
+            opts.update(bidirectional=False, go_backwards=direction == "backward" and k == 0,
+                        zero_output_for_mask=False, return_state=False,
+                        return_sequences=opts["return_sequences"] or k < len(configs) - 1)
+            start = sum(counts[:k])
+            x = _add_recurrent_node(_part(call, f"{direction}_cell_{k}", x, []), rc, opts,
+                                    {"forward": weights[start:start + counts[k]]},
+                                    {"cell_class": rc.class_name, "stacked_cell": k, "layer_class": "RNN"})[0]
+        ends[direction] = x
+    y_bw = ends["backward"]
+    if last["return_sequences"]:
+        flip = _part(call, "backward_flip", y_bw, [])
+        flip.add("slice", [y_bw.name], [flip.out()], {"axis": 1, "step": -1})
+        y_bw = Tensor(flip.out(), y_bw.shape)
+    return _merged_halves(call, ends["forward"], y_bw, merge, [])
+
+
+def _own_backward(back: object, inner: dict) -> bool:
+    """Whether a stacked Bidirectional's ``backward_layer`` (Keras 3 always writes one: the forward layer's copy
+    with go_backwards=True) differs from the forward layer but for names and go_backwards."""
+    if back is None:
+        return False
+    if not isinstance(back, dict) or back.get("class_name") != "RNN":
+        return True
+
+    def plain(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items() if k not in ("name", "go_backwards")}
+        return [plain(v) for v in value] if isinstance(value, list) else value
+    config = back.get("config") or {}
+    return not (isinstance(config, dict) and config.get("go_backwards") is True and plain(config) == plain(inner))
+
+
+def _merged_halves(call: LayerCall, y_fw: Tensor, y_bw: Tensor, merge: str | None, states: list[Tensor]) \
+        -> list[Tensor]:
+    """The two directions' outputs merged by ``merge`` (None: both returned), then the states."""
     if merge is None:
-        return [y_fw, y_bw, *s_fw, *s_bw]
+        return [y_fw, y_bw, *states]
     shape = y_fw.shape
     if merge == "concat" and shape:
         shape = (*shape[:-1], shape[-1] + y_bw.shape[-1])
     elif y_fw.shape != y_bw.shape:
         raise call.unsupported(f"merge_mode {merge!r} of halves of shapes {y_fw.shape} and {y_bw.shape}")
     call.add(_MERGE_OPS[merge], [y_fw.name, y_bw.name], [call.out()], {"axis": -1} if merge == "concat" else {})
-    return [Tensor(call.out(), shape, y_fw.mask), *s_fw, *s_bw]
+    return [Tensor(call.out(), shape, y_fw.mask), *states]
 
 
 #: Keras convolutional LSTM classes and their spatial rank.

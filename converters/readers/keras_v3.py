@@ -117,6 +117,12 @@ class V3Weights:
     def _weights_at(self, prefix: str, class_name: object, config: dict) -> list[Weight]:
         """The arrays of a layer of ``class_name`` stored under ``prefix`` (TimeDistributed's: its layer's)."""
         if class_name == "Bidirectional":
+            inner = config.get("layer")
+            inner_config = inner.get("config") if isinstance(inner, dict) else None
+            if isinstance(inner_config, dict) and inner.get("class_name") == "RNN" \
+                    and stacked_cells(inner_config) is not None:  # each direction's cells, as an RNN's
+                return [w for half in ("forward_layer", "backward_layer")
+                        for w in self._weights_at(f"{prefix}/{half}", "RNN", inner_config)]
             return self._recurrent(f"{prefix}/forward_layer") + self._recurrent(f"{prefix}/backward_layer")
         if class_name == "RNN" and stacked_cells(config) is not None:
             return [w for path in stacked_weight_paths(config, to_snake_case)
