@@ -175,8 +175,12 @@ def time_major_inputs(onnx, proto, nodes: list, vg: ValueGraph) -> tuple[object,
     nodes = added + [_renamed(h, n, inner) for n in nodes]
     ids = {n for n in names if n not in inner}  # embedded batch-first, then transposed: Gather's rows move along
     embedded = {g.output[0]: g.output[0] + "/batch_first" for i in ids for g in vg.consumers.get(i, [])}
-    nodes = [_renamed(h, n, embedded) if n.op_type == "Gather" and n.output[0] in embedded else n for n in nodes]
-    nodes += [h.make_node("Transpose", [b], [o], perm=[1, 0, 2], name=o) for o, b in embedded.items()]
+    # each Transpose right after its Gather: the nodes stay in order, so the shapes followed below (which
+    # outputs are time-major) reach past it (appended last, a Linear on the time-major sequence was not seen)
+    nodes = [m for n in nodes for m in (
+        [_renamed(h, n, embedded), h.make_node("Transpose", [embedded[n.output[0]]], [n.output[0]], perm=[1, 0, 2],
+                                               name=n.output[0])]
+        if n.op_type == "Gather" and n.output and n.output[0] in embedded else [n])]
     for vi in out.graph.input:
         if vi.name in names:
             _swap01(vi)
