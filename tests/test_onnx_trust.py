@@ -185,13 +185,21 @@ def test_matmul_bias_of_one_number(tmp_path):
 
 @pytest.mark.parametrize("shape,c", [
     (["batch", 4, 3], np.ones((4, 3), np.float32)),      # (T, C): not one number per channel
-    (["batch", 4, "features"], np.float32(2.0)),         # a scalar on a last axis of unknown size
     (["batch", 3], np.ones((2, 1, 3), np.float32)),      # adds an axis by broadcasting
     (["batch", 4, 3], np.ones((5,), np.float32)),        # 5 numbers for 3 channels
 ])
 def test_constants_no_batch_norm_computes_are_refused(capsys, tmp_path, shape, c):
     proto = model([helper.make_node("Add", ["x", "c"], ["y"])], shape, 13, [tensor("c", np.asarray(c))])
     assert_refused(capsys, tmp_path, save(proto, tmp_path), "one number per channel")
+
+
+@pytest.mark.parametrize("op", ["Add", "Mul"])
+def test_one_number_on_a_last_axis_of_unknown_size_reads(tmp_path, op):
+    """A scalar on a last axis of unknown size (attention's scores [batch, T, T] scaled) is the IR's element-wise
+    ``scalar`` op (refused before: no batch_norm computes it without the channel count)."""
+    proto = model([helper.make_node(op, ["x", "c"], ["y"])], ["batch", 4, "features"], 13,
+                  [tensor("c", np.asarray(np.float32(2.5)))])
+    assert_matches_onnxruntime(tmp_path, proto, x_of(2, 4, 3))
 
 
 def test_gemm_bias_per_row_is_refused(capsys, tmp_path):
@@ -437,3 +445,66 @@ def test_a_shape_index_past_the_rank_is_refused(capsys, tmp_path, index):
     """onnxruntime refuses the Gather when it runs; gateport read the state as zeros whatever the index said."""
     assert_refused(capsys, tmp_path, save(_lstm_from_zero_state(index), tmp_path),
                    "(Gather)", "expected Gather indices within the 3 dims its input holds")
+
+
+# -- foreign ONNX round 10: batched MatMul, Unsqueeze after the batch, Div, Clip by constants ----------------
+def _transposed(name: str, out: str) -> "onnx.NodeProto":
+    return helper.make_node("Transpose", [name], [out], perm=[0, 2, 1])
+
+
+@pytest.mark.parametrize("nodes", [
+    # self-attention: softmax(x x^T / 2) x
+    [_transposed("x", "xt"), helper.make_node("MatMul", ["x", "xt"], ["s"]), helper.make_node("Div", ["s", "two"], ["d"]),
+     helper.make_node("Softmax", ["d"], ["w"], axis=-1), helper.make_node("MatMul", ["w", "x"], ["y"])],
+    # the last step queries the sequence: x @ x[:, -1].unsqueeze(2), softmax over time, (w^T @ x).squeeze(1)
+    [helper.make_node("Gather", ["x", "last"], ["q"], axis=1), helper.make_node("Unsqueeze", ["q", "a2"], ["q2"]),
+     helper.make_node("MatMul", ["x", "q2"], ["s"]), helper.make_node("Softmax", ["s"], ["w"], axis=1),
+     _transposed("w", "wt"), helper.make_node("MatMul", ["wt", "x"], ["c"]),
+     helper.make_node("Squeeze", ["c", "a1"], ["y"])],
+    # a masked mean: (x * m).sum(1) / m.sum(1).clamp(min=1), m = (x[..., 0] > 0).unsqueeze(-1) as float
+    [helper.make_node("ReduceMean", ["x"], ["f"], axes=[2], keepdims=0), helper.make_node("Relu", ["f"], ["m0"]),
+     helper.make_node("Unsqueeze", ["m0", "am1"], ["m"]), helper.make_node("Mul", ["x", "m"], ["xm"]),
+     helper.make_node("ReduceSum", ["xm", "a1"], ["num"], keepdims=0),
+     helper.make_node("ReduceSum", ["m", "a1"], ["den0"], keepdims=0),
+     helper.make_node("Clip", ["den0", "one", ""], ["den"]), helper.make_node("Div", ["num", "den"], ["y"])],
+    # Clip by both bounds, Div by a number
+    [helper.make_node("Clip", ["x", "mone", "one"], ["c"]), helper.make_node("Div", ["c", "two"], ["y"])],
+])
+def test_batched_matmul_unsqueeze_div_clip_read_as_onnxruntime(tmp_path, nodes):
+    inits = [tensor("two", np.float32(2.0)), tensor("one", np.float32(1.0)), tensor("mone", np.float32(-1.0)),
+             tensor("last", np.int64(-1)), tensor("a1", np.asarray([1], np.int64)),
+             tensor("a2", np.asarray([2], np.int64)), tensor("am1", np.asarray([-1], np.int64))]
+    used = {i for n in nodes for i in n.input}
+    proto = model(nodes, ["batch", "time", 3], 13, [t for t in inits if t.name in used])
+    assert_matches_onnxruntime(tmp_path, proto, x_of(2, 5, 3))
+
+
+@pytest.mark.parametrize("nodes,shape,inits,expect", [
+    # a MatMul of two rank-2 tensors multiplies across the batch
+    ([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("MatMul", ["x", "r"], ["y"])],
+     ["batch", 3], [], "two batch-first rank-3 tensors"),
+    # inner sizes that do not match (onnxruntime fails when it runs)
+    ([helper.make_node("MatMul", ["x", "x"], ["y"])], ["batch", 4, 3], [], "matching inner sizes, found 3 and 4"),
+    # a division by zero, by a number not finite
+    ([helper.make_node("Div", ["x", "z"], ["y"])], ["batch", 4, 3], [tensor("z", np.float32(0.0))],
+     "Div by a finite non-zero number"),
+    ([helper.make_node("Div", ["x", "z"], ["y"])], ["batch", 4, 3], [tensor("z", np.float32(np.inf))],
+     "Div by a finite non-zero number"),
+    ([helper.make_node("Mul", ["x", "z"], ["y"])], ["batch", 4, "f"], [tensor("z", np.float32(np.nan))],
+     "Mul by a finite number"),
+    # Unsqueeze that would move the batch, repeated axes, axes past the rank
+    ([helper.make_node("Unsqueeze", ["x", "a"], ["y"])], ["batch", 4, 3], [tensor("a", np.asarray([0, 2], np.int64))],
+     "Unsqueeze"),
+    ([helper.make_node("Unsqueeze", ["x", "a"], ["y"])], ["batch", 4, 3], [tensor("a", np.asarray([2, 2], np.int64))],
+     "Unsqueeze"),
+    ([helper.make_node("Unsqueeze", ["x", "a"], ["y"])], ["batch", 4, 3], [tensor("a", np.asarray([9], np.int64))],
+     "Unsqueeze"),
+    # two unknown sizes: no Keras Reshape holds both
+    ([helper.make_node("Unsqueeze", ["x", "a"], ["y"])], ["batch", "t", "f"], [tensor("a", np.asarray([3], np.int64))],
+     "sizes but one are known"),
+    # a Clip bound computed at run time
+    ([helper.make_node("ReduceMax", ["x"], ["m"], axes=[2], keepdims=1), helper.make_node("Clip", ["x", "m", ""], ["y"])],
+     ["batch", 4, 3], [], "Clip"),
+])
+def test_batched_matmul_unsqueeze_div_clip_refused(capsys, tmp_path, nodes, shape, inits, expect):
+    assert_refused(capsys, tmp_path, save(model(nodes, shape, 13, inits), tmp_path), expect)

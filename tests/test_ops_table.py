@@ -34,15 +34,13 @@ WRITER_EXEMPT: dict[tuple[str, str], str] = {
 #: Ops the ONNX reader does not read back, with the reason (tests/roundtrip.py NOT_READ_FROM_ONNX lists
 #: the fixtures holding them).
 ONNX_READER_EXEMPT = {
-    **dict.fromkeys(("attention", "multi_head_attention", "dot", "masked_softmax"),
-                    "the attention graphs are not read back"),
+    **dict.fromkeys(("attention", "multi_head_attention", "masked_softmax"),
+                    "the attention graphs are not read back (a MatMul of two tensors is read as dot)"),
     "mask_concat": "a Concat of bool masks is not read back (the ONNX reader reads masks made by Equal/Not, And, Or)",
     "conv_lstm": "written as an unrolled Conv/Split graph or a Scan, which the reader does not read back",
     **dict.fromkeys(("conv2d", "conv3d", "pool2d", "zero_pad2d"),
                     "2-D / 3-D Conv, 2-D MaxPool/AveragePool/Pad between Transposes are not read back (the ONNX "
                     "reader reads 1-D ones only)"),
-    **dict.fromkeys(("scalar", "binary"),
-                    "TensorFlow / Keras 3 calls: ONNX's element-wise nodes are not read back"),
 }
 
 #: Ops no Keras file gives, with the reason.

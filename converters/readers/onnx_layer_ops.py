@@ -620,11 +620,27 @@ def _clip(r, node, args, attrs):
     found = _relu_of(r, r.as_ir(args[0]))
     lo, hi = _bound(r, node, args, attrs, 1, "min"), _bound(r, node, args, attrs, 2, "max")
     if found is None or found[1]["max_value"] is not None or lo != 0.0 or not isinstance(hi, float):
-        return None
+        return _clip_bounds(r, node, args, lo, hi)
     top = _finite(r, "Clip max", hi)
     if top < 0:
         raise r.unsupported(f"expected a Clip max >= 0 after a relu, found {top:g}")
     return [_relu_node(r, node, found[0], {**found[1], "max_value": top})]
+
+
+def _clip_bounds(r, node, args, lo, hi):
+    """Clip of a tensor by constant bounds (torch's ``clamp(min=1.0)`` of a count before a division): the IR's
+    element-wise ``maximum`` then ``minimum`` by each bound given, as ONNX computes ``min(max(x, lo), hi)``."""
+    x = r.as_ir(args[0])
+    if not isinstance(x, IR) or "run-time" in (lo, hi) or (lo, hi) == (None, None):
+        return None
+    name = x.name
+    bounds = [(op, _finite(r, f"Clip {key}", v)) for op, key, v in (("maximum", "min", lo), ("minimum", "max", hi))
+              if v is not None]
+    for k, (op, v) in enumerate(bounds):
+        last = k == len(bounds) - 1
+        name = r.add("scalar", [name], out_name(node) if last else r.fresh(f"{out_name(node)}/{op}"),
+                     {"operation": op, "value": v}, rank=x.rank).name
+    return [IR(name, x.rank)]
 
 
 def _leaky_relu(r, node, args, attrs):

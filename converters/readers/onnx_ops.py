@@ -159,13 +159,30 @@ def _binary(r, node, args, attrs):
         if swish is not None:
             return [swish]
         if isinstance(a, IR) and isinstance(b, Const):
-            return [Pending("scale", (a, _per_channel(r, op, a, b.value)))]
+            by_one = _by_one_number(r, node, op, a, b)
+            return [by_one] if by_one is not None else [Pending("scale", (a, _per_channel(r, op, a, b.value)))]
     if op == "Add" and isinstance(a, IR) and isinstance(b, Const):
+        by_one = _by_one_number(r, node, op, a, b)
+        if by_one is not None:
+            return [by_one]
         axis, shift = _per_channel(r, op, a, b.value)
         return [r.batch_norm(a, axis, None, shift, out_name(node))]
     names = [r.tensor(v, out_name(node)) for v in (a, b)]
     _check_broadcast(r, op, names)
     return [r.add(_MERGE_OPS[op], names, out_name(node), rank=r.ranks.get(names[0]))]
+
+
+def _by_one_number(r, node, op: str, a: IR, b: Const) -> IR | None:
+    """``a * c`` / ``a + c`` of one float number where ``a``'s last axis has no known size (attention's scores
+    ``[batch, T, T]`` scaled): the IR's element-wise ``scalar`` op; None where a per-channel constant is read
+    (a known last axis: batch_norm, as before)."""
+    if b.value.size != 1 or b.value.ndim > 1 or b.value.dtype.kind != "f" or r.channel_vector(a, b.value) is not None:
+        return None
+    value = float(b.value.reshape(-1)[0])
+    if not math.isfinite(value):
+        raise r.unsupported(f"expected {op} by a finite number, found {value!r}")
+    return r.add("scalar", [a.name], out_name(node), {"operation": "multiply" if op == "Mul" else "add",
+                                                      "value": value}, rank=a.rank)
 
 
 def _check_broadcast(r, op: str, names: list[str]) -> None:
@@ -265,7 +282,17 @@ def _div(r, node, args, attrs):
             return [r.add("average", _flat_add_inputs(r, p), out_name(node), rank=a.rank)]
     if isinstance(a, Const) and isinstance(b, Const):
         return [_folded(r, "Div", [a.value, b.value])]
-    raise r.unsupported("expected Div of a sum by its number of terms (Keras Average)")
+    if isinstance(a, IR) and isinstance(b, Const) and n is not None and b.value.ndim <= 1 \
+            and b.value.dtype.kind == "f":  # attention's scores / sqrt(d): element-wise by one number
+        if not math.isfinite(n) or n == 0.0:
+            raise r.unsupported(f"expected Div by a finite non-zero number, found {n!r}")
+        return [r.add("scalar", [a.name], out_name(node), {"operation": "divide", "value": n}, rank=a.rank)]
+    b = r.as_ir(b)
+    if isinstance(a, IR) and isinstance(b, IR) and r.ranks.get(a.name, a.rank) == r.ranks.get(b.name, b.rank):
+        _check_broadcast(r, "Div", [a.name, b.name])  # a masked sum by its count: element-wise, broadcast
+        return [r.add("binary", [a.name, b.name], out_name(node), {"operation": "divide"}, rank=a.rank)]
+    raise r.unsupported("expected Div of a sum by its number of terms (Keras Average), of a tensor by a number, or "
+                        "of two tensors of one rank")
 
 
 def _flat_add_inputs(r, p: Node) -> list[str]:
@@ -500,6 +527,18 @@ def _unsqueeze(r, node, args, attrs):
         return [View("unsqueeze1", x)]
     if isinstance(x, IR) and axes == [0]:
         return [View("unsqueeze0", x)]
+    rank = r.ranks.get(x.name, x.rank) if isinstance(x, IR) else None
+    if rank is not None and axes:  # size-1 axes inserted after the batch (torch's mask.unsqueeze(-1),
+        out_rank = rank + len(axes)  # h.unsqueeze(2) before a bmm): Keras Reshape, the batch kept
+        put = {a + out_rank if a < 0 else a for a in axes}
+        dims = iter([r.dim(x.name, k) for k in range(1, rank)])
+        shape = [1 if k in put else next(dims) for k in range(1, out_rank)] if len(put) == len(axes) \
+            and all(0 < a < out_rank for a in put) else None
+        if shape is not None and sum(d is None for d in shape) <= 1:
+            return [r.add("reshape", [x.name], out_name(node), {"shape": [-1 if d is None else d for d in shape]},
+                          rank=out_rank)]
+        raise r.unsupported(f"expected Unsqueeze after the batch axis of a tensor whose sizes but one are known, "
+                            f"found Unsqueeze {axes} of a tensor of shape {['batch', *shape] if shape else rank}")
     raise r.unsupported(f"expected Unsqueeze gateport's writer emits, found Unsqueeze {axes} of a {x.what}")
 
 
@@ -526,6 +565,10 @@ def _transpose(r, node, args, attrs):
             return [View("channels_first", x)]
         if isinstance(x, Pending) and x.kind == "conv":
             return [_conv1d(r, node, *x.args)]
+    if perm == (1, 2, 0) and _batch_first(x) is not None:  # time-major [time, batch, C] -> [batch, C, time] at
+        moved = r.as_ir(_batch_first(x))  # once (torch folds y.transpose(0, 1).transpose(1, 2) into one): the
+        if isinstance(moved, IR):  # batch-first tensor's Transpose [0, 2, 1]
+            return [View("channels_first", moved)]
     if perm == (2, 0, 1):  # channels-first [batch, channels, time] -> time-major [time, batch, channels] at once:
         # tf2onnx folds a Conv1D's Transpose back to channels-last into the next recurrent layer's time-major one
         if isinstance(x, Pending) and x.kind == "conv":
@@ -815,8 +858,13 @@ def _concat(r, node, args, attrs):
     axis = int(attrs["axis"])
     if all(isinstance(a, Const) for a in args):
         return [Const(np.concatenate([a.value for a in args], axis=axis))]
-    if len(args) == 2 and all(_rec_part(a) for a in args) and args[0].rec is args[1].rec and axis == -1:
-        return [Merged(args[0].rec, "concat", tuple(args))]
+    if len(args) == 2 and all(_rec_part(a) for a in args) and args[0].rec is args[1].rec:
+        # both directions joined on the last axis (-1, or written out: 2 of a sequence, 1 of a state); time-major
+        # sequences (tf2onnx's Bidirectional feeding the next recurrent node as they are) stay time-major
+        tm = {isinstance(a, Seq) and a.time_major for a in args}
+        last = 2 if isinstance(args[0], Seq) else 1
+        if axis in (-1, last) and len(tm) == 1 and isinstance(args[0], Seq) == isinstance(args[1], Seq):
+            return [Merged(args[0].rec, "concat", tuple(args), tm.pop())]
     if axis == 0 and all(isinstance(a, View) and a.kind == "unsqueeze0" for a in args):
         return [Pending("stacked", tuple(a.of for a in args))]
     if axis == 0 and all(isinstance(a, RecOut) and a.k is not None and a.perm is None and a.rec.layout == 0
@@ -874,12 +922,34 @@ def _matmul(r, node, args, attrs):
     a, b = r.as_ir(args[0]), args[1]
     if isinstance(a, IR) and isinstance(b, Const) and b.value.ndim == 2 and b.value.dtype.kind == "f":
         return [Pending("matmul", (a, np.ascontiguousarray(b.value.T)))]
+    if not isinstance(a, Const) and not isinstance(b, Const):
+        return [_batch_matmul(r, node, a, b)]
     if isinstance(a, Const) and isinstance(b, Const):
         if a.value.ndim >= 2 and b.value.ndim >= 2:
             r.fold(np.broadcast_shapes(a.value.shape[:-2], b.value.shape[:-2]) + (a.value.shape[-2], b.value.shape[-1]),
                    np.result_type(a.value, b.value))
         return [Const(a.value @ b.value)]
     raise r.unsupported("expected MatMul of a tensor by a constant 2-D weight")
+
+
+def _batch_matmul(r, node, a: Value, b: Value) -> IR:
+    """MatMul of two batch-first rank-3 tensors (torch.bmm / matmul, attention's ``scores @ values``): Keras Dot
+    with axes (2, 1), each sample's matrices multiplied; ``b`` a Transpose [0, 2, 1] (``y.transpose(1, 2)``) is
+    read as Dot on axes (2, 2) of what it transposes. Any other rank would multiply across the batch."""
+    axis = 1
+    if isinstance(b, View) and b.kind == "channels_first" and isinstance(b.of, IR):
+        b, axis = b.of, 2
+    a, b = (r.as_ir(v) if not isinstance(v, View) or v.kind != "channels_first" else
+            IR(r.tensor(v, r.fresh(f"{out_name(node)}/{k}")), 3) for k, v in enumerate((a, b)))  # (a Permute)
+    ranks = [r.ranks.get(v.name, v.rank) if isinstance(v, IR) else None for v in (a, b)]
+    if ranks != [3, 3]:
+        raise r.unsupported(f"expected MatMul of a tensor by a constant 2-D weight, or of two batch-first rank-3 "
+                            f"tensors (a batched matmul), found a {a.what} of rank {ranks[0]} by a {b.what} of "
+                            f"rank {ranks[1]}")
+    inner = (r.dim(a.name, 2), r.dim(b.name, axis))
+    if None not in inner and inner[0] != inner[1]:
+        raise FormatError(f"expected MatMul of matching inner sizes, found {inner[0]} and {inner[1]}")
+    return IR(r.add("dot", [a.name, b.name], out_name(node), {"axes": [2, axis]}, rank=3).name, 3)
 
 
 def _conv(r, node, args, attrs):

@@ -178,7 +178,9 @@ class ValueGraph:
                 self._dims[out] = tuple(x for k, x in enumerate(d) if k not in drop)
                 if sv is not None and len(sv) == 1 and d == (1,):
                     self._shape_values[out] = sv
-            elif op == "Unsqueeze" and axes is not None:
+            elif op == "Unsqueeze" and axes is not None and all(-len(d) - len(axes) <= a < len(d) + len(axes)
+                                                               for a in axes) \
+                    and len({a % (len(d) + len(axes)) for a in axes}) == len(axes):  # (repeated: onnxruntime fails)
                 r = len(d) + len(axes)
                 it = iter(d)
                 put = {a % r for a in axes}
