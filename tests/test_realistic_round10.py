@@ -82,8 +82,8 @@ def test_keras3_repeat_swapaxes_moveaxis_norm_forms(tmp_path):
     """The new keras.ops readings beyond the round's models: ops.repeat of an axis longer than 1 (each step
     repeated in place: expand_dims, a tile of the new axis, a reshape), of the feature axis, ops.moveaxis of two
     axes at once, ops.swapaxes with negative axes, ops.norm without keepdims and with ord 1, ops.log_softmax over
-    time (permuted to the end and back), ops.normalize over two axes, ops.std and ops.var: every target matches
-    Keras."""
+    time (permuted to the end and back), ops.normalize over two axes, ops.std and ops.var, the activation ops
+    hard_sigmoid, hard_silu, log_sigmoid, leaky_relu (two slopes), rsqrt and reciprocal: every target matches Keras."""
     keras.backend.clear_session()
     L, ops = keras.layers, keras.ops
     x = keras.Input((4, 3), name="x")
@@ -92,7 +92,9 @@ def test_keras3_repeat_swapaxes_moveaxis_norm_forms(tmp_path):
     moved = ops.moveaxis(ops.reshape(wide, (-1, 8, 3, 3)), [1, 2], [3, 1])
     outs = [ops.swapaxes(moved, -1, -2), ops.norm(h, axis=1), ops.norm(h, ord=1, axis=-1, keepdims=True),
             ops.log_softmax(h, axis=1), ops.normalize(h, axis=[1, 2]), ops.std(h, axis=[1, 2]),
-            ops.var(h, axis=-1, keepdims=True)]
+            ops.var(h, axis=-1, keepdims=True), ops.hard_sigmoid(h), ops.hard_silu(h), ops.log_sigmoid(h),
+            ops.leaky_relu(h), ops.leaky_relu(h, negative_slope=0.05), ops.rsqrt(ops.add(ops.square(h), 0.5)),
+            ops.reciprocal(ops.add(ops.abs(h), 0.25))]
     errors = _every_target_live(keras.Model(x, outs), tmp_path)
     assert max(errors.values()) <= TOL, errors
 

@@ -27,7 +27,7 @@ TF_OP_CLASSES = ("TFOpLambda", "SlicingOpLambda")
 _BINARY = ("add", "subtract", "multiply", "divide", "maximum", "minimum", "power")
 #: kinds that are the IR activation of the same name
 _ACTIVATIONS = ("tanh", "sigmoid", "relu", "exponential", "elu", "selu", "softplus", "softsign", "relu6", "swish",
-                "abs", "sqrt", "log")
+                "abs", "sqrt", "log", "hard_sigmoid_keras3", "hard_silu", "log_sigmoid")
 #: TFOpLambda/SlicingOpLambda ``function`` -> kind.
 TF_FUNCTIONS = {
     "__operators__.getitem": "getitem",
@@ -46,7 +46,8 @@ TF_FUNCTIONS = {
     "math.abs": "abs", "math.sqrt": "sqrt", "math.log": "log",
     "math.reduce_variance": "var", "math.reduce_std": "std", "nn.log_softmax": "log_softmax",
     "repeat": "repeat", "math.l2_normalize": "l2_normalize",
-    "compat.v1.norm": "norm",
+    "compat.v1.norm": "norm", "nn.leaky_relu": "leaky_relu", "math.rsqrt": "rsqrt", "math.reciprocal": "reciprocal",
+    "math.log_sigmoid": "log_sigmoid",
 }
 #: kinds that compute a mask (``tf.not_equal(ids, 0)``, ``tf.reduce_any(..., axis=-1)``): kept symbolic, as
 #: keras_build keeps Keras 3's NotEqual/Any op nodes, until a layer takes the result as its ``mask``
@@ -63,6 +64,8 @@ KERAS3_OPS = {
     "Absolute": "abs", "Abs": "abs", "Sqrt": "sqrt", "Log": "log",
     "Swapaxes": "swapaxes", "Moveaxis": "moveaxis", "Repeat": "repeat", "LogSoftmax": "log_softmax",
     "Norm": "norm", "Normalize": "normalize", "Var": "var", "Std": "std",
+    "HardSigmoid": "hard_sigmoid_keras3", "HardSilu": "hard_silu", "LogSigmoid": "log_sigmoid",
+    "LeakyRelu": "leaky_relu", "Rsqrt": "rsqrt", "Reciprocal": "reciprocal",
 }
 
 
@@ -746,6 +749,28 @@ def variance(call: LayerCall, args: Args, root: bool = False) -> Tensor:
                 tuple(d for i, d in enumerate(x.shape or ()) if i not in gone))
 
 
+def leaky_relu(call: LayerCall, args: Args) -> Tensor:
+    """``ops.leaky_relu(x, negative_slope=0.2)`` / ``tf.nn.leaky_relu(x, alpha=0.2)``: the relu op of Keras'
+    LeakyReLU with that slope (a non-negative number)."""
+    x, p = args.operands[0], args.params
+    _rank(call, x)
+    slope = _number(call, p.get("negative_slope", p.get("alpha", 0.2)), "negative_slope")
+    if slope < 0:
+        raise call.unsupported(f"leaky_relu: expected a non-negative slope, found {slope}")
+    call.add("relu", [x.name], [call.out()], {"negative_slope": slope, "max_value": None, "threshold": 0.0})
+    return _out(call, x, x.shape)
+
+
+def _power_of(value: float, reverse: bool, operation: str) -> Callable[[LayerCall, Args], Tensor]:
+    """``ops.rsqrt`` as ``x ** -0.5``; ``ops.reciprocal`` as ``1 / x``: one scalar node."""
+    def build(call: LayerCall, args: Args) -> Tensor:
+        x = args.operands[0]
+        _rank(call, x)
+        call.add("scalar", [x.name], [call.out()], {"operation": operation, "value": value, "reverse": reverse})
+        return _out(call, x, x.shape)
+    return build
+
+
 def _activation(name: str) -> Callable[[LayerCall, Args], Tensor]:
     def build(call: LayerCall, args: Args) -> Tensor:
         x = args.operands[0]
@@ -804,6 +829,9 @@ KINDS: dict[str, Kind] = {
     "normalize": Kind(normalize, params=dict.fromkeys(("axis", "order", "epsilon"))),
     "l2_normalize": Kind(l2_normalize, params={"axis": None, "epsilon": 1e-12, "dim": (None,)}),
     "var": Kind(variance, params={"axis": None, "keepdims": False}),
+    "leaky_relu": Kind(leaky_relu, params={"negative_slope": 0.2, "alpha": 0.2}),
+    "rsqrt": Kind(_power_of(-0.5, False, "power")),
+    "reciprocal": Kind(_power_of(1.0, True, "divide")),
     "std": Kind(lambda call, args: variance(call, args, root=True), params={"axis": None, "keepdims": False}),
     "matmul": Kind(matmul, ("a", "b"), params={"transpose_a": False, "transpose_b": False,
                                               **dict.fromkeys(("adjoint_a", "adjoint_b", "a_is_sparse",
