@@ -92,14 +92,15 @@ def test_keras3_repeat_swapaxes_moveaxis_norm_forms(tmp_path):
     repeated in place: expand_dims, a tile of the new axis, a reshape), of the feature axis, ops.moveaxis of two
     axes at once, ops.swapaxes with negative axes, ops.norm without keepdims and with ord 1, ops.log_softmax over
     time (permuted to the end and back), ops.normalize over two axes, ops.std and ops.var, the activation ops
-    hard_sigmoid, hard_silu, log_sigmoid, leaky_relu (two slopes), rsqrt and reciprocal: every target matches Keras."""
+    hard_sigmoid, hard_silu, log_sigmoid, leaky_relu (two slopes), rsqrt and reciprocal, an einsum whose output lists
+    the second operand's letters first (Dot of the operands swapped): every target matches Keras."""
     keras.backend.clear_session()
     L, ops = keras.layers, keras.ops
     x = keras.Input((4, 3), name="x")
     h = L.GRU(3, return_sequences=True, name="gru")(ops.repeat(x, 2, axis=1))
     wide = ops.repeat(h, 3, axis=-1)
     moved = ops.moveaxis(ops.reshape(wide, (-1, 8, 3, 3)), [1, 2], [3, 1])
-    outs = [ops.swapaxes(moved, -1, -2), ops.norm(h, axis=1), ops.norm(h, ord=1, axis=-1, keepdims=True),
+    outs = [ops.einsum("btd,bsd->bst", h, ops.flip(h, axis=1)), ops.swapaxes(moved, -1, -2), ops.norm(h, axis=1), ops.norm(h, ord=1, axis=-1, keepdims=True),
             ops.log_softmax(h, axis=1), ops.normalize(h, axis=[1, 2]), ops.std(h, axis=[1, 2]),
             ops.var(h, axis=-1, keepdims=True), ops.hard_sigmoid(h), ops.hard_silu(h), ops.log_sigmoid(h),
             ops.leaky_relu(h), ops.leaky_relu(h, negative_slope=0.05), ops.rsqrt(ops.add(ops.square(h), 0.5)),
@@ -113,6 +114,10 @@ def test_keras3_repeat_swapaxes_moveaxis_norm_forms(tmp_path):
     (lambda h: keras.ops.normalize(h, order=1), r"normalize: order '1' is not supported \(only 2\)"),
     (lambda h: keras.ops.repeat(h, 2), r"repeat without an axis flattens the batch too"),
     (lambda h: keras.ops.swapaxes(h, 0, 1), r"transpose moves the batch axis"),
+    (lambda h: keras.ops.einsum("btd,btd->bt", h, h), r"einsum 'btd,btd->bt': only a batched matrix product"),
+    (lambda h: keras.ops.einsum("btd,bse->btse", h, h), r"einsum 'btd,bse->btse': only a batched matrix product"),
+    (lambda h: keras.ops.einsum("btd,bsd,bse->bte", h, h, h), r"einsum 'btd,bsd,bse->bte': only a batched matrix"),
+    (lambda h: keras.ops.einsum("btd->bd", h), r"einsum 'btd->bd': only a batched matrix product"),
 ])
 def test_keras3_ops_outside_their_exact_forms_refused_in_one_line(op, why, tmp_path):
     from converters.errors import UnsupportedError

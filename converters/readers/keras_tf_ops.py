@@ -65,7 +65,7 @@ KERAS3_OPS = {
     "Swapaxes": "swapaxes", "Moveaxis": "moveaxis", "Repeat": "repeat", "LogSoftmax": "log_softmax",
     "Norm": "norm", "Normalize": "normalize", "Var": "var", "Std": "std",
     "HardSigmoid": "hard_sigmoid_keras3", "HardSilu": "hard_silu", "LogSigmoid": "log_sigmoid",
-    "LeakyRelu": "leaky_relu", "Rsqrt": "rsqrt", "Reciprocal": "reciprocal",
+    "LeakyRelu": "leaky_relu", "Rsqrt": "rsqrt", "Reciprocal": "reciprocal", "Einsum": "einsum",
 }
 
 
@@ -771,6 +771,46 @@ def _power_of(value: float, reverse: bool, operation: str) -> Callable[[LayerCal
     return build
 
 
+_EINSUM_FORM = ("only a batched matrix product of two tensors of rank 2 or 3 is supported: the batch letter first "
+                "everywhere, one letter contracted, the output the batch then each operand's other letters in order, "
+                "e.g. 'btd,bsd->bts'")
+
+
+def einsum(call: LayerCall, args: Args) -> Tensor:
+    """``ops.einsum(subscripts, a, b)`` of a batched matrix product (attention scores ``btd,bsd->bts``, contexts
+    ``bts,bsd->btd``, ``bd,btd->bt``): Keras Dot over the contracted letter's axes, the operands swapped when the
+    output lists the second one's letters first. Every other equation is refused in one line."""
+    subscripts = args.params.get("subscripts")
+    operands = args.operands
+    where = f"einsum {quote(subscripts, 80)}"
+    if len(operands) != 2 or not all(isinstance(t, Tensor) for t in operands) or not isinstance(subscripts, str):
+        raise call.unsupported(f"{where}: {_EINSUM_FORM}")
+    spec = subscripts.replace(" ", "")
+    ins, _, out = spec.partition("->")
+    parts = ins.split(",")
+    if not _ or len(parts) != 2 or not all(p.isalpha() and p.isascii() for p in (*parts, out)):
+        raise call.unsupported(f"{where}: {_EINSUM_FORM}")
+    (sa, sb), (a, b) = parts, operands
+    ranks = (_rank(call, a, "a"), _rank(call, b, "b"))
+    shared = set(sa[1:]) & set(sb[1:])
+    ok = ranks == (len(sa), len(sb)) and all(2 <= r <= 3 for r in ranks) and len(set(sa)) == len(sa) and \
+        len(set(sb)) == len(sb) and sa[0] == sb[0] == out[:1] and len(shared) == 1 and len(out) > 1
+    contracted = next(iter(shared)) if ok else ""
+    free_a, free_b = sa[1:].replace(contracted, ""), sb[1:].replace(contracted, "")
+    if not ok or out[1:] not in (free_a + free_b, free_b + free_a) or contracted in out:
+        raise call.unsupported(f"{where}: {_EINSUM_FORM}")
+    if out[1:] != free_a + free_b:  # the second operand's letters first: Dot(b, a)
+        (sa, a), (sb, b) = (sb, b), (sa, a)
+    axes = [sa.index(contracted), sb.index(contracted)]
+    ka, kb = (a.shape or ())[axes[0] - 1], (b.shape or ())[axes[1] - 1]
+    if ka is not None and kb is not None and ka != kb:
+        raise call.error(f"{where}: the contracted sizes {ka} and {kb} differ")
+    call.add("dot", [a.name, b.name], [call.out()], {"axes": axes})
+    rest = tuple(d for i, d in enumerate(a.shape or ()) if i != axes[0] - 1) + \
+        tuple(d for i, d in enumerate(b.shape or ()) if i != axes[1] - 1)
+    return _out(call, a, rest)
+
+
 def _activation(name: str) -> Callable[[LayerCall, Args], Tensor]:
     def build(call: LayerCall, args: Args) -> Tensor:
         x = args.operands[0]
@@ -829,6 +869,7 @@ KINDS: dict[str, Kind] = {
     "normalize": Kind(normalize, params=dict.fromkeys(("axis", "order", "epsilon"))),
     "l2_normalize": Kind(l2_normalize, params={"axis": None, "epsilon": 1e-12, "dim": (None,)}),
     "var": Kind(variance, params={"axis": None, "keepdims": False}),
+    "einsum": Kind(einsum, ("a",), params={"subscripts": None}),  # a or more: einsum counts them
     "leaky_relu": Kind(leaky_relu, params={"negative_slope": 0.2, "alpha": 0.2}),
     "rsqrt": Kind(_power_of(-0.5, False, "power")),
     "reciprocal": Kind(_power_of(1.0, True, "divide")),
@@ -948,7 +989,7 @@ def read_keras3_op(call: LayerCall, raw_args: list) -> list[Tensor]:
     if not isinstance(raw_args, list):
         raise call.error(f"expected a list of arguments, found {quote(raw_args, 80)}")
     operands = _keras3_operands(call, raw_args, call.inputs)
-    if len(operands) < len(kind.operands) or (len(operands) > len(kind.operands) and kind.build is not getitem):
+    if len(operands) < len(kind.operands) or (len(operands) > len(kind.operands) and kind.build not in (getitem, einsum)):
         raise call.error(f"expected {len(kind.operands)} arguments, found {len(operands)}")
     given = {**call.spec.config, **call.kwargs}
     if "newshape" in given:
