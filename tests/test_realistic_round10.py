@@ -3,12 +3,13 @@
 ``.h5`` (read, and its reference against Keras), within TOL; no fixture files: the fixture folder's byte budget is
 full. The helpers are round 6's (tests/test_realistic_round6.py).
 
-The round (35 models, keras.io / paper ports and production recurrent code; see the fixture module's docstring): 35
+The round (36 models, keras.io / paper ports and production recurrent code; see the fixture module's docstring): 36
 read and match Keras 3 (torch backend) in every target, worst live error 1.4e-6 (PyTorch of
 ``layernorm_between_bidirectionals``; reference and legacy .h5 1.1e-6, ONNX 1.3e-6, Keras 3 4.8e-7). Before this
 round's fixes 8 were refused: Keras 3 operation nodes Swapaxes, Moveaxis, Repeat, LogSoftmax, Norm and Normalize
 (now read through the one whitelist, converters/readers/keras_tf_ops.py, into existing IR ops: transpose, tile /
-expand_dims + tile + reshape, the log_softmax activation, sqrt(sum(x * x)), x / max(norm, 1e-7); Var / Std too),
+expand_dims + tile + reshape, the log_softmax activation, sqrt(sum(x * x)), x / max(norm, 1e-7); Var / Std, the
+activation ops, Rsqrt, Reciprocal and an Einsum that is a batched matrix product, as Keras Dot, too),
 Bidirectional(RNN(StackedRNNCells)) (now one node per cell and direction, the backward chain's first cell
 go_backwards and its sequence flipped back), and ``malstm_nested_sequential_manhattan``, whose ops.abs after a shared
 nested Sequential was refused 'expected 1 arguments, found 0' (flattening a nested model dropped every op node's
@@ -19,8 +20,8 @@ nn.leaky_relu, math.rsqrt, math.reciprocal and math.log_sigmoid (the Keras 3 act
 test_keras3_repeat_swapaxes_moveaxis_norm_forms).
 
 The sweep (``fixtures/sweep_round4.py make OUT --round 10`` under tf-keras 2.21: .h5, weights-only .h5 + JSON and its
-.keras for the 23 models tf-keras builds, 69 files; Keras 3.15 TensorFlow .keras, 35 files; then ``verify --to
-torch,numpy,onnx,keras``): 104 of 104 pass. tf-keras files within 5.3e-6 in every target (ONNX of
+.keras for the 23 models tf-keras builds, 69 files; Keras 3.15 TensorFlow .keras, 36 files; then ``verify --to
+torch,numpy,onnx,keras``): 105 of 105 pass. tf-keras files within 5.3e-6 in every target (ONNX of
 ``bidirectional_cell_list_last_sum``, outputs up to 3.7; numpy 1.6e-6, PyTorch 1.7e-6 there), Keras 3 TensorFlow
 files within 1.3e-6 (ONNX, ``squeeze_excite_gru_outputs``); Keras 3 on torch runs the TensorFlow-saved files within
 9.6e-7 of TensorFlow's stored outputs.
