@@ -508,3 +508,32 @@ def test_batched_matmul_unsqueeze_div_clip_read_as_onnxruntime(tmp_path, nodes):
 ])
 def test_batched_matmul_unsqueeze_div_clip_refused(capsys, tmp_path, nodes, shape, inits, expect):
     assert_refused(capsys, tmp_path, save(model(nodes, shape, 13, inits), tmp_path), expect)
+
+
+@pytest.mark.parametrize("halves,refused", [
+    ((0, 1), None),
+    ((1, 0), "the directions are concatenated backward first"),
+    ((0, 0), "expected a recurrent output as Keras returns it"),
+])
+def test_time_major_halves_of_a_bidirectional_node_concatenated_on_axis_2(capsys, tmp_path, halves, refused):
+    """tf2onnx's Bidirectional: each direction's time-major Y half (Slice + Squeeze), joined by Concat on axis 2
+    (written out, not -1) and put back batch-first: read as Keras' concat merge; backward first, or one direction
+    twice (no Keras Bidirectional output), refused in one line."""
+    units, feats = 3, 2
+    rng = np.random.default_rng(10)
+    w = [tensor(n, rng.uniform(-0.7, 0.7, s).astype(np.float32))
+         for n, s in (("W", (2, 4 * units, feats)), ("R", (2, 4 * units, units)), ("B", (2, 8 * units)))]
+    ints_ = [tensor(n, np.asarray(v, np.int64)) for n, v in
+             (("s0", [0]), ("s1", [1]), ("s2", [2]), ("ax1", [1]))]
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]),
+             helper.make_node("LSTM", ["xt", "W", "R", "B"], ["Y"], hidden_size=units, direction="bidirectional")]
+    for k, d in enumerate(halves):
+        nodes += [helper.make_node("Slice", ["Y", f"s{d}", f"s{d + 1}", "ax1"], [f"h{k}"]),
+                  helper.make_node("Squeeze", [f"h{k}", "ax1"], [f"q{k}"])]
+    nodes += [helper.make_node("Concat", ["q0", "q1"], ["cat"], axis=2),
+              helper.make_node("Transpose", ["cat"], ["y"], perm=[1, 0, 2])]
+    proto = model(nodes, ["batch", 5, feats], 13, w + ints_)
+    if refused is None:
+        assert_matches_onnxruntime(tmp_path, proto, x_of(2, 5, feats))
+    else:
+        assert_refused(capsys, tmp_path, save(proto, tmp_path), refused)

@@ -22,7 +22,7 @@ from .onnx_mask_ops import mask_ir, plan_binary, reduce_sum_of_mask
 from .onnx_recurrent import KINDS, RecurrentNode
 from .onnx_tensors import type_name
 from .onnx_values import (onnx_producer, IR, Const, Last, MaskRef, Merged, NotEqual, Pending, Plan, RecOut, Seq, ShapeOf, State,
-                          TimeSteps, Value, View, Zeros, axes_of, ints, is_mask, onnx_consumers, out_name, scalar)
+                          TimeSteps, Value, View, Zeros, axes_of, ints, is_mask, onnx_consumers, out_name, rec_key, scalar)
 
 ELEM = {1: "float32", 6: "int32", 7: "int64", 9: "bool", 11: "float64"}
 #: constant folding of the element-wise ops
@@ -863,8 +863,10 @@ def _concat(r, node, args, attrs):
         # sequences (tf2onnx's Bidirectional feeding the next recurrent node as they are) stay time-major
         tm = {isinstance(a, Seq) and a.time_major for a in args}
         last = 2 if isinstance(args[0], Seq) else 1
-        if axis in (-1, last) and len(tm) == 1 and isinstance(args[0], Seq) == isinstance(args[1], Seq):
-            return [Merged(args[0].rec, "concat", tuple(args), tm.pop())]
+        merged = Merged(args[0].rec, "concat", tuple(args), tm.pop()) if axis in (-1, last) and len(tm) == 1 \
+            and isinstance(args[0], Seq) == isinstance(args[1], Seq) else None
+        if merged is not None and (axis == -1 or rec_key(_batch_first(merged) or merged) is not None):
+            return [merged]  # (on a written-out axis, one direction twice is a plain concatenation, below)
     if axis == 0 and all(isinstance(a, View) and a.kind == "unsqueeze0" for a in args):
         return [Pending("stacked", tuple(a.of for a in args))]
     if axis == 0 and all(isinstance(a, RecOut) and a.k is not None and a.perm is None and a.rec.layout == 0
