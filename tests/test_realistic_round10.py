@@ -56,25 +56,12 @@ LIVE = [m for m in r10.ROUND10 if m.only != "tf"]
 
 
 def _built(m):
-    keras.backend.clear_session()
-    model = m.build(keras)
-    r6t._live_weights(model, seed=10, scale=m.weight_scale)
-    rng = np.random.default_rng(110)
-    inputs = [make_input(m.data.get(t.name.split(":")[0], floats), rng, tuple(t.shape), t.dtype) for t in model.inputs]
-    return model, inputs, cov.keras_outputs(model, inputs)
+    return r6t.live_built(m, seed=10, input_seed=110)
 
 
 @pytest.mark.parametrize("m", LIVE, ids=[m.name for m in LIVE])
 def test_round10_model_in_every_target(m, tmp_path):
-    model, inputs, want = _built(m)
-    model.save(tmp_path / "m.keras")
-    model.save(tmp_path / "m.h5")
-    ir = read(tmp_path / "m.keras")
-    inputs = [x.astype(s.dtype) for x, s in zip(inputs, ir.inputs)]
-    errors = r6t._every_target(ir, inputs, want, tmp_path)
-    errors["h5"] = cov.error(reference.run(read(tmp_path / "m.h5"), inputs), want)
-    print(m.name, {k: f"{v:.2e}" for k, v in errors.items()})
-    assert max(errors.values()) <= TOL, errors
+    r6t.check_live_model(m, tmp_path, seed=10, input_seed=110)
 
 
 def _every_target_live(model, tmp_path, data=None):

@@ -55,20 +55,35 @@ def _every_target(ir, inputs, want, tmp_path) -> dict[str, float]:
     return errors
 
 
-@pytest.mark.parametrize("m", r6.ROUND6, ids=[m.name for m in r6.ROUND6])
-def test_round6_model_in_every_target(m, tmp_path):
+def live_built(m, seed: int, input_seed: int):
+    """A round's model ``m`` built under Keras 3 with seeded weights (``seed``, its weight scale), seeded inputs
+    (``input_seed``, its data makers) and Keras' own outputs for them."""
     keras.backend.clear_session()
     model = m.build(keras)
-    _live_weights(model, seed=6, scale=m.weight_scale)
-    rng = np.random.default_rng(11)
+    _live_weights(model, seed=seed, scale=m.weight_scale)
+    rng = np.random.default_rng(input_seed)
     inputs = [make_input(m.data.get(t.name.split(":")[0], floats), rng, tuple(t.shape), t.dtype) for t in model.inputs]
-    want = cov.keras_outputs(model, inputs)
+    return model, inputs, cov.keras_outputs(model, inputs)
+
+
+def check_live_model(m, tmp_path, seed: int, input_seed: int, legacy_h5: bool = True) -> None:
+    """``m`` (:func:`live_built`) saved as ``.keras``: the numpy reference, PyTorch, ONNX and Keras 3 loading
+    gateport's .keras, and (``legacy_h5``) the reference of its legacy ``.h5``, each within TOL of Keras."""
+    model, inputs, want = live_built(m, seed, input_seed)
     model.save(tmp_path / "m.keras")
     ir = read(tmp_path / "m.keras")
     inputs = [x.astype(s.dtype) for x, s in zip(inputs, ir.inputs)]
     errors = _every_target(ir, inputs, want, tmp_path)
+    if legacy_h5:
+        model.save(tmp_path / "m.h5")
+        errors["h5"] = cov.error(reference.run(read(tmp_path / "m.h5"), inputs), want)
     print(m.name, {k: f"{v:.2e}" for k, v in errors.items()})
     assert max(errors.values()) <= TOL, errors
+
+
+@pytest.mark.parametrize("m", r6.ROUND6, ids=[m.name for m in r6.ROUND6])
+def test_round6_model_in_every_target(m, tmp_path):
+    check_live_model(m, tmp_path, seed=6, input_seed=11, legacy_h5=False)
 
 
 def test_time_distributed_embedding_of_a_masked_input_refused_in_one_line(tmp_path):

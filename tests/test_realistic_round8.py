@@ -44,31 +44,18 @@ from converters.readers import read  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "fixtures"))
 import realistic_round8 as r8  # noqa: E402
-from fixture_inputs import floats, make_input  # noqa: E402
+from fixture_inputs import floats  # noqa: E402
 
 LIVE = [m for m in r8.ROUND8 if m.only != "tf"]
 
 
 def _built(m, tmp_path):
-    keras.backend.clear_session()
-    model = m.build(keras)
-    r6t._live_weights(model, seed=8, scale=m.weight_scale)
-    rng = np.random.default_rng(13)
-    inputs = [make_input(m.data.get(t.name.split(":")[0], floats), rng, tuple(t.shape), t.dtype) for t in model.inputs]
-    return model, inputs, cov.keras_outputs(model, inputs)
+    return r6t.live_built(m, seed=8, input_seed=13)
 
 
 @pytest.mark.parametrize("m", LIVE, ids=[m.name for m in LIVE])
 def test_round8_model_in_every_target(m, tmp_path):
-    model, inputs, want = _built(m, tmp_path)
-    model.save(tmp_path / "m.keras")
-    model.save(tmp_path / "m.h5")
-    ir = read(tmp_path / "m.keras")
-    inputs = [x.astype(s.dtype) for x, s in zip(inputs, ir.inputs)]
-    errors = r6t._every_target(ir, inputs, want, tmp_path)
-    errors["h5"] = cov.error(reference.run(read(tmp_path / "m.h5"), inputs), want)
-    print(m.name, {k: f"{v:.2e}" for k, v in errors.items()})
-    assert max(errors.values()) <= TOL, errors
+    r6t.check_live_model(m, tmp_path, seed=8, input_seed=13)
 
 
 def test_concatenate_of_masking_and_embedding_masks_is_their_or(tmp_path):

@@ -28,7 +28,6 @@ from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 keras = pytest.importorskip("keras")
@@ -44,31 +43,17 @@ from converters.readers import read  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "fixtures"))
 import realistic_round9 as r9  # noqa: E402
-from fixture_inputs import floats, make_input  # noqa: E402
 
 LIVE = [m for m in r9.ROUND9 if m.only != "tf"]
 
 
 def _built(m):
-    keras.backend.clear_session()
-    model = m.build(keras)
-    r6t._live_weights(model, seed=9, scale=m.weight_scale)
-    rng = np.random.default_rng(19)
-    inputs = [make_input(m.data.get(t.name.split(":")[0], floats), rng, tuple(t.shape), t.dtype) for t in model.inputs]
-    return model, inputs, cov.keras_outputs(model, inputs)
+    return r6t.live_built(m, seed=9, input_seed=19)
 
 
 @pytest.mark.parametrize("m", LIVE, ids=[m.name for m in LIVE])
 def test_round9_model_in_every_target(m, tmp_path):
-    model, inputs, want = _built(m)
-    model.save(tmp_path / "m.keras")
-    model.save(tmp_path / "m.h5")
-    ir = read(tmp_path / "m.keras")
-    inputs = [x.astype(s.dtype) for x, s in zip(inputs, ir.inputs)]
-    errors = r6t._every_target(ir, inputs, want, tmp_path)
-    errors["h5"] = cov.error(reference.run(read(tmp_path / "m.h5"), inputs), want)
-    print(m.name, {k: f"{v:.2e}" for k, v in errors.items()})
-    assert max(errors.values()) <= TOL, errors
+    r6t.check_live_model(m, tmp_path, seed=9, input_seed=19)
 
 
 def test_masked_segments_joined_on_time_read_as_mask_concat(tmp_path):
