@@ -186,10 +186,13 @@ def decode_direction(kind: str, opts: dict, weights: list[Weight], input_size: i
     return Packed(kernel, recurrent, bias, None, "keras"), paths
 
 
-def split_directions(weights: list[Weight]) -> tuple[list[Weight], list[Weight]] | None:
+def split_directions(weights: list[Weight],
+                     counts: tuple[int, int] | None = None) -> tuple[list[Weight], list[Weight]] | None:
     """Forward and backward arrays of a Bidirectional: by the ``forward_``/``backward_`` path
     prefix when every path has exactly one, else the first and second half (as tf_keras does);
-    None for an odd count."""
+    None for an odd count. With ``counts`` (each direction's own array count: a ``backward_layer``
+    whose ``use_bias`` differs stores 3 and 2) the directions must hold exactly those, split at the
+    forward count when the paths do not say; None otherwise."""
     def side(w: Weight) -> str | None:
         segs = w.path.replace(":", "/").split("/")
         fw = any(s.startswith("forward_") for s in segs)
@@ -197,13 +200,13 @@ def split_directions(weights: list[Weight]) -> tuple[list[Weight], list[Weight]]
         return "forward" if fw and not bw else "backward" if bw and not fw else None
 
     sides = [side(w) for w in weights]
-    if None not in sides and sides.count("forward") == sides.count("backward"):
+    want = counts or (len(weights) // 2,) * 2
+    if None not in sides and (sides.count("forward"), sides.count("backward")) == want:
         return ([w for w, s in zip(weights, sides) if s == "forward"],
                 [w for w, s in zip(weights, sides) if s == "backward"])
-    if len(weights) % 2:
+    if len(weights) != sum(want):
         return None
-    half = len(weights) // 2
-    return weights[:half], weights[half:]
+    return weights[:want[0]], weights[want[0]:]
 
 
 # -- building -------------------------------------------------------------------------------
@@ -377,6 +380,11 @@ def build_bidirectional(call: LayerCall) -> list[Tensor]:
     return _add_recurrent_node(call, fw, opts, {"forward": forward, "backward": backward}, source)
 
 
+def _array_count(call: LayerCall, rc: RecurrentConfig) -> int:
+    """The arrays a Keras 2/3 recurrent layer stores: kernel, recurrent kernel and, with ``use_bias``, bias."""
+    return 3 if call.flag("use_bias", True, rc.config) else 2
+
+
 #: Bidirectional merge_mode -> the IR merge op of two halves.
 _MERGE_OPS = {"concat": "concatenate", "sum": "add", "mul": "multiply", "ave": "average"}
 
@@ -391,9 +399,11 @@ def _build_halves(call: LayerCall, forward: tuple, backward: tuple, merge: str |
     sequences no flip is needed and it is one ``go_backwards`` node. Both halves get
     ``zero_output_for_mask = return_sequences``, as Bidirectional forces."""
     (fw, opts), (bw, bopts) = forward, backward
-    halves = split_directions(call.weights())
+    counts = (_array_count(call, fw), _array_count(call, bw))
+    halves = split_directions(call.weights(), counts)
     if halves is None:
-        raise call.error(f"expected the forward and backward arrays, found {found_arrays(call.weights())}")
+        raise call.error(f"expected the forward and backward arrays ({counts[0]} and {counts[1]}), "
+                         f"found {found_arrays(call.weights())}")
     x, seq = call.single_input(), opts["return_sequences"]
     if bopts["return_sequences"] != seq or bopts["return_state"] != opts["return_state"]:
         raise call.error("the backward layer's return_sequences / return_state differ from the forward layer's")
