@@ -186,6 +186,8 @@ class Op:
     states: int = 0  # states per direction (recurrent ops)
     io: IORule = lambda o: ((1,), (1,))
     mask_input: Callable[[dict, int], bool] = lambda o, k: False  # whether input k is a mask (not data)
+    #: whether input k is data that may be a bool model input as it is (read as nonzero = true, as Keras casts it)
+    bool_data: Callable[[dict, int], bool] = lambda o, k: False
     #: ``(rank, width)`` the first input must have (rank 0: one or more; width None: any), from the IR
     #: node; None: not checked (manifest_check.check_shapes)
     input_shape: Callable[[Any], tuple[int, int | None]] | None = None
@@ -221,6 +223,10 @@ def _second(o: dict, k: int) -> bool:
 
 def _mask_role(o: dict, k: int) -> bool:
     return o["roles"][k] in MASK_ROLES
+
+
+def _attention_mask_role(o: dict, k: int) -> bool:
+    return o["roles"][k] == "attention_mask"
 
 
 # -- shape rules ---------------------------------------------------------------------------------
@@ -496,7 +502,8 @@ OPS: dict[str, Op] = {
                                 "causal": Option(BOOL, False), "return_scores": Option(BOOL, False),
                                 "masked_rows": Option(one_of("zero", "uniform"), "uniform"),
                                 "roles": Option(ROLE_LIST, ["query", "value"])},
-                               shape=_attention_shape, mask="inputs", io=_roles_io, mask_input=_mask_role),
+                               shape=_attention_shape, mask="inputs", io=_roles_io, mask_input=_mask_role,
+                               bool_data=_attention_mask_role),
     "dot": Op("Keras Dot of two tensors over ``axes`` (batch included; ``normalize``: l2 first, "
               "``max_inv_norm`` caps 1 / norm).",
               {"axes": Option(AXIS_PAIR), "normalize": Option(BOOL, False), "max_inv_norm": Option(POSITIVE, 1e7)},

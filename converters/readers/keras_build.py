@@ -444,11 +444,14 @@ def _check_ends(inputs: list[TensorSpec], outputs: list[str], file: str | None) 
 
 def _check_bool_inputs(inputs: list[TensorSpec], nodes: list[Node], file: str | None) -> None:
     """A bool model input is a mask (``layer(x, mask=m)``): every node reads it as a mask (a recurrent
-    node's ``mask``, a mask input of the op table's rule); one that reads it as data is refused."""
+    node's ``mask``, a mask input of the op table's rule) or as data the op table's ``bool_data`` rule lets
+    be bool (MultiHeadAttention's ``attention_mask``, nonzero = attend); one that reads it as other data is
+    refused."""
     bools = {spec.name for spec in inputs if spec.dtype == "bool"}
     for node in nodes:
+        row = OPS[node.op]
         for k, t in enumerate(node.inputs):
-            if t in bools and not OPS[node.op].mask_input(node.options, k):
+            if t in bools and not (row.mask_input(node.options, k) or row.bool_data(node.options, k)):
                 raise UnsupportedError(f"model input {quote(t)} is bool: expected it only as a layer's mask "
                                        "(layer(x, mask=...)), found it as data", file=file, layer=node.label())
 
