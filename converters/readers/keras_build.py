@@ -453,7 +453,8 @@ def _check_bool_inputs(inputs: list[TensorSpec], nodes: list[Node], file: str | 
         for k, t in enumerate(node.inputs):
             if t in bools and not (row.mask_input(node.options, k) or row.bool_data(node.options, k)):
                 raise UnsupportedError(f"model input {quote(t)} is bool: expected it only as a layer's mask "
-                                       "(layer(x, mask=...)), found it as data", file=file, layer=node.label())
+                                       "(layer(x, mask=...)) or a MultiHeadAttention's attention_mask, found it "
+                                       "as data", file=file, layer=node.label())
 
 
 def _exact_cast(source: str, target: object) -> bool:
