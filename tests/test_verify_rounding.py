@@ -1,6 +1,7 @@
-"""verify's float32 rounding allowance (converters/rounding.py): a model that amplifies float32 rounding (the corpus'
-k204, a GRU with recurrent weights up to 4.6) departs from the float64 reference by more than the fixed 1e-5 in
-every exact float32 runtime; within the allowance measured on the same inputs that departure passes, with a note.
+"""verify's float32 rounding allowance (converters/rounding.py): a model that amplifies float32 rounding (a GRU stack
+with recurrent weights x12, built here; the corpus' k204, a GRU with recurrent weights up to 4.6, about the fixed
+tolerance, past or within it by the CPU's kernels) departs from its reference by more than the fixed 1e-5 in every
+exact float32 runtime; within the allowance measured on the same inputs that departure passes, with a note.
 A real mistake is far past it; an explicit tolerance gets no allowance; a well-conditioned model's allowance is
 below the fixed tolerance, so nothing changes for it."""
 from __future__ import annotations
@@ -26,21 +27,35 @@ def _rows(report):
     return {r.runtime: r for r in report.rows if r.output}
 
 
+def test_rounding_departure_passes_with_a_note(tmp_path):
+    """The amplifying GRU stack departs from its reference by ~1e-2 in every float32 runtime (a thousand times the
+    fixed tolerance, on any CPU): within the allowance each row passes, with a note saying so."""
+    _, path = _amplifying_keras(tmp_path)
+    report = verify(path, ("torch", "onnx"))
+    rows = _rows(report)
+    assert rows["torch"].status == "pass" and rows["onnx"].status == "pass", report.rows
+    assert rows["torch"].max_abs > 100 * ATOL and rows["onnx"].max_abs > 100 * ATOL  # the allowance decided
+    assert any("float32 rounding allowance" in n for n in report.notes), report.notes
+    assert report.verdict == "ok"
+
+
+def test_an_explicit_tolerance_gets_no_allowance(tmp_path):
+    _, path = _amplifying_keras(tmp_path)
+    report = verify(path, ("torch",), atol=ATOL)
+    assert _rows(report)["torch"].status == "fail"
+    assert not any("rounding allowance" in n for n in report.notes)
+
+
 @needs_k204
-def test_rounding_departure_passes_with_a_note():
+def test_the_corpus_amplifying_gru_passes_in_every_exact_runtime():
+    """k204 departs from the float64 reference by about the fixed tolerance in float32 runtimes: 1.07e-5 in PyTorch
+    on this machine's Intel Xeon (within atol + rtol * |ref|), past 1e-5 + rtol on the AMD EPYC of earlier runs,
+    where the allowance decided; either way every row passes."""
     report = verify(K204, ("torch", "onnx"))
     rows = _rows(report)
     assert rows["torch"].status == "pass" and rows["onnx"].status == "pass", report.rows
-    assert rows["torch"].max_abs > ATOL  # past the fixed tolerance: the allowance decided
-    assert any("float32 rounding allowance" in n for n in report.notes), report.notes
+    assert rows["torch"].max_abs > ATOL / 10  # it does amplify: a well-conditioned model departs by ~1e-7
     assert report.verdict in ("ok", "unproven")
-
-
-@needs_k204
-def test_an_explicit_tolerance_gets_no_allowance():
-    report = verify(K204, ("torch",), atol=ATOL)
-    assert _rows(report)["torch"].status == "fail"
-    assert not any("rounding allowance" in n for n in report.notes)
 
 
 @needs_k204
