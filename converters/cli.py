@@ -425,9 +425,10 @@ def _main(argv: list[str] | None) -> int:
     except (OSError, MemoryError, RecursionError) as e:  # disk full, permission, exhausted: one line
         if args.debug:
             raise
-        text = one_line(_describe(e))
-        named = isinstance(e, OSError) and e.filename
-        return _error(args, e, text if named or not _input_named(args) else f"{_input_named(args)}: {text}")
+        text, inputs = one_line(_describe(e)), _input_named(args)
+        if inputs and not (isinstance(e, OSError) and e.filename):  # the error names no file of its own
+            text = f"{inputs}: {text}"
+        return _error(args, e, text)
     except Exception as e:  # a case gateport did not foresee: still one line, never a traceback
         if args.debug:
             raise

@@ -70,7 +70,7 @@ import numpy as np
 
 from attacks import K3, MODELS, Case, read_keras, safetensors_bytes, write_keras
 from attacks_round3 import SECRET_NAME, _case, _convert, _name_of, _onnx_base, build_groups
-from attacks_round9 import run_case9
+from attacks_round9 import _both as _pair, run_case9
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = MODELS / "tiny_lstm.h5"
@@ -94,19 +94,6 @@ def run_case10(case: Case, marker: Path, timeout: float) -> tuple[list[str], dic
 def build(folder: Path, groups: tuple[str, ...] | None = None) -> list[Case]:
     """Every case (or those of the builders named in ``groups``)."""
     return build_groups(folder, (h5_cases, zip_cases, onnx_cases, torch_cases, out_cases), groups)
-
-
-def _pair(K: str, label: str, src: Path, folder: Path, to: str = "onnx", expect: str = "refuse",
-          verify: bool = False) -> list[Case]:
-    """``convert --to to`` of ``src``, and ``verify`` (when asked) or ``inspect``."""
-    out = folder / (f"{src.stem}_{to}" if to in ("torch", "numpy") else f"{src.stem}_out.{to}")
-    cases = [_case(K, f"{label} ({to})", _convert(src, to, out), src, output=out, expect=expect,
-                   importable=to == "torch")]
-    if verify:
-        cases.append(_case(K, f"{label} (verify)", ["verify", src, "--to", "torch,onnx"], src, expect=expect))
-    else:
-        cases.append(_case(K, f"{label} (inspect)", ["inspect", src], src, expect=expect))
-    return cases
 
 
 # -- HDF5 internals, in a legacy .h5 and in a .keras' model.weights.h5 -------------------------------------------
